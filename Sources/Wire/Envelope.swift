@@ -1,0 +1,165 @@
+import Sodium
+
+/// Every message kind that crosses the wire. The kind is signed, so a vote cannot pass as another kind.
+public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible {
+    case transfer = 1
+    case proposal = 2
+    case blockPart = 3
+    case prevote = 4
+    case precommit = 5
+    case status = 6
+    case blockRequest = 7
+    case syncPart = 8
+
+    public var description: String {
+        switch self {
+        case .transfer: return "transfer"
+        case .proposal: return "proposal"
+        case .blockPart: return "block_part"
+        case .prevote: return "prevote"
+        case .precommit: return "precommit"
+        case .status: return "status"
+        case .blockRequest: return "block_request"
+        case .syncPart: return "sync_part"
+        }
+    }
+
+    public init?(name: String) {
+        guard let kind = MessageKind.allCases.first(where: { $0.description == name }) else { return nil }
+        self = kind
+    }
+
+    /// Consensus traffic (as opposed to user transactions and sync).
+    public var isConsensus: Bool {
+        switch self {
+        case .proposal, .blockPart, .prevote, .precommit: return true
+        case .transfer, .status, .blockRequest, .syncPart: return false
+        }
+    }
+}
+
+/// Which chain and fork a signature is bound to. Messages for another chain or fork never verify.
+public struct Domain: Hashable, Sendable {
+    public static let tag: [UInt8] = Array("faultline/envelope/v1".utf8)
+
+    public let chainId: String
+    public let chainTag: UInt64
+    public let forkId: UInt32
+
+    public init(chainId: String, forkId: UInt32 = 0) {
+        self.chainId = chainId
+        let digest = Blake2b.hash(Array(chainId.utf8)).bytes
+        self.chainTag = digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
+        self.forkId = forkId
+    }
+}
+
+/// A signed message: `signature` covers the domain tag, chain tag, fork id, sender, kind and payload.
+///
+/// Layout: magic(1) version(1) kind(1) chainTag(8) forkId(4) sender(32) payloadLength(2) payload signature(64).
+public struct Envelope: Sendable, Equatable {
+    public static let magic: UInt8 = 0xFA
+    public static let version: UInt8 = 1
+    public static let headerBytes = 49
+    public static let overheadBytes = headerBytes + 64
+    /// No envelope is ever larger than this, whatever the datagram setting.
+    public static let payloadBytesMax = 65_000
+
+    public let kind: MessageKind
+    public let chainTag: UInt64
+    public let forkId: UInt32
+    public let sender: PublicKey
+    public let payload: [UInt8]
+    public let signature: Bytes64
+    /// The exact bytes received or produced; relays forward them unchanged.
+    public let bytes: [UInt8]
+
+    /// Signs `payload` as `key` for `domain`.
+    public init(kind: MessageKind, payload: [UInt8], domain: Domain, key: SigningKey) {
+        precondition(payload.count <= Envelope.payloadBytesMax, "payload of \(payload.count) bytes")
+        var writer = WireWriter(capacity: payload.count + Envelope.overheadBytes)
+        writer.u8(Envelope.magic)
+        writer.u8(Envelope.version)
+        writer.u8(kind.rawValue)
+        writer.u64(domain.chainTag)
+        writer.u32(domain.forkId)
+        writer.publicKey(key.publicKey)
+        writer.blob16(payload)
+        let signature = Envelope.withSignedBytes(writer.bytes, count: writer.bytes.count) { key.sign($0) }
+        writer.bytes64(signature)
+        self.kind = kind
+        self.chainTag = domain.chainTag
+        self.forkId = domain.forkId
+        self.sender = key.publicKey
+        self.payload = payload
+        self.signature = signature
+        self.bytes = writer.bytes
+    }
+
+    /// Parses the framing without checking the signature (see `verify`).
+    public init(decoding bytes: [UInt8], payloadBytesMax: Int = Envelope.payloadBytesMax) throws(DecodeError) {
+        var reader = WireReader(bytes)
+        let magic = try reader.u8("magic")
+        guard magic == Envelope.magic else { throw .badMagic(magic) }
+        let version = try reader.u8("version")
+        guard version == Envelope.version else { throw .unsupportedVersion(version) }
+        let kindByte = try reader.u8("kind")
+        guard let kind = MessageKind(rawValue: kindByte) else { throw .unknownKind(kindByte) }
+        self.kind = kind
+        self.chainTag = try reader.u64("chainTag")
+        self.forkId = try reader.u32("forkId")
+        self.sender = try reader.publicKey("sender")
+        self.payload = Array(try reader.blob16("payload", max: payloadBytesMax))
+        self.signature = try reader.bytes64("signature")
+        try reader.expectEnd()
+        self.bytes = bytes
+    }
+
+    /// Checks the domain and the Ed25519 signature. This is the expensive step (~50 µs).
+    public func verify(domain: Domain) -> VerifyResult {
+        guard chainTag == domain.chainTag else { return .wrongChain }
+        guard forkId == domain.forkId else { return .wrongFork }
+        let ok = Envelope.withSignedBytes(bytes, count: bytes.count - 64) {
+            sender.verify(signature: signature, message: $0)
+        }
+        return ok ? .valid : .badSignature
+    }
+
+    public enum VerifyResult: Sendable, Equatable {
+        case valid, badSignature, wrongChain, wrongFork
+    }
+
+    /// A stable id for de-duplication: BLAKE2b-256 of the exact bytes.
+    public var id: Bytes32 { Blake2b.hash(bytes) }
+
+    /// The domain tag followed by the envelope bytes from `kind` to the end of the payload.
+    private static func withSignedBytes<R>(
+        _ bytes: [UInt8], count: Int, _ body: (UnsafeRawBufferPointer) -> R
+    ) -> R {
+        var message = Domain.tag
+        message.reserveCapacity(Domain.tag.count + count)
+        message.append(contentsOf: bytes[2..<count])
+        return message.withUnsafeBytes(body)
+    }
+
+    /// Rebuilds a signed envelope from its parts (used to check commit certificates, which keep
+    /// only signatures). Returns the envelope whose signature can then be verified.
+    public init(kind: MessageKind, payload: [UInt8], domain: Domain, sender: PublicKey, signature: Bytes64) {
+        var writer = WireWriter(capacity: payload.count + Envelope.overheadBytes)
+        writer.u8(Envelope.magic)
+        writer.u8(Envelope.version)
+        writer.u8(kind.rawValue)
+        writer.u64(domain.chainTag)
+        writer.u32(domain.forkId)
+        writer.publicKey(sender)
+        writer.blob16(payload)
+        writer.bytes64(signature)
+        self.kind = kind
+        self.chainTag = domain.chainTag
+        self.forkId = domain.forkId
+        self.sender = sender
+        self.payload = payload
+        self.signature = signature
+        self.bytes = writer.bytes
+    }
+}

@@ -1,0 +1,224 @@
+import Sodium
+
+/// A signed transfer: the envelope's sender is the paying account.
+public struct Transfer: WireCodable, Equatable {
+    public var to: PublicKey
+    public var amount: UInt64
+    public var fee: UInt64
+    public var nonce: UInt64
+
+    public init(to: PublicKey, amount: UInt64, fee: UInt64, nonce: UInt64) {
+        self.to = to
+        self.amount = amount
+        self.fee = fee
+        self.nonce = nonce
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.publicKey(to)
+        writer.u64(amount)
+        writer.u64(fee)
+        writer.u64(nonce)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        to = try reader.publicKey("transfer.to")
+        amount = try reader.u64("transfer.amount")
+        fee = try reader.u64("transfer.fee")
+        nonce = try reader.u64("transfer.nonce")
+    }
+}
+
+/// A proposer's signed claim: at (height, round) it proposes the block `blockId`, whose encoding is
+/// split into `partCount` parts with Merkle root `partsRoot`.
+public struct Proposal: WireCodable, Equatable {
+    public var height: UInt64
+    public var round: UInt32
+    /// The round in which the value was last seen with +2/3 prevotes, or -1.
+    public var polRound: Int32
+    public var blockId: Bytes32
+    public var partsRoot: Bytes32
+    public var partCount: UInt16
+    public var blockBytes: UInt32
+
+    public init(height: UInt64, round: UInt32, polRound: Int32, blockId: Bytes32, partsRoot: Bytes32,
+                partCount: UInt16, blockBytes: UInt32) {
+        self.height = height
+        self.round = round
+        self.polRound = polRound
+        self.blockId = blockId
+        self.partsRoot = partsRoot
+        self.partCount = partCount
+        self.blockBytes = blockBytes
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.u32(round)
+        writer.i32(polRound)
+        writer.bytes32(blockId)
+        writer.bytes32(partsRoot)
+        writer.u16(partCount)
+        writer.u32(blockBytes)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("proposal.height")
+        round = try reader.u32("proposal.round")
+        polRound = try reader.i32("proposal.polRound")
+        guard polRound >= -1, polRound < Int32(truncatingIfNeeded: round) || polRound == -1 else {
+            throw .invalidValue(field: "proposal.polRound", reason: "\(polRound) not in -1..<round")
+        }
+        blockId = try reader.bytes32("proposal.blockId")
+        partsRoot = try reader.bytes32("proposal.partsRoot")
+        partCount = try reader.u16("proposal.partCount")
+        guard partCount >= 1, partCount <= PartSet.partsMax else {
+            throw .oversized(field: "proposal.partCount", length: Int(partCount), max: PartSet.partsMax)
+        }
+        blockBytes = try reader.u32("proposal.blockBytes")
+        guard blockBytes <= UInt32(Block.bytesMax) else {
+            throw .oversized(field: "proposal.blockBytes", length: Int(blockBytes), max: Block.bytesMax)
+        }
+    }
+}
+
+/// One piece of a proposed block with its Merkle proof against the proposal's `partsRoot`.
+public struct BlockPart: WireCodable, Equatable {
+    public var height: UInt64
+    public var round: UInt32
+    public var part: PartSet.Part
+
+    public init(height: UInt64, round: UInt32, part: PartSet.Part) {
+        self.height = height
+        self.round = round
+        self.part = part
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.u32(round)
+        part.encode(to: &writer)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("part.height")
+        round = try reader.u32("part.round")
+        part = try PartSet.Part(from: &reader)
+    }
+}
+
+/// A prevote or precommit (the envelope kind says which); `blockId == nil` is a vote for nil.
+public struct Vote: WireCodable, Equatable, Hashable {
+    public var height: UInt64
+    public var round: UInt32
+    public var blockId: Bytes32?
+
+    public init(height: UInt64, round: UInt32, blockId: Bytes32?) {
+        self.height = height
+        self.round = round
+        self.blockId = blockId
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.u32(round)
+        if let blockId {
+            writer.u8(1)
+            writer.bytes32(blockId)
+        } else {
+            writer.u8(0)
+        }
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("vote.height")
+        round = try reader.u32("vote.round")
+        blockId = try reader.bool("vote.hasBlock") ? try reader.bytes32("vote.blockId") : nil
+    }
+}
+
+/// Periodic announcement of where a node is, so lagging peers know to sync.
+public struct StatusMessage: WireCodable, Equatable {
+    public var committedHeight: UInt64
+    public var round: UInt32
+
+    public init(committedHeight: UInt64, round: UInt32) {
+        self.committedHeight = committedHeight
+        self.round = round
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(committedHeight)
+        writer.u32(round)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        committedHeight = try reader.u64("status.committedHeight")
+        round = try reader.u32("status.round")
+    }
+}
+
+/// Ask a peer for the committed block at `height` (answered with sync parts).
+public struct BlockRequest: WireCodable, Equatable {
+    public var height: UInt64
+
+    public init(height: UInt64) { self.height = height }
+
+    public func encode(to writer: inout WireWriter) { writer.u64(height) }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("blockRequest.height")
+    }
+}
+
+/// One piece of a committed block (block + commit certificate) sent for block sync. The pieces are
+/// checked against `partsRoot`; the reassembled block is then checked against its commit's signatures.
+public struct SyncPart: WireCodable, Equatable {
+    public var height: UInt64
+    public var partsRoot: Bytes32
+    public var part: PartSet.Part
+
+    public init(height: UInt64, partsRoot: Bytes32, part: PartSet.Part) {
+        self.height = height
+        self.partsRoot = partsRoot
+        self.part = part
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.bytes32(partsRoot)
+        part.encode(to: &writer)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("sync.height")
+        partsRoot = try reader.bytes32("sync.partsRoot")
+        part = try PartSet.Part(from: &reader)
+    }
+}
+
+/// A decoded, typed message.
+public enum Message: Sendable, Equatable {
+    case transfer(Transfer)
+    case proposal(Proposal)
+    case blockPart(BlockPart)
+    case prevote(Vote)
+    case precommit(Vote)
+    case status(StatusMessage)
+    case blockRequest(BlockRequest)
+    case syncPart(SyncPart)
+
+    /// Decodes the payload of an envelope according to its kind.
+    public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
+        switch kind {
+        case .transfer: self = .transfer(try Transfer(decoding: payload))
+        case .proposal: self = .proposal(try Proposal(decoding: payload))
+        case .blockPart: self = .blockPart(try BlockPart(decoding: payload))
+        case .prevote: self = .prevote(try Vote(decoding: payload))
+        case .precommit: self = .precommit(try Vote(decoding: payload))
+        case .status: self = .status(try StatusMessage(decoding: payload))
+        case .blockRequest: self = .blockRequest(try BlockRequest(decoding: payload))
+        case .syncPart: self = .syncPart(try SyncPart(decoding: payload))
+        }
+    }
+}

@@ -1,0 +1,176 @@
+import Sodium
+import Testing
+@testable import Wire
+
+@Suite struct EnvelopeTests {
+    let domain = Domain(chainId: "test-chain")
+    let key = SigningKey(label: "alice")
+
+    func transferEnvelope() -> Envelope {
+        let transfer = Transfer(to: SigningKey(label: "bob").publicKey, amount: 5, fee: 1, nonce: 0)
+        return Envelope(kind: .transfer, payload: transfer.encoded, domain: domain, key: key)
+    }
+
+    @Test func roundTripVerifies() throws {
+        let envelope = transferEnvelope()
+        let decoded = try Envelope(decoding: envelope.bytes)
+        #expect(decoded == envelope)
+        #expect(decoded.verify(domain: domain) == .valid)
+        let message = try Message(kind: decoded.kind, payload: decoded.payload)
+        guard case .transfer(let transfer) = message else {
+            Issue.record("decoded \(message)")
+            return
+        }
+        #expect(transfer.amount == 5)
+    }
+
+    @Test func signatureIsBoundToChainForkAndKind() throws {
+        let envelope = transferEnvelope()
+        #expect(envelope.verify(domain: Domain(chainId: "other-chain")) == .wrongChain)
+        #expect(envelope.verify(domain: Domain(chainId: "test-chain", forkId: 1)) == .wrongFork)
+        // Flip the kind byte: the framing still parses but the signature no longer matches.
+        var bytes = envelope.bytes
+        bytes[2] = MessageKind.prevote.rawValue
+        let relabeled = try Envelope(decoding: bytes)
+        #expect(relabeled.verify(domain: domain) == .badSignature)
+        // Flip one payload bit.
+        var flipped = envelope.bytes
+        flipped[Envelope.headerBytes + 3] ^= 1
+        #expect(try Envelope(decoding: flipped).verify(domain: domain) == .badSignature)
+    }
+
+    @Test(arguments: [0, 1, 2, 10, 48, 50, 100])
+    func truncatedInputIsRejectedNotTrapped(length: Int) {
+        let envelope = transferEnvelope()
+        let cut = Array(envelope.bytes.prefix(length))
+        #expect(throws: DecodeError.self) { try Envelope(decoding: cut) }
+    }
+
+    @Test func trailingGarbageUnknownKindAndMagicAreTyped() {
+        let envelope = transferEnvelope()
+        #expect(throws: DecodeError.trailingBytes(count: 3)) { try Envelope(decoding: envelope.bytes + [1, 2, 3]) }
+        var unknown = envelope.bytes
+        unknown[2] = 99
+        #expect(throws: DecodeError.unknownKind(99)) { try Envelope(decoding: unknown) }
+        var magic = envelope.bytes
+        magic[0] = 0
+        #expect(throws: DecodeError.badMagic(0)) { try Envelope(decoding: magic) }
+    }
+
+    @Test func oversizedPayloadIsRejectedBeforeReading() {
+        let envelope = transferEnvelope()
+        #expect(throws: DecodeError.oversized(field: "payload", length: 56, max: 40)) {
+            try Envelope(decoding: envelope.bytes, payloadBytesMax: 40)
+        }
+    }
+
+    @Test func randomBytesNeverTrap() {
+        var generator = SplitMix(seed: 7)
+        for _ in 0..<5_000 {
+            let length = Int(generator.next() % 300)
+            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
+            if length > 3, generator.next() % 2 == 0 {
+                bytes[0] = Envelope.magic
+                bytes[1] = Envelope.version
+                bytes[2] = UInt8(generator.next() % 9)
+            }
+            if let envelope = try? Envelope(decoding: bytes) {
+                _ = try? Message(kind: envelope.kind, payload: envelope.payload)
+            }
+        }
+    }
+}
+
+@Suite struct MessageTests {
+    @Test func messagesRoundTrip() throws {
+        let id = Blake2b.hash([1, 2, 3])
+        let vote = Vote(height: 9, round: 2, blockId: id)
+        #expect(try Vote(decoding: vote.encoded) == vote)
+        let nilVote = Vote(height: 9, round: 2, blockId: nil)
+        #expect(try Vote(decoding: nilVote.encoded) == nilVote)
+        let proposal = Proposal(height: 3, round: 1, polRound: 0, blockId: id, partsRoot: id, partCount: 3,
+                                blockBytes: 2000)
+        #expect(try Proposal(decoding: proposal.encoded) == proposal)
+    }
+
+    @Test func proposalWithPolRoundNotBelowRoundIsRejected() {
+        let id = Blake2b.hash([1])
+        let bad = Proposal(height: 3, round: 1, polRound: 1, blockId: id, partsRoot: id, partCount: 1, blockBytes: 1)
+        #expect(throws: DecodeError.self) { try Proposal(decoding: bad.encoded) }
+    }
+
+    @Test func blockAndCommitRoundTrip() throws {
+        let domain = Domain(chainId: "c")
+        let alice = SigningKey(label: "alice")
+        let tx = Envelope(kind: .transfer,
+                          payload: Transfer(to: alice.publicKey, amount: 1, fee: 0, nonce: 0).encoded,
+                          domain: domain, key: alice)
+        let header = BlockHeader(protocolVersion: 1, height: 1, timeMs: 5, proposer: alice.publicKey,
+                                 previousBlockId: .zero, stateRoot: .zero, txRoot: Block.txRoot([tx]), txCount: 1)
+        let block = Block(header: header, txs: [tx])
+        let decoded = try Block(decoding: block.encoded)
+        #expect(decoded == block)
+        let vote = Vote(height: 1, round: 0, blockId: block.id)
+        let precommit = Envelope(kind: .precommit, payload: vote.encoded, domain: domain, key: alice)
+        let commit = CommitCertificate(height: 1, round: 0, blockId: block.id,
+                                       signatures: [.init(validator: 0, signature: precommit.signature)])
+        let committed = CommittedBlock(block: block, commit: commit)
+        let back = try CommittedBlock(decoding: committed.encoded)
+        let rebuilt = back.commit.precommitEnvelope(signedBy: alice.publicKey, signature: precommit.signature,
+                                                    domain: domain)
+        #expect(rebuilt.verify(domain: domain) == .valid)
+        #expect(rebuilt.bytes == precommit.bytes)
+    }
+
+    @Test func blockWithMismatchedTxCountIsRejected() {
+        let header = BlockHeader(protocolVersion: 1, height: 1, timeMs: 5, proposer: SigningKey(label: "a").publicKey,
+                                 previousBlockId: .zero, stateRoot: .zero, txRoot: .zero, txCount: 2)
+        let block = Block(header: header, txs: [])
+        #expect(throws: DecodeError.self) { try Block(decoding: block.encoded) }
+    }
+}
+
+@Suite struct PartSetTests {
+    @Test(arguments: [1, 500, 1_100, 5_000, 100_000])
+    func splitAndReassemble(size: Int) throws {
+        let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
+        let (root, parts) = PartSet.split(bytes, payloadBytesMax: 1_232, fixedOverhead: 12 + Envelope.overheadBytes)
+        var assembler = PartSet.Assembler(root: root, total: parts.count, bytesMax: size + 10)
+        var result: [UInt8]? = nil
+        for part in parts.reversed() {
+            // Every part fits a datagram once framed.
+            let framed = BlockPart(height: 1, round: 0, part: part).encoded.count + Envelope.overheadBytes
+            #expect(framed <= 1_232)
+            #expect(try PartSet.Part(decoding: part.encoded) == part)
+            if case .complete(let whole) = assembler.add(part) { result = whole }
+        }
+        #expect(result == bytes)
+    }
+
+    @Test func tamperedPartIsRejectedAndDuplicateIgnored() {
+        let bytes = (0..<5_000).map { UInt8(truncatingIfNeeded: $0) }
+        let (root, parts) = PartSet.split(bytes, payloadBytesMax: 1_232, fixedOverhead: 100)
+        var assembler = PartSet.Assembler(root: root, total: parts.count, bytesMax: 10_000)
+        var bad = parts[1]
+        bad.data[0] ^= 0xff
+        #expect(assembler.add(bad) == .rejected("bad Merkle proof for part 1"))
+        #expect(assembler.add(parts[1]) == .added)
+        #expect(assembler.add(parts[1]) == .duplicate)
+        var wrongIndex = parts[2]
+        wrongIndex.index = 3
+        #expect(assembler.add(wrongIndex) != .added)
+    }
+}
+
+/// A tiny deterministic generator for tests.
+struct SplitMix {
+    var state: UInt64
+    init(seed: UInt64) { state = seed }
+    mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+}
