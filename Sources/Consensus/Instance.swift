@@ -1,0 +1,209 @@
+import Ledger
+import Sodium
+import Wire
+
+extension Tendermint {
+    /// One validator's (or an observer's, when `me` is nil) consensus state for the current height.
+    public struct Instance: Sendable {
+        public let validators: ValidatorSet
+        public let me: Int?
+        public let settings: Settings
+        public internal(set) var height: UInt64
+        public internal(set) var round: UInt32
+        public internal(set) var step: Step = .propose
+        public internal(set) var lockedValue: Bytes32?
+        public internal(set) var lockedRound: Int32 = -1
+        public internal(set) var validValue: Bytes32?
+        public internal(set) var validRound: Int32 = -1
+        public internal(set) var lastSigned: SignState?
+        public internal(set) var metrics = Metrics()
+        var rounds: [UInt32: RoundState] = [:]
+        var decided = false
+        var futureInputs: [Input] = []
+
+        /// `lastSigned` comes from the node's durable sign state so a restart never signs twice.
+        public init(validators: ValidatorSet, me: Int?, settings: Settings, height: UInt64,
+                    round: UInt32 = 0, lastSigned: SignState? = nil) {
+            precondition(height >= 1, "consensus starts at height 1, got \(height)")
+            self.validators = validators
+            self.me = me
+            self.settings = settings
+            self.height = height
+            self.round = round
+            self.lastSigned = lastSigned
+        }
+
+        public func isProposer(round: UInt32) -> Bool { me == validators.proposer(height: height, round: round) }
+
+        /// Stake that has voted for `blockId` (or nil) in `round` (for status and tests).
+        public func stake(_ type: VoteType, round: UInt32, blockId: Bytes32?) -> UInt64 {
+            let state = rounds[round]
+            return (type == .prevote ? state?.prevotes : state?.precommits)?.stake(for: blockId) ?? 0
+        }
+
+        public mutating func process(_ input: Input) -> [Effect] {
+            var effects: [Effect] = []
+            switch input {
+            case .start:
+                startRound(round, &effects)
+            case .proposal(let proposal, let from, let valid):
+                guard admit(height: proposal.height, input: input) else { break }
+                receiveProposal(proposal, from: from, valid: valid)
+            case .vote(let type, let vote, let from, let signature):
+                guard admit(height: vote.height, input: input) else { break }
+                receiveVote(type, vote, from: from, signature: signature)
+            case .timeout(let kind, let timeoutHeight, let timeoutRound):
+                onTimeout(kind, height: timeoutHeight, round: timeoutRound, &effects)
+            case .committedElsewhere(let committed):
+                if committed >= height {
+                    enterHeight(committed + 1, &effects)
+                }
+            }
+            evaluate(&effects)
+            return effects
+        }
+
+        /// Keeps current-height input, buffers next-height input, ignores the rest.
+        private mutating func admit(height inputHeight: UInt64, input: Input) -> Bool {
+            if inputHeight == height { return true }
+            if inputHeight == height + 1 {
+                if futureInputs.count < settings.futureInputsMax {
+                    futureInputs.append(input)
+                    metrics.futureHeightBuffered += 1
+                } else {
+                    metrics.futureHeightDropped += 1
+                }
+            } else if inputHeight < height {
+                metrics.staleHeight += 1
+            } else {
+                metrics.futureHeightDropped += 1
+            }
+            return false
+        }
+
+        private mutating func receiveProposal(_ proposal: Proposal, from: Int, valid: Bool) {
+            guard proposal.round <= round + settings.roundsAheadMax else {
+                metrics.roundTooFarAhead += 1
+                return
+            }
+            guard from == validators.proposer(height: height, round: proposal.round) else {
+                metrics.wrongProposer += 1
+                return
+            }
+            guard rounds[proposal.round]?.proposal == nil else {
+                metrics.duplicateProposal += 1
+                return
+            }
+            rounds[proposal.round, default: RoundState()].proposal = proposal
+            rounds[proposal.round]!.proposalValid = valid
+        }
+
+        private mutating func receiveVote(_ type: VoteType, _ vote: Vote, from: Int, signature: Bytes64) {
+            guard from >= 0, from < validators.count else {
+                metrics.unknownValidator += 1
+                return
+            }
+            guard vote.round <= round + settings.roundsAheadMax else {
+                metrics.roundTooFarAhead += 1
+                return
+            }
+            let stake = validators.stake(of: from)
+            var state = rounds[vote.round, default: RoundState()]
+            let result = type == .prevote
+                ? state.prevotes.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
+                : state.precommits.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
+            rounds[vote.round] = state
+            switch result {
+            case .added: break
+            case .duplicate: metrics.duplicateVote += 1
+            case .conflicting: metrics.conflictingVote += 1
+            }
+        }
+
+        // L11
+        mutating func startRound(_ newRound: UInt32, _ effects: inout [Effect]) {
+            round = newRound
+            step = .propose
+            effects.append(.roundStarted(height: height, round: round))
+            if isProposer(round: round) {
+                // L14-L19: propose the valid value if there is one, else a new block.
+                let state = SignState(height: height, round: round, step: 0)
+                if lastSigned.map({ state > $0 }) ?? true {
+                    lastSigned = state
+                    effects.append(.persistSignState(state))
+                    effects.append(.propose(height: height, round: round, blockId: validValue, polRound: validRound))
+                } else {
+                    metrics.refusedToResign += 1
+                }
+            }
+            // L21: schedule OnTimeoutPropose (also for the proposer, so a failed build cannot stall us).
+            effects.append(.scheduleTimeout(.propose, height: height, round: round,
+                                            durationMs: settings.timeoutProposeMs + UInt64(round) * settings.timeoutProposeDeltaMs))
+        }
+
+        mutating func sign(_ type: VoteType, _ blockId: Bytes32?, _ effects: inout [Effect]) {
+            let state = SignState(height: height, round: round, step: type == .prevote ? 1 : 2)
+            guard lastSigned.map({ state > $0 }) ?? true else {
+                metrics.refusedToResign += 1
+                return
+            }
+            guard me != nil else { return }
+            lastSigned = state
+            effects.append(.persistSignState(state))
+            effects.append(.broadcastVote(type, Vote(height: height, round: round, blockId: blockId)))
+        }
+
+        private mutating func onTimeout(_ kind: TimeoutKind, height timeoutHeight: UInt64, round timeoutRound: UInt32,
+                                        _ effects: inout [Effect]) {
+            guard timeoutHeight == height else { return }
+            switch kind {
+            case .propose: // L57
+                if timeoutRound == round && step == .propose {
+                    sign(.prevote, nil, &effects)
+                    step = .prevote
+                }
+            case .prevote: // L61
+                if timeoutRound == round && step == .prevote {
+                    sign(.precommit, nil, &effects)
+                    step = .precommit
+                }
+            case .precommit: // L65
+                if timeoutRound == round && step != .commit {
+                    startRound(round + 1, &effects)
+                }
+            case .commit:
+                if step == .commit {
+                    enterHeight(height + 1, &effects)
+                }
+            }
+        }
+
+        private mutating func enterHeight(_ newHeight: UInt64, _ effects: inout [Effect]) {
+            height = newHeight
+            round = 0
+            step = .propose
+            lockedValue = nil
+            lockedRound = -1
+            validValue = nil
+            validRound = -1
+            decided = false
+            rounds.removeAll()
+            effects.append(.newHeight(height))
+            startRound(0, &effects)
+            let replay = futureInputs
+            futureInputs.removeAll()
+            for input in replay {
+                switch input {
+                case .proposal(let proposal, let from, let valid):
+                    if admit(height: proposal.height, input: input) { receiveProposal(proposal, from: from, valid: valid) }
+                case .vote(let type, let vote, let from, let signature):
+                    if admit(height: vote.height, input: input) {
+                        receiveVote(type, vote, from: from, signature: signature)
+                    }
+                case .start, .timeout, .committedElsewhere:
+                    break
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,130 @@
+import Ledger
+import Sodium
+import Wire
+
+extension Tendermint.Instance {
+    /// Applies every rule of Algorithm 1 whose condition holds, until none does.
+    mutating func evaluate(_ effects: inout [Tendermint.Effect]) {
+        var changed = true
+        var passes = 0
+        while changed {
+            passes += 1
+            precondition(passes < 10_000, "consensus rules did not settle at height \(height) round \(round)")
+            changed = decideIfPossible(&effects) || skipRoundIfBehind(&effects) || applyRoundRules(&effects)
+        }
+    }
+
+    // L49: upon PROPOSAL(h, r', v, *) and 2f+1 PRECOMMIT(h, r', id(v)) while decision[h] = nil.
+    private mutating func decideIfPossible(_ effects: inout [Tendermint.Effect]) -> Bool {
+        guard step != .commit else { return false }
+        for (proposalRound, state) in roundsSnapshot() {
+            guard let proposal = state.proposal, state.proposalValid else { continue }
+            let stake = state.precommits.stake(for: proposal.blockId)
+            if validators.isQuorum(stake) {
+                markDecided()
+                effects.append(.decide(height: height, round: proposalRound, blockId: proposal.blockId,
+                                       signatures: state.precommits.signatures(for: proposal.blockId)))
+                effects.append(.scheduleTimeout(.commit, height: height, round: proposalRound,
+                                                durationMs: settings.timeoutCommitMs))
+                return true
+            }
+        }
+        return false
+    }
+
+    // L55: upon f+1 messages (h, round r' > r) from distinct validators: StartRound(r').
+    private mutating func skipRoundIfBehind(_ effects: inout [Tendermint.Effect]) -> Bool {
+        guard step != .commit else { return false }
+        for (futureRound, state) in roundsSnapshot() where futureRound > round {
+            var voters = Set(state.prevotes.voters)
+            voters.formUnion(state.precommits.voters)
+            let stake = voters.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
+            if validators.isOneThirdPlus(stake) {
+                startRound(futureRound, &effects)
+                return true
+            }
+        }
+        return false
+    }
+
+    private mutating func applyRoundRules(_ effects: inout [Tendermint.Effect]) -> Bool {
+        guard step != .commit else { return false }
+        let state = roundState(round)
+        let quorum = validators.isQuorum
+        if step == .propose, let proposal = state.proposal {
+            let value = proposal.blockId
+            if proposal.polRound == -1 { // L22
+                let accept = state.proposalValid && (lockedRound == -1 || lockedValue == value)
+                sign(.prevote, accept ? value : nil, &effects)
+                setStep(.prevote)
+                return true
+            }
+            let pol = UInt32(proposal.polRound)
+            if pol < round, quorum(roundState(pol).prevotes.stake(for: value)) { // L28
+                let accept = state.proposalValid && (lockedRound <= proposal.polRound || lockedValue == value)
+                sign(.prevote, accept ? value : nil, &effects)
+                setStep(.prevote)
+                return true
+            }
+        }
+        if step == .prevote, quorum(state.prevotes.totalStake), !state.prevoteTimeoutScheduled { // L34
+            updateRound(round) { $0.prevoteTimeoutScheduled = true }
+            effects.append(.scheduleTimeout(.prevote, height: height, round: round,
+                                            durationMs: settings.timeoutPrevoteMs + UInt64(round) * settings.timeoutPrevoteDeltaMs))
+            return true
+        }
+        if step >= .prevote, let proposal = state.proposal, state.proposalValid, !state.lockedOrUpdatedValid,
+           quorum(state.prevotes.stake(for: proposal.blockId)) { // L36
+            updateRound(round) { $0.lockedOrUpdatedValid = true }
+            if step == .prevote {
+                setLock(proposal.blockId, round: Int32(round))
+                sign(.precommit, proposal.blockId, &effects)
+                setStep(.precommit)
+            }
+            setValid(proposal.blockId, round: Int32(round))
+            return true
+        }
+        if step == .prevote, quorum(state.prevotes.stake(for: nil)) { // L44
+            sign(.precommit, nil, &effects)
+            setStep(.precommit)
+            return true
+        }
+        if quorum(state.precommits.totalStake), !state.precommitTimeoutScheduled { // L47
+            updateRound(round) { $0.precommitTimeoutScheduled = true }
+            effects.append(.scheduleTimeout(.precommit, height: height, round: round,
+                                            durationMs: settings.timeoutPrecommitMs + UInt64(round) * settings.timeoutPrecommitDeltaMs))
+            return true
+        }
+        return false
+    }
+}
+
+extension Tendermint.Instance {
+    /// Rounds in ascending order (deterministic iteration).
+    fileprivate func roundsSnapshot() -> [(UInt32, Tendermint.RoundState)] {
+        rounds.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
+    }
+
+    fileprivate func roundState(_ number: UInt32) -> Tendermint.RoundState { rounds[number] ?? Tendermint.RoundState() }
+
+    fileprivate mutating func updateRound(_ number: UInt32, _ change: (inout Tendermint.RoundState) -> Void) {
+        change(&rounds[number, default: Tendermint.RoundState()])
+    }
+
+    fileprivate mutating func markDecided() {
+        decided = true
+        step = .commit
+    }
+
+    fileprivate mutating func setStep(_ newStep: Tendermint.Step) { step = newStep }
+
+    fileprivate mutating func setLock(_ value: Bytes32, round lockRound: Int32) {
+        lockedValue = value
+        lockedRound = lockRound
+    }
+
+    fileprivate mutating func setValid(_ value: Bytes32, round valueRound: Int32) {
+        validValue = value
+        validRound = valueRound
+    }
+}

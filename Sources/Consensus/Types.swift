@@ -1,0 +1,131 @@
+import Ledger
+import Sodium
+import Wire
+
+/// The Tendermint consensus algorithm (Buchman, Kwon, Milosevic, "The latest gossip on BFT
+/// consensus", 2018, Algorithm 1) as a pure state machine: inputs in, effects out. Line tags `// L22`
+/// refer to that algorithm. Signatures are checked by the shell before input arrives here.
+public enum Tendermint {
+    public struct Settings: Sendable, Equatable {
+        public var timeoutProposeMs: UInt64
+        public var timeoutProposeDeltaMs: UInt64
+        public var timeoutPrevoteMs: UInt64
+        public var timeoutPrevoteDeltaMs: UInt64
+        public var timeoutPrecommitMs: UInt64
+        public var timeoutPrecommitDeltaMs: UInt64
+        public var timeoutCommitMs: UInt64
+        /// Rounds ahead of the current one whose messages are kept (more are ignored).
+        public var roundsAheadMax: UInt32
+        /// Inputs for the next height kept until this node gets there.
+        public var futureInputsMax: Int
+
+        public init(timeoutProposeMs: UInt64 = 300, timeoutProposeDeltaMs: UInt64 = 100,
+                    timeoutPrevoteMs: UInt64 = 100, timeoutPrevoteDeltaMs: UInt64 = 50,
+                    timeoutPrecommitMs: UInt64 = 100, timeoutPrecommitDeltaMs: UInt64 = 50,
+                    timeoutCommitMs: UInt64 = 20, roundsAheadMax: UInt32 = 64, futureInputsMax: Int = 4096) {
+            self.timeoutProposeMs = timeoutProposeMs
+            self.timeoutProposeDeltaMs = timeoutProposeDeltaMs
+            self.timeoutPrevoteMs = timeoutPrevoteMs
+            self.timeoutPrevoteDeltaMs = timeoutPrevoteDeltaMs
+            self.timeoutPrecommitMs = timeoutPrecommitMs
+            self.timeoutPrecommitDeltaMs = timeoutPrecommitDeltaMs
+            self.timeoutCommitMs = timeoutCommitMs
+            self.roundsAheadMax = roundsAheadMax
+            self.futureInputsMax = futureInputsMax
+        }
+    }
+
+    public enum Step: UInt8, Sendable, Comparable, CustomStringConvertible {
+        case propose = 0, prevote = 1, precommit = 2, commit = 3
+
+        public static func < (lhs: Step, rhs: Step) -> Bool { lhs.rawValue < rhs.rawValue }
+
+        public var description: String {
+            switch self {
+            case .propose: return "propose"
+            case .prevote: return "prevote"
+            case .precommit: return "precommit"
+            case .commit: return "commit"
+            }
+        }
+    }
+
+    public enum VoteType: UInt8, Sendable, Equatable, CustomStringConvertible {
+        case prevote = 1, precommit = 2
+
+        public var kind: MessageKind { self == .prevote ? .prevote : .precommit }
+        public var description: String { self == .prevote ? "prevote" : "precommit" }
+    }
+
+    public enum TimeoutKind: Sendable, Equatable, CustomStringConvertible {
+        case propose, prevote, precommit, commit
+
+        public var description: String {
+            switch self {
+            case .propose: return "propose"
+            case .prevote: return "prevote"
+            case .precommit: return "precommit"
+            case .commit: return "commit"
+            }
+        }
+    }
+
+    /// What a validator has signed last: (height, round, step) in signing order. A validator never
+    /// signs at or below it again (the double-sign guard), including after a restart.
+    public struct SignState: Sendable, Equatable, Comparable, Codable {
+        /// 0 proposal, 1 prevote, 2 precommit.
+        public var height: UInt64
+        public var round: UInt32
+        public var step: UInt8
+
+        public init(height: UInt64, round: UInt32, step: UInt8) {
+            self.height = height
+            self.round = round
+            self.step = step
+        }
+
+        public static func < (lhs: SignState, rhs: SignState) -> Bool {
+            (lhs.height, lhs.round, lhs.step) < (rhs.height, rhs.round, rhs.step)
+        }
+    }
+
+    public enum Input: Sendable, Equatable {
+        /// Begin (or resume) at the instance's height and round.
+        case start
+        /// A complete proposal: signature checked, block reassembled, and `valid` per the ledger.
+        case proposal(Proposal, from: Int, valid: Bool)
+        case vote(VoteType, Vote, from: Int, signature: Bytes64)
+        case timeout(TimeoutKind, height: UInt64, round: UInt32)
+        /// The shell committed `height` by other means (block sync): move on to `height + 1`.
+        case committedElsewhere(height: UInt64)
+    }
+
+    public enum Effect: Sendable, Equatable {
+        /// Record the sign state durably before the next signing effect. The shell fsyncs it first.
+        case persistSignState(SignState)
+        /// Sign and broadcast a proposal for `blockId` (nil: build a new block) with `polRound`.
+        case propose(height: UInt64, round: UInt32, blockId: Bytes32?, polRound: Int32)
+        case broadcastVote(VoteType, Vote)
+        case scheduleTimeout(TimeoutKind, height: UInt64, round: UInt32, durationMs: UInt64)
+        /// `blockId` is decided at `height` with these precommit signatures (+2/3 of stake).
+        case decide(height: UInt64, round: UInt32, blockId: Bytes32, signatures: [CommitCertificate.Signature])
+        case roundStarted(height: UInt64, round: UInt32)
+        case newHeight(UInt64)
+    }
+
+    /// Inputs the instance set aside, by reason; the shell exports these as metrics.
+    public struct Metrics: Sendable, Equatable {
+        public var staleHeight = 0
+        public var futureHeightBuffered = 0
+        public var futureHeightDropped = 0
+        public var roundTooFarAhead = 0
+        public var wrongProposer = 0
+        public var duplicateProposal = 0
+        public var duplicateVote = 0
+        public var conflictingVote = 0
+        public var unknownValidator = 0
+        public var refusedToResign = 0
+
+        public init() {}
+    }
+}
