@@ -60,9 +60,13 @@ public struct Ledger: Sendable {
         accounts[key] ?? Account(balance: 0, nonce: 0)
     }
 
-    /// Checks a transfer against `accounts` without changing anything.
+    /// Checks a transfer against the sender's account without changing anything. Nonces must
+    /// increase but may skip values, so one lost transaction does not block an account's later ones;
+    /// a used nonce can never be replayed.
     public static func check(_ transfer: Transfer, from sender: Account) -> TxOutcome {
-        guard transfer.nonce == sender.nonce else { return .badNonce(expected: sender.nonce, got: transfer.nonce) }
+        guard transfer.nonce >= sender.nonce, transfer.nonce < UInt64.max else {
+            return .badNonce(expected: sender.nonce, got: transfer.nonce)
+        }
         let (cost, overflow) = transfer.amount.addingReportingOverflow(transfer.fee)
         guard !overflow, sender.balance >= cost else { return .insufficientFunds }
         return .applied
@@ -76,7 +80,7 @@ public struct Ledger: Sendable {
         let outcome = Ledger.check(transfer, from: sender)
         guard outcome == .applied else { return outcome }
         sender.balance -= transfer.amount + transfer.fee
-        sender.nonce += 1
+        sender.nonce = transfer.nonce + 1
         setAccount(tx.sender, sender)
         var receiver = account(transfer.to)
         receiver.balance &+= transfer.amount
@@ -112,13 +116,14 @@ public struct Ledger: Sendable {
     }
 
     /// Why a proposed block is not valid on top of this ledger, or nil when it is.
-    public func validate(_ block: Block, expectedProposer: PublicKey, protocolVersion: UInt16) -> String? {
+    /// `expectedProposer` nil skips the builder check (a re-proposed value, or a block with a commit).
+    public func validate(_ block: Block, expectedProposer: PublicKey?, protocolVersion: UInt16) -> String? {
         let header = block.header
         if header.height != height + 1 { return "height \(header.height), expected \(height + 1)" }
         if header.previousBlockId != lastBlockId {
             return "previous block \(header.previousBlockId.short), expected \(lastBlockId.short)"
         }
-        if header.proposer != expectedProposer {
+        if let expectedProposer, header.proposer != expectedProposer {
             return "proposer \(header.proposer), expected \(expectedProposer)"
         }
         if header.protocolVersion != protocolVersion {

@@ -163,3 +163,7 @@ public struct Envelope: Sendable, Equatable {
         self.bytes = writer.bytes
     }
 }
+
+extension Envelope: CustomStringConvertible {
+    public var description: String { "\(kind) from \(sender) (\(bytes.count) bytes, id \(id.short))" }
+}

@@ -37,8 +37,17 @@ import Wire
         #expect(ledger.account(proposer.publicKey).balance == 2)
     }
 
+    @Test func usedNonceCannotBeReplayedButGapsAreAllowed() throws {
+        var ledger = try Ledger(genesis: genesis())
+        let first = transfer(alice, to: bob.publicKey, amount: 1, fee: 0, nonce: 3)
+        let replay = transfer(alice, to: bob.publicKey, amount: 2, fee: 0, nonce: 3)
+        let older = transfer(alice, to: bob.publicKey, amount: 3, fee: 0, nonce: 1)
+        let result = ledger.execute(block(ledger, [first, replay, older]))
+        #expect(result.applied == 1 && result.failed == 2)
+        #expect(ledger.account(alice.publicKey) == Account(balance: 99, nonce: 4))
+    }
+
     @Test(arguments: [
-        (UInt64(0), UInt64(1), "bad nonce"),
         (UInt64(100), UInt64(0), "insufficient funds with fee"),
         (UInt64(UInt64.max), UInt64(0), "overflow"),
     ])
@@ -78,8 +87,8 @@ import Wire
     @Test func builderSkipsInvalidAndRespectsLimits() throws {
         let ledger = try Ledger(genesis: genesis())
         let txs = (0..<5).map { transfer(alice, to: bob.publicKey, amount: 1, fee: 0, nonce: UInt64($0)) }
-        let gap = transfer(alice, to: bob.publicKey, amount: 1, fee: 0, nonce: 9)
-        let chosen = BlockBuilder.select(candidates: [txs[0], gap] + txs[1...], ledger: ledger, txsMax: 3,
+        let broke = transfer(SigningKey(label: "carol"), to: alice.publicKey, amount: 1, fee: 0, nonce: 0)
+        let chosen = BlockBuilder.select(candidates: [txs[0], broke, txs[0]] + txs[1...], ledger: ledger, txsMax: 3,
                                          bytesMax: 100_000)
         #expect(chosen == Array(txs[0..<3]))
     }

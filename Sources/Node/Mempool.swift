@@ -1,0 +1,58 @@
+import DequeModule
+import Ledger
+import Sodium
+import Wire
+
+/// Verified transactions waiting for a block, in arrival order, bounded by `txsMax`.
+struct Mempool {
+    let txsMax: Int
+    private var order: Deque<Bytes32> = []
+    private var txs: [Bytes32: Envelope] = [:]
+    private(set) var rejectedFull = 0
+
+    init(txsMax: Int) { self.txsMax = txsMax }
+
+    var count: Int { txs.count }
+
+    func contains(_ id: Bytes32) -> Bool { txs[id] != nil }
+
+    /// Adds a verified transaction; false when the pool is full (counted) or it is already there.
+    mutating func add(_ tx: Envelope, id: Bytes32) -> Bool {
+        guard txs[id] == nil else { return false }
+        guard txs.count < txsMax else {
+            rejectedFull += 1
+            return false
+        }
+        txs[id] = tx
+        order.append(id)
+        return true
+    }
+
+    /// Up to `limit` candidates in arrival order.
+    func candidates(limit: Int) -> [Envelope] {
+        var out: [Envelope] = []
+        out.reserveCapacity(min(limit, txs.count))
+        for id in order {
+            guard let tx = txs[id] else { continue }
+            out.append(tx)
+            if out.count >= limit { break }
+        }
+        return out
+    }
+
+    /// Drops committed transactions and those the ledger can never apply (nonce already used).
+    mutating func prune(committed ids: Set<Bytes32>, ledger: Ledger) {
+        for id in ids { txs[id] = nil }
+        var kept: Deque<Bytes32> = []
+        kept.reserveCapacity(txs.count)
+        for id in order {
+            guard let tx = txs[id] else { continue }
+            if let transfer = try? Transfer(decoding: tx.payload), transfer.nonce < ledger.account(tx.sender).nonce {
+                txs[id] = nil
+                continue
+            }
+            kept.append(id)
+        }
+        order = kept
+    }
+}

@@ -1,0 +1,32 @@
+import Metrics
+import Transport
+import Wire
+
+/// The node's Prometheus metrics, created once (label sets are fixed enumerations).
+struct NodeMetrics: Sendable {
+    let height = Gauge(label: "faultline_height")
+    let round = Gauge(label: "faultline_round")
+    let blocksCommitted = Counter(label: "faultline_blocks_committed_total")
+    let txsCommitted = Counter(label: "faultline_txs_committed_total")
+    let roundsStarted = Counter(label: "faultline_rounds_started_total")
+    let syncBlocks = Counter(label: "faultline_sync_blocks_total")
+    let mempoolTxs = Gauge(label: "faultline_mempool_txs")
+    let ingressQueueDropped = Counter(label: "faultline_ingress_queue_dropped_total")
+    let controlUnauthorized = Counter(label: "faultline_control_unauthorized_total")
+    let invalidProposals = Counter(label: "faultline_invalid_proposals_total")
+    let received: [MessageKind: Counter]
+    let rejected: [Ingress.Reject: Counter]
+
+    init() {
+        var received: [MessageKind: Counter] = [:]
+        for kind in MessageKind.allCases {
+            received[kind] = Counter(label: "faultline_messages_received_total", dimensions: [("kind", kind.description)])
+        }
+        self.received = received
+        var rejected: [Ingress.Reject: Counter] = [:]
+        for reason in Ingress.Reject.allCases {
+            rejected[reason] = Counter(label: "faultline_ingress_rejected_total", dimensions: [("reason", reason.rawValue)])
+        }
+        self.rejected = rejected
+    }
+}

@@ -1,0 +1,246 @@
+import Foundation
+import Logging
+import Metrics
+import NIOCore
+import NIOHTTP1
+import Prometheus
+import ServiceLifecycle
+import Sodium
+import Synchronization
+import Transport
+import Wire
+import Ledger
+
+/// Runs one node: loads its folder, binds its UDP and control ports, and drives the main loop until
+/// SIGTERM, SIGINT or `POST /shutdown`.
+public struct NodeService: Service {
+    let configPath: String
+    let registry: PrometheusCollectorRegistry
+    let logger: Logger
+
+    public init(configPath: String, registry: PrometheusCollectorRegistry, logger: Logger) {
+        self.configPath = configPath
+        self.registry = registry
+        self.logger = logger
+    }
+
+    public func run() async throws {
+        let loaded = try NodeFiles.load(configPath: configPath)
+        let config = loaded.config
+        var namedLogger = self.logger
+        namedLogger[metadataKey: "node"] = "\(config.name)"
+        let logger = namedLogger
+        let (stream, continuation) = AsyncStream.makeStream(
+            of: NodeInput.self, bufferingPolicy: .bufferingOldest(config.limits.ingressQueueMax))
+        let clock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
+        let timers: (UInt64, NodeInput) -> Void = { ms, input in
+            Task {
+                try? await Task.sleep(for: .milliseconds(ms))
+                continuation.yield(input)
+            }
+        }
+        try FileSystem.makeDirectory(loaded.dataDir)
+        let shell = try NodeShell(config: config, key: loaded.key, genesis: loaded.genesis, dataDir: loaded.dataDir,
+                                  eventsPath: loaded.eventsPath, logger: logger, timers: timers, clock: clock)
+        let metrics = shell.metrics
+        let status = StatusBox(shell.status)
+        let queueDepth = AtomicCounter()
+        let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort)
+        let registry = self.registry
+        let control = try await ControlServer.start(
+            port: config.controlPort, token: loaded.token,
+            unauthorized: { metrics.controlUnauthorized.increment() },
+            router: { method, path in
+                NodeService.route(method: method, path: path, status: status, registry: registry,
+                                  queueDepth: queueDepth.value, shutdown: { continuation.finish() })
+            })
+        logger.info("listening: gossip udp \(config.host):\(config.gossipPort), control http 127.0.0.1:\(config.controlPort)")
+        let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
+        let peerAddresses = Set(shell.peers.values.map(\.address))
+        let ingressTemplate = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
+                                      members: members)
+        let interval = config.limits.statusIntervalMs
+        try await withGracefulShutdownHandler {
+            try await udp.executeThenClose { inbound, outbound in
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    group.addTask {
+                        var ingress = ingressTemplate
+                        var rejectLogBudget = 20
+                        for try await datagram in inbound {
+                            var buffer = datagram.data
+                            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+                            switch ingress.admit(bytes) {
+                            case .accepted(let envelope, let message):
+                                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
+                                queueDepth.add(1)
+                                if case .dropped = continuation.yield(.message(envelope, message, fromPeer: fromPeer)) {
+                                    queueDepth.add(-1)
+                                    metrics.ingressQueueDropped.increment()
+                                }
+                            case .rejected(let reason, let detail):
+                                metrics.rejected[reason]?.increment()
+                                if reason != .duplicate, rejectLogBudget > 0 {
+                                    rejectLogBudget -= 1
+                                    logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
+                                }
+                            }
+                        }
+                    }
+                    group.addTask {
+                        while !Task.isCancelled {
+                            try await Task.sleep(for: .milliseconds(interval))
+                            continuation.yield(.tick)
+                        }
+                    }
+                    shell.start()
+                    try await flush(shell, outbound)
+                    var lastHeight = shell.store.height
+                    for await input in stream {
+                        if case .message = input { queueDepth.add(-1) }
+                        shell.handle(input)
+                        try await flush(shell, outbound)
+                        var isTick = false
+                        if case .tick = input { isTick = true }
+                        if isTick || shell.store.height != lastHeight {
+                            lastHeight = shell.store.height
+                            var snapshot = shell.status
+                            snapshot.ingressQueue = queueDepth.value
+                            status.set(snapshot)
+                        }
+                    }
+                    group.cancelAll()
+                }
+            }
+        } onGracefulShutdown: {
+            continuation.finish()
+        }
+        try? await control.close()
+        shell.events.write("stop", timeMs: clock(), [("height", .uint(shell.store.height))])
+        shell.events.flush()
+        logger.info("stopped at height \(shell.store.height)")
+    }
+
+    private func flush(_ shell: NodeShell, _ outbound: NIOAsyncChannelOutboundWriter<Datagram>) async throws {
+        guard !shell.outbox.isEmpty else { return }
+        let batch = shell.outbox
+        shell.outbox.removeAll(keepingCapacity: true)
+        try await outbound.write(contentsOf: batch)
+    }
+
+    static func route(method: HTTPMethod, path: String, status: StatusBox, registry: PrometheusCollectorRegistry,
+                      queueDepth: Int, shutdown: @Sendable () -> Void) -> ControlServer.Response {
+        switch (method, path) {
+        case (.GET, "/status"):
+            var snapshot = status.get()
+            snapshot.ingressQueue = queueDepth
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys]
+            let body = (try? encoder.encode(snapshot)).map { Array($0) } ?? []
+            return .init(status: .ok, contentType: "application/json", body: body + [10])
+        case (.GET, "/metrics"):
+            return .init(status: .ok, contentType: "text/plain; version=0.0.4", body: registry.emitToBuffer())
+        case (.POST, "/shutdown"):
+            shutdown()
+            return .init(status: .ok, contentType: "text/plain", body: Array("shutting down\n".utf8))
+        default:
+            return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
+        }
+    }
+}
+
+final class AtomicCounter: Sendable {
+    private let atomic = Atomic<Int>(0)
+
+    func add(_ delta: Int) { atomic.add(delta, ordering: .relaxed) }
+    var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+final class StatusBox: Sendable {
+    private let value: Mutex<NodeStatus>
+
+    init(_ initial: NodeStatus) { value = Mutex(initial) }
+
+    func get() -> NodeStatus { value.withLock { $0 } }
+    func set(_ new: NodeStatus) { value.withLock { $0 = new } }
+}
+
+/// Reads a node's folder: config, key seed, genesis and run token; errors name the file and field.
+enum NodeFiles {
+    struct Loaded {
+        var config: NodeConfig
+        var key: SigningKey
+        var genesis: Genesis
+        var token: String
+        var dataDir: String
+        var eventsPath: String
+    }
+
+    static func load(configPath: String) throws -> Loaded {
+        let base = (configPath as NSString).deletingLastPathComponent
+        let config: NodeConfig = try decodeJSON(configPath)
+        let genesisPath = FileSystem.resolve(config.genesisFile, relativeTo: base)
+        let genesis: Genesis = try decodeJSON(genesisPath)
+        let keyPath = FileSystem.resolve(config.keyFile, relativeTo: base)
+        let keyText = try readText(keyPath).trimmingCharacters(in: .whitespacesAndNewlines)
+        guard let seedBytes = Hex.decode(keyText), let seed = Bytes32(seedBytes) else {
+            throw ConfigError(field: "\(keyPath)", problem: "expected a 64-hex-digit Ed25519 seed")
+        }
+        let token = try readText(FileSystem.resolve(config.tokenFile, relativeTo: base))
+            .trimmingCharacters(in: .whitespacesAndNewlines)
+        guard !token.isEmpty else { throw ConfigError(field: config.tokenFile, problem: "run token is empty") }
+        return Loaded(config: config, key: SigningKey(seed: seed), genesis: genesis, token: token,
+                      dataDir: FileSystem.resolve(config.dataDir, relativeTo: base),
+                      eventsPath: FileSystem.resolve(config.eventsFile, relativeTo: base))
+    }
+
+    static func readText(_ path: String) throws -> String {
+        String(decoding: try FileSystem.readAll(path), as: UTF8.self)
+    }
+
+    static func decodeJSON<T: Decodable>(_ path: String) throws -> T {
+        let bytes = try FileSystem.readAll(path)
+        do {
+            return try JSONDecoder().decode(T.self, from: Data(bytes))
+        } catch let error as DecodingError {
+            throw ConfigError(field: path, problem: describe(error))
+        }
+    }
+
+    static func describe(_ error: DecodingError) -> String {
+        func path(_ context: DecodingError.Context) -> String {
+            context.codingPath.map { $0.intValue.map(String.init) ?? $0.stringValue }.joined(separator: ".")
+        }
+        switch error {
+        case .keyNotFound(let key, let context):
+            return "missing field '\(([path(context)] + [key.stringValue]).filter { !$0.isEmpty }.joined(separator: "."))'"
+        case .typeMismatch(let type, let context):
+            return "field '\(path(context))': expected \(type)"
+        case .valueNotFound(let type, let context):
+            return "field '\(path(context))': expected \(type), found null"
+        case .dataCorrupted(let context):
+            return "not valid JSON at '\(path(context))': \(context.debugDescription)"
+        @unknown default:
+            return "\(error)"
+        }
+    }
+}
+
+/// Entry point used by the `faultline-node` executable.
+public enum NodeMain {
+    public static func run(configPath: String) async throws {
+        let registry = PrometheusCollectorRegistry()
+        MetricsSystem.bootstrap(PrometheusMetricsFactory(registry: registry))
+        let level = ProcessInfo.processInfo.environment["FAULTLINE_LOG_LEVEL"].flatMap { Logger.Level(rawValue: $0) }
+        LoggingSystem.bootstrap { label in
+            var handler = StreamLogHandler.standardError(label: label)
+            handler.logLevel = level ?? .info
+            return handler
+        }
+        let logger = Logger(label: "faultline.node")
+        let service = NodeService(configPath: configPath, registry: registry, logger: logger)
+        let group = ServiceGroup(configuration: .init(
+            services: [.init(service: service, successTerminationBehavior: .gracefullyShutdownGroup)],
+            gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        try await group.run()
+    }
+}

@@ -1,0 +1,139 @@
+import Consensus
+import DequeModule
+import Ledger
+import Sodium
+import Transport
+import Wire
+
+extension NodeShell {
+    /// Feeds one input to the consensus core and executes its effects; effects may feed more
+    /// inputs (our own votes and proposals loop back), which are processed in order.
+    func drive(_ first: Tendermint.Input) {
+        var queue: Deque<Tendermint.Input> = [first]
+        var steps = 0
+        while let input = queue.popFirst() {
+            steps += 1
+            precondition(steps < 100_000, "consensus feedback did not settle at height \(consensus.height)")
+            for effect in consensus.process(input) {
+                execute(effect, feedback: &queue)
+            }
+        }
+    }
+
+    private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
+        switch effect {
+        case .persistSignState(let state):
+            do {
+                try signStore.record(state)
+            } catch {
+                // Without a durable record the node must not sign: stop rather than risk a double sign.
+                fatalError("cannot persist sign state \(state): \(error)")
+            }
+        case .propose(let height, let round, let blockId, let polRound):
+            if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
+                feedback.append(.proposal(proposal, from: myIndex!, valid: true))
+            }
+        case .broadcastVote(let type, let vote):
+            let envelope = sign(type.kind, vote)
+            broadcast(envelope)
+            feedback.append(.vote(type, vote, from: myIndex!, signature: envelope.signature))
+        case .scheduleTimeout(let kind, let height, let round, let durationMs):
+            timers(durationMs, .timeout(kind, height: height, round: round))
+        case .decide(let height, let round, let blockId, let signatures):
+            commitDecided(height: height, round: round, blockId: blockId, signatures: signatures)
+        case .roundStarted(let height, let round):
+            metrics.round.record(Int(round))
+            if round > 0 {
+                metrics.roundsStarted.increment()
+                events.write("round", timeMs: clock(), [("height", .uint(height)), ("round", .uint(UInt64(round)))])
+            }
+        case .newHeight(let height):
+            pending = pending.filter { $0.key.height >= height }
+            earlyParts = earlyParts.filter { $0.key.height >= height }
+            earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
+            knownBlocks = knownBlocks.filter { $0.value.block.header.height >= height }
+            deliverBufferedProposals()
+        }
+    }
+
+    /// Builds (or re-uses the valid value) and broadcasts a signed proposal with its parts.
+    private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
+        var known: KnownBlock
+        if let blockId, let existing = knownBlocks[blockId] {
+            known = existing
+        } else {
+            let txs = BlockBuilder.select(
+                candidates: mempool.candidates(limit: config.limits.blockTxsMax * 2), ledger: ledger,
+                txsMax: config.limits.blockTxsMax, bytesMax: min(config.limits.blockBytesMax, Block.bytesMax - 1_000))
+            let header = BlockHeader(
+                protocolVersion: config.protocolVersion, height: height, timeMs: clock(), proposer: key.publicKey,
+                previousBlockId: ledger.lastBlockId, stateRoot: ledger.stateRoot, txRoot: Block.txRoot(txs),
+                txCount: UInt32(txs.count))
+            let block = Block(header: header, txs: txs)
+            known = KnownBlock(block: block, partsRoot: .zero, parts: [])
+        }
+        if known.parts.isEmpty {
+            let bytes = known.block.encoded
+            let (root, parts) = PartSet.split(bytes, payloadBytesMax: config.limits.datagramPayloadBytesMax,
+                                              fixedOverhead: Envelope.overheadBytes + 12)
+            known.partsRoot = root
+            known.parts = parts
+        }
+        knownBlocks[known.block.id] = known
+        let blockBytes = known.parts.reduce(0) { $0 + $1.data.count }
+        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: known.block.id,
+                                partsRoot: known.partsRoot, partCount: UInt16(known.parts.count),
+                                blockBytes: UInt32(blockBytes))
+        broadcast(sign(.proposal, proposal))
+        for part in known.parts {
+            broadcast(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
+        }
+        let key = ProposalKey(height: height, round: round)
+        pending[key] = PendingProposal(
+            proposal: proposal, from: myIndex!,
+            assembler: PartSet.Assembler(root: known.partsRoot, total: known.parts.count, bytesMax: Block.bytesMax),
+            delivered: true)
+        return proposal
+    }
+
+    private func commitDecided(height: UInt64, round: UInt32, blockId: Bytes32,
+                               signatures: [CommitCertificate.Signature]) {
+        guard let known = knownBlocks[blockId] else {
+            preconditionFailure("decided block \(blockId) at height \(height) is not known")
+        }
+        let certificate = CommitCertificate(height: height, round: round, blockId: blockId, signatures: signatures)
+        commit(CommittedBlock(block: known.block, commit: certificate), source: "consensus")
+    }
+
+    /// Stores (fsync), executes and records a committed block. The one path for consensus and sync.
+    func commit(_ committed: CommittedBlock, source: String) {
+        let block = committed.block
+        precondition(block.header.height == store.height + 1,
+                     "commit of \(block.header.height) on a store at \(store.height)")
+        do {
+            try store.append(committed)
+        } catch {
+            fatalError("cannot store block \(block.header.height): \(error)")
+        }
+        let result = ledger.execute(block)
+        let ids = Set(block.txs.map(\.id))
+        mempool.prune(committed: ids, ledger: ledger)
+        txsCommitted += UInt64(block.txs.count)
+        let now = clock()
+        lastCommitTimeMs = now
+        metrics.height.record(Int(block.header.height))
+        metrics.blocksCommitted.increment()
+        metrics.txsCommitted.increment(by: Int64(block.txs.count))
+        metrics.mempoolTxs.record(mempool.count)
+        events.write("commit", timeMs: now, [
+            ("height", .uint(block.header.height)), ("round", .uint(UInt64(committed.commit.round))),
+            ("hash", .string(block.id.hex)), ("stateRoot", .string(result.stateRoot.hex)),
+            ("txs", .uint(UInt64(block.txs.count))), ("failedTxs", .uint(UInt64(result.failed))),
+            ("signers", .uint(UInt64(committed.commit.signatures.count))), ("source", .string(source)),
+            ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
+            ("blockTimeMs", .uint(block.header.timeMs)),
+            ("txIds", .array(block.txs.map { .string($0.id.short) })),
+        ])
+        events.flush()
+    }
+}

@@ -1,0 +1,152 @@
+import Consensus
+import Ledger
+import Sodium
+import Transport
+import Wire
+
+extension NodeShell {
+    func handleMessage(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
+        switch message {
+        case .transfer:
+            let id = envelope.id
+            if mempool.add(envelope, id: id), !fromPeer {
+                broadcast(envelope) // a client submission: gossip it to every validator
+            }
+            metrics.mempoolTxs.record(mempool.count)
+        case .proposal(let proposal):
+            onProposal(proposal, envelope: envelope)
+        case .blockPart(let part):
+            onBlockPart(part, envelope: envelope)
+        case .prevote(let vote), .precommit(let vote):
+            guard let from = validators.index(of: envelope.sender) else { return }
+            if vote.height >= consensus.height { relay(envelope) }
+            let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
+            drive(.vote(type, vote, from: from, signature: envelope.signature))
+        case .status(let status):
+            peerHeights[envelope.sender] = (status.committedHeight, clock())
+            requestMissingBlocks()
+        case .blockRequest(let request):
+            serveBlock(request.height, to: envelope.sender)
+        case .syncPart(let part):
+            onSyncPart(part, from: envelope.sender)
+        }
+    }
+
+    private func onProposal(_ proposal: Proposal, envelope: Envelope) {
+        guard let from = validators.index(of: envelope.sender) else { return }
+        guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1 else { return }
+        let key = ProposalKey(height: proposal.height, round: proposal.round)
+        guard pending[key] == nil else { return }
+        guard from == validators.proposer(height: proposal.height, round: proposal.round) else {
+            logger.debug("proposal for \(proposal.height)/\(proposal.round) from non-proposer \(envelope.sender)")
+            return
+        }
+        relay(envelope)
+        pending[key] = PendingProposal(
+            proposal: proposal, from: from,
+            assembler: PartSet.Assembler(root: proposal.partsRoot, total: Int(proposal.partCount),
+                                         bytesMax: min(Block.bytesMax, Int(proposal.blockBytes))))
+        if let known = knownBlocks[proposal.blockId], known.partsRoot == proposal.partsRoot {
+            deliver(key, block: known.block)
+            return
+        }
+        for part in earlyParts.removeValue(forKey: key) ?? [] {
+            earlyPartCount -= 1
+            addPart(part, key: key)
+        }
+    }
+
+    private func onBlockPart(_ part: BlockPart, envelope: Envelope) {
+        let key = ProposalKey(height: part.height, round: part.round)
+        guard part.height >= consensus.height, part.height <= consensus.height + 1 else { return }
+        // Parts are authored by the round's proposer; anything else is dropped.
+        guard validators.index(of: envelope.sender) == validators.proposer(height: part.height, round: part.round) else {
+            return
+        }
+        if pending[key] == nil {
+            if earlyPartCount < NodeShell.earlyPartsMax {
+                earlyParts[key, default: []].append(part)
+                earlyPartCount += 1
+            }
+            return
+        }
+        relay(envelope)
+        addPart(part, key: key)
+    }
+
+    private func addPart(_ part: BlockPart, key: ProposalKey) {
+        guard var entry = pending[key], !entry.delivered else { return }
+        let result = entry.assembler.add(part.part)
+        pending[key] = entry
+        switch result {
+        case .added, .duplicate:
+            break
+        case .rejected(let reason):
+            logger.debug("part \(part.part.index) of \(key.height)/\(key.round) rejected: \(reason)")
+        case .complete(let bytes):
+            guard let block = try? Block(decoding: bytes) else {
+                reportInvalid(key, "block bytes do not decode")
+                return
+            }
+            guard block.id == entry.proposal.blockId else {
+                reportInvalid(key, "block id \(block.id) does not match the proposal's \(entry.proposal.blockId)")
+                return
+            }
+            knownBlocks[block.id] = KnownBlock(block: block, partsRoot: entry.proposal.partsRoot, parts: [])
+            deliver(key, block: block)
+        }
+    }
+
+    /// Hands a complete proposal to consensus once its block is checked against the ledger.
+    private func deliver(_ key: ProposalKey, block: Block) {
+        guard var entry = pending[key], !entry.delivered else { return }
+        entry.delivered = true
+        pending[key] = entry
+        if key.height > consensus.height {
+            // Next height: validity depends on the ledger after this height commits; checked then.
+            return
+        }
+        drive(.proposal(entry.proposal, from: entry.from, valid: isValid(block, key: key)))
+    }
+
+    func isValid(_ block: Block, key: ProposalKey) -> Bool {
+        // A fresh proposal is built by the round's proposer; a re-proposed valid value keeps its builder.
+        let fresh = pending[key].map { $0.proposal.polRound == -1 } ?? true
+        let proposer = fresh ? validators.members[validators.proposer(height: key.height, round: key.round)].publicKey : nil
+        if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: config.protocolVersion) {
+            reportInvalid(key, problem)
+            return false
+        }
+        if let problem = unverifiedTransactionProblem(block) {
+            reportInvalid(key, problem)
+            return false
+        }
+        return true
+    }
+
+    /// Every transaction's signature is checked, except those already verified into the mempool.
+    func unverifiedTransactionProblem(_ block: Block) -> String? {
+        for tx in block.txs where !mempool.contains(tx.id) {
+            guard tx.verify(domain: domain) == .valid else { return "transaction \(tx.id) has a bad signature" }
+        }
+        return nil
+    }
+
+    private func reportInvalid(_ key: ProposalKey, _ problem: String) {
+        metrics.invalidProposals.increment()
+        logger.warning("invalid proposal at \(key.height)/\(key.round): \(problem)")
+        events.write("invalid_proposal", timeMs: clock(), [
+            ("height", .uint(key.height)), ("round", .uint(UInt64(key.round))), ("reason", .string(problem)),
+        ])
+    }
+
+    /// After moving to a new height, proposals for it that arrived early are validated and delivered.
+    func deliverBufferedProposals() {
+        let keys = pending.keys.filter { $0.height == consensus.height }.sorted { $0.round < $1.round }
+        for key in keys {
+            guard let entry = pending[key], entry.delivered,
+                  let known = knownBlocks[entry.proposal.blockId] else { continue }
+            drive(.proposal(entry.proposal, from: entry.from, valid: isValid(known.block, key: key)))
+        }
+    }
+}

@@ -1,0 +1,214 @@
+import Consensus
+import DequeModule
+import Ledger
+import Logging
+import NIOCore
+import Sodium
+import Transport
+import Wire
+
+/// Inputs to the node's main loop. Everything that changes node state arrives as one of these.
+enum NodeInput: Sendable {
+    /// A verified message; `fromPeer` is false for client submissions (which the node forwards).
+    case message(Envelope, Message, fromPeer: Bool)
+    case timeout(Tendermint.TimeoutKind, height: UInt64, round: UInt32)
+    case tick
+}
+
+/// What `/status` shows, published by the main loop after each input.
+public struct NodeStatus: Codable, Sendable {
+    public var name: String
+    public var role: String
+    public var version: String
+    public var protocolVersion: UInt16
+    public var height: UInt64
+    public var consensusHeight: UInt64
+    public var round: UInt32
+    public var step: String
+    public var peers: Int
+    public var peersTotal: Int
+    public var mempoolTxs: Int
+    public var ingressQueue: Int
+    public var ingressQueueMax: Int
+    public var lastCommitTimeMs: UInt64
+    public var lastBlockId: String
+    public var stateRoot: String
+    public var txsCommitted: UInt64
+    public var startedAtMs: UInt64
+}
+
+/// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
+/// the durable store and the event log. Not thread-safe: one task (the main loop) owns it.
+final class NodeShell {
+    struct ProposalKey: Hashable { var height: UInt64; var round: UInt32 }
+
+    struct PendingProposal {
+        var proposal: Proposal
+        var from: Int
+        var assembler: PartSet.Assembler
+        var delivered = false
+    }
+
+    struct KnownBlock {
+        var block: Block
+        var partsRoot: Bytes32
+        var parts: [PartSet.Part]
+    }
+
+    static let earlyPartsMax = 8_192
+    static let syncWindow: UInt64 = 4
+    static let syncServePerTickMax = 32
+
+    let config: NodeConfig
+    let domain: Domain
+    let key: SigningKey
+    let validators: ValidatorSet
+    let myIndex: Int?
+    let logger: Logger
+    let metrics: NodeMetrics
+    var consensus: Tendermint.Instance
+    var ledger: Ledger
+    let store: BlockStore
+    let signStore: SignStateStore
+    let events: EventLog
+    var mempool: Mempool
+    let peers: [PublicKey: Peer]
+    let timers: (UInt64, NodeInput) -> Void
+    let clock: () -> UInt64
+
+    /// Datagrams produced while handling one input; the main loop sends them.
+    var outbox: [Datagram] = []
+    var pending: [ProposalKey: PendingProposal] = [:]
+    var earlyParts: [ProposalKey: [BlockPart]] = [:]
+    var earlyPartCount = 0
+    var knownBlocks: [Bytes32: KnownBlock] = [:]
+    var peerHeights: [PublicKey: (height: UInt64, seenMs: UInt64)] = [:]
+    var syncRequested: [UInt64: UInt64] = [:]   // height -> sent at (ms)
+    var syncAssemblers: [UInt64: (root: Bytes32, assembler: PartSet.Assembler)] = [:]
+    var syncReady: [UInt64: CommittedBlock] = [:]
+    var servedThisTick = 0
+    var txsCommitted: UInt64 = 0
+    var lastCommitTimeMs: UInt64 = 0
+    let startedAtMs: UInt64
+
+    init(config: NodeConfig, key: SigningKey, genesis: Genesis, dataDir: String, eventsPath: String,
+         logger: Logger, timers: @escaping (UInt64, NodeInput) -> Void, clock: @escaping () -> UInt64) throws {
+        self.config = config
+        self.domain = Domain(chainId: config.chainId, forkId: config.forkId)
+        self.key = key
+        self.validators = try genesis.validatorSet()
+        self.myIndex = validators.index(of: key.publicKey)
+        self.logger = logger
+        self.metrics = NodeMetrics()
+        self.timers = timers
+        self.clock = clock
+        self.startedAtMs = clock()
+        self.events = try EventLog(path: eventsPath, node: config.name)
+        self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
+        var peerTable: [PublicKey: Peer] = [:]
+        for entry in config.peers {
+            guard let bytes = Hex.decode(entry.publicKey), let peerKey = PublicKey(bytes) else {
+                throw ConfigError(field: "peers.\(entry.name).publicKey", problem: "not a 64-hex-digit key")
+            }
+            let address = try SocketAddress(ipAddress: entry.host, port: entry.port)
+            peerTable[peerKey] = Peer(name: entry.name, address: address)
+        }
+        self.peers = peerTable
+        // Rebuild the ledger from the store: every committed block is executed again.
+        var rebuilt = try Ledger(genesis: genesis)
+        self.store = try BlockStore(path: dataDir + "/blocks.dat") { committed in
+            rebuilt.execute(committed.block)
+        }
+        self.ledger = rebuilt
+        self.signStore = try SignStateStore(path: dataDir + "/sign-state.dat")
+        let height = store.height + 1
+        let lastSigned = signStore.state
+        let startRound = lastSigned.flatMap { $0.height == height ? $0.round : nil } ?? 0
+        self.consensus = Tendermint.Instance(
+            validators: validators, me: myIndex, settings: NodeShell.settings(config.timing), height: height,
+            round: startRound, lastSigned: lastSigned)
+        self.txsCommitted = 0
+        if store.discardedTailBytes > 0 {
+            logger.warning("store: discarded a torn tail of \(store.discardedTailBytes) bytes; will fetch from peers")
+        }
+        events.write("start", timeMs: clock(), [
+            ("height", .uint(store.height)), ("round", .uint(UInt64(startRound))),
+            ("version", .string(FaultlineVersion.string)), ("protocolVersion", .uint(UInt64(config.protocolVersion))),
+            ("discardedTailBytes", .uint(UInt64(store.discardedTailBytes))),
+            ("lastSigned", lastSigned.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
+        ])
+        events.flush()
+    }
+
+    static func settings(_ timing: NodeConfig.Timing) -> Tendermint.Settings {
+        Tendermint.Settings(
+            timeoutProposeMs: timing.timeoutProposeMs, timeoutProposeDeltaMs: timing.timeoutProposeDeltaMs,
+            timeoutPrevoteMs: timing.timeoutPrevoteMs, timeoutPrevoteDeltaMs: timing.timeoutPrevoteDeltaMs,
+            timeoutPrecommitMs: timing.timeoutPrecommitMs, timeoutPrecommitDeltaMs: timing.timeoutPrecommitDeltaMs,
+            timeoutCommitMs: timing.timeoutCommitMs)
+    }
+
+    /// Starts consensus at the height after the last stored block.
+    func start() {
+        drive(.start)
+    }
+
+    func handle(_ input: NodeInput) {
+        switch input {
+        case .message(let envelope, let message, let fromPeer):
+            metrics.received[envelope.kind]?.increment()
+            handleMessage(envelope, message, fromPeer: fromPeer)
+        case .timeout(let kind, let height, let round):
+            drive(.timeout(kind, height: height, round: round))
+        case .tick:
+            onTick()
+        }
+    }
+
+    var status: NodeStatus {
+        let now = clock()
+        return NodeStatus(
+            name: config.name, role: config.role, version: FaultlineVersion.string,
+            protocolVersion: config.protocolVersion, height: store.height, consensusHeight: consensus.height,
+            round: consensus.round, step: consensus.step.description,
+            peers: peerHeights.values.filter { now - $0.seenMs < 2_000 }.count, peersTotal: peers.count,
+            mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
+            lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
+            txsCommitted: txsCommitted, startedAtMs: startedAtMs)
+    }
+
+    // MARK: sending
+
+    func send(_ envelope: Envelope, to peer: Peer) {
+        outbox.append(UDPEndpoint.datagram(envelope.bytes, to: peer.address))
+    }
+
+    func broadcast(_ envelope: Envelope, except: Set<PublicKey> = []) {
+        for (peerKey, peer) in peers where !except.contains(peerKey) {
+            send(envelope, to: peer)
+        }
+    }
+
+    func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {
+        Envelope(kind: kind, payload: payload.encoded, domain: domain, key: key)
+    }
+
+    /// Forwards a consensus message to a few random peers (epidemic gossip), when enabled.
+    func relay(_ envelope: Envelope) {
+        let fanout = config.limits.gossipRelayFanout
+        guard fanout > 0 else { return }
+        let targets = peers.filter { $0.key != envelope.sender }.shuffled().prefix(fanout)
+        for (_, peer) in targets { send(envelope, to: peer) }
+    }
+}
+
+public struct ConfigError: Error, CustomStringConvertible {
+    public let field: String
+    public let problem: String
+
+    public var description: String { "\(field): \(problem)" }
+}
+
+public enum FaultlineVersion {
+    public static let string = "0.1.0"
+}

@@ -1,0 +1,102 @@
+/// Everything one `faultline-node` process needs, written as JSON into its folder by `faultline up`.
+public struct NodeConfig: Codable, Sendable, Equatable {
+    public struct PeerEntry: Codable, Sendable, Equatable {
+        public var name: String
+        public var publicKey: String
+        public var host: String
+        public var port: Int
+
+        public init(name: String, publicKey: String, host: String, port: Int) {
+            self.name = name
+            self.publicKey = publicKey
+            self.host = host
+            self.port = port
+        }
+    }
+
+    /// Round timeouts in milliseconds (Tendermint's propose/prevote/precommit and their per-round growth).
+    public struct Timing: Codable, Sendable, Equatable {
+        public var timeoutProposeMs: UInt64
+        public var timeoutProposeDeltaMs: UInt64
+        public var timeoutPrevoteMs: UInt64
+        public var timeoutPrevoteDeltaMs: UInt64
+        public var timeoutPrecommitMs: UInt64
+        public var timeoutPrecommitDeltaMs: UInt64
+        public var timeoutCommitMs: UInt64
+
+        public init(timeoutProposeMs: UInt64 = 300, timeoutProposeDeltaMs: UInt64 = 100,
+                    timeoutPrevoteMs: UInt64 = 100, timeoutPrevoteDeltaMs: UInt64 = 50,
+                    timeoutPrecommitMs: UInt64 = 100, timeoutPrecommitDeltaMs: UInt64 = 50,
+                    timeoutCommitMs: UInt64 = 20) {
+            self.timeoutProposeMs = timeoutProposeMs
+            self.timeoutProposeDeltaMs = timeoutProposeDeltaMs
+            self.timeoutPrevoteMs = timeoutPrevoteMs
+            self.timeoutPrevoteDeltaMs = timeoutPrevoteDeltaMs
+            self.timeoutPrecommitMs = timeoutPrecommitMs
+            self.timeoutPrecommitDeltaMs = timeoutPrecommitDeltaMs
+            self.timeoutCommitMs = timeoutCommitMs
+        }
+    }
+
+    public struct Limits: Codable, Sendable, Equatable {
+        public var blockTxsMax: Int
+        public var blockBytesMax: Int
+        public var mempoolTxsMax: Int
+        public var datagramPayloadBytesMax: Int
+        public var ingressQueueMax: Int
+        public var statusIntervalMs: UInt64
+        /// Peers each consensus message is relayed to on first receipt (0: only the author broadcasts).
+        public var gossipRelayFanout: Int
+
+        public init(blockTxsMax: Int = 5_000, blockBytesMax: Int = 1_500_000, mempoolTxsMax: Int = 50_000,
+                    datagramPayloadBytesMax: Int = 1_232, ingressQueueMax: Int = 20_000, statusIntervalMs: UInt64 = 100,
+                    gossipRelayFanout: Int = 0) {
+            self.blockTxsMax = blockTxsMax
+            self.blockBytesMax = blockBytesMax
+            self.mempoolTxsMax = mempoolTxsMax
+            self.datagramPayloadBytesMax = datagramPayloadBytesMax
+            self.ingressQueueMax = ingressQueueMax
+            self.statusIntervalMs = statusIntervalMs
+            self.gossipRelayFanout = gossipRelayFanout
+        }
+    }
+
+    public var name: String
+    public var role: String
+    public var chainId: String
+    public var forkId: UInt32
+    public var protocolVersion: UInt16
+    public var host: String
+    public var gossipPort: Int
+    public var controlPort: Int
+    /// Paths, relative to the node's folder unless absolute.
+    public var keyFile: String
+    public var genesisFile: String
+    public var tokenFile: String
+    public var dataDir: String
+    public var eventsFile: String
+    public var peers: [PeerEntry]
+    public var timing: Timing
+    public var limits: Limits
+
+    public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16, host: String,
+                gossipPort: Int, controlPort: Int, keyFile: String, genesisFile: String, tokenFile: String,
+                dataDir: String, eventsFile: String, peers: [PeerEntry], timing: Timing, limits: Limits) {
+        self.name = name
+        self.role = role
+        self.chainId = chainId
+        self.forkId = forkId
+        self.protocolVersion = protocolVersion
+        self.host = host
+        self.gossipPort = gossipPort
+        self.controlPort = controlPort
+        self.keyFile = keyFile
+        self.genesisFile = genesisFile
+        self.tokenFile = tokenFile
+        self.dataDir = dataDir
+        self.eventsFile = eventsFile
+        self.peers = peers
+        self.timing = timing
+        self.limits = limits
+    }
+}
