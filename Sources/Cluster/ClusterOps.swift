@@ -1,0 +1,95 @@
+import Foundation
+
+/// The operations behind `faultline up/status/down/fault`, usable from tests too.
+public enum ClusterOps {
+    public struct UpResult: Sendable {
+        public var dir: String
+        public var manifest: RunManifest
+        /// From the first process spawn to every validator reporting a finalized block.
+        public var firstBlockMs: Double
+    }
+
+    public struct NodeState: Sendable {
+        public var node: RunManifest.NodeEntry
+        public var pid: pid_t?
+        public var alive: Bool
+        public var status: NodeStatusView?
+        public var error: String?
+    }
+
+    /// Creates a run folder, starts every node and returns once all validators have finalized a block.
+    public static func up(topology: Topology, runsRoot: String, seed: UInt64? = nil,
+                          timeoutSeconds: Double = 30) async throws -> UpResult {
+        let (dir, manifest) = try RunFolder.create(topology: topology, runsRoot: runsRoot, seed: seed)
+        let started = Date()
+        for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
+        do {
+            try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds) { states in
+                states.filter { $0.node.role == "validator" }.allSatisfy { ($0.status?.height ?? 0) >= 1 }
+            }
+        } catch {
+            await Supervisor.stopAll(manifest.nodes, runDir: dir)
+            throw RunError("\(error)\n\(logTails(dir: dir, manifest: manifest))")
+        }
+        return UpResult(dir: dir, manifest: manifest, firstBlockMs: Date().timeIntervalSince(started) * 1000)
+    }
+
+    public static func states(dir: String) async throws -> [NodeState] {
+        let manifest = try RunFolder.load(dir)
+        let token = try RunFolder.token(dir)
+        return await withTaskGroup(of: (Int, NodeState).self) { group in
+            for (index, node) in manifest.nodes.enumerated() {
+                group.addTask {
+                    let pid = Supervisor.pid(node, runDir: dir)
+                    let alive = pid.map(Supervisor.isAlive) ?? false
+                    var state = NodeState(node: node, pid: pid, alive: alive, status: nil, error: nil)
+                    guard alive else { return (index, state) }
+                    do {
+                        state.status = try await ControlClient.status(port: node.controlPort, token: token)
+                    } catch {
+                        state.error = "\(error)"
+                    }
+                    return (index, state)
+                }
+            }
+            var out: [(Int, NodeState)] = []
+            for await item in group { out.append(item) }
+            return out.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+    }
+
+    /// Polls the nodes' status every 20 ms until `condition` holds.
+    public static func waitUntil(dir: String, timeoutSeconds: Double,
+                                 _ condition: ([NodeState]) -> Bool) async throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var last: [NodeState] = []
+        while Date() < deadline {
+            last = try await states(dir: dir)
+            if condition(last) { return }
+            try await Task.sleep(for: .milliseconds(20))
+        }
+        let summary = last.map { "\($0.node.name): \($0.alive ? "height \($0.status?.height ?? 0)" : "not running")" }
+        throw RunError("timed out after \(Int(timeoutSeconds)) s waiting for the cluster (\(summary.joined(separator: ", ")))")
+    }
+
+    public static func down(dir: String) async throws {
+        let manifest = try RunFolder.load(dir)
+        await Supervisor.stopAll(manifest.nodes, runDir: dir)
+    }
+
+    public static func node(named name: String, in manifest: RunManifest) throws -> RunManifest.NodeEntry {
+        guard let node = manifest.nodes.first(where: { $0.name == name }) else {
+            throw RunError("no node named '\(name)'; nodes are \(manifest.nodes.map(\.name).joined(separator: ", "))")
+        }
+        return node
+    }
+
+    /// The last lines of each node's log, for error messages.
+    public static func logTails(dir: String, manifest: RunManifest, lines: Int = 5) -> String {
+        manifest.nodes.map { node in
+            let text = (try? String(contentsOfFile: dir + "/" + node.dir + "/node.log", encoding: .utf8)) ?? ""
+            let tail = text.split(separator: "\n").suffix(lines).map { "    \($0)" }.joined(separator: "\n")
+            return "  \(node.name) (\(node.dir)/node.log):\n\(tail)"
+        }.joined(separator: "\n")
+    }
+}

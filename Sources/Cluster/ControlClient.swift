@@ -1,0 +1,105 @@
+import Foundation
+import NIOCore
+import NIOHTTP1
+import NIOPosix
+import Wire
+
+/// A small HTTP/1.1 client for the nodes' control ports (SwiftNIO's HTTP codec, one request per connection).
+public enum ControlClient {
+    public struct Response: Sendable {
+        public var status: Int
+        public var body: [UInt8]
+    }
+
+    public static func request(port: Int, method: HTTPMethod = .GET, path: String, token: String?,
+                               timeout: TimeAmount = .seconds(2)) async throws -> Response {
+        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .connectTimeout(timeout)
+            .channelInitializer { channel in channel.pipeline.addHTTPClientHandlers() }
+            .connect(host: "127.0.0.1", port: port)
+            .get()
+        let promise = channel.eventLoop.makePromise(of: Response.self)
+        try await channel.pipeline.addHandler(ResponseCollector(promise: promise, port: port)).get()
+        var headers = HTTPHeaders()
+        headers.add(name: "host", value: "127.0.0.1:\(port)")
+        headers.add(name: "connection", value: "close")
+        headers.add(name: "content-length", value: "0")
+        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
+        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
+        channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
+        // A silent node (e.g. paused with SIGSTOP) is cut off; the collector then fails the promise.
+        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
+        defer { timeoutTask.cancel() }
+        return try await promise.futureResult.get()
+    }
+
+    /// GET /status decoded.
+    public static func status(port: Int, token: String) async throws -> NodeStatusView {
+        let response = try await request(port: port, path: "/status", token: token)
+        guard response.status == 200 else { throw RunError("control port \(port): HTTP \(response.status)") }
+        return try JSONDecoder().decode(NodeStatusView.self, from: Data(response.body))
+    }
+
+    final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
+        typealias InboundIn = HTTPClientResponsePart
+        static let bodyBytesMax = 8 << 20
+        let promise: EventLoopPromise<Response>
+        let port: Int
+        var status = 0
+        var body: [UInt8] = []
+        var done = false
+
+        init(promise: EventLoopPromise<Response>, port: Int) {
+            self.promise = promise
+            self.port = port
+        }
+
+        private func complete(_ result: Result<Response, Error>) {
+            guard !done else { return }
+            done = true
+            promise.completeWith(result)
+        }
+
+        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+            switch unwrapInboundIn(data) {
+            case .head(let head):
+                status = Int(head.status.code)
+            case .body(var buffer):
+                if body.count + buffer.readableBytes <= ResponseCollector.bodyBytesMax {
+                    body += buffer.readBytes(length: buffer.readableBytes) ?? []
+                }
+            case .end:
+                complete(.success(Response(status: status, body: body)))
+                context.close(promise: nil)
+            }
+        }
+
+        func errorCaught(context: ChannelHandlerContext, error: Error) {
+            complete(.failure(error))
+            context.close(promise: nil)
+        }
+
+        func channelInactive(context: ChannelHandlerContext) {
+            complete(.failure(RunError("control port \(port): no complete answer (closed or timed out)")))
+        }
+    }
+}
+
+/// The node's `/status` as the CLI reads it.
+public struct NodeStatusView: Codable, Sendable {
+    public var name: String
+    public var role: String
+    public var version: String
+    public var height: UInt64
+    public var consensusHeight: UInt64
+    public var round: UInt32
+    public var step: String
+    public var peers: Int
+    public var peersTotal: Int
+    public var mempoolTxs: Int
+    public var ingressQueue: Int
+    public var lastCommitTimeMs: UInt64
+    public var lastBlockId: String
+    public var txsCommitted: UInt64
+}

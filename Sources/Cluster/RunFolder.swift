@@ -1,0 +1,194 @@
+import Foundation
+import Ledger
+import Sodium
+import Wire
+
+/// What `faultline up` leaves in a run folder so every later command can find the cluster.
+public struct RunManifest: Codable, Sendable {
+    public struct NodeEntry: Codable, Sendable {
+        public var name: String
+        public var role: String
+        public var stake: UInt64
+        public var labels: [String: String]
+        public var publicKey: String
+        public var host: String
+        public var gossipPort: Int
+        public var controlPort: Int
+        /// Relative to the run folder.
+        public var dir: String
+    }
+
+    public var name: String
+    public var chainId: String
+    public var seed: UInt64
+    public var topologyPath: String
+    public var createdAtMs: UInt64
+    public var nodes: [NodeEntry]
+    public var accounts: Int
+    public var load: LoadSettings
+
+    public struct LoadSettings: Codable, Sendable {
+        public var rateTxPerSecond: Int
+        public var durationSeconds: Double
+    }
+}
+
+/// Creates and reads run folders: keys, genesis, per-node configs, the run token.
+public enum RunFolder {
+    public static let accountBalance: UInt64 = 1_000_000_000_000
+
+    /// Deterministic keys: the same topology and seed give the same cluster.
+    public static func nodeKey(chainId: String, seed: UInt64, name: String) -> SigningKey {
+        SigningKey(label: "\(chainId)/\(seed)/node/\(name)")
+    }
+
+    public static func accountKey(chainId: String, seed: UInt64, index: Int) -> SigningKey {
+        SigningKey(label: "\(chainId)/\(seed)/account/\(index)")
+    }
+
+    public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
+        let seed = seed ?? topology.seed
+        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt,
+                                                formatOptions: [.withYear, .withMonth, .withDay, .withTime])
+        let dir = (runsRoot as NSString).appendingPathComponent("\(topology.name)-\(stamp)-\(getpid())")
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        let token = Hex.encode(SecureRandom.bytes(32))
+        try writeFile(dir + "/token", token + "\n", mode: 0o600)
+        if let text = try? String(contentsOfFile: topology.path, encoding: .utf8) {
+            try writeFile(dir + "/topology.toml", text, mode: 0o644)
+        }
+        let ports = try PortAllocator.allocate(count: topology.nodes.count, basePort: topology.basePort, host: topology.host)
+        var entries: [RunManifest.NodeEntry] = []
+        for (index, node) in topology.nodes.enumerated() {
+            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
+            entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
+                                 publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
+                                 controlPort: ports[index].control, dir: "nodes/\(node.name)"))
+        }
+        let genesis = Genesis(
+            chainId: topology.chainId, protocolVersion: 1, genesisTimeMs: UInt64(Date().timeIntervalSince1970 * 1000),
+            validators: topology.validators.map {
+                .init(name: $0.name, publicKey: nodeKey(chainId: topology.chainId, seed: seed, name: $0.name).publicKey,
+                      stake: $0.stake)
+            },
+            allocations: (0..<topology.load.accounts).map {
+                .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
+                      balance: accountBalance)
+            })
+        try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
+        for (index, node) in topology.nodes.enumerated() {
+            let nodeDir = dir + "/" + entries[index].dir
+            try fm.createDirectory(atPath: nodeDir, withIntermediateDirectories: true,
+                                   attributes: [.posixPermissions: 0o700])
+            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
+            try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
+            let peers = entries.enumerated().filter { $0.offset != index }.map {
+                NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
+                                     port: $0.element.gossipPort)
+            }
+            let config = NodeConfig(
+                name: node.name, role: node.role, chainId: topology.chainId, forkId: 0, protocolVersion: 1,
+                host: topology.host, gossipPort: entries[index].gossipPort, controlPort: entries[index].controlPort,
+                keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
+                eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
+            try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
+        }
+        let manifest = RunManifest(
+            name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
+            createdAtMs: UInt64(Date().timeIntervalSince1970 * 1000), nodes: entries, accounts: topology.load.accounts,
+            load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds))
+        try writeJSON(dir + "/run.json", manifest, mode: 0o644)
+        let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
+        try? fm.removeItem(atPath: current)
+        try? fm.createSymbolicLink(atPath: current, withDestinationPath: (dir as NSString).standardizingPath)
+        return (dir, manifest)
+    }
+
+    public static func load(_ dir: String) throws -> RunManifest {
+        let path = dir + "/run.json"
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw RunError("no run folder at \(dir) (missing run.json); start one with `faultline up`")
+        }
+        do {
+            return try JSONDecoder().decode(RunManifest.self, from: data)
+        } catch {
+            throw RunError("\(path) is not a valid run manifest: \(error)")
+        }
+    }
+
+    public static func token(_ dir: String) throws -> String {
+        guard let text = try? String(contentsOfFile: dir + "/token", encoding: .utf8) else {
+            throw RunError("cannot read the run token at \(dir)/token")
+        }
+        return text.trimmingCharacters(in: .whitespacesAndNewlines)
+    }
+
+    /// `--run DIR`, else $FAULTLINE_RUN, else `.faultline/current`.
+    public static func resolve(_ explicit: String?) -> String {
+        if let explicit { return explicit }
+        if let env = ProcessInfo.processInfo.environment["FAULTLINE_RUN"] { return env }
+        let current = ".faultline/current"
+        return (try? FileManager.default.destinationOfSymbolicLink(atPath: current)) ?? current
+    }
+
+    static func writeFile(_ path: String, _ text: String, mode: Int) throws {
+        guard FileManager.default.createFile(atPath: path, contents: Data(text.utf8),
+                                             attributes: [.posixPermissions: mode]) else {
+            throw RunError("cannot write \(path)")
+        }
+    }
+
+    static func writeJSON<T: Encodable>(_ path: String, _ value: T, mode: Int) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try writeFile(path, String(decoding: try encoder.encode(value), as: UTF8.self) + "\n", mode: mode)
+    }
+}
+
+public struct RunError: Error, CustomStringConvertible {
+    public let description: String
+    public init(_ description: String) { self.description = description }
+}
+
+/// Picks free loopback ports (or consecutive ones from a base port).
+enum PortAllocator {
+    static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, control: Int)] {
+        if basePort > 0 {
+            return (0..<count).map { (basePort + 2 * $0, basePort + 2 * $0 + 1) }
+        }
+        var used = Set<Int>()
+        var out: [(Int, Int)] = []
+        for _ in 0..<count {
+            let gossip = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
+            used.insert(gossip)
+            let control = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
+            used.insert(control)
+            out.append((gossip, control))
+        }
+        return out
+    }
+
+    private static func freePort(type: __socket_type, host: String, avoiding: Set<Int>) throws -> Int {
+        for _ in 0..<50 {
+            let fd = socket(AF_INET, Int32(type.rawValue), 0)
+            guard fd >= 0 else { throw RunError("socket(): \(String(cString: strerror(errno)))") }
+            defer { close(fd) }
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = 0
+            inet_pton(AF_INET, host, &address.sin_addr)
+            let bound = withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+            }
+            guard bound == 0 else { continue }
+            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+            _ = withUnsafeMutablePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
+            }
+            let port = Int(UInt16(bigEndian: address.sin_port))
+            if !avoiding.contains(port) { return port }
+        }
+        throw RunError("no free port found on \(host)")
+    }
+}

@@ -1,0 +1,85 @@
+import Foundation
+
+/// Starts, signals and stops node processes. Nodes run in their own session (setsid) so a cluster
+/// started by `faultline up` outlives the command; their pids are kept in each node's folder.
+public enum Supervisor {
+    /// glibc's POSIX_SPAWN_SETSID (0x80, behind _GNU_SOURCE, so not imported into Swift).
+    static let spawnSetSid: Int16 = 0x80
+
+    /// `faultline-node` next to the running executable, unless $FAULTLINE_NODE_BIN says otherwise.
+    public static func nodeBinary() -> String {
+        if let explicit = ProcessInfo.processInfo.environment["FAULTLINE_NODE_BIN"] { return explicit }
+        let me = (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe"))
+            ?? CommandLine.arguments[0]
+        return ((me as NSString).deletingLastPathComponent as NSString).appendingPathComponent("faultline-node")
+    }
+
+    /// Spawns the node with stdout and stderr appended to its `node.log`; writes `pid`.
+    @discardableResult
+    public static func start(_ node: RunManifest.NodeEntry, runDir: String, binary: String = nodeBinary()) throws -> pid_t {
+        let nodeDir = runDir + "/" + node.dir
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw RunError("node binary not found at \(binary) (build with `swift build` or set FAULTLINE_NODE_BIN)")
+        }
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        let logPath = nodeDir + "/node.log"
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Supervisor.spawnSetSid)
+        let arguments = [binary, "--config", nodeDir + "/node.json"]
+        let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { argv.forEach { free($0) } }
+        var pid: pid_t = 0
+        let rc = posix_spawn(&pid, binary, &actions, &attributes, argv, environ)
+        guard rc == 0 else { throw RunError("cannot start \(node.name): \(String(cString: strerror(rc)))") }
+        try "\(pid)\n".write(toFile: nodeDir + "/pid", atomically: true, encoding: .utf8)
+        return pid
+    }
+
+    public static func pid(_ node: RunManifest.NodeEntry, runDir: String) -> pid_t? {
+        guard let text = try? String(contentsOfFile: runDir + "/" + node.dir + "/pid", encoding: .utf8),
+              let pid = pid_t(text.trimmingCharacters(in: .whitespacesAndNewlines)) else { return nil }
+        return pid
+    }
+
+    /// True when the process exists and is not a zombie.
+    public static func isAlive(_ pid: pid_t) -> Bool {
+        reapChildren()
+        guard kill(pid, 0) == 0 else { return false }
+        guard let stat = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = stat.lastIndex(of: ")") else { return true }
+        let state = stat[stat.index(close, offsetBy: 2)]
+        return state != "Z" && state != "X"
+    }
+
+    public static func signal(_ pid: pid_t, _ signal: Int32) -> Bool {
+        kill(pid, signal) == 0
+    }
+
+    /// Collects exited children of this process so they do not linger as zombies.
+    public static func reapChildren() {
+        var status: Int32 = 0
+        for _ in 0..<1_000 where waitpid(-1, &status, WNOHANG) > 0 {}
+    }
+
+    /// SIGTERM, then SIGKILL for any still alive after `graceSeconds`.
+    public static func stopAll(_ nodes: [RunManifest.NodeEntry], runDir: String, graceSeconds: Double = 5) async {
+        let pids = nodes.compactMap { pid($0, runDir: runDir) }.filter(isAlive)
+        for pid in pids { _ = signal(pid, SIGTERM) }
+        let deadline = Date().addingTimeInterval(graceSeconds)
+        while Date() < deadline, pids.contains(where: isAlive) {
+            try? await Task.sleep(for: .milliseconds(20))
+        }
+        for pid in pids where isAlive(pid) {
+            _ = signal(pid, SIGCONT)
+            _ = signal(pid, SIGKILL)
+        }
+        reapChildren()
+    }
+}

@@ -1,0 +1,232 @@
+import Foundation
+import TOMLKit
+import Wire
+
+/// A cluster description read from a TOML file in `Topologies/`.
+public struct Topology: Sendable, Equatable {
+    public struct Node: Sendable, Equatable {
+        public var name: String
+        public var role: String
+        public var stake: UInt64
+        public var labels: [String: String]
+    }
+
+    public struct Load: Sendable, Equatable {
+        public var rateTxPerSecond: Int
+        public var accounts: Int
+        public var durationSeconds: Double
+    }
+
+    public var path: String
+    public var name: String
+    public var chainId: String
+    public var seed: UInt64
+    public var host: String
+    public var basePort: Int
+    public var timing: NodeConfig.Timing
+    public var limits: NodeConfig.Limits
+    public var load: Load
+    public var nodes: [Node]
+
+    public static let roles = ["validator"]
+    public static let nodesMax = 200
+
+    public var validators: [Node] { nodes.filter { $0.role == "validator" } }
+}
+
+/// A mistake in a file the user wrote: names the file, the field (or line) and what was expected.
+public struct TopologyError: Error, Equatable, CustomStringConvertible {
+    public var file: String
+    public var field: String
+    public var problem: String
+
+    public init(file: String, field: String, problem: String) {
+        self.file = file
+        self.field = field
+        self.problem = problem
+    }
+
+    public var description: String { "\(file): \(field): \(problem)" }
+}
+
+extension Topology {
+    public static func load(path: String) throws(TopologyError) -> Topology {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TopologyError(file: path, field: "(file)", problem: "cannot be read (missing or not a file)")
+        }
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TopologyError(file: path, field: "(file)", problem: "is not UTF-8 text")
+        }
+        return try parse(text, path: path)
+    }
+
+    public static func parse(_ text: String, path: String) throws(TopologyError) -> Topology {
+        let root: TOMLTable
+        do {
+            root = try TOMLTable(string: text)
+        } catch let error as TOMLParseError {
+            throw TopologyError(file: path, field: "line \(error.source.begin.line), column \(error.source.begin.column)",
+                                problem: "TOML syntax error: \(error.description)")
+        } catch {
+            throw TopologyError(file: path, field: "(file)", problem: "TOML syntax error: \(error)")
+        }
+        let reader = TableReader(file: path, prefix: "", table: root)
+        try reader.allowOnly(["cluster", "timing", "limits", "load", "node"])
+        let cluster = try reader.table("cluster", required: true)!
+        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port"])
+        let name = try cluster.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let chainId = try cluster.string("chain_id") ?? "faultline-\(name)"
+        let seed = try cluster.uint("seed", range: 0...UInt64(Int64.max)) ?? 1
+        let host = try cluster.string("host") ?? "127.0.0.1"
+        guard host.hasPrefix("127.") || host == "::1" else {
+            throw TopologyError(file: path, field: "cluster.host", problem: "must be a loopback address, got '\(host)'")
+        }
+        let basePort = Int(try cluster.uint("base_port", range: 0...65_000) ?? 0)
+
+        var timing = NodeConfig.Timing()
+        if let table = try reader.table("timing", required: false) {
+            try table.allowOnly(["timeout_propose_ms", "timeout_propose_delta_ms", "timeout_prevote_ms",
+                                 "timeout_prevote_delta_ms", "timeout_precommit_ms", "timeout_precommit_delta_ms",
+                                 "timeout_commit_ms"])
+            let range: ClosedRange<UInt64> = 0...600_000
+            timing.timeoutProposeMs = try table.uint("timeout_propose_ms", range: 1...600_000) ?? timing.timeoutProposeMs
+            timing.timeoutProposeDeltaMs = try table.uint("timeout_propose_delta_ms", range: range) ?? timing.timeoutProposeDeltaMs
+            timing.timeoutPrevoteMs = try table.uint("timeout_prevote_ms", range: 1...600_000) ?? timing.timeoutPrevoteMs
+            timing.timeoutPrevoteDeltaMs = try table.uint("timeout_prevote_delta_ms", range: range) ?? timing.timeoutPrevoteDeltaMs
+            timing.timeoutPrecommitMs = try table.uint("timeout_precommit_ms", range: 1...600_000) ?? timing.timeoutPrecommitMs
+            timing.timeoutPrecommitDeltaMs = try table.uint("timeout_precommit_delta_ms", range: range)
+                ?? timing.timeoutPrecommitDeltaMs
+            timing.timeoutCommitMs = try table.uint("timeout_commit_ms", range: range) ?? timing.timeoutCommitMs
+        }
+
+        var limits = NodeConfig.Limits()
+        if let table = try reader.table("limits", required: false) {
+            try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
+                                 "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout"])
+            limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
+            limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
+                ?? UInt64(limits.blockBytesMax))
+            limits.mempoolTxsMax = Int(try table.uint("mempool_txs_max", range: 1...1_000_000) ?? UInt64(limits.mempoolTxsMax))
+            limits.datagramPayloadBytesMax = Int(try table.uint("datagram_payload_bytes_max", range: 576...65_000)
+                ?? UInt64(limits.datagramPayloadBytesMax))
+            limits.ingressQueueMax = Int(try table.uint("ingress_queue_max", range: 16...1_000_000)
+                ?? UInt64(limits.ingressQueueMax))
+            limits.statusIntervalMs = try table.uint("status_interval_ms", range: 10...60_000) ?? limits.statusIntervalMs
+            limits.gossipRelayFanout = Int(try table.uint("gossip_relay_fanout", range: 0...16)
+                ?? UInt64(limits.gossipRelayFanout))
+        }
+
+        var load = Load(rateTxPerSecond: 200, accounts: 256, durationSeconds: 10)
+        if let table = try reader.table("load", required: false) {
+            try table.allowOnly(["rate_tx_per_s", "accounts", "duration_s"])
+            load.rateTxPerSecond = Int(try table.uint("rate_tx_per_s", range: 0...1_000_000) ?? UInt64(load.rateTxPerSecond))
+            load.accounts = Int(try table.uint("accounts", range: 1...1_000_000) ?? UInt64(load.accounts))
+            load.durationSeconds = try table.double("duration_s", range: 0...86_400) ?? load.durationSeconds
+        }
+
+        let nodeTables = try reader.tableArray("node")
+        guard !nodeTables.isEmpty else {
+            throw TopologyError(file: path, field: "node", problem: "at least one [[node]] is required")
+        }
+        guard nodeTables.count <= nodesMax else {
+            throw TopologyError(file: path, field: "node", problem: "\(nodeTables.count) nodes, at most \(nodesMax)")
+        }
+        var nodes: [Node] = []
+        var names = Set<String>()
+        for table in nodeTables {
+            try table.allowOnly(["name", "role", "stake", "labels"])
+            let nodeName = try table.string("name", required: true)!
+            guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
+                throw TopologyError(file: path, field: "\(table.prefix)name",
+                                    problem: "'\(nodeName)' must be 1-32 letters, digits, '-' or '_'")
+            }
+            guard names.insert(nodeName).inserted else {
+                throw TopologyError(file: path, field: "\(table.prefix)name", problem: "'\(nodeName)' is used by two nodes")
+            }
+            let role = try table.string("role") ?? "validator"
+            guard roles.contains(role) else {
+                throw TopologyError(file: path, field: "\(table.prefix)role",
+                                    problem: "'\(role)' is not a role; expected one of \(roles.joined(separator: ", "))")
+            }
+            let stake = try table.uint("stake", range: 1...1_000_000_000) ?? 10
+            var labels: [String: String] = [:]
+            if let labelTable = try table.table("labels", required: false) {
+                for key in labelTable.table.keys.sorted() {
+                    labels[key] = try labelTable.string(key, required: true)!
+                }
+            }
+            nodes.append(Node(name: nodeName, role: role, stake: stake, labels: labels))
+        }
+        guard nodes.contains(where: { $0.role == "validator" }) else {
+            throw TopologyError(file: path, field: "node", problem: "at least one node needs role = \"validator\"")
+        }
+        return Topology(path: path, name: name, chainId: chainId, seed: seed, host: host, basePort: basePort,
+                        timing: timing, limits: limits, load: load, nodes: nodes)
+    }
+}
+
+/// Typed access to one TOML table with errors that name the file and the dotted field.
+struct TableReader {
+    let file: String
+    let prefix: String
+    let table: TOMLTable
+
+    func fail(_ key: String, _ problem: String) -> TopologyError {
+        TopologyError(file: file, field: prefix + key, problem: problem)
+    }
+
+    func allowOnly(_ keys: Set<String>) throws(TopologyError) {
+        for key in table.keys where !keys.contains(key) {
+            throw fail(key, "unknown field; expected one of \(keys.sorted().joined(separator: ", "))")
+        }
+    }
+
+    func string(_ key: String, required: Bool = false) throws(TopologyError) -> String? {
+        guard let value = table[key] else {
+            if required { throw fail(key, "is required (a string)") }
+            return nil
+        }
+        guard let text = value.string else { throw fail(key, "expected a string, got \(value.type)") }
+        return text
+    }
+
+    func uint(_ key: String, range: ClosedRange<UInt64>) throws(TopologyError) -> UInt64? {
+        guard let value = table[key] else { return nil }
+        guard let number = value.int else { throw fail(key, "expected an integer, got \(value.type)") }
+        guard number >= 0, range.contains(UInt64(number)) else {
+            throw fail(key, "\(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return UInt64(number)
+    }
+
+    func double(_ key: String, range: ClosedRange<Double>) throws(TopologyError) -> Double? {
+        guard let value = table[key] else { return nil }
+        guard let number = value.double ?? value.int.map(Double.init) else {
+            throw fail(key, "expected a number, got \(value.type)")
+        }
+        guard range.contains(number) else {
+            throw fail(key, "\(number) is out of range \(range.lowerBound)...\(range.upperBound)")
+        }
+        return number
+    }
+
+    func table(_ key: String, required: Bool) throws(TopologyError) -> TableReader? {
+        guard let value = table[key] else {
+            if required { throw fail(key, "is required (a [\(key)] table)") }
+            return nil
+        }
+        guard let inner = value.table else { throw fail(key, "expected a table, got \(value.type)") }
+        return TableReader(file: file, prefix: prefix + key + ".", table: inner)
+    }
+
+    func tableArray(_ key: String) throws(TopologyError) -> [TableReader] {
+        guard let value = table[key] else { return [] }
+        guard let array = value.array else { throw fail(key, "expected [[\(key)]] tables, got \(value.type)") }
+        var out: [TableReader] = []
+        for (index, element) in array.enumerated() {
+            guard let inner = element.table else { throw fail("\(key)[\(index + 1)]", "expected a table") }
+            out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner))
+        }
+        return out
+    }
+}

@@ -1,0 +1,157 @@
+import Foundation
+import Histogram
+
+/// Reads the nodes' JSONL event logs (and the load generator's submissions) after or during a run
+/// and computes liveness and safety figures. Works on files only, so a report can be rebuilt later.
+public struct RunAnalysis: Sendable {
+    public struct NodeSummary: Sendable, Equatable {
+        public var name: String
+        public var height: UInt64
+        public var commits: Int
+        public var syncedCommits: Int
+        public var starts: Int
+        public var maxRound: UInt64
+    }
+
+    public struct Conflict: Sendable, Equatable {
+        public var height: UInt64
+        /// Block hash → the nodes that committed it.
+        public var sides: [String: [String]]
+    }
+
+    public struct Latency: Sendable, Equatable {
+        public var count: Int
+        public var p50Ms: Double
+        public var p99Ms: Double
+        public var maxMs: Double
+    }
+
+    public var nodes: [NodeSummary]
+    public var heightsChecked: Int
+    public var conflicts: [Conflict]
+    public var txsCommitted: Int
+    public var firstCommitMs: UInt64?
+    public var lastCommitMs: UInt64?
+    public var maxFinalityGapMs: UInt64
+    public var meanBlockIntervalMs: Double
+    public var submitted: Int
+    public var latency: Latency?
+    public var throughputTxPerSecond: Double
+    public var unreadableLines: Int
+
+    public var agreement: Bool { conflicts.isEmpty }
+    public var finalizedHeight: UInt64 { nodes.map(\.height).max() ?? 0 }
+
+    struct Commit {
+        var node: String
+        var height: UInt64
+        var hash: String
+        var timeMs: UInt64
+        var txs: Int
+        var txIds: [String]
+        var round: UInt64
+        var source: String
+    }
+
+    /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
+    public static func analyze(nodeDirs: [(String, String)], submissionsPath: String?) -> RunAnalysis {
+        var commits: [Commit] = []
+        var nodes: [NodeSummary] = []
+        var unreadable = 0
+        for (name, dir) in nodeDirs {
+            var summary = NodeSummary(name: name, height: 0, commits: 0, syncedCommits: 0, starts: 0, maxRound: 0)
+            var badFields = 0
+            forEachJSONLine(dir + "/events.jsonl", unreadable: &unreadable) { object in
+                switch object["event"] as? String {
+                case "commit":
+                    guard let height = uint(object["height"]), let hash = object["hash"] as? String,
+                          let time = uint(object["t"]) else {
+                        badFields += 1
+                        return
+                    }
+                    let commit = Commit(node: name, height: height, hash: hash, timeMs: time,
+                                        txs: Int(uint(object["txs"]) ?? 0), txIds: object["txIds"] as? [String] ?? [],
+                                        round: uint(object["round"]) ?? 0, source: object["source"] as? String ?? "")
+                    commits.append(commit)
+                    summary.height = max(summary.height, height)
+                    summary.commits += 1
+                    if commit.source == "sync" { summary.syncedCommits += 1 }
+                    summary.maxRound = max(summary.maxRound, commit.round)
+                case "start":
+                    summary.starts += 1
+                default:
+                    break
+                }
+            }
+            unreadable += badFields
+            nodes.append(summary)
+        }
+        // Safety: one hash per height across all nodes.
+        var byHeight: [UInt64: [String: [String]]] = [:]
+        for commit in commits { byHeight[commit.height, default: [:]][commit.hash, default: []].append(commit.node) }
+        let conflicts = byHeight.filter { $0.value.count > 1 }.map { Conflict(height: $0.key, sides: $0.value) }
+            .sorted { $0.height < $1.height }
+        // Liveness: the first time any node committed each height.
+        var firstSeen: [UInt64: Commit] = [:]
+        for commit in commits where firstSeen[commit.height].map({ commit.timeMs < $0.timeMs }) ?? true {
+            firstSeen[commit.height] = commit
+        }
+        let times = firstSeen.keys.sorted().map { firstSeen[$0]!.timeMs }
+        var maxGap: UInt64 = 0
+        for (a, b) in zip(times, times.dropFirst()) where b > a { maxGap = max(maxGap, b - a) }
+        let meanInterval = times.count > 1 ? Double(times.last! - times.first!) / Double(times.count - 1) : 0
+        let txsCommitted = firstSeen.values.reduce(0) { $0 + $1.txs }
+        // Latency: submission → first commit of that transaction on any node.
+        var committedAt: [String: UInt64] = [:]
+        for commit in firstSeen.values { for id in commit.txIds { committedAt[id] = commit.timeMs } }
+        var submitted = 0
+        var latency: Latency?
+        var firstSubmit: UInt64?
+        var lastCommitOfLoad: UInt64?
+        if let submissionsPath {
+            var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: .three)
+            var matched = 0
+            forEachJSONLine(submissionsPath, unreadable: &unreadable) { object in
+                guard let time = uint(object["t"]), let id = object["tx"] as? String else { return }
+                submitted += 1
+                firstSubmit = min(firstSubmit ?? time, time)
+                if let done = committedAt[id] {
+                    matched += 1
+                    lastCommitOfLoad = max(lastCommitOfLoad ?? done, done)
+                    _ = histogram.record(done >= time ? done - time : 0)
+                }
+            }
+            if matched > 0 {
+                latency = Latency(count: matched, p50Ms: Double(histogram.valueAtPercentile(50)),
+                                  p99Ms: Double(histogram.valueAtPercentile(99)), maxMs: Double(histogram.max))
+            }
+        }
+        var throughput = 0.0
+        if let start = firstSubmit, let end = lastCommitOfLoad, end > start, let latency {
+            throughput = Double(latency.count) / (Double(end - start) / 1000)
+        } else if times.count > 1 {
+            throughput = Double(txsCommitted) / max(Double(times.last! - times.first!) / 1000, 0.001)
+        }
+        return RunAnalysis(
+            nodes: nodes, heightsChecked: byHeight.count, conflicts: conflicts, txsCommitted: txsCommitted,
+            firstCommitMs: times.first, lastCommitMs: times.last, maxFinalityGapMs: maxGap,
+            meanBlockIntervalMs: meanInterval, submitted: submitted, latency: latency,
+            throughputTxPerSecond: throughput, unreadableLines: unreadable)
+    }
+
+    static func uint(_ value: Any?) -> UInt64? {
+        if let number = value as? NSNumber { return number.uint64Value }
+        return nil
+    }
+
+    static func forEachJSONLine(_ path: String, unreadable: inout Int, _ body: ([String: Any]) -> Void) {
+        guard let data = FileManager.default.contents(atPath: path) else { return }
+        for line in data.split(separator: UInt8(ascii: "\n")) where !line.isEmpty {
+            guard let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any] else {
+                unreadable += 1 // a line torn by kill -9 mid-write is skipped, not fatal
+                continue
+            }
+            body(object)
+        }
+    }
+}

@@ -1,0 +1,116 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Liveness
+
+@main
+struct Faultline: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "faultline",
+        abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
+        subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self])
+}
+
+/// `--run DIR` shared by the commands that act on a running cluster.
+struct RunOption: ParsableArguments {
+    @Option(name: .long, help: "Run folder (default: $FAULTLINE_RUN, else .faultline/current).")
+    var run: String?
+
+    var dir: String { RunFolder.resolve(run) }
+}
+
+/// Exit codes a CI can read: 0 fine, 1 the cluster misbehaved, 2 bad input.
+enum Exit {
+    static func badInput(_ message: String) -> ExitCode {
+        Terminal.error(message)
+        return ExitCode(2)
+    }
+
+    static func failure(_ message: String) -> ExitCode {
+        Terminal.error(message)
+        return ExitCode(1)
+    }
+}
+
+func loadTopology(_ path: String) throws -> Topology {
+    do {
+        return try Topology.load(path: path)
+    } catch {
+        throw Exit.badInput("\(error)")
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a cluster from a topology file and return once it finalizes blocks.")
+
+    @Argument(help: "Topology file (TOML).")
+    var topology: String = "Topologies/quickstart.toml"
+
+    @Option(help: "Seed for keys and accounts (default: the topology's).")
+    var seed: UInt64?
+
+    @Option(help: "Folder that holds run folders.")
+    var runs: String = ".faultline/runs"
+
+    func run() async throws {
+        let parsed = try loadTopology(topology)
+        let result: ClusterOps.UpResult
+        do {
+            result = try await ClusterOps.up(topology: parsed, runsRoot: runs, seed: seed)
+        } catch {
+            throw Exit.failure("\(error)")
+        }
+        print("cluster '\(parsed.name)' up: \(parsed.validators.count) validators, first block finalized "
+              + "\(Terminal.ms(result.firstBlockMs)) after start")
+        print("run folder: \(result.dir)")
+        let states = try await ClusterOps.states(dir: result.dir)
+        print(Terminal.statusTable(states))
+        print("next: faultline status | faultline load --duration 10 | faultline fault kill NODE | faultline down")
+    }
+}
+
+struct Status: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Show each node's height, round, peers and mempool.")
+
+    @OptionGroup var runOption: RunOption
+
+    func run() async throws {
+        let states: [ClusterOps.NodeState]
+        do {
+            states = try await ClusterOps.states(dir: runOption.dir)
+        } catch {
+            throw Exit.badInput("\(error)")
+        }
+        print("run folder: \(runOption.dir)")
+        print(Terminal.statusTable(states))
+    }
+}
+
+struct Down: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(abstract: "Stop every node of a run and print its summary.")
+
+    @OptionGroup var runOption: RunOption
+
+    func run() async throws {
+        let dir = runOption.dir
+        let manifest: RunManifest
+        do {
+            manifest = try RunFolder.load(dir)
+        } catch {
+            throw Exit.badInput("\(error)")
+        }
+        try await ClusterOps.down(dir: dir)
+        print("stopped \(manifest.nodes.count) nodes")
+        let analysis = Analysis.run(dir: dir, manifest: manifest)
+        print(Terminal.summary(analysis))
+        if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
+    }
+}
+
+enum Analysis {
+    static func run(dir: String, manifest: RunManifest) -> RunAnalysis {
+        RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
+                            submissionsPath: dir + "/load/submissions.jsonl")
+    }
+}

@@ -1,0 +1,82 @@
+import Cluster
+import Foundation
+import Liveness
+
+enum Terminal {
+    static let isTTY = isatty(1) == 1
+    nonisolated(unsafe) static var lastPlainProgress = Date.distantPast
+
+    static func error(_ message: String) {
+        FileHandle.standardError.write(Data("faultline: \(message)\n".utf8))
+    }
+
+    static func ms(_ value: Double) -> String {
+        value >= 1000 ? String(format: "%.2f s", value / 1000) : String(format: "%.0f ms", value)
+    }
+
+    /// One line rewritten in place on a terminal; one line a second when piped.
+    static func progress(_ line: String) {
+        if isTTY {
+            FileHandle.standardOutput.write(Data("\r\u{1B}[2K\(line)".utf8))
+        } else if Date().timeIntervalSince(lastPlainProgress) >= 1 {
+            lastPlainProgress = Date()
+            print(line)
+        }
+    }
+
+    static func endProgress() {
+        if isTTY { print("") }
+    }
+
+    static func statusTable(_ states: [ClusterOps.NodeState]) -> String {
+        var rows = [["node", "pid", "state", "height", "round", "step", "peers", "mempool", "last commit"]]
+        let now = Date().timeIntervalSince1970 * 1000
+        for state in states {
+            let status = state.status
+            let age = status.map { $0.lastCommitTimeMs > 0 ? ms(now - Double($0.lastCommitTimeMs)) + " ago" : "-" } ?? "-"
+            rows.append([
+                state.node.name, state.pid.map(String.init) ?? "-",
+                state.alive ? (status == nil ? "no answer" : "running") : "down",
+                status.map { String($0.height) } ?? "-", status.map { String($0.round) } ?? "-",
+                status?.step ?? "-", status.map { "\($0.peers)/\($0.peersTotal)" } ?? "-",
+                status.map { String($0.mempoolTxs) } ?? "-", age,
+            ])
+        }
+        return table(rows)
+    }
+
+    static func table(_ rows: [[String]]) -> String {
+        let widths = rows[0].indices.map { column in rows.map { $0[column].count }.max() ?? 0 }
+        return rows.map { row in
+            row.enumerated().map { $0.element.padding(toLength: widths[$0.offset], withPad: " ", startingAt: 0) }
+                .joined(separator: "  ")
+        }.joined(separator: "\n")
+    }
+
+    static func summary(_ analysis: RunAnalysis) -> String {
+        var lines = ["", "summary"]
+        let seconds = Double((analysis.lastCommitMs ?? 0) - (analysis.firstCommitMs ?? 0)) / 1000
+        lines.append("  finalized height   \(analysis.finalizedHeight) in \(String(format: "%.1f", seconds)) s"
+                     + " (mean block interval \(ms(analysis.meanBlockIntervalMs)))")
+        lines.append("  longest gap        \(ms(Double(analysis.maxFinalityGapMs))) between finalized blocks")
+        lines.append("  transactions       \(analysis.txsCommitted) finalized of \(analysis.submitted) submitted, "
+                     + String(format: "%.0f tx/s", analysis.throughputTxPerSecond))
+        if let latency = analysis.latency {
+            lines.append("  submit→finalized   p50 \(ms(latency.p50Ms)), p99 \(ms(latency.p99Ms)), max \(ms(latency.maxMs))")
+        }
+        let safety = analysis.agreement
+            ? "agreement on all \(analysis.heightsChecked) heights across \(analysis.nodes.count) nodes"
+            : "CONFLICT at heights \(analysis.conflicts.map { String($0.height) }.joined(separator: ", "))"
+        lines.append("  safety             \(safety)")
+        for conflict in analysis.conflicts.prefix(5) {
+            let sides = conflict.sides.map { "\($0.key.prefix(16)): \($0.value.joined(separator: ","))" }
+            lines.append("    height \(conflict.height): \(sides.joined(separator: " | "))")
+        }
+        let perNode = analysis.nodes.map { node in
+            "\(node.name) h\(node.height)" + (node.syncedCommits > 0 ? " (\(node.syncedCommits) synced)" : "")
+                + (node.starts > 1 ? " restarts \(node.starts - 1)" : "")
+        }
+        lines.append("  nodes              \(perNode.joined(separator: ", "))")
+        return lines.joined(separator: "\n")
+    }
+}
