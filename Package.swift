@@ -87,11 +87,23 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
-        .testTarget(name: "TransportTests", dependencies: ["Transport", "Wire", "Sodium"]),
+        .testTarget(
+            name: "TransportTests",
+            dependencies: [
+                "Transport", "Wire", "Sodium",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
+        ),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness"]),
+        .testTarget(name: "NodeTests", dependencies: ["Node", "Consensus", "Wire", "Sodium", "Ledger"]),
         .testTarget(
             name: "EndToEndTests",
-            dependencies: ["Cluster", "Liveness", "Wire", "Sodium"]
+            dependencies: [
+                "Cluster", "Liveness", "Wire", "Sodium",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]
         ),
     ],
     swiftLanguageModes: [.v6]

@@ -102,4 +102,6 @@ public struct NodeStatusView: Codable, Sendable {
     public var lastCommitTimeMs: UInt64
     public var lastBlockId: String
     public var txsCommitted: UInt64
+    public var conflictingVotes: Int
+    public var invalidProposals: Int
 }

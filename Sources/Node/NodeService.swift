@@ -115,7 +115,11 @@ public struct NodeService: Service {
             continuation.finish()
         }
         try? await control.close()
-        shell.events.write("stop", timeMs: clock(), [("height", .uint(shell.store.height))])
+        let final = shell.status
+        shell.events.write("stop", timeMs: clock(), [
+            ("height", .uint(shell.store.height)), ("conflictingVotes", .uint(UInt64(final.conflictingVotes))),
+            ("invalidProposals", .uint(UInt64(final.invalidProposals))),
+        ])
         shell.events.flush()
         logger.info("stopped at height \(shell.store.height)")
     }

@@ -36,18 +36,23 @@ extension NodeShell {
         case .broadcastVote(let type, let vote):
             let envelope = sign(type.kind, vote)
             broadcast(envelope)
+            ownVotes.append(envelope)
+            if ownVotes.count > NodeShell.ownVotesMax { ownVotes.removeFirst() }
             feedback.append(.vote(type, vote, from: myIndex!, signature: envelope.signature))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             timers(durationMs, .timeout(kind, height: height, round: round))
         case .decide(let height, let round, let blockId, let signatures):
             commitDecided(height: height, round: round, blockId: blockId, signatures: signatures)
         case .roundStarted(let height, let round):
+            lastProgressMs = clock()
             metrics.round.record(Int(round))
             if round > 0 {
                 metrics.roundsStarted.increment()
                 events.write("round", timeMs: clock(), [("height", .uint(height)), ("round", .uint(UInt64(round)))])
             }
         case .newHeight(let height):
+            ownVotes.removeAll()
+            ownProposal.removeAll()
             pending = pending.filter { $0.key.height >= height }
             earlyParts = earlyParts.filter { $0.key.height >= height }
             earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
@@ -84,10 +89,11 @@ extension NodeShell {
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: known.block.id,
                                 partsRoot: known.partsRoot, partCount: UInt16(known.parts.count),
                                 blockBytes: UInt32(blockBytes))
-        broadcast(sign(.proposal, proposal))
+        ownProposal = [sign(.proposal, proposal)]
         for part in known.parts {
-            broadcast(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
+            ownProposal.append(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
         }
+        for envelope in ownProposal { broadcast(envelope) }
         let key = ProposalKey(height: height, round: round)
         pending[key] = PendingProposal(
             proposal: proposal, from: myIndex!,
@@ -121,6 +127,7 @@ extension NodeShell {
         txsCommitted += UInt64(block.txs.count)
         let now = clock()
         lastCommitTimeMs = now
+        lastProgressMs = now
         metrics.height.record(Int(block.header.height))
         metrics.blocksCommitted.increment()
         metrics.txsCommitted.increment(by: Int64(block.txs.count))
@@ -129,7 +136,8 @@ extension NodeShell {
             ("height", .uint(block.header.height)), ("round", .uint(UInt64(committed.commit.round))),
             ("hash", .string(block.id.hex)), ("stateRoot", .string(result.stateRoot.hex)),
             ("txs", .uint(UInt64(block.txs.count))), ("failedTxs", .uint(UInt64(result.failed))),
-            ("signers", .uint(UInt64(committed.commit.signatures.count))), ("source", .string(source)),
+            ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
+            ("source", .string(source)),
             ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
             ("blockTimeMs", .uint(block.header.timeMs)),
             ("txIds", .array(block.txs.map { .string($0.id.short) })),

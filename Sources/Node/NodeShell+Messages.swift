@@ -134,6 +134,7 @@ extension NodeShell {
 
     private func reportInvalid(_ key: ProposalKey, _ problem: String) {
         metrics.invalidProposals.increment()
+        invalidProposalCount += 1
         logger.warning("invalid proposal at \(key.height)/\(key.round): \(problem)")
         events.write("invalid_proposal", timeMs: clock(), [
             ("height", .uint(key.height)), ("round", .uint(UInt64(key.round))), ("reason", .string(problem)),

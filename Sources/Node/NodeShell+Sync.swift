@@ -9,8 +9,9 @@ import Wire
 extension NodeShell {
     func onTick() {
         servedThisTick = 0
-        broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round)))
+        broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
         requestMissingBlocks()
+        rebroadcastIfStalled()
     }
 
     func requestMissingBlocks() {

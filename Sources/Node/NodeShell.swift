@@ -35,6 +35,9 @@ public struct NodeStatus: Codable, Sendable {
     public var stateRoot: String
     public var txsCommitted: UInt64
     public var startedAtMs: UInt64
+    /// Two different signed votes from one validator for the same height, round and step, as seen here.
+    public var conflictingVotes: Int
+    public var invalidProposals: Int
 }
 
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
@@ -88,6 +91,13 @@ final class NodeShell {
     var syncReady: [UInt64: CommittedBlock] = [:]
     var servedThisTick = 0
     var txsCommitted: UInt64 = 0
+    var invalidProposalCount = 0
+    /// Our own consensus messages for the current height, re-sent while the height makes no progress
+    /// (Tendermint assumes eventual delivery; a peer that was down or partitioned missed them).
+    var ownVotes: [Envelope] = []
+    var ownProposal: [Envelope] = []
+    var lastProgressMs: UInt64 = 0
+    static let ownVotesMax = 6
     var lastCommitTimeMs: UInt64 = 0
     let startedAtMs: UInt64
 
@@ -174,7 +184,8 @@ final class NodeShell {
             peers: peerHeights.values.filter { now - $0.seenMs < 2_000 }.count, peersTotal: peers.count,
             mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
             lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
-            txsCommitted: txsCommitted, startedAtMs: startedAtMs)
+            txsCommitted: txsCommitted, startedAtMs: startedAtMs,
+            conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: invalidProposalCount)
     }
 
     // MARK: sending
@@ -187,6 +198,15 @@ final class NodeShell {
         for (peerKey, peer) in peers where !except.contains(peerKey) {
             send(envelope, to: peer)
         }
+    }
+
+    /// Re-sends our votes and proposal for the current height when nothing moved for a while.
+    func rebroadcastIfStalled() {
+        let now = clock()
+        let stallMs = max(2 * config.limits.statusIntervalMs, 200)
+        guard now - lastProgressMs >= stallMs else { return }
+        lastProgressMs = now
+        for envelope in ownProposal + ownVotes { broadcast(envelope) }
     }
 
     func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {

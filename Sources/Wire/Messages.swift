@@ -141,20 +141,25 @@ public struct Vote: WireCodable, Equatable, Hashable {
 public struct StatusMessage: WireCodable, Equatable {
     public var committedHeight: UInt64
     public var round: UInt32
+    /// The sender's clock: makes every announcement distinct, so de-duplication never hides a live peer.
+    public var timeMs: UInt64
 
-    public init(committedHeight: UInt64, round: UInt32) {
+    public init(committedHeight: UInt64, round: UInt32, timeMs: UInt64) {
         self.committedHeight = committedHeight
         self.round = round
+        self.timeMs = timeMs
     }
 
     public func encode(to writer: inout WireWriter) {
         writer.u64(committedHeight)
         writer.u32(round)
+        writer.u64(timeMs)
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
         committedHeight = try reader.u64("status.committedHeight")
         round = try reader.u32("status.round")
+        timeMs = try reader.u64("status.timeMs")
     }
 }
 

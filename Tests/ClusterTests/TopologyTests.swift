@@ -1,0 +1,93 @@
+import Foundation
+import Testing
+@testable import Cluster
+
+@Suite struct TopologyTests {
+    static let valid = """
+        [cluster]
+        name = "t"
+        chain_id = "test-chain"
+
+        [timing]
+        timeout_commit_ms = 5
+
+        [[node]]
+        name = "a"
+        stake = 3
+        labels = { region = "x" }
+
+        [[node]]
+        name = "b"
+        """
+
+    @Test func parsesAValidFile() throws {
+        let topology = try Topology.parse(Self.valid, path: "t.toml")
+        #expect(topology.chainId == "test-chain")
+        #expect(topology.nodes.map(\.name) == ["a", "b"])
+        #expect(topology.nodes[0].stake == 3 && topology.nodes[1].stake == 10)
+        #expect(topology.nodes[0].labels == ["region": "x"])
+        #expect(topology.timing.timeoutCommitMs == 5)
+    }
+
+    @Test(arguments: [
+        ("[cluster]\nname = 1\n[[node]]\nname = \"a\"", "cluster.name", "expected a string"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nstake = \"ten\"", "node[1].stake", "expected an integer"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nstake = 0", "node[1].stake", "out of range"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"a\"", "node[2].name", "used by two nodes"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nrole = \"miner\"", "node[1].role", "not a role"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nsteak = 3", "node[1].steak", "unknown field"),
+        ("[cluster]\nhost = \"10.0.0.1\"\n[[node]]\nname = \"a\"", "cluster.host", "loopback"),
+        ("[cluster]\n[timing]\ntimeout_propose_ms = 0\n[[node]]\nname = \"a\"", "timing.timeout_propose_ms", "out of range"),
+        ("[[node]]\nname = \"a\"", "cluster", "is required"),
+        ("[cluster]", "node", "at least one"),
+        ("[cluster]\n[[node]]\nname = \"a b\"", "node[1].name", "letters, digits"),
+        ("[cluster\nname = \"x\"", "line 1", "TOML syntax error"),
+    ])
+    func errorsNameFileFieldAndProblem(text: String, field: String, problem: String) {
+        do {
+            _ = try Topology.parse(text, path: "bad.toml")
+            Issue.record("accepted a malformed topology: \(text)")
+        } catch {
+            #expect(error.file == "bad.toml")
+            #expect(error.field.hasPrefix(field), "field was '\(error.field)'")
+            #expect(error.problem.contains(problem), "problem was '\(error.problem)'")
+        }
+    }
+
+    @Test func missingFileIsNamed() {
+        #expect(throws: TopologyError(file: "/nonexistent.toml", field: "(file)",
+                                      problem: "cannot be read (missing or not a file)")) {
+            try Topology.load(path: "/nonexistent.toml")
+        }
+    }
+
+    @Test func libraryTopologiesParse() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Topologies")
+        let files = try FileManager.default.contentsOfDirectory(atPath: root.path).filter { $0.hasSuffix(".toml") }
+        #expect(!files.isEmpty)
+        for file in files {
+            _ = try Topology.load(path: root.appendingPathComponent(file).path)
+        }
+    }
+}
+
+@Suite struct RunFolderTests {
+    @Test func createsKeysGenesisConfigsAndPrivateToken() throws {
+        let topology = try Topology.parse(TopologyTests.valid, path: "t.toml")
+        let root = NSTemporaryDirectory() + "faultline-runfolder-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/runs"
+        defer { try? FileManager.default.removeItem(atPath: (root as NSString).deletingLastPathComponent) }
+        let (dir, manifest) = try RunFolder.create(topology: topology, runsRoot: root, seed: 7)
+        #expect(manifest.nodes.count == 2)
+        #expect(Set(manifest.nodes.map(\.gossipPort)).count == 2)
+        let tokenMode = try FileManager.default.attributesOfItem(atPath: dir + "/token")[.posixPermissions] as? Int
+        #expect(tokenMode == 0o600)
+        let keyMode = try FileManager.default.attributesOfItem(atPath: dir + "/nodes/a/key")[.posixPermissions] as? Int
+        #expect(keyMode == 0o600)
+        // Same seed, same keys.
+        #expect(manifest.nodes[0].publicKey
+                == RunFolder.nodeKey(chainId: "test-chain", seed: 7, name: "a").publicKey.hex)
+        let reloaded = try RunFolder.load(dir)
+        #expect(reloaded.nodes.map(\.name) == ["a", "b"])
+    }
+}

@@ -1,0 +1,76 @@
+import NIOCore
+import NIOPosix
+import Sodium
+import Testing
+import Wire
+@testable import Transport
+
+@Suite struct IngressTests {
+    let domain = Domain(chainId: "ingress-test")
+    let validator = SigningKey(label: "validator")
+    let stranger = SigningKey(label: "stranger")
+
+    func ingress() -> Ingress {
+        Ingress(domain: domain, datagramBytesMax: 1_232, members: [validator.publicKey])
+    }
+
+    func vote(_ key: SigningKey, domain: Domain? = nil) -> Envelope {
+        Envelope(kind: .prevote, payload: Vote(height: 1, round: 0, blockId: nil).encoded, domain: domain ?? self.domain,
+                 key: key)
+    }
+
+    func reason(_ outcome: Ingress.Outcome) -> Ingress.Reject? {
+        if case .rejected(let reason, _) = outcome { return reason }
+        return nil
+    }
+
+    @Test func classifiesEveryKindOfBadDatagram() {
+        var edge = ingress()
+        let good = vote(validator)
+        var flipped = good.bytes
+        flipped[Envelope.headerBytes] ^= 1
+        #expect(reason(edge.admit(Array(good.bytes.prefix(30)))) == .malformed)
+        #expect(reason(edge.admit([UInt8](repeating: 0xFA, count: 2_000))) == .oversized)
+        #expect(reason(edge.admit(flipped)) == .badSignature)
+        #expect(reason(edge.admit(vote(validator, domain: Domain(chainId: "other")).bytes)) == .wrongChain)
+        #expect(reason(edge.admit(vote(stranger).bytes)) == .unknownSender)
+        #expect(reason(edge.admit(good.bytes)) == nil)
+        #expect(reason(edge.admit(good.bytes)) == .duplicate)
+        // Transactions may come from anyone (clients are not cluster members).
+        let tx = Envelope(kind: .transfer, payload: Transfer(to: validator.publicKey, amount: 1, fee: 0, nonce: 0).encoded,
+                          domain: domain, key: stranger)
+        #expect(reason(edge.admit(tx.bytes)) == nil)
+    }
+
+    @Test func seenSetIsBounded() {
+        var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [validator.publicKey], seenMax: 10)
+        for round in 0..<50 {
+            let envelope = Envelope(kind: .prevote, payload: Vote(height: 1, round: UInt32(round), blockId: nil).encoded,
+                                    domain: domain, key: validator)
+            _ = edge.admit(envelope.bytes)
+        }
+        #expect(edge.seenCount == 10)
+    }
+
+    /// Real datagrams over 127.0.0.1: what arrives is what was sent, classified the same way.
+    @Test func realUDPRoundTrip() async throws {
+        let receiver = try await UDPEndpoint.bind(host: "127.0.0.1", port: 0)
+        let sender = try await UDPEndpoint.bind(host: "127.0.0.1", port: 0)
+        let target = receiver.channel.localAddress!
+        let good = vote(validator)
+        let payloads: [[UInt8]] = [[1, 2, 3], vote(stranger).bytes, good.bytes]
+        try await sender.executeThenClose { _, outbound in
+            for payload in payloads { try await outbound.write(UDPEndpoint.datagram(payload, to: target)) }
+        }
+        var edge = ingress()
+        var reasons: [Ingress.Reject?] = []
+        try await receiver.executeThenClose { inbound, _ in
+            for try await datagram in inbound {
+                var buffer = datagram.data
+                reasons.append(reason(edge.admit(buffer.readBytes(length: buffer.readableBytes)!)))
+                if reasons.count == payloads.count { break }
+            }
+        }
+        #expect(reasons == [.malformed, .unknownSender, nil])
+    }
+}
