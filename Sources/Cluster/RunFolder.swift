@@ -101,7 +101,7 @@ public enum RunFolder {
         try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
         try? fm.removeItem(atPath: current)
-        try? fm.createSymbolicLink(atPath: current, withDestinationPath: (dir as NSString).standardizingPath)
+        try? fm.createSymbolicLink(atPath: current, withDestinationPath: URL(fileURLWithPath: dir).standardized.path)
         return (dir, manifest)
     }
 

@@ -18,12 +18,20 @@ extension NodeShell {
         case .blockPart(let part):
             onBlockPart(part, envelope: envelope)
         case .prevote(let vote), .precommit(let vote):
+            startConsensusNow() // consensus traffic means peers are running already
             guard let from = validators.index(of: envelope.sender) else { return }
             if vote.height >= consensus.height { relay(envelope) }
             let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
             drive(.vote(type, vote, from: from, signature: envelope.signature))
         case .status(let status):
+            let isNew = peerHeights[envelope.sender] == nil
             peerHeights[envelope.sender] = (status.committedHeight, clock())
+            if isNew, let peer = peers[envelope.sender] {
+                // A peer we had not heard from (just started, or restarted): answer at once.
+                send(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())),
+                     to: peer)
+            }
+            startConsensusIfReady()
             requestMissingBlocks()
         case .blockRequest(let request):
             serveBlock(request.height, to: envelope.sender)
@@ -33,6 +41,7 @@ extension NodeShell {
     }
 
     private func onProposal(_ proposal: Proposal, envelope: Envelope) {
+        startConsensusNow()
         guard let from = validators.index(of: envelope.sender) else { return }
         guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1 else { return }
         let key = ProposalKey(height: proposal.height, round: proposal.round)

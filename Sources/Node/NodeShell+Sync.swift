@@ -9,7 +9,8 @@ import Wire
 extension NodeShell {
     func onTick() {
         servedThisTick = 0
-        broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
+        broadcastStatus()
+        startConsensusIfReady()
         requestMissingBlocks()
         rebroadcastIfStalled()
     }

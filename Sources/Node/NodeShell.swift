@@ -97,6 +97,7 @@ final class NodeShell {
     var ownVotes: [Envelope] = []
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
+    var consensusStarted = false
     static let ownVotesMax = 6
     var lastCommitTimeMs: UInt64 = 0
     let startedAtMs: UInt64
@@ -158,9 +159,32 @@ final class NodeShell {
             timeoutCommitMs: timing.timeoutCommitMs)
     }
 
-    /// Starts consensus at the height after the last stored block.
+    /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)
+    /// have been heard from, or after `startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
+        broadcastStatus()
+        startConsensusIfReady()
+    }
+
+    static let startWaitMaxMs: UInt64 = 2_000
+
+    func startConsensusIfReady() {
+        guard !consensusStarted else { return }
+        let heard = Set(peerHeights.keys).union([key.publicKey])
+        let stake = heard.compactMap { validators.index(of: $0) }.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
+        guard validators.isQuorum(stake) || clock() - startedAtMs >= NodeShell.startWaitMaxMs else { return }
+        startConsensusNow()
+    }
+
+    func startConsensusNow() {
+        guard !consensusStarted else { return }
+        consensusStarted = true
+        lastProgressMs = clock()
         drive(.start)
+    }
+
+    func broadcastStatus() {
+        broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
     }
 
     func handle(_ input: NodeInput) {
