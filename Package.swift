@@ -96,6 +96,7 @@ let package = Package(
             ]
         ),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness"]),
+        .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
         .testTarget(name: "NodeTests", dependencies: ["Node", "Consensus", "Wire", "Sodium", "Ledger"]),
         .testTarget(
             name: "EndToEndTests",

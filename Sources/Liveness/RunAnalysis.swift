@@ -11,6 +11,10 @@ public struct RunAnalysis: Sendable {
         public var syncedCommits: Int
         public var starts: Int
         public var maxRound: UInt64
+        /// Restarts that came back below a height this node had already committed (blocks lost).
+        public var lostOnRestart: [String]
+        /// The last cumulative ingress drops by reason (from `drops` events).
+        public var drops: [String: UInt64]
     }
 
     public struct Conflict: Sendable, Equatable {
@@ -40,6 +44,7 @@ public struct RunAnalysis: Sendable {
     public var unreadableLines: Int
 
     public var agreement: Bool { conflicts.isEmpty }
+    public var noCommittedBlockLost: Bool { nodes.allSatisfy { $0.lostOnRestart.isEmpty } }
     public var finalizedHeight: UInt64 { nodes.map(\.height).max() ?? 0 }
 
     struct Commit {
@@ -59,7 +64,8 @@ public struct RunAnalysis: Sendable {
         var nodes: [NodeSummary] = []
         var unreadable = 0
         for (name, dir) in nodeDirs {
-            var summary = NodeSummary(name: name, height: 0, commits: 0, syncedCommits: 0, starts: 0, maxRound: 0)
+            var summary = NodeSummary(name: name, height: 0, commits: 0, syncedCommits: 0, starts: 0, maxRound: 0,
+                                      lostOnRestart: [], drops: [:])
             var badFields = 0
             forEachJSONLine(dir + "/events.jsonl", unreadable: &unreadable) { object in
                 switch object["event"] as? String {
@@ -79,6 +85,15 @@ public struct RunAnalysis: Sendable {
                     summary.maxRound = max(summary.maxRound, commit.round)
                 case "start":
                     summary.starts += 1
+                    let storedHeight = uint(object["height"]) ?? 0
+                    if storedHeight < summary.height {
+                        summary.lostOnRestart.append("restart \(summary.starts - 1) came back at height "
+                                                     + "\(storedHeight) after committing \(summary.height)")
+                    }
+                case "drops":
+                    if let total = object["total"] as? [String: Any] {
+                        for (reason, count) in total { summary.drops[reason] = uint(count) ?? 0 }
+                    }
                 default:
                     break
                 }

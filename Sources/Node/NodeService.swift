@@ -45,6 +45,7 @@ public struct NodeService: Service {
         let metrics = shell.metrics
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
+        let drops = shell.drops
         let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort)
         let registry = self.registry
         let control = try await ControlServer.start(
@@ -75,10 +76,12 @@ public struct NodeService: Service {
                                 queueDepth.add(1)
                                 if case .dropped = continuation.yield(.message(envelope, message, fromPeer: fromPeer)) {
                                     queueDepth.add(-1)
+                                    drops.queueFull.add(1)
                                     metrics.ingressQueueDropped.increment()
                                 }
                             case .rejected(let reason, let detail):
                                 metrics.rejected[reason]?.increment()
+                                drops.count(reason)
                                 if reason != .duplicate, rejectLogBudget > 0 {
                                     rejectLogBudget -= 1
                                     logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
@@ -149,6 +152,26 @@ public struct NodeService: Service {
         default:
             return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
         }
+    }
+}
+
+/// Ingress drop counts by reason, written by the reader task and read by the main loop.
+final class DropCounters: Sendable {
+    private let rejected: [Ingress.Reject: AtomicCounter]
+    let queueFull = AtomicCounter()
+
+    init() {
+        var counters: [Ingress.Reject: AtomicCounter] = [:]
+        for reason in Ingress.Reject.allCases { counters[reason] = AtomicCounter() }
+        rejected = counters
+    }
+
+    func count(_ reason: Ingress.Reject) { rejected[reason]?.add(1) }
+
+    /// Cumulative counts, duplicates excluded (they are normal gossip, not drops).
+    var snapshot: [(String, Int)] {
+        Ingress.Reject.allCases.filter { $0 != .duplicate }.map { ($0.rawValue, rejected[$0]!.value) }
+            + [("queue_full", queueFull.value)]
     }
 }
 

@@ -13,6 +13,20 @@ extension NodeShell {
         startConsensusIfReady()
         requestMissingBlocks()
         rebroadcastIfStalled()
+        logDropsIfChanged()
+    }
+
+    /// Once a second at most: the cumulative ingress drops by reason, when they changed.
+    func logDropsIfChanged() {
+        let now = clock()
+        guard now - lastDropsLogMs >= 1_000 else { return }
+        let snapshot = drops.snapshot
+        let values = snapshot.map(\.1)
+        guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }
+        lastDropsLogMs = now
+        lastDropsLogged = values
+        events.write("drops", timeMs: now, [("total", .object(snapshot.map { ($0.0, .uint(UInt64($0.1))) }))])
+        events.flush()
     }
 
     func requestMissingBlocks() {

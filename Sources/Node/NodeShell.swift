@@ -98,6 +98,9 @@ final class NodeShell {
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
     var consensusStarted = false
+    let drops = DropCounters()
+    var lastDropsLogged: [Int] = []
+    var lastDropsLogMs: UInt64 = 0
     static let ownVotesMax = 6
     var lastCommitTimeMs: UInt64 = 0
     let startedAtMs: UInt64

@@ -105,6 +105,7 @@ struct Down: AsyncParsableCommand {
         let analysis = Analysis.run(dir: dir, manifest: manifest)
         print(Terminal.summary(analysis))
         if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
+        if !analysis.noCommittedBlockLost { throw Exit.failure("a restarted node lost committed blocks") }
     }
 }
 

@@ -116,5 +116,6 @@ struct Demo: AsyncParsableCommand {
         print(Terminal.summary(analysis))
         if !crashed.isEmpty { throw Exit.failure("nodes not running at the end: \(crashed.joined(separator: ", "))") }
         if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
+        if !analysis.noCommittedBlockLost { throw Exit.failure("a restarted node lost committed blocks") }
     }
 }

@@ -72,6 +72,17 @@ enum Terminal {
             let sides = conflict.sides.map { "\($0.key.prefix(16)): \($0.value.joined(separator: ","))" }
             lines.append("    height \(conflict.height): \(sides.joined(separator: " | "))")
         }
+        let lost = analysis.nodes.flatMap { node in node.lostOnRestart.map { "\(node.name): \($0)" } }
+        lines.append("  durability         " + (lost.isEmpty
+            ? "no committed block lost across \(analysis.nodes.reduce(0) { $0 + max($1.starts - 1, 0) }) restarts"
+            : "LOST: " + lost.joined(separator: "; ")))
+        let dropTotals = analysis.nodes.reduce(into: [String: UInt64]()) { totals, node in
+            for (reason, count) in node.drops { totals[reason, default: 0] += count }
+        }.filter { $0.value > 0 }
+        if !dropTotals.isEmpty {
+            lines.append("  ingress drops      " + dropTotals.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                .joined(separator: ", "))
+        }
         let perNode = analysis.nodes.map { node in
             "\(node.name) h\(node.height)" + (node.syncedCommits > 0 ? " (\(node.syncedCommits) synced)" : "")
                 + (node.starts > 1 ? " restarts \(node.starts - 1)" : "")

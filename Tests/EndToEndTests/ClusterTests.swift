@@ -145,6 +145,9 @@ extension Tag {
         let analysis = RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
                                            submissionsPath: dir + "/load/submissions.jsonl")
         #expect(analysis.agreement, "conflicts: \(analysis.conflicts)")
+        #expect(analysis.noCommittedBlockLost, "\(analysis.nodes.map(\.lostOnRestart))")
+        let v1Drops = analysis.nodes.first { $0.name == "v1" }!.drops
+        #expect((v1Drops["bad_signature"] ?? 0) >= 50 && (v1Drops["malformed"] ?? 0) >= 100, "\(v1Drops)")
         #expect(analysis.heightsChecked > 30)
         let v2Summary = analysis.nodes.first { $0.name == "v2" }!
         #expect(v2Summary.starts == 2 && v2Summary.syncedCommits > 0)
