@@ -57,60 +57,23 @@ public struct NodeService: Service {
             })
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort), control http 127.0.0.1:\(config.controlPort)")
         let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
-        let peerAddresses = Set(shell.peers.values.map(\.address))
-        let ingressTemplate = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
-                                      members: members)
+        let edge = Edge(
+            ingress: Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
+                             members: members),
+            peerAddresses: Set(shell.peers.values.map(\.address)), queueDepth: queueDepth, drops: drops,
+            metrics: metrics, continuation: continuation, logger: logger)
         let interval = config.limits.statusIntervalMs
         try await withGracefulShutdownHandler {
             try await udp.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask {
-                        var ingress = ingressTemplate
-                        var rejectLogBudget = 20
-                        for try await datagram in inbound {
-                            var buffer = datagram.data
-                            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-                            switch ingress.admit(bytes) {
-                            case .accepted(let envelope, let message):
-                                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
-                                queueDepth.add(1)
-                                if case .dropped = continuation.yield(.message(envelope, message, fromPeer: fromPeer)) {
-                                    queueDepth.add(-1)
-                                    drops.queueFull.add(1)
-                                    metrics.ingressQueueDropped.increment()
-                                }
-                            case .rejected(let reason, let detail):
-                                metrics.rejected[reason]?.increment()
-                                drops.count(reason)
-                                if reason != .duplicate, rejectLogBudget > 0 {
-                                    rejectLogBudget -= 1
-                                    logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
-                                }
-                            }
-                        }
-                    }
+                    group.addTask { try await edge.read(inbound) }
                     group.addTask {
                         while !Task.isCancelled {
                             try await Task.sleep(for: .milliseconds(interval))
                             continuation.yield(.tick)
                         }
                     }
-                    shell.start()
-                    try await flush(shell, outbound)
-                    var lastHeight = shell.store.height
-                    for await input in stream {
-                        if case .message = input { queueDepth.add(-1) }
-                        shell.handle(input)
-                        try await flush(shell, outbound)
-                        var isTick = false
-                        if case .tick = input { isTick = true }
-                        if isTick || shell.store.height != lastHeight {
-                            lastHeight = shell.store.height
-                            var snapshot = shell.status
-                            snapshot.ingressQueue = queueDepth.value
-                            status.set(snapshot)
-                        }
-                    }
+                    try await mainLoop(shell, stream, outbound, status: status, queueDepth: queueDepth)
                     group.cancelAll()
                 }
             }
@@ -125,6 +88,31 @@ public struct NodeService: Service {
         ])
         shell.events.flush()
         logger.info("stopped at height \(shell.store.height)")
+    }
+
+    /// The one task that owns the shell: every input, in arrival order; sends what each produced.
+    private func mainLoop(_ shell: NodeShell, _ stream: AsyncStream<NodeInput>,
+                          _ outbound: NIOAsyncChannelOutboundWriter<Datagram>, status: StatusBox,
+                          queueDepth: AtomicCounter) async throws {
+        shell.start()
+        try await flush(shell, outbound)
+        var lastHeight = shell.store.height
+        for await input in stream {
+            var isTick = false
+            switch input {
+            case .message: queueDepth.add(-1)
+            case .tick: isTick = true
+            case .timeout: break
+            }
+            shell.handle(input)
+            try await flush(shell, outbound)
+            if isTick || shell.store.height != lastHeight {
+                lastHeight = shell.store.height
+                var snapshot = shell.status
+                snapshot.ingressQueue = queueDepth.value
+                status.set(snapshot)
+            }
+        }
     }
 
     private func flush(_ shell: NodeShell, _ outbound: NIOAsyncChannelOutboundWriter<Datagram>) async throws {
@@ -151,6 +139,44 @@ public struct NodeService: Service {
             return .init(status: .ok, contentType: "text/plain", body: Array("shutting down\n".utf8))
         default:
             return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
+        }
+    }
+}
+
+/// The receiving edge: decodes, de-duplicates and verifies each datagram (the expensive step, off
+/// the main loop), counts rejects, and queues accepted messages for the main loop (bounded).
+struct Edge: Sendable {
+    let ingress: Ingress
+    let peerAddresses: Set<SocketAddress>
+    let queueDepth: AtomicCounter
+    let drops: DropCounters
+    let metrics: NodeMetrics
+    let continuation: AsyncStream<NodeInput>.Continuation
+    let logger: Logger
+
+    func read(_ inbound: NIOAsyncChannelInboundStream<Datagram>) async throws {
+        var ingress = self.ingress
+        var rejectLogBudget = 20
+        for try await datagram in inbound {
+            var buffer = datagram.data
+            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+            switch ingress.admit(bytes) {
+            case .accepted(let envelope, let message):
+                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
+                queueDepth.add(1)
+                if case .dropped = continuation.yield(.message(envelope, message, fromPeer: fromPeer)) {
+                    queueDepth.add(-1)
+                    drops.queueFull.add(1)
+                    metrics.ingressQueueDropped.increment()
+                }
+            case .rejected(let reason, let detail):
+                metrics.rejected[reason]?.increment()
+                drops.count(reason)
+                if reason != .duplicate, rejectLogBudget > 0 {
+                    rejectLogBudget -= 1
+                    logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
+                }
+            }
         }
     }
 }

@@ -44,6 +44,8 @@ extension NodeShell {
         startConsensusNow()
         guard let from = validators.index(of: envelope.sender) else { return }
         guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1 else { return }
+        // Every validator proposes some far-future round; only rounds near ours are kept (bounded map).
+        guard proposal.round <= consensus.round + consensus.settings.roundsAheadMax else { return }
         let key = ProposalKey(height: proposal.height, round: proposal.round)
         guard pending[key] == nil else { return }
         guard from == validators.proposer(height: proposal.height, round: proposal.round) else {
@@ -67,7 +69,8 @@ extension NodeShell {
 
     private func onBlockPart(_ part: BlockPart, envelope: Envelope) {
         let key = ProposalKey(height: part.height, round: part.round)
-        guard part.height >= consensus.height, part.height <= consensus.height + 1 else { return }
+        guard part.height >= consensus.height, part.height <= consensus.height + 1,
+              part.round <= consensus.round + consensus.settings.roundsAheadMax else { return }
         // Parts are authored by the round's proposer; anything else is dropped.
         guard validators.index(of: envelope.sender) == validators.proposer(height: part.height, round: part.round) else {
             return
