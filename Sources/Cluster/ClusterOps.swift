@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// The operations behind `faultline up/status/down/fault`, usable from tests too.
 public enum ClusterOps {
@@ -13,7 +14,7 @@ public enum ClusterOps {
         public var node: RunManifest.NodeEntry
         public var pid: pid_t?
         public var alive: Bool
-        public var status: NodeStatusView?
+        public var status: NodeStatus?
         public var error: String?
     }
 

@@ -35,10 +35,10 @@ public enum ControlClient {
     }
 
     /// GET /status decoded.
-    public static func status(port: Int, token: String) async throws -> NodeStatusView {
+    public static func status(port: Int, token: String) async throws -> NodeStatus {
         let response = try await request(port: port, path: "/status", token: token)
         guard response.status == 200 else { throw RunError("control port \(port): HTTP \(response.status)") }
-        return try JSONDecoder().decode(NodeStatusView.self, from: Data(response.body))
+        return try JSONDecoder().decode(NodeStatus.self, from: Data(response.body))
     }
 
     final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
@@ -84,24 +84,4 @@ public enum ControlClient {
             complete(.failure(RunError("control port \(port): no complete answer (closed or timed out)")))
         }
     }
-}
-
-/// The node's `/status` as the CLI reads it.
-public struct NodeStatusView: Codable, Sendable {
-    public var name: String
-    public var role: String
-    public var version: String
-    public var height: UInt64
-    public var consensusHeight: UInt64
-    public var round: UInt32
-    public var step: String
-    public var peers: Int
-    public var peersTotal: Int
-    public var mempoolTxs: Int
-    public var ingressQueue: Int
-    public var lastCommitTimeMs: UInt64
-    public var lastBlockId: String
-    public var txsCommitted: UInt64
-    public var conflictingVotes: Int
-    public var invalidProposals: Int
 }

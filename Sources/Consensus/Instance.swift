@@ -138,7 +138,7 @@ extension Tendermint {
             }
             // L21: schedule OnTimeoutPropose (also for the proposer, so a failed build cannot stall us).
             effects.append(.scheduleTimeout(.propose, height: height, round: round,
-                                            durationMs: settings.timeoutProposeMs + UInt64(round) * settings.timeoutProposeDeltaMs))
+                                            durationMs: settings.duration(.propose, round: round)))
         }
 
         mutating func sign(_ type: VoteType, _ blockId: Bytes32?, _ effects: inout [Effect]) {

@@ -25,7 +25,7 @@ extension Tendermint.Instance {
                 effects.append(.decide(height: height, round: proposalRound, blockId: proposal.blockId,
                                        signatures: state.precommits.signatures(for: proposal.blockId)))
                 effects.append(.scheduleTimeout(.commit, height: height, round: proposalRound,
-                                                durationMs: settings.timeoutCommitMs))
+                                                durationMs: settings.duration(.commit, round: proposalRound)))
                 return true
             }
         }
@@ -70,7 +70,7 @@ extension Tendermint.Instance {
         if step == .prevote, quorum(state.prevotes.totalStake), !state.prevoteTimeoutScheduled { // L34
             updateRound(round) { $0.prevoteTimeoutScheduled = true }
             effects.append(.scheduleTimeout(.prevote, height: height, round: round,
-                                            durationMs: settings.timeoutPrevoteMs + UInt64(round) * settings.timeoutPrevoteDeltaMs))
+                                            durationMs: settings.duration(.prevote, round: round)))
             return true
         }
         if step >= .prevote, let proposal = state.proposal, state.proposalValid, !state.lockedOrUpdatedValid,
@@ -92,7 +92,7 @@ extension Tendermint.Instance {
         if quorum(state.precommits.totalStake), !state.precommitTimeoutScheduled { // L47
             updateRound(round) { $0.precommitTimeoutScheduled = true }
             effects.append(.scheduleTimeout(.precommit, height: height, round: round,
-                                            durationMs: settings.timeoutPrecommitMs + UInt64(round) * settings.timeoutPrecommitDeltaMs))
+                                            durationMs: settings.duration(.precommit, round: round)))
             return true
         }
         return false

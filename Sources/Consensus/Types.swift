@@ -7,31 +7,27 @@ import Wire
 /// refer to that algorithm. Signatures are checked by the shell before input arrives here.
 public enum Tendermint {
     public struct Settings: Sendable, Equatable {
-        public var timeoutProposeMs: UInt64
-        public var timeoutProposeDeltaMs: UInt64
-        public var timeoutPrevoteMs: UInt64
-        public var timeoutPrevoteDeltaMs: UInt64
-        public var timeoutPrecommitMs: UInt64
-        public var timeoutPrecommitDeltaMs: UInt64
-        public var timeoutCommitMs: UInt64
+        public var timeouts: ConsensusTimeouts
         /// Rounds ahead of the current one whose messages are kept (more are ignored).
         public var roundsAheadMax: UInt32
         /// Inputs for the next height kept until this node gets there.
         public var futureInputsMax: Int
 
-        public init(timeoutProposeMs: UInt64 = 300, timeoutProposeDeltaMs: UInt64 = 100,
-                    timeoutPrevoteMs: UInt64 = 100, timeoutPrevoteDeltaMs: UInt64 = 50,
-                    timeoutPrecommitMs: UInt64 = 100, timeoutPrecommitDeltaMs: UInt64 = 50,
-                    timeoutCommitMs: UInt64 = 20, roundsAheadMax: UInt32 = 64, futureInputsMax: Int = 4096) {
-            self.timeoutProposeMs = timeoutProposeMs
-            self.timeoutProposeDeltaMs = timeoutProposeDeltaMs
-            self.timeoutPrevoteMs = timeoutPrevoteMs
-            self.timeoutPrevoteDeltaMs = timeoutPrevoteDeltaMs
-            self.timeoutPrecommitMs = timeoutPrecommitMs
-            self.timeoutPrecommitDeltaMs = timeoutPrecommitDeltaMs
-            self.timeoutCommitMs = timeoutCommitMs
+        public init(timeouts: ConsensusTimeouts = ConsensusTimeouts(), roundsAheadMax: UInt32 = 64,
+                    futureInputsMax: Int = 4096) {
+            self.timeouts = timeouts
             self.roundsAheadMax = roundsAheadMax
             self.futureInputsMax = futureInputsMax
+        }
+
+        func duration(_ kind: TimeoutKind, round: UInt32) -> UInt64 {
+            let r = UInt64(round)
+            switch kind {
+            case .propose: return timeouts.timeoutProposeMs + r * timeouts.timeoutProposeDeltaMs
+            case .prevote: return timeouts.timeoutPrevoteMs + r * timeouts.timeoutPrevoteDeltaMs
+            case .precommit: return timeouts.timeoutPrecommitMs + r * timeouts.timeoutPrecommitDeltaMs
+            case .commit: return timeouts.timeoutCommitMs
+            }
         }
     }
 
@@ -40,14 +36,7 @@ public enum Tendermint {
 
         public static func < (lhs: Step, rhs: Step) -> Bool { lhs.rawValue < rhs.rawValue }
 
-        public var description: String {
-            switch self {
-            case .propose: return "propose"
-            case .prevote: return "prevote"
-            case .precommit: return "precommit"
-            case .commit: return "commit"
-            }
-        }
+        public var description: String { ["propose", "prevote", "precommit", "commit"][Int(rawValue)] }
     }
 
     public enum VoteType: UInt8, Sendable, Equatable, CustomStringConvertible {
@@ -57,17 +46,10 @@ public enum Tendermint {
         public var description: String { self == .prevote ? "prevote" : "precommit" }
     }
 
-    public enum TimeoutKind: Sendable, Equatable, CustomStringConvertible {
+    public enum TimeoutKind: String, Sendable, Equatable, CustomStringConvertible {
         case propose, prevote, precommit, commit
 
-        public var description: String {
-            switch self {
-            case .propose: return "propose"
-            case .prevote: return "prevote"
-            case .precommit: return "precommit"
-            case .commit: return "commit"
-            }
-        }
+        public var description: String { rawValue }
     }
 
     /// What a validator has signed last: (height, round, step) in signing order. A validator never

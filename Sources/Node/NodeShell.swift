@@ -15,31 +15,6 @@ enum NodeInput: Sendable {
     case tick
 }
 
-/// What `/status` shows, published by the main loop after each input.
-public struct NodeStatus: Codable, Sendable {
-    public var name: String
-    public var role: String
-    public var version: String
-    public var protocolVersion: UInt16
-    public var height: UInt64
-    public var consensusHeight: UInt64
-    public var round: UInt32
-    public var step: String
-    public var peers: Int
-    public var peersTotal: Int
-    public var mempoolTxs: Int
-    public var ingressQueue: Int
-    public var ingressQueueMax: Int
-    public var lastCommitTimeMs: UInt64
-    public var lastBlockId: String
-    public var stateRoot: String
-    public var txsCommitted: UInt64
-    public var startedAtMs: UInt64
-    /// Two different signed votes from one validator for the same height, round and step, as seen here.
-    public var conflictingVotes: Int
-    public var invalidProposals: Int
-}
-
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
 /// the durable store and the event log. Not thread-safe: one task (the main loop) owns it.
 final class NodeShell {
@@ -139,7 +114,7 @@ final class NodeShell {
         let lastSigned = signStore.state
         let startRound = lastSigned.flatMap { $0.height == height ? $0.round : nil } ?? 0
         self.consensus = Tendermint.Instance(
-            validators: validators, me: myIndex, settings: NodeShell.settings(config.timing), height: height,
+            validators: validators, me: myIndex, settings: Tendermint.Settings(timeouts: config.timing), height: height,
             round: startRound, lastSigned: lastSigned)
         self.txsCommitted = 0
         if store.discardedTailBytes > 0 {
@@ -152,14 +127,6 @@ final class NodeShell {
             ("lastSigned", lastSigned.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
         ])
         events.flush()
-    }
-
-    static func settings(_ timing: NodeConfig.Timing) -> Tendermint.Settings {
-        Tendermint.Settings(
-            timeoutProposeMs: timing.timeoutProposeMs, timeoutProposeDeltaMs: timing.timeoutProposeDeltaMs,
-            timeoutPrevoteMs: timing.timeoutPrevoteMs, timeoutPrevoteDeltaMs: timing.timeoutPrevoteDeltaMs,
-            timeoutPrecommitMs: timing.timeoutPrecommitMs, timeoutPrecommitDeltaMs: timing.timeoutPrecommitDeltaMs,
-            timeoutCommitMs: timing.timeoutCommitMs)
     }
 
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)

@@ -40,10 +40,19 @@ func loadTopology(_ path: String) throws -> Topology {
     }
 }
 
-struct Up: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(
-        abstract: "Start a cluster from a topology file and return once it finalizes blocks.")
+/// Parses the topology (exit 2 if it is wrong) and starts the cluster (exit 1 if it never finalizes).
+func startCluster(topologyPath: String, runs: String, seed: UInt64? = nil) async throws
+    -> (Topology, ClusterOps.UpResult) {
+    let parsed = try loadTopology(topologyPath)
+    do {
+        return (parsed, try await ClusterOps.up(topology: parsed, runsRoot: runs, seed: seed))
+    } catch {
+        throw Exit.failure("\(error)")
+    }
+}
 
+/// The topology, seed and runs folder, shared by the commands that start a cluster.
+struct StartOptions: ParsableArguments {
     @Argument(help: "Topology file (TOML).")
     var topology: String = "Topologies/quickstart.toml"
 
@@ -53,14 +62,19 @@ struct Up: AsyncParsableCommand {
     @Option(help: "Folder that holds run folders.")
     var runs: String = ".faultline/runs"
 
+    func start() async throws -> (Topology, ClusterOps.UpResult) {
+        try await startCluster(topologyPath: topology, runs: runs, seed: seed)
+    }
+}
+
+struct Up: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Start a cluster from a topology file and return once it finalizes blocks.")
+
+    @OptionGroup var options: StartOptions
+
     func run() async throws {
-        let parsed = try loadTopology(topology)
-        let result: ClusterOps.UpResult
-        do {
-            result = try await ClusterOps.up(topology: parsed, runsRoot: runs, seed: seed)
-        } catch {
-            throw Exit.failure("\(error)")
-        }
+        let (parsed, result) = try await options.start()
         print("cluster '\(parsed.name)' up: \(parsed.validators.count) validators, first block finalized "
               + "\(Terminal.ms(result.firstBlockMs)) after start")
         print("run folder: \(result.dir)")

@@ -78,8 +78,7 @@ struct Demo: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Start four validators, send signed transfers with a live progress line, stop, summarize.")
 
-    @Argument(help: "Topology file (TOML).")
-    var topology: String = "Topologies/quickstart.toml"
+    @OptionGroup var options: StartOptions
 
     @Option(help: "Seconds of load (default: the topology's).")
     var duration: Double?
@@ -87,19 +86,11 @@ struct Demo: AsyncParsableCommand {
     @Option(help: "Transactions per second (default: the topology's).")
     var rate: Int?
 
-    @Option(help: "Folder that holds run folders.")
-    var runs: String = ".faultline/runs"
-
     func run() async throws {
-        let parsed = try loadTopology(topology)
-        print("starting \(parsed.validators.count) validators from \(topology) …")
-        let up: ClusterOps.UpResult
-        do {
-            up = try await ClusterOps.up(topology: parsed, runsRoot: runs)
-        } catch {
-            throw Exit.failure("\(error)")
-        }
-        print("first block finalized \(Terminal.ms(up.firstBlockMs)) after start; run folder \(up.dir)")
+        print("starting the cluster from \(options.topology) …")
+        let (parsed, up) = try await options.start()
+        print("\(parsed.validators.count) validators up; first block finalized \(Terminal.ms(up.firstBlockMs)) "
+              + "after start; run folder \(up.dir)")
         let rate = rate ?? parsed.load.rateTxPerSecond
         let seconds = duration ?? parsed.load.durationSeconds
         print("sending \(rate) signed transfers/s for \(Int(seconds)) s")

@@ -127,7 +127,7 @@ func persistPrecedesSigning(_ effects: [Effect]) -> Bool {
             return nil
         }
         let settings = Tendermint.Settings()
-        #expect(scheduled == [settings.timeoutProposeMs + 3 * settings.timeoutProposeDeltaMs])
+        #expect(scheduled == [settings.timeouts.timeoutProposeMs + 3 * settings.timeouts.timeoutProposeDeltaMs])
     }
 
     @Test func invalidProposalGetsNilPrevote() {

@@ -1,0 +1,68 @@
+/// What a node's `GET /status` returns (JSON): written by the node, read by the CLI.
+public struct NodeStatus: Codable, Sendable {
+    public var name: String
+    public var role: String
+    public var version: String
+    public var protocolVersion: UInt16
+    public var height: UInt64
+    public var consensusHeight: UInt64
+    public var round: UInt32
+    public var step: String
+    public var peers: Int
+    public var peersTotal: Int
+    public var mempoolTxs: Int
+    public var ingressQueue: Int
+    public var ingressQueueMax: Int
+    public var lastCommitTimeMs: UInt64
+    public var lastBlockId: String
+    public var stateRoot: String
+    public var txsCommitted: UInt64
+    public var startedAtMs: UInt64
+    /// Two different signed votes from one validator for the same height, round and step, as seen here.
+    public var conflictingVotes: Int
+    public var invalidProposals: Int
+
+    public init(
+        name: String,
+        role: String,
+        version: String,
+        protocolVersion: UInt16,
+        height: UInt64,
+        consensusHeight: UInt64,
+        round: UInt32,
+        step: String,
+        peers: Int,
+        peersTotal: Int,
+        mempoolTxs: Int,
+        ingressQueue: Int,
+        ingressQueueMax: Int,
+        lastCommitTimeMs: UInt64,
+        lastBlockId: String,
+        stateRoot: String,
+        txsCommitted: UInt64,
+        startedAtMs: UInt64,
+        conflictingVotes: Int,
+        invalidProposals: Int
+    ) {
+        self.name = name
+        self.role = role
+        self.version = version
+        self.protocolVersion = protocolVersion
+        self.height = height
+        self.consensusHeight = consensusHeight
+        self.round = round
+        self.step = step
+        self.peers = peers
+        self.peersTotal = peersTotal
+        self.mempoolTxs = mempoolTxs
+        self.ingressQueue = ingressQueue
+        self.ingressQueueMax = ingressQueueMax
+        self.lastCommitTimeMs = lastCommitTimeMs
+        self.lastBlockId = lastBlockId
+        self.stateRoot = stateRoot
+        self.txsCommitted = txsCommitted
+        self.startedAtMs = startedAtMs
+        self.conflictingVotes = conflictingVotes
+        self.invalidProposals = invalidProposals
+    }
+}
