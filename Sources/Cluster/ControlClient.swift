@@ -12,7 +12,7 @@ public enum ControlClient {
     }
 
     public static func request(port: Int, method: HTTPMethod = .GET, path: String, token: String?,
-                               timeout: TimeAmount = .seconds(2)) async throws -> Response {
+                               body: [UInt8] = [], timeout: TimeAmount = .seconds(2)) async throws -> Response {
         let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .connectTimeout(timeout)
             .channelInitializer { channel in channel.pipeline.addHTTPClientHandlers() }
@@ -23,10 +23,12 @@ public enum ControlClient {
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "127.0.0.1:\(port)")
         headers.add(name: "connection", value: "close")
-        headers.add(name: "content-length", value: "0")
+        headers.add(name: "content-length", value: String(body.count))
+        if !body.isEmpty { headers.add(name: "content-type", value: "application/json") }
         if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
         let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
         channel.write(HTTPClientRequestPart.head(head), promise: nil)
+        if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
         channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
         // A silent node (e.g. paused with SIGSTOP) is cut off; the collector then fails the promise.
         let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }

@@ -103,9 +103,11 @@ final class SignStateStore {
         nextSlot = best.map { 1 - $0.1 } ?? 0
     }
 
+    /// Records `newState`; the caller checks it is above `state` (a lower one is never written).
     func record(_ newState: Tendermint.SignState) throws {
-        precondition(state.map { newState > $0 } ?? true,
-                     "sign state would go back from \(String(describing: state)) to \(newState)")
+        guard state.map({ newState > $0 }) ?? true else {
+            throw FileError(path: "sign state", operation: "refused to go back from \(state!) to", code: 0)
+        }
         var body = WireWriter()
         body.u64(newState.height)
         body.u32(newState.round)

@@ -17,7 +17,10 @@ public enum ControlServer {
         }
     }
 
-    public typealias Router = @Sendable (_ method: HTTPMethod, _ path: String) -> Response
+    public typealias Router = @Sendable (_ method: HTTPMethod, _ path: String, _ body: [UInt8]) -> Response
+
+    /// Request bodies above this are refused with 413 (nothing larger is ever needed).
+    public static let bodyBytesMax = 64 * 1024
 
     /// Binds 127.0.0.1:`port` and serves until the returned channel is closed.
     public static func start(port: Int, token: String, unauthorized: @escaping @Sendable () -> Void,
@@ -42,6 +45,8 @@ public enum ControlServer {
         let unauthorized: @Sendable () -> Void
         let router: Router
         private var head: HTTPRequestHead?
+        private var body: [UInt8] = []
+        private var tooLarge = false
 
         init(token: String, unauthorized: @escaping @Sendable () -> Void, router: @escaping Router) {
             self.token = token
@@ -53,19 +58,28 @@ public enum ControlServer {
             switch unwrapInboundIn(data) {
             case .head(let requestHead):
                 head = requestHead
-            case .body:
-                break // Bodies are not used; nothing is accumulated.
+                body = []
+                tooLarge = false
+            case .body(var chunk):
+                if body.count + chunk.readableBytes > ControlServer.bodyBytesMax {
+                    tooLarge = true
+                } else {
+                    body += chunk.readBytes(length: chunk.readableBytes) ?? []
+                }
             case .end:
                 guard let requestHead = head else { return }
                 head = nil
                 let response: Response
-                if requestHead.headers.first(name: "authorization") != "Bearer \(token)" {
+                if tooLarge {
+                    response = Response(status: .payloadTooLarge, contentType: "text/plain",
+                                        body: Array("body over \(ControlServer.bodyBytesMax) bytes\n".utf8))
+                } else if requestHead.headers.first(name: "authorization") != "Bearer \(token)" {
                     unauthorized()
                     response = Response(status: .unauthorized, contentType: "text/plain",
                                         body: Array("missing or wrong run token\n".utf8))
                 } else {
                     let path = String(requestHead.uri.split(separator: "?", maxSplits: 1).first ?? "")
-                    response = router(requestHead.method, path)
+                    response = router(requestHead.method, path, body)
                 }
                 var headers = HTTPHeaders()
                 headers.add(name: "content-type", value: response.contentType)

@@ -51,9 +51,9 @@ public struct NodeService: Service {
         let control = try await ControlServer.start(
             port: config.controlPort, token: loaded.token,
             unauthorized: { metrics.controlUnauthorized.increment() },
-            router: { method, path in
-                NodeService.route(method: method, path: path, status: status, registry: registry,
-                                  queueDepth: queueDepth.value, shutdown: { continuation.finish() })
+            router: { method, path, body in
+                NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
+                                  queueDepth: queueDepth.value, control: continuation)
             })
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort), control http 127.0.0.1:\(config.controlPort)")
         let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
@@ -73,7 +73,8 @@ public struct NodeService: Service {
                             continuation.yield(.tick)
                         }
                     }
-                    try await mainLoop(shell, stream, outbound, status: status, queueDepth: queueDepth)
+                    try await mainLoop(shell, stream, outbound, status: status, queueDepth: queueDepth,
+                                       wake: continuation)
                     group.cancelAll()
                 }
             }
@@ -93,19 +94,30 @@ public struct NodeService: Service {
     /// The one task that owns the shell: every input, in arrival order; sends what each produced.
     private func mainLoop(_ shell: NodeShell, _ stream: AsyncStream<NodeInput>,
                           _ outbound: NIOAsyncChannelOutboundWriter<Datagram>, status: StatusBox,
-                          queueDepth: AtomicCounter) async throws {
+                          queueDepth: AtomicCounter, wake: AsyncStream<NodeInput>.Continuation) async throws {
         shell.start()
         try await flush(shell, outbound)
         var lastHeight = shell.store.height
+        var wakeAtMs: Double?
         for await input in stream {
             var isTick = false
             switch input {
             case .message: queueDepth.add(-1)
             case .tick: isTick = true
-            case .timeout: break
+            case .sendDue: wakeAtMs = nil
+            case .timeout, .setLinkFaults, .setClockSkew: break
             }
             shell.handle(input)
             try await flush(shell, outbound)
+            // Delayed datagrams (link faults): one wake-up for the earliest, re-armed as needed.
+            if let due = shell.shaper.nextDueMs, wakeAtMs.map({ due < $0 }) ?? true {
+                wakeAtMs = due
+                let delayMs = max(0, due - Double(shell.clock()))
+                Task {
+                    try? await Task.sleep(for: .microseconds(Int64(delayMs * 1000)))
+                    wake.yield(.sendDue)
+                }
+            }
             if isTick || shell.store.height != lastHeight {
                 lastHeight = shell.store.height
                 var snapshot = shell.status
@@ -116,14 +128,14 @@ public struct NodeService: Service {
     }
 
     private func flush(_ shell: NodeShell, _ outbound: NIOAsyncChannelOutboundWriter<Datagram>) async throws {
-        guard !shell.outbox.isEmpty else { return }
-        let batch = shell.outbox
-        shell.outbox.removeAll(keepingCapacity: true)
-        try await outbound.write(contentsOf: batch)
+        guard !shell.outbox.isEmpty || shell.shaper.pendingCount > 0 else { return }
+        let batch = shell.takeOutgoing()
+        if !batch.isEmpty { try await outbound.write(contentsOf: batch) }
     }
 
-    static func route(method: HTTPMethod, path: String, status: StatusBox, registry: PrometheusCollectorRegistry,
-                      queueDepth: Int, shutdown: @Sendable () -> Void) -> ControlServer.Response {
+    static func route(method: HTTPMethod, path: String, body: [UInt8], status: StatusBox,
+                      registry: PrometheusCollectorRegistry, queueDepth: Int,
+                      control: AsyncStream<NodeInput>.Continuation) -> ControlServer.Response {
         switch (method, path) {
         case (.GET, "/status"):
             var snapshot = status.get()
@@ -135,8 +147,23 @@ public struct NodeService: Service {
         case (.GET, "/metrics"):
             return .init(status: .ok, contentType: "text/plain; version=0.0.4", body: registry.emitToBuffer())
         case (.POST, "/shutdown"):
-            shutdown()
+            control.finish()
             return .init(status: .ok, contentType: "text/plain", body: Array("shutting down\n".utf8))
+        case (.POST, "/link-faults"):
+            do {
+                let table = try JSONDecoder().decode(LinkFaultTable.self, from: Data(body))
+                control.yield(.setLinkFaults(table))
+                return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
+            } catch {
+                return badRequest("link-faults body is not a LinkFaultTable: \(error)")
+            }
+        case (.POST, "/clock-skew"):
+            struct Skew: Decodable { var skewMs: Int64 }
+            guard let skew = try? JSONDecoder().decode(Skew.self, from: Data(body)) else {
+                return badRequest("clock-skew body must be {\"skewMs\": N}")
+            }
+            control.yield(.setClockSkew(skew.skewMs))
+            return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
         default:
             return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
         }
@@ -206,6 +233,10 @@ final class AtomicCounter: Sendable {
 
     func add(_ delta: Int) { atomic.add(delta, ordering: .relaxed) }
     var value: Int { atomic.load(ordering: .relaxed) }
+}
+
+func badRequest(_ message: String) -> ControlServer.Response {
+    .init(status: .badRequest, contentType: "text/plain", body: Array((message + "\n").utf8))
 }
 
 final class StatusBox: Sendable {

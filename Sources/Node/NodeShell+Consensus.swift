@@ -23,17 +23,14 @@ extension NodeShell {
     private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let state):
-            do {
-                try signStore.record(state)
-            } catch {
-                // Without a durable record the node must not sign: stop rather than risk a double sign.
-                fatalError("cannot persist sign state \(state): \(error)")
-            }
+            signingAllowed = persistSignState(state)
         case .propose(let height, let round, let blockId, let polRound):
+            guard signingAllowed else { return }
             if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
                 feedback.append(.proposal(proposal, from: myIndex!, valid: true))
             }
         case .broadcastVote(let type, let vote):
+            guard signingAllowed else { return }
             let envelope = sign(type.kind, vote)
             broadcast(envelope)
             ownVotes.append(envelope)
@@ -44,7 +41,6 @@ extension NodeShell {
         case .decide(let height, let round, let blockId, let signatures):
             commitDecided(height: height, round: round, blockId: blockId, signatures: signatures)
         case .roundStarted(let height, let round):
-            lastProgressMs = clock()
             metrics.round.record(Int(round))
             if round > 0 {
                 metrics.roundsStarted.increment()
@@ -57,7 +53,25 @@ extension NodeShell {
             earlyParts = earlyParts.filter { $0.key.height >= height }
             earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
             knownBlocks = knownBlocks.filter { $0.value.block.header.height >= height }
-            deliverBufferedProposals()
+            feedback.append(contentsOf: bufferedProposals())
+        }
+    }
+
+    /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
+    /// not above the last one recorded (which the core never emits) or a failed write means: do not sign.
+    private func persistSignState(_ state: Tendermint.SignState) -> Bool {
+        if let last = signStore.state, state <= last {
+            logger.error("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
+            refusedSignatures += 1
+            return false
+        }
+        do {
+            try signStore.record(state)
+            return true
+        } catch {
+            logger.error("cannot persist sign state, not signing: \(error)")
+            refusedSignatures += 1
+            return false
         }
     }
 
@@ -71,7 +85,7 @@ extension NodeShell {
                 candidates: mempool.candidates(limit: config.limits.blockTxsMax * 2), ledger: ledger,
                 txsMax: config.limits.blockTxsMax, bytesMax: min(config.limits.blockBytesMax, Block.bytesMax - 1_000))
             let header = BlockHeader(
-                protocolVersion: config.protocolVersion, height: height, timeMs: clock(), proposer: key.publicKey,
+                protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
                 previousBlockId: ledger.lastBlockId, stateRoot: ledger.stateRoot, txRoot: Block.txRoot(txs),
                 txCount: UInt32(txs.count))
             let block = Block(header: header, txs: txs)

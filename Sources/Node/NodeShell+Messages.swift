@@ -56,14 +56,15 @@ extension NodeShell {
         pending[key] = PendingProposal(
             proposal: proposal, from: from,
             assembler: PartSet.Assembler(root: proposal.partsRoot, total: Int(proposal.partCount),
-                                         bytesMax: min(Block.bytesMax, Int(proposal.blockBytes))))
+                                         bytesMax: min(Block.bytesMax, Int(proposal.blockBytes))),
+            envelopes: [envelope])
         if let known = knownBlocks[proposal.blockId], known.partsRoot == proposal.partsRoot {
             deliver(key, block: known.block)
             return
         }
-        for part in earlyParts.removeValue(forKey: key) ?? [] {
+        for (part, partEnvelope) in earlyParts.removeValue(forKey: key) ?? [] {
             earlyPartCount -= 1
-            addPart(part, key: key)
+            addPart(part, envelope: partEnvelope, key: key)
         }
     }
 
@@ -77,18 +78,20 @@ extension NodeShell {
         }
         if pending[key] == nil {
             if earlyPartCount < NodeShell.earlyPartsMax {
-                earlyParts[key, default: []].append(part)
+                earlyParts[key, default: []].append((part, envelope))
                 earlyPartCount += 1
             }
             return
         }
         relay(envelope)
-        addPart(part, key: key)
+        addPart(part, envelope: envelope, key: key)
     }
 
-    private func addPart(_ part: BlockPart, key: ProposalKey) {
+    private func addPart(_ part: BlockPart, envelope: Envelope, key: ProposalKey) {
         guard var entry = pending[key], !entry.delivered else { return }
         let result = entry.assembler.add(part.part)
+        if case .added = result { entry.envelopes.append(envelope) }
+        if case .complete = result { entry.envelopes.append(envelope) }
         pending[key] = entry
         switch result {
         case .added, .duplicate:
@@ -153,13 +156,14 @@ extension NodeShell {
         ])
     }
 
-    /// After moving to a new height, proposals for it that arrived early are validated and delivered.
-    func deliverBufferedProposals() {
+    /// After moving to a new height, proposals for it that arrived early, validated now that the
+    /// previous block is applied. Returned as inputs so the caller queues them (never a nested drive).
+    func bufferedProposals() -> [Tendermint.Input] {
         let keys = pending.keys.filter { $0.height == consensus.height }.sorted { $0.round < $1.round }
-        for key in keys {
-            guard let entry = pending[key], entry.delivered,
-                  let known = knownBlocks[entry.proposal.blockId] else { continue }
-            drive(.proposal(entry.proposal, from: entry.from, valid: isValid(known.block, key: key)))
+        return keys.compactMap { key in
+            guard let entry = pending[key], entry.delivered, entry.from != myIndex,
+                  let known = knownBlocks[entry.proposal.blockId] else { return nil }
+            return .proposal(entry.proposal, from: entry.from, valid: isValid(known.block, key: key))
         }
     }
 }

@@ -13,6 +13,20 @@ enum NodeInput: Sendable {
     case message(Envelope, Message, fromPeer: Bool)
     case timeout(Tendermint.TimeoutKind, height: UInt64, round: UInt32)
     case tick
+    /// Delayed datagrams (link faults) may be due.
+    case sendDue
+    /// New rules for this node's outgoing links (from the control port).
+    case setLinkFaults(LinkFaultTable)
+    /// Skew this node's protocol clock (block timestamps) by this many milliseconds.
+    case setClockSkew(Int64)
+}
+
+/// A datagram to send, with what the link shaper needs to know about it.
+struct Outgoing {
+    var bytes: [UInt8]
+    var address: SocketAddress
+    var peer: String
+    var kind: MessageKind
 }
 
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
@@ -25,6 +39,8 @@ final class NodeShell {
         var from: Int
         var assembler: PartSet.Assembler
         var delivered = false
+        /// The signed proposal and part envelopes as received, re-sent to peers while a height stalls.
+        var envelopes: [Envelope] = []
     }
 
     struct KnownBlock {
@@ -51,13 +67,16 @@ final class NodeShell {
     let events: EventLog
     var mempool: Mempool
     let peers: [PublicKey: Peer]
+    let peerAddressByName: [String: SocketAddress]
     let timers: (UInt64, NodeInput) -> Void
     let clock: () -> UInt64
 
-    /// Datagrams produced while handling one input; the main loop sends them.
-    var outbox: [Datagram] = []
+    /// Datagrams produced while handling one input; the main loop shapes and sends them.
+    var outbox: [Outgoing] = []
+    var shaper: LinkShaper
+    var clockSkewMs: Int64 = 0
     var pending: [ProposalKey: PendingProposal] = [:]
-    var earlyParts: [ProposalKey: [BlockPart]] = [:]
+    var earlyParts: [ProposalKey: [(BlockPart, Envelope)]] = [:]
     var earlyPartCount = 0
     var knownBlocks: [Bytes32: KnownBlock] = [:]
     var peerHeights: [PublicKey: (height: UInt64, seenMs: UInt64)] = [:]
@@ -72,7 +91,11 @@ final class NodeShell {
     var ownVotes: [Envelope] = []
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
+    var lastRebroadcastMs: UInt64 = 0
     var consensusStarted = false
+    /// False after a sign state could not be recorded: the signing effect that follows is skipped.
+    var signingAllowed = true
+    var refusedSignatures = 0
     let drops = DropCounters()
     var lastDropsLogged: [Int] = []
     var lastDropsLogMs: UInt64 = 0
@@ -92,6 +115,7 @@ final class NodeShell {
         self.timers = timers
         self.clock = clock
         self.startedAtMs = clock()
+        self.shaper = LinkShaper(seed: key.seed.storage.0 ^ UInt64(clock()))
         self.events = try EventLog(path: eventsPath, node: config.name)
         self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
         var peerTable: [PublicKey: Peer] = [:]
@@ -103,6 +127,7 @@ final class NodeShell {
             peerTable[peerKey] = Peer(name: entry.name, address: address)
         }
         self.peers = peerTable
+        self.peerAddressByName = Dictionary(uniqueKeysWithValues: peerTable.values.map { ($0.name, $0.address) })
         // Rebuild the ledger from the store: every committed block is executed again.
         var rebuilt = try Ledger(genesis: genesis)
         self.store = try BlockStore(path: dataDir + "/blocks.dat") { committed in
@@ -166,8 +191,23 @@ final class NodeShell {
             drive(.timeout(kind, height: height, round: round))
         case .tick:
             onTick()
+        case .sendDue:
+            break // the main loop releases due datagrams after every input
+        case .setLinkFaults(let table):
+            shaper.setTable(table)
+            let described = table.links.filter { !$0.value.isClear }.sorted { $0.key < $1.key }
+            logger.notice("link faults now: \(described.isEmpty ? "none" : described.map { "\($0.key): \($0.value)" }.joined(separator: "; "))")
+            events.write("link_faults", timeMs: clock(), [("links", .array(described.map { .string($0.key) }))])
+            events.flush()
+        case .setClockSkew(let skew):
+            clockSkewMs = skew
+            events.write("clock_skew", timeMs: clock(), [("skewMs", .int(skew))])
+            events.flush()
         }
     }
+
+    /// This node's protocol clock: wall time plus any injected skew (used for block timestamps).
+    var protocolClock: UInt64 { UInt64(max(0, Int64(clock()) + clockSkewMs)) }
 
     var status: NodeStatus {
         let now = clock()
@@ -179,13 +219,36 @@ final class NodeShell {
             mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
             lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
             txsCommitted: txsCommitted, startedAtMs: startedAtMs,
-            conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: invalidProposalCount)
+            conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: invalidProposalCount,
+            proposer: validators.members[validators.proposer(height: consensus.height, round: consensus.round)].name,
+            linkFaults: shaper.table.links.count, shapedDrops: shaper.droppedByReason.values.reduce(0, +),
+            clockSkewMs: clockSkewMs)
     }
 
     // MARK: sending
 
     func send(_ envelope: Envelope, to peer: Peer) {
-        outbox.append(UDPEndpoint.datagram(envelope.bytes, to: peer.address))
+        outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address, peer: peer.name, kind: envelope.kind))
+    }
+
+    /// Applies link faults to the outbox: returns what goes out now; delayed copies wait in the shaper.
+    func takeOutgoing() -> [Datagram] {
+        defer { outbox.removeAll(keepingCapacity: true) }
+        guard shaper.isActive || shaper.pendingCount > 0 else {
+            return outbox.map { UDPEndpoint.datagram($0.bytes, to: $0.address) }
+        }
+        let now = Double(clock())
+        var ready: [Datagram] = []
+        for item in outbox {
+            if case .send(let delays) = shaper.route(item.bytes, kind: item.kind, peer: item.peer, nowMs: now) {
+                for delay in delays where delay == 0 { ready.append(UDPEndpoint.datagram(item.bytes, to: item.address)) }
+            }
+        }
+        for due in shaper.due(nowMs: now) {
+            guard let address = peerAddressByName[due.peer] else { continue }
+            ready.append(UDPEndpoint.datagram(due.bytes, to: address))
+        }
+        return ready
     }
 
     func broadcast(_ envelope: Envelope, except: Set<PublicKey> = []) {
@@ -194,13 +257,21 @@ final class NodeShell {
         }
     }
 
-    /// Re-sends our votes and proposal for the current height when nothing moved for a while.
+    /// While no new height is committed, re-sends our proposal, its parts and our votes for the current
+    /// height every `stallMs`: a peer that lost some of them (loss, a partition, a restart) gets them
+    /// again; peers that have them drop the copies before verification.
     func rebroadcastIfStalled() {
         let now = clock()
-        let stallMs = max(2 * config.limits.statusIntervalMs, 200)
-        guard now - lastProgressMs >= stallMs else { return }
-        lastProgressMs = now
+        let stallMs = max(config.limits.statusIntervalMs, 100)
+        guard now - lastProgressMs >= stallMs, now - lastRebroadcastMs >= stallMs else { return }
+        lastRebroadcastMs = now
         for envelope in ownProposal + ownVotes { broadcast(envelope) }
+        // Like CometBFT's part gossip: every node holding the current round's block helps deliver it.
+        let key = ProposalKey(height: consensus.height, round: consensus.round)
+        if let entry = pending[key], entry.delivered, entry.from != myIndex {
+            let author = validators.members[entry.from].publicKey
+            for envelope in entry.envelopes { broadcast(envelope, except: [author]) }
+        }
     }
 
     func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {

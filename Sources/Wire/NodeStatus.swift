@@ -21,6 +21,12 @@ public struct NodeStatus: Codable, Sendable {
     /// Two different signed votes from one validator for the same height, round and step, as seen here.
     public var conflictingVotes: Int
     public var invalidProposals: Int
+    /// The proposer of the current consensus height and round.
+    public var proposer: String
+    /// Outgoing links with an injected fault, and datagrams those faults dropped.
+    public var linkFaults: Int
+    public var shapedDrops: Int
+    public var clockSkewMs: Int64
 
     public init(
         name: String,
@@ -42,7 +48,11 @@ public struct NodeStatus: Codable, Sendable {
         txsCommitted: UInt64,
         startedAtMs: UInt64,
         conflictingVotes: Int,
-        invalidProposals: Int
+        invalidProposals: Int,
+        proposer: String,
+        linkFaults: Int,
+        shapedDrops: Int,
+        clockSkewMs: Int64
     ) {
         self.name = name
         self.role = role
@@ -64,5 +74,9 @@ public struct NodeStatus: Codable, Sendable {
         self.startedAtMs = startedAtMs
         self.conflictingVotes = conflictingVotes
         self.invalidProposals = invalidProposals
+        self.proposer = proposer
+        self.linkFaults = linkFaults
+        self.shapedDrops = shapedDrops
+        self.clockSkewMs = clockSkewMs
     }
 }

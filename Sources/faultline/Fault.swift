@@ -1,65 +1,186 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Wire
 
-/// Process faults against a running cluster, from any shell script.
+/// Faults against a running cluster, from any shell script. Targets are node names, `all`, or
+/// `key=value` labels (every node with that label), comma-separated.
 struct Fault: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
-        abstract: "Inject a fault into a running cluster.",
-        subcommands: [Kill.self, Pause.self, Resume.self, Restart.self])
+        abstract: "Inject a fault into a running cluster (process, network, clock or load).",
+        subcommands: [Kill.self, Pause.self, Resume.self, Restart.self, Partition.self, Heal.self, Loss.self,
+                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self])
 
-    static func target(_ runOption: RunOption, _ name: String) throws -> (String, RunManifest.NodeEntry) {
+    static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
         do {
-            let manifest = try RunFolder.load(runOption.dir)
-            return (runOption.dir, try ClusterOps.node(named: name, in: manifest))
-        } catch {
-            throw Exit.badInput("\(error)")
+            let id = try await FaultEngine.apply(action, dir: runOption.dir)
+            print("\(action.name): applied (fault id \(id))")
+        } catch let error as RunError {
+            throw Exit.badInput(error.description)
         }
     }
 
-    static func signal(_ runOption: RunOption, _ name: String, _ signal: Int32, _ verb: String) throws {
-        let (dir, node) = try target(runOption, name)
-        guard let pid = Supervisor.pid(node, runDir: dir), Supervisor.isAlive(pid) else {
-            throw Exit.failure("\(name) is not running")
-        }
-        guard Supervisor.signal(pid, signal) else { throw Exit.failure("cannot signal \(name) (pid \(pid))") }
-        print("\(verb) \(name) (pid \(pid))")
+    struct Kill: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "SIGKILL nodes (kill -9).")
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: [String]
+        func run() async throws { try await Fault.apply(.kill(targets: targets), runOption) }
     }
 
-    struct Kill: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "SIGKILL a node (kill -9).")
+    struct Pause: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "SIGSTOP nodes.")
         @OptionGroup var runOption: RunOption
-        @Argument var node: String
-        func run() throws { try Fault.signal(runOption, node, SIGKILL, "killed") }
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: [String]
+        func run() async throws { try await Fault.apply(.pause(targets: targets), runOption) }
     }
 
-    struct Pause: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "SIGSTOP a node.")
+    struct Resume: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "SIGCONT paused nodes.")
         @OptionGroup var runOption: RunOption
-        @Argument var node: String
-        func run() throws { try Fault.signal(runOption, node, SIGSTOP, "paused") }
-    }
-
-    struct Resume: ParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "SIGCONT a paused node.")
-        @OptionGroup var runOption: RunOption
-        @Argument var node: String
-        func run() throws { try Fault.signal(runOption, node, SIGCONT, "resumed") }
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: [String]
+        func run() async throws { try await Fault.apply(.resume(targets: targets), runOption) }
     }
 
     struct Restart: AsyncParsableCommand {
         static let configuration = CommandConfiguration(
-            abstract: "Start a node again (SIGKILL first if it is still running); it reloads its store and catches up.")
+            abstract: "Start nodes again (SIGKILL first if running); each reloads its store and catches up.")
         @OptionGroup var runOption: RunOption
-        @Argument var node: String
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: [String]
+        func run() async throws { try await Fault.apply(.restart(targets: targets), runOption) }
+    }
+
+    struct Partition: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Split nodes into groups that cannot reach each other, e.g. `partition v1,v2 v3,v4`.")
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Two or more groups, each a comma-separated list of nodes or labels.") var groups: [String]
+        func validate() throws {
+            guard groups.count >= 2 else { throw ValidationError("a partition needs at least two groups") }
+        }
+        func run() async throws { try await Fault.apply(.partition(groups: groups.map { [$0] }), runOption) }
+    }
+
+    struct Heal: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Remove link faults: all, or one by fault id.")
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "A fault id (default: every link fault).") var id: String?
+        func run() async throws { try await Fault.apply(.heal(id: id), runOption) }
+    }
+
+    /// `--from` / `--to` for the link faults (default: every link).
+    struct LinkScope: ParsableArguments {
+        @Option(help: "Sending nodes (names, all, key=value).") var from: String = "all"
+        @Option(help: "Receiving nodes (names, all, key=value).") var to: String = "all"
+    }
+
+    static func percent(_ value: Double, _ what: String) throws {
+        guard (0...100).contains(value) else { throw ValidationError("\(what) must be a percentage 0...100") }
+    }
+
+    struct Loss: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Drop a percentage of datagrams on links.")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Percent of datagrams dropped.") var percent: Double
+        func validate() throws { try Fault.percent(percent, "loss") }
         func run() async throws {
-            let (dir, entry) = try Fault.target(runOption, node)
-            if let pid = Supervisor.pid(entry, runDir: dir), Supervisor.isAlive(pid) {
-                _ = Supervisor.signal(pid, SIGKILL)
-                while Supervisor.isAlive(pid) { try await Task.sleep(for: .milliseconds(5)) }
+            try await Fault.apply(.link(rule: .init(lossPercent: percent), from: [scope.from], to: [scope.to]), runOption)
+        }
+    }
+
+    struct Delay: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delay datagrams on links, with jitter.")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Delay in milliseconds.") var ms: Double
+        @Option(help: "Jitter in milliseconds (uniform ±).") var jitter: Double = 0
+        func validate() throws {
+            guard ms >= 0, jitter >= 0, ms <= 60_000 else { throw ValidationError("delay must be 0...60000 ms") }
+        }
+        func run() async throws {
+            try await Fault.apply(.link(rule: .init(delayMs: ms, jitterMs: jitter), from: [scope.from], to: [scope.to]),
+                                  runOption)
+        }
+    }
+
+    struct Duplicate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Send a percentage of datagrams twice.")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Percent of datagrams duplicated.") var percent: Double
+        func validate() throws { try Fault.percent(percent, "duplicate") }
+        func run() async throws {
+            try await Fault.apply(.link(rule: .init(duplicatePercent: percent), from: [scope.from], to: [scope.to]),
+                                  runOption)
+        }
+    }
+
+    struct Reorder: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Hold back a percentage of datagrams so they arrive late.")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Percent of datagrams reordered.") var percent: Double
+        func validate() throws { try Fault.percent(percent, "reorder") }
+        func run() async throws {
+            try await Fault.apply(.link(rule: .init(reorderPercent: percent), from: [scope.from], to: [scope.to]),
+                                  runOption)
+        }
+    }
+
+    struct Bandwidth: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Cap each link's bandwidth (bytes per second).")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Bytes per second.") var bytesPerSecond: Int
+        func validate() throws { guard bytesPerSecond > 0 else { throw ValidationError("bandwidth must be > 0") } }
+        func run() async throws {
+            try await Fault.apply(.link(rule: .init(bandwidthBytesPerSecond: bytesPerSecond), from: [scope.from],
+                                        to: [scope.to]), runOption)
+        }
+    }
+
+    struct Drop: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Drop messages of some kinds on links, e.g. `drop precommit --from v2 --to v4`.")
+        @OptionGroup var runOption: RunOption
+        @OptionGroup var scope: LinkScope
+        @Argument(help: "Message kinds: \(MessageKind.allCases.map(\.description).joined(separator: ", ")).")
+        var kinds: [String]
+        func validate() throws {
+            for kind in kinds where MessageKind(name: kind) == nil {
+                throw ValidationError("'\(kind)' is not a message kind; expected one of "
+                                      + MessageKind.allCases.map(\.description).joined(separator: ", "))
             }
-            let pid = try Supervisor.start(entry, runDir: dir)
-            print("restarted \(node) (pid \(pid))")
+        }
+        func run() async throws {
+            try await Fault.apply(.link(rule: .init(dropKinds: kinds), from: [scope.from], to: [scope.to]), runOption)
+        }
+    }
+
+    struct Skew: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Skew nodes' protocol clocks (block timestamps) by milliseconds; 0 ends the skew.")
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: String
+        @Argument(help: "Milliseconds (may be negative).") var ms: Int64
+        func run() async throws { try await Fault.apply(.skew(targets: [targets], ms: ms), runOption) }
+    }
+
+    struct Spam: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Send signed transfers at a rate for a while (runs in the foreground, with progress).")
+        @OptionGroup var runOption: RunOption
+        @Option(help: "Transactions per second.") var rate: Int
+        @Option(help: "Seconds.") var duration: Double
+        func run() async throws {
+            let dir = runOption.dir
+            let manifest: RunManifest
+            do { manifest = try RunFolder.load(dir) } catch { throw Exit.badInput("\(error)") }
+            let id = "spam-\(UInt64(Date().timeIntervalSince1970 * 1000) % 100_000_000)"
+            try FaultEngine.recordWindow(dir, id: id, action: "spam", description: "spam \(rate) tx/s", start: true)
+            let stats = try await LoadRunner.run(dir: dir, manifest: manifest, rate: rate, seconds: duration)
+            try FaultEngine.recordWindow(dir, id: id, action: "spam", description: "spam \(rate) tx/s", start: false)
+            print("spam: sent \(stats.sent) transfers in \(String(format: "%.1f", stats.seconds)) s")
         }
     }
 }

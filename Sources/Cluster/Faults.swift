@@ -1,0 +1,269 @@
+import Foundation
+import Wire
+
+/// One fault from the shared vocabulary (scenario files, `faultline fault`, and later the simulator).
+public enum FaultAction: Sendable, Equatable {
+    case kill(targets: [String])
+    case pause(targets: [String])
+    case resume(targets: [String])
+    case restart(targets: [String])
+    /// Nodes in different groups cannot reach each other; nodes in no group are untouched.
+    case partition(groups: [[String]])
+    /// A rule on every directed link from a node in `from` to a node in `to`.
+    case link(rule: LinkRule, from: [String], to: [String])
+    case skew(targets: [String], ms: Int64)
+    /// Clear link faults: all, or those started by one fault id.
+    case heal(id: String?)
+
+    public var name: String {
+        switch self {
+        case .kill: return "kill"
+        case .pause: return "pause"
+        case .resume: return "resume"
+        case .restart: return "restart"
+        case .partition: return "partition"
+        case .link(let rule, _, _):
+            if rule.blocked { return "isolate" }
+            if !rule.dropKinds.isEmpty { return "drop" }
+            return "link"
+        case .skew: return "skew"
+        case .heal: return "heal"
+        }
+    }
+}
+
+/// A fault window as recorded in the run's `faults.jsonl` timeline.
+public struct FaultEvent: Codable, Sendable, Equatable {
+    public var t: UInt64
+    /// "start" or "end".
+    public var event: String
+    public var id: String
+    public var action: String
+    public var description: String
+    public var nodes: [String]
+}
+
+/// Applies faults to a running cluster. State lives in the run folder (`faults-active.json`,
+/// `faults.jsonl`), so one-shot commands from any script and the scenario runner share it.
+public enum FaultEngine {
+    struct ActiveLinkFault: Codable {
+        var id: String
+        var description: String
+        var links: [Link]
+    }
+
+    struct Link: Codable {
+        var from: String
+        var to: String
+        var rule: LinkRule
+    }
+
+    /// Resolves selectors: a node name, `all`, or `key=value` for every node with that label.
+    public static func resolve(_ selectors: [String], in manifest: RunManifest) throws -> [String] {
+        var out: [String] = []
+        for selector in selectors.flatMap({ $0.split(separator: ",").map(String.init) }) where !selector.isEmpty {
+            let matched: [String]
+            if selector == "all" {
+                matched = manifest.nodes.map(\.name)
+            } else if let equals = selector.firstIndex(of: "=") {
+                let key = String(selector[..<equals])
+                let value = String(selector[selector.index(after: equals)...])
+                matched = manifest.nodes.filter { $0.labels[key] == value }.map(\.name)
+                if matched.isEmpty { throw RunError("no node has the label \(key)=\(value)") }
+            } else {
+                guard manifest.nodes.contains(where: { $0.name == selector }) else {
+                    throw RunError("no node named '\(selector)'; nodes are "
+                                   + manifest.nodes.map(\.name).joined(separator: ", "))
+                }
+                matched = [selector]
+            }
+            for name in matched where !out.contains(name) { out.append(name) }
+        }
+        if out.isEmpty { throw RunError("no nodes selected by '\(selectors.joined(separator: " "))'") }
+        return out
+    }
+
+    /// Applies `action`; returns the fault id recorded in the timeline.
+    @discardableResult
+    public static func apply(_ action: FaultAction, dir: String, id explicitId: String? = nil) async throws -> String {
+        let manifest = try RunFolder.load(dir)
+        let id = explicitId ?? "\(action.name)-\(UInt64(Date().timeIntervalSince1970 * 1000) % 100_000_000)"
+        switch action {
+        case .kill(let targets), .pause(let targets):
+            let names = try resolve(targets, in: manifest)
+            let signal = action.name == "kill" ? SIGKILL : SIGSTOP
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                guard let pid = Supervisor.pid(node, runDir: dir), Supervisor.isAlive(pid) else { continue }
+                _ = Supervisor.signal(pid, signal)
+            }
+            try record(dir, .init(t: now(), event: "start", id: id, action: action.name,
+                                  description: "\(action.name) \(names.joined(separator: ","))", nodes: names))
+        case .resume(let targets):
+            let names = try resolve(targets, in: manifest)
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                if let pid = Supervisor.pid(node, runDir: dir) { _ = Supervisor.signal(pid, SIGCONT) }
+            }
+            try endWindows(dir, action: "pause", nodes: names)
+        case .restart(let targets):
+            let names = try resolve(targets, in: manifest)
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                if let pid = Supervisor.pid(node, runDir: dir), Supervisor.isAlive(pid) {
+                    _ = Supervisor.signal(pid, SIGKILL)
+                    let deadline = Date().addingTimeInterval(5)
+                    while Supervisor.isAlive(pid), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                }
+                try Supervisor.start(node, runDir: dir)
+            }
+            try endWindows(dir, action: "kill", nodes: names)
+            try endWindows(dir, action: "pause", nodes: names)
+            // A restarted node comes back with no link rules: give it its current ones.
+            try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
+        case .partition(let groups):
+            let resolved = try groups.map { try resolve($0, in: manifest) }
+            var links: [Link] = []
+            for (a, groupA) in resolved.enumerated() {
+                for (b, groupB) in resolved.enumerated() where a != b {
+                    for from in groupA { for to in groupB { links.append(Link(from: from, to: to, rule: .init(blocked: true))) } }
+                }
+            }
+            let description = "partition " + resolved.map { $0.joined(separator: ",") }.joined(separator: " | ")
+            try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links)
+        case .link(let rule, let from, let to):
+            let sources = try resolve(from, in: manifest)
+            let targets = try resolve(to, in: manifest)
+            let links = sources.flatMap { source in
+                targets.filter { $0 != source }.map { Link(from: source, to: $0, rule: rule) }
+            }
+            let description = "\(describe(rule)) \(sources.joined(separator: ",")) -> \(targets.joined(separator: ","))"
+            try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links)
+        case .skew(let targets, let ms):
+            let names = try resolve(targets, in: manifest)
+            let token = try RunFolder.token(dir)
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                let body = Array("{\"skewMs\":\(ms)}".utf8)
+                _ = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/clock-skew",
+                                                     token: token, body: body)
+            }
+            if ms == 0 {
+                try endWindows(dir, action: "skew", nodes: names)
+            } else {
+                try record(dir, .init(t: now(), event: "start", id: id, action: "skew",
+                                      description: "clock skew \(ms) ms on \(names.joined(separator: ","))", nodes: names))
+            }
+        case .heal(let healId):
+            var active = try loadActive(dir)
+            let healed = active.filter { healId == nil || $0.id == healId }
+            if let healId, healed.isEmpty { throw RunError("no active link fault with id '\(healId)'") }
+            active.removeAll { healId == nil || $0.id == healId }
+            try saveActive(dir, active)
+            try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
+            for fault in healed {
+                let nodes = Array(Set(fault.links.flatMap { [$0.from, $0.to] })).sorted()
+                try record(dir, .init(t: now(), event: "end", id: fault.id, action: "heal",
+                                      description: fault.description, nodes: nodes))
+            }
+        }
+        return id
+    }
+
+    /// Records a window the caller runs itself (load spam), so reports can shade it.
+    public static func recordWindow(_ dir: String, id: String, action: String, description: String,
+                                    start: Bool) throws {
+        try record(dir, .init(t: now(), event: start ? "start" : "end", id: id, action: action,
+                              description: description, nodes: []))
+    }
+
+    public static func describe(_ rule: LinkRule) -> String {
+        var parts: [String] = []
+        if rule.blocked { parts.append("blocked") }
+        if rule.lossPercent > 0 { parts.append("loss \(Int(rule.lossPercent))%") }
+        if rule.delayMs > 0 || rule.jitterMs > 0 { parts.append("delay \(Int(rule.delayMs))±\(Int(rule.jitterMs)) ms") }
+        if rule.duplicatePercent > 0 { parts.append("duplicate \(Int(rule.duplicatePercent))%") }
+        if rule.reorderPercent > 0 { parts.append("reorder \(Int(rule.reorderPercent))%") }
+        if let bandwidth = rule.bandwidthBytesPerSecond { parts.append("bandwidth \(bandwidth) B/s") }
+        if !rule.dropKinds.isEmpty { parts.append("drop \(rule.dropKinds.joined(separator: ","))") }
+        return parts.joined(separator: ", ")
+    }
+
+    /// The fault windows recorded so far.
+    public static func timeline(_ dir: String) -> [FaultEvent] {
+        guard let data = FileManager.default.contents(atPath: dir + "/faults.jsonl") else { return [] }
+        return data.split(separator: UInt8(ascii: "\n")).compactMap { try? JSONDecoder().decode(FaultEvent.self, from: Data($0)) }
+    }
+
+    static func now() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    static func record(_ dir: String, _ event: FaultEvent) throws {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let line = String(decoding: try encoder.encode(event), as: UTF8.self) + "\n"
+        let path = dir + "/faults.jsonl"
+        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+        guard let handle = FileHandle(forWritingAtPath: path) else { throw RunError("cannot write \(path)") }
+        defer { try? handle.close() }
+        handle.seekToEndOfFile()
+        handle.write(Data(line.utf8))
+    }
+
+    /// Ends the open windows of `action` that touch `nodes`.
+    static func endWindows(_ dir: String, action: String, nodes: [String]) throws {
+        var open: [String: FaultEvent] = [:]
+        for event in timeline(dir) {
+            if event.event == "start" { open[event.id] = event } else { open[event.id] = nil }
+        }
+        for (_, event) in open.sorted(by: { $0.key < $1.key }) where event.action == action {
+            let touched = event.nodes.filter { nodes.contains($0) }
+            guard !touched.isEmpty else { continue }
+            try record(dir, .init(t: now(), event: "end", id: event.id, action: action,
+                                  description: event.description, nodes: event.nodes))
+        }
+    }
+
+    static func loadActive(_ dir: String) throws -> [ActiveLinkFault] {
+        guard let data = FileManager.default.contents(atPath: dir + "/faults-active.json") else { return [] }
+        return try JSONDecoder().decode([ActiveLinkFault].self, from: data)
+    }
+
+    static func saveActive(_ dir: String, _ active: [ActiveLinkFault]) throws {
+        try RunFolder.writeJSON(dir + "/faults-active.json", active, mode: 0o644)
+    }
+
+    static func addLinkFault(dir: String, manifest: RunManifest, id: String, description: String,
+                             links: [Link]) async throws {
+        var active = try loadActive(dir)
+        active.removeAll { $0.id == id }
+        active.append(ActiveLinkFault(id: id, description: description, links: links))
+        try saveActive(dir, active)
+        try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
+        let nodes = Array(Set(links.flatMap { [$0.from, $0.to] })).sorted()
+        try record(dir, .init(t: now(), event: "start", id: id, action: links.first.map { $0.rule.blocked } == true
+                                ? "partition" : "link", description: description, nodes: nodes))
+    }
+
+    /// Sends every node (or `only` these) the fold of the active link faults on its outgoing links.
+    static func pushLinkTables(dir: String, manifest: RunManifest, only: Set<String>?, waitForNodes: Bool) async throws {
+        let active = try loadActive(dir)
+        let token = try RunFolder.token(dir)
+        for node in manifest.nodes where only?.contains(node.name) ?? true {
+            var table: [String: LinkRule] = [:]
+            for fault in active {
+                for link in fault.links where link.from == node.name {
+                    table[link.to] = (table[link.to] ?? .clear).combined(with: link.rule)
+                }
+            }
+            let body = try JSONEncoder().encode(LinkFaultTable(links: table))
+            let attempts = waitForNodes ? 250 : 1
+            for attempt in 0..<attempts {
+                // A paused or dead node cannot take its rules now; it gets them on restart.
+                if (try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/link-faults",
+                                                     token: token, body: Array(body), timeout: .milliseconds(500)))?
+                    .status == 200 { break }
+                if attempt + 1 < attempts { try await Task.sleep(for: .milliseconds(20)) }
+            }
+        }
+    }
+}

@@ -1,0 +1,120 @@
+import HeapModule
+import Wire
+
+/// Applies link rules to outgoing datagrams: drop, delay with jitter, duplicate, reorder, and a
+/// bandwidth cap, deterministically from a seed. Pure: time comes in as an argument.
+public struct LinkShaper: Sendable {
+    public struct Pending: Comparable, Sendable {
+        public var dueMs: Double
+        public var sequence: UInt64
+        public var bytes: [UInt8]
+        public var peer: String
+
+        public static func < (lhs: Pending, rhs: Pending) -> Bool {
+            (lhs.dueMs, lhs.sequence) < (rhs.dueMs, rhs.sequence)
+        }
+
+        public static func == (lhs: Pending, rhs: Pending) -> Bool { lhs.sequence == rhs.sequence }
+    }
+
+    public enum Decision: Sendable, Equatable {
+        case dropped(reason: String)
+        /// Send now (delay 0) or after the given delays; more than one entry is a duplicate.
+        case send(delaysMs: [Double])
+    }
+
+    public static let pendingMax = 200_000
+
+    public private(set) var table = LinkFaultTable()
+    private var rng: SplitMix64
+    private var pending = Heap<Pending>()
+    private var sequence: UInt64 = 0
+    private var linkFreeAtMs: [String: Double] = [:]
+    public private(set) var droppedByReason: [String: Int] = [:]
+
+    public init(seed: UInt64) {
+        rng = SplitMix64(seed: seed)
+    }
+
+    public var isActive: Bool { !table.links.isEmpty }
+    public var pendingCount: Int { pending.count }
+    public var nextDueMs: Double? { pending.min?.dueMs }
+
+    public mutating func setTable(_ newTable: LinkFaultTable) {
+        table = LinkFaultTable(links: newTable.links.filter { !$0.value.isClear })
+        linkFreeAtMs = linkFreeAtMs.filter { table.links[$0.key]?.bandwidthBytesPerSecond != nil }
+    }
+
+    /// Decides the fate of one datagram to `peer`; delayed copies are kept until `due(nowMs:)`.
+    public mutating func route(_ bytes: [UInt8], kind: MessageKind, peer: String, nowMs: Double) -> Decision {
+        guard let rule = table.links[peer] else { return .send(delaysMs: [0]) }
+        if rule.blocked { return drop("partition") }
+        if rule.dropKinds.contains(kind.description) { return drop("kind_\(kind.description)") }
+        if rule.lossPercent > 0, rng.nextPercent() < rule.lossPercent { return drop("loss") }
+        var delays = [delay(rule)]
+        if rule.duplicatePercent > 0, rng.nextPercent() < rule.duplicatePercent { delays.append(delay(rule)) }
+        if let bandwidth = rule.bandwidthBytesPerSecond, bandwidth > 0 {
+            let transmitMs = Double(bytes.count) * 1000 / Double(bandwidth)
+            let start = max(nowMs, linkFreeAtMs[peer] ?? nowMs)
+            linkFreeAtMs[peer] = start + transmitMs
+            delays = delays.map { $0 + (start - nowMs) + transmitMs }
+        }
+        var sent: [Double] = []
+        for delayMs in delays {
+            if delayMs <= 0 {
+                sent.append(0)
+            } else if pending.count < LinkShaper.pendingMax {
+                sequence += 1
+                pending.insert(Pending(dueMs: nowMs + delayMs, sequence: sequence, bytes: bytes, peer: peer))
+                sent.append(delayMs)
+            } else {
+                droppedByReason["delay_queue_full", default: 0] += 1
+            }
+        }
+        return .send(delaysMs: sent)
+    }
+
+    /// Datagrams whose delay has passed, earliest first.
+    public mutating func due(nowMs: Double) -> [Pending] {
+        var out: [Pending] = []
+        while let first = pending.min, first.dueMs <= nowMs {
+            out.append(pending.removeMin())
+        }
+        return out
+    }
+
+    private mutating func delay(_ rule: LinkRule) -> Double {
+        var value = rule.delayMs
+        if rule.jitterMs > 0 { value += (rng.nextUnit() * 2 - 1) * rule.jitterMs }
+        if rule.reorderPercent > 0, rng.nextPercent() < rule.reorderPercent {
+            value += max(rule.delayMs, 5) + rng.nextUnit() * max(rule.jitterMs, 5)
+        }
+        return max(value, 0)
+    }
+
+    private mutating func drop(_ reason: String) -> Decision {
+        droppedByReason[reason, default: 0] += 1
+        return .dropped(reason: reason)
+    }
+}
+
+/// A small seeded generator (SplitMix64): fault decisions replay exactly from a seed.
+public struct SplitMix64: RandomNumberGenerator, Sendable {
+    private var state: UInt64
+
+    public init(seed: UInt64) { state = seed }
+
+    public mutating func next() -> UInt64 {
+        state &+= 0x9E37_79B9_7F4A_7C15
+        var z = state
+        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
+        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
+        return z ^ (z >> 31)
+    }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Uniform in [0, 100).
+    public mutating func nextPercent() -> Double { nextUnit() * 100 }
+}
