@@ -71,7 +71,7 @@ extension Topology {
             throw TopologyError(file: path, field: "(file)", problem: "TOML syntax error: \(error)")
         }
         let reader = TableReader(file: path, prefix: "", table: root)
-        try reader.allowOnly(["cluster", "timing", "limits", "load", "node"])
+        try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "scenario", "step", "expect"])
         let cluster = try reader.table("cluster", required: true)!
         try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port"])
         let name = try cluster.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension

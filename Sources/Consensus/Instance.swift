@@ -207,3 +207,25 @@ extension Tendermint {
         }
     }
 }
+
+extension Tendermint.Instance {
+    /// A readable snapshot of the current height for operators (`GET /consensus`).
+    public var snapshot: [String: String] {
+        func tally(_ set: Tendermint.VoteSet) -> String {
+            set.stakeByValue.sorted { ($0.key?.short ?? "") < ($1.key?.short ?? "") }
+                .map { "\($0.key?.short ?? "nil")=\($0.value)" }.joined(separator: " ")
+        }
+        var out: [String: String] = [
+            "height": "\(height)", "round": "\(round)", "step": step.description,
+            "locked": lockedValue.map { "\($0.short)@\(lockedRound)" } ?? "none",
+            "valid": validValue.map { "\($0.short)@\(validRound)" } ?? "none",
+            "lastSigned": lastSigned.map { "\($0.height)/\($0.round)/\($0.step)" } ?? "none",
+            "futureInputs": "\(futureInputs.count)",
+        ]
+        for (number, state) in rounds.sorted(by: { $0.key < $1.key }).suffix(6) {
+            out["round.\(number)"] = "proposal \(state.proposal.map { "\($0.blockId.short)\(state.proposalValid ? "" : " INVALID")" } ?? "-")"
+                + " | prevotes \(tally(state.prevotes)) | precommits \(tally(state.precommits))"
+        }
+        return out
+    }
+}

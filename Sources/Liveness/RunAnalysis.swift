@@ -42,6 +42,29 @@ public struct RunAnalysis: Sendable {
     public var latency: Latency?
     public var throughputTxPerSecond: Double
     public var unreadableLines: Int
+    /// The first time any node committed each height, in height order.
+    public var heightTimes: [HeightTime]
+    /// Each node's (time, height) after every commit.
+    public var nodeSeries: [String: [SeriesPoint]]
+    /// Each finalized client transaction: when it was submitted and how long until it was finalized.
+    public var txLatencies: [TxLatency]
+
+    public struct HeightTime: Sendable, Equatable {
+        public var height: UInt64
+        public var timeMs: UInt64
+        public var round: UInt64
+        public var txs: Int
+    }
+
+    public struct SeriesPoint: Sendable, Equatable {
+        public var timeMs: UInt64
+        public var height: UInt64
+    }
+
+    public struct TxLatency: Sendable, Equatable {
+        public var submitMs: UInt64
+        public var latencyMs: UInt64
+    }
 
     public var agreement: Bool { conflicts.isEmpty }
     public var noCommittedBlockLost: Bool { nodes.allSatisfy { $0.lostOnRestart.isEmpty } }
@@ -120,6 +143,7 @@ public struct RunAnalysis: Sendable {
         var committedAt: [String: UInt64] = [:]
         for commit in firstSeen.values { for id in commit.txIds { committedAt[id] = commit.timeMs } }
         var submitted = 0
+        var txLatencies: [TxLatency] = []
         var latency: Latency?
         var firstSubmit: UInt64?
         var lastCommitOfLoad: UInt64?
@@ -133,7 +157,9 @@ public struct RunAnalysis: Sendable {
                 if let done = committedAt[id] {
                     matched += 1
                     lastCommitOfLoad = max(lastCommitOfLoad ?? done, done)
-                    _ = histogram.record(done >= time ? done - time : 0)
+                    let latency = done >= time ? done - time : 0
+                    _ = histogram.record(latency)
+                    txLatencies.append(TxLatency(submitMs: time, latencyMs: latency))
                 }
             }
             if matched > 0 {
@@ -151,7 +177,15 @@ public struct RunAnalysis: Sendable {
             nodes: nodes, heightsChecked: byHeight.count, conflicts: conflicts, txsCommitted: txsCommitted,
             firstCommitMs: times.first, lastCommitMs: times.last, maxFinalityGapMs: maxGap,
             meanBlockIntervalMs: meanInterval, submitted: submitted, latency: latency,
-            throughputTxPerSecond: throughput, unreadableLines: unreadable)
+            throughputTxPerSecond: throughput, unreadableLines: unreadable,
+            heightTimes: firstSeen.keys.sorted().map {
+                let commit = firstSeen[$0]!
+                return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs)
+            },
+            nodeSeries: Dictionary(grouping: commits, by: \.node).mapValues { list in
+                list.sorted { $0.timeMs < $1.timeMs }.map { SeriesPoint(timeMs: $0.timeMs, height: $0.height) }
+            },
+            txLatencies: txLatencies)
     }
 
     static func uint(_ value: Any?) -> UInt64? {

@@ -30,8 +30,9 @@ public struct NodeService: Service {
         var namedLogger = self.logger
         namedLogger[metadataKey: "node"] = "\(config.name)"
         let logger = namedLogger
-        let (stream, continuation) = AsyncStream.makeStream(
-            of: NodeInput.self, bufferingPolicy: .bufferingOldest(config.limits.ingressQueueMax))
+        // Unbounded so that timeouts, ticks and control inputs are never dropped; network messages
+        // are bounded by the edge itself (`ingressQueueMax`, counted as queue_full).
+        let (stream, continuation) = AsyncStream.makeStream(of: NodeInput.self, bufferingPolicy: .unbounded)
         let clock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
         let timers: (UInt64, NodeInput) -> Void = { ms, input in
             Task {
@@ -60,7 +61,8 @@ public struct NodeService: Service {
         let edge = Edge(
             ingress: Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
                              members: members),
-            peerAddresses: Set(shell.peers.values.map(\.address)), queueDepth: queueDepth, drops: drops,
+            peerAddresses: Set(shell.peers.values.map(\.address)), queueMax: config.limits.ingressQueueMax,
+            queueDepth: queueDepth, drops: drops,
             metrics: metrics, continuation: continuation, logger: logger)
         let interval = config.limits.statusIntervalMs
         try await withGracefulShutdownHandler {
@@ -123,6 +125,7 @@ public struct NodeService: Service {
                 var snapshot = shell.status
                 snapshot.ingressQueue = queueDepth.value
                 status.set(snapshot)
+                status.setConsensus(shell.consensusSnapshot)
             }
         }
     }
@@ -143,6 +146,11 @@ public struct NodeService: Service {
             let encoder = JSONEncoder()
             encoder.outputFormatting = [.sortedKeys]
             let body = (try? encoder.encode(snapshot)).map { Array($0) } ?? []
+            return .init(status: .ok, contentType: "application/json", body: body + [10])
+        case (.GET, "/consensus"):
+            let encoder = JSONEncoder()
+            encoder.outputFormatting = [.sortedKeys, .prettyPrinted]
+            let body = (try? encoder.encode(status.consensus())).map { Array($0) } ?? []
             return .init(status: .ok, contentType: "application/json", body: body + [10])
         case (.GET, "/metrics"):
             return .init(status: .ok, contentType: "text/plain; version=0.0.4", body: registry.emitToBuffer())
@@ -175,6 +183,7 @@ public struct NodeService: Service {
 struct Edge: Sendable {
     let ingress: Ingress
     let peerAddresses: Set<SocketAddress>
+    let queueMax: Int
     let queueDepth: AtomicCounter
     let drops: DropCounters
     let metrics: NodeMetrics
@@ -187,15 +196,16 @@ struct Edge: Sendable {
         for try await datagram in inbound {
             var buffer = datagram.data
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-            switch ingress.admit(bytes) {
+            switch ingress.admit(bytes, nowMs: UInt64(Date().timeIntervalSince1970 * 1000)) {
             case .accepted(let envelope, let message):
-                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
-                queueDepth.add(1)
-                if case .dropped = continuation.yield(.message(envelope, message, fromPeer: fromPeer)) {
-                    queueDepth.add(-1)
+                guard queueDepth.value < queueMax else {
                     drops.queueFull.add(1)
                     metrics.ingressQueueDropped.increment()
+                    continue
                 }
+                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
+                queueDepth.add(1)
+                continuation.yield(.message(envelope, message, fromPeer: fromPeer))
             case .rejected(let reason, let detail):
                 metrics.rejected[reason]?.increment()
                 drops.count(reason)
@@ -241,11 +251,14 @@ func badRequest(_ message: String) -> ControlServer.Response {
 
 final class StatusBox: Sendable {
     private let value: Mutex<NodeStatus>
+    private let consensusValue = Mutex<[String: String]>([:])
 
     init(_ initial: NodeStatus) { value = Mutex(initial) }
 
     func get() -> NodeStatus { value.withLock { $0 } }
     func set(_ new: NodeStatus) { value.withLock { $0 = new } }
+    func consensus() -> [String: String] { consensusValue.withLock { $0 } }
+    func setConsensus(_ new: [String: String]) { consensusValue.withLock { $0 = new } }
 }
 
 /// Reads a node's folder: config, key seed, genesis and run token; errors name the file and field.

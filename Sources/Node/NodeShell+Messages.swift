@@ -37,6 +37,8 @@ extension NodeShell {
             serveBlock(request.height, to: envelope.sender)
         case .syncPart(let part):
             onSyncPart(part, from: envelope.sender)
+        case .syncCommit(let commit):
+            onSyncCommit(commit, from: envelope.sender)
         }
     }
 

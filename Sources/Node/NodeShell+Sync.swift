@@ -33,101 +33,126 @@ extension NodeShell {
         let now = clock()
         let best = peerHeights.values.map(\.height).max() ?? 0
         guard best > store.height else { return }
-        syncRequested = syncRequested.filter { $0.key > store.height && now - $0.value < 500 }
+        syncRequested = syncRequested.filter { $0.key > store.height && now - $0.value < NodeShell.syncRetryMs }
         let upper = min(best, store.height + NodeShell.syncWindow)
-        for height in (store.height + 1)...upper where syncRequested[height] == nil && syncReady[height] == nil {
+        for height in (store.height + 1)...upper where syncRequested[height] == nil {
             let holders = peerHeights.filter { $0.value.height >= height && now - $0.value.seenMs < 5_000 }.map(\.key)
             guard let holder = holders.randomElement(), let peer = peers[holder] else { continue }
-            send(sign(.blockRequest, BlockRequest(height: height)), to: peer)
+            send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), to: peer)
             syncRequested[height] = now
         }
     }
 
+    /// Answers with the block's parts and, separately, the precommit signatures that committed it.
     func serveBlock(_ height: UInt64, to requester: PublicKey) {
         guard let peer = peers[requester], servedThisTick < NodeShell.syncServePerTickMax else { return }
         servedThisTick += 1
-        let bytes: [UInt8]
+        let committed: CommittedBlock
         do {
             guard let stored = try store.encodedBlock(at: height) else { return }
-            bytes = stored
+            committed = try CommittedBlock(decoding: stored)
         } catch {
             logger.error("store: cannot read block \(height) for \(peer.name): \(error)")
             return
         }
-        let (root, parts) = PartSet.split(bytes, payloadBytesMax: config.limits.datagramPayloadBytesMax,
+        let certificate = committed.commit
+        for start in stride(from: 0, to: certificate.signatures.count, by: SyncCommit.signaturesMax) {
+            let chunk = Array(certificate.signatures[start..<min(start + SyncCommit.signaturesMax, certificate.signatures.count)])
+            send(sign(.syncCommit, SyncCommit(height: height, round: certificate.round, blockId: certificate.blockId,
+                                              signatures: chunk)), to: peer)
+        }
+        let (root, parts) = PartSet.split(committed.block.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
                                           fixedOverhead: Envelope.overheadBytes + 40)
         for part in parts {
             send(sign(.syncPart, SyncPart(height: height, partsRoot: root, part: part)), to: peer)
         }
     }
 
+    private func inSyncWindow(_ height: UInt64) -> Bool {
+        height > store.height && height <= store.height + 2 * NodeShell.syncWindow
+    }
+
+    /// Parts of a committed block, from any peer: one assembly per root (a lying peer's root cannot
+    /// block an honest one), a few roots per height at most.
     func onSyncPart(_ part: SyncPart, from sender: PublicKey) {
-        guard peers[sender] != nil, part.height > store.height,
-              part.height <= store.height + 2 * NodeShell.syncWindow, syncReady[part.height] == nil else { return }
-        var entry = syncAssemblers[part.height]
-        if entry == nil || entry!.root != part.partsRoot {
-            // One assembly per height; a different root (another peer's encoding) starts over.
-            entry = (part.partsRoot, PartSet.Assembler(root: part.partsRoot, total: Int(part.part.total),
-                                                       bytesMax: BlockStore.recordBytesMax))
+        guard peers[sender] != nil, inSyncWindow(part.height) else { return }
+        var assemblies = syncAssemblers[part.height] ?? [:]
+        if assemblies[part.partsRoot] == nil {
+            guard assemblies.count < NodeShell.syncRootsPerHeightMax else { return }
+            assemblies[part.partsRoot] = PartSet.Assembler(root: part.partsRoot, total: Int(part.part.total),
+                                                           bytesMax: Block.bytesMax)
         }
-        let result = entry!.assembler.add(part.part)
-        syncAssemblers[part.height] = entry
+        let result = assemblies[part.partsRoot]!.add(part.part)
+        syncAssemblers[part.height] = assemblies
         guard case .complete(let bytes) = result else { return }
-        syncAssemblers[part.height] = nil
-        guard let committed = try? CommittedBlock(decoding: bytes), committed.block.header.height == part.height else {
+        syncAssemblers[part.height]?[part.partsRoot] = nil
+        guard let block = try? Block(decoding: bytes), block.header.height == part.height else {
             logger.warning("sync: block \(part.height) from \(sender) does not decode")
             return
         }
-        syncReady[part.height] = committed
-        applyReadySyncBlocks()
+        if (syncBlocks[part.height]?.count ?? 0) < NodeShell.syncRootsPerHeightMax {
+            syncBlocks[part.height, default: [:]][block.id] = block
+        }
+        applySyncedBlocks()
     }
 
-    private func applyReadySyncBlocks() {
-        while let next = syncReady.removeValue(forKey: store.height + 1) {
-            if let problem = verifyCommitted(next) {
-                logger.warning("sync: rejected block \(next.block.header.height): \(problem)")
-                events.write("sync_reject", timeMs: clock(), [
-                    ("height", .uint(next.block.header.height)), ("reason", .string(problem)),
-                ])
+    /// Precommit signatures for a height we are missing; each is verified on arrival.
+    func onSyncCommit(_ message: SyncCommit, from sender: PublicKey) {
+        guard peers[sender] != nil, inSyncWindow(message.height) else { return }
+        let key = SyncVoteKey(round: message.round, blockId: message.blockId)
+        var votes = syncVotes[message.height] ?? [:]
+        guard votes[key] != nil || votes.count < NodeShell.syncRootsPerHeightMax else { return }
+        var signatures = votes[key] ?? [:]
+        let certificate = CommitCertificate(height: message.height, round: message.round, blockId: message.blockId,
+                                            signatures: [])
+        for entry in message.signatures {
+            let index = Int(entry.validator)
+            guard index < validators.count, signatures[index] == nil else { continue }
+            let envelope = certificate.precommitEnvelope(signedBy: validators.members[index].publicKey,
+                                                         signature: entry.signature, domain: domain)
+            guard envelope.verify(domain: domain) == .valid else {
+                logger.warning("sync: bad precommit signature for \(validators.members[index].name) from \(sender)")
+                continue
+            }
+            signatures[index] = entry.signature
+        }
+        votes[key] = signatures
+        syncVotes[message.height] = votes
+        applySyncedBlocks()
+    }
+
+    /// Commits, in order, every missing height for which we have the block and +2/3 of stake in
+    /// verified precommits for it.
+    private func applySyncedBlocks() {
+        while let blocks = syncBlocks[store.height + 1] {
+            let height = store.height + 1
+            let quorum = (syncVotes[height] ?? [:]).first { key, signatures in
+                blocks[key.blockId] != nil
+                    && validators.isQuorum(signatures.keys.reduce(UInt64(0)) { $0 + validators.stake(of: $1) })
+            }
+            guard let (key, signatures) = quorum, let block = blocks[key.blockId] else { break }
+            if let problem = ledger.validate(block, expectedProposer: nil, protocolVersion: config.protocolVersion)
+                ?? unverifiedTransactionProblem(block) {
+                logger.warning("sync: rejected block \(height): \(problem)")
+                events.write("sync_reject", timeMs: clock(), [("height", .uint(height)), ("reason", .string(problem))])
+                syncBlocks[height]?[key.blockId] = nil
                 break
             }
-            let height = next.block.header.height
-            commit(next, source: "sync")
+            let certificate = CommitCertificate(
+                height: height, round: key.round, blockId: key.blockId,
+                signatures: signatures.sorted { $0.key < $1.key }.map { .init(validator: UInt16($0.key), signature: $0.value) })
+            commit(CommittedBlock(block: block, commit: certificate), source: "sync")
             metrics.syncBlocks.increment()
             drive(.committedElsewhere(height: height))
         }
-        syncReady = syncReady.filter { $0.key > store.height }
+        syncBlocks = syncBlocks.filter { $0.key > store.height }
+        syncVotes = syncVotes.filter { $0.key > store.height }
+        syncAssemblers = syncAssemblers.filter { $0.key > store.height }
         requestMissingBlocks()
     }
+}
 
-    /// Why a block received by sync cannot be committed, or nil: +2/3 of stake must have signed a
-    /// precommit for exactly this block, and the block must follow our ledger.
-    func verifyCommitted(_ committed: CommittedBlock) -> String? {
-        let certificate = committed.commit
-        guard certificate.blockId == committed.block.id, certificate.height == committed.block.header.height else {
-            return "commit certificate is for another block"
-        }
-        var signers = Set<Int>()
-        var stake: UInt64 = 0
-        for entry in certificate.signatures {
-            let index = Int(entry.validator)
-            guard index < validators.count, signers.insert(index).inserted else {
-                return "commit names validator \(index) twice or out of range"
-            }
-            let member = validators.members[index]
-            let envelope = certificate.precommitEnvelope(signedBy: member.publicKey, signature: entry.signature,
-                                                         domain: domain)
-            guard envelope.verify(domain: domain) == .valid else {
-                return "bad precommit signature from \(member.name)"
-            }
-            stake += member.stake
-        }
-        guard validators.isQuorum(stake) else {
-            return "commit has \(stake) of \(validators.totalStake) stake, needs more than two thirds"
-        }
-        if let problem = ledger.validate(committed.block, expectedProposer: nil, protocolVersion: config.protocolVersion) {
-            return problem
-        }
-        return unverifiedTransactionProblem(committed.block)
-    }
+struct SyncVoteKey: Hashable {
+    var round: UInt32
+    var blockId: Bytes32
 }

@@ -51,6 +51,8 @@ final class NodeShell {
 
     static let earlyPartsMax = 8_192
     static let syncWindow: UInt64 = 4
+    static let syncRootsPerHeightMax = 4
+    static let syncRetryMs: UInt64 = 300
     static let syncServePerTickMax = 32
 
     let config: NodeConfig
@@ -81,8 +83,9 @@ final class NodeShell {
     var knownBlocks: [Bytes32: KnownBlock] = [:]
     var peerHeights: [PublicKey: (height: UInt64, seenMs: UInt64)] = [:]
     var syncRequested: [UInt64: UInt64] = [:]   // height -> sent at (ms)
-    var syncAssemblers: [UInt64: (root: Bytes32, assembler: PartSet.Assembler)] = [:]
-    var syncReady: [UInt64: CommittedBlock] = [:]
+    var syncAssemblers: [UInt64: [Bytes32: PartSet.Assembler]] = [:]
+    var syncBlocks: [UInt64: [Bytes32: Block]] = [:]
+    var syncVotes: [UInt64: [SyncVoteKey: [Int: Bytes64]]] = [:]
     var servedThisTick = 0
     var txsCommitted: UInt64 = 0
     var invalidProposalCount = 0
@@ -223,6 +226,24 @@ final class NodeShell {
             proposer: validators.members[validators.proposer(height: consensus.height, round: consensus.round)].name,
             linkFaults: shaper.table.links.count, shapedDrops: shaper.droppedByReason.values.reduce(0, +),
             clockSkewMs: clockSkewMs)
+    }
+
+    /// `GET /consensus`: the core's view of the current height plus what the shell is waiting for.
+    var consensusSnapshot: [String: String] {
+        var out = consensus.snapshot
+        out["store.height"] = "\(store.height)"
+        out["pending"] = pending.keys.sorted { ($0.height, $0.round) < ($1.height, $1.round) }.map { key in
+            let entry = pending[key]!
+            return "\(key.height)/\(key.round):\(entry.delivered ? "complete" : "\(entry.assembler.received)/\(entry.assembler.total)")"
+        }.joined(separator: " ")
+        out["sync.requested"] = syncRequested.keys.sorted().map(String.init).joined(separator: " ")
+        out["sync.blocks"] = syncBlocks.keys.sorted().map(String.init).joined(separator: " ")
+        out["sync.votes"] = syncVotes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.values.map(\.count))" }
+            .joined(separator: " ")
+        out["peers"] = peerHeights.map { "\(peers[$0.key]?.name ?? "?")@\($0.value.height)" }.sorted().joined(separator: " ")
+        out["shaper.pending"] = "\(shaper.pendingCount)"
+        out["ownVotes"] = "\(ownVotes.count)"
+        return out
     }
 
     // MARK: sending

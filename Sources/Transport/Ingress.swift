@@ -3,7 +3,9 @@ import Sodium
 import Wire
 
 /// The edge of a node: turns a datagram into a verified, typed message or a counted rejection.
-/// De-duplication happens before verification (exact bytes), so a message is verified once.
+/// De-duplication happens before verification (exact bytes), so gossip copies cost a hash, not a
+/// signature check. It forgets after `seenTtlMs`: a message re-sent later (because some peer lost
+/// it, or this node set it aside) is verified and delivered again.
 public struct Ingress: Sendable {
     public enum Reject: String, Sendable, CaseIterable {
         case oversized, malformed, badSignature = "bad_signature", wrongChain = "wrong_chain"
@@ -20,14 +22,17 @@ public struct Ingress: Sendable {
     /// Keys allowed to send anything but transactions (validators and cluster nodes).
     public let members: Set<PublicKey>
     public let seenMax: Int
-    private var seen: Set<Bytes32> = []
-    private var seenOrder: Deque<Bytes32> = []
+    public let seenTtlMs: UInt64
+    private var seen: [Bytes32: UInt64] = [:]
+    private var seenOrder: Deque<(id: Bytes32, timeMs: UInt64)> = []
 
-    public init(domain: Domain, datagramBytesMax: Int, members: Set<PublicKey>, seenMax: Int = 200_000) {
+    public init(domain: Domain, datagramBytesMax: Int, members: Set<PublicKey>, seenMax: Int = 200_000,
+                seenTtlMs: UInt64 = 2_000) {
         self.domain = domain
         self.datagramBytesMax = datagramBytesMax
         self.members = members
         self.seenMax = seenMax
+        self.seenTtlMs = seenTtlMs
     }
 
     public var seenCount: Int { seen.count }
@@ -61,7 +66,7 @@ public struct Ingress: Sendable {
     }
 
     /// The full path: precheck, de-duplicate, verify the signature, remember the id.
-    public mutating func admit(_ bytes: [UInt8]) -> Outcome {
+    public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0) -> Outcome {
         let envelope: Envelope
         let message: Message
         switch precheck(bytes) {
@@ -69,23 +74,24 @@ public struct Ingress: Sendable {
         case .success(let pair): (envelope, message) = pair
         }
         let id = envelope.id
-        if seen.contains(id) { return .rejected(.duplicate, detail: "") }
+        if let seenAt = seen[id], nowMs < seenAt + seenTtlMs { return .rejected(.duplicate, detail: "") }
         switch envelope.verify(domain: domain) {
         case .valid: break
         case .badSignature: return .rejected(.badSignature, detail: "\(envelope.kind) from \(envelope.sender)")
         case .wrongChain: return .rejected(.wrongChain, detail: "chain tag \(envelope.chainTag)")
         case .wrongFork: return .rejected(.wrongFork, detail: "fork \(envelope.forkId)")
         }
-        remember(id)
+        remember(id, nowMs: nowMs)
         return .accepted(envelope, message)
     }
 
-    /// Marks our own messages as seen so relays of them are not processed again.
-    public mutating func remember(_ id: Bytes32) {
-        guard seen.insert(id).inserted else { return }
-        seenOrder.append(id)
-        if seenOrder.count > seenMax, let oldest = seenOrder.popFirst() {
-            seen.remove(oldest)
+    /// Records `id` as seen at `nowMs`; the oldest entries go first when over `seenMax` or expired.
+    public mutating func remember(_ id: Bytes32, nowMs: UInt64) {
+        seen[id] = nowMs
+        seenOrder.append((id, nowMs))
+        while let oldest = seenOrder.first, seenOrder.count > seenMax || oldest.timeMs + seenTtlMs <= nowMs {
+            seenOrder.removeFirst()
+            if seen[oldest.id] == oldest.timeMs { seen[oldest.id] = nil }
         }
     }
 }

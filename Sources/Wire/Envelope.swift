@@ -10,6 +10,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case status = 6
     case blockRequest = 7
     case syncPart = 8
+    case syncCommit = 9
 
     public var description: String {
         switch self {
@@ -21,6 +22,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .status: return "status"
         case .blockRequest: return "block_request"
         case .syncPart: return "sync_part"
+        case .syncCommit: return "sync_commit"
         }
     }
 
@@ -33,7 +35,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     public var isConsensus: Bool {
         switch self {
         case .proposal, .blockPart, .prevote, .precommit: return true
-        case .transfer, .status, .blockRequest, .syncPart: return false
+        case .transfer, .status, .blockRequest, .syncPart, .syncCommit: return false
         }
     }
 }

@@ -163,21 +163,31 @@ public struct StatusMessage: WireCodable, Equatable {
     }
 }
 
-/// Ask a peer for the committed block at `height` (answered with sync parts).
+/// Ask a peer for the committed block at `height` (answered with sync parts and signatures).
 public struct BlockRequest: WireCodable, Equatable {
     public var height: UInt64
+    /// The sender's clock: a retry is a new message, never mistaken for a duplicate of the first.
+    public var timeMs: UInt64
 
-    public init(height: UInt64) { self.height = height }
+    public init(height: UInt64, timeMs: UInt64) {
+        self.height = height
+        self.timeMs = timeMs
+    }
 
-    public func encode(to writer: inout WireWriter) { writer.u64(height) }
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.u64(timeMs)
+    }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
         height = try reader.u64("blockRequest.height")
+        timeMs = try reader.u64("blockRequest.timeMs")
     }
 }
 
-/// One piece of a committed block (block + commit certificate) sent for block sync. The pieces are
-/// checked against `partsRoot`; the reassembled block is then checked against its commit's signatures.
+/// One piece of a committed block sent for block sync. A block's encoding is the same on every node,
+/// so pieces from any peer fill the same assembly; the block is then checked against precommit
+/// signatures that arrive separately (`SyncCommit`).
 public struct SyncPart: WireCodable, Equatable {
     public var height: UInt64
     public var partsRoot: Bytes32
@@ -202,6 +212,51 @@ public struct SyncPart: WireCodable, Equatable {
     }
 }
 
+/// Some of the precommit signatures that committed `blockId` at (height, round), for block sync.
+/// Each signature is checked on its own, so they can come from any peers in any order.
+public struct SyncCommit: WireCodable, Equatable {
+    public static let signaturesMax = 12
+
+    public var height: UInt64
+    public var round: UInt32
+    public var blockId: Bytes32
+    public var signatures: [CommitCertificate.Signature]
+
+    public init(height: UInt64, round: UInt32, blockId: Bytes32, signatures: [CommitCertificate.Signature]) {
+        self.height = height
+        self.round = round
+        self.blockId = blockId
+        self.signatures = signatures
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u64(height)
+        writer.u32(round)
+        writer.bytes32(blockId)
+        writer.u8(UInt8(signatures.count))
+        for entry in signatures {
+            writer.u16(entry.validator)
+            writer.bytes64(entry.signature)
+        }
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        height = try reader.u64("syncCommit.height")
+        round = try reader.u32("syncCommit.round")
+        blockId = try reader.bytes32("syncCommit.blockId")
+        let count = Int(try reader.u8("syncCommit.count"))
+        guard count >= 1, count <= SyncCommit.signaturesMax else {
+            throw .oversized(field: "syncCommit.count", length: count, max: SyncCommit.signaturesMax)
+        }
+        var signatures: [CommitCertificate.Signature] = []
+        for _ in 0..<count {
+            signatures.append(.init(validator: try reader.u16("syncCommit.validator"),
+                                    signature: try reader.bytes64("syncCommit.signature")))
+        }
+        self.signatures = signatures
+    }
+}
+
 /// A decoded, typed message.
 public enum Message: Sendable, Equatable {
     case transfer(Transfer)
@@ -212,6 +267,7 @@ public enum Message: Sendable, Equatable {
     case status(StatusMessage)
     case blockRequest(BlockRequest)
     case syncPart(SyncPart)
+    case syncCommit(SyncCommit)
 
     /// Decodes the payload of an envelope according to its kind.
     public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
@@ -224,6 +280,7 @@ public enum Message: Sendable, Equatable {
         case .status: self = .status(try StatusMessage(decoding: payload))
         case .blockRequest: self = .blockRequest(try BlockRequest(decoding: payload))
         case .syncPart: self = .syncPart(try SyncPart(decoding: payload))
+        case .syncCommit: self = .syncCommit(try SyncCommit(decoding: payload))
         }
     }
 }

@@ -74,3 +74,24 @@ import Wire
         #expect(reasons == [.malformed, .unknownSender, nil])
     }
 }
+
+@Suite struct IngressExpiryTests {
+    /// A copy within the window is a duplicate; the same bytes after it are delivered again, so a
+    /// message a node once set aside is not lost forever to de-duplication.
+    @Test func duplicatesExpireAfterTheWindow() {
+        let domain = Domain(chainId: "expiry")
+        let key = SigningKey(label: "validator")
+        var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [key.publicKey], seenTtlMs: 2_000)
+        let vote = Envelope(kind: .prevote, payload: Vote(height: 1, round: 0, blockId: nil).encoded, domain: domain,
+                            key: key)
+        func accepted(_ now: UInt64) -> Bool {
+            if case .accepted = edge.admit(vote.bytes, nowMs: now) { return true }
+            return false
+        }
+        #expect(accepted(10_000))
+        #expect(!accepted(11_000))
+        #expect(!accepted(11_999))
+        #expect(accepted(12_001))
+        #expect(edge.seenCount == 1)
+    }
+}

@@ -1,0 +1,239 @@
+import Foundation
+import TOMLKit
+import Wire
+
+/// A topology plus a fault schedule and expectations (`[scenario]`, `[[step]]`, `[[expect]]`).
+public struct Scenario: Sendable {
+    public enum Trigger: Sendable, Equatable, CustomStringConvertible {
+        case atSeconds(Double)
+        /// When any node has finalized this height.
+        case atHeight(UInt64)
+        /// When this node is the proposer of the current height and round (at or after `afterSeconds`).
+        case whenProposer(String, afterSeconds: Double)
+
+        public var description: String {
+            switch self {
+            case .atSeconds(let s): return "at \(s) s"
+            case .atHeight(let h): return "at height \(h)"
+            case .whenProposer(let node, let after): return "when \(node) proposes (after \(after) s)"
+            }
+        }
+    }
+
+    public struct Step: Sendable {
+        public var id: String
+        public var trigger: Trigger
+        public var action: FaultAction
+        /// Spam steps run a load generator instead of a fault.
+        public var spamRate: Int?
+        /// Heal (or end) after this long; nil keeps the fault until the end of the run.
+        public var durationSeconds: Double?
+    }
+
+    public var topology: Topology
+    public var durationSeconds: Double
+    public var settleSeconds: Double
+    public var haltThresholdSeconds: Double
+    public var steps: [Step]
+    public var expectations: [ExpectationSpec]
+
+    public static let stepsMax = 200
+    static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
+                          "reorder", "bandwidth", "drop", "skew", "spam"]
+
+    public static func load(path: String) throws(TopologyError) -> Scenario {
+        let topology = try Topology.load(path: path)
+        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
+              let root = try? TOMLTable(string: text) else {
+            throw TopologyError(file: path, field: "(file)", problem: "cannot be read")
+        }
+        return try parse(root: TableReader(file: path, prefix: "", table: root), topology: topology)
+    }
+
+    static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {
+        var duration = 20.0, settle = 1.0, haltThreshold = 1.0
+        if let table = try root.table("scenario", required: false) {
+            try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s"])
+            duration = try table.double("duration_s", range: 1...3_600) ?? duration
+            settle = try table.double("settle_s", range: 0...60) ?? settle
+            haltThreshold = try table.double("halt_threshold_s", range: 0.05...600) ?? haltThreshold
+        }
+        var steps: [Step] = []
+        let stepTables = try root.tableArray("step")
+        guard stepTables.count <= stepsMax else { throw root.fail("step", "at most \(stepsMax) steps") }
+        for (index, table) in stepTables.enumerated() {
+            let step = try parseStep(table, index: index, topology: topology)
+            guard !steps.contains(where: { $0.id == step.id }) else {
+                throw table.fail("id", "'\(step.id)' is used by two steps")
+            }
+            steps.append(step)
+        }
+        var expectations: [ExpectationSpec] = []
+        for table in try root.tableArray("expect") {
+            expectations.append(try parseExpectation(table, steps: steps))
+        }
+        return Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
+                        haltThresholdSeconds: haltThreshold, steps: steps, expectations: expectations)
+    }
+
+    static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
+        try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
+                             "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "duration_s", "heal_id"])
+        let id = try table.string("id") ?? "step\(index + 1)"
+        let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
+        guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
+        let trigger: Trigger
+        if let height = try table.uint("at_height", range: 1...UInt64(Int64.max)) {
+            trigger = .atHeight(height)
+        } else if let on = try table.string("on") {
+            guard on.hasPrefix("proposer:"), topology.nodes.contains(where: { $0.name == String(on.dropFirst(9)) }) else {
+                throw table.fail("on", "expected \"proposer:NODE\" with a node of the topology, got '\(on)'")
+            }
+            trigger = .whenProposer(String(on.dropFirst(9)), afterSeconds: 0)
+        } else {
+            trigger = .atSeconds(try table.double("at_s", range: 0...3_600) ?? 0)
+        }
+        guard let action = try table.string("action", required: true), actions.contains(action) else {
+            throw table.fail("action", "expected one of \(actions.joined(separator: ", "))")
+        }
+        let from = try table.string("from") ?? "all"
+        let to = try table.string("to") ?? "all"
+        let targets = try table.stringList("targets")
+        let needsTargets = ["kill", "pause", "resume", "restart", "skew"].contains(action)
+        if needsTargets && targets.isEmpty { throw table.fail("targets", "\(action) needs targets (names, all, key=value)") }
+        func percent() throws(TopologyError) -> Double {
+            guard let value = try table.double("percent", range: 0...100) else {
+                throw table.fail("percent", "\(action) needs percent = 0...100")
+            }
+            return value
+        }
+        let faultAction: FaultAction
+        var spamRate: Int?
+        switch action {
+        case "kill": faultAction = .kill(targets: targets)
+        case "pause": faultAction = .pause(targets: targets)
+        case "resume": faultAction = .resume(targets: targets)
+        case "restart": faultAction = .restart(targets: targets)
+        case "heal": faultAction = .heal(id: try table.string("heal_id"))
+        case "partition":
+            let groups = try table.groups("groups")
+            guard groups.count >= 2 else { throw table.fail("groups", "a partition needs at least two groups") }
+            faultAction = .partition(groups: groups)
+        case "loss": faultAction = .link(rule: .init(lossPercent: try percent()), from: [from], to: [to])
+        case "duplicate": faultAction = .link(rule: .init(duplicatePercent: try percent()), from: [from], to: [to])
+        case "reorder": faultAction = .link(rule: .init(reorderPercent: try percent()), from: [from], to: [to])
+        case "delay":
+            guard let ms = try table.double("ms", range: 0...60_000) else { throw table.fail("ms", "delay needs ms") }
+            let jitter = try table.double("jitter_ms", range: 0...60_000) ?? 0
+            faultAction = .link(rule: .init(delayMs: ms, jitterMs: jitter), from: [from], to: [to])
+        case "bandwidth":
+            guard let rate = try table.uint("bytes_per_s", range: 1...10_000_000_000) else {
+                throw table.fail("bytes_per_s", "bandwidth needs bytes_per_s")
+            }
+            faultAction = .link(rule: .init(bandwidthBytesPerSecond: Int(rate)), from: [from], to: [to])
+        case "drop":
+            let kinds = try table.stringList("kinds")
+            for kind in kinds where MessageKind(name: kind) == nil {
+                throw table.fail("kinds", "'\(kind)' is not a message kind; expected "
+                                 + MessageKind.allCases.map(\.description).joined(separator: ", "))
+            }
+            guard !kinds.isEmpty else { throw table.fail("kinds", "drop needs kinds, e.g. [\"precommit\"]") }
+            faultAction = .link(rule: .init(dropKinds: kinds), from: [from], to: [to])
+        case "skew":
+            guard let ms = try table.double("ms", range: -3_600_000...3_600_000) else { throw table.fail("ms", "skew needs ms") }
+            faultAction = .skew(targets: targets, ms: Int64(ms))
+        default: // spam
+            guard let rate = try table.uint("rate", range: 1...1_000_000) else { throw table.fail("rate", "spam needs rate") }
+            spamRate = Int(rate)
+            faultAction = .heal(id: nil) // not applied; the runner sends load instead
+        }
+        let duration = try table.double("duration_s", range: 0.01...3_600)
+        if action == "spam" && duration == nil { throw table.fail("duration_s", "spam needs duration_s") }
+        for name in targets + [from, to] + (try table.groups("groups")).flatMap({ $0 }) {
+            try checkSelector(name, topology: topology, table: table)
+        }
+        return Step(id: id, trigger: trigger, action: faultAction, spamRate: spamRate, durationSeconds: duration)
+    }
+
+    static func checkSelector(_ selector: String, topology: Topology, table: TableReader) throws(TopologyError) {
+        for part in selector.split(separator: ",").map(String.init) where part != "all" {
+            if let equals = part.firstIndex(of: "=") {
+                let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
+                guard topology.nodes.contains(where: { $0.labels[key] == value }) else {
+                    throw table.fail("targets", "no node has the label \(key)=\(value)")
+                }
+            } else if !topology.nodes.contains(where: { $0.name == part }) {
+                throw table.fail("targets", "no node named '\(part)'")
+            }
+        }
+    }
+
+    static func parseExpectation(_ table: TableReader, steps: [Step]) throws(TopologyError) -> ExpectationSpec {
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals"])
+        guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
+            throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
+        }
+        let windowText = try table.string("window") ?? "whole"
+        guard let window = ExpectationSpec.Window(windowText) else {
+            throw table.fail("window", "expected whole, outside_faults, during:STEP or after:STEP, got '\(windowText)'")
+        }
+        switch window {
+        case .during(let id), .after(let id):
+            guard steps.contains(where: { $0.id == id }) else {
+                throw table.fail("window", "no step with id '\(id)'; ids are " + steps.map(\.id).joined(separator: ", "))
+            }
+        case .whole, .outsideFaults: break
+        }
+        let bound: ExpectationSpec.Bound
+        if isBool {
+            guard let value = table.table["equals"]?.bool else {
+                throw table.fail("equals", "\(metric) is true or false: give equals = true or false")
+            }
+            bound = .equals(value)
+        } else if let max = try table.double("max", range: -1e15...1e15) {
+            bound = .max(max)
+        } else if let min = try table.double("min", range: -1e15...1e15) {
+            bound = .min(min)
+        } else {
+            throw table.fail("max", "\(metric) needs a bound: max = N or min = N")
+        }
+        let name = try table.string("name") ?? "\(metric) \(bound) (\(window))"
+        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound)
+    }
+}
+
+extension TableReader {
+    func stringList(_ key: String) throws(TopologyError) -> [String] {
+        guard let value = table[key] else { return [] }
+        if let text = value.string { return [text] }
+        guard let array = value.array else { throw fail(key, "expected a string or a list of strings") }
+        var out: [String] = []
+        for element in array {
+            guard let text = element.string else { throw fail(key, "expected a list of strings") }
+            out.append(text)
+        }
+        return out
+    }
+
+    /// `[["v1","v2"],["v3","v4"]]` or `["v1,v2", "v3,v4"]`.
+    func groups(_ key: String) throws(TopologyError) -> [[String]] {
+        guard let value = table[key] else { return [] }
+        guard let array = value.array else { throw fail(key, "expected a list of groups, e.g. [[\"v1\"], [\"v2\", \"v3\"]]") }
+        var out: [[String]] = []
+        for element in array {
+            if let text = element.string {
+                out.append([text])
+            } else if let inner = element.array {
+                var group: [String] = []
+                for item in inner {
+                    guard let text = item.string else { throw fail(key, "a group is a list of node names") }
+                    group.append(text)
+                }
+                out.append(group)
+            } else {
+                throw fail(key, "a group is a list of node names or a comma-separated string")
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,154 @@
+import Foundation
+import Wire
+
+/// Runs a scenario against a real cluster: up → steps (and their heals) under background load →
+/// settle → down. Analysis and expectations are the caller's (they read the run folder's files).
+public enum ScenarioRunner {
+    public struct Outcome: Sendable {
+        public var dir: String
+        public var manifest: RunManifest
+        public var startedAtMs: UInt64
+        public var endedAtMs: UInt64
+        public var firstBlockMs: Double
+        /// Nodes not running at the end although no step left them down.
+        public var crashed: [String]
+        public var stepsFired: [String]
+        public var loadSent: Int
+    }
+
+    public struct Progress: Sendable {
+        public var elapsedSeconds: Double
+        public var durationSeconds: Double
+        public var states: [ClusterOps.NodeState]
+        public var activeFaults: [String]
+        public var sent: Int
+    }
+
+    final class Sent: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        func add(_ count: Int) { lock.withLock { value += count } }
+        var total: Int { lock.withLock { value } }
+    }
+
+    public static func run(_ scenario: Scenario, runsRoot: String, seed: UInt64?,
+                           progress: @escaping (Progress) -> Void) async throws -> Outcome {
+        let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
+        let dir = up.dir
+        let started = Date()
+        let startedAtMs = FaultEngine.now()
+        let sent = Sent()
+        var background: [Task<Void, Never>] = []
+        let load = scenario.topology.load
+        if load.rateTxPerSecond > 0 {
+            background.append(spamTask(dir: dir, manifest: up.manifest, rate: load.rateTxPerSecond,
+                                       seconds: scenario.durationSeconds, sent: sent, window: nil))
+        }
+        var pending = scenario.steps
+        var heals: [(dueSeconds: Double, step: Scenario.Step)] = []
+        var fired: [String] = []
+        var lastProgress = Date.distantPast
+        var states: [ClusterOps.NodeState] = []
+        let needsStates = scenario.steps.contains { if case .atSeconds = $0.trigger { false } else { true } }
+        while true {
+            let elapsed = Date().timeIntervalSince(started)
+            if elapsed >= scenario.durationSeconds { break }
+            if needsStates || Date().timeIntervalSince(lastProgress) >= 0.25 {
+                states = (try? await ClusterOps.states(dir: dir)) ?? states
+            }
+            for step in pending where isDue(step.trigger, elapsed: elapsed, states: states) {
+                pending.removeAll { $0.id == step.id }
+                fired.append(step.id)
+                if let rate = step.spamRate {
+                    background.append(spamTask(dir: dir, manifest: up.manifest, rate: rate,
+                                               seconds: step.durationSeconds ?? 1, sent: sent, window: step.id))
+                    continue
+                }
+                try await FaultEngine.apply(step.action, dir: dir, id: step.id)
+                if let duration = step.durationSeconds { heals.append((elapsed + duration, step)) }
+            }
+            for heal in heals where heal.dueSeconds <= elapsed {
+                heals.removeAll { $0.step.id == heal.step.id }
+                try await undo(heal.step, dir: dir)
+            }
+            if Date().timeIntervalSince(lastProgress) >= 0.25 {
+                lastProgress = Date()
+                progress(Progress(elapsedSeconds: elapsed, durationSeconds: scenario.durationSeconds, states: states,
+                                  activeFaults: openWindows(dir), sent: sent.total))
+            }
+            try await Task.sleep(for: .milliseconds(needsStates ? 30 : 50))
+        }
+        // Heal what is still broken so every node can be stopped cleanly, then let the chain settle.
+        for heal in heals { try await undo(heal.step, dir: dir) }
+        for task in background { task.cancel() }
+        for task in background { await task.value }
+        try await Task.sleep(for: .milliseconds(Int(scenario.settleSeconds * 1000)))
+        let endedAtMs = FaultEngine.now()
+        let final = try await ClusterOps.states(dir: dir)
+        let crashed = final.filter { !$0.alive && !killedForGood($0.node.name, dir) }.map(\.node.name)
+        _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")
+        try await ClusterOps.down(dir: dir)
+        return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
+                       firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total)
+    }
+
+    static func isDue(_ trigger: Scenario.Trigger, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {
+        switch trigger {
+        case .atSeconds(let seconds):
+            return elapsed >= seconds
+        case .atHeight(let height):
+            return states.contains { ($0.status?.height ?? 0) >= height }
+        case .whenProposer(let node, let after):
+            return elapsed >= after && states.contains { $0.status?.proposer == node && $0.node.name != node }
+        }
+    }
+
+    /// The heal of a step with a duration.
+    static func undo(_ step: Scenario.Step, dir: String) async throws {
+        switch step.action {
+        case .kill(let targets): try await FaultEngine.apply(.restart(targets: targets), dir: dir, id: step.id + "-heal")
+        case .pause(let targets): try await FaultEngine.apply(.resume(targets: targets), dir: dir, id: step.id + "-heal")
+        case .partition, .link: try await FaultEngine.apply(.heal(id: step.id), dir: dir, id: step.id + "-heal")
+        case .skew(let targets, _): try await FaultEngine.apply(.skew(targets: targets, ms: 0), dir: dir, id: step.id + "-heal")
+        case .resume, .restart, .heal: break
+        }
+    }
+
+    static func spamTask(dir: String, manifest: RunManifest, rate: Int, seconds: Double, sent: Sent,
+                         window: String?) -> Task<Void, Never> {
+        Task {
+            guard let generator = try? LoadGenerator(manifest: manifest, runDir: dir) else { return }
+            if let window {
+                try? FaultEngine.recordWindow(dir, id: window, action: "spam", description: "spam \(rate) tx/s", start: true)
+            }
+            var reported = 0
+            let stats = try? await generator.run(rate: rate, seconds: seconds, shouldStop: { Task.isCancelled },
+                                                 progress: { stats in
+                                                     sent.add(stats.sent - reported)
+                                                     reported = stats.sent
+                                                 })
+            sent.add((stats?.sent ?? reported) - reported)
+            if let window {
+                try? FaultEngine.recordWindow(dir, id: window, action: "spam", description: "spam \(rate) tx/s", start: false)
+            }
+        }
+    }
+
+    /// Descriptions of the fault windows still open.
+    static func openWindows(_ dir: String, action: String? = nil) -> [String] {
+        var open: [String: FaultEvent] = [:]
+        for event in FaultEngine.timeline(dir) {
+            if event.event == "start" { open[event.id] = event } else { open[event.id] = nil }
+        }
+        return open.values.filter { action == nil || $0.action == action }.sorted { $0.t < $1.t }.map(\.description)
+    }
+
+    /// A node killed by a step that was never restarted is down on purpose, not crashed.
+    static func killedForGood(_ node: String, _ dir: String) -> Bool {
+        var down = false
+        for event in FaultEngine.timeline(dir) where event.nodes.contains(node) && event.action == "kill" {
+            down = event.event == "start"
+        }
+        return down
+    }
+}

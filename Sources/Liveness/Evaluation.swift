@@ -1,0 +1,228 @@
+import Foundation
+import Histogram
+import Wire
+
+/// A fault as the report shows it: what, on which nodes, from when to when (ms since the epoch).
+public struct FaultWindow: Codable, Sendable, Equatable {
+    public var id: String
+    public var action: String
+    public var description: String
+    public var nodes: [String]
+    public var startMs: UInt64
+    public var endMs: UInt64?
+
+    public init(id: String, action: String, description: String, nodes: [String], startMs: UInt64, endMs: UInt64?) {
+        self.id = id
+        self.action = action
+        self.description = description
+        self.nodes = nodes
+        self.startMs = startMs
+        self.endMs = endMs
+    }
+}
+
+/// A stretch with no new finalized block longer than the halt threshold.
+public struct Halt: Codable, Sendable, Equatable {
+    public var startMs: UInt64
+    public var endMs: UInt64
+    public var seconds: Double
+    /// Whether finality resumed before the end of the run.
+    public var ended: Bool
+    /// The faults active when it began, or why none explains it.
+    public var cause: String
+    /// From the heal of the fault that caused it to the next finalized block.
+    public var recoverySeconds: Double?
+}
+
+public struct ExpectationResult: Codable, Sendable, Equatable {
+    public var name: String
+    public var metric: String
+    public var window: String
+    public var passed: Bool
+    public var observed: String
+    public var bound: String
+}
+
+/// Computes metrics over windows of a run and checks expectations against them.
+public struct Evaluator: Sendable {
+    public let analysis: RunAnalysis
+    public let windows: [FaultWindow]
+    public let startMs: UInt64
+    public let endMs: UInt64
+    public let haltThresholdMs: UInt64
+    public let crashed: [String]
+
+    public init(analysis: RunAnalysis, windows: [FaultWindow], startMs: UInt64, endMs: UInt64,
+                haltThresholdSeconds: Double, crashed: [String]) {
+        self.analysis = analysis
+        self.windows = windows
+        self.startMs = startMs
+        self.endMs = max(endMs, startMs)
+        self.haltThresholdMs = UInt64(haltThresholdSeconds * 1000)
+        self.crashed = crashed
+    }
+
+    /// Fault windows from a run's `faults.jsonl` events (start/end pairs by id).
+    public static func windows(from events: [(t: UInt64, event: String, id: String, action: String,
+                                              description: String, nodes: [String])]) -> [FaultWindow] {
+        var out: [FaultWindow] = []
+        var open: [String: Int] = [:]
+        for event in events {
+            if event.event == "start" {
+                open[event.id] = out.count
+                out.append(FaultWindow(id: event.id, action: event.action, description: event.description,
+                                       nodes: event.nodes, startMs: event.t, endMs: nil))
+            } else if let index = open.removeValue(forKey: event.id) {
+                out[index].endMs = event.t
+            } else {
+                // An instantaneous action (restart, resume): a window of zero length.
+                out.append(FaultWindow(id: event.id, action: event.action, description: event.description,
+                                       nodes: event.nodes, startMs: event.t, endMs: event.t))
+            }
+        }
+        return out
+    }
+
+    func intervals(_ window: ExpectationSpec.Window) -> [ClosedRange<UInt64>] {
+        switch window {
+        case .whole:
+            return [startMs...endMs]
+        case .during(let id):
+            guard let fault = windows.first(where: { $0.id == id }) else { return [] }
+            let start = max(fault.startMs, startMs)
+            return [start...max(start, min(fault.endMs ?? endMs, endMs))]
+        case .after(let id):
+            guard let fault = windows.first(where: { $0.id == id }) else { return [] }
+            let start = min(max(fault.endMs ?? endMs, startMs), endMs)
+            return [start...endMs]
+        case .outsideFaults:
+            var free = [startMs...endMs]
+            for fault in windows {
+                let cut = fault.startMs...(fault.endMs ?? endMs)
+                free = free.flatMap { range -> [ClosedRange<UInt64>] in
+                    guard cut.overlaps(range) else { return [range] }
+                    var pieces: [ClosedRange<UInt64>] = []
+                    if range.lowerBound < cut.lowerBound { pieces.append(range.lowerBound...cut.lowerBound) }
+                    if cut.upperBound < range.upperBound { pieces.append(cut.upperBound...range.upperBound) }
+                    return pieces
+                }
+            }
+            return free
+        }
+    }
+
+    /// The longest time with no new finalized height inside the intervals (edges count).
+    func maxGapMs(_ intervals: [ClosedRange<UInt64>]) -> UInt64 {
+        var longest: UInt64 = 0
+        for range in intervals {
+            var previous = range.lowerBound
+            for time in analysis.heightTimes.map(\.timeMs) where range.contains(time) {
+                longest = max(longest, time - previous)
+                previous = time
+            }
+            longest = max(longest, range.upperBound - previous)
+        }
+        return longest
+    }
+
+    public func halts() -> [Halt] {
+        var out: [Halt] = []
+        var previous = startMs
+        let times = analysis.heightTimes.map(\.timeMs).filter { $0 >= startMs && $0 <= endMs }
+        for time in times + [endMs] {
+            if time > previous, time - previous > haltThresholdMs {
+                out.append(halt(from: previous, to: time, ended: time != endMs || times.last == endMs))
+            }
+            previous = max(previous, time)
+        }
+        return out
+    }
+
+    private func halt(from start: UInt64, to end: UInt64, ended: Bool) -> Halt {
+        let active = windows.filter { $0.startMs <= end && ($0.endMs ?? endMs) >= start && $0.endMs != $0.startMs }
+        let cause = active.isEmpty ? "no injected fault was active" : active.map(\.description).joined(separator: "; ")
+        let healed = active.compactMap(\.endMs).filter { $0 >= start && $0 <= end }.max()
+        return Halt(startMs: start, endMs: end, seconds: Double(end - start) / 1000, ended: ended, cause: cause,
+                    recoverySeconds: ended ? healed.map { Double(end - $0) / 1000 } : nil)
+    }
+
+    public func evaluate(_ spec: ExpectationSpec) -> ExpectationResult {
+        let ranges = intervals(spec.window)
+        let observed: Double?
+        var text: String
+        switch spec.metric {
+        case "max_finality_gap_s":
+            observed = ranges.isEmpty ? nil : Double(maxGapMs(ranges)) / 1000
+            text = observed.map { String(format: "%.2f s", $0) } ?? "window never happened"
+        case "halt":
+            observed = ranges.isEmpty ? nil : (maxGapMs(ranges) > haltThresholdMs ? 1 : 0)
+            text = observed.map { $0 == 1 ? "halted (gap \(maxGapMs(ranges)) ms)" : "no halt (longest gap \(maxGapMs(ranges)) ms)" }
+                ?? "window never happened"
+        case "recovered", "recovery_s":
+            let from = ranges.first?.lowerBound ?? endMs
+            let next = analysis.heightTimes.first { $0.timeMs > from }?.timeMs
+            if spec.metric == "recovered" {
+                observed = next == nil ? 0 : 1
+                text = next.map { "first block \($0 - from) ms after \(spec.window)" } ?? "no block after \(spec.window)"
+            } else {
+                observed = next.map { Double($0 - from) / 1000 }
+                text = observed.map { String(format: "%.2f s", $0) } ?? "never recovered"
+            }
+        case "agreement":
+            observed = analysis.agreement ? 1 : 0
+            text = analysis.agreement ? "all nodes agree on all \(analysis.heightsChecked) heights"
+                : "conflicts at heights " + analysis.conflicts.map { String($0.height) }.joined(separator: ", ")
+        case "no_lost_blocks":
+            observed = analysis.noCommittedBlockLost ? 1 : 0
+            text = analysis.noCommittedBlockLost ? "none lost" : analysis.nodes.flatMap(\.lostOnRestart).joined(separator: "; ")
+        case "all_nodes_running":
+            observed = crashed.isEmpty ? 1 : 0
+            text = crashed.isEmpty ? "all running" : "not running: " + crashed.joined(separator: ", ")
+        case "finalized_height":
+            let limit = ranges.last?.upperBound ?? endMs
+            let height = analysis.heightTimes.last { $0.timeMs <= limit }?.height ?? 0
+            observed = Double(height)
+            text = "\(height)"
+        case "blocks_finalized":
+            let count = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }.count
+            observed = Double(count)
+            text = "\(count) blocks"
+        case "height_spread_at_end":
+            let heights = analysis.nodes.map(\.height)
+            let spread = (heights.max() ?? 0) - (heights.min() ?? 0)
+            observed = Double(spread)
+            text = analysis.nodes.map { "\($0.name) \($0.height)" }.joined(separator: ", ")
+        case "max_rounds":
+            let rounds = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }.map(\.round)
+            observed = Double(rounds.max() ?? 0)
+            text = "\(rounds.max() ?? 0)"
+        case "throughput_tx_s":
+            let span = ranges.reduce(0.0) { $0 + Double($1.upperBound - $1.lowerBound) / 1000 }
+            let txs = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }
+                .reduce(0) { $0 + $1.txs }
+            observed = span > 0 ? Double(txs) / span : nil
+            text = observed.map { String(format: "%.0f tx/s", $0) } ?? "empty window"
+        case "commit_latency_p50_ms", "commit_latency_p99_ms":
+            var histogram = Histogram<UInt64>(highestTrackableValue: 3_600_000, numberOfSignificantValueDigits: .three)
+            var count = 0
+            for entry in analysis.txLatencies where ranges.contains(where: { $0.contains(entry.submitMs) }) {
+                _ = histogram.record(entry.latencyMs)
+                count += 1
+            }
+            let percentile = spec.metric.hasSuffix("p50_ms") ? 50.0 : 99.0
+            observed = count > 0 ? Double(histogram.valueAtPercentile(percentile)) : nil
+            text = observed.map { "\(Int($0)) ms over \(count) txs" } ?? "no finalized transactions in the window"
+        default:
+            observed = nil
+            text = "unknown metric"
+        }
+        let passed: Bool
+        switch spec.bound {
+        case .max(let bound): passed = observed.map { $0 <= bound } ?? false
+        case .min(let bound): passed = observed.map { $0 >= bound } ?? false
+        case .equals(let value): passed = observed.map { ($0 == 1) == value } ?? false
+        }
+        return ExpectationResult(name: spec.name, metric: spec.metric, window: spec.window.description, passed: passed,
+                                 observed: text, bound: spec.bound.description)
+    }
+}

@@ -1,0 +1,171 @@
+import Foundation
+import Wire
+
+/// Everything a run produced, as `report.json` (the schema other tools read) and the source of
+/// `junit.xml` and `report.html`.
+public struct Report: Codable, Sendable {
+    public struct Liveness: Codable, Sendable {
+        public var finalizedHeight: UInt64
+        public var maxFinalityGapSeconds: Double
+        public var meanBlockIntervalMs: Double
+        public var halts: [HaltEntry]
+        public var commitLatencyMs: LatencyEntry?
+        public var throughputTxPerSecond: Double
+        public var roundsMax: UInt64
+        public var transactionsSubmitted: Int
+        public var transactionsFinalized: Int
+    }
+
+    public struct HaltEntry: Codable, Sendable {
+        /// Seconds since the start of the run.
+        public var start: Double
+        public var end: Double
+        public var seconds: Double
+        public var ended: Bool
+        public var cause: String
+        public var recoverySeconds: Double?
+    }
+
+    public struct LatencyEntry: Codable, Sendable {
+        public var p50: Double
+        public var p99: Double
+        public var max: Double
+        public var count: Int
+    }
+
+    public struct Safety: Codable, Sendable {
+        public var agreement: Bool
+        public var heightsChecked: Int
+        public var conflicts: [ConflictEntry]
+        public var noCommittedBlockLost: Bool
+    }
+
+    public struct ConflictEntry: Codable, Sendable {
+        public var height: UInt64
+        public var sides: [String: [String]]
+    }
+
+    public struct FaultEntry: Codable, Sendable {
+        public var id: String
+        public var action: String
+        public var description: String
+        public var nodes: [String]
+        public var start: Double
+        public var end: Double?
+    }
+
+    public struct NodeEntry: Codable, Sendable {
+        public var name: String
+        public var height: UInt64
+        public var restarts: Int
+        public var syncedBlocks: Int
+        public var drops: [String: UInt64]
+        /// [seconds since start, height] after each commit.
+        public var series: [[Double]]
+    }
+
+    public var scenario: String
+    public var seed: UInt64
+    public var passed: Bool
+    public var startedAtMs: UInt64
+    public var durationSeconds: Double
+    public var expectations: [ExpectationResult]
+    public var liveness: Liveness
+    public var safety: Safety
+    public var faults: [FaultEntry]
+    public var nodes: [NodeEntry]
+    /// Per second of the run: [second, p50 ms, p99 ms, count] of submit→finalized latency.
+    public var latencyBySecond: [[Double]]
+
+    public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec]) {
+        let analysis = evaluator.analysis
+        let start = evaluator.startMs
+        func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }
+        let results = expectations.map(evaluator.evaluate)
+        self.scenario = scenario
+        self.seed = seed
+        self.passed = results.allSatisfy(\.passed)
+        self.startedAtMs = start
+        self.durationSeconds = seconds(evaluator.endMs)
+        self.expectations = results
+        let halts = evaluator.halts()
+        self.liveness = Liveness(
+            finalizedHeight: analysis.finalizedHeight,
+            maxFinalityGapSeconds: Double(evaluator.maxGapMs([start...evaluator.endMs])) / 1000,
+            meanBlockIntervalMs: analysis.meanBlockIntervalMs,
+            halts: halts.map {
+                HaltEntry(start: seconds($0.startMs), end: seconds($0.endMs), seconds: $0.seconds, ended: $0.ended,
+                          cause: $0.cause, recoverySeconds: $0.recoverySeconds)
+            },
+            commitLatencyMs: analysis.latency.map { LatencyEntry(p50: $0.p50Ms, p99: $0.p99Ms, max: $0.maxMs, count: $0.count) },
+            throughputTxPerSecond: analysis.throughputTxPerSecond,
+            roundsMax: analysis.heightTimes.map(\.round).max() ?? 0,
+            transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
+        self.safety = Safety(agreement: analysis.agreement, heightsChecked: analysis.heightsChecked,
+                             conflicts: analysis.conflicts.map { ConflictEntry(height: $0.height, sides: $0.sides) },
+                             noCommittedBlockLost: analysis.noCommittedBlockLost)
+        self.faults = evaluator.windows.map {
+            FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,
+                       start: seconds($0.startMs), end: $0.endMs.map(seconds))
+        }
+        self.nodes = analysis.nodes.map { node in
+            NodeEntry(name: node.name, height: node.height, restarts: max(node.starts - 1, 0),
+                      syncedBlocks: node.syncedCommits, drops: node.drops.filter { $0.value > 0 },
+                      series: (analysis.nodeSeries[node.name] ?? []).map { [seconds($0.timeMs), Double($0.height)] })
+        }
+        var buckets: [Int: [UInt64]] = [:]
+        for entry in analysis.txLatencies where entry.submitMs >= start {
+            buckets[Int((entry.submitMs - start) / 1000), default: []].append(entry.latencyMs)
+        }
+        self.latencyBySecond = buckets.keys.sorted().map { second in
+            let sorted = buckets[second]!.sorted()
+            let p = { (q: Double) in Double(sorted[min(sorted.count - 1, Int(Double(sorted.count - 1) * q))]) }
+            return [Double(second), p(0.5), p(0.99), Double(sorted.count)]
+        }
+    }
+
+    public func json() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        return try encoder.encode(self)
+    }
+
+    /// One test case per expectation, in the JUnit XML that CI systems read.
+    public func junit() -> String {
+        let failures = expectations.filter { !$0.passed }.count
+        var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
+        xml += "<testsuites tests=\"\(expectations.count)\" failures=\"\(failures)\" time=\"\(String(format: "%.3f", durationSeconds))\">\n"
+        xml += "  <testsuite name=\"\(Self.xml(scenario))\" tests=\"\(expectations.count)\" failures=\"\(failures)\" "
+            + "errors=\"0\" skipped=\"0\" time=\"\(String(format: "%.3f", durationSeconds))\">\n"
+        xml += "    <properties><property name=\"seed\" value=\"\(seed)\"/></properties>\n"
+        for result in expectations {
+            xml += "    <testcase classname=\"faultline.\(Self.xml(scenario))\" name=\"\(Self.xml(result.name))\" time=\"0\">"
+            if result.passed {
+                xml += "<system-out>\(Self.xml("observed \(result.observed); bound \(result.bound)"))</system-out>"
+            } else {
+                let message = "\(result.metric) over \(result.window): observed \(result.observed), expected \(result.bound)"
+                xml += "\n      <failure message=\"\(Self.xml(message))\" type=\"ExpectationFailed\">\(Self.xml(message))</failure>\n    "
+            }
+            xml += "</testcase>\n"
+        }
+        xml += "  </testsuite>\n</testsuites>\n"
+        return xml
+    }
+
+    static func xml(_ text: String) -> String {
+        var out = ""
+        for scalar in text.unicodeScalars {
+            switch scalar {
+            case "&": out += "&amp;"
+            case "<": out += "&lt;"
+            case ">": out += "&gt;"
+            case "\"": out += "&quot;"
+            case "'": out += "&apos;"
+            default:
+                if scalar.value < 0x20 && scalar != "\n" && scalar != "\t" { continue }
+                out.unicodeScalars.append(scalar)
+            }
+        }
+        return out
+    }
+}

@@ -1,0 +1,67 @@
+/// One `[[expect]]` of a scenario: a metric over a window of the run, compared with a bound.
+public struct ExpectationSpec: Codable, Sendable, Equatable {
+    public enum Window: Codable, Sendable, Equatable, CustomStringConvertible {
+        case whole
+        /// While the step with this id was active (from its start to its heal).
+        case during(String)
+        /// From the heal of the step with this id to the end of the run.
+        case after(String)
+        /// Every part of the run with no fault active.
+        case outsideFaults
+
+        public var description: String {
+            switch self {
+            case .whole: return "whole"
+            case .during(let id): return "during:\(id)"
+            case .after(let id): return "after:\(id)"
+            case .outsideFaults: return "outside_faults"
+            }
+        }
+
+        public init?(_ text: String) {
+            if text == "whole" { self = .whole; return }
+            if text == "outside_faults" { self = .outsideFaults; return }
+            if text.hasPrefix("during:") { self = .during(String(text.dropFirst(7))); return }
+            if text.hasPrefix("after:") { self = .after(String(text.dropFirst(6))); return }
+            return nil
+        }
+    }
+
+    public enum Bound: Codable, Sendable, Equatable, CustomStringConvertible {
+        case max(Double)
+        case min(Double)
+        case equals(Bool)
+
+        public var description: String {
+            switch self {
+            case .max(let value): return "<= \(Self.format(value))"
+            case .min(let value): return ">= \(Self.format(value))"
+            case .equals(let value): return "== \(value)"
+            }
+        }
+
+        static func format(_ value: Double) -> String {
+            value == value.rounded() && abs(value) < 1e15 ? String(Int64(value)) : String(value)
+        }
+    }
+
+    /// Metrics an expectation can name, with whether they are boolean.
+    public static let metrics: [String: Bool] = [
+        "max_finality_gap_s": false, "halt": true, "recovered": true, "recovery_s": false, "agreement": true,
+        "no_lost_blocks": true, "finalized_height": false, "blocks_finalized": false,
+        "commit_latency_p50_ms": false, "commit_latency_p99_ms": false, "throughput_tx_s": false,
+        "max_rounds": false, "all_nodes_running": true, "height_spread_at_end": false,
+    ]
+
+    public var name: String
+    public var metric: String
+    public var window: Window
+    public var bound: Bound
+
+    public init(name: String, metric: String, window: Window, bound: Bound) {
+        self.name = name
+        self.metric = metric
+        self.window = window
+        self.bound = bound
+    }
+}

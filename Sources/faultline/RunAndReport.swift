@@ -1,0 +1,151 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Liveness
+import Wire
+
+/// What `run` records next to the cluster's files so `report` can rebuild everything later.
+struct ScenarioRecord: Codable {
+    var scenario: String
+    var seed: UInt64
+    var startedAtMs: UInt64
+    var endedAtMs: UInt64
+    var crashed: [String]
+    var stepsFired: [String]
+    var firstBlockMs: Double
+}
+
+struct Run: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario: up, fault schedule, analysis, down. Exit 0 if every expectation held, "
+            + "1 if one failed, 2 for bad input.")
+
+    @Argument(help: "Scenario file (TOML): a topology with [scenario], [[step]] and [[expect]].")
+    var file: String
+
+    @Option(help: "Where to write report.json, junit.xml and report.html (default: the run folder).")
+    var out: String?
+
+    @Option(help: "Seed for keys and accounts (default: the file's).")
+    var seed: UInt64?
+
+    @Option(help: "Folder that holds run folders.")
+    var runs: String = ".faultline/runs"
+
+    func run() async throws {
+        let scenario: Scenario
+        do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
+        print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
+              + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s")
+        for step in scenario.steps {
+            print("  step \(step.id): \(step.spamRate.map { "spam \($0) tx/s" } ?? step.action.name) \(step.trigger)"
+                  + (step.durationSeconds.map { " for \($0) s" } ?? ""))
+        }
+        let outcome: ScenarioRunner.Outcome
+        do {
+            outcome = try await ScenarioRunner.run(scenario, runsRoot: runs, seed: seed) { progress in
+                let heights = progress.states.map { "\($0.node.name) \($0.alive ? String($0.status?.height ?? 0) : "down")" }
+                let faults = progress.activeFaults.isEmpty ? "no faults" : progress.activeFaults.joined(separator: "; ")
+                Terminal.progress(String(format: "%5.1f/%.0fs  %@  |  %@  |  sent %d", progress.elapsedSeconds,
+                                         progress.durationSeconds, heights.joined(separator: ", "),
+                                         String(faults.prefix(70)), progress.sent))
+            }
+        } catch {
+            Terminal.endProgress()
+            throw Exit.failure("\(error)")
+        }
+        Terminal.endProgress()
+        let record = ScenarioRecord(scenario: scenario.topology.name, seed: outcome.manifest.seed,
+                                    startedAtMs: outcome.startedAtMs, endedAtMs: outcome.endedAtMs,
+                                    crashed: outcome.crashed, stepsFired: outcome.stepsFired,
+                                    firstBlockMs: outcome.firstBlockMs)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(record).write(to: URL(fileURLWithPath: outcome.dir + "/scenario-run.json"))
+        let report = try Reports.build(dir: outcome.dir)
+        try Reports.write(report, to: out ?? outcome.dir)
+        Reports.printSummary(report, dir: out ?? outcome.dir)
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+struct ReportCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "report", abstract: "Rebuild report.json, junit.xml and report.html from a run folder's files.")
+
+    @Argument(help: "Run folder (default: the current run).")
+    var dir: String?
+
+    @Option(help: "Where to write the reports (default: the run folder).")
+    var out: String?
+
+    func run() async throws {
+        let folder = RunFolder.resolve(dir)
+        let report: Report
+        do { report = try Reports.build(dir: folder) } catch { throw Exit.badInput("\(error)") }
+        try Reports.write(report, to: out ?? folder)
+        Reports.printSummary(report, dir: out ?? folder)
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+enum Reports {
+    /// Expectations every run has unless the scenario states them: safety, durability, no crash.
+    static let implicit = [
+        ExpectationSpec(name: "all nodes agree on every block", metric: "agreement", window: .whole, bound: .equals(true)),
+        ExpectationSpec(name: "no committed block lost", metric: "no_lost_blocks", window: .whole, bound: .equals(true)),
+        ExpectationSpec(name: "no node crashed", metric: "all_nodes_running", window: .whole, bound: .equals(true)),
+    ]
+
+    static func build(dir: String) throws -> Report {
+        let manifest = try RunFolder.load(dir)
+        let scenarioPath = dir + "/topology.toml"
+        let scenario: Scenario
+        do { scenario = try Scenario.load(path: scenarioPath) } catch { throw RunError("\(error)") }
+        let record: ScenarioRecord
+        if let data = FileManager.default.contents(atPath: dir + "/scenario-run.json") {
+            record = try JSONDecoder().decode(ScenarioRecord.self, from: data)
+        } else {
+            // A cluster from `faultline up`: the whole life of the run folder is the window.
+            let analysis = Analysis.run(dir: dir, manifest: manifest)
+            record = ScenarioRecord(scenario: manifest.name, seed: manifest.seed,
+                                    startedAtMs: analysis.firstCommitMs ?? manifest.createdAtMs,
+                                    endedAtMs: analysis.lastCommitMs ?? manifest.createdAtMs, crashed: [],
+                                    stepsFired: [], firstBlockMs: 0)
+        }
+        let analysis = Analysis.run(dir: dir, manifest: manifest)
+        let windows = Evaluator.windows(from: FaultEngine.timeline(dir).map {
+            (t: $0.t, event: $0.event, id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes)
+        })
+        let evaluator = Evaluator(analysis: analysis, windows: windows, startMs: record.startedAtMs,
+                                  endMs: record.endedAtMs, haltThresholdSeconds: scenario.haltThresholdSeconds,
+                                  crashed: record.crashed)
+        let stated = Set(scenario.expectations.map(\.metric))
+        let expectations = scenario.expectations + implicit.filter { !stated.contains($0.metric) }
+        return Report(scenario: record.scenario, seed: record.seed, evaluator: evaluator, expectations: expectations)
+    }
+
+    static func write(_ report: Report, to dir: String) throws {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        try report.json().write(to: URL(fileURLWithPath: dir + "/report.json"))
+        try Data(report.junit().utf8).write(to: URL(fileURLWithPath: dir + "/junit.xml"))
+        try Data(report.html().utf8).write(to: URL(fileURLWithPath: dir + "/report.html"))
+    }
+
+    static func printSummary(_ report: Report, dir: String) {
+        let live = report.liveness
+        print("\n\(report.scenario): \(report.passed ? "PASSED" : "FAILED") "
+              + "(\(report.expectations.filter(\.passed).count)/\(report.expectations.count) expectations)")
+        print(String(format: "  finalized height %llu, longest gap %.2f s, %d halt(s), %.0f tx/s",
+                     live.finalizedHeight, live.maxFinalityGapSeconds, live.halts.count, live.throughputTxPerSecond)
+              + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))
+        for halt in live.halts {
+            print(String(format: "  halt %.1f–%.1f s (%.2f s): %@", halt.start, halt.end, halt.seconds, halt.cause)
+                  + (halt.recoverySeconds.map { String(format: "; recovered %.2f s after heal", $0) } ?? ""))
+        }
+        for result in report.expectations {
+            print("  \(result.passed ? "✔" : "✘") \(result.name): \(result.observed) (bound \(result.bound), \(result.window))")
+        }
+        print("  reports: \(dir)/report.html, report.json, junit.xml")
+    }
+}
