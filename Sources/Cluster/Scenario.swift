@@ -149,21 +149,23 @@ public struct Scenario: Sendable {
         }
         let duration = try table.double("duration_s", range: 0.01...3_600)
         if action == "spam" && duration == nil { throw table.fail("duration_s", "spam needs duration_s") }
-        for name in targets + [from, to] + (try table.groups("groups")).flatMap({ $0 }) {
-            try checkSelector(name, topology: topology, table: table)
+        for (field, names) in [("targets", targets), ("from", [from]), ("to", [to]),
+                               ("groups", (try table.groups("groups")).flatMap { $0 })] {
+            for name in names { try checkSelector(name, field: field, topology: topology, table: table) }
         }
         return Step(id: id, trigger: trigger, action: faultAction, spamRate: spamRate, durationSeconds: duration)
     }
 
-    static func checkSelector(_ selector: String, topology: Topology, table: TableReader) throws(TopologyError) {
+    static func checkSelector(_ selector: String, field: String, topology: Topology,
+                              table: TableReader) throws(TopologyError) {
         for part in selector.split(separator: ",").map(String.init) where part != "all" {
             if let equals = part.firstIndex(of: "=") {
                 let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
                 guard topology.nodes.contains(where: { $0.labels[key] == value }) else {
-                    throw table.fail("targets", "no node has the label \(key)=\(value)")
+                    throw table.fail(field, "no node has the label \(key)=\(value)")
                 }
             } else if !topology.nodes.contains(where: { $0.name == part }) {
-                throw table.fail("targets", "no node named '\(part)'")
+                throw table.fail(field, "no node named '\(part)'")
             }
         }
     }

@@ -28,6 +28,9 @@ public enum Supervisor {
         posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
         posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the parent has open may leak into a long-lived node: a pipe inherited from
+        // `out=$(faultline up)` would keep the caller waiting for EOF until the cluster stops.
+        for fd in inheritedDescriptors() { posix_spawn_file_actions_addclose(&actions, fd) }
         var attributes = posix_spawnattr_t()
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
@@ -40,6 +43,16 @@ public enum Supervisor {
         guard rc == 0 else { throw RunError("cannot start \(node.name): \(String(cString: strerror(rc)))") }
         try "\(pid)\n".write(toFile: nodeDir + "/pid", atomically: true, encoding: .utf8)
         return pid
+    }
+
+    /// This process's open descriptors above 2 that are not close-on-exec.
+    static func inheritedDescriptors() -> [Int32] {
+        let listed = (try? FileManager.default.contentsOfDirectory(atPath: "/proc/self/fd")) ?? []
+        return listed.compactMap { Int32($0) }.filter { fd in
+            guard fd > 2 else { return false }
+            let flags = fcntl(fd, F_GETFD)
+            return flags != -1 && flags & FD_CLOEXEC == 0
+        }
     }
 
     public static func pid(_ node: RunManifest.NodeEntry, runDir: String) -> pid_t? {

@@ -146,6 +146,13 @@ public struct Evaluator: Sendable {
                     recoverySeconds: ended ? healed.map { Double(end - $0) / 1000 } : nil)
     }
 
+    /// Blocks finalized inside the intervals; a block exactly at an interval's start belongs before it.
+    func heights(in ranges: [ClosedRange<UInt64>]) -> [RunAnalysis.HeightTime] {
+        analysis.heightTimes.filter { time in
+            ranges.contains { time.timeMs > $0.lowerBound && time.timeMs <= $0.upperBound }
+        }
+    }
+
     public func evaluate(_ spec: ExpectationSpec) -> ExpectationResult {
         let ranges = intervals(spec.window)
         let observed: Double?
@@ -184,7 +191,7 @@ public struct Evaluator: Sendable {
             observed = Double(height)
             text = "\(height)"
         case "blocks_finalized":
-            let count = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }.count
+            let count = heights(in: ranges).count
             observed = Double(count)
             text = "\(count) blocks"
         case "height_spread_at_end":
@@ -193,13 +200,12 @@ public struct Evaluator: Sendable {
             observed = Double(spread)
             text = analysis.nodes.map { "\($0.name) \($0.height)" }.joined(separator: ", ")
         case "max_rounds":
-            let rounds = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }.map(\.round)
+            let rounds = heights(in: ranges).map(\.round)
             observed = Double(rounds.max() ?? 0)
             text = "\(rounds.max() ?? 0)"
         case "throughput_tx_s":
             let span = ranges.reduce(0.0) { $0 + Double($1.upperBound - $1.lowerBound) / 1000 }
-            let txs = analysis.heightTimes.filter { time in ranges.contains { $0.contains(time.timeMs) } }
-                .reduce(0) { $0 + $1.txs }
+            let txs = heights(in: ranges).reduce(0) { $0 + $1.txs }
             observed = span > 0 ? Double(txs) / span : nil
             text = observed.map { String(format: "%.0f tx/s", $0) } ?? "empty window"
         case "commit_latency_p50_ms", "commit_latency_p99_ms":

@@ -83,8 +83,9 @@ extension Report {
     }
 
     /// A chart frame with axes; `plot` maps (x seconds, y value) to SVG coordinates.
-    private func frame(width: Double, height: Double, maxX: Double, maxY: Double, yLabel: String,
+    private func frame(width: Double, height: Double, maxX: Double, maxY rawMaxY: Double, yLabel: String,
                        body: (_ plot: (Double, Double) -> (Double, Double)) -> String) -> String {
+        let maxY = Self.niceCeiling(rawMaxY)
         let left = 56.0, right = 16.0, top = 12.0, bottom = 34.0
         let w = width - left - right, h = height - top - bottom
         let plot = { (x: Double, y: Double) -> (Double, Double) in
@@ -126,7 +127,7 @@ extension Report {
 
     func heightChart() -> String {
         let maxX = max(durationSeconds, 1)
-        let maxY = Double(max(liveness.finalizedHeight, 1))
+        let maxY = Self.niceCeiling(Double(max(liveness.finalizedHeight, 1)))
         return frame(width: 960, height: 340, maxX: maxX, maxY: maxY, yLabel: "finalized height") { plot in
             var svg = faultBands(plot, maxY: maxY, labels: true)
             for halt in liveness.halts {
@@ -160,7 +161,7 @@ extension Report {
 
     func latencyChart() -> String {
         let maxX = max(durationSeconds, 1)
-        let maxY = max(latencyBySecond.map { $0[2] }.max() ?? 1, 1)
+        let maxY = Self.niceCeiling(max(latencyBySecond.map { $0[2] }.max() ?? 1, 1))
         return frame(width: 960, height: 240, maxX: maxX, maxY: maxY, yLabel: "ms") { plot in
             var svg = faultBands(plot, maxY: maxY, labels: false)
             for (series, color, label) in [(1, "#1f77b4", "p50"), (2, "#d62728", "p99")] {
@@ -175,6 +176,15 @@ extension Report {
             }
             return svg
         }
+    }
+
+    /// The smallest of 1, 2, 2.5 or 5 × 10^k (times 5 ticks) at or above `value`: round tick labels.
+    static func niceCeiling(_ value: Double) -> Double {
+        guard value > 0 else { return 1 }
+        let step = value / 5
+        let magnitude = pow(10, floor(log10(step)))
+        let nice = [1.0, 2, 2.5, 5, 10].first { $0 * magnitude >= step } ?? 10
+        return max(nice * magnitude * 5, 5)
     }
 
     static func short(_ value: Double) -> String {

@@ -1,0 +1,111 @@
+import Foundation
+import TOMLKit
+import Testing
+import Wire
+@testable import Cluster
+
+@Suite struct ScenarioTests {
+    static let header = """
+        [cluster]
+        name = "s"
+        [[node]]
+        name = "v1"
+        labels = { region = "x" }
+        [[node]]
+        name = "v2"
+        [[node]]
+        name = "v3"
+
+        """
+
+    func parse(_ body: String) throws(TopologyError) -> Scenario {
+        let text = Self.header + body
+        let topology = try Topology.parse(text, path: "s.toml")
+        let root = try! TOMLTable(string: text)
+        return try Scenario.parse(root: TableReader(file: "s.toml", prefix: "", table: root), topology: topology)
+    }
+
+    @Test func parsesStepsTriggersAndExpectations() throws {
+        let scenario = try parse("""
+            [scenario]
+            duration_s = 12
+            [[step]]
+            id = "cut"
+            at_s = 2
+            action = "partition"
+            groups = [["v1"], ["v2", "v3"]]
+            duration_s = 3
+            [[step]]
+            at_height = 40
+            action = "kill"
+            targets = "region=x"
+            [[step]]
+            on = "proposer:v2"
+            action = "drop"
+            kinds = ["precommit"]
+            from = "v2"
+            to = "v3"
+            [[step]]
+            at_s = 1
+            action = "spam"
+            rate = 500
+            duration_s = 2
+            [[expect]]
+            metric = "halt"
+            window = "during:cut"
+            equals = true
+            [[expect]]
+            metric = "recovery_s"
+            window = "after:cut"
+            max = 3
+            """)
+        #expect(scenario.durationSeconds == 12)
+        #expect(scenario.steps.map(\.id) == ["cut", "step2", "step3", "step4"])
+        #expect(scenario.steps[0].action == .partition(groups: [["v1"], ["v2", "v3"]]))
+        #expect(scenario.steps[1].trigger == .atHeight(40))
+        #expect(scenario.steps[2].trigger == .whenProposer("v2", afterSeconds: 0))
+        #expect(scenario.steps[2].action == .link(rule: .init(dropKinds: ["precommit"]), from: ["v2"], to: ["v3"]))
+        #expect(scenario.steps[3].spamRate == 500)
+        #expect(scenario.expectations[0].window == .during("cut") && scenario.expectations[0].bound == .equals(true))
+        #expect(scenario.expectations[1].bound == .max(3))
+    }
+
+    @Test(arguments: [
+        ("[[step]]\naction = \"explode\"", "step[1].action", "expected one of"),
+        ("[[step]]\naction = \"loss\"", "step[1].percent", "needs percent"),
+        ("[[step]]\naction = \"loss\"\npercent = 130", "step[1].percent", "out of range"),
+        ("[[step]]\naction = \"kill\"", "step[1].targets", "needs targets"),
+        ("[[step]]\naction = \"kill\"\ntargets = \"v7\"", "step[1].targets", "no node named 'v7'"),
+        ("[[step]]\naction = \"kill\"\ntargets = \"region=y\"", "step[1].targets", "no node has the label"),
+        ("[[step]]\naction = \"drop\"\nkinds = [\"vote\"]", "step[1].kinds", "not a message kind"),
+        ("[[step]]\naction = \"spam\"\nrate = 5", "step[1].duration_s", "needs duration_s"),
+        ("[[step]]\nat_s = 1\nat_height = 3\naction = \"heal\"", "step[1].at_height", "one trigger"),
+        ("[[step]]\non = \"leader:v1\"\naction = \"heal\"", "step[1].on", "proposer:NODE"),
+        ("[[expect]]\nmetric = \"speed\"\nmax = 1", "expect[1].metric", "expected one of"),
+        ("[[expect]]\nmetric = \"halt\"\nmax = 1", "expect[1].equals", "true or false"),
+        ("[[expect]]\nmetric = \"max_finality_gap_s\"", "expect[1].max", "needs a bound"),
+        ("[[expect]]\nmetric = \"halt\"\nwindow = \"during:nope\"\nequals = true", "expect[1].window", "no step with id"),
+        ("[[expect]]\nmetric = \"halt\"\nwindow = \"sometimes\"\nequals = true", "expect[1].window", "expected whole"),
+    ])
+    func errorsNameTheField(body: String, field: String, problem: String) {
+        do {
+            _ = try parse(body)
+            Issue.record("accepted: \(body)")
+        } catch {
+            #expect(error.file == "s.toml")
+            #expect(error.field == field, "field was \(error.field)")
+            #expect(error.problem.contains(problem), "problem was \(error.problem)")
+        }
+    }
+
+    @Test func selectorsResolveNamesLabelsAndAll() throws {
+        let topology = try Topology.parse(Self.header, path: "s.toml")
+        let root = NSTemporaryDirectory() + "faultline-selectors-\(getpid())/runs"
+        defer { try? FileManager.default.removeItem(atPath: (root as NSString).deletingLastPathComponent) }
+        let (_, manifest) = try RunFolder.create(topology: topology, runsRoot: root)
+        #expect(try FaultEngine.resolve(["all"], in: manifest) == ["v1", "v2", "v3"])
+        #expect(try FaultEngine.resolve(["region=x", "v3"], in: manifest) == ["v1", "v3"])
+        #expect(try FaultEngine.resolve(["v2,v1,v2"], in: manifest) == ["v2", "v1"])
+        #expect(throws: RunError.self) { try FaultEngine.resolve(["v9"], in: manifest) }
+    }
+}

@@ -1,0 +1,83 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+import Wire
+@testable import Liveness
+
+/// Windows, halts and metrics over a synthetic run: blocks every 100 ms except a 3 s gap while a
+/// partition was active, healed at 5.5 s, the next block 0.4 s later.
+@Suite struct EvaluatorTests {
+    static let start: UInt64 = 1_000_000
+
+    static func analysis() -> RunAnalysis {
+        var times: [RunAnalysis.HeightTime] = []
+        var height: UInt64 = 0
+        for ms in stride(from: 100, through: 10_000, by: 100) where ms <= 3_000 || ms >= 5_900 {
+            height += 1
+            times.append(.init(height: height, timeMs: start + UInt64(ms), round: ms == 5_900 ? 2 : 0, txs: 10))
+        }
+        return RunAnalysis(
+            nodes: [], heightsChecked: times.count, conflicts: [], txsCommitted: times.count * 10,
+            firstCommitMs: times.first?.timeMs, lastCommitMs: times.last?.timeMs, maxFinalityGapMs: 2_900,
+            meanBlockIntervalMs: 100, submitted: 0, latency: nil, throughputTxPerSecond: 0, unreadableLines: 0,
+            heightTimes: times, nodeSeries: [:],
+            txLatencies: [.init(submitMs: start + 1_000, latencyMs: 20), .init(submitMs: start + 3_500, latencyMs: 2_500)])
+    }
+
+    static func evaluator() -> Evaluator {
+        let windows = Evaluator.windows(from: [
+            (t: start + 3_000, event: "start", id: "split", action: "partition", description: "partition a | b", nodes: []),
+            (t: start + 5_500, event: "end", id: "split", action: "heal", description: "partition a | b", nodes: []),
+        ])
+        return Evaluator(analysis: analysis(), windows: windows, startMs: start, endMs: start + 10_000,
+                         haltThresholdSeconds: 1, crashed: [])
+    }
+
+    func check(_ metric: String, _ window: ExpectationSpec.Window, _ bound: ExpectationSpec.Bound) -> ExpectationResult {
+        Self.evaluator().evaluate(ExpectationSpec(name: metric, metric: metric, window: window, bound: bound))
+    }
+
+    @Test func haltIsFoundWithItsCauseAndRecovery() {
+        let halts = Self.evaluator().halts()
+        #expect(halts.count == 1)
+        #expect(halts[0].startMs == Self.start + 3_000 && halts[0].endMs == Self.start + 5_900)
+        #expect(halts[0].cause == "partition a | b")
+        #expect(halts[0].recoverySeconds == 0.4)
+    }
+
+    @Test func windowedMetricsPassAndFailAsTheyShould() {
+        #expect(check("halt", .during("split"), .equals(true)).passed)
+        #expect(!check("halt", .outsideFaults, .equals(true)).passed)
+        #expect(check("max_finality_gap_s", .outsideFaults, .max(0.5)).passed)
+        #expect(!check("max_finality_gap_s", .whole, .max(2)).passed)
+        #expect(check("recovery_s", .after("split"), .max(0.5)).passed)
+        #expect(!check("recovery_s", .after("split"), .max(0.3)).passed)
+        #expect(check("blocks_finalized", .during("split"), .max(0)).passed)
+        #expect(check("max_rounds", .after("split"), .min(2)).passed)
+        #expect(check("commit_latency_p99_ms", .during("split"), .min(2_000)).passed)
+        #expect(!check("commit_latency_p99_ms", .whole, .max(100)).passed)
+        #expect(check("agreement", .whole, .equals(true)).passed)
+        let never = check("halt", .during("nonexistent"), .equals(false))
+        #expect(!never.passed && never.observed == "window never happened")
+    }
+
+    @Test func junitIsWellFormedAndCountsFailures() throws {
+        let specs = [
+            ExpectationSpec(name: "halts <during>", metric: "halt", window: .during("split"), bound: .equals(true)),
+            ExpectationSpec(name: "no long gap & \"quotes\"", metric: "max_finality_gap_s", window: .whole, bound: .max(1)),
+        ]
+        let report = Report(scenario: "synthetic", seed: 3, evaluator: Self.evaluator(), expectations: specs)
+        #expect(!report.passed)
+        let xml = report.junit()
+        let parser = XMLParser(data: Data(xml.utf8))
+        #expect(parser.parse(), "junit.xml is not well-formed: \(xml)")
+        #expect(xml.contains("tests=\"2\" failures=\"1\""))
+        #expect(xml.components(separatedBy: "<testcase ").count == 3)
+        let html = report.html()
+        #expect(html.contains("<svg") && html.contains("halt 2.9 s") && html.contains("partition a | b"))
+        let decoded = try JSONSerialization.jsonObject(with: report.json()) as? [String: Any]
+        #expect((decoded?["liveness"] as? [String: Any])?["halts"] != nil)
+    }
+}
