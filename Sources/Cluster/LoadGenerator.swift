@@ -48,8 +48,11 @@ public final class LoadGenerator: @unchecked Sendable {
         var account = 0
         while true {
             let elapsed = Date().timeIntervalSince(started)
-            if elapsed >= seconds || shouldStop() { break }
-            let due = min(Int(Double(rate) * elapsed) - sent, max(rate / 20, 1))
+            if shouldStop() { break }
+            // The last pass tops up to exactly rate × seconds.
+            let target = elapsed >= seconds ? Int(Double(rate) * seconds) : Int(Double(rate) * elapsed)
+            if elapsed >= seconds && sent >= target { break }
+            let due = min(target - sent, max(rate / 20, 1))
             if due > 0 {
                 let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
                 for _ in 0..<due {

@@ -42,13 +42,16 @@ struct Run: AsyncParsableCommand {
                   + (step.durationSeconds.map { " for \($0) s" } ?? ""))
         }
         let outcome: ScenarioRunner.Outcome
+        let rate = RateMeter()
         do {
             outcome = try await ScenarioRunner.run(scenario, runsRoot: runs, seed: seed) { progress in
                 let heights = progress.states.map { "\($0.node.name) \($0.alive ? String($0.status?.height ?? 0) : "down")" }
                 let faults = progress.activeFaults.isEmpty ? "no faults" : progress.activeFaults.joined(separator: "; ")
-                Terminal.progress(String(format: "%5.1f/%.0fs  %@  |  %@  |  sent %d", progress.elapsedSeconds,
-                                         progress.durationSeconds, heights.joined(separator: ", "),
-                                         String(faults.prefix(70)), progress.sent))
+                let finalized = progress.states.compactMap { $0.status?.txsCommitted }.max() ?? 0
+                Terminal.progress(String(format: "%5.1f/%.0fs  %@  |  %@  |  %.0f tx/s finalized",
+                                         progress.elapsedSeconds, progress.durationSeconds,
+                                         heights.joined(separator: ", "), String(faults.prefix(70)),
+                                         rate.update(total: finalized)))
             }
         } catch {
             Terminal.endProgress()
@@ -86,6 +89,21 @@ struct ReportCommand: AsyncParsableCommand {
         try Reports.write(report, to: out ?? folder)
         Reports.printSummary(report, dir: out ?? folder)
         if !report.passed { throw ExitCode(1) }
+    }
+}
+
+/// Finalized transactions per second between two progress updates.
+final class RateMeter: @unchecked Sendable {
+    private var last: (total: UInt64, time: Date)?
+    private var rate = 0.0
+
+    func update(total: UInt64) -> Double {
+        let now = Date()
+        if let last, now.timeIntervalSince(last.time) > 0.2 {
+            rate = total >= last.total ? Double(total - last.total) / now.timeIntervalSince(last.time) : rate
+        }
+        if last == nil || now.timeIntervalSince(last!.time) > 0.2 { last = (total, now) }
+        return rate
     }
 }
 
