@@ -102,13 +102,24 @@ public struct Block: WireCodable, Equatable {
 public struct CommitCertificate: WireCodable, Equatable {
     public static let signaturesMax = 1024
 
-    public struct Signature: Sendable, Equatable {
+    /// One validator's precommit signature, by its index in the validator set.
+    public struct Signature: WireCodable, Equatable {
         public var validator: UInt16
         public var signature: Bytes64
 
         public init(validator: UInt16, signature: Bytes64) {
             self.validator = validator
             self.signature = signature
+        }
+
+        public func encode(to writer: inout WireWriter) {
+            writer.u16(validator)
+            writer.bytes64(signature)
+        }
+
+        public init(from reader: inout WireReader) throws(DecodeError) {
+            validator = try reader.u16("signature.validator")
+            signature = try reader.bytes64("signature.bytes")
         }
     }
 
@@ -129,10 +140,7 @@ public struct CommitCertificate: WireCodable, Equatable {
         writer.u32(round)
         writer.bytes32(blockId)
         writer.u16(UInt16(signatures.count))
-        for entry in signatures {
-            writer.u16(entry.validator)
-            writer.bytes64(entry.signature)
-        }
+        for entry in signatures { entry.encode(to: &writer) }
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
@@ -142,10 +150,7 @@ public struct CommitCertificate: WireCodable, Equatable {
         let count = try reader.count16("commit.signatureCount", max: CommitCertificate.signaturesMax)
         var signatures: [Signature] = []
         signatures.reserveCapacity(count)
-        for _ in 0..<count {
-            signatures.append(Signature(validator: try reader.u16("commit.validator"),
-                                        signature: try reader.bytes64("commit.signature")))
-        }
+        for _ in 0..<count { signatures.append(try Signature(from: &reader)) }
         self.signatures = signatures
     }
 

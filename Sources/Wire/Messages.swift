@@ -234,10 +234,7 @@ public struct SyncCommit: WireCodable, Equatable {
         writer.u32(round)
         writer.bytes32(blockId)
         writer.u8(UInt8(signatures.count))
-        for entry in signatures {
-            writer.u16(entry.validator)
-            writer.bytes64(entry.signature)
-        }
+        for entry in signatures { entry.encode(to: &writer) }
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
@@ -249,10 +246,7 @@ public struct SyncCommit: WireCodable, Equatable {
             throw .oversized(field: "syncCommit.count", length: count, max: SyncCommit.signaturesMax)
         }
         var signatures: [CommitCertificate.Signature] = []
-        for _ in 0..<count {
-            signatures.append(.init(validator: try reader.u16("syncCommit.validator"),
-                                    signature: try reader.bytes64("syncCommit.signature")))
-        }
+        for _ in 0..<count { signatures.append(try CommitCertificate.Signature(from: &reader)) }
         self.signatures = signatures
     }
 }

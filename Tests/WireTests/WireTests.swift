@@ -174,3 +174,16 @@ struct SplitMix {
         return z ^ (z >> 31)
     }
 }
+
+@Suite struct SyncCommitTests {
+    @Test func roundTripsAndBoundsItsSignatureCount() throws {
+        let id = Blake2b.hash([7])
+        let signatures = (0..<3).map { CommitCertificate.Signature(validator: UInt16($0), signature: Bytes64(low: id, high: id)) }
+        let message = SyncCommit(height: 9, round: 1, blockId: id, signatures: signatures)
+        #expect(try SyncCommit(decoding: message.encoded) == message)
+        let tooMany = SyncCommit(height: 9, round: 1, blockId: id, signatures: Array(repeating: signatures[0], count: 13))
+        #expect(throws: DecodeError.oversized(field: "syncCommit.count", length: 13, max: 12)) {
+            try SyncCommit(decoding: tooMany.encoded)
+        }
+    }
+}
