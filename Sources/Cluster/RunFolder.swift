@@ -13,6 +13,7 @@ public struct RunManifest: Codable, Sendable {
         public var publicKey: String
         public var host: String
         public var gossipPort: Int
+        public var votePort: Int
         public var controlPort: Int
         /// Relative to the run folder.
         public var dir: String
@@ -64,6 +65,7 @@ public enum RunFolder {
             let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
                                  publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
+                                 votePort: topology.limits.lanes ? ports[index].vote : 0,
                                  controlPort: ports[index].control, dir: "nodes/\(node.name)"))
         }
         let genesis = Genesis(
@@ -85,11 +87,12 @@ public enum RunFolder {
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
             let peers = entries.enumerated().filter { $0.offset != index }.map {
                 NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
-                                     port: $0.element.gossipPort)
+                                     port: $0.element.gossipPort, votePort: $0.element.votePort)
             }
             let config = NodeConfig(
                 name: node.name, role: node.role, chainId: topology.chainId, forkId: 0, protocolVersion: 1,
-                host: topology.host, gossipPort: entries[index].gossipPort, controlPort: entries[index].controlPort,
+                host: topology.host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
+                controlPort: entries[index].controlPort,
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
                 eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
@@ -153,18 +156,20 @@ public struct RunError: Error, CustomStringConvertible {
 
 /// Picks free loopback ports (or consecutive ones from a base port).
 enum PortAllocator {
-    static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, control: Int)] {
+    static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, vote: Int, control: Int)] {
         if basePort > 0 {
-            return (0..<count).map { (basePort + 2 * $0, basePort + 2 * $0 + 1) }
+            return (0..<count).map { (basePort + 3 * $0, basePort + 3 * $0 + 1, basePort + 3 * $0 + 2) }
         }
         var used = Set<Int>()
-        var out: [(Int, Int)] = []
+        var out: [(Int, Int, Int)] = []
         for _ in 0..<count {
             let gossip = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
             used.insert(gossip)
+            let vote = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
+            used.insert(vote)
             let control = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
             used.insert(control)
-            out.append((gossip, control))
+            out.append((gossip, vote, control))
         }
         return out
     }

@@ -3,6 +3,26 @@ import TOMLKit
 import Wire
 
 /// A topology plus a fault schedule and expectations (`[scenario]`, `[[step]]`, `[[expect]]`).
+/// How hard a spam step hits each validator: a fixed rate, or k times the per-node verification bound.
+public enum SpamSpec: Sendable, Equatable, CustomStringConvertible {
+    case ratePerNode(Int)
+    case timesCapacity(Double)
+
+    public func ratePerNode(_ capacity: VerificationCapacity) -> Int {
+        switch self {
+        case .ratePerNode(let rate): return rate
+        case .timesCapacity(let k): return Int(k * capacity.perNodeBound)
+        }
+    }
+
+    public var description: String {
+        switch self {
+        case .ratePerNode(let rate): return "spam \(rate) tx/s per validator"
+        case .timesCapacity(let k): return "spam \(k)× verification capacity"
+        }
+    }
+}
+
 public struct Scenario: Sendable {
     public enum Trigger: Sendable, Equatable, CustomStringConvertible {
         case atSeconds(Double)
@@ -24,8 +44,8 @@ public struct Scenario: Sendable {
         public var id: String
         public var trigger: Trigger
         public var action: FaultAction
-        /// Spam steps run a load generator instead of a fault.
-        public var spamRate: Int?
+        /// Spam steps blast pre-signed transfers instead of injecting a fault.
+        public var spam: SpamSpec?
         /// Heal (or end) after this long; nil keeps the fault until the end of the run.
         public var durationSeconds: Double?
     }
@@ -78,7 +98,7 @@ public struct Scenario: Sendable {
 
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
-                             "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "duration_s", "heal_id"])
+                             "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -108,7 +128,7 @@ public struct Scenario: Sendable {
             return value
         }
         let faultAction: FaultAction
-        var spamRate: Int?
+        var spam: SpamSpec?
         switch action {
         case "kill": faultAction = .kill(targets: targets)
         case "pause": faultAction = .pause(targets: targets)
@@ -143,9 +163,14 @@ public struct Scenario: Sendable {
             guard let ms = try table.double("ms", range: -3_600_000...3_600_000) else { throw table.fail("ms", "skew needs ms") }
             faultAction = .skew(targets: targets, ms: Int64(ms))
         default: // spam
-            guard let rate = try table.uint("rate", range: 1...1_000_000) else { throw table.fail("rate", "spam needs rate") }
-            spamRate = Int(rate)
-            faultAction = .heal(id: nil) // not applied; the runner sends load instead
+            if let k = try table.double("k", range: 0.01...100) {
+                spam = .timesCapacity(k)
+            } else if let rate = try table.uint("rate", range: 1...1_000_000) {
+                spam = .ratePerNode(Int(rate))
+            } else {
+                throw table.fail("rate", "spam needs rate (transfers/s per validator) or k (× verification capacity)")
+            }
+            faultAction = .heal(id: nil) // not applied; the runner blasts the pool instead
         }
         let duration = try table.double("duration_s", range: 0.01...3_600)
         if action == "spam" && duration == nil { throw table.fail("duration_s", "spam needs duration_s") }
@@ -153,7 +178,7 @@ public struct Scenario: Sendable {
                                ("groups", (try table.groups("groups")).flatMap { $0 })] {
             for name in names { try checkSelector(name, field: field, topology: topology, table: table) }
         }
-        return Step(id: id, trigger: trigger, action: faultAction, spamRate: spamRate, durationSeconds: duration)
+        return Step(id: id, trigger: trigger, action: faultAction, spam: spam, durationSeconds: duration)
     }
 
     static func checkSelector(_ selector: String, field: String, topology: Topology,

@@ -1,4 +1,5 @@
 import Foundation
+import NIOCore
 import Wire
 
 /// Runs a scenario against a real cluster: up → steps (and their heals) under background load →
@@ -14,6 +15,26 @@ public enum ScenarioRunner {
         public var crashed: [String]
         public var stepsFired: [String]
         public var loadSent: Int
+        public var capacity: VerificationCapacity
+        public var spam: [SpamRecord]
+    }
+
+    /// What a spam step asked for and what the blaster achieved.
+    public struct SpamRecord: Codable, Sendable {
+        public var id: String
+        public var spec: String
+        public var targetPerNode: Int
+        public var validators: Int
+        public var sent: Int
+        public var seconds: Double
+        public var achievedPerNode: Double
+    }
+
+    final class SpamResults: @unchecked Sendable {
+        private let lock = NSLock()
+        private var records: [SpamRecord] = []
+        func add(_ record: SpamRecord) { lock.withLock { records.append(record) } }
+        var all: [SpamRecord] { lock.withLock { records } }
     }
 
     public struct Progress: Sendable {
@@ -33,6 +54,17 @@ public enum ScenarioRunner {
 
     public static func run(_ scenario: Scenario, runsRoot: String, seed: UInt64?,
                            progress: @escaping (Progress) -> Void) async throws -> Outcome {
+        // Measured before any node runs, then the spam is signed ahead of its window.
+        let validators = scenario.topology.validators.count
+        let capacity = VerificationCapacity.measure(validators: validators)
+        var pools: [String: SpamPool] = [:]
+        for step in scenario.steps {
+            guard let spam = step.spam else { continue }
+            let count = Int(Double(spam.ratePerNode(capacity) * validators) * (step.durationSeconds ?? 1) * 1.05) + 64
+            pools[step.id] = await SpamPool.make(count: count, chainId: scenario.topology.chainId,
+                                                 seed: UInt64(pools.count + 1))
+        }
+        let spamResults = SpamResults()
         let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
         let dir = up.dir
         let started = Date()
@@ -59,9 +91,9 @@ public enum ScenarioRunner {
             for step in pending where isDue(step.trigger, elapsed: elapsed, states: states) {
                 pending.removeAll { $0.id == step.id }
                 fired.append(step.id)
-                if let rate = step.spamRate {
-                    background.append(spamTask(dir: dir, manifest: up.manifest, rate: rate,
-                                               seconds: step.durationSeconds ?? 1, sent: sent, window: step.id))
+                if let spam = step.spam, let pool = pools[step.id] {
+                    background.append(blastTask(dir: dir, manifest: up.manifest, step: step, spam: spam, pool: pool,
+                                                capacity: capacity, results: spamResults))
                     continue
                 }
                 try await FaultEngine.apply(step.action, dir: dir, id: step.id)
@@ -89,7 +121,8 @@ public enum ScenarioRunner {
         _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")
         try await ClusterOps.down(dir: dir)
         return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
-                       firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total)
+                       firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total,
+                       capacity: capacity, spam: spamResults.all)
     }
 
     static func isDue(_ trigger: Scenario.Trigger, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {
@@ -131,6 +164,26 @@ public enum ScenarioRunner {
             if let window {
                 try? FaultEngine.recordWindow(dir, id: window, action: "spam", description: "spam \(rate) tx/s", start: false)
             }
+        }
+    }
+
+    /// Blasts a pre-signed pool at every validator for the step's duration; records its window and rate.
+    static func blastTask(dir: String, manifest: RunManifest, step: Scenario.Step, spam: SpamSpec, pool: SpamPool,
+                          capacity: VerificationCapacity, results: SpamResults) -> Task<Void, Never> {
+        Task {
+            let targets = manifest.nodes.filter { $0.role == "validator" }.compactMap {
+                try? SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
+            }
+            let perNode = spam.ratePerNode(capacity)
+            let description = "\(spam) (\(perNode) tx/s per validator)"
+            try? FaultEngine.recordWindow(dir, id: step.id, action: "spam", description: description, start: true)
+            let stats = (try? await pool.blast(ratePerTarget: perNode, seconds: step.durationSeconds ?? 1,
+                                               targets: targets, shouldStop: { Task.isCancelled }))
+                ?? SpamPool.Stats(sent: 0, seconds: 0)
+            try? FaultEngine.recordWindow(dir, id: step.id, action: "spam", description: description, start: false)
+            results.add(SpamRecord(id: step.id, spec: "\(spam)", targetPerNode: perNode, validators: targets.count,
+                                   sent: stats.sent, seconds: stats.seconds,
+                                   achievedPerNode: stats.achievedPerSecond / Double(max(targets.count, 1))))
         }
     }
 

@@ -102,7 +102,8 @@ extension Topology {
         var limits = NodeConfig.Limits()
         if let table = try reader.table("limits", required: false) {
             try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
-                                 "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout"])
+                                 "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout", "ingress_mode",
+                                 "user_verify_share"])
             limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
             limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
                 ?? UInt64(limits.blockBytesMax))
@@ -114,6 +115,13 @@ extension Topology {
             limits.statusIntervalMs = try table.uint("status_interval_ms", range: 10...60_000) ?? limits.statusIntervalMs
             limits.gossipRelayFanout = Int(try table.uint("gossip_relay_fanout", range: 0...16)
                 ?? UInt64(limits.gossipRelayFanout))
+            if let mode = try table.string("ingress_mode") {
+                guard ["legacy", "lanes"].contains(mode) else {
+                    throw table.fail("ingress_mode", "expected \"legacy\" or \"lanes\", got '\(mode)'")
+                }
+                limits.ingressMode = mode
+            }
+            limits.userVerifyShare = try table.double("user_verify_share", range: 0.01...1) ?? limits.userVerifyShare
         }
 
         var load = Load(rateTxPerSecond: 200, accounts: 256, durationSeconds: 10)

@@ -20,6 +20,16 @@ public struct Ledger: Sendable {
         case insufficientFunds
         case malformed
 
+        /// A short stable label for metrics and events.
+        public var label: String {
+            switch self {
+            case .applied: return "applied"
+            case .badNonce: return "bad_nonce"
+            case .insufficientFunds: return "insufficient_funds"
+            case .malformed: return "malformed"
+            }
+        }
+
         public var description: String {
             switch self {
             case .applied: return "applied"

@@ -64,8 +64,43 @@ public struct Report: Codable, Sendable {
         public var series: [[Double]]
     }
 
+    /// Verification capacity measured at the start of the run, and what each spam step achieved.
+    public struct LoadEntry: Codable, Sendable {
+        public var verificationsPerCorePerSecond: Double
+        public var cores: Int
+        public var perValidatorBound: Double
+        public var spam: [SpamEntry]
+
+        public init(verificationsPerCorePerSecond: Double, cores: Int, perValidatorBound: Double, spam: [SpamEntry]) {
+            self.verificationsPerCorePerSecond = verificationsPerCorePerSecond
+            self.cores = cores
+            self.perValidatorBound = perValidatorBound
+            self.spam = spam
+        }
+    }
+
+    public struct SpamEntry: Codable, Sendable {
+        public var id: String
+        public var spec: String
+        public var targetPerValidator: Int
+        public var achievedPerValidator: Double
+        public var sent: Int
+        public var seconds: Double
+
+        public init(id: String, spec: String, targetPerValidator: Int, achievedPerValidator: Double, sent: Int,
+                    seconds: Double) {
+            self.id = id
+            self.spec = spec
+            self.targetPerValidator = targetPerValidator
+            self.achievedPerValidator = achievedPerValidator
+            self.sent = sent
+            self.seconds = seconds
+        }
+    }
+
     public var scenario: String
     public var seed: UInt64
+    public var load: LoadEntry?
     public var passed: Bool
     public var startedAtMs: UInt64
     public var durationSeconds: Double
@@ -77,7 +112,9 @@ public struct Report: Codable, Sendable {
     /// Per second of the run: [second, p50 ms, p99 ms, count] of submit→finalized latency.
     public var latencyBySecond: [[Double]]
 
-    public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec]) {
+    public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec],
+                load: LoadEntry? = nil) {
+        self.load = load
         let analysis = evaluator.analysis
         let start = evaluator.startMs
         func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }

@@ -30,14 +30,14 @@ public struct NodeService: Service {
         var namedLogger = self.logger
         namedLogger[metadataKey: "node"] = "\(config.name)"
         let logger = namedLogger
-        // Unbounded so that timeouts, ticks and control inputs are never dropped; network messages
-        // are bounded by the edge itself (`ingressQueueMax`, counted as queue_full).
-        let (stream, continuation) = AsyncStream.makeStream(of: NodeInput.self, bufferingPolicy: .unbounded)
+        // Timers, ticks and control inputs are never dropped; network messages are bounded per lane
+        // by the edges (`ingressQueueMax`, counted as queue_full).
+        let inbox = Inbox()
         let clock: @Sendable () -> UInt64 = { UInt64(Date().timeIntervalSince1970 * 1000) }
         let timers: (UInt64, NodeInput) -> Void = { ms, input in
             Task {
                 try? await Task.sleep(for: .milliseconds(ms))
-                continuation.yield(input)
+                inbox.push(input, urgent: true)
             }
         }
         try FileSystem.makeDirectory(loaded.dataDir)
@@ -46,42 +46,45 @@ public struct NodeService: Service {
         let metrics = shell.metrics
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
-        let drops = shell.drops
+        let voteDepth = AtomicCounter()
         let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort)
+        let voteSocket = config.limits.lanes && config.votePort > 0
+            ? try await UDPEndpoint.bind(host: config.host, port: config.votePort) : nil
         let registry = self.registry
         let control = try await ControlServer.start(
             port: config.controlPort, token: loaded.token,
             unauthorized: { metrics.controlUnauthorized.increment() },
             router: { method, path, body in
                 NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
-                                  queueDepth: queueDepth.value, control: continuation)
+                                  queueDepth: queueDepth.value, control: inbox)
             })
-        logger.info("listening: gossip udp \(config.host):\(config.gossipPort), control http 127.0.0.1:\(config.controlPort)")
-        let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
-        let edge = Edge(
-            ingress: Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
-                             members: members),
-            peerAddresses: Set(shell.peers.values.map(\.address)), queueMax: config.limits.ingressQueueMax,
-            queueDepth: queueDepth, drops: drops,
-            metrics: metrics, continuation: continuation, logger: logger)
+        let lanes = voteSocket != nil ? ", vote lane udp \(config.host):\(config.votePort)" : ""
+        logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http 127.0.0.1:\(config.controlPort)")
+        let (userEdge, voteEdge) = makeEdges(shell: shell, config: config, inbox: inbox, queueDepth: queueDepth,
+                                             voteDepth: voteDepth, logger: logger)
         let interval = config.limits.statusIntervalMs
         try await withGracefulShutdownHandler {
             try await udp.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in
-                    group.addTask { try await edge.read(inbound) }
+                    group.addTask { try await userEdge.read(inbound) }
+                    if let voteSocket {
+                        group.addTask {
+                            try await voteSocket.executeThenClose { voteInbound, _ in try await voteEdge.read(voteInbound) }
+                        }
+                    }
                     group.addTask {
                         while !Task.isCancelled {
                             try await Task.sleep(for: .milliseconds(interval))
-                            continuation.yield(.tick)
+                            inbox.push(.tick, urgent: true)
                         }
                     }
-                    try await mainLoop(shell, stream, outbound, status: status, queueDepth: queueDepth,
-                                       wake: continuation)
+                    try await mainLoop(shell, inbox, outbound, status: status, queueDepth: queueDepth,
+                                       voteDepth: voteDepth)
                     group.cancelAll()
                 }
             }
         } onGracefulShutdown: {
-            continuation.finish()
+            inbox.finish()
         }
         try? await control.close()
         let final = shell.status
@@ -93,18 +96,45 @@ public struct NodeService: Service {
         logger.info("stopped at height \(shell.store.height)")
     }
 
+    /// The receiving edges. Legacy: one edge, everything in one FIFO. Lanes: consensus traffic on its
+    /// own port and urgent queue; user transactions admitted up to a share of the verification rate
+    /// this node measures at start, the rest dropped before verification.
+    private func makeEdges(shell: NodeShell, config: NodeConfig, inbox: Inbox, queueDepth: AtomicCounter,
+                           voteDepth: AtomicCounter, logger: Logger) -> (Edge, Edge) {
+        let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
+        let ingress = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
+                              members: members)
+        let peerAddresses = Set(shell.peers.values.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
+        var admission: TokenBucket?
+        if config.limits.lanes {
+            let rate = VerificationRate.measure() * config.limits.userVerifyShare
+            admission = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, 1))
+            logger.info("lanes: user transactions admitted up to \(Int(rate))/s (\(config.limits.userVerifyShare) of measured verification rate)")
+            shell.events.write("lanes", timeMs: shell.clock(), [("userAdmissionPerSecond", .uint(UInt64(rate)))])
+        }
+        let user = Edge(ingress: ingress, lane: config.limits.lanes ? "user" : "", urgent: false, admission: admission,
+                        peerAddresses: peerAddresses, queueMax: config.limits.ingressQueueMax, queueDepth: queueDepth,
+                        drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
+        let vote = Edge(ingress: ingress, lane: "vote", urgent: true, admission: nil, peerAddresses: peerAddresses,
+                        queueMax: config.limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
+                        metrics: shell.metrics, inbox: inbox, logger: logger)
+        return (user, vote)
+    }
+
     /// The one task that owns the shell: every input, in arrival order; sends what each produced.
-    private func mainLoop(_ shell: NodeShell, _ stream: AsyncStream<NodeInput>,
+    private func mainLoop(_ shell: NodeShell, _ inbox: Inbox,
                           _ outbound: NIOAsyncChannelOutboundWriter<Datagram>, status: StatusBox,
-                          queueDepth: AtomicCounter, wake: AsyncStream<NodeInput>.Continuation) async throws {
+                          queueDepth: AtomicCounter, voteDepth: AtomicCounter) async throws {
         shell.start()
         try await flush(shell, outbound)
         var lastHeight = shell.store.height
         var wakeAtMs: Double?
-        for await input in stream {
+        while let input = await inbox.next() {
             var isTick = false
             switch input {
-            case .message: queueDepth.add(-1)
+            case .message(let envelope, _, _):
+                // Which lane it came through is what matters for the depth; transfers are user traffic.
+                if envelope.kind == .transfer || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
             case .tick: isTick = true
             case .sendDue: wakeAtMs = nil
             case .timeout, .setLinkFaults, .setClockSkew: break
@@ -117,7 +147,7 @@ public struct NodeService: Service {
                 let delayMs = max(0, due - Double(shell.clock()))
                 Task {
                     try? await Task.sleep(for: .microseconds(Int64(delayMs * 1000)))
-                    wake.yield(.sendDue)
+                    inbox.push(.sendDue, urgent: true)
                 }
             }
             if isTick || shell.store.height != lastHeight {
@@ -138,7 +168,7 @@ public struct NodeService: Service {
 
     static func route(method: HTTPMethod, path: String, body: [UInt8], status: StatusBox,
                       registry: PrometheusCollectorRegistry, queueDepth: Int,
-                      control: AsyncStream<NodeInput>.Continuation) -> ControlServer.Response {
+                      control: Inbox) -> ControlServer.Response {
         switch (method, path) {
         case (.GET, "/status"):
             var snapshot = status.get()
@@ -160,7 +190,7 @@ public struct NodeService: Service {
         case (.POST, "/link-faults"):
             do {
                 let table = try JSONDecoder().decode(LinkFaultTable.self, from: Data(body))
-                control.yield(.setLinkFaults(table))
+                control.push(.setLinkFaults(table), urgent: true)
                 return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
             } catch {
                 return badRequest("link-faults body is not a LinkFaultTable: \(error)")
@@ -170,7 +200,7 @@ public struct NodeService: Service {
             guard let skew = try? JSONDecoder().decode(Skew.self, from: Data(body)) else {
                 return badRequest("clock-skew body must be {\"skewMs\": N}")
             }
-            control.yield(.setClockSkew(skew.skewMs))
+            control.push(.setClockSkew(skew.skewMs), urgent: true)
             return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
         default:
             return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
@@ -182,33 +212,51 @@ public struct NodeService: Service {
 /// the main loop), counts rejects, and queues accepted messages for the main loop (bounded).
 struct Edge: Sendable {
     let ingress: Ingress
+    /// "" (legacy, one lane), "user" or "vote": prefixes this edge's drop reasons.
+    let lane: String
+    let urgent: Bool
+    /// Admission for transactions, checked before the expensive verification.
+    let admission: TokenBucket?
     let peerAddresses: Set<SocketAddress>
     let queueMax: Int
     let queueDepth: AtomicCounter
     let drops: DropCounters
     let metrics: NodeMetrics
-    let continuation: AsyncStream<NodeInput>.Continuation
+    let inbox: Inbox
     let logger: Logger
 
     func read(_ inbound: NIOAsyncChannelInboundStream<Datagram>) async throws {
         var ingress = self.ingress
+        var admission = self.admission
         var rejectLogBudget = 20
         for try await datagram in inbound {
             var buffer = datagram.data
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-            switch ingress.admit(bytes, nowMs: UInt64(Date().timeIntervalSince1970 * 1000)) {
+            let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            // Admission control sheds user transactions before they cost a signature check.
+            if admission != nil, bytes.count > 2, bytes[2] == MessageKind.transfer.rawValue,
+               !admission!.take(nowMs: nowMs) {
+                drops.count(lane: lane, "rate_limited")
+                continue
+            }
+            switch ingress.admit(bytes, nowMs: nowMs) {
             case .accepted(let envelope, let message):
+                // With lanes, each port carries one class: anything else is dropped, not queued.
+                if !lane.isEmpty, (lane == "user") != (envelope.kind == .transfer) {
+                    drops.count(lane: lane, "wrong_lane")
+                    continue
+                }
                 guard queueDepth.value < queueMax else {
-                    drops.queueFull.add(1)
+                    drops.count(lane: lane, "queue_full")
                     metrics.ingressQueueDropped.increment()
                     continue
                 }
                 let fromPeer = peerAddresses.contains(datagram.remoteAddress)
                 queueDepth.add(1)
-                continuation.yield(.message(envelope, message, fromPeer: fromPeer))
+                inbox.push(.message(envelope, message, fromPeer: fromPeer), urgent: urgent && envelope.kind != .transfer)
             case .rejected(let reason, let detail):
                 metrics.rejected[reason]?.increment()
-                drops.count(reason)
+                if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }
                 if reason != .duplicate, rejectLogBudget > 0 {
                     rejectLogBudget -= 1
                     logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
@@ -218,24 +266,17 @@ struct Edge: Sendable {
     }
 }
 
-/// Ingress drop counts by reason, written by the reader task and read by the main loop.
+/// Ingress drop counts by lane and reason, written by the reader tasks and read by the main loop.
 final class DropCounters: Sendable {
-    private let rejected: [Ingress.Reject: AtomicCounter]
-    let queueFull = AtomicCounter()
+    private let counts = Mutex<[String: Int]>([:])
 
-    init() {
-        var counters: [Ingress.Reject: AtomicCounter] = [:]
-        for reason in Ingress.Reject.allCases { counters[reason] = AtomicCounter() }
-        rejected = counters
+    func count(lane: String, _ reason: String) {
+        let key = lane.isEmpty ? reason : lane + "_" + reason
+        counts.withLock { $0[key, default: 0] += 1 }
     }
 
-    func count(_ reason: Ingress.Reject) { rejected[reason]?.add(1) }
-
-    /// Cumulative counts, duplicates excluded (they are normal gossip, not drops).
-    var snapshot: [(String, Int)] {
-        Ingress.Reject.allCases.filter { $0 != .duplicate }.map { ($0.rawValue, rejected[$0]!.value) }
-            + [("queue_full", queueFull.value)]
-    }
+    /// Cumulative counts, sorted by name.
+    var snapshot: [(String, Int)] { counts.withLock { $0 }.sorted { $0.key < $1.key }.map { ($0.key, $0.value) } }
 }
 
 final class AtomicCounter: Sendable {
@@ -319,6 +360,22 @@ enum NodeFiles {
         @unknown default:
             return "\(error)"
         }
+    }
+}
+
+/// This node's signature verification rate, measured at start with the same call the edge makes.
+enum VerificationRate {
+    static func measure(milliseconds: Int = 150) -> Double {
+        let key = SigningKey(label: "verification-rate")
+        let domain = Domain(chainId: "verification-rate")
+        let envelope = Envelope(kind: .transfer, payload: Transfer(to: key.publicKey, amount: 1, fee: 0, nonce: 0).encoded,
+                                domain: domain, key: key)
+        var count = 0
+        let start = Date()
+        while Date().timeIntervalSince(start) * 1000 < Double(milliseconds) {
+            for _ in 0..<64 where envelope.verify(domain: domain) == .valid { count += 1 }
+        }
+        return Double(count) / Date().timeIntervalSince(start)
     }
 }
 

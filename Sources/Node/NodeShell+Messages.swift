@@ -7,7 +7,13 @@ import Wire
 extension NodeShell {
     func handleMessage(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
         switch message {
-        case .transfer:
+        case .transfer(let transfer):
+            // CheckTx: only transactions the sender can pay for enter the mempool (and are gossiped).
+            let outcome = Ledger.check(transfer, from: ledger.account(envelope.sender))
+            guard outcome == .applied else {
+                mempoolRejected[outcome.label, default: 0] += 1
+                return
+            }
             let id = envelope.id
             if mempool.add(envelope, id: id), !fromPeer {
                 broadcast(envelope) // a client submission: gossip it to every validator

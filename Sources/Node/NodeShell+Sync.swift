@@ -20,7 +20,9 @@ extension NodeShell {
     func logDropsIfChanged() {
         let now = clock()
         guard now - lastDropsLogMs >= 1_000 else { return }
-        let snapshot = drops.snapshot + shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
+        let snapshot = drops.snapshot
+            + shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
+            + mempoolRejected.sorted { $0.key < $1.key }.map { ("checktx_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }
         lastDropsLogMs = now

@@ -69,7 +69,7 @@ final class NodeShell {
     let events: EventLog
     var mempool: Mempool
     let peers: [PublicKey: Peer]
-    let peerAddressByName: [String: SocketAddress]
+    let peerByName: [String: Peer]
     let timers: (UInt64, NodeInput) -> Void
     let clock: () -> UInt64
 
@@ -89,6 +89,8 @@ final class NodeShell {
     var servedThisTick = 0
     var txsCommitted: UInt64 = 0
     var invalidProposalCount = 0
+    /// Transactions refused at mempool admission (CheckTx), by reason.
+    var mempoolRejected: [String: Int] = [:]
     /// Our own consensus messages for the current height, re-sent while the height makes no progress
     /// (Tendermint assumes eventual delivery; a peer that was down or partitioned missed them).
     var ownVotes: [Envelope] = []
@@ -127,10 +129,11 @@ final class NodeShell {
                 throw ConfigError(field: "peers.\(entry.name).publicKey", problem: "not a 64-hex-digit key")
             }
             let address = try SocketAddress(ipAddress: entry.host, port: entry.port)
-            peerTable[peerKey] = Peer(name: entry.name, address: address)
+            let voteAddress = entry.votePort > 0 ? try SocketAddress(ipAddress: entry.host, port: entry.votePort) : nil
+            peerTable[peerKey] = Peer(name: entry.name, address: address, voteAddress: voteAddress)
         }
         self.peers = peerTable
-        self.peerAddressByName = Dictionary(uniqueKeysWithValues: peerTable.values.map { ($0.name, $0.address) })
+        self.peerByName = Dictionary(uniqueKeysWithValues: peerTable.values.map { ($0.name, $0) })
         // Rebuild the ledger from the store: every committed block is executed again.
         var rebuilt = try Ledger(genesis: genesis)
         self.store = try BlockStore(path: dataDir + "/blocks.dat") { committed in
@@ -249,7 +252,8 @@ final class NodeShell {
     // MARK: sending
 
     func send(_ envelope: Envelope, to peer: Peer) {
-        outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address, peer: peer.name, kind: envelope.kind))
+        outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
+                               kind: envelope.kind))
     }
 
     /// Applies link faults to the outbox: returns what goes out now; delayed copies wait in the shaper.
@@ -266,8 +270,8 @@ final class NodeShell {
             }
         }
         for due in shaper.due(nowMs: now) {
-            guard let address = peerAddressByName[due.peer] else { continue }
-            ready.append(UDPEndpoint.datagram(due.bytes, to: address))
+            guard let peer = peerByName[due.peer] else { continue }
+            ready.append(UDPEndpoint.datagram(due.bytes, to: peer.address(for: due.kind)))
         }
         return ready
     }

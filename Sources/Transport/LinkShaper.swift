@@ -9,6 +9,7 @@ public struct LinkShaper: Sendable {
         public var sequence: UInt64
         public var bytes: [UInt8]
         public var peer: String
+        public var kind: MessageKind
 
         public static func < (lhs: Pending, rhs: Pending) -> Bool {
             (lhs.dueMs, lhs.sequence) < (rhs.dueMs, rhs.sequence)
@@ -65,7 +66,7 @@ public struct LinkShaper: Sendable {
                 sent.append(0)
             } else if pending.count < LinkShaper.pendingMax {
                 sequence += 1
-                pending.insert(Pending(dueMs: nowMs + delayMs, sequence: sequence, bytes: bytes, peer: peer))
+                pending.insert(Pending(dueMs: nowMs + delayMs, sequence: sequence, bytes: bytes, peer: peer, kind: kind))
                 sent.append(delayMs)
             } else {
                 droppedByReason["delay_queue_full", default: 0] += 1

@@ -1,14 +1,47 @@
 import NIOCore
 import NIOPosix
+import Wire
 
 /// A peer this node gossips with.
 public struct Peer: Sendable, Hashable {
     public var name: String
     public var address: SocketAddress
+    /// Where consensus traffic goes when the peer runs separate ingress lanes.
+    public var voteAddress: SocketAddress?
 
-    public init(name: String, address: SocketAddress) {
+    public init(name: String, address: SocketAddress, voteAddress: SocketAddress? = nil) {
         self.name = name
         self.address = address
+        self.voteAddress = voteAddress
+    }
+
+    /// Transactions go to the peer's main port; everything else to its vote lane if it has one.
+    public func address(for kind: MessageKind) -> SocketAddress {
+        kind == .transfer ? address : (voteAddress ?? address)
+    }
+}
+
+/// A token bucket: `ratePerSecond` on average, bursts up to `burst`. Time comes in as an argument.
+public struct TokenBucket: Sendable {
+    public let ratePerSecond: Double
+    public let burst: Double
+    private var tokens: Double
+    private var lastMs: UInt64?
+
+    public init(ratePerSecond: Double, burst: Double) {
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+        self.tokens = burst
+    }
+
+    public mutating func take(nowMs: UInt64) -> Bool {
+        if let lastMs, nowMs > lastMs {
+            tokens = min(burst, tokens + Double(nowMs - lastMs) * ratePerSecond / 1000)
+        }
+        lastMs = max(lastMs ?? nowMs, nowMs)
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
     }
 }
 

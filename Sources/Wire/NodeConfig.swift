@@ -5,12 +5,15 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var publicKey: String
         public var host: String
         public var port: Int
+        /// The peer's consensus-lane port (0: it takes everything on `port`).
+        public var votePort: Int
 
-        public init(name: String, publicKey: String, host: String, port: Int) {
+        public init(name: String, publicKey: String, host: String, port: Int, votePort: Int = 0) {
             self.name = name
             self.publicKey = publicKey
             self.host = host
             self.port = port
+            self.votePort = votePort
         }
     }
 
@@ -25,10 +28,15 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var statusIntervalMs: UInt64
         /// Peers each consensus message is relayed to on first receipt (0: only the author broadcasts).
         public var gossipRelayFanout: Int
+        /// "legacy": one port and one FIFO for everything. "lanes": consensus traffic on its own port
+        /// and queue, taken first; user transactions admitted up to a share of verification capacity.
+        public var ingressMode: String
+        /// With lanes: the share of this node's measured verification rate user transactions may use.
+        public var userVerifyShare: Double
 
         public init(blockTxsMax: Int = 5_000, blockBytesMax: Int = 1_500_000, mempoolTxsMax: Int = 50_000,
                     datagramPayloadBytesMax: Int = 1_232, ingressQueueMax: Int = 20_000, statusIntervalMs: UInt64 = 100,
-                    gossipRelayFanout: Int = 0) {
+                    gossipRelayFanout: Int = 0, ingressMode: String = "legacy", userVerifyShare: Double = 0.5) {
             self.blockTxsMax = blockTxsMax
             self.blockBytesMax = blockBytesMax
             self.mempoolTxsMax = mempoolTxsMax
@@ -36,7 +44,11 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             self.ingressQueueMax = ingressQueueMax
             self.statusIntervalMs = statusIntervalMs
             self.gossipRelayFanout = gossipRelayFanout
+            self.ingressMode = ingressMode
+            self.userVerifyShare = userVerifyShare
         }
+
+        public var lanes: Bool { ingressMode == "lanes" }
     }
 
     public var name: String
@@ -46,6 +58,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var protocolVersion: UInt16
     public var host: String
     public var gossipPort: Int
+    /// The consensus-lane port when `limits.ingressMode` is "lanes" (0 otherwise).
+    public var votePort: Int
     public var controlPort: Int
     /// Paths, relative to the node's folder unless absolute.
     public var keyFile: String
@@ -58,7 +72,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var limits: Limits
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16, host: String,
-                gossipPort: Int, controlPort: Int, keyFile: String, genesisFile: String, tokenFile: String,
+                gossipPort: Int, votePort: Int = 0, controlPort: Int, keyFile: String, genesisFile: String, tokenFile: String,
                 dataDir: String, eventsFile: String, peers: [PeerEntry], timing: Timing, limits: Limits) {
         self.name = name
         self.role = role
@@ -67,6 +81,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.protocolVersion = protocolVersion
         self.host = host
         self.gossipPort = gossipPort
+        self.votePort = votePort
         self.controlPort = controlPort
         self.keyFile = keyFile
         self.genesisFile = genesisFile

@@ -13,6 +13,8 @@ struct ScenarioRecord: Codable {
     var crashed: [String]
     var stepsFired: [String]
     var firstBlockMs: Double
+    var capacity: VerificationCapacity?
+    var spam: [ScenarioRunner.SpamRecord]?
 }
 
 struct Run: AsyncParsableCommand {
@@ -38,7 +40,7 @@ struct Run: AsyncParsableCommand {
         print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s")
         for step in scenario.steps {
-            print("  step \(step.id): \(step.spamRate.map { "spam \($0) tx/s" } ?? step.action.name) \(step.trigger)"
+            print("  step \(step.id): \(step.spam.map { "\($0)" } ?? step.action.name) \(step.trigger)"
                   + (step.durationSeconds.map { " for \($0) s" } ?? ""))
         }
         let outcome: ScenarioRunner.Outcome
@@ -61,7 +63,7 @@ struct Run: AsyncParsableCommand {
         let record = ScenarioRecord(scenario: scenario.topology.name, seed: outcome.manifest.seed,
                                     startedAtMs: outcome.startedAtMs, endedAtMs: outcome.endedAtMs,
                                     crashed: outcome.crashed, stepsFired: outcome.stepsFired,
-                                    firstBlockMs: outcome.firstBlockMs)
+                                    firstBlockMs: outcome.firstBlockMs, capacity: outcome.capacity, spam: outcome.spam)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(record).write(to: URL(fileURLWithPath: outcome.dir + "/scenario-run.json"))
@@ -133,7 +135,7 @@ enum Reports {
             record = ScenarioRecord(scenario: manifest.name + " (manual run)", seed: manifest.seed,
                                     startedAtMs: analysis.firstCommitMs ?? manifest.createdAtMs,
                                     endedAtMs: analysis.lastCommitMs ?? manifest.createdAtMs, crashed: [],
-                                    stepsFired: [], firstBlockMs: 0)
+                                    stepsFired: [], firstBlockMs: 0, capacity: nil, spam: nil)
         }
         let analysis = Analysis.run(dir: dir, manifest: manifest)
         let windows = Evaluator.windows(from: FaultEngine.timeline(dir).map {
@@ -144,7 +146,17 @@ enum Reports {
                                   crashed: record.crashed)
         let stated = scenarioRun ? scenario.expectations : []
         let expectations = stated + implicit.filter { check in !stated.contains { $0.metric == check.metric } }
-        return Report(scenario: record.scenario, seed: record.seed, evaluator: evaluator, expectations: expectations)
+        let load = record.capacity.map { capacity in
+            Report.LoadEntry(
+                verificationsPerCorePerSecond: capacity.perCorePerSecond, cores: capacity.cores,
+                perValidatorBound: capacity.perNodeBound,
+                spam: (record.spam ?? []).map {
+                    Report.SpamEntry(id: $0.id, spec: $0.spec, targetPerValidator: $0.targetPerNode,
+                                     achievedPerValidator: $0.achievedPerNode, sent: $0.sent, seconds: $0.seconds)
+                })
+        }
+        return Report(scenario: record.scenario, seed: record.seed, evaluator: evaluator, expectations: expectations,
+                      load: load)
     }
 
     static func write(_ report: Report, to dir: String) throws {
@@ -161,6 +173,15 @@ enum Reports {
         print(String(format: "  finalized height %llu, longest gap %.2f s, %d halt(s), %.0f tx/s",
                      live.finalizedHeight, live.maxFinalityGapSeconds, live.halts.count, live.throughputTxPerSecond)
               + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))
+        if let load = report.load, !load.spam.isEmpty {
+            print(String(format: "  capacity: %.0f verifications/s per core × %d cores ÷ validators = %.0f per validator",
+                         load.verificationsPerCorePerSecond, load.cores, load.perValidatorBound))
+            for spam in load.spam {
+                print(String(format: "  spam %@: target %d tx/s per validator, achieved %.0f (%.2f× capacity; %d sent in %.1f s)",
+                             spam.id, spam.targetPerValidator, spam.achievedPerValidator,
+                             spam.achievedPerValidator / max(load.perValidatorBound, 1), spam.sent, spam.seconds))
+            }
+        }
         for halt in live.halts {
             print(String(format: "  halt %.1f–%.1f s (%.2f s): %@", halt.start, halt.end, halt.seconds, halt.cause)
                   + (halt.recoverySeconds.map { String(format: "; recovered %.2f s after heal", $0) } ?? ""))

@@ -65,7 +65,7 @@ import Wire
         #expect(scenario.steps[1].trigger == .atHeight(40))
         #expect(scenario.steps[2].trigger == .whenProposer("v2", afterSeconds: 0))
         #expect(scenario.steps[2].action == .link(rule: .init(dropKinds: ["precommit"]), from: ["v2"], to: ["v3"]))
-        #expect(scenario.steps[3].spamRate == 500)
+        #expect(scenario.steps[3].spam == .ratePerNode(500))
         #expect(scenario.expectations[0].window == .during("cut") && scenario.expectations[0].bound == .equals(true))
         #expect(scenario.expectations[1].bound == .max(3))
     }
@@ -79,6 +79,7 @@ import Wire
         ("[[step]]\naction = \"kill\"\ntargets = \"region=y\"", "step[1].targets", "no node has the label"),
         ("[[step]]\naction = \"drop\"\nkinds = [\"vote\"]", "step[1].kinds", "not a message kind"),
         ("[[step]]\naction = \"spam\"\nrate = 5", "step[1].duration_s", "needs duration_s"),
+        ("[[step]]\naction = \"spam\"\nduration_s = 5", "step[1].rate", "rate (transfers/s per validator) or k"),
         ("[[step]]\nat_s = 1\nat_height = 3\naction = \"heal\"", "step[1].at_height", "one trigger"),
         ("[[step]]\non = \"leader:v1\"\naction = \"heal\"", "step[1].on", "proposer:NODE"),
         ("[[expect]]\nmetric = \"speed\"\nmax = 1", "expect[1].metric", "expected one of"),
