@@ -199,6 +199,21 @@ public struct Evaluator: Sendable {
             let spread = (heights.max() ?? 0) - (heights.min() ?? 0)
             observed = Double(spread)
             text = analysis.nodes.map { "\($0.name) \($0.height)" }.joined(separator: ", ")
+        case "vote_delay_p99_ms":
+            let values = analysis.nodes.flatMap { node in
+                node.voteDelayP99.filter { point in ranges.contains { $0.contains(point.timeMs) } }.map(\.height)
+            }
+            observed = values.isEmpty ? nil : Double(values.max()!)
+            text = observed.map { "\(Int($0)) ms (worst second, worst node)" } ?? "no votes sampled in the window"
+        case "vote_drops", "user_drops":
+            let lane = spec.metric == "vote_drops" ? "vote" : "user"
+            let total = analysis.nodes.reduce(UInt64(0)) { $0 + $1.drops(lane: lane) }
+            observed = Double(total)
+            text = "\(total) \(lane)-lane datagrams dropped (all nodes, whole run)"
+        case "rss_max_mib":
+            let peak = analysis.nodes.map(\.rssMaxKiB).max() ?? 0
+            observed = Double(peak) / 1024
+            text = String(format: "%.1f MiB (largest node)", Double(peak) / 1024)
         case "max_rounds":
             let rounds = heights(in: ranges).map(\.round)
             observed = Double(rounds.max() ?? 0)

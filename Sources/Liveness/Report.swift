@@ -60,8 +60,16 @@ public struct Report: Codable, Sendable {
         public var restarts: Int
         public var syncedBlocks: Int
         public var drops: [String: UInt64]
+        public var voteLaneDrops: UInt64
+        public var userLaneDrops: UInt64
+        public var kernelDrops: [String: UInt64]
+        public var rssMaxMiB: Double
+        /// The worst per-second p99 of vote queueing delay (arrival at the reader → consensus).
+        public var voteDelayP99MaxMs: UInt64
         /// [seconds since start, height] after each commit.
         public var series: [[Double]]
+        /// [seconds since start, vote delay p99 ms], one a second.
+        public var voteDelaySeries: [[Double]]
     }
 
     /// Verification capacity measured at the start of the run, and what each spam step achieved.
@@ -148,7 +156,11 @@ public struct Report: Codable, Sendable {
         self.nodes = analysis.nodes.map { node in
             NodeEntry(name: node.name, height: node.height, restarts: max(node.starts - 1, 0),
                       syncedBlocks: node.syncedCommits, drops: node.drops.filter { $0.value > 0 },
-                      series: (analysis.nodeSeries[node.name] ?? []).map { [seconds($0.timeMs), Double($0.height)] })
+                      voteLaneDrops: node.drops(lane: "vote"), userLaneDrops: node.drops(lane: "user"),
+                      kernelDrops: node.kernelDrops.filter { $0.value > 0 }, rssMaxMiB: Double(node.rssMaxKiB) / 1024,
+                      voteDelayP99MaxMs: node.voteDelayP99.map(\.height).max() ?? 0,
+                      series: (analysis.nodeSeries[node.name] ?? []).map { [seconds($0.timeMs), Double($0.height)] },
+                      voteDelaySeries: node.voteDelayP99.map { [seconds($0.timeMs), Double($0.height)] })
         }
         var buckets: [Int: [UInt64]] = [:]
         for entry in analysis.txLatencies where entry.submitMs >= start {

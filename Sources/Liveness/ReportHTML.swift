@@ -38,6 +38,23 @@ extension Report {
         if !latencyBySecond.isEmpty {
             page += "<h2>Submit → finalized latency (by second of submission)</h2>\n" + latencyChart()
         }
+        if nodes.contains(where: { !$0.voteDelaySeries.isEmpty }) {
+            page += "<h2>Vote queueing delay, p99 per second (arrival at the node → consensus)</h2>\n" + voteDelayChart()
+        }
+        if let load, !load.spam.isEmpty {
+            page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
+                + String(format: "%.0f verifications/s per core × %d cores ÷ validators = <b>%.0f per validator</b>.</p>",
+                         load.verificationsPerCorePerSecond, load.cores, load.perValidatorBound)
+            page += "<table><tr><th>step</th><th>asked</th><th>target per validator</th><th>achieved per validator</th>"
+                + "<th>× capacity</th><th>sent</th></tr>"
+            for spam in load.spam {
+                page += "<tr><td>\(Self.xml(spam.id))</td><td>\(Self.xml(spam.spec))</td><td>\(spam.targetPerValidator) tx/s</td>"
+                    + String(format: "<td>%.0f tx/s</td><td>%.2f</td>", spam.achievedPerValidator,
+                             spam.achievedPerValidator / max(load.perValidatorBound, 1))
+                    + "<td>\(spam.sent) in \(String(format: "%.1f", spam.seconds)) s</td></tr>"
+            }
+            page += "</table>"
+        }
         page += "<h2>Expectations</h2>\n<table><tr><th></th><th>expectation</th><th>window</th><th>observed</th><th>bound</th></tr>"
         for result in expectations {
             page += "<tr><td class=\"\(result.passed ? "ok" : "bad")\">\(result.passed ? "✔" : "✘")</td><td>\(Self.xml(result.name))</td>"
@@ -185,6 +202,26 @@ extension Report {
         let magnitude = pow(10, floor(log10(step)))
         let nice = [1.0, 2, 2.5, 5, 10].first { $0 * magnitude >= step } ?? 10
         return max(nice * magnitude * 5, 5)
+    }
+
+    func voteDelayChart() -> String {
+        let maxX = max(durationSeconds, 1)
+        let maxY = Self.niceCeiling(Double(nodes.map(\.voteDelayP99MaxMs).max() ?? 1))
+        return frame(width: 960, height: 220, maxX: maxX, maxY: maxY, yLabel: "ms") { plot in
+            var svg = faultBands(plot, maxY: maxY, labels: false)
+            for (index, node) in nodes.enumerated() where !node.voteDelaySeries.isEmpty {
+                let points = node.voteDelaySeries.filter { $0[0] >= 0 }.map { row -> String in
+                    let (x, y) = plot(row[0], row[1])
+                    return "\(x),\(y)"
+                }
+                let color = Self.palette[index % Self.palette.count]
+                svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.4\" points=\"\(points.joined(separator: " "))\"/>"
+                let (lx, ly) = plot(maxX, maxY)
+                svg += "<text x=\"\(lx - 8)\" y=\"\(ly + 14 + Double(index) * 13)\" text-anchor=\"end\" fill=\"\(color)\" "
+                    + "font-weight=\"600\">\(Self.xml(node.name))</text>"
+            }
+            return svg
+        }
     }
 
     static func short(_ value: Double) -> String {

@@ -15,6 +15,17 @@ public struct RunAnalysis: Sendable {
         public var lostOnRestart: [String]
         /// The last cumulative ingress drops by reason (from `drops` events).
         public var drops: [String: UInt64]
+        /// Peak resident memory, from the once-a-second `sample` events.
+        public var rssMaxKiB: UInt64 = 0
+        /// Per second: (time, p99 of vote queueing delay in ms).
+        public var voteDelayP99: [SeriesPoint] = []
+        /// The kernel's receive-buffer drops by lane, last reading.
+        public var kernelDrops: [String: UInt64] = [:]
+
+        /// Drops whose reason belongs to a lane: "vote" or "user" (kernel drops included).
+        public func drops(lane: String) -> UInt64 {
+            drops.filter { $0.key.hasPrefix(lane + "_") }.values.reduce(0, +) + (kernelDrops[lane] ?? 0)
+        }
     }
 
     public struct Conflict: Sendable, Equatable {
@@ -116,6 +127,14 @@ public struct RunAnalysis: Sendable {
                 case "drops":
                     if let total = object["total"] as? [String: Any] {
                         for (reason, count) in total { summary.drops[reason] = uint(count) ?? 0 }
+                    }
+                case "sample":
+                    summary.rssMaxKiB = max(summary.rssMaxKiB, uint(object["rssKiB"]) ?? 0)
+                    if let time = uint(object["t"]), (uint(object["votes"]) ?? 0) > 0 {
+                        summary.voteDelayP99.append(SeriesPoint(timeMs: time, height: uint(object["voteDelayP99Ms"]) ?? 0))
+                    }
+                    for (key, lane) in [("kernelDrops", "legacy"), ("kernel_userDrops", "user"), ("kernel_voteDrops", "vote")] {
+                        if let value = uint(object[key]) { summary.kernelDrops[lane] = value }
                     }
                 default:
                     break

@@ -60,6 +60,8 @@ public struct NodeService: Service {
             })
         let lanes = voteSocket != nil ? ", vote lane udp \(config.host):\(config.votePort)" : ""
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http 127.0.0.1:\(config.controlPort)")
+        shell.localPorts = [(config.limits.lanes ? "user" : "", config.gossipPort)]
+            + (voteSocket != nil ? [("vote", config.votePort)] : [])
         let (userEdge, voteEdge) = makeEdges(shell: shell, config: config, inbox: inbox, queueDepth: queueDepth,
                                              voteDepth: voteDepth, logger: logger)
         let interval = config.limits.statusIntervalMs
@@ -132,13 +134,14 @@ public struct NodeService: Service {
         while let input = await inbox.next() {
             var isTick = false
             switch input {
-            case .message(let envelope, _, _):
+            case .message(let envelope, _, _, _):
                 // Which lane it came through is what matters for the depth; transfers are user traffic.
                 if envelope.kind == .transfer || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
             case .tick: isTick = true
             case .sendDue: wakeAtMs = nil
             case .timeout, .setLinkFaults, .setClockSkew: break
             }
+            shell.queueLengths = inbox.counts
             shell.handle(input)
             try await flush(shell, outbound)
             // Delayed datagrams (link faults): one wake-up for the earliest, re-armed as needed.
@@ -253,7 +256,8 @@ struct Edge: Sendable {
                 }
                 let fromPeer = peerAddresses.contains(datagram.remoteAddress)
                 queueDepth.add(1)
-                inbox.push(.message(envelope, message, fromPeer: fromPeer), urgent: urgent && envelope.kind != .transfer)
+                inbox.push(.message(envelope, message, fromPeer: fromPeer, receivedMs: nowMs),
+                           urgent: urgent && envelope.kind != .transfer)
             case .rejected(let reason, let detail):
                 metrics.rejected[reason]?.increment()
                 if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }

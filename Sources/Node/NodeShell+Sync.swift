@@ -14,6 +14,27 @@ extension NodeShell {
         requestMissingBlocks()
         rebroadcastIfStalled()
         logDropsIfChanged()
+        logSample()
+    }
+
+    /// Once a second: vote queueing delay, memory, queue lengths and kernel socket drops.
+    func logSample() {
+        let now = clock()
+        guard now - lastSampleMs >= 1_000 else { return }
+        lastSampleMs = now
+        let delays = voteDelaysMs.sorted()
+        voteDelaysMs.removeAll(keepingCapacity: true)
+        func percentile(_ q: Double) -> UInt64 { delays.isEmpty ? 0 : delays[min(delays.count - 1, Int(Double(delays.count - 1) * q))] }
+        var fields: [(String, JSONValue)] = [
+            ("votes", .uint(UInt64(delays.count))), ("voteDelayP50Ms", .uint(percentile(0.5))),
+            ("voteDelayP99Ms", .uint(percentile(0.99))), ("voteDelayMaxMs", .uint(delays.last ?? 0)),
+            ("rssKiB", .uint(ProcessStats.residentKiB())), ("urgentQueue", .uint(UInt64(queueLengths.urgent))),
+            ("bulkQueue", .uint(UInt64(queueLengths.bulk))), ("mempool", .uint(UInt64(mempool.count))),
+        ]
+        for (lane, port) in localPorts {
+            fields.append(((lane.isEmpty ? "kernel" : "kernel_" + lane) + "Drops", .uint(ProcessStats.udpDrops(port: port))))
+        }
+        events.write("sample", timeMs: now, fields)
     }
 
     /// Once a second at most: the cumulative ingress drops by reason, when they changed.

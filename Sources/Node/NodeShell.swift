@@ -10,7 +10,7 @@ import Wire
 /// Inputs to the node's main loop. Everything that changes node state arrives as one of these.
 enum NodeInput: Sendable {
     /// A verified message; `fromPeer` is false for client submissions (which the node forwards).
-    case message(Envelope, Message, fromPeer: Bool)
+    case message(Envelope, Message, fromPeer: Bool, receivedMs: UInt64)
     case timeout(Tendermint.TimeoutKind, height: UInt64, round: UInt32)
     case tick
     /// Delayed datagrams (link faults) may be due.
@@ -98,6 +98,14 @@ final class NodeShell {
     var lastProgressMs: UInt64 = 0
     var lastRebroadcastMs: UInt64 = 0
     var consensusStarted = false
+    /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
+    var voteDelaysMs: [UInt64] = []
+    static let voteDelaySamplesMax = 20_000
+    var lastSampleMs: UInt64 = 0
+    /// The main loop's queue lengths (urgent, bulk), set before each input.
+    var queueLengths = (urgent: 0, bulk: 0)
+    /// Local UDP ports, to read the kernel's receive-drop counters.
+    var localPorts: [(lane: String, port: Int)] = []
     /// False after a sign state could not be recorded: the signing effect that follows is skipped.
     var signingAllowed = true
     var refusedSignatures = 0
@@ -190,8 +198,12 @@ final class NodeShell {
 
     func handle(_ input: NodeInput) {
         switch input {
-        case .message(let envelope, let message, let fromPeer):
+        case .message(let envelope, let message, let fromPeer, let receivedMs):
             metrics.received[envelope.kind]?.increment()
+            if envelope.kind == .prevote || envelope.kind == .precommit, voteDelaysMs.count < NodeShell.voteDelaySamplesMax {
+                let now = clock()
+                voteDelaysMs.append(now > receivedMs ? now - receivedMs : 0)
+            }
             handleMessage(envelope, message, fromPeer: fromPeer)
         case .timeout(let kind, let height, let round):
             drive(.timeout(kind, height: height, round: round))

@@ -1,0 +1,24 @@
+import Foundation
+
+/// Readings from /proc about this process: memory, and the kernel's drop counter for a UDP socket
+/// (datagrams the kernel discarded because the socket's receive buffer was full).
+enum ProcessStats {
+    static func residentKiB() -> UInt64 {
+        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
+              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
+        return UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+    }
+
+    /// The `drops` column of /proc/self/net/udp for the socket bound to `port`.
+    static func udpDrops(port: Int) -> UInt64 {
+        guard let text = try? String(contentsOfFile: "/proc/self/net/udp", encoding: .utf8) else { return 0 }
+        let hexPort = String(port, radix: 16, uppercase: true)
+        let suffix = ":" + String(repeating: "0", count: max(0, 4 - hexPort.count)) + hexPort
+        for line in text.split(separator: "\n").dropFirst() {
+            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
+            guard columns.count >= 13, columns[1].hasSuffix(suffix) else { continue }
+            return UInt64(columns[12]) ?? 0
+        }
+        return 0
+    }
+}
