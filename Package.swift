@@ -98,7 +98,13 @@ let package = Package(
         ),
         .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness"]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
-        .testTarget(name: "NodeTests", dependencies: ["Node", "Consensus", "Wire", "Sodium", "Ledger"]),
+        .testTarget(
+            name: "NodeTests",
+            dependencies: [
+                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport",
+                .product(name: "NIOCore", package: "swift-nio"),
+            ]
+        ),
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
