@@ -101,27 +101,7 @@ extension Topology {
 
         var limits = NodeConfig.Limits()
         if let table = try reader.table("limits", required: false) {
-            try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
-                                 "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout", "ingress_mode",
-                                 "user_verify_share"])
-            limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
-            limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
-                ?? UInt64(limits.blockBytesMax))
-            limits.mempoolTxsMax = Int(try table.uint("mempool_txs_max", range: 1...1_000_000) ?? UInt64(limits.mempoolTxsMax))
-            limits.datagramPayloadBytesMax = Int(try table.uint("datagram_payload_bytes_max", range: 576...65_000)
-                ?? UInt64(limits.datagramPayloadBytesMax))
-            limits.ingressQueueMax = Int(try table.uint("ingress_queue_max", range: 16...1_000_000)
-                ?? UInt64(limits.ingressQueueMax))
-            limits.statusIntervalMs = try table.uint("status_interval_ms", range: 10...60_000) ?? limits.statusIntervalMs
-            limits.gossipRelayFanout = Int(try table.uint("gossip_relay_fanout", range: 0...16)
-                ?? UInt64(limits.gossipRelayFanout))
-            if let mode = try table.string("ingress_mode") {
-                guard ["legacy", "lanes"].contains(mode) else {
-                    throw table.fail("ingress_mode", "expected \"legacy\" or \"lanes\", got '\(mode)'")
-                }
-                limits.ingressMode = mode
-            }
-            limits.userVerifyShare = try table.double("user_verify_share", range: 0.01...1) ?? limits.userVerifyShare
+            limits = try parseLimits(table)
         }
 
         var load = Load(rateTxPerSecond: 200, accounts: 256, durationSeconds: 10)
@@ -170,6 +150,38 @@ extension Topology {
         }
         return Topology(path: path, name: name, chainId: chainId, seed: seed, host: host, basePort: basePort,
                         timing: timing, limits: limits, load: load, nodes: nodes)
+    }
+}
+
+extension Topology {
+    static func parseLimits(_ table: TableReader) throws(TopologyError) -> NodeConfig.Limits {
+        var limits = NodeConfig.Limits()
+        try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
+                             "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout", "ingress_mode",
+                             "user_verify_share", "staked_share", "vote_sender_per_s", "votes_only_after_ms"])
+        limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
+        limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
+            ?? UInt64(limits.blockBytesMax))
+        limits.mempoolTxsMax = Int(try table.uint("mempool_txs_max", range: 1...1_000_000) ?? UInt64(limits.mempoolTxsMax))
+        limits.datagramPayloadBytesMax = Int(try table.uint("datagram_payload_bytes_max", range: 576...65_000)
+            ?? UInt64(limits.datagramPayloadBytesMax))
+        limits.ingressQueueMax = Int(try table.uint("ingress_queue_max", range: 16...1_000_000)
+            ?? UInt64(limits.ingressQueueMax))
+        limits.statusIntervalMs = try table.uint("status_interval_ms", range: 10...60_000) ?? limits.statusIntervalMs
+        limits.gossipRelayFanout = Int(try table.uint("gossip_relay_fanout", range: 0...16)
+            ?? UInt64(limits.gossipRelayFanout))
+        if let mode = try table.string("ingress_mode") {
+            guard ["legacy", "lanes"].contains(mode) else {
+                throw table.fail("ingress_mode", "expected \"legacy\" or \"lanes\", got '\(mode)'")
+            }
+            limits.ingressMode = mode
+        }
+        limits.userVerifyShare = try table.double("user_verify_share", range: 0.01...1) ?? limits.userVerifyShare
+        limits.stakedShare = try table.double("staked_share", range: 0...1) ?? limits.stakedShare
+        limits.voteSenderPerSecond = Int(try table.uint("vote_sender_per_s", range: 0...10_000_000)
+            ?? UInt64(limits.voteSenderPerSecond))
+        limits.votesOnlyAfterMs = try table.uint("votes_only_after_ms", range: 0...3_600_000) ?? limits.votesOnlyAfterMs
+        return limits
     }
 }
 

@@ -107,18 +107,33 @@ public struct NodeService: Service {
         let ingress = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
                               members: members)
         let peerAddresses = Set(shell.peers.values.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
-        var admission: TokenBucket?
-        if config.limits.lanes {
-            let rate = VerificationRate.measure() * config.limits.userVerifyShare
-            admission = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, 1))
-            logger.info("lanes: user transactions admitted up to \(Int(rate))/s (\(config.limits.userVerifyShare) of measured verification rate)")
-            shell.events.write("lanes", timeMs: shell.clock(), [("userAdmissionPerSecond", .uint(UInt64(rate)))])
+        var staked: TokenBucket?
+        var unstaked: TokenBucket?
+        var senderBudget: TokenBucket?
+        let limits = config.limits
+        if limits.lanes {
+            let rate = VerificationRate.measure() * limits.userVerifyShare
+            let stakedRate = rate * limits.stakedShare
+            let unstakedRate = rate - stakedRate
+            staked = TokenBucket(ratePerSecond: stakedRate, burst: max(stakedRate / 10, 1))
+            unstaked = TokenBucket(ratePerSecond: unstakedRate, burst: max(unstakedRate / 10, 1))
+            if limits.voteSenderPerSecond > 0 {
+                let perSender = Double(limits.voteSenderPerSecond)
+                senderBudget = TokenBucket(ratePerSecond: perSender, burst: perSender / 5)
+            }
+            logger.info("lanes: user transactions admitted up to \(Int(rate))/s (\(Int(stakedRate)) forwarded by validators, \(Int(unstakedRate)) from clients)")
+            shell.events.write("lanes", timeMs: shell.clock(), [
+                ("stakedPerSecond", .uint(UInt64(stakedRate))), ("unstakedPerSecond", .uint(UInt64(unstakedRate))),
+                ("voteSenderPerSecond", .uint(UInt64(limits.voteSenderPerSecond))),
+            ])
         }
-        let user = Edge(ingress: ingress, lane: config.limits.lanes ? "user" : "", urgent: false, admission: admission,
-                        peerAddresses: peerAddresses, queueMax: config.limits.ingressQueueMax, queueDepth: queueDepth,
+        let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
+                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
+                        peerAddresses: peerAddresses, queueMax: limits.ingressQueueMax, queueDepth: queueDepth,
                         drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
-        let vote = Edge(ingress: ingress, lane: "vote", urgent: true, admission: nil, peerAddresses: peerAddresses,
-                        queueMax: config.limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
+        let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
+                        senderBudget: senderBudget, votesOnly: shell.votesOnly, peerAddresses: peerAddresses,
+                        queueMax: limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
                         metrics: shell.metrics, inbox: inbox, logger: logger)
         return (user, vote)
     }
@@ -218,8 +233,14 @@ struct Edge: Sendable {
     /// "" (legacy, one lane), "user" or "vote": prefixes this edge's drop reasons.
     let lane: String
     let urgent: Bool
-    /// Admission for transactions, checked before the expensive verification.
-    let admission: TokenBucket?
+    /// Admission for transactions, checked before the expensive verification: forwarded by a
+    /// validator (staked) or sent by a client (unstaked).
+    let stakedAdmission: TokenBucket?
+    let unstakedAdmission: TokenBucket?
+    /// Per validator identity on the vote lane.
+    let senderBudget: TokenBucket?
+    /// Set by the main loop while votes-only mode is on.
+    let votesOnly: AtomicCounter
     let peerAddresses: Set<SocketAddress>
     let queueMax: Int
     let queueDepth: AtomicCounter
@@ -230,17 +251,35 @@ struct Edge: Sendable {
 
     func read(_ inbound: NIOAsyncChannelInboundStream<Datagram>) async throws {
         var ingress = self.ingress
-        var admission = self.admission
+        var staked = stakedAdmission
+        var unstaked = unstakedAdmission
+        var senders: [Bytes32: TokenBucket] = [:]
         var rejectLogBudget = 20
         for try await datagram in inbound {
             var buffer = datagram.data
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
             let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
-            // Admission control sheds user transactions before they cost a signature check.
-            if admission != nil, bytes.count > 2, bytes[2] == MessageKind.transfer.rawValue,
-               !admission!.take(nowMs: nowMs) {
-                drops.count(lane: lane, "rate_limited")
-                continue
+            // Everything here happens before the signature check, so shed traffic costs almost nothing.
+            if bytes.count > 2, bytes[2] == MessageKind.transfer.rawValue {
+                if votesOnly.value > 0 {
+                    drops.count(lane: lane, "votes_only")
+                    continue
+                }
+                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
+                if fromPeer, staked != nil, !staked!.take(nowMs: nowMs) {
+                    drops.count(lane: lane, "staked_rate_limited")
+                    continue
+                }
+                if !fromPeer, unstaked != nil, !unstaked!.take(nowMs: nowMs) {
+                    drops.count(lane: lane, "unstaked_rate_limited")
+                    continue
+                }
+            } else if let budget = senderBudget, bytes.count >= 47,
+                      let sender = Bytes32(bytes[15..<47]), ingress.members.contains(PublicKey(sender)) {
+                if !senders[sender, default: budget].take(nowMs: nowMs) {
+                    drops.count(lane: lane, "sender_rate_limited")
+                    continue
+                }
             }
             switch ingress.admit(bytes, nowMs: nowMs) {
             case .accepted(let envelope, let message):

@@ -142,6 +142,7 @@ extension NodeShell {
         let now = clock()
         lastCommitTimeMs = now
         lastProgressMs = now
+        updateVotesOnly()
         metrics.height.record(Int(block.header.height))
         metrics.blocksCommitted.increment()
         metrics.txsCommitted.increment(by: Int64(block.txs.count))

@@ -13,8 +13,26 @@ extension NodeShell {
         startConsensusIfReady()
         requestMissingBlocks()
         rebroadcastIfStalled()
+        updateVotesOnly()
         logDropsIfChanged()
         logSample()
+    }
+
+    /// Votes-only mode: on when nothing was finalized for `votesOnlyAfterMs`; off once blocks flow
+    /// again and it has been on for at least twice that (so the flood does not return at once).
+    func updateVotesOnly() {
+        let threshold = config.limits.votesOnlyAfterMs
+        guard threshold > 0, consensusStarted else { return }
+        let now = clock()
+        let sinceCommit = now - max(lastCommitTimeMs, startedAtMs)
+        let on = votesOnly.value > 0
+        let turnOn = !on && sinceCommit >= threshold
+        let turnOff = on && sinceCommit < threshold / 2 && now - votesOnlySinceMs >= 2 * threshold
+        guard turnOn || turnOff else { return }
+        votesOnly.add(turnOn ? 1 : -1)
+        votesOnlySinceMs = now
+        logger.notice("votes-only mode \(turnOn ? "on: no block finalized for \(threshold) ms" : "off")")
+        events.write("votes_only", timeMs: now, [("on", .bool(turnOn))])
     }
 
     /// Once a second: vote queueing delay, memory, queue lengths and kernel socket drops.

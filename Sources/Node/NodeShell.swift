@@ -98,6 +98,9 @@ final class NodeShell {
     var lastProgressMs: UInt64 = 0
     var lastRebroadcastMs: UInt64 = 0
     var consensusStarted = false
+    /// Non-zero while votes-only mode is on (read by the edges).
+    let votesOnly = AtomicCounter()
+    var votesOnlySinceMs: UInt64 = 0
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []
     static let voteDelaySamplesMax = 20_000

@@ -33,10 +33,19 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var ingressMode: String
         /// With lanes: the share of this node's measured verification rate user transactions may use.
         public var userVerifyShare: Double
+        /// With lanes: the part of the user budget reserved for transactions forwarded by validators
+        /// (staked); unstaked clients share the rest, so they are shed first when saturated.
+        public var stakedShare: Double
+        /// With lanes: messages per second one validator identity may send on the vote lane (0: no limit).
+        public var voteSenderPerSecond: Int
+        /// Votes-only mode: after this long with no finalized block, drop every user transaction
+        /// before verification until a block is finalized again (0: off). Works in legacy mode too.
+        public var votesOnlyAfterMs: UInt64
 
         public init(blockTxsMax: Int = 5_000, blockBytesMax: Int = 1_500_000, mempoolTxsMax: Int = 50_000,
                     datagramPayloadBytesMax: Int = 1_232, ingressQueueMax: Int = 20_000, statusIntervalMs: UInt64 = 100,
-                    gossipRelayFanout: Int = 0, ingressMode: String = "legacy", userVerifyShare: Double = 0.5) {
+                    gossipRelayFanout: Int = 0, ingressMode: String = "legacy", userVerifyShare: Double = 0.5,
+                    stakedShare: Double = 0.5, voteSenderPerSecond: Int = 5_000, votesOnlyAfterMs: UInt64 = 0) {
             self.blockTxsMax = blockTxsMax
             self.blockBytesMax = blockBytesMax
             self.mempoolTxsMax = mempoolTxsMax
@@ -46,6 +55,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             self.gossipRelayFanout = gossipRelayFanout
             self.ingressMode = ingressMode
             self.userVerifyShare = userVerifyShare
+            self.stakedShare = stakedShare
+            self.voteSenderPerSecond = voteSenderPerSecond
+            self.votesOnlyAfterMs = votesOnlyAfterMs
         }
 
         public var lanes: Bool { ingressMode == "lanes" }

@@ -91,3 +91,35 @@ import Testing
         #expect(reloaded.nodes.map(\.name) == ["a", "b"])
     }
 }
+
+@Suite struct LimitsParsingTests {
+    /// Every [limits] field at once (a larger parse function once returned a corrupted value here).
+    @Test func everyLimitIsRead() throws {
+        let text = """
+            [cluster]
+            [limits]
+            block_txs_max = 100
+            block_bytes_max = 200000
+            mempool_txs_max = 900
+            datagram_payload_bytes_max = 1000
+            ingress_queue_max = 500
+            status_interval_ms = 50
+            gossip_relay_fanout = 2
+            ingress_mode = "lanes"
+            user_verify_share = 0.25
+            staked_share = 0.75
+            vote_sender_per_s = 300
+            votes_only_after_ms = 800
+            [[node]]
+            name = "a"
+            """
+        let limits = try Topology.parse(text, path: "l.toml").limits
+        #expect(limits.blockTxsMax == 100 && limits.blockBytesMax == 200_000 && limits.mempoolTxsMax == 900)
+        #expect(limits.datagramPayloadBytesMax == 1_000 && limits.ingressQueueMax == 500 && limits.statusIntervalMs == 50)
+        #expect(limits.gossipRelayFanout == 2 && limits.lanes && limits.userVerifyShare == 0.25)
+        #expect(limits.stakedShare == 0.75 && limits.voteSenderPerSecond == 300 && limits.votesOnlyAfterMs == 800)
+        #expect(throws: TopologyError.self) {
+            try Topology.parse(text.replacingOccurrences(of: "\"lanes\"", with: "\"fast\""), path: "l.toml")
+        }
+    }
+}
