@@ -70,7 +70,18 @@ public enum ClusterOps {
             try await Task.sleep(for: .milliseconds(20))
         }
         let summary = last.map { "\($0.node.name): \($0.alive ? "height \($0.status?.height ?? 0)" : "not running")" }
-        throw RunError("timed out after \(Int(timeoutSeconds)) s waiting for the cluster (\(summary.joined(separator: ", ")))")
+        var views: [String] = []
+        if let token = try? RunFolder.token(dir) {
+            for state in last where state.alive {
+                if let response = try? await ControlClient.request(port: state.node.controlPort, path: "/consensus",
+                                                                  token: token) {
+                    views.append("\(state.node.name) /consensus: " + String(decoding: response.body, as: UTF8.self)
+                        .replacingOccurrences(of: "\n", with: " "))
+                }
+            }
+        }
+        throw RunError("timed out after \(Int(timeoutSeconds)) s waiting for the cluster (\(summary.joined(separator: ", ")))"
+                       + (views.isEmpty ? "" : "\n" + views.joined(separator: "\n")))
     }
 
     public static func down(dir: String) async throws {

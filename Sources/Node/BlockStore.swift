@@ -75,49 +75,66 @@ final class BlockStore {
     }
 }
 
-/// The last (height, round, step) this validator signed, written and fsynced before the signature
-/// leaves the process. Two slots alternate so a torn write never loses the previous state.
+/// The last (height, round, step) this validator signed, and the vote it signed there, written and
+/// fsynced before the signature exists (CometBFT's privval rule). After a crash the same vote can be
+/// signed again — Ed25519 is deterministic, so it is the identical message — and re-sent, while any
+/// other message at or below that step is refused. Two slots alternate so a torn write never loses
+/// the previous record.
 final class SignStateStore {
+    static let slotBytes = 128
+    static let payloadBytesMax = 64
+
     private let file: PosixFile
     private var nextSlot = 0
     private(set) var state: Tendermint.SignState?
+    /// The message kind and payload signed at `state` (empty for a proposal, whose block is not kept).
+    private(set) var signed: (kind: UInt8, payload: [UInt8])?
 
     init(path: String) throws {
         file = try PosixFile(path: path, flags: O_RDWR | O_CREAT)
-        let bytes = try file.read(count: 96, at: 0)
-        var best: (Tendermint.SignState, Int)?
-        for slot in 0..<2 where bytes.count >= (slot + 1) * 48 {
-            let record = Array(bytes[slot * 48..<(slot + 1) * 48])
+        let bytes = try file.read(count: 2 * SignStateStore.slotBytes, at: 0)
+        var best: (Tendermint.SignState, UInt8, [UInt8], Int)?
+        for slot in 0..<2 where bytes.count >= (slot + 1) * SignStateStore.slotBytes {
+            let record = Array(bytes[slot * SignStateStore.slotBytes..<(slot + 1) * SignStateStore.slotBytes])
             var reader = WireReader(record)
             guard let height = try? reader.u64("h"), let round = try? reader.u32("r"), let step = try? reader.u8("s"),
+                  let kind = try? reader.u8("k"),
+                  let payload = try? reader.blob16("p", max: SignStateStore.payloadBytesMax),
                   let digest = try? reader.bytes32("d") else { continue }
-            var body = WireWriter()
-            body.u64(height)
-            body.u32(round)
-            body.u8(step)
-            guard Blake2b.hash(body.bytes) == digest else { continue }
             let candidate = Tendermint.SignState(height: height, round: round, step: step)
-            if best == nil || candidate > best!.0 { best = (candidate, slot) }
+            guard Blake2b.hash(SignStateStore.body(candidate, kind, Array(payload))) == digest else { continue }
+            if best == nil || candidate > best!.0 { best = (candidate, kind, Array(payload), slot) }
         }
         state = best?.0
-        nextSlot = best.map { 1 - $0.1 } ?? 0
+        signed = best.map { ($0.1, $0.2) }
+        nextSlot = best.map { 1 - $0.3 } ?? 0
     }
 
-    /// Records `newState`; the caller checks it is above `state` (a lower one is never written).
-    func record(_ newState: Tendermint.SignState) throws {
+    private static func body(_ state: Tendermint.SignState, _ kind: UInt8, _ payload: [UInt8]) -> [UInt8] {
+        var writer = WireWriter()
+        writer.u64(state.height)
+        writer.u32(state.round)
+        writer.u8(state.step)
+        writer.u8(kind)
+        writer.blob16(payload)
+        return writer.bytes
+    }
+
+    /// Records `newState` with what is about to be signed there; refuses to go back.
+    func record(_ newState: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) throws {
         guard state.map({ newState > $0 }) ?? true else {
             throw FileError(path: "sign state", operation: "refused to go back from \(state!) to", code: 0)
         }
-        var body = WireWriter()
-        body.u64(newState.height)
-        body.u32(newState.round)
-        body.u8(newState.step)
-        var record = body
-        record.bytes32(Blake2b.hash(body.bytes))
-        record.raw([UInt8](repeating: 0, count: 48 - record.bytes.count))
-        try file.pwrite(record.bytes, at: nextSlot * 48)
+        precondition(payload.count <= SignStateStore.payloadBytesMax, "sign-state payload of \(payload.count) bytes")
+        let body = SignStateStore.body(newState, kind.rawValue, payload)
+        var record = WireWriter(capacity: SignStateStore.slotBytes)
+        record.raw(body)
+        record.bytes32(Blake2b.hash(body))
+        record.raw([UInt8](repeating: 0, count: SignStateStore.slotBytes - record.bytes.count))
+        try file.pwrite(record.bytes, at: nextSlot * SignStateStore.slotBytes)
         try file.sync()
         nextSlot = 1 - nextSlot
         state = newState
+        signed = (kind.rawValue, payload)
     }
 }

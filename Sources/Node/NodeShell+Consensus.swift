@@ -23,14 +23,17 @@ extension NodeShell {
     private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let state):
-            signingAllowed = persistSignState(state)
+            // Written (and fsynced) together with the message, by the signing effect that follows.
+            pendingSignState = state
         case .propose(let height, let round, let blockId, let polRound):
-            guard signingAllowed else { return }
+            guard let state = pendingSignState.take(), persistSignState(state, kind: .proposal, payload: []) else { return }
             if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
                 feedback.append(.proposal(proposal, from: myIndex!, valid: true))
             }
         case .broadcastVote(let type, let vote):
-            guard signingAllowed else { return }
+            guard let state = pendingSignState.take(), persistSignState(state, kind: type.kind, payload: vote.encoded) else {
+                return
+            }
             let envelope = sign(type.kind, vote)
             broadcast(envelope)
             ownVotes.append(envelope)
@@ -59,14 +62,14 @@ extension NodeShell {
 
     /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
     /// not above the last one recorded (which the core never emits) or a failed write means: do not sign.
-    private func persistSignState(_ state: Tendermint.SignState) -> Bool {
+    private func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         if let last = signStore.state, state <= last {
             logger.error("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
             refusedSignatures += 1
             return false
         }
         do {
-            try signStore.record(state)
+            try signStore.record(state, kind: kind, payload: payload)
             return true
         } catch {
             logger.error("cannot persist sign state, not signing: \(error)")

@@ -109,8 +109,8 @@ final class NodeShell {
     var queueLengths = (urgent: 0, bulk: 0)
     /// Local UDP ports, to read the kernel's receive-drop counters.
     var localPorts: [(lane: String, port: Int)] = []
-    /// False after a sign state could not be recorded: the signing effect that follows is skipped.
-    var signingAllowed = true
+    /// The sign state announced by the core, persisted with the message by the signing effect.
+    var pendingSignState: Tendermint.SignState?
     var refusedSignatures = 0
     let drops = DropCounters()
     var lastDropsLogged: [Int] = []
@@ -193,6 +193,23 @@ final class NodeShell {
         consensusStarted = true
         lastProgressMs = clock()
         drive(.start)
+        resendVoteSignedBeforeRestart()
+    }
+
+    /// A vote signed just before a crash may never have left: sign the recorded vote again (the
+    /// identical message, Ed25519 being deterministic), count it, and keep re-sending it while stalled.
+    func resendVoteSignedBeforeRestart() {
+        guard let index = myIndex, let state = signStore.state, state.height == consensus.height,
+              let signed = signStore.signed, let kind = MessageKind(rawValue: signed.kind),
+              kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: signed.payload),
+              vote.height == state.height, vote.round == state.round else { return }
+        let envelope = sign(kind, vote)
+        ownVotes.append(envelope)
+        broadcast(envelope)
+        events.write("vote_restored", timeMs: clock(), [
+            ("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))), ("kind", .string(kind.description)),
+        ])
+        drive(.vote(kind == .prevote ? .prevote : .precommit, vote, from: index, signature: envelope.signature))
     }
 
     func broadcastStatus() {

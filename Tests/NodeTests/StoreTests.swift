@@ -66,21 +66,27 @@ import Wire
         #expect(reopened.height == 2)
     }
 
-    @Test func signStateIsMonotonicAndSurvivesReopen() throws {
+    @Test func signStateIsMonotonicKeepsTheSignedVoteAndSurvivesReopen() throws {
         let path = tempPath("sign")
         defer { unlink(path) }
+        let vote = Vote(height: 4, round: 1, blockId: Blake2b.hash([4]))
         do {
             let store = try SignStateStore(path: path)
             #expect(store.state == nil)
-            try store.record(.init(height: 3, round: 0, step: 1))
-            try store.record(.init(height: 3, round: 0, step: 2))
-            try store.record(.init(height: 4, round: 1, step: 0))
+            try store.record(.init(height: 3, round: 0, step: 1), kind: .prevote, payload: Vote(height: 3, round: 0, blockId: nil).encoded)
+            try store.record(.init(height: 3, round: 0, step: 2), kind: .precommit, payload: Vote(height: 3, round: 0, blockId: nil).encoded)
+            try store.record(.init(height: 4, round: 1, step: 2), kind: .precommit, payload: vote.encoded)
+            #expect(throws: FileError.self) {
+                try store.record(.init(height: 4, round: 1, step: 1), kind: .prevote, payload: vote.encoded)
+            }
         }
         let reopened = try SignStateStore(path: path)
-        #expect(reopened.state == Tendermint.SignState(height: 4, round: 1, step: 0))
-        // A torn write to the slot being written leaves the previous state intact.
+        #expect(reopened.state == Tendermint.SignState(height: 4, round: 1, step: 2))
+        #expect(reopened.signed?.kind == MessageKind.precommit.rawValue)
+        #expect(try Vote(decoding: reopened.signed!.payload) == vote)
+        // A torn write to one slot leaves the other intact.
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-        for index in 0..<48 { bytes[index] = 0xAA }
+        for index in 0..<SignStateStore.slotBytes { bytes[index] = 0xAA }
         try bytes.write(to: URL(fileURLWithPath: path))
         let afterTear = try SignStateStore(path: path)
         #expect(afterTear.state != nil)
