@@ -210,6 +210,16 @@ public struct Evaluator: Sendable {
             let total = analysis.nodes.reduce(UInt64(0)) { $0 + $1.drops(lane: lane) }
             observed = Double(total)
             text = "\(total) \(lane)-lane datagrams dropped (all nodes, whole run)"
+        case "vote_inclusion":
+            // The share of commit certificates that carry each validator's precommit; the worst one.
+            let commits = heights(in: ranges)
+            let validators = Set(commits.flatMap(\.signers))
+            let shares = validators.map { validator in
+                Double(commits.filter { $0.signers.contains(validator) }.count) / Double(max(commits.count, 1))
+            }
+            observed = commits.isEmpty ? nil : (shares.min() ?? 0)
+            text = observed.map { String(format: "%.0f%% of %d commits carry the least-included validator's vote", $0 * 100,
+                                         commits.count) } ?? "no commits in the window"
         case "rss_max_mib":
             let peak = analysis.nodes.map(\.rssMaxKiB).max() ?? 0
             observed = Double(peak) / 1024

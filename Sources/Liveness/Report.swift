@@ -12,6 +12,8 @@ public struct Report: Codable, Sendable {
         public var commitLatencyMs: LatencyEntry?
         public var throughputTxPerSecond: Double
         public var roundsMax: UInt64
+        /// Mean share of validators whose precommit is in a commit certificate.
+        public var meanSignersShare: Double
         public var transactionsSubmitted: Int
         public var transactionsFinalized: Int
     }
@@ -145,6 +147,9 @@ public struct Report: Codable, Sendable {
             commitLatencyMs: analysis.latency.map { LatencyEntry(p50: $0.p50Ms, p99: $0.p99Ms, max: $0.maxMs, count: $0.count) },
             throughputTxPerSecond: analysis.throughputTxPerSecond,
             roundsMax: analysis.heightTimes.map(\.round).max() ?? 0,
+            meanSignersShare: analysis.heightTimes.isEmpty ? 0
+                : analysis.heightTimes.reduce(0.0) { $0 + Double($1.signers.count) } / Double(analysis.heightTimes.count)
+                    / Double(max(analysis.nodes.count, 1)),
             transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
         self.safety = Safety(agreement: analysis.agreement, heightsChecked: analysis.heightsChecked,
                              conflicts: analysis.conflicts.map { ConflictEntry(height: $0.height, sides: $0.sides) },

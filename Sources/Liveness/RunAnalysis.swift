@@ -65,6 +65,8 @@ public struct RunAnalysis: Sendable {
         public var timeMs: UInt64
         public var round: UInt64
         public var txs: Int
+        /// Validator indexes whose precommit is in the commit certificate (as first recorded).
+        public var signers: [Int] = []
     }
 
     public struct SeriesPoint: Sendable, Equatable {
@@ -90,6 +92,7 @@ public struct RunAnalysis: Sendable {
         var txIds: [String]
         var round: UInt64
         var source: String
+        var signers: [Int]
     }
 
     /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
@@ -111,7 +114,8 @@ public struct RunAnalysis: Sendable {
                     }
                     let commit = Commit(node: name, height: height, hash: hash, timeMs: time,
                                         txs: Int(uint(object["txs"]) ?? 0), txIds: object["txIds"] as? [String] ?? [],
-                                        round: uint(object["round"]) ?? 0, source: object["source"] as? String ?? "")
+                                        round: uint(object["round"]) ?? 0, source: object["source"] as? String ?? "",
+                                        signers: (object["signers"] as? [Any])?.compactMap { uint($0).map(Int.init) } ?? [])
                     commits.append(commit)
                     summary.height = max(summary.height, height)
                     summary.commits += 1
@@ -199,7 +203,8 @@ public struct RunAnalysis: Sendable {
             throughputTxPerSecond: throughput, unreadableLines: unreadable,
             heightTimes: firstSeen.keys.sorted().map {
                 let commit = firstSeen[$0]!
-                return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs)
+                return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs,
+                                  signers: commit.signers)
             },
             nodeSeries: Dictionary(grouping: commits, by: \.node).mapValues { list in
                 list.sorted { $0.timeMs < $1.timeMs }.map { SeriesPoint(timeMs: $0.timeMs, height: $0.height) }
