@@ -158,7 +158,8 @@ extension Topology {
         var limits = NodeConfig.Limits()
         try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
                              "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout", "ingress_mode",
-                             "user_verify_share", "staked_share", "vote_sender_per_s", "votes_only_after_ms"])
+                             "user_verify_share", "staked_share", "vote_sender_per_s", "votes_only_after_ms",
+                             "coalesce_votes"])
         limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
         limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
             ?? UInt64(limits.blockBytesMax))
@@ -181,15 +182,30 @@ extension Topology {
         limits.voteSenderPerSecond = Int(try table.uint("vote_sender_per_s", range: 0...10_000_000)
             ?? UInt64(limits.voteSenderPerSecond))
         limits.votesOnlyAfterMs = try table.uint("votes_only_after_ms", range: 0...3_600_000) ?? limits.votesOnlyAfterMs
+        if let value = table.table["coalesce_votes"] {
+            guard let flag = value.bool else { throw table.fail("coalesce_votes", "expected true or false") }
+            limits.coalesceVotes = flag
+        }
         return limits
     }
 }
 
 /// Typed access to one TOML table with errors that name the file and the dotted field.
+///
+/// TOMLKit's sub-tables point into the document's C++ tree without keeping it alive, so every
+/// reader holds the document's root: no child can outlive the memory it points into.
 struct TableReader {
     let file: String
     let prefix: String
     let table: TOMLTable
+    let root: TOMLTable
+
+    init(file: String, prefix: String, table: TOMLTable, root: TOMLTable? = nil) {
+        self.file = file
+        self.prefix = prefix
+        self.table = table
+        self.root = root ?? table
+    }
 
     func fail(_ key: String, _ problem: String) -> TopologyError {
         TopologyError(file: file, field: prefix + key, problem: problem)
@@ -236,7 +252,7 @@ struct TableReader {
             return nil
         }
         guard let inner = value.table else { throw fail(key, "expected a table, got \(value.type)") }
-        return TableReader(file: file, prefix: prefix + key + ".", table: inner)
+        return TableReader(file: file, prefix: prefix + key + ".", table: inner, root: root)
     }
 
     func tableArray(_ key: String) throws(TopologyError) -> [TableReader] {
@@ -245,7 +261,7 @@ struct TableReader {
         var out: [TableReader] = []
         for (index, element) in array.enumerated() {
             guard let inner = element.table else { throw fail("\(key)[\(index + 1)]", "expected a table") }
-            out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner))
+            out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner, root: root))
         }
         return out
     }

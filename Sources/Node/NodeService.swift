@@ -128,11 +128,15 @@ public struct NodeService: Service {
             ])
         }
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
-                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
+                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly, voteStakes: nil,
                         peerAddresses: peerAddresses, queueMax: limits.ingressQueueMax, queueDepth: queueDepth,
                         drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
-                        senderBudget: senderBudget, votesOnly: shell.votesOnly, peerAddresses: peerAddresses,
+                        senderBudget: senderBudget, votesOnly: shell.votesOnly,
+                        voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
+                            ($0.publicKey, $0.stake)
+                        }) : nil,
+                        peerAddresses: peerAddresses,
                         queueMax: limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
                         metrics: shell.metrics, inbox: inbox, logger: logger)
         return (user, vote)
@@ -241,6 +245,8 @@ struct Edge: Sendable {
     let senderBudget: TokenBucket?
     /// Set by the main loop while votes-only mode is on.
     let votesOnly: AtomicCounter
+    /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
+    let voteStakes: [PublicKey: UInt64]?
     let peerAddresses: Set<SocketAddress>
     let queueMax: Int
     let queueDepth: AtomicCounter
@@ -295,8 +301,21 @@ struct Edge: Sendable {
                 }
                 let fromPeer = peerAddresses.contains(datagram.remoteAddress)
                 queueDepth.add(1)
-                inbox.push(.message(envelope, message, fromPeer: fromPeer, receivedMs: nowMs),
-                           urgent: urgent && envelope.kind != .transfer)
+                let input = NodeInput.message(envelope, message, fromPeer: fromPeer, receivedMs: nowMs)
+                if urgent, let stakes = voteStakes, let stake = stakes[envelope.sender] {
+                    switch message {
+                    case .prevote(let vote), .precommit(let vote):
+                        let discarded = inbox.pushVote(input, sender: envelope.sender, kind: envelope.kind, vote: vote,
+                                                       stake: stake)
+                        if discarded > 0 {
+                            queueDepth.add(-discarded)
+                            drops.count(lane: "", "coalesced_votes") // superseded, not lost
+                        }
+                        continue
+                    default: break
+                    }
+                }
+                inbox.push(input, urgent: urgent && envelope.kind != .transfer)
             case .rejected(let reason, let detail):
                 metrics.rejected[reason]?.increment()
                 if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }

@@ -38,6 +38,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public var stakedShare: Double
         /// With lanes: messages per second one validator identity may send on the vote lane (0: no limit).
         public var voteSenderPerSecond: Int
+        /// With lanes: keep only the latest queued vote per validator and type, taken highest stake first.
+        public var coalesceVotes: Bool
         /// Votes-only mode: after this long with no finalized block, drop every user transaction
         /// before verification until a block is finalized again (0: off). Works in legacy mode too.
         public var votesOnlyAfterMs: UInt64
@@ -45,7 +47,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         public init(blockTxsMax: Int = 5_000, blockBytesMax: Int = 1_500_000, mempoolTxsMax: Int = 50_000,
                     datagramPayloadBytesMax: Int = 1_232, ingressQueueMax: Int = 20_000, statusIntervalMs: UInt64 = 100,
                     gossipRelayFanout: Int = 0, ingressMode: String = "legacy", userVerifyShare: Double = 0.5,
-                    stakedShare: Double = 0.5, voteSenderPerSecond: Int = 5_000, votesOnlyAfterMs: UInt64 = 0) {
+                    stakedShare: Double = 0.5, voteSenderPerSecond: Int = 5_000, votesOnlyAfterMs: UInt64 = 0,
+                    coalesceVotes: Bool = true) {
             self.blockTxsMax = blockTxsMax
             self.blockBytesMax = blockBytesMax
             self.mempoolTxsMax = mempoolTxsMax
@@ -58,6 +61,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             self.stakedShare = stakedShare
             self.voteSenderPerSecond = voteSenderPerSecond
             self.votesOnlyAfterMs = votesOnlyAfterMs
+            self.coalesceVotes = coalesceVotes
         }
 
         public var lanes: Bool { ingressMode == "lanes" }

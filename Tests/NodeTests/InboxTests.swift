@@ -1,5 +1,6 @@
 import Consensus
 import NIOCore
+import Sodium
 import Testing
 import Transport
 import Wire
@@ -31,6 +32,48 @@ import Wire
         #expect(await inbox.next() == nil)
         inbox.push(.tick, urgent: true) // ignored after finish
         #expect(await inbox.next() == nil)
+    }
+}
+
+@Suite struct CoalescingTests {
+    static let keys = (0..<3).map { SigningKey(label: "coalesce-\($0)").publicKey }
+
+    func vote(_ validator: Int, height: UInt64, round: UInt32) -> (NodeInput, Vote) {
+        let vote = Vote(height: height, round: round, blockId: nil)
+        let envelope = Envelope(kind: .prevote, payload: vote.encoded, domain: Domain(chainId: "c"),
+                                key: SigningKey(label: "coalesce-\(validator)"))
+        return (.message(envelope, .prevote(vote), fromPeer: true, receivedMs: 0), vote)
+    }
+
+    func nextVote(_ inbox: Inbox) async -> (PublicKey, Vote)? {
+        guard case .message(let envelope, .prevote(let vote), _, _) = await inbox.next() else { return nil }
+        return (envelope.sender, vote)
+    }
+
+    /// A newer vote from a validator replaces its queued older one; queued votes come out by stake.
+    @Test func latestVotePerValidatorDrainedByStake() async {
+        let inbox = Inbox()
+        let stakes: [UInt64] = [10, 30, 20]
+        let (old, oldVote) = vote(0, height: 5, round: 0)
+        #expect(inbox.pushVote(old, sender: Self.keys[0], kind: .prevote, vote: oldVote, stake: stakes[0]) == 0)
+        let (new, newVote) = vote(0, height: 5, round: 2)
+        #expect(inbox.pushVote(new, sender: Self.keys[0], kind: .prevote, vote: newVote, stake: stakes[0]) == 1)
+        let (late, lateVote) = vote(0, height: 5, round: 1)
+        #expect(inbox.pushVote(late, sender: Self.keys[0], kind: .prevote, vote: lateVote, stake: stakes[0]) == 1)
+        for validator in 1...2 {
+            let (input, v) = vote(validator, height: 5, round: 2)
+            inbox.pushVote(input, sender: Self.keys[validator], kind: .prevote, vote: v, stake: stakes[validator])
+        }
+        inbox.push(.tick, urgent: false)
+        var order: [PublicKey] = []
+        for _ in 0..<3 {
+            guard let (sender, v) = await nextVote(inbox) else { Issue.record("expected a vote"); return }
+            #expect(v.round == 2)
+            order.append(sender)
+        }
+        #expect(order == [Self.keys[1], Self.keys[2], Self.keys[0]])
+        #expect(inbox.coalesced == 2)
+        guard case .tick = await inbox.next() else { Issue.record("bulk input after the votes"); return }
     }
 }
 
