@@ -212,42 +212,30 @@ public struct SyncPart: WireCodable, Equatable {
     }
 }
 
-/// Some of the precommit signatures that committed `blockId` at (height, round), for block sync.
-/// Each signature is checked on its own, so they can come from any peers in any order.
+/// Some of the precommit signatures that committed a block, for block sync: a certificate of at
+/// most `signaturesMax` signatures. Each signature is checked on its own, so they can come from any
+/// peers in any order.
 public struct SyncCommit: WireCodable, Equatable {
     public static let signaturesMax = 12
 
-    public var height: UInt64
-    public var round: UInt32
-    public var blockId: Bytes32
-    public var signatures: [CommitCertificate.Signature]
+    public var certificate: CommitCertificate
 
     public init(height: UInt64, round: UInt32, blockId: Bytes32, signatures: [CommitCertificate.Signature]) {
-        self.height = height
-        self.round = round
-        self.blockId = blockId
-        self.signatures = signatures
+        certificate = CommitCertificate(height: height, round: round, blockId: blockId, signatures: signatures)
     }
 
-    public func encode(to writer: inout WireWriter) {
-        writer.u64(height)
-        writer.u32(round)
-        writer.bytes32(blockId)
-        writer.u8(UInt8(signatures.count))
-        for entry in signatures { entry.encode(to: &writer) }
-    }
+    public var height: UInt64 { certificate.height }
+    public var round: UInt32 { certificate.round }
+    public var blockId: Bytes32 { certificate.blockId }
+    public var signatures: [CommitCertificate.Signature] { certificate.signatures }
+
+    public func encode(to writer: inout WireWriter) { certificate.encode(to: &writer) }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
-        height = try reader.u64("syncCommit.height")
-        round = try reader.u32("syncCommit.round")
-        blockId = try reader.bytes32("syncCommit.blockId")
-        let count = Int(try reader.u8("syncCommit.count"))
-        guard count >= 1, count <= SyncCommit.signaturesMax else {
-            throw .oversized(field: "syncCommit.count", length: count, max: SyncCommit.signaturesMax)
+        certificate = try CommitCertificate(from: &reader)
+        guard (1...SyncCommit.signaturesMax).contains(certificate.signatures.count) else {
+            throw .oversized(field: "syncCommit.count", length: certificate.signatures.count, max: SyncCommit.signaturesMax)
         }
-        var signatures: [CommitCertificate.Signature] = []
-        for _ in 0..<count { signatures.append(try CommitCertificate.Signature(from: &reader)) }
-        self.signatures = signatures
     }
 }
 
