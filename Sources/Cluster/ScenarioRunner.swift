@@ -188,12 +188,12 @@ public enum ScenarioRunner {
     }
 
     /// Descriptions of the fault windows still open.
-    static func openWindows(_ dir: String, action: String? = nil) -> [String] {
+    static func openWindows(_ dir: String) -> [String] {
         var open: [String: FaultEvent] = [:]
         for event in FaultEngine.timeline(dir) {
             if event.event == "start" { open[event.id] = event } else { open[event.id] = nil }
         }
-        return open.values.filter { action == nil || $0.action == action }.sorted { $0.t < $1.t }.map(\.description)
+        return open.values.sorted { $0.t < $1.t }.map(\.description)
     }
 
     /// A node killed by a step that was never restarted is down on purpose, not crashed.
