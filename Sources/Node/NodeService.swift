@@ -259,14 +259,14 @@ struct Edge: Sendable {
         var ingress = self.ingress
         var staked = stakedAdmission
         var unstaked = unstakedAdmission
-        var senders: [Bytes32: TokenBucket] = [:]
+        var senders: [PublicKey: TokenBucket] = [:]
         var rejectLogBudget = 20
         for try await datagram in inbound {
             var buffer = datagram.data
             let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
             let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
             // Everything here happens before the signature check, so shed traffic costs almost nothing.
-            if bytes.count > 2, bytes[2] == MessageKind.transfer.rawValue {
+            if Envelope.peekKind(bytes) == .transfer {
                 if votesOnly.value > 0 {
                     drops.count(lane: lane, "votes_only")
                     continue
@@ -280,8 +280,8 @@ struct Edge: Sendable {
                     drops.count(lane: lane, "unstaked_rate_limited")
                     continue
                 }
-            } else if let budget = senderBudget, bytes.count >= 47,
-                      let sender = Bytes32(bytes[15..<47]), ingress.members.contains(PublicKey(sender)) {
+            } else if let budget = senderBudget, let sender = Envelope.peekSender(bytes),
+                      ingress.members.contains(sender) {
                 if !senders[sender, default: budget].take(nowMs: nowMs) {
                     drops.count(lane: lane, "sender_rate_limited")
                     continue

@@ -117,6 +117,17 @@ public struct Envelope: Sendable, Equatable {
         self.bytes = bytes
     }
 
+    /// The kind of a framed envelope, read without decoding or verifying it (for shedding load
+    /// before the expensive step); nil if the bytes are too short or the kind unknown.
+    public static func peekKind(_ bytes: [UInt8]) -> MessageKind? {
+        bytes.count > 2 && bytes[0] == magic ? MessageKind(rawValue: bytes[2]) : nil
+    }
+
+    /// The claimed sender of a framed envelope, not yet verified.
+    public static func peekSender(_ bytes: [UInt8]) -> PublicKey? {
+        bytes.count >= 15 + 32 && bytes[0] == magic ? PublicKey(bytes[15..<47]) : nil
+    }
+
     /// Checks the domain and the Ed25519 signature. This is the expensive step (~50 µs).
     public func verify(domain: Domain) -> VerifyResult {
         guard chainTag == domain.chainTag else { return .wrongChain }

@@ -187,3 +187,20 @@ struct SplitMix {
         }
     }
 }
+
+@Suite struct PeekTests {
+    /// Load shedding reads kind and sender before verifying; they must match what decoding gives.
+    @Test func peekAgreesWithDecodingAndRejectsShortOrForeignBytes() throws {
+        let key = SigningKey(label: "peek")
+        let envelope = Envelope(kind: .precommit, payload: Vote(height: 1, round: 0, blockId: nil).encoded,
+                                domain: Domain(chainId: "c"), key: key)
+        let decoded = try Envelope(decoding: envelope.bytes)
+        #expect(Envelope.peekKind(envelope.bytes) == decoded.kind)
+        #expect(Envelope.peekSender(envelope.bytes) == decoded.sender)
+        #expect(Envelope.peekKind([Envelope.magic, 1]) == nil)
+        #expect(Envelope.peekSender(Array(envelope.bytes.prefix(40))) == nil)
+        var foreign = envelope.bytes
+        foreign[0] = 0
+        #expect(Envelope.peekKind(foreign) == nil)
+    }
+}
