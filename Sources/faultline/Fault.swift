@@ -73,73 +73,56 @@ struct Fault: AsyncParsableCommand {
         @Option(help: "Receiving nodes (names, all, key=value).") var to: String = "all"
     }
 
-    static func percent(_ value: Double, _ what: String) throws {
-        guard (0...100).contains(value) else { throw ValidationError("\(what) must be a percentage 0...100") }
-    }
 
-    struct Loss: AsyncParsableCommand {
+    struct Loss: PercentLinkFault {
         static let configuration = CommandConfiguration(abstract: "Drop a percentage of datagrams on links.")
+        static let what = "loss"
         @OptionGroup var runOption: RunOption
         @OptionGroup var scope: LinkScope
         @Argument(help: "Percent of datagrams dropped.") var percent: Double
-        func validate() throws { try Fault.percent(percent, "loss") }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(lossPercent: percent), from: [scope.from], to: [scope.to]), runOption)
-        }
+        var rule: LinkRule { .init(lossPercent: percent) }
     }
 
-    struct Delay: AsyncParsableCommand {
+    struct Delay: LinkFaultCommand {
         static let configuration = CommandConfiguration(abstract: "Delay datagrams on links, with jitter.")
         @OptionGroup var runOption: RunOption
         @OptionGroup var scope: LinkScope
         @Argument(help: "Delay in milliseconds.") var ms: Double
         @Option(help: "Jitter in milliseconds (uniform ±).") var jitter: Double = 0
+        var rule: LinkRule { .init(delayMs: ms, jitterMs: jitter) }
         func validate() throws {
             guard ms >= 0, jitter >= 0, ms <= 60_000 else { throw ValidationError("delay must be 0...60000 ms") }
         }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(delayMs: ms, jitterMs: jitter), from: [scope.from], to: [scope.to]),
-                                  runOption)
-        }
     }
 
-    struct Duplicate: AsyncParsableCommand {
+    struct Duplicate: PercentLinkFault {
         static let configuration = CommandConfiguration(abstract: "Send a percentage of datagrams twice.")
+        static let what = "duplicate"
         @OptionGroup var runOption: RunOption
         @OptionGroup var scope: LinkScope
         @Argument(help: "Percent of datagrams duplicated.") var percent: Double
-        func validate() throws { try Fault.percent(percent, "duplicate") }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(duplicatePercent: percent), from: [scope.from], to: [scope.to]),
-                                  runOption)
-        }
+        var rule: LinkRule { .init(duplicatePercent: percent) }
     }
 
-    struct Reorder: AsyncParsableCommand {
+    struct Reorder: PercentLinkFault {
         static let configuration = CommandConfiguration(abstract: "Hold back a percentage of datagrams so they arrive late.")
+        static let what = "reorder"
         @OptionGroup var runOption: RunOption
         @OptionGroup var scope: LinkScope
         @Argument(help: "Percent of datagrams reordered.") var percent: Double
-        func validate() throws { try Fault.percent(percent, "reorder") }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(reorderPercent: percent), from: [scope.from], to: [scope.to]),
-                                  runOption)
-        }
+        var rule: LinkRule { .init(reorderPercent: percent) }
     }
 
-    struct Bandwidth: AsyncParsableCommand {
+    struct Bandwidth: LinkFaultCommand {
         static let configuration = CommandConfiguration(abstract: "Cap each link's bandwidth (bytes per second).")
         @OptionGroup var runOption: RunOption
         @OptionGroup var scope: LinkScope
         @Argument(help: "Bytes per second.") var bytesPerSecond: Int
+        var rule: LinkRule { .init(bandwidthBytesPerSecond: bytesPerSecond) }
         func validate() throws { guard bytesPerSecond > 0 else { throw ValidationError("bandwidth must be > 0") } }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(bandwidthBytesPerSecond: bytesPerSecond), from: [scope.from],
-                                        to: [scope.to]), runOption)
-        }
     }
 
-    struct Drop: AsyncParsableCommand {
+    struct Drop: LinkFaultCommand {
         static let configuration = CommandConfiguration(
             abstract: "Drop messages of some kinds on links, e.g. `drop precommit --from v2 --to v4`.")
         @OptionGroup var runOption: RunOption
@@ -152,9 +135,7 @@ struct Fault: AsyncParsableCommand {
                                       + MessageKind.allCases.map(\.description).joined(separator: ", "))
             }
         }
-        func run() async throws {
-            try await Fault.apply(.link(rule: .init(dropKinds: kinds), from: [scope.from], to: [scope.to]), runOption)
-        }
+        var rule: LinkRule { .init(dropKinds: kinds) }
     }
 
     struct Skew: AsyncParsableCommand {
@@ -182,5 +163,30 @@ struct Fault: AsyncParsableCommand {
             try FaultEngine.recordWindow(dir, id: id, action: "spam", description: "spam \(rate) tx/s", start: false)
             print("spam: sent \(stats.sent) transfers in \(String(format: "%.1f", stats.seconds)) s")
         }
+    }
+}
+
+/// A fault on links: a rule applied to every link from `--from` to `--to`.
+protocol LinkFaultCommand: AsyncParsableCommand {
+    var runOption: RunOption { get }
+    var scope: Fault.LinkScope { get }
+    var rule: LinkRule { get }
+}
+
+extension LinkFaultCommand {
+    func run() async throws {
+        try await Fault.apply(.link(rule: rule, from: [scope.from], to: [scope.to]), runOption)
+    }
+}
+
+/// A link fault given as a percentage of datagrams.
+protocol PercentLinkFault: LinkFaultCommand {
+    static var what: String { get }
+    var percent: Double { get }
+}
+
+extension PercentLinkFault {
+    func validate() throws {
+        guard (0...100).contains(percent) else { throw ValidationError("\(Self.what) must be a percentage 0...100") }
     }
 }
