@@ -159,7 +159,7 @@ extension Topology {
         try table.allowOnly(["block_txs_max", "block_bytes_max", "mempool_txs_max", "datagram_payload_bytes_max",
                              "ingress_queue_max", "status_interval_ms", "gossip_relay_fanout", "ingress_mode",
                              "user_verify_share", "staked_share", "vote_sender_per_s", "votes_only_after_ms",
-                             "coalesce_votes"])
+                             "coalesce_votes", "vote_checks_per_height_max"])
         limits.blockTxsMax = Int(try table.uint("block_txs_max", range: 0...20_000) ?? UInt64(limits.blockTxsMax))
         limits.blockBytesMax = Int(try table.uint("block_bytes_max", range: 1_000...3_000_000)
             ?? UInt64(limits.blockBytesMax))
@@ -182,6 +182,8 @@ extension Topology {
         limits.voteSenderPerSecond = Int(try table.uint("vote_sender_per_s", range: 0...10_000_000)
             ?? UInt64(limits.voteSenderPerSecond))
         limits.votesOnlyAfterMs = try table.uint("votes_only_after_ms", range: 0...3_600_000) ?? limits.votesOnlyAfterMs
+        limits.voteChecksPerHeightMax = Int(try table.uint("vote_checks_per_height_max", range: 0...1_000_000)
+            ?? UInt64(limits.voteChecksPerHeightMax))
         if let value = table.table["coalesce_votes"] {
             guard let flag = value.bool else { throw table.fail("coalesce_votes", "expected true or false") }
             limits.coalesceVotes = flag

@@ -5,7 +5,8 @@ import Wire
 
 /// The main loop's input queue, in two classes: `urgent` (timers, control, and with vote lanes on,
 /// consensus traffic) is always taken before `bulk` (user transactions; everything network-borne in
-/// legacy mode). A waiting consumer is resumed directly by the next producer.
+/// legacy mode). A waiting consumer is resumed directly by the next producer, with everything that
+/// producer pushed at once (a read burst is one wake-up, not one per datagram).
 final class Inbox: Sendable {
     /// A vote waiting to be processed: the latest one per (validator, vote type).
     struct VoteSlot: Hashable {
@@ -19,7 +20,7 @@ final class Inbox: Sendable {
         var votes: [VoteSlot: (stake: UInt64, position: UInt64, input: NodeInput)] = [:]
         var sequence: UInt64 = 0
         var coalesced = 0
-        var waiter: CheckedContinuation<NodeInput?, Never>?
+        var waiter: CheckedContinuation<[NodeInput]?, Never>?
         var finished = false
 
         mutating func popFirst() -> NodeInput? {
@@ -37,21 +38,27 @@ final class Inbox: Sendable {
     private let state = Mutex(State())
 
     func push(_ input: NodeInput, urgent: Bool) {
-        let waiter: CheckedContinuation<NodeInput?, Never>? = state.withLock { state in
+        push(CollectionOfOne(input), urgent: urgent)
+    }
+
+    /// Queues `inputs` in order; a waiting consumer gets them all at once.
+    func push(_ inputs: some Collection<NodeInput>, urgent: Bool) {
+        guard !inputs.isEmpty else { return }
+        let waiter: CheckedContinuation<[NodeInput]?, Never>? = state.withLock { state in
             if state.finished { return nil }
             if let waiter = state.waiter {
                 state.waiter = nil
                 return waiter
             }
-            if urgent { state.urgent.append(input) } else { state.bulk.append(input) }
+            if urgent { state.urgent.append(contentsOf: inputs) } else { state.bulk.append(contentsOf: inputs) }
             return nil
         }
-        waiter?.resume(returning: input)
+        waiter?.resume(returning: Array(inputs))
     }
 
     /// Ends the loop: the consumer gets nil once; later pushes are ignored.
     func finish() {
-        let waiter: CheckedContinuation<NodeInput?, Never>? = state.withLock { state in
+        let waiter: CheckedContinuation<[NodeInput]?, Never>? = state.withLock { state in
             state.finished = true
             let waiter = state.waiter
             state.waiter = nil
@@ -71,7 +78,7 @@ final class Inbox: Sendable {
     @discardableResult
     func pushVote(_ input: NodeInput, sender: PublicKey, kind: MessageKind, vote: Vote, stake: UInt64) -> Int {
         var discarded = 0
-        let waiter: CheckedContinuation<NodeInput?, Never>? = state.withLock { state in
+        let waiter: CheckedContinuation<[NodeInput]?, Never>? = state.withLock { state in
             if state.finished { return nil }
             if let waiter = state.waiter {
                 state.waiter = nil
@@ -98,19 +105,23 @@ final class Inbox: Sendable {
             state.votes[slot] = (stake, state.sequence, input)
             return nil
         }
-        waiter?.resume(returning: input)
+        waiter?.resume(returning: [input])
         return discarded
     }
 
-    func next() async -> NodeInput? {
-        await withCheckedContinuation { (continuation: CheckedContinuation<NodeInput?, Never>) in
-            let ready: NodeInput?? = state.withLock { state in
+    /// Up to `max` inputs in priority order (urgent, then votes by stake, then bulk), waiting for the
+    /// next push if there are none; nil once finished.
+    func next(max: Int = 64) async -> [NodeInput]? {
+        await withCheckedContinuation { (continuation: CheckedContinuation<[NodeInput]?, Never>) in
+            let ready: [NodeInput]?? = state.withLock { state in
                 if state.finished { return .some(nil) }
-                if let input = state.popFirst() { return .some(input) }
+                var taken: [NodeInput] = []
+                while taken.count < max, let input = state.popFirst() { taken.append(input) }
+                if !taken.isEmpty { return .some(taken) }
                 state.waiter = continuation
                 return .none
             }
-            if case .some(let input) = ready { continuation.resume(returning: input) }
+            if case .some(let inputs) = ready { continuation.resume(returning: inputs) }
         }
     }
 }

@@ -47,9 +47,11 @@ public struct NodeService: Service {
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
         let voteDepth = AtomicCounter()
-        let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort)
+        // One byte over the limit is enough for the edge to see an oversized datagram as such.
+        let readBytesMax = config.limits.datagramPayloadBytesMax + 1
+        let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort, datagramBytesMax: readBytesMax)
         let voteSocket = config.limits.lanes && config.votePort > 0
-            ? try await UDPEndpoint.bind(host: config.host, port: config.votePort) : nil
+            ? try await UDPEndpoint.bind(host: config.host, port: config.votePort, datagramBytesMax: readBytesMax) : nil
         let registry = self.registry
         let control = try await ControlServer.start(
             port: config.controlPort, token: loaded.token,
@@ -104,8 +106,9 @@ public struct NodeService: Service {
     private func makeEdges(shell: NodeShell, config: NodeConfig, inbox: Inbox, queueDepth: AtomicCounter,
                            voteDepth: AtomicCounter, logger: Logger) -> (Edge, Edge) {
         let members = Set(shell.validators.members.map(\.publicKey)).union(shell.peers.keys)
+        let budget = config.limits.voteChecksPerHeightMax
         let ingress = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
-                              members: members)
+                              members: members, voteBudget: budget > 0 ? VoteCheckBudget(perHeightMax: budget) : nil)
         let peerAddresses = Set(shell.peers.values.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
         var staked: TokenBucket?
         var unstaked: TokenBucket?
@@ -128,11 +131,12 @@ public struct NodeService: Service {
             ])
         }
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
-                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly, voteStakes: nil,
+                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
+                        consensusHeight: shell.consensusHeight, voteStakes: nil,
                         peerAddresses: peerAddresses, queueMax: limits.ingressQueueMax, queueDepth: queueDepth,
                         drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
-                        senderBudget: senderBudget, votesOnly: shell.votesOnly,
+                        senderBudget: senderBudget, votesOnly: shell.votesOnly, consensusHeight: shell.consensusHeight,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
                         }) : nil,
@@ -150,18 +154,21 @@ public struct NodeService: Service {
         try await flush(shell, outbound)
         var lastHeight = shell.store.height
         var wakeAtMs: Double?
-        while let input = await inbox.next() {
+        while let inputs = await inbox.next() {
             var isTick = false
-            switch input {
-            case .message(let envelope, _, _, _):
-                // Which lane it came through is what matters for the depth; transfers are user traffic.
-                if envelope.kind == .transfer || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
-            case .tick: isTick = true
-            case .sendDue: wakeAtMs = nil
-            case .timeout, .setLinkFaults, .setClockSkew: break
+            for input in inputs {
+                switch input {
+                case .message(let envelope, _, _, _):
+                    // Which lane it came through is what matters for the depth; transfers are user traffic.
+                    if envelope.kind == .transfer || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
+                case .tick: isTick = true
+                case .sendDue: wakeAtMs = nil
+                case .timeout, .setLinkFaults, .setClockSkew: break
+                }
+                shell.handle(input)
             }
             shell.queueLengths = inbox.counts
-            shell.handle(input)
+            shell.consensusHeight.set(Int(shell.consensus.height))
             try await flush(shell, outbound)
             // Delayed datagrams (link faults): one wake-up for the earliest, re-armed as needed.
             if let due = shell.shaper.nextDueMs, wakeAtMs.map({ due < $0 }) ?? true {
@@ -245,6 +252,8 @@ struct Edge: Sendable {
     let senderBudget: TokenBucket?
     /// Set by the main loop while votes-only mode is on.
     let votesOnly: AtomicCounter
+    /// The height the main loop is deciding (for the vote budget).
+    let consensusHeight: AtomicCounter
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     let peerAddresses: Set<SocketAddress>
@@ -255,75 +264,100 @@ struct Edge: Sendable {
     let inbox: Inbox
     let logger: Logger
 
-    func read(_ inbound: NIOAsyncChannelInboundStream<Datagram>) async throws {
-        var ingress = self.ingress
-        var staked = stakedAdmission
-        var unstaked = unstakedAdmission
+    func read(_ inbound: NIOAsyncChannelInboundStream<[Datagram]>) async throws {
+        var state = ReaderState(ingress: ingress, staked: stakedAdmission, unstaked: unstakedAdmission)
+        var accepted: [NodeInput] = []
+        var acceptedUrgent: [NodeInput] = []
+        for try await batch in inbound {
+            let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            for datagram in batch {
+                var buffer = datagram.data
+                let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+                guard let (input, kind) = admit(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else {
+                    continue
+                }
+                if urgent && kind != .transfer { acceptedUrgent.append(input) } else { accepted.append(input) }
+            }
+            // One hand-off (and at most one wake-up of the main loop) per read burst.
+            inbox.push(acceptedUrgent, urgent: true)
+            inbox.push(accepted, urgent: false)
+            acceptedUrgent.removeAll(keepingCapacity: true)
+            accepted.removeAll(keepingCapacity: true)
+        }
+    }
+
+    /// What one reader task owns: its copy of the ingress (de-duplication memory) and admission buckets.
+    struct ReaderState {
+        var ingress: Ingress
+        var staked: TokenBucket?
+        var unstaked: TokenBucket?
         var senders: [PublicKey: TokenBucket] = [:]
         var rejectLogBudget = 20
-        for try await datagram in inbound {
-            var buffer = datagram.data
-            let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-            let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
-            // Everything here happens before the signature check, so shed traffic costs almost nothing.
-            if Envelope.peekKind(bytes) == .transfer {
-                if votesOnly.value > 0 {
-                    drops.count(lane: lane, "votes_only")
-                    continue
-                }
-                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
-                if fromPeer, staked != nil, !staked!.take(nowMs: nowMs) {
-                    drops.count(lane: lane, "staked_rate_limited")
-                    continue
-                }
-                if !fromPeer, unstaked != nil, !unstaked!.take(nowMs: nowMs) {
-                    drops.count(lane: lane, "unstaked_rate_limited")
-                    continue
-                }
-            } else if let budget = senderBudget, let sender = Envelope.peekSender(bytes),
-                      ingress.members.contains(sender) {
-                if !senders[sender, default: budget].take(nowMs: nowMs) {
-                    drops.count(lane: lane, "sender_rate_limited")
-                    continue
-                }
+    }
+
+    /// Sheds, verifies and classifies one datagram. Returns the input to queue in the ordinary way, or
+    /// nil when it was dropped, rejected, or already queued as a coalesced vote.
+    private func admit(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64,
+                       _ state: inout ReaderState) -> (NodeInput, MessageKind)? {
+        // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
+        if Envelope.peekKind(bytes) == .transfer {
+            if votesOnly.value > 0 {
+                drops.count(lane: lane, "votes_only")
+                return nil
             }
-            switch ingress.admit(bytes, nowMs: nowMs) {
-            case .accepted(let envelope, let message):
-                // With lanes, each port carries one class: anything else is dropped, not queued.
-                if !lane.isEmpty, (lane == "user") != (envelope.kind == .transfer) {
-                    drops.count(lane: lane, "wrong_lane")
-                    continue
-                }
-                guard queueDepth.value < queueMax else {
-                    drops.count(lane: lane, "queue_full")
-                    metrics.ingressQueueDropped.increment()
-                    continue
-                }
-                let fromPeer = peerAddresses.contains(datagram.remoteAddress)
-                queueDepth.add(1)
-                let input = NodeInput.message(envelope, message, fromPeer: fromPeer, receivedMs: nowMs)
-                if urgent, let stakes = voteStakes, let stake = stakes[envelope.sender] {
-                    switch message {
-                    case .prevote(let vote), .precommit(let vote):
-                        let discarded = inbox.pushVote(input, sender: envelope.sender, kind: envelope.kind, vote: vote,
-                                                       stake: stake)
-                        if discarded > 0 {
-                            queueDepth.add(-discarded)
-                            drops.count(lane: "", "coalesced_votes") // superseded, not lost
-                        }
-                        continue
-                    default: break
+            let fromPeer = peerAddresses.contains(address)
+            if fromPeer, state.staked != nil, !state.staked!.take(nowMs: nowMs) {
+                drops.count(lane: lane, "staked_rate_limited")
+                return nil
+            }
+            if !fromPeer, state.unstaked != nil, !state.unstaked!.take(nowMs: nowMs) {
+                drops.count(lane: lane, "unstaked_rate_limited")
+                return nil
+            }
+        } else if let budget = senderBudget, let sender = Envelope.peekSender(bytes),
+                  state.ingress.members.contains(sender) {
+            // Bounded: only member identities get a bucket.
+            if !state.senders[sender, default: budget].take(nowMs: nowMs) {
+                drops.count(lane: lane, "sender_rate_limited")
+                return nil
+            }
+        }
+        switch state.ingress.admit(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0))) {
+        case .accepted(let envelope, let message):
+            // With lanes, each port carries one class: anything else is dropped, not queued.
+            if !lane.isEmpty, (lane == "user") != (envelope.kind == .transfer) {
+                drops.count(lane: lane, "wrong_lane")
+                return nil
+            }
+            guard queueDepth.value < queueMax else {
+                drops.count(lane: lane, "queue_full")
+                metrics.ingressQueueDropped.increment()
+                return nil
+            }
+            queueDepth.add(1)
+            let input = NodeInput.message(envelope, message, fromPeer: peerAddresses.contains(address), receivedMs: nowMs)
+            if urgent, let stakes = voteStakes, let stake = stakes[envelope.sender] {
+                switch message {
+                case .prevote(let vote), .precommit(let vote):
+                    let discarded = inbox.pushVote(input, sender: envelope.sender, kind: envelope.kind, vote: vote,
+                                                   stake: stake)
+                    if discarded > 0 {
+                        queueDepth.add(-discarded)
+                        drops.count(lane: "", "coalesced_votes") // superseded, not lost
                     }
-                }
-                inbox.push(input, urgent: urgent && envelope.kind != .transfer)
-            case .rejected(let reason, let detail):
-                metrics.rejected[reason]?.increment()
-                if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }
-                if reason != .duplicate, rejectLogBudget > 0 {
-                    rejectLogBudget -= 1
-                    logger.notice("dropped datagram from \(datagram.remoteAddress): \(reason.rawValue) \(detail)")
+                    return nil
+                default: break
                 }
             }
+            return (input, envelope.kind)
+        case .rejected(let reason, let detail):
+            metrics.rejected[reason]?.increment()
+            if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }
+            if reason != .duplicate, state.rejectLogBudget > 0 {
+                state.rejectLogBudget -= 1
+                logger.notice("dropped datagram from \(address): \(reason.rawValue) \(detail)")
+            }
+            return nil
         }
     }
 }
@@ -345,6 +379,7 @@ final class AtomicCounter: Sendable {
     private let atomic = Atomic<Int>(0)
 
     func add(_ delta: Int) { atomic.add(delta, ordering: .relaxed) }
+    func set(_ value: Int) { atomic.store(value, ordering: .relaxed) }
     var value: Int { atomic.load(ordering: .relaxed) }
 }
 

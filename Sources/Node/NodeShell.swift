@@ -100,6 +100,8 @@ final class NodeShell {
     var consensusStarted = false
     /// Non-zero while votes-only mode is on (read by the edges).
     let votesOnly = AtomicCounter()
+    /// The height consensus is deciding, published for the receiving edges.
+    let consensusHeight = AtomicCounter()
     var votesOnlySinceMs: UInt64 = 0
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []

@@ -10,6 +10,8 @@ public struct Ingress: Sendable {
     public enum Reject: String, Sendable, CaseIterable {
         case oversized, malformed, badSignature = "bad_signature", wrongChain = "wrong_chain"
         case wrongFork = "wrong_fork", unknownSender = "unknown_sender", duplicate
+        /// The sender used up its vote signature checks for this height (`VoteCheckBudget`).
+        case voteBudget = "vote_budget"
     }
 
     public enum Outcome: Sendable {
@@ -25,14 +27,24 @@ public struct Ingress: Sendable {
     public let seenTtlMs: UInt64
     private var seen: [Bytes32: UInt64] = [:]
     private var seenOrder: Deque<(id: Bytes32, timeMs: UInt64)> = []
+    /// The last vote of each kind whose signature checked out, per member: a re-sent copy arriving
+    /// after `seenTtlMs` is accepted without checking it again (bounded: members × 2 vote kinds).
+    private var verifiedVotes: [VoteSlot: Bytes32] = [:]
+    public var voteBudget: VoteCheckBudget?
+
+    struct VoteSlot: Hashable {
+        var sender: PublicKey
+        var kind: MessageKind
+    }
 
     public init(domain: Domain, datagramBytesMax: Int, members: Set<PublicKey>, seenMax: Int = 200_000,
-                seenTtlMs: UInt64 = 2_000) {
+                seenTtlMs: UInt64 = 2_000, voteBudget: VoteCheckBudget? = nil) {
         self.domain = domain
         self.datagramBytesMax = datagramBytesMax
         self.members = members
         self.seenMax = seenMax
         self.seenTtlMs = seenTtlMs
+        self.voteBudget = voteBudget
     }
 
     public var seenCount: Int { seen.count }
@@ -65,8 +77,9 @@ public struct Ingress: Sendable {
         }
     }
 
-    /// The full path: precheck, de-duplicate, verify the signature, remember the id.
-    public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0) -> Outcome {
+    /// The full path: precheck, de-duplicate, verify the signature, remember the id. `localHeight` is
+    /// the height this node is deciding, for the vote budget.
+    public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0) -> Outcome {
         let envelope: Envelope
         let message: Message
         switch precheck(bytes) {
@@ -75,12 +88,28 @@ public struct Ingress: Sendable {
         }
         let id = envelope.id
         if let seenAt = seen[id], nowMs < seenAt + seenTtlMs { return .rejected(.duplicate, detail: "") }
+        var voteSlot: VoteSlot?
+        switch message {
+        case .prevote(let vote), .precommit(let vote):
+            let slot = VoteSlot(sender: envelope.sender, kind: envelope.kind)
+            if verifiedVotes[slot] == id {
+                remember(id, nowMs: nowMs)
+                return .accepted(envelope, message)
+            }
+            if voteBudget != nil,
+               !voteBudget!.allow(sender: envelope.sender, height: vote.height, localHeight: localHeight) {
+                return .rejected(.voteBudget, detail: "\(envelope.kind) from \(envelope.sender) for height \(vote.height)")
+            }
+            voteSlot = slot
+        default: break
+        }
         switch envelope.verify(domain: domain) {
         case .valid: break
         case .badSignature: return .rejected(.badSignature, detail: "\(envelope.kind) from \(envelope.sender)")
         case .wrongChain: return .rejected(.wrongChain, detail: "chain tag \(envelope.chainTag)")
         case .wrongFork: return .rejected(.wrongFork, detail: "fork \(envelope.forkId)")
         }
+        if let voteSlot { verifiedVotes[voteSlot] = id }
         remember(id, nowMs: nowMs)
         return .accepted(envelope, message)
     }
@@ -94,4 +123,37 @@ public struct Ingress: Sendable {
             if seen[oldest.id] == oldest.timeMs { seen[oldest.id] = nil }
         }
     }
+}
+
+/// A bound on vote verification work per block: each validator identity may cost this node at most
+/// `perHeightMax` vote signature checks at its latest height. The height moves forward with the
+/// votes it sends, but never more than `heightsAhead` past the height this node is deciding, so a
+/// validator cannot reset its budget by voting for far-future heights; votes for any other height are
+/// charged to the current one. Identical re-sends are not charged (see `Ingress`), so an honest
+/// validator spends about two checks per round: the default allows over a hundred rounds per height.
+public struct VoteCheckBudget: Sendable {
+    public let perHeightMax: Int
+    public let heightsAhead: UInt64
+    /// One entry per member identity (only members get past the precheck).
+    private var entries: [PublicKey: (height: UInt64, checks: Int)] = [:]
+
+    public init(perHeightMax: Int, heightsAhead: UInt64 = 2) {
+        precondition(perHeightMax > 0, "perHeightMax must be positive, got \(perHeightMax)")
+        self.perHeightMax = perHeightMax
+        self.heightsAhead = heightsAhead
+    }
+
+    public mutating func allow(sender: PublicKey, height: UInt64, localHeight: UInt64) -> Bool {
+        var entry = entries[sender] ?? (height: 0, checks: 0)
+        if height > entry.height, height <= localHeight + heightsAhead { entry = (height, 0) }
+        guard entry.checks < perHeightMax else {
+            entries[sender] = entry
+            return false
+        }
+        entry.checks += 1
+        entries[sender] = entry
+        return true
+    }
+
+    public func checks(of sender: PublicKey) -> Int { entries[sender]?.checks ?? 0 }
 }

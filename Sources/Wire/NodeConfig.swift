@@ -43,12 +43,15 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         /// Votes-only mode: after this long with no finalized block, drop every user transaction
         /// before verification until a block is finalized again (0: off). Works in legacy mode too.
         public var votesOnlyAfterMs: UInt64
+        /// A bound on vote work per block: signature checks of one validator's votes this node spends
+        /// per height (0: no bound). Identical re-sends are free; see `VoteCheckBudget`.
+        public var voteChecksPerHeightMax: Int
 
         public init(blockTxsMax: Int = 5_000, blockBytesMax: Int = 1_500_000, mempoolTxsMax: Int = 50_000,
                     datagramPayloadBytesMax: Int = 1_232, ingressQueueMax: Int = 20_000, statusIntervalMs: UInt64 = 100,
                     gossipRelayFanout: Int = 0, ingressMode: String = "legacy", userVerifyShare: Double = 0.5,
                     stakedShare: Double = 0.5, voteSenderPerSecond: Int = 5_000, votesOnlyAfterMs: UInt64 = 0,
-                    coalesceVotes: Bool = true) {
+                    coalesceVotes: Bool = true, voteChecksPerHeightMax: Int = 0) {
             self.blockTxsMax = blockTxsMax
             self.blockBytesMax = blockBytesMax
             self.mempoolTxsMax = mempoolTxsMax
@@ -62,6 +65,7 @@ public struct NodeConfig: Codable, Sendable, Equatable {
             self.voteSenderPerSecond = voteSenderPerSecond
             self.votesOnlyAfterMs = votesOnlyAfterMs
             self.coalesceVotes = coalesceVotes
+            self.voteChecksPerHeightMax = voteChecksPerHeightMax
         }
 
         public var lanes: Bool { ingressMode == "lanes" }

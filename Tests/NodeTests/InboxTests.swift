@@ -12,11 +12,27 @@ import Wire
         let inbox = Inbox()
         for _ in 0..<1_000 { inbox.push(.tick, urgent: false) }
         inbox.push(.timeout(.propose, height: 7, round: 2), urgent: true)
-        guard case .timeout(.propose, 7, 2) = await inbox.next() else {
+        guard case .timeout(.propose, 7, 2) = await inbox.next(max: 1)?.first else {
             Issue.record("the urgent input did not come first")
             return
         }
         #expect(inbox.counts.urgent == 0 && inbox.counts.bulk == 1_000)
+        #expect(await inbox.next(max: 64)?.count == 64)
+        #expect(inbox.counts.bulk == 936)
+    }
+
+    /// A burst pushed at once reaches a waiting consumer in one wake-up, in order.
+    @Test func burstReachesWaitingConsumerAtOnce() async {
+        let inbox = Inbox()
+        async let first = inbox.next()
+        try? await Task.sleep(for: .milliseconds(20))
+        inbox.push([.tick, .sendDue, .timeout(.prevote, height: 1, round: 0)], urgent: false)
+        guard let batch = await first, batch.count == 3, case .tick = batch[0], case .sendDue = batch[1],
+              case .timeout(.prevote, 1, 0) = batch[2] else {
+            Issue.record("the burst did not arrive whole and in order")
+            return
+        }
+        #expect(inbox.counts.bulk == 0)
     }
 
     @Test func waitingConsumerIsResumedAndFinishEndsIt() async {
@@ -24,7 +40,7 @@ import Wire
         async let first = inbox.next()
         try? await Task.sleep(for: .milliseconds(20))
         inbox.push(.sendDue, urgent: false)
-        guard case .sendDue = await first else {
+        guard case .sendDue = await first?.first else {
             Issue.record("the waiting consumer was not resumed")
             return
         }
@@ -46,7 +62,7 @@ import Wire
     }
 
     func nextVote(_ inbox: Inbox) async -> (PublicKey, Vote)? {
-        guard case .message(let envelope, .prevote(let vote), _, _) = await inbox.next() else { return nil }
+        guard case .message(let envelope, .prevote(let vote), _, _) = await inbox.next(max: 1)?.first else { return nil }
         return (envelope.sender, vote)
     }
 
@@ -73,7 +89,7 @@ import Wire
         }
         #expect(order == [Self.keys[1], Self.keys[2], Self.keys[0]])
         #expect(inbox.coalesced == 2)
-        guard case .tick = await inbox.next() else { Issue.record("bulk input after the votes"); return }
+        guard case .tick = await inbox.next(max: 1)?.first else { Issue.record("bulk input after the votes"); return }
     }
 }
 

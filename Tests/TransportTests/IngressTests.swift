@@ -65,10 +65,12 @@ import Wire
         var edge = ingress()
         var reasons: [Ingress.Reject?] = []
         try await receiver.executeThenClose { inbound, _ in
-            for try await datagram in inbound {
-                var buffer = datagram.data
-                reasons.append(reason(edge.admit(buffer.readBytes(length: buffer.readableBytes)!)))
-                if reasons.count == payloads.count { break }
+            receive: for try await batch in inbound {
+                for datagram in batch {
+                    var buffer = datagram.data
+                    reasons.append(reason(edge.admit(buffer.readBytes(length: buffer.readableBytes)!)))
+                }
+                if reasons.count >= payloads.count { break receive }
             }
         }
         #expect(reasons == [.malformed, .unknownSender, nil])
@@ -93,5 +95,52 @@ import Wire
         #expect(!accepted(11_999))
         #expect(accepted(12_001))
         #expect(edge.seenCount == 1)
+    }
+}
+
+@Suite struct VoteBudgetTests {
+    let domain = Domain(chainId: "budget-test")
+    let honest = SigningKey(label: "honest")
+    let flooder = SigningKey(label: "flooder")
+
+    func vote(_ key: SigningKey, height: UInt64, round: UInt32) -> [UInt8] {
+        Envelope(kind: .precommit, payload: Vote(height: height, round: round, blockId: nil).encoded, domain: domain,
+                 key: key).bytes
+    }
+
+    func reason(_ outcome: Ingress.Outcome) -> Ingress.Reject? {
+        if case .rejected(let reason, _) = outcome { return reason }
+        return nil
+    }
+
+    /// A validator flooding distinct valid votes for one height costs at most the budget in signature
+    /// checks; another validator is unaffected, and the flooder gets a fresh budget at the next height.
+    @Test func floodOfDistinctVotesIsCappedPerHeight() {
+        var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [honest.publicKey, flooder.publicKey],
+                           voteBudget: VoteCheckBudget(perHeightMax: 8))
+        let outcomes = (0..<50).map { reason(edge.admit(vote(flooder, height: 5, round: UInt32($0)), localHeight: 5)) }
+        #expect(outcomes.filter { $0 == nil }.count == 8)
+        #expect(outcomes.filter { $0 == .voteBudget }.count == 42)
+        #expect(reason(edge.admit(vote(honest, height: 5, round: 0), localHeight: 5)) == nil)
+        // Far-future heights do not reset the budget; the next height does.
+        #expect(reason(edge.admit(vote(flooder, height: 500, round: 0), localHeight: 5)) == .voteBudget)
+        #expect(reason(edge.admit(vote(flooder, height: 6, round: 0), localHeight: 5)) == nil)
+        #expect(edge.voteBudget?.checks(of: flooder.publicKey) == 1)
+    }
+
+    /// A re-sent copy of a vote that already checked out (after the de-duplication window) is
+    /// accepted without spending budget: an honest validator stalled for a long time keeps its votes.
+    @Test func identicalResendsDoNotSpendBudget() {
+        var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [honest.publicKey], seenTtlMs: 100,
+                           voteBudget: VoteCheckBudget(perHeightMax: 2))
+        let bytes = vote(honest, height: 3, round: 0)
+        for second in 0..<100 {
+            #expect(reason(edge.admit(bytes, nowMs: UInt64(second) * 1_000, localHeight: 3)) == nil)
+        }
+        #expect(edge.voteBudget?.checks(of: honest.publicKey) == 1)
+        // A tampered copy with the same content is still checked (and refused).
+        var forged = bytes
+        forged[forged.count - 1] ^= 1
+        #expect(reason(edge.admit(forged, nowMs: 200_000, localHeight: 3)) == .badSignature)
     }
 }
