@@ -1,31 +1,156 @@
 import Foundation
+import Synchronization
 import NIOCore
 import NIOPosix
 import Sodium
 import Wire
 
-/// The machine's verification capacity, measured (not assumed) with the same libsodium call nodes use.
+/// What one validator can take in per second on this machine, measured at the start of a run (not
+/// assumed) with the same libsodium call and codec the nodes use.
+///
+/// A spam datagram costs CPU three times on a one-machine cluster: the spammer sends it over loopback,
+/// the kernel hands it to the validator's socket, and the validator decodes, hashes and verifies it.
+/// `ingressPerCorePerSecond` times that whole path on one core; `verifyPerCorePerSecond` is the
+/// signature check alone, for reference. All validators and the spammer share `cores`, so the bound
+/// for one validator is `ingressPerCorePerSecond × cores ÷ validators`.
 public struct VerificationCapacity: Codable, Sendable, Equatable {
-    public var perCorePerSecond: Double
+    public var verifyPerCorePerSecond: Double
+    public var ingressPerCorePerSecond: Double
     public var cores: Int
     public var validators: Int
 
-    /// What one validator can verify when all validators share this machine's cores.
-    public var perNodeBound: Double { perCorePerSecond * Double(cores) / Double(max(validators, 1)) }
+    public init(verifyPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int, validators: Int) {
+        self.verifyPerCorePerSecond = verifyPerCorePerSecond
+        self.ingressPerCorePerSecond = ingressPerCorePerSecond
+        self.cores = cores
+        self.validators = validators
+    }
 
-    public static func measure(validators: Int, seconds: Double = 0.3) -> VerificationCapacity {
-        let key = SigningKey(label: "capacity-probe")
-        let envelope = Envelope(kind: .transfer,
-                                payload: Transfer(to: key.publicKey, amount: 1, fee: 1, nonce: 1).encoded,
-                                domain: Domain(chainId: "capacity-probe"), key: key)
+    /// What one validator can take in when all validators and the spammer share this machine's cores.
+    public var perNodeBound: Double { ingressPerCorePerSecond * Double(cores) / Double(max(validators, 1)) }
+
+    public static func measure(validators: Int, seconds: Double = 0.6) -> VerificationCapacity {
         let domain = Domain(chainId: "capacity-probe")
+        let receiver = SigningKey(label: "capacity-probe/receiver").publicKey
+        let samples = (0..<256).map { index in
+            Envelope(kind: .transfer, payload: Transfer(to: receiver, amount: 1, fee: 1, nonce: UInt64(index)).encoded,
+                     domain: domain, key: SigningKey(label: "capacity-probe/\(index % 16)")).bytes
+        }
+        let verify = rate(seconds: seconds / 3) { index in
+            let envelope = try? Envelope(decoding: samples[index % samples.count], payloadBytesMax: 2_048)
+            return envelope?.verify(domain: domain) == .valid
+        }
+        let ingress = try? LoopbackProbe().measure(samples: samples, seconds: seconds * 2 / 3) { bytes in
+            guard let envelope = try? Envelope(decoding: bytes, payloadBytesMax: 2_048),
+                  (try? Message(kind: envelope.kind, payload: envelope.payload)) != nil else { return false }
+            _ = envelope.id
+            return envelope.verify(domain: domain) == .valid
+        }
+        return VerificationCapacity(verifyPerCorePerSecond: verify, ingressPerCorePerSecond: ingress ?? verify,
+                                    cores: ProcessInfo.processInfo.activeProcessorCount, validators: validators)
+    }
+
+    /// Successful calls of `work` per second of wall time on this (single) thread.
+    static func rate(seconds: Double, _ work: (Int) -> Bool) -> Double {
         var count = 0
+        var index = 0
         let start = Date()
         while Date().timeIntervalSince(start) < seconds {
-            for _ in 0..<256 where envelope.verify(domain: domain) == .valid { count += 1 }
+            for _ in 0..<64 {
+                if work(index) { count += 1 }
+                index += 1
+            }
         }
-        return VerificationCapacity(perCorePerSecond: Double(count) / Date().timeIntervalSince(start),
-                                    cores: ProcessInfo.processInfo.activeProcessorCount, validators: validators)
+        return Double(count) / Date().timeIntervalSince(start)
+    }
+}
+
+/// Two blocking UDP sockets on 127.0.0.1 and two threads: one sends, the other receives and does the
+/// validator's work on each datagram. The figure is datagrams handled per second of this process's
+/// CPU time (both threads, user and kernel), so the spammer's sending, the kernel's loopback delivery
+/// and the wake-ups between them are all charged, as they are when the cluster runs.
+final class LoopbackProbe: @unchecked Sendable {
+    private let sender: Int32
+    private let receiver: Int32
+    private var address = sockaddr_in()
+    /// Datagrams the sender may have in flight; keeps the receive buffer from overflowing.
+    private static let creditsMax = 64
+
+    struct SocketError: Error, CustomStringConvertible {
+        var description: String
+    }
+
+    init() throws {
+        sender = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        receiver = socket(AF_INET, Int32(SOCK_DGRAM.rawValue), 0)
+        guard sender >= 0, receiver >= 0 else { throw SocketError(description: "capacity probe: socket() failed") }
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_addr.s_addr = inet_addr("127.0.0.1")
+        var length = socklen_t(MemoryLayout<sockaddr_in>.size)
+        var timeout = timeval(tv_sec: 0, tv_usec: 200_000)
+        let ready = withUnsafeMutablePointer(to: &address) { pointer in
+            pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                bind(receiver, address, length) == 0 && getsockname(receiver, address, &length) == 0
+            }
+        } && setsockopt(receiver, SOL_SOCKET, SO_RCVTIMEO, &timeout, socklen_t(MemoryLayout<timeval>.size)) == 0
+        guard ready else {
+            close(sender)
+            close(receiver)
+            throw SocketError(description: "capacity probe: cannot bind 127.0.0.1")
+        }
+    }
+
+    deinit {
+        close(sender)
+        close(receiver)
+    }
+
+    /// Datagrams for which `work` returned true, per second of process CPU time.
+    func measure(samples: [[UInt8]], seconds: Double, work: ([UInt8]) -> Bool) throws -> Double {
+        // Starts at 0 and is topped up: libdispatch traps if a semaphore dies below its initial value.
+        let credits = DispatchSemaphore(value: 0)
+        for _ in 0..<Self.creditsMax { credits.signal() }
+        let stop = Atomic<Bool>(false)
+        let done = DispatchSemaphore(value: 0)
+        let target = address
+        let sender = self.sender
+        Thread.detachNewThread {
+            var target = target
+            var index = 0
+            while !stop.load(ordering: .relaxed) {
+                guard credits.wait(timeout: .now() + .milliseconds(200)) == .success else { continue }
+                let bytes = samples[index % samples.count]
+                index += 1
+                _ = withUnsafePointer(to: &target) { pointer in
+                    pointer.withMemoryRebound(to: sockaddr.self, capacity: 1) { address in
+                        sendto(sender, bytes, bytes.count, 0, address, socklen_t(MemoryLayout<sockaddr_in>.size))
+                    }
+                }
+            }
+            done.signal()
+        }
+        var buffer = [UInt8](repeating: 0, count: 2_048)
+        var handled = 0
+        let cpuStart = Self.processCPUSeconds()
+        let wallStart = Date()
+        while Date().timeIntervalSince(wallStart) < seconds {
+            let received = buffer.withUnsafeMutableBytes { recv(receiver, $0.baseAddress, $0.count, 0) }
+            guard received > 0 else { throw SocketError(description: "capacity probe: nothing received over loopback") }
+            if work(Array(buffer[0..<received])) { handled += 1 }
+            credits.signal()
+        }
+        let cpu = Self.processCPUSeconds() - cpuStart
+        stop.store(true, ordering: .relaxed)
+        credits.signal()
+        done.wait()
+        return cpu > 0 ? Double(handled) / cpu : 0
+    }
+
+    static func processCPUSeconds() -> Double {
+        var usage = rusage()
+        getrusage(RUSAGE_SELF.rawValue, &usage)
+        return Double(usage.ru_utime.tv_sec + usage.ru_stime.tv_sec)
+            + Double(usage.ru_utime.tv_usec + usage.ru_stime.tv_usec) / 1_000_000
     }
 }
 

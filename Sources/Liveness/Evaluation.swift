@@ -153,6 +153,31 @@ public struct Evaluator: Sendable {
         }
     }
 
+    /// Vote inclusion latency: for every finalized height in the window and every validator, how many
+    /// heights pass until a commit certificate carries that validator's precommit (0: this height's
+    /// own certificate does). A vote never included by the end of the run counts as the heights left.
+    public func voteInclusionHeights(_ ranges: [ClosedRange<UInt64>]) -> [UInt64] {
+        let all = analysis.heightTimes
+        let validators = Set(all.flatMap(\.signers))
+        guard let last = all.last?.height else { return [] }
+        let window = Set(heights(in: ranges).map(\.height))
+        // Walking down from the top: the next height at or above each one that includes each validator.
+        var nextIncluded: [Int: UInt64] = [:]
+        var latencies: [UInt64] = []
+        for time in all.reversed() {
+            for validator in time.signers { nextIncluded[validator] = time.height }
+            guard window.contains(time.height) else { continue }
+            for validator in validators {
+                latencies.append((nextIncluded[validator] ?? last + 1) - time.height)
+            }
+        }
+        return latencies.sorted()
+    }
+
+    static func percentile(_ sorted: [UInt64], _ q: Double) -> UInt64? {
+        sorted.isEmpty ? nil : sorted[min(sorted.count - 1, Int((Double(sorted.count) * q).rounded(.up)) - 1)]
+    }
+
     public func evaluate(_ spec: ExpectationSpec) -> ExpectationResult {
         let ranges = intervals(spec.window)
         let observed: Double?
@@ -220,6 +245,11 @@ public struct Evaluator: Sendable {
             observed = commits.isEmpty ? nil : (shares.min() ?? 0)
             text = observed.map { String(format: "%.0f%% of %d commits carry the least-included validator's vote", $0 * 100,
                                          commits.count) } ?? "no commits in the window"
+        case "vote_inclusion_heights_p50", "vote_inclusion_heights_p99":
+            let latencies = voteInclusionHeights(ranges)
+            let value = Self.percentile(latencies, spec.metric.hasSuffix("p50") ? 0.5 : 0.99)
+            observed = value.map { Double($0) }
+            text = value.map { "\($0) heights (\(latencies.count) validator-heights)" } ?? "no commits in the window"
         case "rss_max_mib":
             let peak = analysis.nodes.map(\.rssMaxKiB).max() ?? 0
             observed = Double(peak) / 1024

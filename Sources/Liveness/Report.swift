@@ -14,6 +14,9 @@ public struct Report: Codable, Sendable {
         public var roundsMax: UInt64
         /// Mean share of validators whose precommit is in a commit certificate.
         public var meanSignersShare: Double
+        /// Heights until a certificate carries each validator's precommit, over the whole run.
+        public var voteInclusionHeightsP50: UInt64?
+        public var voteInclusionHeightsP99: UInt64?
         public var transactionsSubmitted: Int
         public var transactionsFinalized: Int
     }
@@ -76,13 +79,18 @@ public struct Report: Codable, Sendable {
 
     /// Verification capacity measured at the start of the run, and what each spam step achieved.
     public struct LoadEntry: Codable, Sendable {
+        /// Signature checks alone, one core.
         public var verificationsPerCorePerSecond: Double
+        /// Datagrams sent over loopback, received, decoded and verified, one core: what the bound uses.
+        public var ingressPerCorePerSecond: Double
         public var cores: Int
         public var perValidatorBound: Double
         public var spam: [SpamEntry]
 
-        public init(verificationsPerCorePerSecond: Double, cores: Int, perValidatorBound: Double, spam: [SpamEntry]) {
+        public init(verificationsPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int,
+                    perValidatorBound: Double, spam: [SpamEntry]) {
             self.verificationsPerCorePerSecond = verificationsPerCorePerSecond
+            self.ingressPerCorePerSecond = ingressPerCorePerSecond
             self.cores = cores
             self.perValidatorBound = perValidatorBound
             self.spam = spam
@@ -136,6 +144,7 @@ public struct Report: Codable, Sendable {
         self.durationSeconds = seconds(evaluator.endMs)
         self.expectations = results
         let halts = evaluator.halts()
+        let inclusion = evaluator.voteInclusionHeights([start...evaluator.endMs])
         self.liveness = Liveness(
             finalizedHeight: analysis.finalizedHeight,
             maxFinalityGapSeconds: Double(evaluator.maxGapMs([start...evaluator.endMs])) / 1000,
@@ -150,6 +159,8 @@ public struct Report: Codable, Sendable {
             meanSignersShare: analysis.heightTimes.isEmpty ? 0
                 : analysis.heightTimes.reduce(0.0) { $0 + Double($1.signers.count) } / Double(analysis.heightTimes.count)
                     / Double(max(analysis.nodes.count, 1)),
+            voteInclusionHeightsP50: Evaluator.percentile(inclusion, 0.5),
+            voteInclusionHeightsP99: Evaluator.percentile(inclusion, 0.99),
             transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
         self.safety = Safety(agreement: analysis.agreement, heightsChecked: analysis.heightsChecked,
                              conflicts: analysis.conflicts.map { ConflictEntry(height: $0.height, sides: $0.sides) },

@@ -43,8 +43,10 @@ extension Report {
         }
         if let load, !load.spam.isEmpty {
             page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
-                + String(format: "%.0f verifications/s per core × %d cores ÷ validators = <b>%.0f per validator</b>.</p>",
-                         load.verificationsPerCorePerSecond, load.cores, load.perValidatorBound)
+                + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
+                         + "checks alone: %.0f/s) × %d cores ÷ validators = <b>%.0f per validator</b>.</p>",
+                         load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
+                         load.perValidatorBound)
             page += "<table><tr><th>step</th><th>asked</th><th>target per validator</th><th>achieved per validator</th>"
                 + "<th>× capacity</th><th>sent</th></tr>"
             for spam in load.spam {

@@ -52,7 +52,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "commit_latency_p50_ms": false, "commit_latency_p99_ms": false, "throughput_tx_s": false,
         "max_rounds": false, "all_nodes_running": true, "height_spread_at_end": false,
         "vote_delay_p99_ms": false, "vote_drops": false, "user_drops": false, "rss_max_mib": false,
-        "vote_inclusion": false,
+        "vote_inclusion": false, "vote_inclusion_heights_p50": false, "vote_inclusion_heights_p99": false,
     ]
 
     public var name: String

@@ -148,7 +148,8 @@ enum Reports {
         let expectations = stated + implicit.filter { check in !stated.contains { $0.metric == check.metric } }
         let load = record.capacity.map { capacity in
             Report.LoadEntry(
-                verificationsPerCorePerSecond: capacity.perCorePerSecond, cores: capacity.cores,
+                verificationsPerCorePerSecond: capacity.verifyPerCorePerSecond,
+                ingressPerCorePerSecond: capacity.ingressPerCorePerSecond, cores: capacity.cores,
                 perValidatorBound: capacity.perNodeBound,
                 spam: (record.spam ?? []).map {
                     Report.SpamEntry(id: $0.id, spec: $0.spec, targetPerValidator: $0.targetPerNode,
@@ -173,9 +174,14 @@ enum Reports {
         print(String(format: "  finalized height %llu, longest gap %.2f s, %d halt(s), %.0f tx/s",
                      live.finalizedHeight, live.maxFinalityGapSeconds, live.halts.count, live.throughputTxPerSecond)
               + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))
+        if let p50 = live.voteInclusionHeightsP50, let p99 = live.voteInclusionHeightsP99 {
+            print("  vote inclusion: p50 \(p50), p99 \(p99) heights until a certificate carries a validator's precommit")
+        }
         if let load = report.load, !load.spam.isEmpty {
-            print(String(format: "  capacity: %.0f verifications/s per core × %d cores ÷ validators = %.0f per validator",
-                         load.verificationsPerCorePerSecond, load.cores, load.perValidatorBound))
+            print(String(format: "  capacity: %.0f datagrams/s per core received and verified (%.0f verifications alone) "
+                         + "× %d cores ÷ validators = %.0f per validator",
+                         load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
+                         load.perValidatorBound))
             for spam in load.spam {
                 print(String(format: "  spam %@: target %d tx/s per validator, achieved %.0f (%.2f× capacity; %d sent in %.1f s)",
                              spam.id, spam.targetPerValidator, spam.achievedPerValidator,

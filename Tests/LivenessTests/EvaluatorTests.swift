@@ -81,3 +81,30 @@ import Wire
         #expect((decoded?["liveness"] as? [String: Any])?["halts"] != nil)
     }
 }
+
+@Suite struct VoteInclusionTests {
+    /// Validator 3's precommit is missing from heights 1–3 and lands again at 4; validator 2's is never
+    /// seen after height 1. Latency counts the heights until a certificate carries each vote.
+    @Test func heightsUntilEachValidatorsVoteLands() {
+        let signers: [[Int]] = [[0, 1, 2], [0, 1, 3], [0, 1, 3], [0, 1, 3], [0, 1, 3]]
+        let times = signers.enumerated().map { index, who in
+            RunAnalysis.HeightTime(height: UInt64(index + 1), timeMs: 1_000 + UInt64(index) * 100, round: 0, txs: 0,
+                                   signers: who)
+        }
+        let analysis = RunAnalysis(
+            nodes: [], heightsChecked: times.count, conflicts: [], txsCommitted: 0, firstCommitMs: 1_000,
+            lastCommitMs: 1_400, maxFinalityGapMs: 100, meanBlockIntervalMs: 100, submitted: 0, latency: nil,
+            throughputTxPerSecond: 0, unreadableLines: 0, heightTimes: times, nodeSeries: [:], txLatencies: [])
+        let evaluator = Evaluator(analysis: analysis, windows: [], startMs: 900, endMs: 1_500,
+                                  haltThresholdSeconds: 1, crashed: [])
+        let latencies = evaluator.voteInclusionHeights([900...1_500])
+        // Validators 0 and 1: 0 at all five heights. Validator 3: 1 (height 1), then 0 ×4.
+        // Validator 2: 0 at height 1, then never again: counted as the heights left, 4, 3, 2, 1.
+        #expect(latencies == [0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1, 1, 2, 3, 4])
+        #expect(Evaluator.percentile(latencies, 0.5) == 0)
+        #expect(Evaluator.percentile(latencies, 0.99) == 4)
+        let spec = ExpectationSpec(name: "p99", metric: "vote_inclusion_heights_p99", window: .whole, bound: .max(2))
+        let result = evaluator.evaluate(spec)
+        #expect(!result.passed)
+    }
+}
