@@ -32,6 +32,9 @@ extension Report {
             ("latency p50 / p99", latency.map { "\(Int($0.p50)) / \(Int($0.p99)) ms" } ?? "–"),
             ("throughput", String(format: "%.0f tx/s", liveness.throughputTxPerSecond)),
             ("safety", safety.agreement ? "agreement" : "CONFLICT"),
+            ("vote inclusion p50 / p99", liveness.voteInclusionHeightsP50.map { p50 in
+                "\(p50) / \(liveness.voteInclusionHeightsP99 ?? p50) heights"
+            } ?? "–"),
         ]
         for (label, value) in cards { page += "<div class=\"card\">\(label)<b>\(Self.xml(value))</b></div>" }
         page += "</div>\n<h2>Finalized height per node</h2>\n" + heightChart()
