@@ -30,14 +30,17 @@ public struct Genesis: Codable, Sendable, Equatable {
     public var genesisTimeMs: UInt64
     public var validators: [Validator]
     public var allocations: [Allocation]
+    /// Coordinated rule switches (see `RulesSchedule`); absent means none.
+    public var upgrades: [UpgradePlan]?
 
     public init(chainId: String, protocolVersion: UInt16, genesisTimeMs: UInt64, validators: [Validator],
-                allocations: [Allocation]) {
+                allocations: [Allocation], upgrades: [UpgradePlan]? = nil) {
         self.chainId = chainId
         self.protocolVersion = protocolVersion
         self.genesisTimeMs = genesisTimeMs
         self.validators = validators
         self.allocations = allocations
+        self.upgrades = upgrades
     }
 
     public enum Problem: Error, Equatable, CustomStringConvertible {
@@ -45,6 +48,7 @@ public struct Genesis: Codable, Sendable, Equatable {
         case noValidators
         case zeroStake(name: String)
         case duplicate(field: String, value: String)
+        case badUpgrade(name: String, problem: String)
 
         public var description: String {
             switch self {
@@ -52,8 +56,27 @@ public struct Genesis: Codable, Sendable, Equatable {
             case .noValidators: return "validators: at least one validator is required"
             case .zeroStake(let name): return "validators.\(name).stake: must be greater than 0"
             case .duplicate(let field, let value): return "\(field): '\(value)' appears twice"
+            case .badUpgrade(let name, let problem): return "upgrades.\(name): \(problem)"
             }
         }
+    }
+
+    /// The upgrade plans, checked: named, at heights from 1 in increasing order, each raising the version.
+    public func upgradePlans() throws(Problem) -> [UpgradePlan] {
+        let plans = upgrades ?? []
+        var previous = UpgradePlan(name: "genesis", height: 0, version: 1)
+        for plan in plans {
+            guard !plan.name.isEmpty else { throw .badUpgrade(name: "?", problem: "a plan needs a name") }
+            guard plan.height > previous.height else {
+                throw .badUpgrade(name: plan.name, problem: "height \(plan.height) must be above \(previous.height) (\(previous.name))")
+            }
+            guard plan.version > previous.version else {
+                throw .badUpgrade(name: plan.name,
+                                  problem: "version \(plan.version) must be above \(previous.version) (\(previous.name))")
+            }
+            previous = plan
+        }
+        return plans
     }
 
     public func validatorSet() throws(Problem) -> ValidatorSet {

@@ -55,6 +55,9 @@ public struct Ledger: Sendable {
     private var bucketHashes: [Bytes32]
     private var dirtyBuckets: Set<Int>
     public private(set) var stateRoot: Bytes32
+    /// The execution rules in force (see `Rules`); the node sets it before each block from its
+    /// `RulesSchedule` decision.
+    public var rulesVersion: UInt16 = 1
 
     public init(genesis: Genesis) throws(Genesis.Problem) {
         self.accounts = try genesis.initialAccounts()
@@ -95,9 +98,10 @@ public struct Ledger: Sendable {
         var receiver = account(transfer.to)
         receiver.balance &+= transfer.amount
         setAccount(transfer.to, receiver)
-        if transfer.fee > 0 {
+        let share = Rules.proposerShare(fee: transfer.fee, version: rulesVersion)
+        if share > 0 {
             var collector = account(feeRecipient)
-            collector.balance &+= transfer.fee
+            collector.balance &+= share
             setAccount(feeRecipient, collector)
         }
         return .applied
