@@ -36,10 +36,7 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
             Envelope(kind: .transfer, payload: Transfer(to: receiver, amount: 1, fee: 1, nonce: UInt64(index)).encoded,
                      domain: domain, key: SigningKey(label: "capacity-probe/\(index % 16)")).bytes
         }
-        let verify = rate(seconds: seconds / 3) { index in
-            let envelope = try? Envelope(decoding: samples[index % samples.count], payloadBytesMax: 2_048)
-            return envelope?.verify(domain: domain) == .valid
-        }
+        let verify = VerificationRate.measure(seconds: seconds / 3)
         let ingress = try? LoopbackProbe().measure(samples: samples, seconds: seconds * 2 / 3) { bytes in
             guard let envelope = try? Envelope(decoding: bytes, payloadBytesMax: 2_048),
                   (try? Message(kind: envelope.kind, payload: envelope.payload)) != nil else { return false }
@@ -48,20 +45,6 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
         }
         return VerificationCapacity(verifyPerCorePerSecond: verify, ingressPerCorePerSecond: ingress ?? verify,
                                     cores: ProcessInfo.processInfo.activeProcessorCount, validators: validators)
-    }
-
-    /// Successful calls of `work` per second of wall time on this (single) thread.
-    static func rate(seconds: Double, _ work: (Int) -> Bool) -> Double {
-        var count = 0
-        var index = 0
-        let start = Date()
-        while Date().timeIntervalSince(start) < seconds {
-            for _ in 0..<64 {
-                if work(index) { count += 1 }
-                index += 1
-            }
-        }
-        return Double(count) / Date().timeIntervalSince(start)
     }
 }
 

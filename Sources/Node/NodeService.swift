@@ -115,7 +115,7 @@ public struct NodeService: Service {
         var senderBudget: TokenBucket?
         let limits = config.limits
         if limits.lanes {
-            let rate = VerificationRate.measure() * limits.userVerifyShare
+            let rate = VerificationRate.measure(seconds: 0.15) * limits.userVerifyShare
             let stakedRate = rate * limits.stakedShare
             let unstakedRate = rate - stakedRate
             staked = TokenBucket(ratePerSecond: stakedRate, burst: max(stakedRate / 10, 1))
@@ -457,22 +457,6 @@ enum NodeFiles {
         @unknown default:
             return "\(error)"
         }
-    }
-}
-
-/// This node's signature verification rate, measured at start with the same call the edge makes.
-enum VerificationRate {
-    static func measure(milliseconds: Int = 150) -> Double {
-        let key = SigningKey(label: "verification-rate")
-        let domain = Domain(chainId: "verification-rate")
-        let envelope = Envelope(kind: .transfer, payload: Transfer(to: key.publicKey, amount: 1, fee: 0, nonce: 0).encoded,
-                                domain: domain, key: key)
-        var count = 0
-        let start = Date()
-        while Date().timeIntervalSince(start) * 1000 < Double(milliseconds) {
-            for _ in 0..<64 where envelope.verify(domain: domain) == .valid { count += 1 }
-        }
-        return Double(count) / Date().timeIntervalSince(start)
     }
 }
 
