@@ -85,13 +85,7 @@ final class Inbox: Sendable {
                 return waiter
             }
             let slot = VoteSlot(sender: sender, kind: kind)
-            if let queued = state.votes[slot], case .message(_, .prevote(let old), _, _) = queued.input,
-               (old.height, old.round) > (vote.height, vote.round) {
-                state.coalesced += 1
-                discarded = 1
-                return nil
-            }
-            if let queued = state.votes[slot], case .message(_, .precommit(let old), _, _) = queued.input,
+            if let queued = state.votes[slot], let old = Self.vote(in: queued.input),
                (old.height, old.round) > (vote.height, vote.round) {
                 state.coalesced += 1
                 discarded = 1
@@ -107,6 +101,13 @@ final class Inbox: Sendable {
         }
         waiter?.resume(returning: [input])
         return discarded
+    }
+
+    private static func vote(in input: NodeInput) -> Vote? {
+        switch input {
+        case .message(_, .prevote(let vote), _, _), .message(_, .precommit(let vote), _, _): return vote
+        default: return nil
+        }
     }
 
     /// Up to `max` inputs in priority order (urgent, then votes by stake, then bulk), waiting for the
