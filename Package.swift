@@ -73,7 +73,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness",
+                "Cluster", "Liveness", "Ledger",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -96,7 +96,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness"]),
+        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness", "Ledger"]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
         .testTarget(
             name: "NodeTests",

@@ -25,14 +25,27 @@ public enum ClusterOps {
         let started = Date()
         for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
         do {
-            try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds) { states in
-                states.filter { $0.node.role == "validator" }.allSatisfy { ($0.status?.height ?? 0) >= 1 }
-            }
+            try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds, isUp)
         } catch {
             await Supervisor.stopAll(manifest.nodes, runDir: dir)
             throw RunError("\(error)\n\(logTails(dir: dir, manifest: manifest))")
         }
         return UpResult(dir: dir, manifest: manifest, firstBlockMs: Date().timeIntervalSince(started) * 1000)
+    }
+
+    /// Every validator has finalized a block; or validators with more than 2/3 of the stake have, and
+    /// each of the others is one that cannot join: stopped, or refused at (or refusing) the handshake.
+    static func isUp(_ states: [NodeState]) -> Bool {
+        let validators = states.filter { $0.node.role == "validator" }
+        let joined = validators.filter { ($0.status?.height ?? 0) >= 1 }
+        if joined.count == validators.count { return true }
+        let total = validators.reduce(UInt64(0)) { $0 + $1.node.stake }
+        let joinedStake = joined.reduce(UInt64(0)) { $0 + $1.node.stake }
+        let othersCannotJoin = validators.filter { ($0.status?.height ?? 0) < 1 }.allSatisfy { state in
+            guard let status = state.status else { return false }
+            return status.stopped != nil || !status.refusedPeers.isEmpty
+        }
+        return joinedStake * 3 > total * 2 && othersCannotJoin
     }
 
     public static func states(dir: String) async throws -> [NodeState] {

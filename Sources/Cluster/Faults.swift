@@ -14,6 +14,8 @@ public enum FaultAction: Sendable, Equatable {
     case skew(targets: [String], ms: Int64)
     /// Clear link faults: all, or those started by one fault id.
     case heal(id: String?)
+    /// Restart nodes on another binary: rules versions `versionMin...version`, and optionally a new fork id.
+    case upgrade(targets: [String], version: UInt16, versionMin: UInt16?, forkId: UInt32?)
 
     public var name: String {
         switch self {
@@ -28,6 +30,7 @@ public enum FaultAction: Sendable, Equatable {
             return "link"
         case .skew: return "skew"
         case .heal: return "heal"
+        case .upgrade: return "upgrade"
         }
     }
 }
@@ -154,6 +157,36 @@ public enum FaultEngine {
                 try record(dir, .init(t: now(), event: "start", id: id, action: "skew",
                                       description: "clock skew \(ms) ms on \(names.joined(separator: ","))", nodes: names))
             }
+        case .upgrade(let targets, let version, let versionMin, let forkId):
+            let names = try resolve(targets, in: manifest)
+            var changes = ["version \(version)"]
+            if let versionMin { changes.append("version_min \(versionMin)") }
+            if let forkId { changes.append("fork id \(forkId)") }
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                try rewriteConfig(dir + "/" + node.dir + "/node.json") { config in
+                    config.version = version
+                    config.versionMin = versionMin ?? min(config.versionMin, version)
+                    if let forkId { config.forkId = forkId }
+                }
+                // Like an operator swapping binaries: a graceful stop (SIGTERM), then the new one.
+                if let pid = Supervisor.pid(node, runDir: dir), Supervisor.isAlive(pid) {
+                    _ = Supervisor.signal(pid, SIGCONT) // a paused node could not act on SIGTERM
+                    _ = Supervisor.signal(pid, SIGTERM)
+                    var deadline = Date().addingTimeInterval(5)
+                    while Supervisor.isAlive(pid), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                    if Supervisor.isAlive(pid) { _ = Supervisor.signal(pid, SIGKILL) }
+                    deadline = Date().addingTimeInterval(5)
+                    while Supervisor.isAlive(pid), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
+                }
+                try Supervisor.start(node, runDir: dir)
+            }
+            try endWindows(dir, action: "kill", nodes: names)
+            try endWindows(dir, action: "pause", nodes: names)
+            let description = "upgrade \(names.joined(separator: ",")) to \(changes.joined(separator: ", "))"
+            try record(dir, .init(t: now(), event: "instant", id: id, action: "upgrade", description: description,
+                                  nodes: names))
+            try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
         case .heal(let healId):
             var active = try loadActive(dir)
             let healed = active.filter { healId == nil || $0.id == healId }
@@ -168,6 +201,19 @@ public enum FaultEngine {
             }
         }
         return id
+    }
+
+    /// Reads a node's `node.json`, changes it, and writes it back.
+    static func rewriteConfig(_ path: String, _ change: (inout NodeConfig) -> Void) throws {
+        guard let data = FileManager.default.contents(atPath: path) else { throw RunError("cannot read \(path)") }
+        var config: NodeConfig
+        do {
+            config = try JSONDecoder().decode(NodeConfig.self, from: data)
+        } catch {
+            throw RunError("\(path) is not a valid node config: \(error)")
+        }
+        change(&config)
+        try RunFolder.writeJSON(path, config, mode: 0o644)
     }
 
     /// Records a window the caller runs itself (load spam), so reports can shade it.
@@ -258,6 +304,8 @@ public enum FaultEngine {
             let body = try JSONEncoder().encode(LinkFaultTable(links: table))
             let attempts = waitForNodes ? 250 : 1
             for attempt in 0..<attempts {
+                // A node that exited at start (e.g. a binary refusing the chain's rules) will not answer.
+                if attempt > 0, let pid = Supervisor.pid(node, runDir: dir), !Supervisor.isAlive(pid) { break }
                 // A paused or dead node cannot take its rules now; it gets them on restart.
                 if (try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/link-faults",
                                                      token: token, body: Array(body), timeout: .milliseconds(500)))?

@@ -77,7 +77,8 @@ public enum RunFolder {
             allocations: (0..<topology.load.accounts).map {
                 .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
                       balance: accountBalance)
-            })
+            },
+            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades)
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
         for (index, node) in topology.nodes.enumerated() {
             let nodeDir = dir + "/" + entries[index].dir
@@ -90,7 +91,8 @@ public enum RunFolder {
                                      port: $0.element.gossipPort, votePort: $0.element.votePort)
             }
             let config = NodeConfig(
-                name: node.name, role: node.role, chainId: topology.chainId, forkId: 0, protocolVersion: 1,
+                name: node.name, role: node.role, chainId: topology.chainId, forkId: node.forkId, protocolVersion: 1,
+                version: node.version, versionMin: node.versionMin, handshakeChecksRules: topology.handshakeChecksRules,
                 host: topology.host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
                 controlPort: entries[index].controlPort,
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",

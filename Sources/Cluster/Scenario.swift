@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import TOMLKit
 import Wire
 
@@ -59,7 +60,7 @@ public struct Scenario: Sendable {
 
     public static let stepsMax = 200
     static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
-                          "reorder", "bandwidth", "drop", "skew", "spam"]
+                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
         let topology = try Topology.load(path: path)
@@ -98,7 +99,8 @@ public struct Scenario: Sendable {
 
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
-                             "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id"])
+                             "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
+                             "version", "version_min", "fork_id"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -119,7 +121,7 @@ public struct Scenario: Sendable {
         let from = try table.string("from") ?? "all"
         let to = try table.string("to") ?? "all"
         let targets = try table.stringList("targets")
-        let needsTargets = ["kill", "pause", "resume", "restart", "skew"].contains(action)
+        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade"].contains(action)
         if needsTargets && targets.isEmpty { throw table.fail("targets", "\(action) needs targets (names, all, key=value)") }
         func percent() throws(TopologyError) -> Double {
             guard let value = try table.double("percent", range: 0...100) else {
@@ -159,6 +161,14 @@ public struct Scenario: Sendable {
             }
             guard !kinds.isEmpty else { throw table.fail("kinds", "drop needs kinds, e.g. [\"precommit\"]") }
             faultAction = .link(rule: .init(dropKinds: kinds), from: [from], to: [to])
+        case "upgrade":
+            let newest = UInt64(Rules.newestVersion)
+            guard let version = try table.uint("version", range: 1...newest) else {
+                throw table.fail("version", "upgrade needs version = 1...\(newest)")
+            }
+            let versionMin = try table.uint("version_min", range: 1...version).map { UInt16($0) }
+            let forkId = try table.uint("fork_id", range: 0...UInt64(UInt32.max)).map { UInt32($0) }
+            faultAction = .upgrade(targets: targets, version: UInt16(version), versionMin: versionMin, forkId: forkId)
         case "skew":
             guard let ms = try table.double("ms", range: -3_600_000...3_600_000) else { throw table.fail("ms", "skew needs ms") }
             faultAction = .skew(targets: targets, ms: Int64(ms))
@@ -218,7 +228,12 @@ public struct Scenario: Sendable {
             }
             bound = .equals(value)
         } else if let max = try table.double("max", range: -1e15...1e15) {
-            bound = .max(max)
+            if let min = try table.double("min", range: -1e15...1e15) {
+                guard min <= max else { throw table.fail("min", "\(min) is above max \(max)") }
+                bound = .between(min, max)
+            } else {
+                bound = .max(max)
+            }
         } else if let min = try table.double("min", range: -1e15...1e15) {
             bound = .min(min)
         } else {

@@ -74,7 +74,8 @@ public enum ScenarioRunner {
         let load = scenario.topology.load
         if load.rateTxPerSecond > 0 {
             background.append(spamTask(dir: dir, manifest: up.manifest, rate: load.rateTxPerSecond,
-                                       seconds: scenario.durationSeconds, sent: sent, window: nil))
+                                       seconds: max(scenario.durationSeconds - load.startSeconds, 0), sent: sent,
+                                       window: nil, delaySeconds: load.startSeconds))
         }
         var pending = scenario.steps
         var heals: [(dueSeconds: Double, step: Scenario.Step)] = []
@@ -143,13 +144,14 @@ public enum ScenarioRunner {
         case .pause(let targets): try await FaultEngine.apply(.resume(targets: targets), dir: dir, id: step.id + "-heal")
         case .partition, .link: try await FaultEngine.apply(.heal(id: step.id), dir: dir, id: step.id + "-heal")
         case .skew(let targets, _): try await FaultEngine.apply(.skew(targets: targets, ms: 0), dir: dir, id: step.id + "-heal")
-        case .resume, .restart, .heal: break
+        case .resume, .restart, .heal, .upgrade: break
         }
     }
 
     static func spamTask(dir: String, manifest: RunManifest, rate: Int, seconds: Double, sent: Sent,
-                         window: String?) -> Task<Void, Never> {
+                         window: String?, delaySeconds: Double = 0) -> Task<Void, Never> {
         Task {
+            if delaySeconds > 0 { try? await Task.sleep(for: .seconds(delaySeconds)) }
             guard let generator = try? LoadGenerator(manifest: manifest, runDir: dir) else { return }
             if let window {
                 try? FaultEngine.recordWindow(dir, id: window, action: "spam", description: "spam \(rate) tx/s", start: true)

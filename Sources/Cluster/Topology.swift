@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import TOMLKit
 import Wire
 
@@ -9,12 +10,18 @@ public struct Topology: Sendable, Equatable {
         public var role: String
         public var stake: UInt64
         public var labels: [String: String]
+        /// The newest and oldest execution rules the node's binary implements, and its fork id.
+        public var version: UInt16 = 1
+        public var versionMin: UInt16 = 1
+        public var forkId: UInt32 = 0
     }
 
     public struct Load: Sendable, Equatable {
         public var rateTxPerSecond: Int
         public var accounts: Int
         public var durationSeconds: Double
+        /// In a scenario, seconds after the start before the load begins.
+        public var startSeconds: Double = 0
     }
 
     public var path: String
@@ -27,6 +34,10 @@ public struct Topology: Sendable, Equatable {
     public var limits: NodeConfig.Limits
     public var load: Load
     public var nodes: [Node]
+    /// `[[upgrade]]`: coordinated rule switches written into genesis.
+    public var upgrades: [UpgradePlan] = []
+    /// `[cluster] handshake = "rules"`: peers whose binary applies other rules are refused too.
+    public var handshakeChecksRules = false
 
     public static let roles = ["validator"]
     public static let nodesMax = 200
@@ -71,9 +82,14 @@ extension Topology {
             throw TopologyError(file: path, field: "(file)", problem: "TOML syntax error: \(error)")
         }
         let reader = TableReader(file: path, prefix: "", table: root)
-        try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "scenario", "step", "expect"])
+        try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "scenario", "step", "expect"])
         let cluster = try reader.table("cluster", required: true)!
-        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port"])
+        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake"])
+        let handshake = try cluster.string("handshake") ?? "fork"
+        guard ["fork", "rules"].contains(handshake) else {
+            throw cluster.fail("handshake", "expected \"fork\" (fork id and protocol version) or \"rules\" "
+                               + "(also the execution rules), got '\(handshake)'")
+        }
         let name = try cluster.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
         let chainId = try cluster.string("chain_id") ?? "faultline-\(name)"
         let seed = try cluster.uint("seed", range: 0...UInt64(Int64.max)) ?? 1
@@ -106,7 +122,8 @@ extension Topology {
 
         var load = Load(rateTxPerSecond: 200, accounts: 256, durationSeconds: 10)
         if let table = try reader.table("load", required: false) {
-            try table.allowOnly(["rate_tx_per_s", "accounts", "duration_s"])
+            try table.allowOnly(["rate_tx_per_s", "accounts", "duration_s", "start_s"])
+            load.startSeconds = try table.double("start_s", range: 0...3_600) ?? 0
             load.rateTxPerSecond = Int(try table.uint("rate_tx_per_s", range: 0...1_000_000) ?? UInt64(load.rateTxPerSecond))
             load.accounts = Int(try table.uint("accounts", range: 1...1_000_000) ?? UInt64(load.accounts))
             load.durationSeconds = try table.double("duration_s", range: 0...86_400) ?? load.durationSeconds
@@ -122,7 +139,7 @@ extension Topology {
         var nodes: [Node] = []
         var names = Set<String>()
         for table in nodeTables {
-            try table.allowOnly(["name", "role", "stake", "labels"])
+            try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id"])
             let nodeName = try table.string("name", required: true)!
             guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
@@ -143,13 +160,51 @@ extension Topology {
                     labels[key] = try labelTable.string(key, required: true)!
                 }
             }
-            nodes.append(Node(name: nodeName, role: role, stake: stake, labels: labels))
+            var node = Node(name: nodeName, role: role, stake: stake, labels: labels)
+            try parseVersions(table, into: &node)
+            nodes.append(node)
         }
         guard nodes.contains(where: { $0.role == "validator" }) else {
             throw TopologyError(file: path, field: "node", problem: "at least one node needs role = \"validator\"")
         }
-        return Topology(path: path, name: name, chainId: chainId, seed: seed, host: host, basePort: basePort,
-                        timing: timing, limits: limits, load: load, nodes: nodes)
+        var topology = Topology(path: path, name: name, chainId: chainId, seed: seed, host: host, basePort: basePort,
+                                timing: timing, limits: limits, load: load, nodes: nodes)
+        topology.upgrades = try parseUpgrades(reader)
+        topology.handshakeChecksRules = handshake == "rules"
+        return topology
+    }
+
+    /// `version`, `version_min` and `fork_id` of a `[[node]]`.
+    static func parseVersions(_ table: TableReader, into node: inout Node) throws(TopologyError) {
+        let newest = UInt64(Rules.newestVersion)
+        node.version = UInt16(try table.uint("version", range: 1...newest) ?? 1)
+        node.versionMin = UInt16(try table.uint("version_min", range: 1...newest) ?? 1)
+        guard node.versionMin <= node.version else {
+            throw table.fail("version_min", "\(node.versionMin) is above version \(node.version)")
+        }
+        node.forkId = UInt32(try table.uint("fork_id", range: 0...UInt64(UInt32.max)) ?? 0)
+    }
+
+    /// `[[upgrade]]` tables: name, height, version; checked like genesis checks them.
+    static func parseUpgrades(_ reader: TableReader) throws(TopologyError) -> [UpgradePlan] {
+        var plans: [UpgradePlan] = []
+        for table in try reader.tableArray("upgrade") {
+            try table.allowOnly(["name", "height", "version"])
+            let name = try table.string("name", required: true)!
+            let height = try table.uint("height", range: 1...UInt64(Int64.max))
+            guard let height else { throw table.fail("height", "an upgrade needs the height it takes effect at") }
+            let version = UInt16(try table.uint("version", range: 2...UInt64(Rules.newestVersion))
+                ?? UInt64(Rules.newestVersion))
+            plans.append(UpgradePlan(name: name, height: height, version: version))
+        }
+        let genesis = Genesis(chainId: "", protocolVersion: 1, genesisTimeMs: 0, validators: [], allocations: [],
+                              upgrades: plans)
+        do {
+            _ = try genesis.upgradePlans()
+        } catch {
+            throw reader.fail("upgrade", error.description)
+        }
+        return plans
     }
 }
 

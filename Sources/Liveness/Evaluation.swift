@@ -140,10 +140,51 @@ public struct Evaluator: Sendable {
 
     private func halt(from start: UInt64, to end: UInt64, ended: Bool) -> Halt {
         let active = windows.filter { $0.startMs <= end && ($0.endMs ?? endMs) >= start && $0.endMs != $0.startMs }
-        let cause = active.isEmpty ? "no injected fault was active" : active.map(\.description).joined(separator: "; ")
+        var causes = stateCauses(haltStartMs: start)
+        if !active.isEmpty || causes.isEmpty {
+            causes.append(active.isEmpty ? "no injected fault was active" : active.map(\.description).joined(separator: "; "))
+        }
+        let cause = causes.joined(separator: "; and ")
         let healed = active.compactMap(\.endMs).filter { $0 >= start && $0 <= end }.max()
         return Halt(startMs: start, endMs: end, seconds: Double(end - start) / 1000, ended: ended, cause: cause,
                     recoverySeconds: ended ? healed.map { Double(end - $0) / 1000 } : nil)
+    }
+
+    /// Causes read from the nodes' own records: state roots that diverged at the height where finality
+    /// stopped (no side holding +2/3 of stake), and nodes that stopped for an upgrade there.
+    func stateCauses(haltStartMs: UInt64) -> [String] {
+        let stuckAt = analysis.heightTimes.last { $0.timeMs <= haltStartMs }?.height ?? 0
+        var out: [String] = []
+        for divergence in analysis.divergences where divergence.height + 1 >= stuckAt && divergence.height <= stuckAt {
+            out.append(analysis.describe(divergence) + ": no side holds +2/3 of stake")
+        }
+        let upgrades = analysis.nodes.filter { node in
+            node.stopped?.hasPrefix("upgrade") == true && (node.stoppedHeight ?? 0) <= stuckAt + 1
+        }
+        if let reason = upgrades.first?.stopped {
+            let stake = upgrades.reduce(0) { $0 + $1.stake }
+            out.append("\(reason): stopped \(upgrades.map(\.name).joined(separator: ", ")) "
+                       + "(stake \(stake) of \(analysis.totalStake))")
+        }
+        return out
+    }
+
+    /// At the first height finalized under newer rules (a planned upgrade taking effect): the longer of
+    /// the gaps before and after it, over the median gap between consecutive heights in the run.
+    func upgradeGapRatio() -> (Double?, String) {
+        let times = analysis.heightTimes
+        guard let index = times.indices.dropFirst().first(where: { times[$0].rules > times[$0 - 1].rules }) else {
+            return (nil, "no height was finalized under newer rules")
+        }
+        let gaps = zip(times, times.dropFirst()).filter { $1.height == $0.height + 1 }.map { $1.timeMs - $0.timeMs }.sorted()
+        guard !gaps.isEmpty else { return (nil, "no consecutive heights to compare with") }
+        let median = Double(max(gaps[gaps.count / 2], 1))
+        let before = times[index].timeMs - times[index - 1].timeMs
+        let after = index + 1 < times.count ? times[index + 1].timeMs - times[index].timeMs : 0
+        let at = times[index]
+        let text = "height \(at.height) first under rules v\(at.rules) (round \(at.round)): gaps \(before) ms before, "
+            + "\(after) ms after; median gap \(Int(median)) ms"
+        return (Double(max(before, after)) / median, text)
     }
 
     /// Blocks finalized inside the intervals; a block exactly at an interval's start belongs before it.
@@ -250,6 +291,41 @@ public struct Evaluator: Sendable {
             let value = Self.percentile(latencies, spec.metric.hasSuffix("p50") ? 0.5 : 0.99)
             observed = value.map { Double($0) }
             text = value.map { "\($0) heights (\(latencies.count) validator-heights)" } ?? "no commits in the window"
+        case "state_roots_agree":
+            let first = analysis.divergences.first
+            observed = first == nil ? 1 : 0
+            text = first.map { analysis.describe($0) } ?? "one state root at every height"
+        case "heights_after_divergence":
+            let first = analysis.divergences.first
+            observed = first.map { Double(analysis.finalizedHeight) - Double($0.height) }
+            text = first.map { "finalized \(analysis.finalizedHeight), roots diverged at \($0.height)" }
+                ?? "state roots never diverged"
+        case "stopped_nodes":
+            let stopped = analysis.nodes.filter { $0.stopped != nil }
+            observed = Double(stopped.count)
+            text = stopped.isEmpty ? "none" : stopped.map { "\($0.name): \($0.stopped!)" }.joined(separator: "; ")
+        case "max_round_reached":
+            let rounds = analysis.nodes.flatMap(\.rounds).filter { point in ranges.contains { $0.contains(point.timeMs) } }
+            let top = rounds.max { $0.round < $1.round }
+            observed = Double(top?.round ?? 0)
+            text = top.map { "round \($0.round) at height \($0.height)" } ?? "no round past 0"
+        case "handshake_refusals":
+            let refusals = analysis.nodes.flatMap { node in
+                // "whole" counts refusals from the very start, before the cluster was up.
+                node.handshakeRefusals.filter { refusal in
+                    spec.window == .whole || ranges.contains { $0.contains(refusal.timeMs) }
+                }
+                    .map { "\(node.name) refused \($0.peer) (\($0.reason))" }
+            }
+            observed = Double(refusals.count)
+            text = refusals.isEmpty ? "none" : Set(refusals).sorted().prefix(4).joined(separator: "; ")
+                + (refusals.count > 4 ? "; …" : "")
+        case "upgrade_gap_ratio":
+            (observed, text) = upgradeGapRatio()
+        case "refused_starts":
+            let refused = analysis.nodes.flatMap { node in node.refusedStarts.map { "\(node.name): \($0)" } }
+            observed = Double(refused.count)
+            text = refused.isEmpty ? "none" : refused.joined(separator: "; ")
         case "rss_max_mib":
             let peak = analysis.nodes.map(\.rssMaxKiB).max() ?? 0
             observed = Double(peak) / 1024
@@ -281,6 +357,7 @@ public struct Evaluator: Sendable {
         switch spec.bound {
         case .max(let bound): passed = observed.map { $0 <= bound } ?? false
         case .min(let bound): passed = observed.map { $0 >= bound } ?? false
+        case .between(let low, let high): passed = observed.map { $0 >= low && $0 <= high } ?? false
         case .equals(let value): passed = observed.map { ($0 == 1) == value } ?? false
         }
         return ExpectationResult(name: spec.name, metric: spec.metric, window: spec.window.description, passed: passed,

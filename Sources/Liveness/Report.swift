@@ -43,6 +43,26 @@ public struct Report: Codable, Sendable {
         public var heightsChecked: Int
         public var conflicts: [ConflictEntry]
         public var noCommittedBlockLost: Bool
+        /// Heights where one block was executed into different state roots, with the sides.
+        public var stateRootDivergences: [DivergenceEntry]
+    }
+
+    public struct DivergenceEntry: Codable, Sendable {
+        public var height: UInt64
+        /// Seconds since the start of the run when the second root appeared.
+        public var at: Double
+        public var sides: [SideEntry]
+        /// Each node's last root for the height (restarts on another binary re-execute it).
+        public var sidesAtEnd: [SideEntry]
+        /// One line: the height, the roots, the nodes and stake on each side.
+        public var summary: String
+
+        public struct SideEntry: Codable, Sendable {
+            public var stateRoot: String
+            public var nodes: [String]
+            public var stake: UInt64
+            public var stakeShare: Double
+        }
     }
 
     public struct ConflictEntry: Codable, Sendable {
@@ -62,6 +82,12 @@ public struct Report: Codable, Sendable {
     public struct NodeEntry: Codable, Sendable {
         public var name: String
         public var height: UInt64
+        public var stake: UInt64
+        /// The binary's rules range and fork id at its last start, e.g. "v1...v2, fork 0".
+        public var binary: String
+        /// Why it stopped deciding (a state root mismatch, an upgrade needed), if it did.
+        public var stopped: String?
+        public var refusedStarts: [String]
         public var restarts: Int
         public var syncedBlocks: Int
         public var drops: [String: UInt64]
@@ -162,15 +188,33 @@ public struct Report: Codable, Sendable {
             voteInclusionHeightsP50: Evaluator.percentile(inclusion, 0.5),
             voteInclusionHeightsP99: Evaluator.percentile(inclusion, 0.99),
             transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
+        let totalStake = Double(max(analysis.totalStake, 1))
         self.safety = Safety(agreement: analysis.agreement, heightsChecked: analysis.heightsChecked,
                              conflicts: analysis.conflicts.map { ConflictEntry(height: $0.height, sides: $0.sides) },
-                             noCommittedBlockLost: analysis.noCommittedBlockLost)
+                             noCommittedBlockLost: analysis.noCommittedBlockLost,
+                             stateRootDivergences: analysis.divergences.map { divergence in
+                                 DivergenceEntry(
+                                    height: divergence.height, at: seconds(divergence.timeMs),
+                                    sides: divergence.sides.map {
+                                        .init(stateRoot: $0.stateRoot, nodes: $0.nodes, stake: $0.stake,
+                                              stakeShare: Double($0.stake) / totalStake)
+                                    },
+                                    sidesAtEnd: divergence.sidesAtEnd.map {
+                                        .init(stateRoot: $0.stateRoot, nodes: $0.nodes, stake: $0.stake,
+                                              stakeShare: Double($0.stake) / totalStake)
+                                    },
+                                    summary: analysis.describe(divergence))
+                             })
         self.faults = evaluator.windows.map {
             FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,
                        start: seconds($0.startMs), end: $0.endMs.map(seconds))
         }
         self.nodes = analysis.nodes.map { node in
-            NodeEntry(name: node.name, height: node.height, restarts: max(node.starts - 1, 0),
+            NodeEntry(name: node.name, height: node.height, stake: node.stake,
+                      binary: node.rulesVersionMin == node.rulesVersionMax
+                        ? "v\(node.rulesVersionMax), fork \(node.forkId)"
+                        : "v\(node.rulesVersionMin)...v\(node.rulesVersionMax), fork \(node.forkId)",
+                      stopped: node.stopped, refusedStarts: node.refusedStarts, restarts: max(node.starts - 1, 0),
                       syncedBlocks: node.syncedCommits, drops: node.drops.filter { $0.value > 0 },
                       voteLaneDrops: node.drops(lane: "vote"), userLaneDrops: node.drops(lane: "user"),
                       kernelDrops: node.kernelDrops.filter { $0.value > 0 }, rssMaxMiB: Double(node.rssMaxKiB) / 1024,

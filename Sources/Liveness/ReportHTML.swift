@@ -88,11 +88,15 @@ extension Report {
             }
             page += "</table>"
         }
-        page += "\n<h2>Nodes</h2>\n<table><tr><th>node</th><th>height</th><th>restarts</th><th>blocks by sync</th><th>drops</th></tr>"
+        page += "\n<h2>Nodes</h2>\n<table><tr><th>node</th><th>stake</th><th>binary</th><th>height</th><th>restarts</th>"
+            + "<th>blocks by sync</th><th>stopped</th><th>drops</th></tr>"
         for node in nodes {
             let drops = node.drops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
-            page += "<tr><td>\(Self.xml(node.name))</td><td>\(node.height)</td><td>\(node.restarts)</td>"
-                + "<td>\(node.syncedBlocks)</td><td>\(Self.xml(drops.isEmpty ? "–" : drops))</td></tr>"
+            let stopped = ([node.stopped].compactMap { $0 } + node.refusedStarts).joined(separator: "; ")
+            page += "<tr><td>\(Self.xml(node.name))</td><td>\(node.stake)</td><td>\(Self.xml(node.binary))</td>"
+                + "<td>\(node.height)</td><td>\(node.restarts)</td><td>\(node.syncedBlocks)</td>"
+                + "<td class=\"\(stopped.isEmpty ? "" : "bad")\">\(Self.xml(stopped.isEmpty ? "–" : stopped))</td>"
+                + "<td>\(Self.xml(drops.isEmpty ? "–" : drops))</td></tr>"
         }
         let safetyText = safety.agreement
             ? "All nodes committed the same block at each of \(safety.heightsChecked) heights."
@@ -100,7 +104,24 @@ extension Report {
                 "height \(conflict.height): " + conflict.sides.map { "\($0.key.prefix(12))… by \($0.value.joined(separator: ","))" }
                     .joined(separator: " vs ")
             }.joined(separator: "; ")
-        page += "</table>\n<h2>Safety</h2>\n<p>\(Self.xml(safetyText))</p>\n</body></html>\n"
+        page += "</table>\n<h2>Safety</h2>\n<p>\(Self.xml(safetyText))</p>\n"
+        if safety.stateRootDivergences.isEmpty {
+            page += "<p>Every node computed the same state root at every height.</p>\n"
+        } else {
+            page += "<p class=\"bad\">State roots diverged: the same block executed into different states.</p>\n"
+                + "<table><tr><th>height</th><th>at</th><th>state root</th><th>nodes</th><th>stake</th></tr>"
+            for divergence in safety.stateRootDivergences {
+                for (index, side) in divergence.sides.enumerated() {
+                    page += "<tr><td>\(index == 0 ? "\(divergence.height)" : "")</td>"
+                        + "<td>\(index == 0 ? String(format: "%.1f s", divergence.at) : "")</td>"
+                        + "<td><code>\(Self.xml(String(side.stateRoot.prefix(16))))…</code></td>"
+                        + "<td>\(Self.xml(side.nodes.joined(separator: ", ")))</td>"
+                        + "<td>\(side.stake) (\(String(format: "%.0f%%", side.stakeShare * 100)))</td></tr>"
+                }
+            }
+            page += "</table>\n"
+        }
+        page += "</body></html>\n"
         return page
     }
 

@@ -21,10 +21,55 @@ public struct RunAnalysis: Sendable {
         public var voteDelayP99: [SeriesPoint] = []
         /// The kernel's receive-buffer drops by lane, last reading.
         public var kernelDrops: [String: UInt64] = [:]
+        /// From the last `start` event: stake, the binary's rules range and fork id.
+        public var stake: UInt64 = 0
+        public var rulesVersionMax: UInt64 = 1
+        public var rulesVersionMin: UInt64 = 1
+        public var forkId: UInt64 = 0
+        /// Why the node stopped deciding since its last start (state root mismatch, upgrade needed).
+        public var stopped: String?
+        public var stoppedAtMs: UInt64?
+        /// The height the node was at when it stopped (the block it would not take).
+        public var stoppedHeight: UInt64?
+        /// Starts refused because the binary no longer runs the chain's current rules.
+        public var refusedStarts: [String] = []
+        /// Handshake refusals by this node: (time, peer, reason).
+        public var handshakeRefusals: [HandshakeRefusal] = []
+        /// Every round change past round 0: (time, height, round).
+        public var rounds: [RoundPoint] = []
 
         /// Drops whose reason belongs to a lane: "vote" or "user" (kernel drops included).
         public func drops(lane: String) -> UInt64 {
             drops.filter { $0.key.hasPrefix(lane + "_") }.values.reduce(0, +) + (kernelDrops[lane] ?? 0)
+        }
+    }
+
+    public struct HandshakeRefusal: Sendable, Equatable {
+        public var timeMs: UInt64
+        public var peer: String
+        public var reason: String
+    }
+
+    public struct RoundPoint: Sendable, Equatable {
+        public var timeMs: UInt64
+        public var height: UInt64
+        public var round: UInt64
+    }
+
+    /// A height after which nodes hold different state roots (the same block executed differently).
+    public struct Divergence: Sendable, Equatable {
+        public var height: UInt64
+        /// When the second root was first recorded.
+        public var timeMs: UInt64
+        /// Each node's root just after that (the split that decides what happens next).
+        public var sides: [Side]
+        /// Each node's last root for this height (after restarts re-executed it, e.g. an upgrade).
+        public var sidesAtEnd: [Side]
+
+        public struct Side: Sendable, Equatable {
+            public var stateRoot: String
+            public var nodes: [String]
+            public var stake: UInt64
         }
     }
 
@@ -59,6 +104,11 @@ public struct RunAnalysis: Sendable {
     public var nodeSeries: [String: [SeriesPoint]]
     /// Each finalized client transaction: when it was submitted and how long until it was finalized.
     public var txLatencies: [TxLatency]
+    /// Heights where nodes committed the same block with different resulting state roots (first 20).
+    public var divergences: [Divergence] = []
+    public static let divergencesMax = 20
+
+    public var totalStake: UInt64 { nodes.reduce(0) { $0 + $1.stake } }
 
     public struct HeightTime: Sendable, Equatable {
         public var height: UInt64
@@ -67,6 +117,8 @@ public struct RunAnalysis: Sendable {
         public var txs: Int
         /// Validator indexes whose precommit is in the commit certificate (as first recorded).
         public var signers: [Int] = []
+        /// The execution rules version the first committer applied.
+        public var rules: UInt64 = 1
     }
 
     public struct SeriesPoint: Sendable, Equatable {
@@ -93,11 +145,14 @@ public struct RunAnalysis: Sendable {
         var round: UInt64
         var source: String
         var signers: [Int]
+        var stateRoot: String
+        var rules: UInt64
     }
 
     /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
     public static func analyze(nodeDirs: [(String, String)], submissionsPath: String?) -> RunAnalysis {
         var commits: [Commit] = []
+        var reexecutions: [RootRecord] = []
         var nodes: [NodeSummary] = []
         var unreadable = 0
         for (name, dir) in nodeDirs {
@@ -115,7 +170,9 @@ public struct RunAnalysis: Sendable {
                     let commit = Commit(node: name, height: height, hash: hash, timeMs: time,
                                         txs: Int(uint(object["txs"]) ?? 0), txIds: object["txIds"] as? [String] ?? [],
                                         round: uint(object["round"]) ?? 0, source: object["source"] as? String ?? "",
-                                        signers: (object["signers"] as? [Any])?.compactMap { uint($0).map(Int.init) } ?? [])
+                                        signers: (object["signers"] as? [Any])?.compactMap { uint($0).map(Int.init) } ?? [],
+                                        stateRoot: object["stateRoot"] as? String ?? "",
+                                        rules: uint(object["rules"]) ?? 1)
                     commits.append(commit)
                     summary.height = max(summary.height, height)
                     summary.commits += 1
@@ -123,10 +180,36 @@ public struct RunAnalysis: Sendable {
                     summary.maxRound = max(summary.maxRound, commit.round)
                 case "start":
                     summary.starts += 1
+                    summary.stopped = nil
+                    summary.stoppedAtMs = nil
+                    summary.stoppedHeight = nil
+                    summary.stake = uint(object["stake"]) ?? summary.stake
+                    summary.rulesVersionMax = uint(object["rulesVersionMax"]) ?? 1
+                    summary.rulesVersionMin = uint(object["rulesVersionMin"]) ?? 1
+                    summary.forkId = uint(object["forkId"]) ?? 0
                     let storedHeight = uint(object["height"]) ?? 0
                     if storedHeight < summary.height {
                         summary.lostOnRestart.append("restart \(summary.starts - 1) came back at height "
                                                      + "\(storedHeight) after committing \(summary.height)")
+                    }
+                case "state_mismatch", "upgrade_needed", "too_early":
+                    summary.stopped = object["reason"] as? String ?? "stopped"
+                    summary.stoppedAtMs = uint(object["t"])
+                    summary.stoppedHeight = uint(object["height"])
+                case "reexecuted":
+                    if let height = uint(object["height"]), let time = uint(object["t"]),
+                       let root = object["stateRoot"] as? String {
+                        reexecutions.append(RootRecord(node: name, height: height, timeMs: time, stateRoot: root))
+                    }
+                case "refused_start":
+                    summary.refusedStarts.append(object["reason"] as? String ?? "refused to start")
+                case "handshake_refused":
+                    summary.handshakeRefusals.append(HandshakeRefusal(
+                        timeMs: uint(object["t"]) ?? 0, peer: object["peer"] as? String ?? "?",
+                        reason: object["reason"] as? String ?? ""))
+                case "round":
+                    if let time = uint(object["t"]), let height = uint(object["height"]), let round = uint(object["round"]) {
+                        summary.rounds.append(RoundPoint(timeMs: time, height: height, round: round))
                     }
                 case "drops":
                     if let total = object["total"] as? [String: Any] {
@@ -196,7 +279,7 @@ public struct RunAnalysis: Sendable {
         } else if times.count > 1 {
             throughput = Double(txsCommitted) / max(Double(times.last! - times.first!) / 1000, 0.001)
         }
-        return RunAnalysis(
+        var result = RunAnalysis(
             nodes: nodes, heightsChecked: byHeight.count, conflicts: conflicts, txsCommitted: txsCommitted,
             firstCommitMs: times.first, lastCommitMs: times.last, maxFinalityGapMs: maxGap,
             meanBlockIntervalMs: meanInterval, submitted: submitted, latency: latency,
@@ -204,12 +287,71 @@ public struct RunAnalysis: Sendable {
             heightTimes: firstSeen.keys.sorted().map {
                 let commit = firstSeen[$0]!
                 return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs,
-                                  signers: commit.signers)
+                                  signers: commit.signers, rules: commit.rules)
             },
             nodeSeries: Dictionary(grouping: commits, by: \.node).mapValues { list in
                 list.sorted { $0.timeMs < $1.timeMs }.map { SeriesPoint(timeMs: $0.timeMs, height: $0.height) }
             },
             txLatencies: txLatencies)
+        let records = commits.map { RootRecord(node: $0.node, height: $0.height, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
+            + reexecutions
+        result.divergences = divergences(records, stakes: Dictionary(nodes.map { ($0.name, $0.stake) },
+                                                                     uniquingKeysWith: { a, _ in a }))
+        return result
+    }
+
+    /// A node's state root after a height: recorded at commit, or when a restart re-executed the block.
+    struct RootRecord {
+        var node: String
+        var height: UInt64
+        var timeMs: UInt64
+        var stateRoot: String
+    }
+
+    /// Heights where one block was executed into several state roots, with the nodes (and their
+    /// stake) on each side: as they stood just after the second root appeared, and at the end.
+    static func divergences(_ records: [RootRecord], stakes: [String: UInt64]) -> [Divergence] {
+        var byHeight: [UInt64: [RootRecord]] = [:]
+        for record in records where !record.stateRoot.isEmpty { byHeight[record.height, default: []].append(record) }
+        func sides(_ list: [RootRecord], upTo limit: UInt64) -> [Divergence.Side] {
+            var latest: [String: RootRecord] = [:]
+            for record in list where record.timeMs <= limit { latest[record.node] = record }
+            let grouped = Dictionary(grouping: latest.values, by: \.stateRoot)
+            return grouped.map { root, members in
+                let nodes = members.map(\.node).sorted()
+                return Divergence.Side(stateRoot: root, nodes: nodes, stake: nodes.reduce(0) { $0 + (stakes[$1] ?? 0) })
+            }.sorted { ($0.stake, $1.nodes.first ?? "") > ($1.stake, $0.nodes.first ?? "") }
+        }
+        var out: [Divergence] = []
+        for height in byHeight.keys.sorted() {
+            let list = byHeight[height]!.sorted { $0.timeMs < $1.timeMs }
+            guard let first = list.first, let second = list.first(where: { $0.stateRoot != first.stateRoot }) else {
+                continue
+            }
+            out.append(Divergence(height: height, timeMs: second.timeMs,
+                                  sides: sides(list, upTo: second.timeMs + settleMs),
+                                  sidesAtEnd: sides(list, upTo: .max)))
+            if out.count >= divergencesMax { break }
+        }
+        return out
+    }
+
+    /// Records of one block by other nodes this soon after the second root still count as "at the time".
+    static let settleMs: UInt64 = 500
+
+    /// "state roots diverged at height H: 3f2a1b… on v1, v2 (stake 20, 50%); …", and how it stood at
+    /// the end when restarts re-executed the block since.
+    public func describe(_ divergence: Divergence) -> String {
+        let total = Double(max(totalStake, 1))
+        func text(_ sides: [Divergence.Side]) -> String {
+            sides.map { side in
+                "\(side.stateRoot.prefix(12))… on \(side.nodes.joined(separator: ", ")) "
+                    + "(stake \(side.stake), \(Int((Double(side.stake) / total * 100).rounded()))%)"
+            }.joined(separator: "; ")
+        }
+        var out = "state roots diverged at height \(divergence.height): " + text(divergence.sides)
+        if divergence.sidesAtEnd != divergence.sides { out += " (at the end: " + text(divergence.sidesAtEnd) + ")" }
+        return out
     }
 
     static func uint(_ value: Any?) -> UInt64? {

@@ -6,8 +6,9 @@ import Sodium
 import Wire
 
 /// Committed blocks on disk: an append-only file of records `[length u32][BLAKE2b-256 of body][body]`,
-/// where the body is an encoded `CommittedBlock`. A record is fsynced before the node acts on the
-/// commit. On open, a torn or corrupt tail (a crash mid-append) is detected, reported and cut off.
+/// where the body is the execution rules version the node applied (u16) and an encoded
+/// `CommittedBlock`. A record is fsynced before the node acts on the commit. On open, a torn or
+/// corrupt tail (a crash mid-append) is detected, reported and cut off.
 final class BlockStore {
     static let recordHeaderBytes = 36
     static let recordBytesMax = Block.bytesMax + 200_000
@@ -16,13 +17,16 @@ final class BlockStore {
     private var offsets: [Int] = []   // offsets[h - 1] is where block h's record starts
     private var end = 0
     private(set) var lastBlock: CommittedBlock?
+    /// The rules version recorded with the last block.
+    private(set) var lastRulesVersion: UInt16 = 1
     /// Bytes cut from the tail on open (0 when the file was clean).
     private(set) var discardedTailBytes = 0
 
     var height: UInt64 { UInt64(offsets.count) }
 
-    /// Opens (or creates) the store and calls `replay` for every intact block in order.
-    init(path: String, replay: (CommittedBlock) throws -> Void) throws {
+    /// Opens (or creates) the store and calls `replay` for every intact block in order, with the rules
+    /// version it was executed under.
+    init(path: String, replay: (CommittedBlock, UInt16) throws -> Void) throws {
         file = try PosixFile(path: path, flags: O_RDWR | O_CREAT)
         let size = try file.size()
         var offset = 0
@@ -33,11 +37,14 @@ final class BlockStore {
             let digest = try reader.bytes32("record.digest")
             guard length <= BlockStore.recordBytesMax, offset + BlockStore.recordHeaderBytes + length <= size else { break }
             let body = try file.read(count: length, at: offset + BlockStore.recordHeaderBytes)
-            guard Blake2b.hash(body) == digest, let block = try? CommittedBlock(decoding: body),
+            guard Blake2b.hash(body) == digest, body.count > 2,
+                  let block = try? CommittedBlock(decoding: Array(body[2...])),
                   block.block.header.height == UInt64(offsets.count + 1) else { break }
-            try replay(block)
+            let rules = UInt16(body[0]) << 8 | UInt16(body[1])
+            try replay(block, rules)
             offsets.append(offset)
             lastBlock = block
+            lastRulesVersion = rules
             offset += BlockStore.recordHeaderBytes + length
         }
         end = offset
@@ -48,20 +55,38 @@ final class BlockStore {
         }
     }
 
-    /// Appends and fsyncs block `height + 1`.
-    func append(_ block: CommittedBlock) throws {
+    /// Appends and fsyncs block `height + 1`, executed under `rulesVersion`.
+    func append(_ block: CommittedBlock, rulesVersion: UInt16) throws {
         precondition(block.block.header.height == height + 1,
                      "store at height \(height) asked to append block \(block.block.header.height)")
-        let body = block.encoded
-        var writer = WireWriter(capacity: body.count + BlockStore.recordHeaderBytes)
-        writer.u32(UInt32(body.count))
-        writer.bytes32(Blake2b.hash(body))
-        writer.raw(body)
-        try file.pwrite(writer.bytes, at: end)
+        let record = BlockStore.record(block, rulesVersion: rulesVersion)
+        try file.pwrite(record, at: end)
         try file.sync()
         offsets.append(end)
-        end += writer.bytes.count
+        end += record.count
         lastBlock = block
+        lastRulesVersion = rulesVersion
+    }
+
+    /// Records that the last block was executed again under other rules (a restart on another
+    /// binary re-executes the tip, whose result no header has confirmed yet). The record keeps its
+    /// length; a torn rewrite fails its digest and the tip is fetched from peers again.
+    func rewriteLastRulesVersion(_ rulesVersion: UInt16) throws {
+        guard let block = lastBlock, let offset = offsets.last, rulesVersion != lastRulesVersion else { return }
+        try file.pwrite(BlockStore.record(block, rulesVersion: rulesVersion), at: offset)
+        try file.sync()
+        lastRulesVersion = rulesVersion
+    }
+
+    private static func record(_ block: CommittedBlock, rulesVersion: UInt16) -> [UInt8] {
+        var body = WireWriter()
+        body.u16(rulesVersion)
+        block.encode(to: &body)
+        var writer = WireWriter(capacity: body.bytes.count + BlockStore.recordHeaderBytes)
+        writer.u32(UInt32(body.bytes.count))
+        writer.bytes32(Blake2b.hash(body.bytes))
+        writer.raw(body.bytes)
+        return writer.bytes
     }
 
     /// The encoded committed block at `height`, read back from disk (for block sync).
@@ -71,7 +96,7 @@ final class BlockStore {
         let header = try file.read(count: BlockStore.recordHeaderBytes, at: offset)
         var reader = WireReader(header)
         let length = Int(try reader.u32("record.length"))
-        return try file.read(count: length, at: offset + BlockStore.recordHeaderBytes)
+        return Array(try file.read(count: length, at: offset + BlockStore.recordHeaderBytes).dropFirst(2))
     }
 }
 

@@ -14,6 +14,14 @@ struct NodeMetrics: Sendable {
     let ingressQueueDropped = Counter(label: "faultline_ingress_queue_dropped_total")
     let controlUnauthorized = Counter(label: "faultline_control_unauthorized_total")
     let invalidProposals = Counter(label: "faultline_invalid_proposals_total")
+    /// Hellos from peers refused at the handshake, and peers currently refused.
+    let handshakeRefused = Counter(label: "faultline_handshake_refused_total")
+    let peersRefused = Gauge(label: "faultline_peers_refused")
+    /// Messages from a peer dropped because no handshake with it has succeeded.
+    let noHandshakeDropped = Counter(label: "faultline_no_handshake_dropped_total")
+    /// 1 once this node stopped deciding (state root mismatch, upgrade needed).
+    let stopped = Gauge(label: "faultline_stopped")
+    let stateMismatches = Counter(label: "faultline_state_mismatch_total")
     let received: [MessageKind: Counter]
     let rejected: [Ingress.Reject: Counter]
 

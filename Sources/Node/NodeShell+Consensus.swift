@@ -11,10 +11,11 @@ extension NodeShell {
     func drive(_ first: Tendermint.Input) {
         var queue: Deque<Tendermint.Input> = [first]
         var steps = 0
-        while let input = queue.popFirst() {
+        // A stopped node (state root mismatch, upgrade needed) decides nothing more.
+        while stopped == nil, let input = queue.popFirst() {
             steps += 1
             precondition(steps < 100_000, "consensus feedback did not settle at height \(consensus.height)")
-            for effect in consensus.process(input) {
+            for effect in consensus.process(input) where stopped == nil {
                 execute(effect, feedback: &queue)
             }
         }
@@ -129,15 +130,35 @@ extension NodeShell {
     }
 
     /// Stores (fsync), executes and records a committed block. The one path for consensus and sync.
-    func commit(_ committed: CommittedBlock, source: String) {
+    /// A block whose state root is not this node's, or that needs rules this binary lacks, is not
+    /// stored: the node stops deciding instead (returns false).
+    @discardableResult
+    func commit(_ committed: CommittedBlock, source: String) -> Bool {
         let block = committed.block
         precondition(block.header.height == store.height + 1,
                      "commit of \(block.header.height) on a store at \(store.height)")
+        guard block.header.stateRoot == ledger.stateRoot else {
+            stopOnMismatch(block, source: source)
+            return false
+        }
+        let rulesVersion: UInt16
+        switch rules(at: block.header.height) {
+        case .apply(let version):
+            rulesVersion = version
+        case .upgradeNeeded(let plan):
+            stopForUpgrade(plan, height: block.header.height)
+            return false
+        case .tooEarly(let version, _):
+            stop("height \(block.header.height) runs rules v\(version), older than this binary keeps (v\(config.versionMin))",
+                 event: "too_early", [("height", .uint(block.header.height))])
+            return false
+        }
         do {
-            try store.append(committed)
+            try store.append(committed, rulesVersion: rulesVersion)
         } catch {
             fatalError("cannot store block \(block.header.height): \(error)")
         }
+        ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, ledger: ledger)
@@ -157,9 +178,13 @@ extension NodeShell {
             ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
             ("source", .string(source)),
             ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
-            ("blockTimeMs", .uint(block.header.timeMs)),
+            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(UInt64(rulesVersion))),
             ("txIds", .array(block.txs.map { .string($0.id.short) })),
         ])
         events.flush()
+        if case .upgradeNeeded(let plan) = rules(at: block.header.height + 1) {
+            stopForUpgrade(plan, height: block.header.height + 1)
+        }
+        return true
     }
 }

@@ -6,7 +6,15 @@ import Wire
 
 extension NodeShell {
     func handleMessage(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
+        // Nothing but a hello (and user transactions) is taken from a peer before its handshake succeeded.
+        if envelope.kind != .hello, envelope.kind != .transfer, let peer = peers[envelope.sender],
+           handshakes[peer.name] != .accepted {
+            metrics.noHandshakeDropped.increment()
+            return
+        }
         switch message {
+        case .hello(let hello):
+            onHello(hello, envelope: envelope)
         case .transfer(let transfer):
             // CheckTx: only transactions the sender can pay for enter the mempool (and are gossiped).
             let outcome = Ledger.check(transfer, from: ledger.account(envelope.sender))

@@ -9,10 +9,11 @@ import Wire
 extension NodeShell {
     func onTick() {
         servedThisTick = 0
+        resendHellos()
         broadcastStatus()
         startConsensusIfReady()
         requestMissingBlocks()
-        rebroadcastIfStalled()
+        if stopped == nil { rebroadcastIfStalled() }
         updateVotesOnly()
         logDropsIfChanged()
         logSample()
@@ -71,6 +72,7 @@ extension NodeShell {
     }
 
     func requestMissingBlocks() {
+        guard stopped == nil else { return }
         let now = clock()
         let best = peerHeights.values.map(\.height).max() ?? 0
         guard best > store.height else { return }
@@ -165,14 +167,17 @@ extension NodeShell {
     /// Commits, in order, every missing height for which we have the block and +2/3 of stake in
     /// verified precommits for it.
     private func applySyncedBlocks() {
-        while let blocks = syncBlocks[store.height + 1] {
+        while stopped == nil, let blocks = syncBlocks[store.height + 1] {
             let height = store.height + 1
             let quorum = (syncVotes[height] ?? [:]).first { key, signatures in
                 blocks[key.blockId] != nil
                     && validators.isQuorum(signatures.keys.reduce(UInt64(0)) { $0 + validators.stake(of: $1) })
             }
             guard let (key, signatures) = quorum, let block = blocks[key.blockId] else { break }
-            if let problem = ledger.validate(block, expectedProposer: nil, protocolVersion: config.protocolVersion)
+            // A block with +2/3 of precommits that carries another state root: this node's state
+            // diverged from the chain's. `commit` stops the node.
+            let mismatch = block.header.stateRoot != ledger.stateRoot
+            if !mismatch, let problem = ledger.validate(block, expectedProposer: nil, protocolVersion: config.protocolVersion)
                 ?? unverifiedTransactionProblem(block) {
                 logger.warning("sync: rejected block \(height): \(problem)")
                 events.write("sync_reject", timeMs: clock(), [("height", .uint(height)), ("reason", .string(problem))])
@@ -182,7 +187,7 @@ extension NodeShell {
             let certificate = CommitCertificate(
                 height: height, round: key.round, blockId: key.blockId,
                 signatures: signatures.sorted { $0.key < $1.key }.map { .init(validator: UInt16($0.key), signature: $0.value) })
-            commit(CommittedBlock(block: block, commit: certificate), source: "sync")
+            guard commit(CommittedBlock(block: block, commit: certificate), source: "sync") else { break }
             metrics.syncBlocks.increment()
             drive(.committedElsewhere(height: height))
         }

@@ -120,6 +120,18 @@ final class NodeShell {
     static let ownVotesMax = 6
     var lastCommitTimeMs: UInt64 = 0
     let startedAtMs: UInt64
+    /// The genesis's upgrade plans (checked).
+    let plans: [UpgradePlan]
+    /// Why this node stopped deciding, once it has (it keeps serving blocks and status).
+    var stopped: String?
+    /// The handshake with each peer, by name: nothing but hellos goes to a peer not accepted.
+    var handshakes: [String: PeerLink] = [:]
+    var helloSentMs: [String: UInt64] = [:]
+
+    enum PeerLink: Equatable {
+        case accepted
+        case refused(String)
+    }
 
     init(config: NodeConfig, key: SigningKey, genesis: Genesis, dataDir: String, eventsPath: String,
          logger: Logger, timers: @escaping (UInt64, NodeInput) -> Void, clock: @escaping () -> UInt64) throws {
@@ -147,11 +159,21 @@ final class NodeShell {
         }
         self.peers = peerTable
         self.peerByName = Dictionary(uniqueKeysWithValues: peerTable.values.map { ($0.name, $0) })
-        // Rebuild the ledger from the store: every committed block is executed again.
+        let plans = try genesis.upgradePlans()
+        self.plans = plans
+        // Rebuild the ledger from the store: every committed block is executed again under the rules
+        // recorded with it, except the last one (see `reexecuteTip`).
         var rebuilt = try Ledger(genesis: genesis)
-        self.store = try BlockStore(path: dataDir + "/blocks.dat") { committed in
-            rebuilt.execute(committed.block)
+        var tip: (block: Block, rules: UInt16)?
+        let store = try BlockStore(path: dataDir + "/blocks.dat") { committed, rules in
+            if let previous = tip {
+                rebuilt.rulesVersion = previous.rules
+                rebuilt.execute(previous.block)
+            }
+            tip = (committed.block, rules)
         }
+        self.store = store
+        let reexecuted = try NodeShell.reexecuteTip(tip, ledger: &rebuilt, store: store, config: config, plans: plans)
         self.ledger = rebuilt
         self.signStore = try SignStateStore(path: dataDir + "/sign-state.dat")
         let height = store.height + 1
@@ -167,15 +189,31 @@ final class NodeShell {
         events.write("start", timeMs: clock(), [
             ("height", .uint(store.height)), ("round", .uint(UInt64(startRound))),
             ("version", .string(FaultlineVersion.string)), ("protocolVersion", .uint(UInt64(config.protocolVersion))),
+            ("rulesVersionMax", .uint(UInt64(config.version))), ("rulesVersionMin", .uint(UInt64(config.versionMin))),
+            ("forkId", .uint(UInt64(config.forkId))),
+            ("stake", .uint(myIndex.map { validators.stake(of: $0) } ?? 0)),
+            ("stateRoot", .string(rebuilt.stateRoot.hex)),
             ("discardedTailBytes", .uint(UInt64(store.discardedTailBytes))),
             ("lastSigned", lastSigned.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
         ])
         events.flush()
+        if let (recorded, now) = reexecuted {
+            logger.notice("re-executed block \(store.height) under rules v\(now) (it was executed under v\(recorded)); state root now \(rebuilt.stateRoot.short)")
+            events.write("reexecuted", timeMs: clock(), [
+                ("height", .uint(store.height)), ("from", .uint(UInt64(recorded))), ("to", .uint(UInt64(now))),
+                ("stateRoot", .string(rebuilt.stateRoot.hex)),
+            ])
+        }
+        try refuseIfTooEarly()
     }
 
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)
     /// have been heard from, or after `startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
+        for peer in peers.values { sendHello(to: peer, now: clock()) }
+        if case .upgradeNeeded(let plan) = rules(at: store.height + 1) {
+            stopForUpgrade(plan, height: store.height + 1)
+        }
         broadcastStatus()
         startConsensusIfReady()
     }
@@ -191,7 +229,7 @@ final class NodeShell {
     }
 
     func startConsensusNow() {
-        guard !consensusStarted else { return }
+        guard !consensusStarted, stopped == nil else { return }
         consensusStarted = true
         lastProgressMs = clock()
         drive(.start)
@@ -251,7 +289,7 @@ final class NodeShell {
 
     var status: NodeStatus {
         let now = clock()
-        return NodeStatus(
+        var status = NodeStatus(
             name: config.name, role: config.role, version: FaultlineVersion.string,
             protocolVersion: config.protocolVersion, height: store.height, consensusHeight: consensus.height,
             round: consensus.round, step: consensus.step.description,
@@ -263,6 +301,16 @@ final class NodeShell {
             proposer: validators.members[validators.proposer(height: consensus.height, round: consensus.round)].name,
             linkFaults: shaper.table.links.count, shapedDrops: shaper.droppedByReason.values.reduce(0, +),
             clockSkewMs: clockSkewMs)
+        status.rulesVersionMax = config.version
+        status.rulesVersionMin = config.versionMin
+        status.rulesApplied = ledger.rulesVersion
+        status.forkId = config.forkId
+        status.stopped = stopped
+        status.refusedPeers = handshakes.compactMapValues { link in
+            if case .refused(let reason) = link { return reason }
+            return nil
+        }
+        return status
     }
 
     /// `GET /consensus`: the core's view of the current height plus what the shell is waiting for.
@@ -285,7 +333,9 @@ final class NodeShell {
 
     // MARK: sending
 
+    /// Queues a datagram for `peer`; only hellos go to a peer whose handshake has not succeeded.
     func send(_ envelope: Envelope, to peer: Peer) {
+        guard envelope.kind == .hello || handshakes[peer.name] == .accepted else { return }
         outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
                                kind: envelope.kind))
     }

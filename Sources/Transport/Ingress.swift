@@ -103,7 +103,8 @@ public struct Ingress: Sendable {
             voteSlot = slot
         default: break
         }
-        switch envelope.verify(domain: domain) {
+        // A hello is checked under the fork id it claims, so the shell can say why it refuses it.
+        switch envelope.verify(domain: envelope.kind == .hello ? domain.onFork(envelope.forkId) : domain) {
         case .valid: break
         case .badSignature: return .rejected(.badSignature, detail: "\(envelope.kind) from \(envelope.sender)")
         case .wrongChain: return .rejected(.wrongChain, detail: "chain tag \(envelope.chainTag)")

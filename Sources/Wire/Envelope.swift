@@ -11,6 +11,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case blockRequest = 7
     case syncPart = 8
     case syncCommit = 9
+    case hello = 10
 
     public var description: String {
         switch self {
@@ -23,6 +24,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .blockRequest: return "block_request"
         case .syncPart: return "sync_part"
         case .syncCommit: return "sync_commit"
+        case .hello: return "hello"
         }
     }
 
@@ -35,7 +37,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     public var isConsensus: Bool {
         switch self {
         case .proposal, .blockPart, .prevote, .precommit: return true
-        case .transfer, .status, .blockRequest, .syncPart, .syncCommit: return false
+        case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello: return false
         }
     }
 }
@@ -53,6 +55,17 @@ public struct Domain: Hashable, Sendable {
         let digest = Blake2b.hash(Array(chainId.utf8)).bytes
         self.chainTag = digest.prefix(8).reduce(0) { $0 << 8 | UInt64($1) }
         self.forkId = forkId
+    }
+
+    private init(chainId: String, chainTag: UInt64, forkId: UInt32) {
+        self.chainId = chainId
+        self.chainTag = chainTag
+        self.forkId = forkId
+    }
+
+    /// The same chain on another fork (to check a handshake from a peer on another fork id).
+    public func onFork(_ forkId: UInt32) -> Domain {
+        Domain(chainId: chainId, chainTag: chainTag, forkId: forkId)
     }
 }
 

@@ -30,12 +30,15 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
     public enum Bound: Codable, Sendable, Equatable, CustomStringConvertible {
         case max(Double)
         case min(Double)
+        /// Both `min` and `max` given: the value must lie in `low...high`.
+        case between(Double, Double)
         case equals(Bool)
 
         public var description: String {
             switch self {
             case .max(let value): return "<= \(Self.format(value))"
             case .min(let value): return ">= \(Self.format(value))"
+            case .between(let low, let high): return "in \(Self.format(low))...\(Self.format(high))"
             case .equals(let value): return "== \(value)"
             }
         }
@@ -53,6 +56,9 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "max_rounds": false, "all_nodes_running": true, "height_spread_at_end": false,
         "vote_delay_p99_ms": false, "vote_drops": false, "user_drops": false, "rss_max_mib": false,
         "vote_inclusion": false, "vote_inclusion_heights_p50": false, "vote_inclusion_heights_p99": false,
+        "state_roots_agree": true, "heights_after_divergence": false, "stopped_nodes": false,
+        "max_round_reached": false, "handshake_refusals": false, "refused_starts": false,
+        "upgrade_gap_ratio": false,
     ]
 
     public var name: String

@@ -163,6 +163,60 @@ public struct StatusMessage: WireCodable, Equatable {
     }
 }
 
+/// The first message between two peers (and repeated while they have not agreed): who the sender
+/// is on the wire and in execution rules. A peer on another fork id or wire protocol version, or (when
+/// the node checks rules) on another rules version, is refused before any block or vote is exchanged.
+/// Signed under the sender's own fork id, so a node can read and authenticate a hello from another
+/// fork and say why it refuses it.
+public struct Hello: WireCodable, Equatable {
+    public var protocolVersion: UInt16
+    public var forkId: UInt32
+    /// The newest and oldest execution rules the sender's binary implements.
+    public var version: UInt16
+    public var versionMin: UInt16
+    public var committedHeight: UInt64
+    /// The sender has not accepted the recipient yet: answer with a hello.
+    public var replyWanted: Bool
+    /// The sender's clock: keeps repeated hellos distinct for de-duplication.
+    public var timeMs: UInt64
+
+    public init(protocolVersion: UInt16, forkId: UInt32, version: UInt16, versionMin: UInt16,
+                committedHeight: UInt64, replyWanted: Bool, timeMs: UInt64) {
+        self.protocolVersion = protocolVersion
+        self.forkId = forkId
+        self.version = version
+        self.versionMin = versionMin
+        self.committedHeight = committedHeight
+        self.replyWanted = replyWanted
+        self.timeMs = timeMs
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u16(protocolVersion)
+        writer.u32(forkId)
+        writer.u16(version)
+        writer.u16(versionMin)
+        writer.u64(committedHeight)
+        writer.u8(replyWanted ? 1 : 0)
+        writer.u64(timeMs)
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        protocolVersion = try reader.u16("hello.protocolVersion")
+        forkId = try reader.u32("hello.forkId")
+        version = try reader.u16("hello.version")
+        versionMin = try reader.u16("hello.versionMin")
+        guard versionMin >= 1, versionMin <= version else {
+            throw .invalidValue(field: "hello.versionMin", reason: "\(versionMin) not in 1...\(version)")
+        }
+        committedHeight = try reader.u64("hello.committedHeight")
+        let flag = try reader.u8("hello.replyWanted")
+        guard flag <= 1 else { throw .invalidValue(field: "hello.replyWanted", reason: "\(flag) is not 0 or 1") }
+        replyWanted = flag == 1
+        timeMs = try reader.u64("hello.timeMs")
+    }
+}
+
 /// Ask a peer for the committed block at `height` (answered with sync parts and signatures).
 public struct BlockRequest: WireCodable, Equatable {
     public var height: UInt64
@@ -250,6 +304,7 @@ public enum Message: Sendable, Equatable {
     case blockRequest(BlockRequest)
     case syncPart(SyncPart)
     case syncCommit(SyncCommit)
+    case hello(Hello)
 
     /// Decodes the payload of an envelope according to its kind.
     public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
@@ -263,6 +318,7 @@ public enum Message: Sendable, Equatable {
         case .blockRequest: self = .blockRequest(try BlockRequest(decoding: payload))
         case .syncPart: self = .syncPart(try SyncPart(decoding: payload))
         case .syncCommit: self = .syncCommit(try SyncCommit(decoding: payload))
+        case .hello: self = .hello(try Hello(decoding: payload))
         }
     }
 }

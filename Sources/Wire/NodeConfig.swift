@@ -75,7 +75,16 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var role: String
     public var chainId: String
     public var forkId: UInt32
+    /// The wire protocol (message formats, block header layout): peers must share it.
     public var protocolVersion: UInt16
+    /// The newest execution rules this node's binary implements (see `RulesSchedule`).
+    public var version: UInt16
+    /// The oldest execution rules it still implements: a binary with `versionMin` 2 refuses to run
+    /// heights that still use version 1 rules.
+    public var versionMin: UInt16
+    /// Whether the handshake also refuses peers whose binary would apply other execution rules
+    /// (the fork id and protocol version are always checked).
+    public var handshakeChecksRules: Bool
     public var host: String
     public var gossipPort: Int
     /// The consensus-lane port when `limits.ingressMode` is "lanes" (0 otherwise).
@@ -91,7 +100,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var timing: Timing
     public var limits: Limits
 
-    public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16, host: String,
+    public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
+                version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,
                 gossipPort: Int, votePort: Int = 0, controlPort: Int, keyFile: String, genesisFile: String, tokenFile: String,
                 dataDir: String, eventsFile: String, peers: [PeerEntry], timing: Timing, limits: Limits) {
         self.name = name
@@ -99,6 +109,9 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         self.chainId = chainId
         self.forkId = forkId
         self.protocolVersion = protocolVersion
+        self.version = version
+        self.versionMin = versionMin
+        self.handshakeChecksRules = handshakeChecksRules
         self.host = host
         self.gossipPort = gossipPort
         self.votePort = votePort

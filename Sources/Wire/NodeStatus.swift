@@ -27,6 +27,15 @@ public struct NodeStatus: Codable, Sendable {
     public var linkFaults: Int
     public var shapedDrops: Int
     public var clockSkewMs: Int64
+    /// The binary's rules range, the rules applied to the last block, and the fork id.
+    public var rulesVersionMax: UInt16 = 1
+    public var rulesVersionMin: UInt16 = 1
+    public var rulesApplied: UInt16 = 1
+    public var forkId: UInt32 = 0
+    /// Why this node stopped deciding (a state root mismatch, an upgrade needed), or nil.
+    public var stopped: String?
+    /// Peers refused at the handshake, by name, with the reason.
+    public var refusedPeers: [String: String] = [:]
 
     public init(
         name: String,

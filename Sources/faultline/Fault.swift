@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Foundation
+import Ledger
 import Wire
 
 /// Faults against a running cluster, from any shell script. Targets are node names, `all`, or
@@ -9,7 +10,7 @@ struct Fault: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inject a fault into a running cluster (process, network, clock or load).",
         subcommands: [Kill.self, Pause.self, Resume.self, Restart.self, Partition.self, Heal.self, Loss.self,
-                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self])
+                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self])
 
     static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
         do {
@@ -145,6 +146,52 @@ struct Fault: AsyncParsableCommand {
         @Argument(help: "Nodes: names, all, or key=value labels.") var targets: String
         @Argument(help: "Milliseconds (may be negative).") var ms: Int64
         func run() async throws { try await Fault.apply(.skew(targets: [targets], ms: ms), runOption) }
+    }
+
+    struct Upgrade: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Restart nodes on another binary version (SIGTERM, new config, start).",
+            discussion: """
+                --version is the newest execution rules the new binary implements; --version-min the oldest \
+                it keeps (default: unchanged, capped at --version). Without an upgrade plan in genesis, a \
+                version-2 binary applies v2 rules at once: nodes on other versions compute other state roots. \
+                --fork-id puts the node on another fork: its peers refuse it at the handshake.
+                """)
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: [String]
+        @Option(help: "Newest rules version of the new binary (1...\(Rules.newestVersion)).") var version: UInt16
+        @Option(help: "Oldest rules version it still implements.") var versionMin: UInt16?
+        @Option(help: "Fork id to restart on.") var forkId: UInt32?
+
+        func validate() throws {
+            guard (1...Rules.newestVersion).contains(version) else {
+                throw ValidationError("--version must be 1...\(Rules.newestVersion), got \(version)")
+            }
+            if let versionMin, !(1...version).contains(versionMin) {
+                throw ValidationError("--version-min must be 1...\(version), got \(versionMin)")
+            }
+        }
+
+        func run() async throws {
+            try await Fault.apply(.upgrade(targets: targets, version: version, versionMin: versionMin, forkId: forkId),
+                                  runOption)
+            // Say how each node came back: running on which rules, or refusing to start (and why).
+            let dir = runOption.dir
+            guard let manifest = try? RunFolder.load(dir), let names = try? FaultEngine.resolve(targets, in: manifest),
+                  let states = try? await ClusterOps.states(dir: dir) else { return }
+            for state in states where names.contains(state.node.name) {
+                if let status = state.status {
+                    print("  \(state.node.name): running, rules v\(status.rulesApplied) now "
+                          + "(binary v\(status.rulesVersionMin)...v\(status.rulesVersionMax), fork id \(status.forkId))"
+                          + (status.stopped.map { "; stopped: \($0)" } ?? ""))
+                } else {
+                    let log = (try? String(contentsOfFile: dir + "/" + state.node.dir + "/node.log", encoding: .utf8)) ?? ""
+                    let last = log.split(separator: "\n").last { $0.contains("refusing") || $0.contains("critical") }
+                        ?? log.split(separator: "\n").last ?? ""
+                    print("  \(state.node.name): \(state.alive ? "not answering yet" : "exited"): \(last)")
+                }
+            }
+        }
     }
 
     struct Spam: AsyncParsableCommand {

@@ -192,6 +192,13 @@ enum Reports {
             print(String(format: "  halt %.1f–%.1f s (%.2f s): %@", halt.start, halt.end, halt.seconds, halt.cause)
                   + (halt.recoverySeconds.map { String(format: "; recovered %.2f s after heal", $0) } ?? ""))
         }
+        for divergence in report.safety.stateRootDivergences.prefix(3) {
+            print("  \(divergence.summary)")
+        }
+        for node in report.nodes {
+            if let stopped = node.stopped { print("  \(node.name) stopped: \(stopped)") }
+            for refusal in node.refusedStarts { print("  \(node.name) \(refusal)") }
+        }
         for result in report.expectations {
             print("  \(result.passed ? "✔" : "✘") \(result.name): \(result.observed) (bound \(result.bound), \(result.window))")
         }

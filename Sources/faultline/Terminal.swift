@@ -29,20 +29,26 @@ enum Terminal {
     }
 
     static func statusTable(_ states: [ClusterOps.NodeState]) -> String {
-        var rows = [["node", "pid", "state", "height", "round", "step", "peers", "mempool", "last commit"]]
+        var rows = [["node", "pid", "state", "rules", "height", "round", "step", "peers", "mempool", "last commit"]]
+        var notes: [String] = []
         let now = Date().timeIntervalSince1970 * 1000
         for state in states {
             let status = state.status
             let age = status.map { $0.lastCommitTimeMs > 0 ? ms(now - Double($0.lastCommitTimeMs)) + " ago" : "-" } ?? "-"
+            if let stopped = status?.stopped { notes.append("\(state.node.name) stopped: \(stopped)") }
+            for (peer, reason) in (status?.refusedPeers ?? [:]).sorted(by: { $0.key < $1.key }) {
+                notes.append("\(state.node.name) refuses \(peer): \(reason)")
+            }
             rows.append([
                 state.node.name, state.pid.map(String.init) ?? "-",
-                state.alive ? (status == nil ? "no answer" : "running") : "down",
+                state.alive ? (status == nil ? "no answer" : (status?.stopped == nil ? "running" : "stopped")) : "down",
+                status.map { "v\($0.rulesApplied) (bin v\($0.rulesVersionMin)...v\($0.rulesVersionMax)\($0.forkId == 0 ? "" : ", fork \($0.forkId)"))" } ?? "-",
                 status.map { String($0.height) } ?? "-", status.map { String($0.round) } ?? "-",
                 status?.step ?? "-", status.map { "\($0.peers)/\($0.peersTotal)" } ?? "-",
                 status.map { String($0.mempoolTxs) } ?? "-", age,
             ])
         }
-        return table(rows)
+        return ([table(rows)] + notes).joined(separator: "\n")
     }
 
     static func table(_ rows: [[String]]) -> String {
@@ -71,6 +77,12 @@ enum Terminal {
         for conflict in analysis.conflicts.prefix(5) {
             let sides = conflict.sides.map { "\($0.key.prefix(16)): \($0.value.joined(separator: ","))" }
             lines.append("    height \(conflict.height): \(sides.joined(separator: " | "))")
+        }
+        for divergence in analysis.divergences.prefix(3) {
+            lines.append("  state roots        " + analysis.describe(divergence))
+        }
+        for node in analysis.nodes {
+            if let stopped = node.stopped { lines.append("  stopped            \(node.name): \(stopped)") }
         }
         let lost = analysis.nodes.flatMap { node in node.lostOnRestart.map { "\(node.name): \($0)" } }
         lines.append("  durability         " + (lost.isEmpty

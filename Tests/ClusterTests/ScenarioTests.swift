@@ -87,6 +87,11 @@ import Wire
         ("[[expect]]\nmetric = \"max_finality_gap_s\"", "expect[1].max", "needs a bound"),
         ("[[expect]]\nmetric = \"halt\"\nwindow = \"during:nope\"\nequals = true", "expect[1].window", "no step with id"),
         ("[[expect]]\nmetric = \"halt\"\nwindow = \"sometimes\"\nequals = true", "expect[1].window", "expected whole"),
+        ("[[expect]]\nmetric = \"stopped_nodes\"\nmin = 2\nmax = 1", "expect[1].min", "is above max"),
+        ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"", "step[1].version", "upgrade needs version"),
+        ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 9", "step[1].version", "out of range"),
+        ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 1\nversion_min = 2", "step[1].version_min",
+         "out of range"),
     ])
     func errorsNameTheField(body: String, field: String, problem: String) {
         do {
@@ -97,6 +102,24 @@ import Wire
             #expect(error.field == field, "field was \(error.field)")
             #expect(error.problem.contains(problem), "problem was \(error.problem)")
         }
+    }
+
+    @Test func upgradeStepsAndRangeBounds() throws {
+        let scenario = try parse("""
+            [[step]]
+            id = "up"
+            at_height = 10
+            action = "upgrade"
+            targets = "v1,v2"
+            version = 2
+            fork_id = 3
+            [[expect]]
+            metric = "stopped_nodes"
+            min = 1
+            max = 1
+            """)
+        #expect(scenario.steps[0].action == .upgrade(targets: ["v1,v2"], version: 2, versionMin: nil, forkId: 3))
+        #expect(scenario.expectations[0].bound == .between(1, 1))
     }
 
     @Test func selectorsResolveNamesLabelsAndAll() throws {

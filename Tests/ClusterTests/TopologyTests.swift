@@ -1,4 +1,5 @@
 import Foundation
+import Ledger
 import Testing
 @testable import Cluster
 
@@ -42,6 +43,14 @@ import Testing
         ("[cluster]", "node", "at least one"),
         ("[cluster]\n[[node]]\nname = \"a b\"", "node[1].name", "letters, digits"),
         ("[cluster\nname = \"x\"", "line 1", "TOML syntax error"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nversion = 7", "node[1].version", "out of range"),
+        ("[cluster]\n[[node]]\nname = \"a\"\nversion = 1\nversion_min = 2", "node[1].version_min", "above version 1"),
+        ("[cluster]\nhandshake = \"strict\"\n[[node]]\nname = \"a\"", "cluster.handshake", "expected \"fork\""),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[upgrade]]\nname = \"x\"", "upgrade[1].height", "needs the height"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[upgrade]]\nname = \"x\"\nheight = 9\nversion = 1", "upgrade[1].version",
+         "out of range"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[upgrade]]\nname = \"x\"\nheight = 9\n[[upgrade]]\nname = \"y\"\nheight = 5",
+         "upgrade", "height 5 must be above 9"),
     ])
     func errorsNameFileFieldAndProblem(text: String, field: String, problem: String) {
         do {
@@ -52,6 +61,25 @@ import Testing
             #expect(error.field.hasPrefix(field), "field was '\(error.field)'")
             #expect(error.problem.contains(problem), "problem was '\(error.problem)'")
         }
+    }
+
+    @Test func versionsForkIdsAndUpgradePlans() throws {
+        let topology = try Topology.parse("""
+            [cluster]
+            handshake = "rules"
+            [[node]]
+            name = "a"
+            [[node]]
+            name = "b"
+            version = 2
+            fork_id = 4
+            [[upgrade]]
+            name = "burn"
+            height = 50
+            """, path: "t.toml")
+        #expect(topology.nodes.map(\.version) == [1, 2] && topology.nodes.map(\.forkId) == [0, 4])
+        #expect(topology.upgrades == [UpgradePlan(name: "burn", height: 50, version: 2)])
+        #expect(topology.handshakeChecksRules)
     }
 
     @Test func missingFileIsNamed() {

@@ -89,3 +89,49 @@ import Wire
         #expect(decoded.upgrades == nil)
     }
 }
+
+@Suite struct VersionMinAndHandshakeTests {
+    static let plan = UpgradePlan(name: "fee-burn", height: 100, version: 2)
+
+    /// A binary that dropped the old rules (`versionMin` 2) must not run heights that still use them.
+    @Test(arguments: [
+        (UInt64(99), UInt16(2), [plan], RulesSchedule.Decision.tooEarly(rules: 1, plan: plan)),
+        (100, 2, [plan], .apply(version: 2)),
+        (1, 2, [], .apply(version: 2)),                  // no plan: nothing older to refuse
+        (100, 1, [plan], .upgradeNeeded(plan)),          // too old wins over too new (versionMin 1 here)
+    ])
+    func versionMinRefusesOlderRules(height: UInt64, versionMin: UInt16, plans: [UpgradePlan],
+                                     expected: RulesSchedule.Decision) {
+        let binary: UInt16 = expected == .upgradeNeeded(Self.plan) ? 1 : 2
+        #expect(RulesSchedule.decide(height: height, binaryVersion: binary, versionMin: min(versionMin, binary),
+                                     plans: plans) == expected)
+    }
+
+    typealias Identity = HandshakePolicy.Identity
+    static let v1 = Identity(forkId: 0, protocolVersion: 1, version: 1, versionMin: 1)
+    static let v2 = Identity(forkId: 0, protocolVersion: 1, version: 2, versionMin: 1)
+
+    @Test func forkIdAndProtocolVersionAreAlwaysChecked() {
+        var fork1 = Self.v1
+        fork1.forkId = 1
+        #expect(HandshakePolicy.refusal(ours: Self.v1, theirs: fork1, height: 5, plans: [], checkRules: false)
+                == "fork id 1, ours 0")
+        var wire2 = Self.v1
+        wire2.protocolVersion = 2
+        #expect(HandshakePolicy.refusal(ours: Self.v1, theirs: wire2, height: 5, plans: [], checkRules: false)
+                == "protocol version 2, ours 1")
+        #expect(HandshakePolicy.refusal(ours: Self.v1, theirs: Self.v2, height: 5, plans: [], checkRules: false) == nil)
+    }
+
+    @Test func rulesAreComparedOnlyWhenAsked() {
+        // Uncoordinated: a v2 binary applies v2 rules at once, so it would compute other roots.
+        let refusal = HandshakePolicy.refusal(ours: Self.v1, theirs: Self.v2, height: 5, plans: [], checkRules: true)
+        #expect(refusal == "binary version 2 applies rules v2 here, ours applies rules v1")
+        // With a plan both apply v1 before its height: an early binary upgrade is compatible.
+        #expect(HandshakePolicy.refusal(ours: Self.v1, theirs: Self.v2, height: 99, plans: [Self.plan],
+                                        checkRules: true) == nil)
+        #expect(HandshakePolicy.refusal(ours: Self.v2, theirs: Self.v1, height: 100, plans: [Self.plan],
+                                        checkRules: true)
+                == "binary version 1 needs upgrade fee-burn here, ours applies rules v2")
+    }
+}

@@ -24,10 +24,10 @@ import Wire
         defer { unlink(path) }
         var previous = Bytes32.zero
         do {
-            let store = try BlockStore(path: path) { _ in }
+            let store = try BlockStore(path: path) { _, _ in }
             for height in 1...5 {
                 let block = committed(UInt64(height), previous: previous)
-                try store.append(block)
+                try store.append(block, rulesVersion: 1)
                 previous = block.block.id
             }
         }
@@ -38,12 +38,12 @@ import Wire
         handle.write(Data([0, 0, 0, UInt8(sixth.count)] + [UInt8](repeating: 7, count: 20)))
         handle.closeFile()
         var replayed: [UInt64] = []
-        let reopened = try BlockStore(path: path) { replayed.append($0.block.header.height) }
+        let reopened = try BlockStore(path: path) { block, _ in replayed.append(block.block.header.height) }
         #expect(replayed == [1, 2, 3, 4, 5])
         #expect(reopened.height == 5)
         #expect(reopened.discardedTailBytes == 24)
         // The store keeps working after the repair.
-        try reopened.append(committed(6, previous: previous))
+        try reopened.append(committed(6, previous: previous), rulesVersion: 1)
         #expect(try reopened.encodedBlock(at: 6) != nil)
     }
 
@@ -52,18 +52,45 @@ import Wire
         defer { unlink(path) }
         var previous = Bytes32.zero
         do {
-            let store = try BlockStore(path: path) { _ in }
+            let store = try BlockStore(path: path) { _, _ in }
             for height in 1...3 {
                 let block = committed(UInt64(height), previous: previous)
-                try store.append(block)
+                try store.append(block, rulesVersion: 1)
                 previous = block.block.id
             }
         }
         var bytes = try Data(contentsOf: URL(fileURLWithPath: path))
         bytes[bytes.count - 5] ^= 0xff // flip a byte inside block 3
         try bytes.write(to: URL(fileURLWithPath: path))
-        let reopened = try BlockStore(path: path) { _ in }
+        let reopened = try BlockStore(path: path) { _, _ in }
         #expect(reopened.height == 2)
+    }
+
+    @Test func rulesVersionsAreKeptPerBlockAndTheTipCanBeRewritten() throws {
+        let path = tempPath("rules")
+        defer { unlink(path) }
+        var previous = Bytes32.zero
+        var blocks: [CommittedBlock] = []
+        do {
+            let store = try BlockStore(path: path) { _, _ in }
+            for (height, rules) in [(1, 1), (2, 1), (3, 2)] as [(UInt64, UInt16)] {
+                let block = committed(height, previous: previous)
+                try store.append(block, rulesVersion: rules)
+                blocks.append(block)
+                previous = block.block.id
+            }
+            // A restart on another binary re-executed the tip under v1 rules.
+            try store.rewriteLastRulesVersion(1)
+            #expect(store.lastRulesVersion == 1)
+        }
+        var replayed: [(UInt64, UInt16)] = []
+        let reopened = try BlockStore(path: path) { block, rules in replayed.append((block.block.header.height, rules)) }
+        #expect(replayed.map(\.0) == [1, 2, 3])
+        #expect(replayed.map(\.1) == [1, 1, 1])
+        #expect(reopened.discardedTailBytes == 0)
+        // What sync serves is the committed block alone, not the rules prefix.
+        let served = try #require(try reopened.encodedBlock(at: 3))
+        #expect(try CommittedBlock(decoding: served) == blocks[2])
     }
 
     @Test func signStateIsMonotonicKeepsTheSignedVoteAndSurvivesReopen() throws {

@@ -42,6 +42,26 @@ import Wire
         #expect(reason(edge.admit(tx.bytes)) == nil)
     }
 
+    /// A hello is authenticated under the fork id it names (so the shell can say why it refuses the
+    /// peer); anything else from another fork is rejected before its signature is checked.
+    @Test func helloFromAnotherForkIsReadableEverythingElseIsNot() {
+        var edge = ingress()
+        let otherFork = domain.onFork(7)
+        let hello = Envelope(kind: .hello, payload: Hello(protocolVersion: 1, forkId: 7, version: 1, versionMin: 1,
+                                                          committedHeight: 3, replyWanted: true, timeMs: 1).encoded,
+                             domain: otherFork, key: validator)
+        guard case .accepted(let envelope, .hello(let decoded)) = edge.admit(hello.bytes) else {
+            Issue.record("hello from fork 7 was not admitted")
+            return
+        }
+        #expect(envelope.forkId == 7 && decoded.forkId == 7)
+        #expect(reason(edge.admit(vote(validator, domain: otherFork).bytes)) == .wrongFork)
+        // A forged hello (signed for fork 0, relabelled as fork 7) fails its signature.
+        var relabelled = Envelope(kind: .hello, payload: hello.payload, domain: domain, key: validator).bytes
+        relabelled[11..<15] = [0, 0, 0, 7]
+        #expect(reason(edge.admit(relabelled)) == .badSignature)
+    }
+
     @Test func seenSetIsBounded() {
         var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [validator.publicKey], seenMax: 10)
         for round in 0..<50 {

@@ -93,6 +93,18 @@ import Testing
         #expect(try Proposal(decoding: proposal.encoded) == proposal)
     }
 
+    @Test func helloRoundTripsAndRejectsAnImpossibleVersionRange() throws {
+        let hello = Hello(protocolVersion: 1, forkId: 3, version: 2, versionMin: 1, committedHeight: 42,
+                          replyWanted: true, timeMs: 99)
+        #expect(try Hello(decoding: hello.encoded) == hello)
+        var bad = hello
+        bad.versionMin = 3
+        #expect(throws: DecodeError.self) { try Hello(decoding: bad.encoded) }
+        var flag = hello.encoded
+        flag[18] = 2 // replyWanted is a boolean byte
+        #expect(throws: DecodeError.self) { try Hello(decoding: flag) }
+    }
+
     @Test func proposalWithPolRoundNotBelowRoundIsRejected() {
         let id = Blake2b.hash([1])
         let bad = Proposal(height: 3, round: 1, polRound: 1, blockId: id, partsRoot: id, partCount: 1, blockBytes: 1)

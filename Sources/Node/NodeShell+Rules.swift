@@ -1,0 +1,137 @@
+import Ledger
+import Sodium
+import Transport
+import Wire
+
+/// Execution rules by height (upgrade plans), stopping on a state root mismatch, and the handshake.
+extension NodeShell {
+    /// A binary started at a height whose rules it no longer implements refuses to run.
+    struct StartRefused: Error, CustomStringConvertible {
+        let description: String
+    }
+
+    func rules(at height: UInt64) -> RulesSchedule.Decision {
+        RulesSchedule.decide(height: height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans)
+    }
+
+    /// The last stored block's result has not been confirmed by any header yet (the next block carries
+    /// it), so a restarted node executes it under the rules its binary applies now: after a mismatch,
+    /// restarting on the right binary is how an operator rolls the tip back and re-executes it
+    /// (CometBFT's `rollback`). Returns (recorded, applied) when they differ.
+    static func reexecuteTip(_ tip: (block: Block, rules: UInt16)?, ledger: inout Ledger, store: BlockStore,
+                             config: NodeConfig, plans: [UpgradePlan]) throws -> (UInt16, UInt16)? {
+        guard let tip else { return nil }
+        var rules = tip.rules
+        if case .apply(let version) = RulesSchedule.decide(
+            height: tip.block.header.height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans) {
+            rules = version
+        }
+        ledger.rulesVersion = rules
+        ledger.execute(tip.block)
+        guard rules != tip.rules else { return nil }
+        try store.rewriteLastRulesVersion(rules)
+        return (tip.rules, rules)
+    }
+
+    /// Throws (after writing a `refused_start` event) when the next height runs rules older than this
+    /// binary keeps: a new binary started before its upgrade height.
+    func refuseIfTooEarly() throws {
+        let height = store.height + 1
+        guard case .tooEarly(let version, let plan) = rules(at: height) else { return }
+        let when = plan.map { "; start it at height \($0.height) (upgrade \($0.name)) or later" } ?? ""
+        let message = "refusing to run: this binary implements rules v\(config.versionMin)...v\(config.version), "
+            + "but height \(height) runs rules v\(version)\(when)"
+        logger.critical("\(message)")
+        events.write("refused_start", timeMs: clock(), [("height", .uint(height)), ("reason", .string(message))])
+        events.flush()
+        throw StartRefused(description: message)
+    }
+
+    /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
+    func stop(_ reason: String, event: String, _ fields: [(String, JSONValue)]) {
+        guard stopped == nil else { return }
+        stopped = reason
+        ownVotes.removeAll()
+        ownProposal.removeAll()
+        metrics.stopped.record(1)
+        logger.critical("stopped: \(reason)")
+        events.write(event, timeMs: clock(), fields + [("reason", .string(reason))])
+        events.flush()
+    }
+
+    func stopOnMismatch(_ block: Block, source: String) {
+        metrics.stateMismatches.increment()
+        let height = block.header.height
+        stop("wrong state root at height \(height): expected \(ledger.stateRoot.hex), got \(block.header.stateRoot.hex)",
+             event: "state_mismatch", [
+                ("height", .uint(height)), ("expected", .string(ledger.stateRoot.hex)),
+                ("got", .string(block.header.stateRoot.hex)), ("rules", .uint(UInt64(ledger.rulesVersion))),
+                ("source", .string(source)),
+             ])
+    }
+
+    func stopForUpgrade(_ plan: UpgradePlan, height: UInt64) {
+        stop("upgrade \(plan.name) needed at height \(plan.height)", event: "upgrade_needed", [
+            ("height", .uint(height)), ("plan", .string(plan.name)), ("planHeight", .uint(plan.height)),
+            ("planVersion", .uint(UInt64(plan.version))), ("binaryVersion", .uint(UInt64(config.version))),
+        ])
+    }
+
+    // MARK: handshake
+
+    static let helloRetryMs: UInt64 = 500
+
+    func sendHello(to peer: Peer, now: UInt64) {
+        helloSentMs[peer.name] = now
+        let hello = Hello(protocolVersion: config.protocolVersion, forkId: config.forkId, version: config.version,
+                          versionMin: config.versionMin, committedHeight: store.height,
+                          replyWanted: handshakes[peer.name] != .accepted, timeMs: now)
+        send(sign(.hello, hello), to: peer)
+    }
+
+    /// Every tick: peers not accepted get another hello every `helloRetryMs` (a refused peer may come
+    /// back fixed; a lost hello is repeated).
+    func resendHellos() {
+        let now = clock()
+        for peer in peers.values where handshakes[peer.name] != .accepted {
+            if now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs { sendHello(to: peer, now: now) }
+        }
+    }
+
+    func onHello(_ hello: Hello, envelope: Envelope) {
+        guard let peer = peers[envelope.sender] else { return }
+        let ours = HandshakePolicy.Identity(forkId: config.forkId, protocolVersion: config.protocolVersion,
+                                            version: config.version, versionMin: config.versionMin)
+        let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,
+                                              version: hello.version, versionMin: hello.versionMin)
+        let refusal = hello.forkId != envelope.forkId
+            ? "hello names fork id \(hello.forkId) but is signed for fork id \(envelope.forkId)"
+            : HandshakePolicy.refusal(ours: ours, theirs: theirs, height: consensus.height, plans: plans,
+                                      checkRules: config.handshakeChecksRules)
+        let previous = handshakes[peer.name]
+        let now = clock()
+        if let refusal {
+            metrics.handshakeRefused.increment()
+            handshakes[peer.name] = .refused(refusal)
+            if previous != .refused(refusal) {
+                logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(refusal); no blocks or votes are exchanged with it")
+                events.write("handshake_refused", timeMs: now, [("peer", .string(peer.name)), ("reason", .string(refusal))])
+                events.flush()
+            }
+        } else {
+            handshakes[peer.name] = .accepted
+            if previous != .accepted {
+                logger.info("handshake: accepted \(peer.name) (fork id \(hello.forkId), protocol \(hello.protocolVersion), rules v\(hello.versionMin)...v\(hello.version))")
+                if case .refused = previous {
+                    events.write("handshake_accepted", timeMs: now, [("peer", .string(peer.name))])
+                }
+            }
+        }
+        metrics.peersRefused.record(handshakes.values.filter { $0 != .accepted }.count)
+        // Answer a peer that asked (it does not know us yet), at most once per retry interval.
+        if hello.replyWanted || previous != handshakes[peer.name],
+           now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs / 5 {
+            sendHello(to: peer, now: now)
+        }
+    }
+}
