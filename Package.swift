@@ -103,6 +103,7 @@ let package = Package(
             dependencies: [
                 "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "Logging", package: "swift-log"),
             ]
         ),
         .testTarget(

@@ -85,8 +85,10 @@ public struct Report: Codable, Sendable {
         public var stake: UInt64
         /// The binary's rules range and fork id at its last start, e.g. "v1...v2, fork 0".
         public var binary: String
-        /// Why it stopped deciding (a state root mismatch, an upgrade needed), if it did.
+        /// Why it stopped deciding (a state root mismatch, an upgrade needed), if it did, and when
+        /// (seconds since the start of the run).
         public var stopped: String?
+        public var stoppedAt: Double?
         public var refusedStarts: [String]
         public var restarts: Int
         public var syncedBlocks: Int
@@ -214,7 +216,7 @@ public struct Report: Codable, Sendable {
                       binary: node.rulesVersionMin == node.rulesVersionMax
                         ? "v\(node.rulesVersionMax), fork \(node.forkId)"
                         : "v\(node.rulesVersionMin)...v\(node.rulesVersionMax), fork \(node.forkId)",
-                      stopped: node.stopped, refusedStarts: node.refusedStarts, restarts: max(node.starts - 1, 0),
+                      stopped: node.stopped, stoppedAt: node.stoppedAtMs.map(seconds), refusedStarts: node.refusedStarts, restarts: max(node.starts - 1, 0),
                       syncedBlocks: node.syncedCommits, drops: node.drops.filter { $0.value > 0 },
                       voteLaneDrops: node.drops(lane: "vote"), userLaneDrops: node.drops(lane: "user"),
                       kernelDrops: node.kernelDrops.filter { $0.value > 0 }, rssMaxMiB: Double(node.rssMaxKiB) / 1024,

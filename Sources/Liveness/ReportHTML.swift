@@ -32,6 +32,8 @@ extension Report {
             ("latency p50 / p99", latency.map { "\(Int($0.p50)) / \(Int($0.p99)) ms" } ?? "–"),
             ("throughput", String(format: "%.0f tx/s", liveness.throughputTxPerSecond)),
             ("safety", safety.agreement ? "agreement" : "CONFLICT"),
+            ("state roots", safety.stateRootDivergences.first.map { "diverged at \($0.height)" } ?? "one per height"),
+            ("stopped nodes", nodes.filter { $0.stopped != nil }.map(\.name).joined(separator: ", ").nonEmpty ?? "none"),
             ("vote inclusion p50 / p99", liveness.voteInclusionHeightsP50.map { p50 in
                 "\(p50) / \(liveness.voteInclusionHeightsP99 ?? p50) heights"
             } ?? "–"),
@@ -194,6 +196,14 @@ extension Report {
                 }
                 let color = Self.palette[index % Self.palette.count]
                 svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.6\" points=\"\(points.joined(separator: " "))\"/>"
+                if let stopped = node.stopped, let at = node.stoppedAt {
+                    // Where the node stopped deciding: a cross on its line, the reason on hover.
+                    let (x, y) = plot(max(at, 0), Double(node.height))
+                    svg += "<g stroke=\"\(color)\" stroke-width=\"2.5\"><title>\(Self.xml(node.name)) stopped: "
+                        + "\(Self.xml(stopped))</title><line x1=\"\(x - 5)\" y1=\"\(y - 5)\" x2=\"\(x + 5)\" y2=\"\(y + 5)\"/>"
+                        + "<line x1=\"\(x - 5)\" y1=\"\(y + 5)\" x2=\"\(x + 5)\" y2=\"\(y - 5)\"/></g>"
+                        + "<text x=\"\(x + 7)\" y=\"\(y + 14)\" fill=\"\(color)\">\(Self.xml(node.name)) stopped</text>"
+                }
                 let (lx, ly) = plot(maxX, maxY)
                 svg += "<text x=\"\(lx - 8)\" y=\"\(ly + 14 + Double(index) * 13)\" text-anchor=\"end\" fill=\"\(color)\" "
                     + "font-weight=\"600\">\(Self.xml(node.name))</text>"
@@ -253,4 +263,9 @@ extension Report {
     static func short(_ value: Double) -> String {
         value >= 100 || value == value.rounded() ? String(Int(value.rounded())) : String(format: "%.1f", value)
     }
+}
+
+extension String {
+    /// nil for the empty string (for "… ?? default").
+    var nonEmpty: String? { isEmpty ? nil : self }
 }

@@ -76,6 +76,17 @@ import Wire
         #expect(divergence.sidesAtEnd.map(\.nodes) == [["v1", "v2"], ["v3"]])
         #expect(analysis.describe(divergence).contains("(at the end: new… on v1, v2 (stake 30, 86%)"))
         #expect(analysis.nodes.first { $0.name == "v3" }?.stopped == "wrong state root at height 6")
+        // The report carries both views, the stopped node, and draws them.
+        let evaluator = Evaluator(analysis: analysis, windows: [], startMs: 0, endMs: 5_000, haltThresholdSeconds: 1,
+                                  crashed: [])
+        let report = Report(scenario: "split", seed: 1, evaluator: evaluator, expectations: [])
+        let entry = try #require(report.safety.stateRootDivergences.first)
+        #expect(entry.height == 5 && entry.at == 1.0)
+        let shares: [Double] = [20.0 / 35.0, 15.0 / 35.0]
+        #expect(entry.sides.map(\.stakeShare) == shares)
+        #expect(report.nodes.first { $0.name == "v3" }?.stoppedAt == 4.1)
+        let html = report.html()
+        #expect(html.contains("State roots diverged") && html.contains("v3 stopped") && html.contains("diverged at 5"))
     }
 
     /// The gap around the first height under newer rules, against the run's median gap.

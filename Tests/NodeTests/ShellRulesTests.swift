@@ -1,0 +1,113 @@
+import Foundation
+import Ledger
+import Logging
+import Sodium
+import Testing
+import Wire
+@testable import Node
+
+/// The node shell's side of versions, without sockets: what leaves for a peer before and after its
+/// handshake, stopping on a state root mismatch or a missing upgrade, and refusing to start too early.
+@Suite struct ShellRulesTests {
+    static let chainId = "shell-test"
+    let keys = ["v1", "v2", "v3", "v4"].map { SigningKey(label: "shell-\($0)") }
+
+    func genesis(plans: [UpgradePlan]? = nil) -> Genesis {
+        Genesis(chainId: Self.chainId, protocolVersion: 1, genesisTimeMs: 0,
+                validators: keys.enumerated().map { .init(name: "v\($0.offset + 1)", publicKey: $0.element.publicKey, stake: 10) },
+                allocations: [], upgrades: plans)
+    }
+
+    func shell(version: UInt16 = 1, versionMin: UInt16 = 1, plans: [UpgradePlan]? = nil,
+               dir: String) throws -> NodeShell {
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let peers = (1..<4).map {
+            NodeConfig.PeerEntry(name: "v\($0 + 1)", publicKey: keys[$0].publicKey.hex, host: "127.0.0.1", port: 40_000 + $0)
+        }
+        let config = NodeConfig(name: "v1", role: "validator", chainId: Self.chainId, forkId: 0, protocolVersion: 1,
+                                version: version, versionMin: versionMin, host: "127.0.0.1", gossipPort: 40_000,
+                                controlPort: 0, keyFile: "", genesisFile: "", tokenFile: "", dataDir: dir,
+                                eventsFile: "", peers: peers, timing: .init(), limits: .init())
+        return try NodeShell(config: config, key: keys[0], genesis: genesis(plans: plans), dataDir: dir,
+                             eventsPath: dir + "/events.jsonl", logger: Logger(label: "test"), timers: { _, _ in },
+                             clock: { 1_000 })
+    }
+
+    func temporaryDirectory() throws -> String {
+        let dir = NSTemporaryDirectory() + "faultline-shell-\(getpid())-\(UInt32.random(in: 0...UInt32.max))"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        return dir
+    }
+
+    func hello(from index: Int, forkId: UInt32) -> (Envelope, Message) {
+        let hello = Hello(protocolVersion: 1, forkId: forkId, version: 1, versionMin: 1, committedHeight: 0,
+                          replyWanted: true, timeMs: 5)
+        let envelope = Envelope(kind: .hello, payload: hello.encoded,
+                                domain: Domain(chainId: Self.chainId, forkId: forkId), key: keys[index])
+        return (envelope, .hello(hello))
+    }
+
+    @Test func onlyHellosLeaveUntilAPeerIsAccepted() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try shell(dir: dir)
+        node.start()
+        #expect(node.outbox.map(\.kind) == [.hello, .hello, .hello])
+        node.outbox.removeAll()
+        // v2 on fork 1: refused; its status is dropped; nothing but hellos goes to it.
+        let (foreign, foreignHello) = hello(from: 1, forkId: 1)
+        node.handleMessage(foreign, foreignHello, fromPeer: true)
+        #expect(node.handshakes["v2"] == .refused("fork id 1, ours 0"))
+        #expect(node.status.refusedPeers == ["v2": "fork id 1, ours 0"])
+        let status = Envelope(kind: .status, payload: StatusMessage(committedHeight: 9, round: 0, timeMs: 6).encoded,
+                              domain: Domain(chainId: Self.chainId), key: keys[1])
+        node.handleMessage(status, try Message(kind: .status, payload: status.payload), fromPeer: true)
+        #expect(node.peerHeights[keys[1].publicKey] == nil)
+        // v3 on fork 0: accepted, answered with a hello, and from then on gets everything.
+        let (local, localHello) = hello(from: 2, forkId: 0)
+        node.handleMessage(local, localHello, fromPeer: true)
+        #expect(node.handshakes["v3"] == .accepted)
+        node.broadcastStatus()
+        #expect(node.outbox.filter { $0.kind == .status }.map(\.peer) == ["v3"])
+        #expect(!node.outbox.contains { $0.peer == "v2" && $0.kind != .hello })
+    }
+
+    @Test func aMismatchedRootIsNotStoredAndStopsTheNode() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try shell(dir: dir)
+        func committed(root: Bytes32) -> CommittedBlock {
+            let header = BlockHeader(protocolVersion: 1, height: 1, timeMs: 1, proposer: keys[1].publicKey,
+                                     previousBlockId: node.ledger.lastBlockId, stateRoot: root,
+                                     txRoot: Block.txRoot([]), txCount: 0)
+            let block = Block(header: header, txs: [])
+            return CommittedBlock(block: block, commit: CommitCertificate(height: 1, round: 0, blockId: block.id,
+                                                                          signatures: []))
+        }
+        let other = Blake2b.hash([1])
+        #expect(!node.commit(committed(root: other), source: "consensus"))
+        #expect(node.store.height == 0)
+        #expect(node.stopped == "wrong state root at height 1: expected \(node.ledger.stateRoot.hex), got \(other.hex)")
+        let events = try String(contentsOfFile: dir + "/events.jsonl", encoding: .utf8)
+        #expect(events.contains("\"event\":\"state_mismatch\""))
+    }
+
+    @Test func upgradePlansStopAnOldBinaryAndRefuseATooNewOne() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plan = UpgradePlan(name: "burn", height: 1, version: 2)
+        let old = try shell(version: 1, plans: [plan], dir: dir + "/old")
+        old.start()
+        #expect(old.stopped == "upgrade burn needed at height 1")
+        let later = UpgradePlan(name: "burn", height: 50, version: 2)
+        #expect(throws: NodeShell.StartRefused.self) {
+            _ = try shell(version: 2, versionMin: 2, plans: [later], dir: dir + "/new")
+        }
+        let events = try String(contentsOfFile: dir + "/new/events.jsonl", encoding: .utf8)
+        #expect(events.contains("refusing to run: this binary implements rules v2...v2, but height 1 runs rules v1; "
+                                + "start it at height 50 (upgrade burn) or later"))
+        // The same binary with v1 rules kept runs, and applies v1 until the plan's height.
+        let kept = try shell(version: 2, versionMin: 1, plans: [later], dir: dir + "/kept")
+        #expect(kept.rules(at: 1) == .apply(version: 1) && kept.rules(at: 50) == .apply(version: 2))
+    }
+}
