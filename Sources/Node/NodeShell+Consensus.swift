@@ -39,6 +39,7 @@ extension NodeShell {
             broadcast(envelope)
             ownVotes.append(envelope)
             if ownVotes.count > NodeShell.ownVotesMax { ownVotes.removeFirst() }
+            if type == .prevote, ownPrevotes.count < NodeShell.ownPrevotesMax { ownPrevotes[vote.round] = envelope }
             feedback.append(.vote(type, vote, from: myIndex!, signature: envelope.signature))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             timers(durationMs, .timeout(kind, height: height, round: round))
@@ -52,6 +53,7 @@ extension NodeShell {
             }
         case .newHeight(let height):
             ownVotes.removeAll()
+            ownPrevotes.removeAll()
             ownProposal.removeAll()
             pending = pending.filter { $0.key.height >= height }
             earlyParts = earlyParts.filter { $0.key.height >= height }

@@ -52,6 +52,7 @@ extension NodeShell {
         guard stopped == nil else { return }
         stopped = reason
         ownVotes.removeAll()
+        ownPrevotes.removeAll()
         ownProposal.removeAll()
         metrics.stopped.record(1)
         logger.critical("stopped: \(reason)")
@@ -80,6 +81,8 @@ extension NodeShell {
     // MARK: handshake
 
     static let helloRetryMs: UInt64 = 500
+    /// At most one answer per peer this often, however many hellos it sends.
+    static let helloAnswerGapMs: UInt64 = 20
 
     func sendHello(to peer: Peer, now: UInt64) {
         helloSentMs[peer.name] = now
@@ -128,9 +131,16 @@ extension NodeShell {
             }
         }
         metrics.peersRefused.record(handshakes.values.filter { $0 != .accepted }.count)
-        // Answer a peer that asked (it does not know us yet), at most once per retry interval.
-        if hello.replyWanted || previous != handshakes[peer.name],
-           now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs / 5 {
+        // Answer a peer that has not accepted us yet, always when we accept it: our hello then goes
+        // out before any vote we send it, so it never drops one for want of a handshake (and an
+        // accepted peer's answer wants no reply, so this cannot ping-pong). Two nodes refusing each
+        // other answer at most once per `helloRetryMs / 5`.
+        let accepted = handshakes[peer.name] == .accepted
+        let sinceAnswer = now - (helloAnsweredMs[peer.name] ?? 0)
+        let answerAccepted = hello.replyWanted && accepted && sinceAnswer >= NodeShell.helloAnswerGapMs
+        let answerRefused = hello.replyWanted && now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs / 5
+        if answerAccepted || answerRefused || previous != handshakes[peer.name] {
+            helloAnsweredMs[peer.name] = now
             sendHello(to: peer, now: now)
         }
     }

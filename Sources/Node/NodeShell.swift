@@ -94,6 +94,11 @@ final class NodeShell {
     /// Our own consensus messages for the current height, re-sent while the height makes no progress
     /// (Tendermint assumes eventual delivery; a peer that was down or partitioned missed them).
     var ownVotes: [Envelope] = []
+    /// Our prevote of each round of the current height (bounded by `ownPrevotesMax`): a proposal
+    /// that re-proposes a value from round r needs round r's prevotes at every peer (Algorithm 1,
+    /// L28), long after `ownVotes` has moved on; while stalled we re-send the one it names.
+    var ownPrevotes: [UInt32: Envelope] = [:]
+    static let ownPrevotesMax = 256
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
     var lastRebroadcastMs: UInt64 = 0
@@ -127,6 +132,7 @@ final class NodeShell {
     /// The handshake with each peer, by name: nothing but hellos goes to a peer not accepted.
     var handshakes: [String: PeerLink] = [:]
     var helloSentMs: [String: UInt64] = [:]
+    var helloAnsweredMs: [String: UInt64] = [:]
 
     enum PeerLink: Equatable {
         case accepted
@@ -377,6 +383,11 @@ final class NodeShell {
         for envelope in ownProposal + ownVotes { broadcast(envelope) }
         // Like CometBFT's part gossip: every node holding the current round's block helps deliver it.
         let key = ProposalKey(height: consensus.height, round: consensus.round)
+        // A re-proposed value is only prevoted by peers that saw its proof-of-lock round's prevotes.
+        if let polRound = pending[key]?.proposal.polRound, polRound >= 0,
+           let prevote = ownPrevotes[UInt32(polRound)], !ownVotes.contains(prevote) {
+            broadcast(prevote)
+        }
         if let entry = pending[key], entry.delivered, entry.from != myIndex {
             let author = validators.members[entry.from].publicKey
             for envelope in entry.envelopes { broadcast(envelope, except: [author]) }

@@ -18,8 +18,13 @@ import Wire
                 allocations: [], upgrades: plans)
     }
 
+    /// The shell's clock, moved by the tests.
+    final class Clock: @unchecked Sendable {
+        var nowMs: UInt64 = 1_000
+    }
+
     func shell(version: UInt16 = 1, versionMin: UInt16 = 1, plans: [UpgradePlan]? = nil,
-               dir: String) throws -> NodeShell {
+               dir: String, clock: Clock = Clock()) throws -> NodeShell {
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let peers = (1..<4).map {
             NodeConfig.PeerEntry(name: "v\($0 + 1)", publicKey: keys[$0].publicKey.hex, host: "127.0.0.1", port: 40_000 + $0)
@@ -30,7 +35,7 @@ import Wire
                                 eventsFile: "", peers: peers, timing: .init(), limits: .init())
         return try NodeShell(config: config, key: keys[0], genesis: genesis(plans: plans), dataDir: dir,
                              eventsPath: dir + "/events.jsonl", logger: Logger(label: "test"), timers: { _, _ in },
-                             clock: { 1_000 })
+                             clock: { clock.nowMs })
     }
 
     func temporaryDirectory() throws -> String {
@@ -39,9 +44,9 @@ import Wire
         return dir
     }
 
-    func hello(from index: Int, forkId: UInt32) -> (Envelope, Message) {
+    func hello(from index: Int, forkId: UInt32, timeMs: UInt64 = 5) -> (Envelope, Message) {
         let hello = Hello(protocolVersion: 1, forkId: forkId, version: 1, versionMin: 1, committedHeight: 0,
-                          replyWanted: true, timeMs: 5)
+                          replyWanted: true, timeMs: timeMs)
         let envelope = Envelope(kind: .hello, payload: hello.encoded,
                                 domain: Domain(chainId: Self.chainId, forkId: forkId), key: keys[index])
         return (envelope, .hello(hello))
@@ -70,6 +75,68 @@ import Wire
         node.broadcastStatus()
         #expect(node.outbox.filter { $0.kind == .status }.map(\.peer) == ["v3"])
         #expect(!node.outbox.contains { $0.peer == "v2" && $0.kind != .hello })
+    }
+
+    /// A peer that restarted (or started after our first hello was lost) asks again: it is answered
+    /// at once even though we sent it a hello a moment ago, so our votes never reach it unannounced.
+    @Test func anAcceptedPeerThatAsksIsAnsweredAtOnce() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = Clock()
+        let node = try shell(dir: dir, clock: clock)
+        node.start()
+        let (first, firstHello) = hello(from: 2, forkId: 0, timeMs: 5)
+        node.handleMessage(first, firstHello, fromPeer: true)
+        node.outbox.removeAll()
+        clock.nowMs += 30
+        let (again, againHello) = hello(from: 2, forkId: 0, timeMs: 6)
+        node.handleMessage(again, againHello, fromPeer: true)
+        #expect(node.outbox.map(\.kind) == [.hello] && node.outbox.map(\.peer) == ["v3"])
+        // …but not more often than every 20 ms, however many hellos it sends.
+        node.outbox.removeAll()
+        clock.nowMs += 5
+        let (third, thirdHello) = hello(from: 2, forkId: 0, timeMs: 7)
+        node.handleMessage(third, thirdHello, fromPeer: true)
+        #expect(node.outbox.isEmpty)
+    }
+
+    /// Round 0's prevote is long gone from the recent votes when a later round re-proposes round 0's
+    /// value; a stalled node re-sends it, since peers that missed it cannot prevote that value (L28).
+    @Test func theProofOfLockPrevoteIsResentWhileStalled() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = Clock()
+        let node = try shell(dir: dir, clock: clock)
+        for index in 1..<4 {
+            let (envelope, message) = hello(from: index, forkId: 0)
+            node.handleMessage(envelope, message, fromPeer: true)
+        }
+        node.startConsensusNow()
+        func nilVotes(_ kind: MessageKind, round: UInt32) {
+            for index in 1..<4 {
+                let vote = Vote(height: 1, round: round, blockId: nil)
+                let envelope = Envelope(kind: kind, payload: vote.encoded, domain: node.domain, key: keys[index])
+                node.handleMessage(envelope, kind == .prevote ? .prevote(vote) : .precommit(vote), fromPeer: true)
+            }
+        }
+        // Round 0: no proposal arrives; v1 prevotes nil, everyone precommits nil; round 1 starts.
+        node.handle(.timeout(.propose, height: 1, round: 0))
+        let roundZero = try #require(node.ownPrevotes[0])
+        nilVotes(.prevote, round: 0)
+        node.handle(.timeout(.prevote, height: 1, round: 0))
+        nilVotes(.precommit, round: 0)
+        node.handle(.timeout(.precommit, height: 1, round: 0))
+        #expect(node.consensus.round == 1)
+        // Round 1 re-proposes a value with proof-of-lock round 0; its prevote has left the recent votes.
+        let id = Blake2b.hash([9])
+        let proposal = Proposal(height: 1, round: 1, polRound: 0, blockId: id, partsRoot: id, partCount: 1, blockBytes: 10)
+        node.pending[.init(height: 1, round: 1)] = .init(
+            proposal: proposal, from: 1, assembler: .init(root: id, total: 1, bytesMax: 10))
+        node.ownVotes.removeAll()
+        node.outbox.removeAll()
+        clock.nowMs += 10_000
+        node.rebroadcastIfStalled()
+        #expect(node.outbox.filter { $0.bytes == roundZero.bytes }.map(\.peer).sorted() == ["v2", "v3", "v4"])
     }
 
     @Test func aMismatchedRootIsNotStoredAndStopsTheNode() throws {
