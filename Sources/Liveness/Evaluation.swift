@@ -155,8 +155,13 @@ public struct Evaluator: Sendable {
     func stateCauses(haltStartMs: UInt64) -> [String] {
         let stuckAt = analysis.heightTimes.last { $0.timeMs <= haltStartMs }?.height ?? 0
         var out: [String] = []
+        // The split as it stood when the gap became a halt (a restart may have settled it since).
+        let declaredMs = haltStartMs + haltThresholdMs
         for divergence in analysis.divergences where divergence.height + 1 >= stuckAt && divergence.height <= stuckAt {
-            out.append(analysis.describe(divergence) + ": no side holds +2/3 of stake")
+            let sides = analysis.sides(of: divergence, atMs: declaredMs)
+            guard sides.count > 1 else { continue }
+            out.append("state roots diverged at height \(divergence.height): \(analysis.describe(sides)): "
+                       + "no side holds +2/3 of stake")
         }
         let upgrades = analysis.nodes.filter { node in
             node.stopped?.hasPrefix("upgrade") == true && (node.stoppedHeight ?? 0) <= stuckAt + 1

@@ -65,6 +65,14 @@ public struct RunAnalysis: Sendable {
         public var sides: [Side]
         /// Each node's last root for this height (after restarts re-executed it, e.g. an upgrade).
         public var sidesAtEnd: [Side]
+        /// Every root recorded for this height, in time order (commits and re-executions).
+        public var records: [Record] = []
+
+        public struct Record: Sendable, Equatable {
+            public var node: String
+            public var timeMs: UInt64
+            public var stateRoot: String
+        }
 
         public struct Side: Sendable, Equatable {
             public var stateRoot: String
@@ -313,27 +321,36 @@ public struct RunAnalysis: Sendable {
     static func divergences(_ records: [RootRecord], stakes: [String: UInt64]) -> [Divergence] {
         var byHeight: [UInt64: [RootRecord]] = [:]
         for record in records where !record.stateRoot.isEmpty { byHeight[record.height, default: []].append(record) }
-        func sides(_ list: [RootRecord], upTo limit: UInt64) -> [Divergence.Side] {
-            var latest: [String: RootRecord] = [:]
-            for record in list where record.timeMs <= limit { latest[record.node] = record }
-            let grouped = Dictionary(grouping: latest.values, by: \.stateRoot)
-            return grouped.map { root, members in
-                let nodes = members.map(\.node).sorted()
-                return Divergence.Side(stateRoot: root, nodes: nodes, stake: nodes.reduce(0) { $0 + (stakes[$1] ?? 0) })
-            }.sorted { ($0.stake, $1.nodes.first ?? "") > ($1.stake, $0.nodes.first ?? "") }
-        }
         var out: [Divergence] = []
         for height in byHeight.keys.sorted() {
             let list = byHeight[height]!.sorted { $0.timeMs < $1.timeMs }
             guard let first = list.first, let second = list.first(where: { $0.stateRoot != first.stateRoot }) else {
                 continue
             }
+            let records = list.map { Divergence.Record(node: $0.node, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
             out.append(Divergence(height: height, timeMs: second.timeMs,
-                                  sides: sides(list, upTo: second.timeMs + settleMs),
-                                  sidesAtEnd: sides(list, upTo: .max)))
+                                  sides: sides(records, upTo: second.timeMs + settleMs, stakes: stakes),
+                                  sidesAtEnd: sides(records, upTo: .max, stakes: stakes), records: records))
             if out.count >= divergencesMax { break }
         }
         return out
+    }
+
+    /// Each node's latest root for the divergence's height at `limit`, grouped, largest stake first.
+    static func sides(_ records: [Divergence.Record], upTo limit: UInt64, stakes: [String: UInt64]) -> [Divergence.Side] {
+        var latest: [String: Divergence.Record] = [:]
+        for record in records where record.timeMs <= limit { latest[record.node] = record }
+        let grouped = Dictionary(grouping: latest.values, by: \.stateRoot)
+        return grouped.map { root, members in
+            let nodes = members.map(\.node).sorted()
+            return Divergence.Side(stateRoot: root, nodes: nodes, stake: nodes.reduce(0) { $0 + (stakes[$1] ?? 0) })
+        }.sorted { ($0.stake, $1.nodes.first ?? "") > ($1.stake, $0.nodes.first ?? "") }
+    }
+
+    /// The sides of a divergence as they stood at a moment (e.g. when a halt was declared).
+    public func sides(of divergence: Divergence, atMs time: UInt64) -> [Divergence.Side] {
+        RunAnalysis.sides(divergence.records, upTo: time,
+                          stakes: Dictionary(nodes.map { ($0.name, $0.stake) }, uniquingKeysWith: { a, _ in a }))
     }
 
     /// Records of one block by other nodes this soon after the second root still count as "at the time".
@@ -342,16 +359,18 @@ public struct RunAnalysis: Sendable {
     /// "state roots diverged at height H: 3f2a1b… on v1, v2 (stake 20, 50%); …", and how it stood at
     /// the end when restarts re-executed the block since.
     public func describe(_ divergence: Divergence) -> String {
-        let total = Double(max(totalStake, 1))
-        func text(_ sides: [Divergence.Side]) -> String {
-            sides.map { side in
-                "\(side.stateRoot.prefix(12))… on \(side.nodes.joined(separator: ", ")) "
-                    + "(stake \(side.stake), \(Int((Double(side.stake) / total * 100).rounded()))%)"
-            }.joined(separator: "; ")
-        }
-        var out = "state roots diverged at height \(divergence.height): " + text(divergence.sides)
-        if divergence.sidesAtEnd != divergence.sides { out += " (at the end: " + text(divergence.sidesAtEnd) + ")" }
+        var out = "state roots diverged at height \(divergence.height): " + describe(divergence.sides)
+        if divergence.sidesAtEnd != divergence.sides { out += " (at the end: " + describe(divergence.sidesAtEnd) + ")" }
         return out
+    }
+
+    /// "3f2a1b… on v1, v2 (stake 20, 50%); 9c0d… on v3 (stake 10, 25%)".
+    public func describe(_ sides: [Divergence.Side]) -> String {
+        let total = Double(max(totalStake, 1))
+        return sides.map { side in
+            "\(side.stateRoot.prefix(12))… on \(side.nodes.joined(separator: ", ")) "
+                + "(stake \(side.stake), \(Int((Double(side.stake) / total * 100).rounded()))%)"
+        }.joined(separator: "; ")
     }
 
     static func uint(_ value: Any?) -> UInt64? {

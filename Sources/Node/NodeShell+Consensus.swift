@@ -139,6 +139,7 @@ extension NodeShell {
         let block = committed.block
         precondition(block.header.height == store.height + 1,
                      "commit of \(block.header.height) on a store at \(store.height)")
+        resolveTip(for: block)
         guard block.header.stateRoot == ledger.stateRoot else {
             stopOnMismatch(block, source: source)
             return false

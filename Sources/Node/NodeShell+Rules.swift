@@ -14,23 +14,67 @@ extension NodeShell {
         RulesSchedule.decide(height: height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans)
     }
 
-    /// The last stored block's result has not been confirmed by any header yet (the next block carries
-    /// it), so a restarted node executes it under the rules its binary applies now: after a mismatch,
-    /// restarting on the right binary is how an operator rolls the tip back and re-executes it
-    /// (CometBFT's `rollback`). Returns (recorded, applied) when they differ.
-    static func reexecuteTip(_ tip: (block: Block, rules: UInt16)?, ledger: inout Ledger, store: BlockStore,
-                             config: NodeConfig, plans: [UpgradePlan]) throws -> (UInt16, UInt16)? {
+    /// The last stored block's result is confirmed only by the next block's header. So a node restarted
+    /// on another binary executes its last block under the rules that binary applies now, and keeps
+    /// the result under the recorded rules as an alternative: the first block committed on top decides
+    /// which one the network built on (`resolveTip`). This is CometBFT's `rollback` of one height
+    /// before a restart on a fixed binary, done only when the chain has not moved on without it.
+    struct TipAlternative {
+        var ledger: Ledger
+        var recordedRules: UInt16
+        var currentRules: UInt16
+    }
+
+    static func reexecuteTip(_ tip: (block: Block, rules: UInt16)?, ledger: inout Ledger, config: NodeConfig,
+                             plans: [UpgradePlan]) -> TipAlternative? {
         guard let tip else { return nil }
         var rules = tip.rules
         if case .apply(let version) = RulesSchedule.decide(
             height: tip.block.header.height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans) {
             rules = version
         }
+        var recorded = ledger
+        recorded.rulesVersion = tip.rules
+        recorded.execute(tip.block)
         ledger.rulesVersion = rules
         ledger.execute(tip.block)
-        guard rules != tip.rules else { return nil }
-        try store.rewriteLastRulesVersion(rules)
-        return (tip.rules, rules)
+        guard rules != tip.rules, recorded.stateRoot != ledger.stateRoot else {
+            ledger = recorded
+            return nil
+        }
+        return TipAlternative(ledger: recorded, recordedRules: tip.rules, currentRules: rules)
+    }
+
+    /// The ledger a block committed on top of the tip must extend: the re-executed tip, or the tip as
+    /// first executed when that is what the block's header carries.
+    func baseLedger(for block: Block) -> Ledger {
+        if let alternative = tipAlternative, block.header.stateRoot != ledger.stateRoot,
+           block.header.stateRoot == alternative.ledger.stateRoot {
+            return alternative.ledger
+        }
+        return ledger
+    }
+
+    /// Called before a block on top of the tip is stored: settles which execution of the tip it extends.
+    func resolveTip(for block: Block) {
+        guard let alternative = tipAlternative else { return }
+        tipAlternative = nil
+        let height = store.height
+        if block.header.stateRoot == alternative.ledger.stateRoot, block.header.stateRoot != ledger.stateRoot {
+            ledger = alternative.ledger
+            logger.notice("the chain built block \(height + 1) on block \(height) as executed under rules v\(alternative.recordedRules); keeping that")
+            events.write("reexecuted", timeMs: clock(), [
+                ("height", .uint(height)), ("from", .uint(UInt64(alternative.currentRules))),
+                ("to", .uint(UInt64(alternative.recordedRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
+                ("reason", .string("the next block's header carries this root")),
+            ])
+        } else if block.header.stateRoot == ledger.stateRoot {
+            do {
+                try store.rewriteLastRulesVersion(alternative.currentRules)
+            } catch {
+                logger.error("store: cannot record rules v\(alternative.currentRules) for block \(height): \(error)")
+            }
+        }
     }
 
     /// Throws (after writing a `refused_start` event) when the next height runs rules older than this

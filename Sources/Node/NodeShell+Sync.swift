@@ -176,8 +176,9 @@ extension NodeShell {
             guard let (key, signatures) = quorum, let block = blocks[key.blockId] else { break }
             // A block with +2/3 of precommits that carries another state root: this node's state
             // diverged from the chain's. `commit` stops the node.
-            let mismatch = block.header.stateRoot != ledger.stateRoot
-            if !mismatch, let problem = ledger.validate(block, expectedProposer: nil, protocolVersion: config.protocolVersion)
+            let base = baseLedger(for: block)
+            let mismatch = block.header.stateRoot != base.stateRoot
+            if !mismatch, let problem = base.validate(block, expectedProposer: nil, protocolVersion: config.protocolVersion)
                 ?? unverifiedTransactionProblem(block) {
                 logger.warning("sync: rejected block \(height): \(problem)")
                 events.write("sync_reject", timeMs: clock(), [("height", .uint(height)), ("reason", .string(problem))])

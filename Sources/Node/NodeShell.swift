@@ -131,6 +131,8 @@ final class NodeShell {
     var stopped: String?
     /// The handshake with each peer, by name: nothing but hellos goes to a peer not accepted.
     var handshakes: [String: PeerLink] = [:]
+    /// The last stored block as first executed, when a restart re-executed it under other rules.
+    var tipAlternative: TipAlternative?
     var helloSentMs: [String: UInt64] = [:]
     var helloAnsweredMs: [String: UInt64] = [:]
 
@@ -179,7 +181,7 @@ final class NodeShell {
             tip = (committed.block, rules)
         }
         self.store = store
-        let reexecuted = try NodeShell.reexecuteTip(tip, ledger: &rebuilt, store: store, config: config, plans: plans)
+        self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans)
         self.ledger = rebuilt
         self.signStore = try SignStateStore(path: dataDir + "/sign-state.dat")
         let height = store.height + 1
@@ -203,11 +205,11 @@ final class NodeShell {
             ("lastSigned", lastSigned.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
         ])
         events.flush()
-        if let (recorded, now) = reexecuted {
-            logger.notice("re-executed block \(store.height) under rules v\(now) (it was executed under v\(recorded)); state root now \(rebuilt.stateRoot.short)")
+        if let alternative = tipAlternative {
+            logger.notice("re-executed block \(store.height) under rules v\(alternative.currentRules) (it was executed under v\(alternative.recordedRules)); state root now \(rebuilt.stateRoot.short), or \(alternative.ledger.stateRoot.short) if the chain built on the old result")
             events.write("reexecuted", timeMs: clock(), [
-                ("height", .uint(store.height)), ("from", .uint(UInt64(recorded))), ("to", .uint(UInt64(now))),
-                ("stateRoot", .string(rebuilt.stateRoot.hex)),
+                ("height", .uint(store.height)), ("from", .uint(UInt64(alternative.recordedRules))),
+                ("to", .uint(UInt64(alternative.currentRules))), ("stateRoot", .string(rebuilt.stateRoot.hex)),
             ])
         }
         try refuseIfTooEarly()

@@ -11,11 +11,12 @@ import Wire
 @Suite struct ShellRulesTests {
     static let chainId = "shell-test"
     let keys = ["v1", "v2", "v3", "v4"].map { SigningKey(label: "shell-\($0)") }
+    let alice = SigningKey(label: "shell-alice")
 
     func genesis(plans: [UpgradePlan]? = nil) -> Genesis {
         Genesis(chainId: Self.chainId, protocolVersion: 1, genesisTimeMs: 0,
                 validators: keys.enumerated().map { .init(name: "v\($0.offset + 1)", publicKey: $0.element.publicKey, stake: 10) },
-                allocations: [], upgrades: plans)
+                allocations: [.init(publicKey: alice.publicKey, balance: 1_000)], upgrades: plans)
     }
 
     /// The shell's clock, moved by the tests.
@@ -137,6 +138,39 @@ import Wire
         clock.nowMs += 10_000
         node.rebroadcastIfStalled()
         #expect(node.outbox.filter { $0.bytes == roundZero.bytes }.map(\.peer).sorted() == ["v2", "v3", "v4"])
+    }
+
+    func committed(height: UInt64, on ledger: Ledger, root: Bytes32? = nil, txs: [Envelope] = []) -> CommittedBlock {
+        let header = BlockHeader(protocolVersion: 1, height: height, timeMs: height, proposer: keys[1].publicKey,
+                                 previousBlockId: ledger.lastBlockId, stateRoot: root ?? ledger.stateRoot,
+                                 txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
+        let block = Block(header: header, txs: txs)
+        return CommittedBlock(block: block, commit: CommitCertificate(height: height, round: 0, blockId: block.id,
+                                                                      signatures: []))
+    }
+
+    /// Restarted on a v2 binary, a node re-executes its last block under v2 rules but keeps the v1
+    /// result: when the chain builds the next block on the v1 result, the node follows instead of
+    /// stopping; when it builds on the v2 result, the new rules are recorded for that block.
+    @Test(arguments: [false, true])
+    func aRestartOnAnotherBinaryFollowsWhatTheChainBuiltOn(chainUsedOldRules: Bool) throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let first = try shell(version: 1, dir: dir)
+        let fee = Envelope(kind: .transfer, payload: Transfer(to: keys[2].publicKey, amount: 5, fee: 3, nonce: 0).encoded,
+                           domain: first.domain, key: alice)
+        #expect(first.commit(committed(height: 1, on: first.ledger, txs: [fee]), source: "test"))
+        let oldRoot = first.ledger.stateRoot
+        let restarted = try shell(version: 2, dir: dir)
+        let newRoot = restarted.ledger.stateRoot
+        #expect(newRoot != oldRoot && restarted.tipAlternative?.ledger.stateRoot == oldRoot)
+        let next = committed(height: 2, on: restarted.ledger, root: chainUsedOldRules ? oldRoot : newRoot)
+        #expect(restarted.commit(next, source: "sync"))
+        #expect(restarted.stopped == nil && restarted.store.height == 2 && restarted.tipAlternative == nil)
+        // What a third start replays for block 1: the rules the chain built on.
+        var recorded: [UInt16] = []
+        _ = try BlockStore(path: dir + "/blocks.dat") { _, rules in recorded.append(rules) }
+        #expect(recorded == [chainUsedOldRules ? 1 : 2, 2])
     }
 
     @Test func aMismatchedRootIsNotStoredAndStopsTheNode() throws {
