@@ -30,6 +30,10 @@ let package = Package(
         .target(name: "Ledger", dependencies: ["Wire", "Sodium"]),
         .target(name: "Consensus", dependencies: ["Ledger", "Wire"]),
         .target(
+            name: "Rollup",
+            dependencies: ["Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
+        ),
+        .target(
             name: "Transport",
             dependencies: [
                 "Wire", "Sodium",
@@ -88,6 +92,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
+        .testTarget(name: "RollupTests", dependencies: ["Rollup", "Wire", "Sodium"]),
         .testTarget(
             name: "TransportTests",
             dependencies: [

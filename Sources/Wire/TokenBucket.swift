@@ -1,0 +1,23 @@
+/// A token bucket: `ratePerSecond` on average, bursts up to `burst`. Time comes in as an argument.
+public struct TokenBucket: Sendable {
+    public let ratePerSecond: Double
+    public let burst: Double
+    private var tokens: Double
+    private var lastMs: UInt64?
+
+    public init(ratePerSecond: Double, burst: Double) {
+        self.ratePerSecond = ratePerSecond
+        self.burst = burst
+        self.tokens = burst
+    }
+
+    public mutating func take(nowMs: UInt64) -> Bool {
+        if let lastMs, nowMs > lastMs {
+            tokens = min(burst, tokens + Double(nowMs - lastMs) * ratePerSecond / 1000)
+        }
+        lastMs = max(lastMs ?? nowMs, nowMs)
+        guard tokens >= 1 else { return false }
+        tokens -= 1
+        return true
+    }
+}
