@@ -36,9 +36,13 @@ extension NodeShell {
         var recorded = ledger
         recorded.rulesVersion = tip.rules
         recorded.execute(tip.block)
+        guard rules != tip.rules else {
+            ledger = recorded
+            return nil
+        }
         ledger.rulesVersion = rules
         ledger.execute(tip.block)
-        guard rules != tip.rules, recorded.stateRoot != ledger.stateRoot else {
+        guard recorded.stateRoot != ledger.stateRoot else {
             ledger = recorded
             return nil
         }
