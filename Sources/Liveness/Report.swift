@@ -191,20 +191,18 @@ public struct Report: Codable, Sendable {
             voteInclusionHeightsP99: Evaluator.percentile(inclusion, 0.99),
             transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
         let totalStake = Double(max(analysis.totalStake, 1))
+        func sideEntry(_ side: RunAnalysis.Divergence.Side) -> DivergenceEntry.SideEntry {
+            .init(stateRoot: side.stateRoot, nodes: side.nodes, stake: side.stake,
+                  stakeShare: Double(side.stake) / totalStake)
+        }
         self.safety = Safety(agreement: analysis.agreement, heightsChecked: analysis.heightsChecked,
                              conflicts: analysis.conflicts.map { ConflictEntry(height: $0.height, sides: $0.sides) },
                              noCommittedBlockLost: analysis.noCommittedBlockLost,
                              stateRootDivergences: analysis.divergences.map { divergence in
                                  DivergenceEntry(
                                     height: divergence.height, at: seconds(divergence.timeMs),
-                                    sides: divergence.sides.map {
-                                        .init(stateRoot: $0.stateRoot, nodes: $0.nodes, stake: $0.stake,
-                                              stakeShare: Double($0.stake) / totalStake)
-                                    },
-                                    sidesAtEnd: divergence.sidesAtEnd.map {
-                                        .init(stateRoot: $0.stateRoot, nodes: $0.nodes, stake: $0.stake,
-                                              stakeShare: Double($0.stake) / totalStake)
-                                    },
+                                    sides: divergence.sides.map(sideEntry),
+                                    sidesAtEnd: divergence.sidesAtEnd.map(sideEntry),
                                     summary: analysis.describe(divergence))
                              })
         self.faults = evaluator.windows.map {

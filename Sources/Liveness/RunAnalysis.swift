@@ -117,6 +117,10 @@ public struct RunAnalysis: Sendable {
     public static let divergencesMax = 20
 
     public var totalStake: UInt64 { nodes.reduce(0) { $0 + $1.stake } }
+    /// Each node's stake, from its last `start` event.
+    public var stakeByNode: [String: UInt64] {
+        Dictionary(nodes.map { ($0.name, $0.stake) }, uniquingKeysWith: { first, _ in first })
+    }
 
     public struct HeightTime: Sendable, Equatable {
         public var height: UInt64
@@ -303,8 +307,7 @@ public struct RunAnalysis: Sendable {
             txLatencies: txLatencies)
         let records = commits.map { RootRecord(node: $0.node, height: $0.height, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
             + reexecutions
-        result.divergences = divergences(records, stakes: Dictionary(nodes.map { ($0.name, $0.stake) },
-                                                                     uniquingKeysWith: { a, _ in a }))
+        result.divergences = divergences(records, stakes: result.stakeByNode)
         return result
     }
 
@@ -349,8 +352,7 @@ public struct RunAnalysis: Sendable {
 
     /// The sides of a divergence as they stood at a moment (e.g. when a halt was declared).
     public func sides(of divergence: Divergence, atMs time: UInt64) -> [Divergence.Side] {
-        RunAnalysis.sides(divergence.records, upTo: time,
-                          stakes: Dictionary(nodes.map { ($0.name, $0.stake) }, uniquingKeysWith: { a, _ in a }))
+        RunAnalysis.sides(divergence.records, upTo: time, stakes: stakeByNode)
     }
 
     /// Records of one block by other nodes this soon after the second root still count as "at the time".
