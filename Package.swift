@@ -46,7 +46,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "Consensus", "Transport",
+                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "Transport",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +92,7 @@ let package = Package(
         .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
-        .testTarget(name: "RollupTests", dependencies: ["Rollup", "Wire", "Sodium"]),
+        .testTarget(name: "RollupTests", dependencies: ["Rollup", "Ledger", "Wire", "Sodium"]),
         .testTarget(
             name: "TransportTests",
             dependencies: [

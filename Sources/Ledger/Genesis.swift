@@ -32,15 +32,18 @@ public struct Genesis: Codable, Sendable, Equatable {
     public var allocations: [Allocation]
     /// Coordinated rule switches (see `RulesSchedule`); absent means none.
     public var upgrades: [UpgradePlan]?
+    /// The L2 rollup settled on this chain, if any.
+    public var rollup: RollupGenesis?
 
     public init(chainId: String, protocolVersion: UInt16, genesisTimeMs: UInt64, validators: [Validator],
-                allocations: [Allocation], upgrades: [UpgradePlan]? = nil) {
+                allocations: [Allocation], upgrades: [UpgradePlan]? = nil, rollup: RollupGenesis? = nil) {
         self.chainId = chainId
         self.protocolVersion = protocolVersion
         self.genesisTimeMs = genesisTimeMs
         self.validators = validators
         self.allocations = allocations
         self.upgrades = upgrades
+        self.rollup = rollup
     }
 
     public enum Problem: Error, Equatable, CustomStringConvertible {
@@ -49,6 +52,8 @@ public struct Genesis: Codable, Sendable, Equatable {
         case zeroStake(name: String)
         case duplicate(field: String, value: String)
         case badUpgrade(name: String, problem: String)
+        case noRollup
+        case badRollup(field: String, problem: String)
 
         public var description: String {
             switch self {
@@ -57,6 +62,8 @@ public struct Genesis: Codable, Sendable, Equatable {
             case .zeroStake(let name): return "validators.\(name).stake: must be greater than 0"
             case .duplicate(let field, let value): return "\(field): '\(value)' appears twice"
             case .badUpgrade(let name, let problem): return "upgrades.\(name): \(problem)"
+            case .noRollup: return "rollup: this genesis has no rollup section"
+            case .badRollup(let field, let problem): return "rollup.\(field): \(problem)"
             }
         }
     }
@@ -95,6 +102,10 @@ public struct Genesis: Codable, Sendable, Equatable {
     }
 
     public func initialAccounts() throws(Problem) -> [PublicKey: Account] {
+        try Genesis.accounts(allocations)
+    }
+
+    static func accounts(_ allocations: [Allocation]) throws(Problem) -> [PublicKey: Account] {
         var accounts: [PublicKey: Account] = [:]
         for allocation in allocations {
             guard let bytes = Hex.decode(allocation.publicKey), let key = PublicKey(bytes) else {

@@ -19,6 +19,11 @@ public struct Ledger: Sendable {
         case badNonce(expected: UInt64, got: UInt64)
         case insufficientFunds
         case malformed
+        /// A batch chunk from someone other than the rollup's sequencer, or with no rollup in genesis.
+        case notSequencer
+        /// An airdrop claim from an account that already exists, or when the pool is empty.
+        case notEligible
+        case poolEmpty
 
         /// A short stable label for metrics and events.
         public var label: String {
@@ -27,6 +32,9 @@ public struct Ledger: Sendable {
             case .badNonce: return "bad_nonce"
             case .insufficientFunds: return "insufficient_funds"
             case .malformed: return "malformed"
+            case .notSequencer: return "not_sequencer"
+            case .notEligible: return "not_eligible"
+            case .poolEmpty: return "pool_empty"
             }
         }
 
@@ -35,7 +43,10 @@ public struct Ledger: Sendable {
             case .applied: return "applied"
             case .badNonce(let expected, let got): return "bad nonce: expected \(expected), got \(got)"
             case .insufficientFunds: return "insufficient funds"
-            case .malformed: return "malformed transfer"
+            case .malformed: return "malformed transaction"
+            case .notSequencer: return "batch chunk not from the rollup's sequencer"
+            case .notEligible: return "claim from an account that already exists"
+            case .poolEmpty: return "the airdrop pool is empty"
             }
         }
     }
@@ -45,6 +56,8 @@ public struct Ledger: Sendable {
         public var failed: Int
         public var fees: UInt64
         public var stateRoot: Bytes32
+        /// What the block added to the rollup inbox, in order.
+        public var inbox: [InboxItem] = []
     }
 
     static let bucketCount = 256
@@ -58,11 +71,35 @@ public struct Ledger: Sendable {
     /// The execution rules in force (see `Rules`); the node sets it before each block from its
     /// `RulesSchedule` decision.
     public var rulesVersion: UInt16 = 1
+    /// The rollup inbox (L1 only; see `Inbox`).
+    public private(set) var inbox: Inbox
+    /// The rollup's sequencer, the only sender whose batch chunks the inbox takes (nil: no rollup).
+    public let sequencer: PublicKey?
+    /// The L2 airdrop (L2 ledgers only).
+    public let airdrop: Airdrop?
 
     public init(genesis: Genesis) throws(Genesis.Problem) {
         self.accounts = try genesis.initialAccounts()
+        self.sequencer = try genesis.rollup?.sequencerKey()
+        self.airdrop = nil
+        self.inbox = Inbox(chainId: genesis.chainId)
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)".utf8))
+        self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
+        self.dirtyBuckets = Set(0..<Ledger.bucketCount)
+        self.stateRoot = .zero
+        self.stateRoot = recomputeRoot()
+    }
+
+    /// The L2 state at its genesis: the rollup's allocations and airdrop pool.
+    public init(l2Of genesis: Genesis) throws(Genesis.Problem) {
+        guard let rollup = genesis.rollup else { throw .noRollup }
+        self.accounts = try rollup.initialAccounts()
+        self.sequencer = try rollup.sequencerKey()
+        self.airdrop = try rollup.airdrop()
+        self.inbox = Inbox(chainId: genesis.chainId + "/l2")
+        self.height = 0
+        self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)/l2".utf8))
         self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
         self.dirtyBuckets = Set(0..<Ledger.bucketCount)
         self.stateRoot = .zero
@@ -85,26 +122,124 @@ public struct Ledger: Sendable {
         return .applied
     }
 
-    /// Applies one signed transfer whose signature the caller has verified. Fees go to `feeRecipient`.
+    /// Applies one signed L1 transaction whose signature the caller has verified: a transfer, a batch
+    /// chunk, or a forced L2 transaction. Fees go to `feeRecipient`.
     @discardableResult
     public mutating func apply(_ tx: Envelope, feeRecipient: PublicKey) -> TxOutcome {
-        guard tx.kind == .transfer, let transfer = try? Transfer(decoding: tx.payload) else { return .malformed }
-        var sender = account(tx.sender)
+        var items: [InboxItem] = []
+        return apply(tx, feeRecipient: feeRecipient, recording: &items)
+    }
+
+    private mutating func apply(_ tx: Envelope, feeRecipient: PublicKey, recording items: inout [InboxItem]) -> TxOutcome {
+        switch tx.kind {
+        case .transfer:
+            guard let transfer = try? Transfer(decoding: tx.payload) else { return .malformed }
+            return pay(transfer, from: tx.sender, feeRecipient: feeRecipient)
+        case .batchChunk:
+            guard let sequencer, tx.sender == sequencer else { return .notSequencer }
+            guard let chunk = try? BatchChunk(decoding: tx.payload) else { return .malformed }
+            guard chunk.sequence == inbox.batchSequence else {
+                return .badNonce(expected: inbox.batchSequence, got: chunk.sequence)
+            }
+            inbox.record(chunk: chunk, id: tx.id)
+            items.append(.chunk(chunk))
+            return .applied
+        case .forcedTx:
+            guard sequencer != nil else { return .notSequencer }
+            guard let forced = try? ForcedTx(decoding: tx.payload),
+                  let inner = try? Envelope(decoding: forced.l2Tx), inner.kind.isL2Transaction else { return .malformed }
+            let outcome = pay(Transfer(to: tx.sender, amount: 0, fee: forced.fee, nonce: forced.nonce), from: tx.sender,
+                              feeRecipient: feeRecipient)
+            guard outcome == .applied else { return outcome }
+            items.append(.forced(index: inbox.forcedCount, tx: inner))
+            inbox.record(forced: inner.id)
+            return .applied
+        default:
+            return .malformed
+        }
+    }
+
+    /// CheckTx for an L1 transaction: whether it can still be applied on top of this ledger (a batch
+    /// chunk ahead of the inbox's sequence, or a transfer with a nonce ahead, may wait in a mempool).
+    public func admissionCheck(_ tx: Envelope) -> TxOutcome {
+        switch tx.kind {
+        case .transfer:
+            guard let transfer = try? Transfer(decoding: tx.payload) else { return .malformed }
+            return Ledger.check(transfer, from: account(tx.sender))
+        case .batchChunk:
+            guard let sequencer, tx.sender == sequencer else { return .notSequencer }
+            guard let chunk = try? BatchChunk(decoding: tx.payload) else { return .malformed }
+            return chunk.sequence >= inbox.batchSequence
+                ? .applied : .badNonce(expected: inbox.batchSequence, got: chunk.sequence)
+        case .forcedTx:
+            guard sequencer != nil else { return .notSequencer }
+            guard let forced = try? ForcedTx(decoding: tx.payload),
+                  let inner = try? Envelope(decoding: forced.l2Tx), inner.kind.isL2Transaction else { return .malformed }
+            return Ledger.check(Transfer(to: tx.sender, amount: 0, fee: forced.fee, nonce: forced.nonce),
+                                from: account(tx.sender))
+        default:
+            return .malformed
+        }
+    }
+
+    /// Applies one signed L2 transaction (a transfer or an airdrop claim) whose signature the caller
+    /// has verified. Fees go to `feeRecipient` (the sequencer).
+    @discardableResult
+    public mutating func applyL2(_ tx: Envelope, feeRecipient: PublicKey) -> TxOutcome {
+        switch tx.kind {
+        case .l2Transfer:
+            guard let transfer = try? Transfer(decoding: tx.payload) else { return .malformed }
+            return pay(transfer, from: tx.sender, feeRecipient: feeRecipient)
+        case .l2Claim:
+            guard let claim = try? Claim(decoding: tx.payload), let airdrop else { return .malformed }
+            let outcome = Ledger.check(claim, from: account(tx.sender), pool: account(airdrop.pool), airdrop: airdrop)
+            guard outcome == .applied else { return outcome }
+            var pool = account(airdrop.pool)
+            pool.balance -= airdrop.amount
+            setAccount(airdrop.pool, pool)
+            setAccount(tx.sender, Account(balance: airdrop.amount - claim.fee, nonce: 1))
+            credit(feeRecipient, claim.fee)
+            return .applied
+        default:
+            return .malformed
+        }
+    }
+
+    /// Whether a claim can be applied now, without changing anything.
+    public static func check(_ claim: Claim, from sender: Account, pool: Account, airdrop: Airdrop) -> TxOutcome {
+        guard sender.balance == 0, sender.nonce == 0 else { return .notEligible }
+        guard pool.balance >= airdrop.amount else { return .poolEmpty }
+        guard claim.fee <= airdrop.amount else { return .insufficientFunds }
+        return .applied
+    }
+
+    /// Closes an L2 block: its height enters the root. Returns the state root for its header.
+    public mutating func sealL2Block(height: UInt64, parentId: Bytes32) -> Bytes32 {
+        self.height = height
+        self.lastBlockId = parentId
+        stateRoot = recomputeRoot()
+        return stateRoot
+    }
+
+    private mutating func pay(_ transfer: Transfer, from senderKey: PublicKey, feeRecipient: PublicKey) -> TxOutcome {
+        var sender = account(senderKey)
         let outcome = Ledger.check(transfer, from: sender)
         guard outcome == .applied else { return outcome }
         sender.balance -= transfer.amount + transfer.fee
         sender.nonce = transfer.nonce + 1
-        setAccount(tx.sender, sender)
+        setAccount(senderKey, sender)
         var receiver = account(transfer.to)
         receiver.balance &+= transfer.amount
         setAccount(transfer.to, receiver)
-        let share = Rules.proposerShare(fee: transfer.fee, version: rulesVersion)
-        if share > 0 {
-            var collector = account(feeRecipient)
-            collector.balance &+= share
-            setAccount(feeRecipient, collector)
-        }
+        credit(feeRecipient, Rules.proposerShare(fee: transfer.fee, version: rulesVersion))
         return .applied
+    }
+
+    private mutating func credit(_ key: PublicKey, _ amount: UInt64) {
+        guard amount > 0 else { return }
+        var collector = account(key)
+        collector.balance &+= amount
+        setAccount(key, collector)
     }
 
     /// Executes a committed block: every transfer in order, invalid ones skipped deterministically.
@@ -115,10 +250,11 @@ public struct Ledger: Sendable {
         var applied = 0
         var failed = 0
         var fees: UInt64 = 0
+        var items: [InboxItem] = []
         for tx in block.txs {
-            if apply(tx, feeRecipient: block.header.proposer) == .applied {
+            if apply(tx, feeRecipient: block.header.proposer, recording: &items) == .applied {
                 applied += 1
-                fees &+= (try? Transfer(decoding: tx.payload).fee) ?? 0
+                fees &+= Ledger.fee(of: tx)
             } else {
                 failed += 1
             }
@@ -126,7 +262,17 @@ public struct Ledger: Sendable {
         height = block.header.height
         lastBlockId = block.id
         stateRoot = recomputeRoot()
-        return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot)
+        return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot, inbox: items)
+    }
+
+    /// The fee a transaction offers (0 for batch chunks and anything that does not decode).
+    public static func fee(of tx: Envelope) -> UInt64 {
+        switch tx.kind {
+        case .transfer, .l2Transfer: return (try? Transfer(decoding: tx.payload).fee) ?? 0
+        case .forcedTx: return (try? ForcedTx(decoding: tx.payload).fee) ?? 0
+        case .l2Claim: return (try? Claim(decoding: tx.payload).fee) ?? 0
+        default: return 0
+        }
     }
 
     /// Why a proposed block is not valid on top of this ledger, or nil when it is.
@@ -180,9 +326,10 @@ public struct Ledger: Sendable {
             }
             dirtyBuckets.removeAll(keepingCapacity: true)
         }
-        var writer = WireWriter(capacity: Ledger.bucketCount * 32 + 8)
+        var writer = WireWriter(capacity: Ledger.bucketCount * 32 + 48)
         writer.u64(height)
         for hash in bucketHashes { writer.bytes32(hash) }
+        if sequencer != nil { writer.bytes32(inbox.hash) }
         return Blake2b.hash(writer.bytes)
     }
 }

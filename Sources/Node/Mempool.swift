@@ -40,14 +40,14 @@ struct Mempool {
         return out
     }
 
-    /// Drops committed transactions and those the ledger can never apply (nonce already used).
+    /// Drops committed transactions and those the ledger can never apply (nonce or chunk sequence used).
     mutating func prune(committed ids: Set<Bytes32>, ledger: Ledger) {
         for id in ids { txs[id] = nil }
         var kept: Deque<Bytes32> = []
         kept.reserveCapacity(txs.count)
         for id in order {
             guard let tx = txs[id] else { continue }
-            if let transfer = try? Transfer(decoding: tx.payload), transfer.nonce < ledger.account(tx.sender).nonce {
+            if case .badNonce = ledger.admissionCheck(tx) {
                 txs[id] = nil
                 continue
             }

@@ -82,6 +82,14 @@ public struct NodeService: Service {
                             inbox.push(.tick, urgent: true)
                         }
                     }
+                    if config.role == "sequencer", let blockMs = config.rollup?.blockIntervalMs {
+                        group.addTask {
+                            while !Task.isCancelled {
+                                try await Task.sleep(for: .milliseconds(max(blockMs, 10)))
+                                inbox.push(.l2Tick, urgent: true)
+                            }
+                        }
+                    }
                     try await mainLoop(shell, inbox, outbound, status: status, queueDepth: queueDepth,
                                        voteDepth: voteDepth)
                     group.cancelAll()
@@ -160,10 +168,11 @@ public struct NodeService: Service {
                 switch input {
                 case .message(let envelope, _, _, _):
                     // Which lane it came through is what matters for the depth; transfers are user traffic.
-                    if envelope.kind == .transfer || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
+                    if !envelope.kind.isConsensusLane || !shell.config.limits.lanes { queueDepth.add(-1) } else { voteDepth.add(-1) }
+                case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick: break
                 }
                 shell.handle(input)
             }
@@ -276,7 +285,7 @@ struct Edge: Sendable {
                 guard let (input, kind) = admit(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else {
                     continue
                 }
-                if urgent && kind != .transfer { acceptedUrgent.append(input) } else { accepted.append(input) }
+                if urgent && kind.isConsensusLane { acceptedUrgent.append(input) } else { accepted.append(input) }
             }
             // One hand-off (and at most one wake-up of the main loop) per read burst.
             inbox.push(acceptedUrgent, urgent: true)
@@ -300,7 +309,7 @@ struct Edge: Sendable {
     private func admit(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64,
                        _ state: inout ReaderState) -> (NodeInput, MessageKind)? {
         // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
-        if Envelope.peekKind(bytes) == .transfer {
+        if Envelope.peekKind(bytes)?.isFromAnyone == true {
             if votesOnly.value > 0 {
                 drops.count(lane: lane, "votes_only")
                 return nil
@@ -325,7 +334,7 @@ struct Edge: Sendable {
         switch state.ingress.admit(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0))) {
         case .accepted(let envelope, let message):
             // With lanes, each port carries one class: anything else is dropped, not queued.
-            if !lane.isEmpty, (lane == "user") != (envelope.kind == .transfer) {
+            if !lane.isEmpty, (lane == "user") == envelope.kind.isConsensusLane {
                 drops.count(lane: lane, "wrong_lane")
                 return nil
             }
@@ -335,6 +344,9 @@ struct Edge: Sendable {
                 return nil
             }
             queueDepth.add(1)
+            if envelope.kind.isL2Transaction {
+                return (.l2Client(envelope, from: address, receivedMs: nowMs), envelope.kind)
+            }
             let input = NodeInput.message(envelope, message, fromPeer: peerAddresses.contains(address), receivedMs: nowMs)
             if urgent, let stakes = voteStakes, let stake = stakes[envelope.sender] {
                 switch message {

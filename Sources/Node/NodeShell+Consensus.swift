@@ -163,6 +163,8 @@ extension NodeShell {
         }
         ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
+        rollup?.onL1Commit(height: block.header.height, timeMs: block.header.timeMs, inbox: result.inbox,
+                           batchSequence: ledger.inbox.batchSequence, shell: self)
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, ledger: ledger)
         txsCommitted += UInt64(block.txs.count)

@@ -7,7 +7,7 @@ import Wire
 extension NodeShell {
     func handleMessage(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
         // Nothing but a hello (and user transactions) is taken from a peer before its handshake succeeded.
-        if envelope.kind != .hello, envelope.kind != .transfer, let peer = peers[envelope.sender],
+        if envelope.kind != .hello, !envelope.kind.isFromAnyone, let peer = peers[envelope.sender],
            handshakes[peer.name] != .accepted {
             metrics.noHandshakeDropped.increment()
             return
@@ -15,9 +15,9 @@ extension NodeShell {
         switch message {
         case .hello(let hello):
             onHello(hello, envelope: envelope)
-        case .transfer(let transfer):
-            // CheckTx: only transactions the sender can pay for enter the mempool (and are gossiped).
-            let outcome = Ledger.check(transfer, from: ledger.account(envelope.sender))
+        case .transfer, .batchChunk, .forcedTx:
+            // CheckTx: only transactions that can still apply enter the mempool (and are gossiped).
+            let outcome = ledger.admissionCheck(envelope)
             guard outcome == .applied else {
                 mempoolRejected[outcome.label, default: 0] += 1
                 return
@@ -53,6 +53,8 @@ extension NodeShell {
             onSyncPart(part, from: envelope.sender)
         case .syncCommit(let commit):
             onSyncCommit(commit, from: envelope.sender)
+        case .l2Transfer, .l2Claim, .l2Reject, .l2BlockPart:
+            rollup?.onPeerMessage(envelope, message, shell: self)
         }
     }
 

@@ -9,6 +9,10 @@ import Wire
 extension NodeShell {
     func onTick() {
         servedThisTick = 0
+        if let rollup {
+            rollup.startSequencingIfReady(shell: self)
+            if rollup.role == .replica { rollup.sample(shell: self, now: clock()) }
+        }
         resendHellos()
         broadcastStatus()
         startConsensusIfReady()

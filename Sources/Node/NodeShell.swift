@@ -19,6 +19,10 @@ enum NodeInput: Sendable {
     case setLinkFaults(LinkFaultTable)
     /// Skew this node's protocol clock (block timestamps) by this many milliseconds.
     case setClockSkew(Int64)
+    /// A verified L2 transaction from a client (for the sequencer), with the address to answer.
+    case l2Client(Envelope, from: SocketAddress, receivedMs: UInt64)
+    /// The sequencer's block timer.
+    case l2Tick
 }
 
 /// A datagram to send, with what the link shaper needs to know about it.
@@ -135,6 +139,10 @@ final class NodeShell {
     var tipAlternative: TipAlternative?
     var helloSentMs: [String: UInt64] = [:]
     var helloAnsweredMs: [String: UInt64] = [:]
+    /// The rollup part of a sequencer or replica.
+    var rollup: RollupShell?
+    /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
+    var startupInbox: [(height: UInt64, timeMs: UInt64, items: [InboxItem], batchSequence: UInt64)] = []
 
     enum PeerLink: Equatable {
         case accepted
@@ -173,15 +181,33 @@ final class NodeShell {
         // recorded with it, except the last one (see `reexecuteTip`).
         var rebuilt = try Ledger(genesis: genesis)
         var tip: (block: Block, rules: UInt16)?
+        let keepsInbox = RollupShell.Role(rawValue: config.role) != nil
+        var inbox: [(height: UInt64, timeMs: UInt64, items: [InboxItem], batchSequence: UInt64)] = []
         let store = try BlockStore(path: dataDir + "/blocks.dat") { committed, rules in
             if let previous = tip {
                 rebuilt.rulesVersion = previous.rules
-                rebuilt.execute(previous.block)
+                let result = rebuilt.execute(previous.block)
+                if keepsInbox {
+                    inbox.append((previous.block.header.height, previous.block.header.timeMs, result.inbox,
+                                  rebuilt.inbox.batchSequence))
+                }
             }
             tip = (committed.block, rules)
         }
         self.store = store
-        self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans)
+        var tipInbox: [InboxItem] = []
+        self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans,
+                                                     inbox: &tipInbox)
+        if keepsInbox, let tip {
+            inbox.append((tip.block.header.height, tip.block.header.timeMs, tipInbox, rebuilt.inbox.batchSequence))
+        }
+        self.startupInbox = inbox
+        if let role = RollupShell.Role(rawValue: config.role) {
+            guard let settings = config.rollup else {
+                throw ConfigError(field: "rollup", problem: "a \(config.role) node needs rollup settings")
+            }
+            self.rollup = try RollupShell(role: role, settings: settings, genesis: genesis, forkId: config.forkId)
+        }
         self.ledger = rebuilt
         self.signStore = try SignStateStore(path: dataDir + "/sign-state.dat")
         let height = store.height + 1
@@ -218,6 +244,14 @@ final class NodeShell {
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)
     /// have been heard from, or after `startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
+        if let rollup {
+            for entry in startupInbox {
+                rollup.onL1Commit(height: entry.height, timeMs: entry.timeMs, inbox: entry.items,
+                                  batchSequence: entry.batchSequence, shell: self)
+            }
+            startupInbox = []
+            logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
+        }
         for peer in peers.values { sendHello(to: peer, now: clock()) }
         if case .upgradeNeeded(let plan) = rules(at: store.height + 1) {
             stopForUpgrade(plan, height: store.height + 1)
@@ -289,6 +323,14 @@ final class NodeShell {
             clockSkewMs = skew
             events.write("clock_skew", timeMs: clock(), [("skewMs", .int(skew))])
             events.flush()
+        case .l2Client(let envelope, let address, let receivedMs):
+            metrics.received[envelope.kind]?.increment()
+            rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, shell: self)
+        case .l2Tick:
+            rollup?.onBlockTimer(shell: self)
+        }
+        if let rollup, !rollup.uplink.queue.isEmpty {
+            outbox += rollup.uplink.drain(nowMs: clock())
         }
     }
 

@@ -62,7 +62,7 @@ public struct Ingress: Sendable {
         } catch {
             return .failure(RejectError(.malformed, error.description))
         }
-        if envelope.kind != .transfer && !members.contains(envelope.sender) {
+        if !envelope.kind.isFromAnyone && !members.contains(envelope.sender) {
             return .failure(RejectError(.unknownSender, "\(envelope.kind) from \(envelope.sender)"))
         }
         return .success((envelope, message))

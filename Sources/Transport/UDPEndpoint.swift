@@ -15,9 +15,9 @@ public struct Peer: Sendable, Hashable {
         self.voteAddress = voteAddress
     }
 
-    /// Transactions go to the peer's main port; everything else to its vote lane if it has one.
+    /// Transactions and rollup traffic go to the peer's main port; the rest to its vote lane if it has one.
     public func address(for kind: MessageKind) -> SocketAddress {
-        kind == .transfer ? address : (voteAddress ?? address)
+        kind.isConsensusLane ? (voteAddress ?? address) : address
     }
 }
 

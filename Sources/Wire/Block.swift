@@ -89,7 +89,7 @@ public struct Block: WireCodable, Equatable {
         txs.reserveCapacity(count)
         for _ in 0..<count {
             let tx = try Envelope(decoding: Array(try reader.blob16("block.tx", max: 2048)))
-            guard tx.kind == .transfer else {
+            guard tx.kind.isL1Transaction else {
                 throw .invalidValue(field: "block.tx", reason: "kind \(tx.kind) is not a transaction")
             }
             txs.append(tx)

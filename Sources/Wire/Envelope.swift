@@ -12,6 +12,17 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case syncPart = 8
     case syncCommit = 9
     case hello = 10
+    /// An L1 transaction carrying part of an L2 batch, from the sequencer's batch poster.
+    case batchChunk = 11
+    /// An L1 transaction putting an L2 transaction into the rollup inbox (forced inclusion).
+    case forcedTx = 12
+    /// L2 transactions, sent to the sequencer.
+    case l2Transfer = 13
+    case l2Claim = 14
+    /// The sequencer's answer to a refused L2 transaction, with the reason.
+    case l2Reject = 15
+    /// A piece of an L2 block on the sequencer's feed.
+    case l2BlockPart = 16
 
     public var description: String {
         switch self {
@@ -25,6 +36,12 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .syncPart: return "sync_part"
         case .syncCommit: return "sync_commit"
         case .hello: return "hello"
+        case .batchChunk: return "batch_chunk"
+        case .forcedTx: return "forced_tx"
+        case .l2Transfer: return "l2_transfer"
+        case .l2Claim: return "l2_claim"
+        case .l2Reject: return "l2_reject"
+        case .l2BlockPart: return "l2_block_part"
         }
     }
 
@@ -37,9 +54,31 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     public var isConsensus: Bool {
         switch self {
         case .proposal, .blockPart, .prevote, .precommit: return true
-        case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello: return false
+        case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello, .batchChunk, .forcedTx, .l2Transfer,
+             .l2Claim, .l2Reject, .l2BlockPart: return false
         }
     }
+
+    /// Kinds anyone may sign (user transactions); everything else must come from a known node.
+    public var isFromAnyone: Bool {
+        switch self {
+        case .transfer, .forcedTx, .l2Transfer, .l2Claim: return true
+        case .proposal, .blockPart, .prevote, .precommit, .status, .blockRequest, .syncPart, .syncCommit, .hello,
+             .batchChunk, .l2Reject, .l2BlockPart: return false
+        }
+    }
+
+    /// Transactions an L1 block may carry; they travel on the user lane.
+    public var isL1Transaction: Bool { self == .transfer || self == .batchChunk || self == .forcedTx }
+
+    /// With ingress lanes, kinds that travel on the vote lane (consensus, sync, handshake); transactions
+    /// and rollup traffic use the user lane.
+    public var isConsensusLane: Bool {
+        !(isL1Transaction || isL2Transaction || self == .l2Reject || self == .l2BlockPart)
+    }
+
+    /// Transactions an L2 block may carry.
+    public var isL2Transaction: Bool { self == .l2Transfer || self == .l2Claim }
 }
 
 /// Which chain and fork a signature is bound to. Messages for another chain or fork never verify.

@@ -305,6 +305,12 @@ public enum Message: Sendable, Equatable {
     case syncPart(SyncPart)
     case syncCommit(SyncCommit)
     case hello(Hello)
+    case batchChunk(BatchChunk)
+    case forcedTx(ForcedTx)
+    case l2Transfer(Transfer)
+    case l2Claim(Claim)
+    case l2Reject(L2Reject)
+    case l2BlockPart(L2BlockPart)
 
     /// Decodes the payload of an envelope according to its kind.
     public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
@@ -319,6 +325,12 @@ public enum Message: Sendable, Equatable {
         case .syncPart: self = .syncPart(try SyncPart(decoding: payload))
         case .syncCommit: self = .syncCommit(try SyncCommit(decoding: payload))
         case .hello: self = .hello(try Hello(decoding: payload))
+        case .batchChunk: self = .batchChunk(try BatchChunk(decoding: payload))
+        case .forcedTx: self = .forcedTx(try ForcedTx(decoding: payload))
+        case .l2Transfer: self = .l2Transfer(try Transfer(decoding: payload))
+        case .l2Claim: self = .l2Claim(try Claim(decoding: payload))
+        case .l2Reject: self = .l2Reject(try L2Reject(decoding: payload))
+        case .l2BlockPart: self = .l2BlockPart(try L2BlockPart(decoding: payload))
         }
     }
 }

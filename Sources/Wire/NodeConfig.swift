@@ -99,6 +99,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var peers: [PeerEntry]
     public var timing: Timing
     public var limits: Limits
+    /// For the `sequencer` and `replica` roles.
+    public var rollup: RollupSettings?
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
                 version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,
@@ -150,4 +152,34 @@ public struct ConsensusTimeouts: Codable, Sendable, Equatable {
         self.timeoutPrecommitDeltaMs = timeoutPrecommitDeltaMs
         self.timeoutCommitMs = timeoutCommitMs
     }
+}
+
+/// A rollup node's settings (the `[rollup]` table of a topology). The defaults are the unfixed
+/// sequencer: a queue bound so large a burst never meets it, no timeout, no per-sender limit, a flat
+/// fee and no backlog limit.
+public struct RollupSettings: Codable, Sendable, Equatable {
+    /// The sequencer makes an L2 block this often when it has anything to include.
+    public var blockIntervalMs: UInt64 = 100
+    public var blockTxsMax: Int = 500
+    public var queueTxsMax: Int = 5_000_000
+    public var queueWaitMsMax: UInt64 = 0
+    public var senderPerSecond: Double = 0
+    public var senderBurst: Double = 1
+    public var baseFeeMin: UInt64 = 0
+    public var baseFeeStepTxs: Int = 0
+    public var backlogBytesMax: Int = 0
+    public var backlogIntakePerSecond: Double = 0
+    public var batchBytesMax: Int = 120_000
+    public var postIntervalMs: UInt64 = 200
+    public var chunkDataBytesMax: Int = 1_000
+    public var resendMs: UInt64 = 1_000
+    public var backlogBlocksMax: Int = 100_000
+    /// The sequencer's uplink: bytes per second it can send (0: unlimited) and the datagrams that can
+    /// wait for it (drop-tail past that). The batch poster and the feed share it.
+    public var uplinkBytesPerSecond: Int = 0
+    public var uplinkQueueMax: Int = 4_096
+    /// Nodes the sequencer sends its feed to (by name).
+    public var feedPeers: [String] = []
+
+    public init() {}
 }

@@ -1,0 +1,166 @@
+import DequeModule
+import Ledger
+import NIOCore
+import Rollup
+import Sodium
+import Transport
+import Wire
+
+extension RollupShell {
+    /// The readiness check before sequencing (the Base incident): the node must have heard from peers
+    /// and caught up with L1, so the L2 chain it starts from is the one L1 has.
+    func startSequencingIfReady(shell: NodeShell) {
+        guard role == .sequencer, sequencer == nil, halted == nil, !shell.peerHeights.isEmpty else { return }
+        let best = shell.peerHeights.values.map(\.height).max() ?? 0
+        guard shell.store.height + 1 >= best, shell.clock() >= shell.startedAtMs + 500 else { return }
+        let core = Sequencer.Instance(settings: sequencerSettings, derived: derivation.chain,
+                                      nextSequence: shell.ledger.inbox.batchSequence,
+                                      nextBatchIndex: derivation.lastBatchIndex.map { $0 + 1 } ?? 0)
+        sequencer = core
+        shell.logger.notice("sequencer ready at L1 height \(shell.store.height): L2 head \(core.chain.height) (root \(core.chain.stateRoot.short)), next batch \(core.nextBatchIndex), next chunk \(core.nextSequence)")
+        shell.events.write("sequencer_ready", timeMs: shell.clock(), [
+            ("l1Height", .uint(shell.store.height)), ("l2Height", .uint(core.chain.height)),
+            ("batch", .uint(core.nextBatchIndex)), ("sequence", .uint(core.nextSequence)),
+        ])
+        shell.events.flush()
+    }
+
+    /// An L2 transaction from a client, verified at the edge. Refusals are answered with the reason.
+    func onClientTransaction(_ envelope: Envelope, from address: SocketAddress, receivedMs: UInt64, shell: NodeShell) {
+        guard role == .sequencer else { return }
+        guard var core = sequencer else {
+            refuse(envelope, reason: halted == nil ? "not_ready" : "stopped", baseFee: 0, to: address, shell: shell)
+            return
+        }
+        if let reject = core.offer(envelope, nowMs: receivedMs) {
+            refuse(envelope, reason: reject.rawValue, baseFee: core.admission.baseFee, to: address, shell: shell)
+        } else {
+            admittedSinceSample += 1
+        }
+        sequencer = core
+    }
+
+    private func refuse(_ envelope: Envelope, reason: String, baseFee: UInt64, to address: SocketAddress, shell: NodeShell) {
+        rejectedSinceSample[reason, default: 0] += 1
+        let reply = shell.sign(.l2Reject, L2Reject(txId: envelope.id, reason: reason, baseFee: baseFee))
+        uplink.enqueue(Outgoing(bytes: reply.bytes, address: address, peer: "client", kind: .l2Reject))
+    }
+
+    /// Every `blockIntervalMs`: an L2 block if there is anything to include, its feed, and the poster's chunks.
+    func onBlockTimer(shell: NodeShell) {
+        startSequencingIfReady(shell: shell)
+        guard var core = sequencer else { return }
+        let now = shell.clock()
+        let forcedPending = derivation.forced.recorded > core.chain.forcedConsumed
+        if !core.admission.queue.isEmpty || forcedPending,
+           let produced = core.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
+            producedIds[produced.block.header.height] = produced.block.id
+            for entry in produced.included { waitsMs.append(now > entry.enqueuedMs ? now - entry.enqueuedMs : 0) }
+            if waitsMs.count > 200_000 { waitsMs.removeFirst(100_000) }
+            shell.events.write("l2_block", timeMs: now, [
+                ("l2Height", .uint(produced.block.header.height)), ("txs", .uint(UInt64(produced.block.txs.count))),
+                ("forcedThrough", .uint(produced.block.header.forcedThrough)),
+                ("expired", .uint(UInt64(produced.expired.count))), ("refused", .uint(UInt64(produced.refused.count))),
+                ("queue", .uint(UInt64(core.admission.queue.count))), ("backlogBytes", .uint(UInt64(core.backlogBytes))),
+                ("stateRoot", .string(produced.block.header.stateRoot.hex)), ("id", .string(produced.block.id.hex)),
+            ])
+            sendFeed(produced.block, shell: shell)
+        }
+        for chunk in core.post(nowMs: now) {
+            let envelope = shell.sign(.batchChunk, chunk)
+            for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
+                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
+                                        kind: .batchChunk))
+            }
+        }
+        sequencer = core
+        sample(shell: shell, now: now)
+    }
+
+    private func sendFeed(_ block: L2Block, shell: NodeShell) {
+        let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: shell.config.limits.datagramPayloadBytesMax,
+                                          fixedOverhead: Envelope.overheadBytes + 72)
+        for part in parts {
+            let envelope = shell.sign(.l2BlockPart, L2BlockPart(height: block.header.height, blockId: block.id,
+                                                               partsRoot: root, part: part))
+            for name in settings.feedPeers {
+                guard let peer = shell.peerByName[name] else { continue }
+                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .l2BlockPart), peer: name,
+                                        kind: .l2BlockPart))
+            }
+        }
+    }
+
+    /// Once a second: the queue, waits, rejects, backlog and memory.
+    func sample(shell: NodeShell, now: UInt64) {
+        guard now >= lastSampleMs + 1_000 else { return }
+        lastSampleMs = now
+        var fields: [(String, JSONValue)] = [("rssKiB", .uint(ProcessStats.residentKiB())), ("role", .string(role.rawValue)),
+                                             ("l2Safe", .uint(safeHeight)), ("l1Height", .uint(shell.store.height))]
+        if let core = sequencer {
+            let waits = waitsMs.sorted()
+            waitsMs.removeAll(keepingCapacity: true)
+            func percentile(_ q: Double) -> UInt64 { waits.isEmpty ? 0 : waits[min(waits.count - 1, Int(Double(waits.count - 1) * q))] }
+            fields += [
+                ("queue", .uint(UInt64(core.admission.queue.count))), ("baseFee", .uint(core.admission.baseFee)),
+                ("waitP50Ms", .uint(percentile(0.5))), ("waitP99Ms", .uint(percentile(0.99))),
+                ("included", .uint(UInt64(waits.count))), ("admitted", .uint(UInt64(admittedSinceSample))),
+                ("rejected", .object(rejectedSinceSample.sorted { $0.key < $1.key }.map { ($0.key, .uint(UInt64($0.value))) })),
+                ("backlogBytes", .uint(UInt64(core.backlogBytes))), ("backlogBlocks", .uint(UInt64(core.backlogBlocks))),
+                ("chunksInFlight", .uint(UInt64(core.chunksInFlight))), ("l2Unsafe", .uint(core.chain.height)),
+                ("uplinkQueue", .uint(UInt64(uplink.queue.count))),
+                ("uplinkDropped", .object(uplink.dropped.sorted { $0.key < $1.key }.map { ($0.key, .uint(UInt64($0.value))) })),
+            ]
+        } else {
+            fields += [("l2Unsafe", .uint(unsafe.height)), ("feedAgeMs", .uint(lastFeedMs == 0 ? 0 : now - lastFeedMs)),
+                       ("feedRootMismatches", .uint(UInt64(feedRootMismatches)))]
+        }
+        admittedSinceSample = 0
+        rejectedSinceSample.removeAll(keepingCapacity: true)
+        shell.events.write("l2_sample", timeMs: now, fields)
+        shell.events.flush()
+    }
+}
+
+/// The sequencer's uplink: what it can send per second, with a bounded drop-tail queue in front.
+/// The batch poster, the feed and the answers to clients share it.
+struct Uplink {
+    let bytesPerSecond: Int
+    let queueMax: Int
+    private(set) var queue: Deque<Outgoing> = []
+    private(set) var dropped: [String: Int] = [:]
+    private var credit: Double = 0
+    private var lastMs: UInt64?
+
+    init(bytesPerSecond: Int, queueMax: Int) {
+        self.bytesPerSecond = bytesPerSecond
+        self.queueMax = max(queueMax, 1)
+    }
+
+    mutating func enqueue(_ item: Outgoing) {
+        guard queue.count < queueMax else {
+            dropped[item.kind.description, default: 0] += 1
+            return
+        }
+        queue.append(item)
+    }
+
+    /// What may go out now.
+    mutating func drain(nowMs: UInt64) -> [Outgoing] {
+        guard bytesPerSecond > 0 else {
+            defer { queue.removeAll(keepingCapacity: true) }
+            return Array(queue)
+        }
+        if let lastMs, nowMs > lastMs {
+            // At most a tenth of a second of credit builds up while idle.
+            credit = min(Double(bytesPerSecond) / 10, credit + Double(nowMs - lastMs) * Double(bytesPerSecond) / 1000)
+        }
+        lastMs = max(lastMs ?? nowMs, nowMs)
+        var out: [Outgoing] = []
+        while let first = queue.first, credit >= Double(first.bytes.count) {
+            credit -= Double(first.bytes.count)
+            out.append(queue.removeFirst())
+        }
+        return out
+    }
+}

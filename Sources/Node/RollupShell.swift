@@ -1,0 +1,149 @@
+import DequeModule
+import Ledger
+import Logging
+import Metrics
+import NIOCore
+import Rollup
+import Sodium
+import Transport
+import Wire
+
+/// The rollup part of a `sequencer` or `replica` node. The node follows L1 as a non-voting member
+/// (block sync); this shell feeds every committed L1 block to derivation, and:
+/// - as the sequencer, admits L2 transactions (answering refusals with a reason), makes L2 blocks,
+///   sends them on the feed, and posts batches to the validators through a shared, bounded uplink;
+/// - as a replica, follows the feed (the unsafe head) and checks it against what it derives from
+///   L1 (the safe head).
+/// Owned by the node's main loop, like `NodeShell`.
+final class RollupShell {
+    enum Role: String { case sequencer, replica }
+
+    let role: Role
+    let settings: RollupSettings
+    let sequencerKey: PublicKey
+    var derivation: Derivation.Instance
+    /// The sequencer's core, once the node has caught up with L1 (its readiness check).
+    var sequencer: Sequencer.Instance?
+    /// The replica's feed-following chain.
+    var unsafe: L2Chain
+    var uplink: Uplink
+    var feed: FeedAssembler
+    /// Block ids the sequencer produced and L1 has not made safe yet, by height (bounded by the backlog).
+    var producedIds: [UInt64: Bytes32] = [:]
+    /// Feed block ids by height, kept until derivation reaches them (bounded).
+    var feedIds: [UInt64: Bytes32] = [:]
+    static let feedIdsMax = 100_000
+    var halted: String?
+    var rejectedSinceSample: [String: Int] = [:]
+    var admittedSinceSample = 0
+    var waitsMs: [UInt64] = []
+    var lastSampleMs: UInt64 = 0
+    var lastFeedMs: UInt64 = 0
+    var feedRootMismatches = 0
+    var safeHeight: UInt64 = 0
+
+    init(role: Role, settings: RollupSettings, genesis: Genesis, forkId: UInt32) throws {
+        self.role = role
+        self.settings = settings
+        let chain = try L2Chain(genesis: genesis, forkId: forkId)
+        guard let rollup = genesis.rollup else { throw Genesis.Problem.noRollup }
+        self.sequencerKey = chain.sequencer
+        self.derivation = Derivation.Instance(chain: chain, forcedInclusionBlocks: rollup.forcedInclusionBlocks)
+        self.unsafe = chain
+        self.uplink = Uplink(bytesPerSecond: settings.uplinkBytesPerSecond, queueMax: settings.uplinkQueueMax)
+        self.feed = FeedAssembler()
+    }
+
+    var sequencerSettings: Sequencer.Settings {
+        Sequencer.Settings(
+            admission: Admission.Settings(
+                queueTxsMax: settings.queueTxsMax, queueWaitMsMax: settings.queueWaitMsMax,
+                senderPerSecond: settings.senderPerSecond, senderBurst: settings.senderBurst,
+                baseFeeMin: settings.baseFeeMin, baseFeeStepTxs: settings.baseFeeStepTxs,
+                backlogBytesMax: settings.backlogBytesMax, backlogIntakePerSecond: settings.backlogIntakePerSecond),
+            blockTxsMax: settings.blockTxsMax, batchBytesMax: settings.batchBytesMax,
+            postIntervalMs: settings.postIntervalMs, chunkDataBytesMax: settings.chunkDataBytesMax,
+            resendMs: settings.resendMs, backlogBlocksMax: settings.backlogBlocksMax)
+    }
+
+    // MARK: L1
+
+    /// A committed L1 block (live, or replayed from the store at start).
+    func onL1Commit(height: UInt64, timeMs: UInt64, inbox: [InboxItem], batchSequence: UInt64, shell: NodeShell) {
+        let now = shell.clock()
+        for event in derivation.onL1Block(height: height, timeMs: timeMs, inbox: inbox) {
+            record(event, l1Height: height, now: now, shell: shell)
+        }
+        if var core = sequencer {
+            for landed in core.onInbox(batchSequence: batchSequence) {
+                shell.events.write("batch_landed", timeMs: now, [
+                    ("batch", .uint(landed.batchIndex)), ("lastHeight", .uint(landed.lastHeight)), ("l1Height", .uint(height)),
+                ])
+            }
+            sequencer = core
+        }
+    }
+
+    private func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, shell: NodeShell) {
+        switch event {
+        case .derived(let block, _, _):
+            let height = block.header.height
+            if let fed = feedIds.removeValue(forKey: height), fed != block.id {
+                shell.events.write("feed_mismatch", timeMs: now, [
+                    ("l2Height", .uint(height)), ("feed", .string(fed.hex)), ("derived", .string(block.id.hex)),
+                ])
+            }
+            if let produced = producedIds.removeValue(forKey: height), produced != block.id {
+                stopSequencing("L1 has another L2 block \(height) than this sequencer made (\(block.id.short), ours \(produced.short)); restart it to rebuild from L1", shell: shell)
+            }
+        case .batchApplied(let index, let first, let last, let blocks):
+            safeHeight = last
+            shell.events.write("l2_safe", timeMs: now, [
+                ("batch", .uint(index)), ("firstHeight", .uint(first)), ("lastHeight", .uint(last)),
+                ("blocks", .uint(UInt64(blocks))), ("l1Height", .uint(l1Height)),
+                ("stateRoot", .string(derivation.chain.stateRoot.hex)), ("rootsMatch", .bool(derivation.halted == nil)),
+            ])
+            catchUpUnsafe(shell: shell)
+        case .batchRejected(let index, let reason):
+            shell.logger.warning("rollup: batch \(index) rejected: \(reason)")
+            shell.events.write("batch_rejected", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason))])
+        case .forcedBlock(let block):
+            safeHeight = block.header.height
+            shell.logger.notice("rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
+            shell.events.write("l2_forced_block", timeMs: now, [
+                ("l2Height", .uint(block.header.height)), ("txs", .uint(UInt64(block.header.txCount))), ("l1Height", .uint(l1Height)),
+            ])
+            if let produced = producedIds.removeValue(forKey: block.header.height), produced != block.id {
+                stopSequencing("derivation built L2 block \(block.header.height) from overdue forced transactions; this sequencer's block \(block.header.height) is void; restart it to rebuild from L1", shell: shell)
+            }
+            catchUpUnsafe(shell: shell)
+        case .forcedRecorded(let index):
+            shell.events.write("forced_recorded", timeMs: now, [("index", .uint(index)), ("l1Height", .uint(l1Height))])
+        case .forcedIncluded(let index, let l2Height, let l1Blocks, let l1WaitMs, let bySequencer):
+            shell.events.write("forced_included", timeMs: now, [
+                ("index", .uint(index)), ("l2Height", .uint(l2Height)), ("l1Blocks", .uint(l1Blocks)),
+                ("l1WaitMs", .uint(l1WaitMs)), ("bySequencer", .bool(bySequencer)),
+            ])
+        case .halted(let reason):
+            halted = reason
+            shell.logger.critical("rollup: derivation stopped: \(reason)")
+            shell.events.write("derivation_halted", timeMs: now, [("reason", .string(reason))])
+        }
+    }
+
+    /// The safe chain is authoritative: an unsafe head behind it (missed feed blocks) jumps to it.
+    private func catchUpUnsafe(shell: NodeShell) {
+        guard role == .replica, derivation.chain.height > unsafe.height else { return }
+        unsafe = derivation.chain
+        applyBufferedFeed(shell: shell)
+    }
+
+    private func stopSequencing(_ reason: String, shell: NodeShell) {
+        guard sequencer != nil else { return }
+        sequencer = nil
+        halted = reason
+        shell.logger.critical("sequencer stopped: \(reason)")
+        shell.events.write("sequencer_stopped", timeMs: shell.clock(), [("reason", .string(reason))])
+        shell.events.flush()
+    }
+}

@@ -1,0 +1,150 @@
+import Ledger
+import Sodium
+import Wire
+
+/// Derivation: the L2 chain computed from L1 alone (INCIDENTS.md §3). Fed every committed L1 block's
+/// inbox items in order; assembles the sequencer's batches from their chunks, checks and executes
+/// each L2 block, compares its root with the one the sequencer claimed, and, when a forced
+/// transaction has waited `forcedInclusionBlocks` L1 blocks without being included, builds an L2
+/// block with it itself. Every replica (and the sequencer after a restart) gets the same chain. Pure.
+public enum Derivation {
+    /// No batch assembles to more than this (a bound on what a chunk stream can make a node hold).
+    public static let batchBytesMax = 8_000_000
+
+    public enum Event: Sendable, Equatable {
+        /// An L2 block from a batch; `claimedRoot` is the sequencer's, `computedRoot` ours.
+        case derived(L2Block, batch: UInt64, computedRoot: Bytes32)
+        /// A batch fully applied: its blocks are safe.
+        case batchApplied(index: UInt64, firstHeight: UInt64, lastHeight: UInt64, blocks: Int)
+        case batchRejected(index: UInt64, reason: String)
+        /// An L2 block built by derivation because the sequencer missed a forced-inclusion deadline.
+        case forcedBlock(L2Block)
+        case forcedRecorded(index: UInt64)
+        /// A forced transaction made it into the L2 chain, `l1Blocks` after the inbox took it.
+        case forcedIncluded(index: UInt64, l2Height: UInt64, l1Blocks: UInt64, l1WaitMs: UInt64, bySequencer: Bool)
+        /// Derivation stopped: a claimed root differs from the computed one.
+        case halted(String)
+    }
+
+    struct Assembly {
+        var batchIndex: UInt64
+        var chunkCount: UInt16
+        var nextChunk: UInt16
+        var data: [UInt8]
+    }
+
+    public struct Instance: Sendable {
+        public private(set) var chain: L2Chain
+        public private(set) var forced = ForcedQueue()
+        public let forcedInclusionBlocks: UInt64
+        public private(set) var l1Height: UInt64 = 0
+        public private(set) var lastBatchIndex: UInt64?
+        public private(set) var halted: String?
+        var assembly: Assembly?
+
+        public init(chain: L2Chain, forcedInclusionBlocks: UInt64) {
+            precondition(forcedInclusionBlocks > 0, "forcedInclusionBlocks must be positive")
+            self.chain = chain
+            self.forcedInclusionBlocks = forcedInclusionBlocks
+        }
+
+        /// Takes one committed L1 block's inbox items (`Ledger.BlockResult.inbox`), in order.
+        public mutating func onL1Block(height: UInt64, timeMs: UInt64, inbox: [InboxItem]) -> [Event] {
+            var events: [Event] = []
+            precondition(height == l1Height + 1, "L1 block \(height) after \(l1Height)")
+            l1Height = height
+            for item in inbox {
+                switch item {
+                case .forced(let index, let tx):
+                    forced.append(ForcedEntry(index: index, l1Height: height, l1TimeMs: timeMs, tx: tx))
+                    events.append(.forcedRecorded(index: index))
+                case .chunk(let chunk):
+                    events += take(chunk, l1TimeMs: timeMs)
+                }
+            }
+            events += includeOverdue(timeMs: timeMs)
+            forced.drop(below: chain.forcedConsumed)
+            return events
+        }
+
+        private mutating func take(_ chunk: BatchChunk, l1TimeMs: UInt64) -> [Event] {
+            var events: [Event] = []
+            if chunk.chunkIndex == 0 {
+                if let partial = assembly {
+                    events.append(.batchRejected(index: partial.batchIndex, reason: "replaced by batch \(chunk.batchIndex) after \(partial.nextChunk) of \(partial.chunkCount) chunks"))
+                }
+                assembly = Assembly(batchIndex: chunk.batchIndex, chunkCount: chunk.chunkCount, nextChunk: 0, data: [])
+            }
+            guard var current = assembly, current.batchIndex == chunk.batchIndex, current.nextChunk == chunk.chunkIndex,
+                  current.chunkCount == chunk.chunkCount else {
+                events.append(.batchRejected(index: chunk.batchIndex, reason: "chunk \(chunk.chunkIndex) of \(chunk.chunkCount) out of order"))
+                assembly = nil
+                return events
+            }
+            guard current.data.count + chunk.data.count <= Derivation.batchBytesMax else {
+                assembly = nil
+                return events + [.batchRejected(index: chunk.batchIndex, reason: "over \(Derivation.batchBytesMax) bytes")]
+            }
+            current.data += chunk.data
+            current.nextChunk += 1
+            guard current.nextChunk == current.chunkCount else {
+                assembly = current
+                return events
+            }
+            assembly = nil
+            guard let batch = try? Batch(decoding: current.data), batch.index == current.batchIndex else {
+                return events + [.batchRejected(index: current.batchIndex, reason: "batch bytes do not decode")]
+            }
+            return events + apply(batch, l1TimeMs: l1TimeMs)
+        }
+
+        private mutating func apply(_ batch: Batch, l1TimeMs: UInt64) -> [Event] {
+            var events: [Event] = []
+            guard halted == nil else { return events }
+            lastBatchIndex = batch.index
+            var applied: [UInt64] = []
+            for block in batch.blocks where block.header.height > chain.height {
+                if let problem = chain.problem(with: block, forcedQueue: forced) {
+                    events.append(.batchRejected(index: batch.index, reason: problem))
+                    break
+                }
+                let consumedFrom = chain.forcedConsumed
+                let computed = chain.apply(block)
+                events.append(.derived(block, batch: batch.index, computedRoot: computed))
+                events += included(from: consumedFrom, in: block, l1TimeMs: l1TimeMs)
+                applied.append(block.header.height)
+                if computed != block.header.stateRoot {
+                    let reason = "L2 block \(block.header.height): the sequencer claims root \(block.header.stateRoot.hex), derivation computes \(computed.hex)"
+                    halted = reason
+                    events.append(.halted(reason))
+                    break
+                }
+            }
+            if let first = applied.first, let last = applied.last {
+                events.append(.batchApplied(index: batch.index, firstHeight: first, lastHeight: last, blocks: applied.count))
+            }
+            return events
+        }
+
+        /// Forced transactions past their deadline at this L1 height go into a block of their own.
+        private mutating func includeOverdue(timeMs: UInt64) -> [Event] {
+            guard halted == nil else { return [] }
+            let pending = forced.pending(from: chain.forcedConsumed, count: forced.entries.count)
+            guard let lastDue = pending.lastIndex(where: { $0.l1Height + forcedInclusionBlocks <= l1Height }) else {
+                return []
+            }
+            let consumedFrom = chain.forcedConsumed
+            let built = chain.build(forced: Array(pending[...lastDue]), txs: [], timeMs: timeMs, l1Origin: l1Height,
+                                    bySequencer: false)
+            return [.forcedBlock(built.block)] + included(from: consumedFrom, in: built.block, l1TimeMs: timeMs)
+        }
+
+        private func included(from: UInt64, in block: L2Block, l1TimeMs: UInt64) -> [Event] {
+            forced.pending(from: from, count: Int(block.header.forcedThrough - from)).map { entry in
+                .forcedIncluded(index: entry.index, l2Height: block.header.height, l1Blocks: l1Height - entry.l1Height,
+                                l1WaitMs: l1TimeMs > entry.l1TimeMs ? l1TimeMs - entry.l1TimeMs : 0,
+                                bySequencer: block.header.bySequencer)
+            }
+        }
+    }
+}
