@@ -6,6 +6,7 @@ import Wire
 
 /// Sends signed transfers at a steady rate to the validators over UDP, from its own socket, and
 /// records each submission (`{"t":ms,"tx":id}`) so latency can be joined with the nodes' commits.
+/// With `l2`, sends L2 transfers to the sequencer instead (the sequencer measures their waits).
 public final class LoadGenerator: @unchecked Sendable {
     public struct Stats: Sendable {
         public var sent: Int
@@ -16,18 +17,21 @@ public final class LoadGenerator: @unchecked Sendable {
     let accounts: [SigningKey]
     let targets: [SocketAddress]
     let submissions: UnsafeMutablePointer<FILE>?
+    let kind: MessageKind
     private var nonces: [UInt64]
 
-    public init(manifest: RunManifest, runDir: String) throws {
+    public init(manifest: RunManifest, runDir: String, l2: Bool = false) throws {
         domain = Domain(chainId: manifest.chainId)
         accounts = (0..<manifest.accounts).map {
             RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
         }
-        targets = try manifest.nodes.filter { $0.role == "validator" }.map {
+        kind = l2 ? .l2Transfer : .transfer
+        targets = try manifest.nodes.filter { $0.role == (l2 ? "sequencer" : "validator") }.map {
             try SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
         }
+        guard !targets.isEmpty else { throw RunError(l2 ? "L2 load needs a sequencer node" : "load needs validators") }
         try FileManager.default.createDirectory(atPath: runDir + "/load", withIntermediateDirectories: true)
-        submissions = fopen(runDir + "/load/submissions.jsonl", "a")
+        submissions = l2 ? nil : fopen(runDir + "/load/submissions.jsonl", "a")
         // Nonces must only increase; starting from the clock keeps a second load run valid.
         let start = UInt64(Date().timeIntervalSince1970 * 1000) * 1_000
         nonces = Array(repeating: start, count: accounts.count)
@@ -61,7 +65,7 @@ public final class LoadGenerator: @unchecked Sendable {
                     let transfer = Transfer(to: accounts[(index + 1) % accounts.count].publicKey, amount: 1, fee: 1,
                                             nonce: nonces[index])
                     nonces[index] += 1
-                    let envelope = Envelope(kind: .transfer, payload: transfer.encoded, domain: domain,
+                    let envelope = Envelope(kind: kind, payload: transfer.encoded, domain: domain,
                                             key: accounts[index])
                     let target = targets[sent % targets.count]
                     channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: envelope.bytes)),

@@ -31,6 +31,8 @@ public struct RunManifest: Codable, Sendable {
     public struct LoadSettings: Codable, Sendable {
         public var rateTxPerSecond: Int
         public var durationSeconds: Double
+        /// The load goes to the sequencer as L2 transfers (absent: false).
+        public var l2: Bool?
     }
 }
 
@@ -45,6 +47,25 @@ public enum RunFolder {
 
     public static func accountKey(chainId: String, seed: UInt64, index: Int) -> SigningKey {
         SigningKey(label: "\(chainId)/\(seed)/account/\(index)")
+    }
+
+    public static func airdropPoolKey(chainId: String, seed: UInt64) -> SigningKey {
+        SigningKey(label: "\(chainId)/\(seed)/airdrop-pool")
+    }
+
+    /// The rollup section of genesis: the load accounts are funded on L2 as on L1, plus the airdrop pool.
+    static func rollupGenesis(_ topology: Topology, seed: UInt64) -> RollupGenesis? {
+        guard let rollup = topology.rollup, let sequencer = topology.sequencerNode else { return nil }
+        let pool = airdropPoolKey(chainId: topology.chainId, seed: seed).publicKey
+        let accounts = (0..<topology.load.accounts).map {
+            Genesis.Allocation(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
+                               balance: accountBalance)
+        }
+        let (poolBalance, overflow) = rollup.airdropClaims.multipliedReportingOverflow(by: rollup.airdropAmount)
+        return RollupGenesis(sequencer: nodeKey(chainId: topology.chainId, seed: seed, name: sequencer.name).publicKey,
+                             forcedInclusionBlocks: rollup.forcedInclusionBlocks,
+                             l2Allocations: accounts + [.init(publicKey: pool, balance: overflow ? UInt64.max : poolBalance)],
+                             airdropPool: pool, airdropAmount: rollup.airdropAmount)
     }
 
     public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
@@ -78,7 +99,8 @@ public enum RunFolder {
                 .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
                       balance: accountBalance)
             },
-            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades)
+            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
+            rollup: rollupGenesis(topology, seed: seed))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
         for (index, node) in topology.nodes.enumerated() {
             let nodeDir = dir + "/" + entries[index].dir
@@ -90,19 +112,21 @@ public enum RunFolder {
                 NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
                                      port: $0.element.gossipPort, votePort: $0.element.votePort)
             }
-            let config = NodeConfig(
+            var config = NodeConfig(
                 name: node.name, role: node.role, chainId: topology.chainId, forkId: node.forkId, protocolVersion: 1,
                 version: node.version, versionMin: node.versionMin, handshakeChecksRules: topology.handshakeChecksRules,
                 host: topology.host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
                 controlPort: entries[index].controlPort,
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
                 eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
+            config.rollup = node.role == "validator" ? nil : topology.rollup?.settings
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
         }
         let manifest = RunManifest(
             name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
             createdAtMs: UInt64(Date().timeIntervalSince1970 * 1000), nodes: entries, accounts: topology.load.accounts,
-            load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds))
+            load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds,
+                        l2: topology.load.l2 ? true : nil))
         try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
         try? fm.removeItem(atPath: current)

@@ -152,7 +152,9 @@ public enum ScenarioRunner {
                          window: String?, delaySeconds: Double = 0) -> Task<Void, Never> {
         Task {
             if delaySeconds > 0 { try? await Task.sleep(for: .seconds(delaySeconds)) }
-            guard let generator = try? LoadGenerator(manifest: manifest, runDir: dir) else { return }
+            guard let generator = try? LoadGenerator(manifest: manifest, runDir: dir, l2: manifest.load.l2 ?? false) else {
+                return
+            }
             if let window {
                 try? FaultEngine.recordWindow(dir, id: window, action: "spam", description: "spam \(rate) tx/s", start: true)
             }

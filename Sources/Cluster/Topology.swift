@@ -22,6 +22,8 @@ public struct Topology: Sendable, Equatable {
         public var durationSeconds: Double
         /// In a scenario, seconds after the start before the load begins.
         public var startSeconds: Double = 0
+        /// `layer = "l2"`: L2 transfers to the sequencer instead of L1 transfers to the validators.
+        public var l2 = false
     }
 
     public var path: String
@@ -38,8 +40,10 @@ public struct Topology: Sendable, Equatable {
     public var upgrades: [UpgradePlan] = []
     /// `[cluster] handshake = "rules"`: peers whose binary applies other rules are refused too.
     public var handshakeChecksRules = false
+    /// `[rollup]`, present when a node has role = "sequencer".
+    public var rollup: RollupTopology?
 
-    public static let roles = ["validator"]
+    public static let roles = ["validator", "sequencer", "replica"]
     public static let nodesMax = 200
 
     public var validators: [Node] { nodes.filter { $0.role == "validator" } }
@@ -82,7 +86,8 @@ extension Topology {
             throw TopologyError(file: path, field: "(file)", problem: "TOML syntax error: \(error)")
         }
         let reader = TableReader(file: path, prefix: "", table: root)
-        try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "scenario", "step", "expect"])
+        try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
+                              "expect"])
         let cluster = try reader.table("cluster", required: true)!
         try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake"])
         let handshake = try cluster.string("handshake") ?? "fork"
@@ -122,7 +127,11 @@ extension Topology {
 
         var load = Load(rateTxPerSecond: 200, accounts: 256, durationSeconds: 10)
         if let table = try reader.table("load", required: false) {
-            try table.allowOnly(["rate_tx_per_s", "accounts", "duration_s", "start_s"])
+            try table.allowOnly(["rate_tx_per_s", "accounts", "duration_s", "start_s", "layer"])
+            if let layer = try table.string("layer") {
+                guard layer == "l1" || layer == "l2" else { throw table.fail("layer", "expected \"l1\" or \"l2\", got '\(layer)'") }
+                load.l2 = layer == "l2"
+            }
             load.startSeconds = try table.double("start_s", range: 0...3_600) ?? 0
             load.rateTxPerSecond = Int(try table.uint("rate_tx_per_s", range: 0...1_000_000) ?? UInt64(load.rateTxPerSecond))
             load.accounts = Int(try table.uint("accounts", range: 1...1_000_000) ?? UInt64(load.accounts))
@@ -171,6 +180,10 @@ extension Topology {
                                 timing: timing, limits: limits, load: load, nodes: nodes)
         topology.upgrades = try parseUpgrades(reader)
         topology.handshakeChecksRules = handshake == "rules"
+        topology.rollup = try parseRollup(reader, nodes: nodes)
+        if load.l2, topology.rollup == nil {
+            throw TopologyError(file: path, field: "load.layer", problem: "\"l2\" needs a node with role = \"sequencer\"")
+        }
         return topology
     }
 

@@ -31,7 +31,7 @@ struct Load: AsyncParsableCommand {
 
 enum LoadRunner {
     static func run(dir: String, manifest: RunManifest, rate: Int, seconds: Double) async throws -> LoadGenerator.Stats {
-        let generator = try LoadGenerator(manifest: manifest, runDir: dir)
+        let generator = try LoadGenerator(manifest: manifest, runDir: dir, l2: manifest.load.l2 ?? false)
         let progress = Progress(dir: dir)
         let stats = try await generator.run(rate: rate, seconds: seconds, progress: { stats in
             await progress.show(stats: stats)
