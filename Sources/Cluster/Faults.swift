@@ -218,8 +218,8 @@ public enum FaultEngine {
 
     /// Records a window the caller runs itself (load spam), so reports can shade it.
     public static func recordWindow(_ dir: String, id: String, action: String, description: String,
-                                    start: Bool) throws {
-        try record(dir, .init(t: now(), event: start ? "start" : "end", id: id, action: action,
+                                    start: Bool, instant: Bool = false) throws {
+        try record(dir, .init(t: now(), event: instant ? "instant" : start ? "start" : "end", id: id, action: action,
                               description: description, nodes: []))
     }
 

@@ -49,6 +49,13 @@ public enum RunFolder {
         SigningKey(label: "\(chainId)/\(seed)/account/\(index)")
     }
 
+    /// L1 accounts that post forced transactions (funded in genesis when there is a rollup).
+    public static let forcedSendersCount = 16
+
+    public static func forcedSenderKey(chainId: String, seed: UInt64, index: Int) -> SigningKey {
+        SigningKey(label: "\(chainId)/\(seed)/forced-sender/\(index)")
+    }
+
     public static func airdropPoolKey(chainId: String, seed: UInt64) -> SigningKey {
         SigningKey(label: "\(chainId)/\(seed)/airdrop-pool")
     }
@@ -98,7 +105,10 @@ public enum RunFolder {
             allocations: (0..<topology.load.accounts).map {
                 .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
                       balance: accountBalance)
-            },
+            } + (topology.rollup == nil ? [] : (0..<forcedSendersCount).map {
+                .init(publicKey: forcedSenderKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
+                      balance: accountBalance)
+            }),
             upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
             rollup: rollupGenesis(topology, seed: seed))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)

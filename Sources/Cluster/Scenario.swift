@@ -47,8 +47,17 @@ public struct Scenario: Sendable {
         public var action: FaultAction
         /// Spam steps blast pre-signed transfers instead of injecting a fault.
         public var spam: SpamSpec?
+        /// Rollup load: an airdrop burst to the sequencer, or forced transactions to the L1 inbox.
+        public var rollupLoad: RollupLoad?
         /// Heal (or end) after this long; nil keeps the fault until the end of the run.
         public var durationSeconds: Double?
+    }
+
+    public enum RollupLoad: Sendable, Equatable {
+        /// `count` claims from distinct fresh accounts at `rate` a second, each offering `fee`.
+        case airdrop(count: Int, rate: Int, fee: UInt64)
+        /// `count` L2 transfers posted to the L1 inbox (forced inclusion), one L1 transaction each.
+        case forced(count: Int)
     }
 
     public var topology: Topology
@@ -60,7 +69,7 @@ public struct Scenario: Sendable {
 
     public static let stepsMax = 200
     static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
-                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade"]
+                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
         let topology = try Topology.load(path: path)
@@ -100,7 +109,7 @@ public struct Scenario: Sendable {
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
                              "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
-                             "version", "version_min", "fork_id"])
+                             "version", "version_min", "fork_id", "count", "fee"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -131,7 +140,24 @@ public struct Scenario: Sendable {
         }
         let faultAction: FaultAction
         var spam: SpamSpec?
+        var rollupLoad: RollupLoad?
+        if action == "airdrop" || action == "forced_tx" {
+            guard topology.rollup != nil else { throw table.fail("action", "\(action) needs a node with role = \"sequencer\"") }
+            guard let count = try table.uint("count", range: 1...2_000_000) else {
+                throw table.fail("count", "\(action) needs count (how many transactions)")
+            }
+            if action == "airdrop" {
+                guard let rate = try table.uint("rate", range: 1...1_000_000) else {
+                    throw table.fail("rate", "airdrop needs rate (claims per second)")
+                }
+                rollupLoad = .airdrop(count: Int(count), rate: Int(rate), fee: try table.uint("fee", range: 0...1_000_000) ?? 1)
+            } else {
+                rollupLoad = .forced(count: Int(count))
+            }
+        }
         switch action {
+        case "airdrop", "forced_tx":
+            faultAction = .heal(id: nil) // not applied; the runner sends the transactions instead
         case "kill": faultAction = .kill(targets: targets)
         case "pause": faultAction = .pause(targets: targets)
         case "resume": faultAction = .resume(targets: targets)
@@ -188,7 +214,8 @@ public struct Scenario: Sendable {
                                ("groups", (try table.groups("groups")).flatMap { $0 })] {
             for name in names { try checkSelector(name, field: field, topology: topology, table: table) }
         }
-        return Step(id: id, trigger: trigger, action: faultAction, spam: spam, durationSeconds: duration)
+        return Step(id: id, trigger: trigger, action: faultAction, spam: spam, rollupLoad: rollupLoad,
+                    durationSeconds: duration)
     }
 
     static func checkSelector(_ selector: String, field: String, topology: Topology,

@@ -64,6 +64,12 @@ public enum ScenarioRunner {
             pools[step.id] = await SpamPool.make(count: count, chainId: scenario.topology.chainId,
                                                  seed: UInt64(pools.count + 1))
         }
+        var airdrops: [String: AirdropPool] = [:]
+        for step in scenario.steps {
+            guard case .airdrop(let count, _, let fee) = step.rollupLoad else { continue }
+            airdrops[step.id] = await AirdropPool.make(count: count, fee: fee, chainId: scenario.topology.chainId,
+                                                       seed: UInt64(airdrops.count + 1))
+        }
         let spamResults = SpamResults()
         let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
         let dir = up.dir
@@ -96,6 +102,18 @@ public enum ScenarioRunner {
                     background.append(blastTask(dir: dir, manifest: up.manifest, step: step, spam: spam, pool: pool,
                                                 capacity: capacity, results: spamResults))
                     continue
+                }
+                switch step.rollupLoad {
+                case .airdrop(_, let rate, _):
+                    if let pool = airdrops[step.id] {
+                        background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool, rate: rate))
+                    }
+                    continue
+                case .forced(let count):
+                    try await postForced(dir: dir, manifest: up.manifest, step: step, count: count)
+                    continue
+                case nil:
+                    break
                 }
                 try await FaultEngine.apply(step.action, dir: dir, id: step.id)
                 if let duration = step.durationSeconds { heals.append((elapsed + duration, step)) }

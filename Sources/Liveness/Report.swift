@@ -157,10 +157,13 @@ public struct Report: Codable, Sendable {
     public var nodes: [NodeEntry]
     /// Per second of the run: [second, p50 ms, p99 ms, count] of submit→finalized latency.
     public var latencyBySecond: [[Double]]
+    /// The L2 side, when the run had a sequencer.
+    public var rollup: RollupEntry?
 
     public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec],
                 load: LoadEntry? = nil) {
         self.load = load
+        self.rollup = Report.rollupEntry(evaluator)
         let analysis = evaluator.analysis
         let start = evaluator.startMs
         func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }

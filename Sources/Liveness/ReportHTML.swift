@@ -46,6 +46,7 @@ extension Report {
         if nodes.contains(where: { !$0.voteDelaySeries.isEmpty }) {
             page += "<h2>Vote queueing delay, p99 per second (arrival at the node → consensus)</h2>\n" + voteDelayChart()
         }
+        page += rollupSection()
         if let load, !load.spam.isEmpty {
             page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
                 + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
@@ -128,7 +129,7 @@ extension Report {
     }
 
     /// A chart frame with axes; `plot` maps (x seconds, y value) to SVG coordinates.
-    private func frame(width: Double, height: Double, maxX: Double, maxY rawMaxY: Double, yLabel: String,
+    func frame(width: Double, height: Double, maxX: Double, maxY rawMaxY: Double, yLabel: String,
                        body: (_ plot: (Double, Double) -> (Double, Double)) -> String) -> String {
         let maxY = Self.niceCeiling(rawMaxY)
         let left = 56.0, right = 16.0, top = 12.0, bottom = 34.0
@@ -154,7 +155,7 @@ extension Report {
         return svg + "</svg>"
     }
 
-    private func faultBands(_ plot: (Double, Double) -> (Double, Double), maxY: Double, labels: Bool) -> String {
+    func faultBands(_ plot: (Double, Double) -> (Double, Double), maxY: Double, labels: Bool) -> String {
         var svg = ""
         for (index, fault) in faults.enumerated() {
             let (x1, yTop) = plot(fault.start, maxY)

@@ -115,6 +115,8 @@ public struct RunAnalysis: Sendable {
     /// Heights where nodes committed the same block with different resulting state roots (first 20).
     public var divergences: [Divergence] = []
     public static let divergencesMax = 20
+    /// The L2 side, when the run had a sequencer or replicas.
+    public var rollup: RollupAnalysis?
 
     public var totalStake: UInt64 { nodes.reduce(0) { $0 + $1.stake } }
     /// Each node's stake, from its last `start` event.
@@ -162,7 +164,8 @@ public struct RunAnalysis: Sendable {
     }
 
     /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
-    public static func analyze(nodeDirs: [(String, String)], submissionsPath: String?) -> RunAnalysis {
+    public static func analyze(nodeDirs: [(String, String)], submissionsPath: String?,
+                               rollupRecordsDir: String? = nil) -> RunAnalysis {
         var commits: [Commit] = []
         var reexecutions: [RootRecord] = []
         var nodes: [NodeSummary] = []
@@ -308,6 +311,8 @@ public struct RunAnalysis: Sendable {
         let records = commits.map { RootRecord(node: $0.node, height: $0.height, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
             + reexecutions
         result.divergences = divergences(records, stakes: result.stakeByNode)
+        let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir)
+        result.rollup = rollup.isEmpty ? nil : rollup
         return result
     }
 

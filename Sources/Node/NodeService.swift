@@ -309,7 +309,7 @@ struct Edge: Sendable {
     private func admit(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64,
                        _ state: inout ReaderState) -> (NodeInput, MessageKind)? {
         // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
-        if Envelope.peekKind(bytes)?.isFromAnyone == true {
+        if let kind = Envelope.peekKind(bytes), kind == .transfer || kind == .forcedTx {
             if votesOnly.value > 0 {
                 drops.count(lane: lane, "votes_only")
                 return nil

@@ -36,6 +36,7 @@ extension RollupShell {
             refuse(envelope, reason: reject.rawValue, baseFee: core.admission.baseFee, to: address, shell: shell)
         } else {
             admittedSinceSample += 1
+            queuePeakSinceSample = max(queuePeakSinceSample, core.admission.queue.count)
         }
         sequencer = core
     }
@@ -51,6 +52,16 @@ extension RollupShell {
         startSequencingIfReady(shell: shell)
         guard var core = sequencer else { return }
         let now = shell.clock()
+        // The poster's chunks (new and re-sent) are offered to the uplink before this tick's feed: at
+        // tick granularity both arrive together, and a drop-tail queue full of re-sends has no room
+        // for whichever comes second.
+        for chunk in core.post(nowMs: now) {
+            let envelope = shell.sign(.batchChunk, chunk)
+            for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
+                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
+                                        kind: .batchChunk))
+            }
+        }
         let forcedPending = derivation.forced.recorded > core.chain.forcedConsumed
         if !core.admission.queue.isEmpty || forcedPending,
            let produced = core.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
@@ -65,13 +76,6 @@ extension RollupShell {
                 ("stateRoot", .string(produced.block.header.stateRoot.hex)), ("id", .string(produced.block.id.hex)),
             ])
             sendFeed(produced.block, shell: shell)
-        }
-        for chunk in core.post(nowMs: now) {
-            let envelope = shell.sign(.batchChunk, chunk)
-            for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
-                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
-                                        kind: .batchChunk))
-            }
         }
         sequencer = core
         sample(shell: shell, now: now)
@@ -102,7 +106,8 @@ extension RollupShell {
             waitsMs.removeAll(keepingCapacity: true)
             func percentile(_ q: Double) -> UInt64 { waits.isEmpty ? 0 : waits[min(waits.count - 1, Int(Double(waits.count - 1) * q))] }
             fields += [
-                ("queue", .uint(UInt64(core.admission.queue.count))), ("baseFee", .uint(core.admission.baseFee)),
+                ("queue", .uint(UInt64(max(queuePeakSinceSample, core.admission.queue.count)))),
+                ("queueNow", .uint(UInt64(core.admission.queue.count))), ("baseFee", .uint(core.admission.baseFee)),
                 ("waitP50Ms", .uint(percentile(0.5))), ("waitP99Ms", .uint(percentile(0.99))),
                 ("included", .uint(UInt64(waits.count))), ("admitted", .uint(UInt64(admittedSinceSample))),
                 ("rejected", .object(rejectedSinceSample.sorted { $0.key < $1.key }.map { ($0.key, .uint(UInt64($0.value))) })),
@@ -116,6 +121,7 @@ extension RollupShell {
                        ("feedRootMismatches", .uint(UInt64(feedRootMismatches)))]
         }
         admittedSinceSample = 0
+        queuePeakSinceSample = 0
         rejectedSinceSample.removeAll(keepingCapacity: true)
         shell.events.write("l2_sample", timeMs: now, fields)
         shell.events.flush()

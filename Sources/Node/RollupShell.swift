@@ -36,6 +36,8 @@ final class RollupShell {
     var halted: String?
     var rejectedSinceSample: [String: Int] = [:]
     var admittedSinceSample = 0
+    /// The deepest the queue has been since the last sample.
+    var queuePeakSinceSample = 0
     var waitsMs: [UInt64] = []
     var lastSampleMs: UInt64 = 0
     var lastFeedMs: UInt64 = 0
@@ -96,12 +98,12 @@ final class RollupShell {
             if let produced = producedIds.removeValue(forKey: height), produced != block.id {
                 stopSequencing("L1 has another L2 block \(height) than this sequencer made (\(block.id.short), ours \(produced.short)); restart it to rebuild from L1", shell: shell)
             }
-        case .batchApplied(let index, let first, let last, let blocks):
+        case .batchApplied(let index, let first, let last, let blocks, let root):
             safeHeight = last
             shell.events.write("l2_safe", timeMs: now, [
                 ("batch", .uint(index)), ("firstHeight", .uint(first)), ("lastHeight", .uint(last)),
                 ("blocks", .uint(UInt64(blocks))), ("l1Height", .uint(l1Height)),
-                ("stateRoot", .string(derivation.chain.stateRoot.hex)), ("rootsMatch", .bool(derivation.halted == nil)),
+                ("stateRoot", .string(root.hex)),
             ])
             catchUpUnsafe(shell: shell)
         case .batchRejected(let index, let reason):
@@ -112,6 +114,7 @@ final class RollupShell {
             shell.logger.notice("rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
             shell.events.write("l2_forced_block", timeMs: now, [
                 ("l2Height", .uint(block.header.height)), ("txs", .uint(UInt64(block.header.txCount))), ("l1Height", .uint(l1Height)),
+                ("stateRoot", .string(block.header.stateRoot.hex)),
             ])
             if let produced = producedIds.removeValue(forKey: block.header.height), produced != block.id {
                 stopSequencing("derivation built L2 block \(block.header.height) from overdue forced transactions; this sequencer's block \(block.header.height) is void; restart it to rebuild from L1", shell: shell)

@@ -15,7 +15,7 @@ public enum Derivation {
         /// An L2 block from a batch; `claimedRoot` is the sequencer's, `computedRoot` ours.
         case derived(L2Block, batch: UInt64, computedRoot: Bytes32)
         /// A batch fully applied: its blocks are safe.
-        case batchApplied(index: UInt64, firstHeight: UInt64, lastHeight: UInt64, blocks: Int)
+        case batchApplied(index: UInt64, firstHeight: UInt64, lastHeight: UInt64, blocks: Int, stateRoot: Bytes32)
         case batchRejected(index: UInt64, reason: String)
         /// An L2 block built by derivation because the sequencer missed a forced-inclusion deadline.
         case forcedBlock(L2Block)
@@ -121,7 +121,8 @@ public enum Derivation {
                 }
             }
             if let first = applied.first, let last = applied.last {
-                events.append(.batchApplied(index: batch.index, firstHeight: first, lastHeight: last, blocks: applied.count))
+                events.append(.batchApplied(index: batch.index, firstHeight: first, lastHeight: last, blocks: applied.count,
+                                            stateRoot: chain.stateRoot))
             }
             return events
         }

@@ -126,6 +126,6 @@ struct Down: AsyncParsableCommand {
 enum Analysis {
     static func run(dir: String, manifest: RunManifest) -> RunAnalysis {
         RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
-                            submissionsPath: dir + "/load/submissions.jsonl")
+                            submissionsPath: dir + "/load/submissions.jsonl", rollupRecordsDir: dir + "/rollup")
     }
 }

@@ -195,6 +195,7 @@ enum Reports {
         for divergence in report.safety.stateRootDivergences.prefix(3) {
             print("  \(divergence.summary)")
         }
+        for line in report.rollupLines { print("  " + line) }
         for node in report.nodes {
             if let stopped = node.stopped { print("  \(node.name) stopped: \(stopped)") }
             for refusal in node.refusedStarts { print("  \(node.name) \(refusal)") }

@@ -81,7 +81,7 @@ import Wire
                 if case .batchApplied = event { applied.append(event) }
             }
         }
-        #expect(applied == [.batchApplied(index: 0, firstHeight: 1, lastHeight: 3, blocks: 3)])
+        #expect(applied == [.batchApplied(index: 0, firstHeight: 1, lastHeight: 3, blocks: 3, stateRoot: sequencerRoots[3]!)])
         #expect(derivedRoots == sequencerRoots && derivedRoots.count == 3)
         #expect(replica.chain.ledger.account(SigningKey(label: "claimer-7").publicKey).balance == 99)
         #expect(replica.chain.headId == sequencer.chain.headId)

@@ -1,0 +1,111 @@
+import Foundation
+import NIOCore
+import NIOPosix
+import Sodium
+import Synchronization
+import Wire
+
+/// An airdrop rush (INCIDENTS.md §3, Optimism 2022): claims from many distinct, fresh accounts, signed
+/// ahead of the burst on every core, then sent to the sequencer at a rate. The client counts the
+/// sequencer's answers by reason, as a wallet would show them.
+public final class AirdropPool: Sendable {
+    public let datagrams: [[UInt8]]
+
+    init(datagrams: [[UInt8]]) { self.datagrams = datagrams }
+
+    /// The key of claimer `index` of airdrop `seed` (a fresh account on L2).
+    public static func claimerKey(seed: UInt64, index: Int) -> SigningKey {
+        SigningKey(label: "airdrop/\(seed)/claimer/\(index)")
+    }
+
+    public static func make(count: Int, fee: UInt64, chainId: String, seed: UInt64) async -> AirdropPool {
+        let domain = Domain(chainId: chainId)
+        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let payload = Claim(fee: fee).encoded
+        let parts = await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
+            for worker in 0..<workers {
+                group.addTask {
+                    var out: [[UInt8]] = []
+                    out.reserveCapacity(count / workers + 1)
+                    for index in stride(from: worker, to: count, by: workers) {
+                        out.append(Envelope(kind: .l2Claim, payload: payload, domain: domain,
+                                            key: claimerKey(seed: seed, index: index)).bytes)
+                    }
+                    return (worker, out)
+                }
+            }
+            var all: [(Int, [[UInt8]])] = []
+            for await part in group { all.append(part) }
+            return all.sorted { $0.0 < $1.0 }.map(\.1)
+        }
+        // Interleave the workers' strides back into claimer order.
+        var datagrams: [[UInt8]] = []
+        datagrams.reserveCapacity(count)
+        for index in 0..<count { datagrams.append(parts[index % workers][index / workers]) }
+        return AirdropPool(datagrams: datagrams)
+    }
+
+    /// What one airdrop step sent and what came back.
+    public struct Record: Codable, Sendable {
+        public var id: String
+        public var count: Int
+        public var sent: Int
+        public var seconds: Double
+        /// Refusals answered by the sequencer, by reason.
+        public var rejected: [String: Int]
+        public var startMs: UInt64
+        public var endMs: UInt64
+    }
+
+    /// Sends every claim to `target` at `ratePerSecond`, then listens `drainSeconds` more for answers.
+    public func send(id: String, ratePerSecond: Int, target: SocketAddress, sequencer: PublicKey, drainSeconds: Double,
+                     shouldStop: @escaping @Sendable () -> Bool) async throws -> Record {
+        let answers = RejectCounter(sequencer: sequencer)
+        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
+            .channelOption(.socketOption(.so_rcvbuf), value: 8 << 20)
+            .channelInitializer { channel in channel.pipeline.addHandler(answers) }
+            .bind(host: "127.0.0.1", port: 0).get()
+        defer { channel.close(promise: nil) }
+        let startMs = UInt64(Date().timeIntervalSince1970 * 1000)
+        let started = Date()
+        var sent = 0
+        while !shouldStop(), sent < datagrams.count {
+            let due = min(Int(Double(ratePerSecond) * Date().timeIntervalSince(started)) - sent, 4_096, datagrams.count - sent)
+            if due > 0 {
+                for _ in 0..<due {
+                    channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: datagrams[sent])),
+                                  promise: nil)
+                    sent += 1
+                }
+                channel.flush()
+            }
+            try await Task.sleep(for: .milliseconds(2))
+        }
+        let seconds = Date().timeIntervalSince(started)
+        let drainUntil = Date().addingTimeInterval(drainSeconds)
+        while !shouldStop(), Date() < drainUntil { try await Task.sleep(for: .milliseconds(50)) }
+        return Record(id: id, count: datagrams.count, sent: sent, seconds: seconds, rejected: answers.counts,
+                      startMs: startMs, endMs: UInt64(Date().timeIntervalSince1970 * 1000))
+    }
+}
+
+/// Counts the sequencer's `l2_reject` answers by reason. The envelope must come from the sequencer's
+/// key; its signature is not checked (the client only counts).
+final class RejectCounter: ChannelInboundHandler, Sendable {
+    typealias InboundIn = AddressedEnvelope<ByteBuffer>
+    let sequencer: PublicKey
+    private let table = Mutex<[String: Int]>([:])
+
+    init(sequencer: PublicKey) { self.sequencer = sequencer }
+
+    var counts: [String: Int] { table.withLock { $0 } }
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        var buffer = unwrapInboundIn(data).data
+        guard let bytes = buffer.readBytes(length: buffer.readableBytes),
+              let envelope = try? Envelope(decoding: bytes), envelope.kind == .l2Reject, envelope.sender == sequencer,
+              let reject = try? L2Reject(decoding: envelope.payload) else { return }
+        table.withLock { $0[reject.reason, default: 0] += 1 }
+    }
+}
