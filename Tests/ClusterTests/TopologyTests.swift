@@ -51,6 +51,15 @@ import Testing
          "out of range"),
         ("[cluster]\n[[node]]\nname = \"a\"\n[[upgrade]]\nname = \"x\"\nheight = 9\n[[upgrade]]\nname = \"y\"\nheight = 5",
          "upgrade", "height 5 must be above 9"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"r\"\nrole = \"replica\"", "node", "needs a node with role"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"s\"\nrole = \"sequencer\"\n[[node]]\nname = \"t\"\nrole = \"sequencer\"",
+         "node", "one sequencer at most"),
+        ("[cluster]\n[rollup]\nblock_txs_max = 5\n[[node]]\nname = \"a\"", "rollup", "needs a node with role"),
+        ("[cluster]\n[rollup]\nbacklog_bytes_max = 5000\n[[node]]\nname = \"a\"\n[[node]]\nname = \"s\"\nrole = \"sequencer\"",
+         "rollup.backlog_intake_per_s", "must be above 0"),
+        ("[cluster]\n[load]\nlayer = \"l2\"\n[[node]]\nname = \"a\"", "load.layer", "needs a node"),
+        ("[cluster]\n[rollup]\nqueue_tx_max = 5\n[[node]]\nname = \"a\"\n[[node]]\nname = \"s\"\nrole = \"sequencer\"",
+         "rollup.queue_tx_max", "unknown field"),
     ])
     func errorsNameFileFieldAndProblem(text: String, field: String, problem: String) {
         do {
@@ -61,6 +70,19 @@ import Testing
             #expect(error.field.hasPrefix(field), "field was '\(error.field)'")
             #expect(error.problem.contains(problem), "problem was '\(error.problem)'")
         }
+    }
+
+    @Test func aRollupTopologyFeedsEveryReplicaAndFundsTheAirdrop() throws {
+        let text = "[cluster]\n[rollup]\nqueue_txs_max = 1024\nairdrop_claims = 10\nairdrop_amount = 7\n"
+            + "[[node]]\nname = \"v\"\n[[node]]\nname = \"s\"\nrole = \"sequencer\"\n"
+            + "[[node]]\nname = \"r1\"\nrole = \"replica\"\n[[node]]\nname = \"r2\"\nrole = \"replica\""
+        let topology = try Topology.parse(text, path: "rollup.toml")
+        #expect(topology.validators.map(\.name) == ["v"])
+        #expect(topology.rollup?.settings.queueTxsMax == 1024 && topology.rollup?.settings.feedPeers == ["r1", "r2"])
+        let genesis = try #require(RunFolder.rollupGenesis(topology, seed: 1))
+        let pool = RunFolder.airdropPoolKey(chainId: topology.chainId, seed: 1).publicKey.hex
+        #expect(genesis.airdropAmount == 7 && genesis.l2Allocations.first { $0.publicKey == pool }?.balance == 70)
+        #expect(genesis.sequencer == RunFolder.nodeKey(chainId: topology.chainId, seed: 1, name: "s").publicKey.hex)
     }
 
     @Test func versionsForkIdsAndUpgradePlans() throws {
