@@ -53,11 +53,18 @@ public struct Scenario: Sendable {
         public var durationSeconds: Double?
     }
 
-    public enum RollupLoad: Sendable, Equatable {
+    public enum RollupLoad: Sendable, Equatable, CustomStringConvertible {
         /// `count` claims from distinct fresh accounts at `rate` a second, each offering `fee`.
         case airdrop(count: Int, rate: Int, fee: UInt64)
         /// `count` L2 transfers posted to the L1 inbox (forced inclusion), one L1 transaction each.
         case forced(count: Int)
+
+        public var description: String {
+            switch self {
+            case .airdrop(let count, let rate, let fee): return "airdrop of \(count) claims at \(rate)/s (fee \(fee))"
+            case .forced(let count): return "\(count) forced transaction(s) to the L1 inbox"
+            }
+        }
     }
 
     public var topology: Topology

@@ -48,8 +48,9 @@ public struct RollupAnalysis: Sendable {
     public var blocks: [L2Block] = []
     /// Per replica: (time, unsafe height) after each feed block or safe-head jump.
     public var replicaHeads: [String: [(timeMs: UInt64, height: UInt64)]] = [:]
-    /// Per replica: (last height of a batch, derived state root).
-    public var replicaSafeRoots: [String: [(height: UInt64, root: String)]] = [:]
+    /// Per replica: (last height of a batch, derived state root, whether the sequencer made the block
+    /// — false for a block derivation built at a forced-inclusion deadline).
+    public var replicaSafeRoots: [String: [(height: UInt64, root: String, bySequencer: Bool)]] = [:]
     public var forced: [Forced] = []
     public var problems: [String] = []
     public var airdrops: [Airdrop] = []
@@ -88,12 +89,12 @@ public struct RollupAnalysis: Sendable {
                     }
                 case "l2_safe":
                     let height = RunAnalysis.uint(object["lastHeight"]) ?? 0
-                    result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? ""))
+                    result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", true))
                     result.replicaHeads[name, default: []].append((time, height))
                 case "l2_forced_block":
                     let height = RunAnalysis.uint(object["l2Height"]) ?? 0
                     result.replicaHeads[name, default: []].append((time, height))
-                    result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? ""))
+                    result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", false))
                 case "forced_included":
                     result.forced.append(Forced(node: name, index: RunAnalysis.uint(object["index"]) ?? 0, timeMs: time,
                                                 l1Blocks: RunAnalysis.uint(object["l1Blocks"]) ?? 0,
@@ -168,7 +169,8 @@ public struct RollupAnalysis: Sendable {
                     mismatches.append("\(replica) at L2 height \(entry.height): \(entry.root.prefix(12)) vs \(other.replica) \(other.root.prefix(12))")
                 }
                 if firstReplicaRoot[entry.height] == nil { firstReplicaRoot[entry.height] = (replica, entry.root) }
-                guard let expected = sequencerRoots[entry.height] else { continue }
+                // A block derivation built replaces whatever the sequencer made at that height and never posted.
+                guard entry.bySequencer, let expected = sequencerRoots[entry.height] else { continue }
                 checked += 1
                 if expected != entry.root {
                     mismatches.append("\(replica) at L2 height \(entry.height): \(entry.root.prefix(12)) vs sequencer \(expected.prefix(12))")

@@ -40,7 +40,7 @@ struct Run: AsyncParsableCommand {
         print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s")
         for step in scenario.steps {
-            print("  step \(step.id): \(step.spam.map { "\($0)" } ?? step.action.name) \(step.trigger)"
+            print("  step \(step.id): \(step.spam.map { "\($0)" } ?? step.rollupLoad.map { "\($0)" } ?? step.action.name) \(step.trigger)"
                   + (step.durationSeconds.map { " for \($0) s" } ?? ""))
         }
         let outcome: ScenarioRunner.Outcome
