@@ -146,10 +146,8 @@ public struct Ledger: Sendable {
             return .applied
         case .forcedTx:
             guard sequencer != nil else { return .notSequencer }
-            guard let forced = try? ForcedTx(decoding: tx.payload),
-                  let inner = try? Envelope(decoding: forced.l2Tx), inner.kind.isL2Transaction else { return .malformed }
-            let outcome = pay(Transfer(to: tx.sender, amount: 0, fee: forced.fee, nonce: forced.nonce), from: tx.sender,
-                              feeRecipient: feeRecipient)
+            guard let (forced, inner) = Ledger.forced(tx) else { return .malformed }
+            let outcome = pay(forced.payment(from: tx.sender), from: tx.sender, feeRecipient: feeRecipient)
             guard outcome == .applied else { return outcome }
             items.append(.forced(index: inbox.forcedCount, tx: inner))
             inbox.record(forced: inner.id)
@@ -173,10 +171,8 @@ public struct Ledger: Sendable {
                 ? .applied : .badNonce(expected: inbox.batchSequence, got: chunk.sequence)
         case .forcedTx:
             guard sequencer != nil else { return .notSequencer }
-            guard let forced = try? ForcedTx(decoding: tx.payload),
-                  let inner = try? Envelope(decoding: forced.l2Tx), inner.kind.isL2Transaction else { return .malformed }
-            return Ledger.check(Transfer(to: tx.sender, amount: 0, fee: forced.fee, nonce: forced.nonce),
-                                from: account(tx.sender))
+            guard let (forced, _) = Ledger.forced(tx) else { return .malformed }
+            return Ledger.check(forced.payment(from: tx.sender), from: account(tx.sender))
         default:
             return .malformed
         }
@@ -263,6 +259,13 @@ public struct Ledger: Sendable {
         lastBlockId = block.id
         stateRoot = recomputeRoot()
         return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot, inbox: items)
+    }
+
+    /// A forced transaction and the L2 transaction inside it, or nil when either does not decode.
+    static func forced(_ tx: Envelope) -> (ForcedTx, Envelope)? {
+        guard let forced = try? ForcedTx(decoding: tx.payload), let inner = try? Envelope(decoding: forced.l2Tx),
+              inner.kind.isL2Transaction else { return nil }
+        return (forced, inner)
     }
 
     /// The fee a transaction offers (0 for batch chunks and anything that does not decode).

@@ -47,10 +47,9 @@ extension NodeShell {
         lastSampleMs = now
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
-        func percentile(_ q: Double) -> UInt64 { delays.isEmpty ? 0 : delays[min(delays.count - 1, Int(Double(delays.count - 1) * q))] }
         var fields: [(String, JSONValue)] = [
-            ("votes", .uint(UInt64(delays.count))), ("voteDelayP50Ms", .uint(percentile(0.5))),
-            ("voteDelayP99Ms", .uint(percentile(0.99))), ("voteDelayMaxMs", .uint(delays.last ?? 0)),
+            ("votes", .uint(UInt64(delays.count))), ("voteDelayP50Ms", .uint(delays.sampledPercentile(0.5))),
+            ("voteDelayP99Ms", .uint(delays.sampledPercentile(0.99))), ("voteDelayMaxMs", .uint(delays.last ?? 0)),
             ("rssKiB", .uint(ProcessStats.residentKiB())), ("urgentQueue", .uint(UInt64(queueLengths.urgent))),
             ("bulkQueue", .uint(UInt64(queueLengths.bulk))), ("mempool", .uint(UInt64(mempool.count))),
         ]

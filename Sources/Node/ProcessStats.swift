@@ -1,5 +1,12 @@
 import Foundation
 
+extension Array where Element == UInt64 {
+    /// The value at quantile `q` of an ascending array (0 when empty): the once-a-second samples' figure.
+    func sampledPercentile(_ q: Double) -> UInt64 {
+        isEmpty ? 0 : self[Swift.min(count - 1, Int(Double(count - 1) * q))]
+    }
+}
+
 /// Readings from /proc about this process: memory, and the kernel's drop counter for a UDP socket
 /// (datagrams the kernel discarded because the socket's receive buffer was full).
 enum ProcessStats {

@@ -81,7 +81,8 @@ struct FeedAssembler {
     mutating func take(height: UInt64) -> L2Block? { blocks.removeValue(forKey: height) }
 
     mutating func forget(below height: UInt64) {
-        blocks = blocks.filter { $0.key >= height }
-        assemblers = assemblers.filter { $0.key >= height }
+        // Usually nothing is stale: collect the few keys instead of rebuilding both maps per block.
+        for key in blocks.keys.filter({ $0 < height }) { blocks[key] = nil }
+        for key in assemblers.keys.filter({ $0 < height }) { assemblers[key] = nil }
     }
 }

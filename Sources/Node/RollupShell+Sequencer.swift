@@ -104,11 +104,10 @@ extension RollupShell {
         if let core = sequencer {
             let waits = waitsMs.sorted()
             waitsMs.removeAll(keepingCapacity: true)
-            func percentile(_ q: Double) -> UInt64 { waits.isEmpty ? 0 : waits[min(waits.count - 1, Int(Double(waits.count - 1) * q))] }
             fields += [
                 ("queue", .uint(UInt64(max(queuePeakSinceSample, core.admission.queue.count)))),
                 ("queueNow", .uint(UInt64(core.admission.queue.count))), ("baseFee", .uint(core.admission.baseFee)),
-                ("waitP50Ms", .uint(percentile(0.5))), ("waitP99Ms", .uint(percentile(0.99))),
+                ("waitP50Ms", .uint(waits.sampledPercentile(0.5))), ("waitP99Ms", .uint(waits.sampledPercentile(0.99))),
                 ("included", .uint(UInt64(waits.count))), ("admitted", .uint(UInt64(admittedSinceSample))),
                 ("rejected", .object(rejectedSinceSample.sorted { $0.key < $1.key }.map { ($0.key, .uint(UInt64($0.value))) })),
                 ("backlogBytes", .uint(UInt64(core.backlogBytes))), ("backlogBlocks", .uint(UInt64(core.backlogBlocks))),
@@ -131,16 +130,18 @@ extension RollupShell {
 /// The sequencer's uplink: what it can send per second, with a bounded drop-tail queue in front.
 /// The batch poster, the feed and the answers to clients share it.
 struct Uplink {
-    let bytesPerSecond: Int
     let queueMax: Int
     private(set) var queue: Deque<Outgoing> = []
     private(set) var dropped: [String: Int] = [:]
-    private var credit: Double = 0
-    private var lastMs: UInt64?
+    /// Bytes; nil: unlimited. Up to a tenth of a second builds up while idle (at least one datagram).
+    private var budget: TokenBucket?
 
     init(bytesPerSecond: Int, queueMax: Int) {
-        self.bytesPerSecond = bytesPerSecond
         self.queueMax = max(queueMax, 1)
+        if bytesPerSecond > 0 {
+            let rate = Double(bytesPerSecond)
+            budget = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, Double(Envelope.payloadBytesMax + Envelope.overheadBytes)))
+        }
     }
 
     mutating func enqueue(_ item: Outgoing) {
@@ -153,18 +154,12 @@ struct Uplink {
 
     /// What may go out now.
     mutating func drain(nowMs: UInt64) -> [Outgoing] {
-        guard bytesPerSecond > 0 else {
+        guard budget != nil else {
             defer { queue.removeAll(keepingCapacity: true) }
             return Array(queue)
         }
-        if let lastMs, nowMs > lastMs {
-            // At most a tenth of a second of credit builds up while idle.
-            credit = min(Double(bytesPerSecond) / 10, credit + Double(nowMs - lastMs) * Double(bytesPerSecond) / 1000)
-        }
-        lastMs = max(lastMs ?? nowMs, nowMs)
         var out: [Outgoing] = []
-        while let first = queue.first, credit >= Double(first.bytes.count) {
-            credit -= Double(first.bytes.count)
+        while let first = queue.first, budget!.take(Double(first.bytes.count), nowMs: nowMs) {
             out.append(queue.removeFirst())
         }
         return out

@@ -81,20 +81,30 @@ public struct Block: WireCodable, Equatable {
 
     public init(from reader: inout WireReader) throws(DecodeError) {
         header = try BlockHeader(from: &reader)
-        let count = try reader.count32("block.txCount", max: Block.txsMax)
-        guard count == Int(header.txCount) else {
-            throw .invalidValue(field: "block.txCount", reason: "\(count) txs, header says \(header.txCount)")
+        txs = try reader.transactions("block", count: header.txCount, countMax: Block.txsMax, bytesMax: 2048,
+                                      what: "a transaction", allowed: \.isL1Transaction)
+    }
+}
+
+extension WireReader {
+    /// A block's transactions: a count that must equal the header's, then that many framed envelopes
+    /// (signatures not checked here) of the kinds a block of this layer may carry.
+    mutating func transactions(_ prefix: String, count headerCount: UInt32, countMax: Int, bytesMax: Int, what: String,
+                               allowed: (MessageKind) -> Bool) throws(DecodeError) -> [Envelope] {
+        let count = try count32("\(prefix).txCount", max: countMax)
+        guard count == Int(headerCount) else {
+            throw .invalidValue(field: "\(prefix).txCount", reason: "\(count) txs, header says \(headerCount)")
         }
         var txs: [Envelope] = []
         txs.reserveCapacity(count)
         for _ in 0..<count {
-            let tx = try Envelope(decoding: Array(try reader.blob16("block.tx", max: 2048)))
-            guard tx.kind.isL1Transaction else {
-                throw .invalidValue(field: "block.tx", reason: "kind \(tx.kind) is not a transaction")
+            let tx = try Envelope(decoding: Array(try blob16("\(prefix).tx", max: bytesMax)))
+            guard allowed(tx.kind) else {
+                throw .invalidValue(field: "\(prefix).tx", reason: "kind \(tx.kind) is not \(what)")
             }
             txs.append(tx)
         }
-        self.txs = txs
+        return txs
     }
 }
 

@@ -57,6 +57,11 @@ public struct ForcedTx: WireCodable, Equatable {
         self.l2Tx = l2Tx
     }
 
+    /// What the L1 sender pays, as a transfer of nothing to itself: the fee, under its nonce.
+    public func payment(from sender: PublicKey) -> Transfer {
+        Transfer(to: sender, amount: 0, fee: fee, nonce: nonce)
+    }
+
     public func encode(to writer: inout WireWriter) {
         writer.u64(fee)
         writer.u64(nonce)
@@ -190,20 +195,9 @@ public struct L2Block: WireCodable, Equatable {
 
     public init(from reader: inout WireReader) throws(DecodeError) {
         header = try L2BlockHeader(from: &reader)
-        let count = try reader.count32("l2block.txCount", max: L2Block.txsMax)
-        guard count == Int(header.txCount) else {
-            throw .invalidValue(field: "l2block.txCount", reason: "\(count) txs, header says \(header.txCount)")
-        }
-        var txs: [Envelope] = []
-        txs.reserveCapacity(count)
-        for _ in 0..<count {
-            let tx = try Envelope(decoding: Array(try reader.blob16("l2block.tx", max: ForcedTx.l2TxBytesMax)))
-            guard tx.kind.isL2Transaction else {
-                throw .invalidValue(field: "l2block.tx", reason: "kind \(tx.kind) is not an L2 transaction")
-            }
-            txs.append(tx)
-        }
-        self.txs = txs
+        txs = try reader.transactions("l2block", count: header.txCount, countMax: L2Block.txsMax,
+                                      bytesMax: ForcedTx.l2TxBytesMax, what: "an L2 transaction",
+                                      allowed: \.isL2Transaction)
     }
 }
 

@@ -11,13 +11,14 @@ public struct TokenBucket: Sendable {
         self.tokens = burst
     }
 
-    public mutating func take(nowMs: UInt64) -> Bool {
+    /// Takes `amount` tokens if there are that many (nothing is taken otherwise).
+    public mutating func take(_ amount: Double = 1, nowMs: UInt64) -> Bool {
         if let lastMs, nowMs > lastMs {
             tokens = min(burst, tokens + Double(nowMs - lastMs) * ratePerSecond / 1000)
         }
         lastMs = max(lastMs ?? nowMs, nowMs)
-        guard tokens >= 1 else { return false }
-        tokens -= 1
+        guard tokens >= amount else { return false }
+        tokens -= amount
         return true
     }
 }
