@@ -60,12 +60,16 @@ public struct Ledger: Sendable {
         public var inbox: [InboxItem] = []
     }
 
-    static let bucketCount = 256
+    /// Accounts hash into buckets by 12 bits of their key; a root rehashes only the buckets
+    /// touched since the last one, so its cost follows the accounts a block changed, not the state size.
+    static let bucketCount = 4_096
 
     public private(set) var accounts: [PublicKey: Account]
     public private(set) var height: UInt64
     public private(set) var lastBlockId: Bytes32
     private var bucketHashes: [Bytes32]
+    /// Each bucket's keys in ascending order (the order its hash covers them in).
+    private var bucketKeys: [[PublicKey]]
     private var dirtyBuckets: Set<Int>
     public private(set) var stateRoot: Bytes32
     /// The execution rules in force (see `Rules`); the node sets it before each block from its
@@ -86,6 +90,7 @@ public struct Ledger: Sendable {
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)".utf8))
         self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
+        self.bucketKeys = Ledger.bucketKeys(of: accounts)
         self.dirtyBuckets = Set(0..<Ledger.bucketCount)
         self.stateRoot = .zero
         self.stateRoot = recomputeRoot()
@@ -101,6 +106,7 @@ public struct Ledger: Sendable {
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)/l2".utf8))
         self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
+        self.bucketKeys = Ledger.bucketKeys(of: accounts)
         self.dirtyBuckets = Set(0..<Ledger.bucketCount)
         self.stateRoot = .zero
         self.stateRoot = recomputeRoot()
@@ -300,35 +306,57 @@ public struct Ledger: Sendable {
     }
 
     private mutating func setAccount(_ key: PublicKey, _ value: Account) {
-        accounts[key] = value
-        dirtyBuckets.insert(Ledger.bucket(of: key))
+        let bucket = Ledger.bucket(of: key)
+        if accounts.updateValue(value, forKey: key) == nil {
+            var low = 0
+            var high = bucketKeys[bucket].count
+            while low < high {
+                let middle = (low + high) / 2
+                if bucketKeys[bucket][middle] < key { low = middle + 1 } else { high = middle }
+            }
+            bucketKeys[bucket].insert(key, at: low)
+        }
+        dirtyBuckets.insert(bucket)
     }
 
     private static func bucket(of key: PublicKey) -> Int {
-        Int(key.bytes32.storage.0 & 0xff)
+        // The key's first byte and the low half of its second (the words are little-endian in memory).
+        Int(key.bytes32.storage.0 & 0xfff)
     }
 
-    /// The root is BLAKE2b over 256 bucket hashes; a bucket hash covers its accounts sorted by key.
+    /// Test support: the bucket hashes as they stand, and as computed from the accounts alone.
+    var currentBucketHashes: [Bytes32] { bucketHashes }
+
+    func bucketHashesFromScratch() -> [Bytes32] {
+        var copy = self
+        copy.bucketKeys = Ledger.bucketKeys(of: accounts)
+        copy.dirtyBuckets = Set(0..<Ledger.bucketCount)
+        _ = copy.recomputeRoot()
+        return copy.bucketHashes
+    }
+
+    private static func bucketKeys(of accounts: [PublicKey: Account]) -> [[PublicKey]] {
+        var keys = Array(repeating: [PublicKey](), count: bucketCount)
+        for key in accounts.keys { keys[bucket(of: key)].append(key) }
+        return keys.map { $0.sorted() }
+    }
+
+    /// The root is BLAKE2b over the bucket hashes; a bucket hash covers its accounts sorted by key.
     /// Only buckets touched since the last root are rehashed.
     private mutating func recomputeRoot() -> Bytes32 {
-        if !dirtyBuckets.isEmpty {
-            var members = Array(repeating: [(PublicKey, Account)](), count: Ledger.bucketCount)
-            for (key, value) in accounts {
-                let bucket = Ledger.bucket(of: key)
-                if dirtyBuckets.contains(bucket) { members[bucket].append((key, value)) }
+        for bucket in dirtyBuckets {
+            let keys = bucketKeys[bucket]
+            var writer = WireWriter(capacity: 8 + keys.count * 48)
+            writer.u32(UInt32(bucket))
+            for key in keys {
+                let value = accounts[key]!
+                writer.publicKey(key)
+                writer.u64(value.balance)
+                writer.u64(value.nonce)
             }
-            for bucket in dirtyBuckets {
-                var writer = WireWriter(capacity: 8 + members[bucket].count * 48)
-                writer.u32(UInt32(bucket))
-                for (key, value) in members[bucket].sorted(by: { $0.0 < $1.0 }) {
-                    writer.publicKey(key)
-                    writer.u64(value.balance)
-                    writer.u64(value.nonce)
-                }
-                bucketHashes[bucket] = Blake2b.hash(writer.bytes)
-            }
-            dirtyBuckets.removeAll(keepingCapacity: true)
+            bucketHashes[bucket] = Blake2b.hash(writer.bytes)
         }
+        dirtyBuckets.removeAll(keepingCapacity: true)
         var writer = WireWriter(capacity: Ledger.bucketCount * 32 + 48)
         writer.u64(height)
         for hash in bucketHashes { writer.bytes32(hash) }

@@ -106,11 +106,12 @@ extension NodeShell {
     }
 
     private func addPart(_ part: BlockPart, envelope: Envelope, key: ProposalKey) {
-        guard var entry = pending[key], !entry.delivered else { return }
-        let result = entry.assembler.add(part.part)
-        if case .added = result { entry.envelopes.append(envelope) }
-        if case .complete = result { entry.envelopes.append(envelope) }
-        pending[key] = entry
+        // Mutated in place: a copy of the entry would copy the block's bytes gathered so far on every part.
+        guard pending[key]?.delivered == false else { return }
+        let result = pending[key]!.assembler.add(part.part)
+        if case .added = result { pending[key]!.envelopes.append(envelope) }
+        if case .complete = result { pending[key]!.envelopes.append(envelope) }
+        let entry = pending[key]!
         switch result {
         case .added, .duplicate:
             break
@@ -132,9 +133,9 @@ extension NodeShell {
 
     /// Hands a complete proposal to consensus once its block is checked against the ledger.
     private func deliver(_ key: ProposalKey, block: Block) {
-        guard var entry = pending[key], !entry.delivered else { return }
-        entry.delivered = true
-        pending[key] = entry
+        guard pending[key]?.delivered == false else { return }
+        pending[key]!.delivered = true
+        let entry = pending[key]!
         if key.height > consensus.height {
             // Next height: validity depends on the ledger after this height commits; checked then.
             return

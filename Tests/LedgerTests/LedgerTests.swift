@@ -74,6 +74,34 @@ import Wire
         #expect(c.stateRoot == a.stateRoot)
     }
 
+    /// The root rehashes only touched buckets, keeping each bucket's keys sorted as accounts appear:
+    /// the same accounts created in another order give the same root, and every bucket hash equals
+    /// one computed from the accounts from scratch.
+    @Test func incrementalRootEqualsARootComputedFromScratch() throws {
+        let recipients = (0..<300).map { SigningKey(label: "recipient-\($0)").publicKey }
+        func funded(_ order: [PublicKey]) throws -> Ledger {
+            var ledger = try Ledger(genesis: Genesis(
+                chainId: "ledger-test", protocolVersion: 1, genesisTimeMs: 0,
+                validators: [.init(name: "p", publicKey: proposer.publicKey, stake: 1)],
+                allocations: [.init(publicKey: alice.publicKey, balance: 100_000)]))
+            // Two blocks, so the second one adds keys to buckets the first already hashed.
+            var nonce: UInt64 = 0
+            for half in [order.prefix(150), order.suffix(150)] {
+                let txs = half.map { recipient in
+                    defer { nonce += 1 }
+                    return transfer(alice, to: recipient, amount: 10, fee: 0, nonce: nonce)
+                }
+                #expect(ledger.execute(block(ledger, txs)).applied == 150)
+            }
+            return ledger
+        }
+        let forward = try funded(recipients)
+        let backward = try funded(recipients.reversed())
+        #expect(forward.stateRoot == backward.stateRoot)
+        #expect(forward.bucketHashesFromScratch() == forward.currentBucketHashes)
+        #expect(backward.bucketHashesFromScratch() == backward.currentBucketHashes)
+    }
+
     @Test func validateNamesTheProblem() throws {
         let ledger = try Ledger(genesis: genesis())
         var proposed = block(ledger, [])
