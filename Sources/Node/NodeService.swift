@@ -122,6 +122,11 @@ public struct NodeService: Service {
         var unstaked: TokenBucket?
         var senderBudget: TokenBucket?
         let limits = config.limits
+        // The sequencer spreads its clients' signature checks over the cores (issue 6's ingest target).
+        let verifyWorkers = config.role == "sequencer"
+            ? (config.rollup.map { $0.verifyWorkers > 0 ? $0.verifyWorkers : nil } ?? nil)
+                ?? ProcessInfo.processInfo.activeProcessorCount
+            : 1
         if limits.lanes {
             let rate = VerificationRate.measure(seconds: 0.15) * limits.userVerifyShare
             let stakedRate = rate * limits.stakedShare
@@ -141,14 +146,14 @@ public struct NodeService: Service {
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
                         unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight, voteStakes: nil,
-                        peerAddresses: peerAddresses, queueMax: limits.ingressQueueMax, queueDepth: queueDepth,
-                        drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
+                        peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
+                        queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
                         senderBudget: senderBudget, votesOnly: shell.votesOnly, consensusHeight: shell.consensusHeight,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
                         }) : nil,
-                        peerAddresses: peerAddresses,
+                        peerAddresses: peerAddresses, verifyWorkers: 1,
                         queueMax: limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
                         metrics: shell.metrics, inbox: inbox, logger: logger)
         return (user, vote)
@@ -266,6 +271,8 @@ struct Edge: Sendable {
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     let peerAddresses: Set<SocketAddress>
+    /// Threads a read burst's signature checks are spread over.
+    let verifyWorkers: Int
     let queueMax: Int
     let queueDepth: AtomicCounter
     let drops: DropCounters
@@ -277,22 +284,50 @@ struct Edge: Sendable {
         var state = ReaderState(ingress: ingress, staked: stakedAdmission, unstaked: unstakedAdmission)
         var accepted: [NodeInput] = []
         var acceptedUrgent: [NodeInput] = []
+        var checks: [(pending: Ingress.Pending, address: SocketAddress)] = []
+        var copies: [(bytes: [UInt8], address: SocketAddress)] = []
         for try await batch in inbound {
             let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            // Everything but the signature checks in arrival order; then the burst's checks (on
+            // `verifyWorkers` threads); then each checked message is classified and queued.
             for datagram in batch {
                 var buffer = datagram.data
                 let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-                guard let (input, kind) = admit(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else {
-                    continue
+                guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
+                switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0))) {
+                case .done(let outcome):
+                    queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+                case .verify(let pending):
+                    checks.append((pending, datagram.remoteAddress))
+                case .copyInFlight:
+                    copies.append((bytes, datagram.remoteAddress))
                 }
-                if urgent && kind.isConsensusLane { acceptedUrgent.append(input) } else { accepted.append(input) }
             }
+            let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
+            for (check, result) in zip(checks, results) {
+                let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
+                queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+            }
+            // Copies of a datagram checked in this burst: duplicates now if it was valid.
+            for (bytes, address) in copies {
+                let outcome = state.ingress.admit(bytes, nowMs: nowMs,
+                                                  localHeight: UInt64(max(consensusHeight.value, 0)))
+                queue(outcome, from: address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+            }
+            checks.removeAll(keepingCapacity: true)
+            copies.removeAll(keepingCapacity: true)
             // One hand-off (and at most one wake-up of the main loop) per read burst.
             inbox.push(acceptedUrgent, urgent: true)
             inbox.push(accepted, urgent: false)
             acceptedUrgent.removeAll(keepingCapacity: true)
             accepted.removeAll(keepingCapacity: true)
         }
+    }
+
+    private func queue(_ outcome: Ingress.Outcome, from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState,
+                       _ accepted: inout [NodeInput], _ acceptedUrgent: inout [NodeInput]) {
+        guard let (input, kind) = classify(outcome, from: address, nowMs: nowMs, &state) else { return }
+        if urgent && kind.isConsensusLane { acceptedUrgent.append(input) } else { accepted.append(input) }
     }
 
     /// What one reader task owns: its copy of the ingress (de-duplication memory) and admission buckets.
@@ -304,34 +339,39 @@ struct Edge: Sendable {
         var rejectLogBudget = 20
     }
 
-    /// Sheds, verifies and classifies one datagram. Returns the input to queue in the ordinary way, or
-    /// nil when it was dropped, rejected, or already queued as a coalesced vote.
-    private func admit(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64,
-                       _ state: inout ReaderState) -> (NodeInput, MessageKind)? {
+    /// Load shedding before any decoding: false when the datagram is dropped.
+    private func shed(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState) -> Bool {
         // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
         if let kind = Envelope.peekKind(bytes), kind == .transfer || kind == .forcedTx {
             if votesOnly.value > 0 {
                 drops.count(lane: lane, "votes_only")
-                return nil
+                return false
             }
             let fromPeer = peerAddresses.contains(address)
             if fromPeer, state.staked != nil, !state.staked!.take(nowMs: nowMs) {
                 drops.count(lane: lane, "staked_rate_limited")
-                return nil
+                return false
             }
             if !fromPeer, state.unstaked != nil, !state.unstaked!.take(nowMs: nowMs) {
                 drops.count(lane: lane, "unstaked_rate_limited")
-                return nil
+                return false
             }
         } else if let budget = senderBudget, let sender = Envelope.peekSender(bytes),
                   state.ingress.members.contains(sender) {
             // Bounded: only member identities get a bucket.
             if !state.senders[sender, default: budget].take(nowMs: nowMs) {
                 drops.count(lane: lane, "sender_rate_limited")
-                return nil
+                return false
             }
         }
-        switch state.ingress.admit(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0))) {
+        return true
+    }
+
+    /// Turns a checked datagram into the input to queue in the ordinary way, or nil when it was
+    /// dropped, rejected, or already queued as a coalesced vote.
+    private func classify(_ outcome: Ingress.Outcome, from address: SocketAddress, nowMs: UInt64,
+                          _ state: inout ReaderState) -> (NodeInput, MessageKind)? {
+        switch outcome {
         case .accepted(let envelope, let message):
             // With lanes, each port carries one class: anything else is dropped, not queued.
             if !lane.isEmpty, (lane == "user") == envelope.kind.isConsensusLane {

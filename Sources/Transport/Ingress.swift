@@ -30,6 +30,8 @@ public struct Ingress: Sendable {
     /// The last vote of each kind whose signature checked out, per member: a re-sent copy arriving
     /// after `seenTtlMs` is accepted without checking it again (bounded: members × 2 vote kinds).
     private var verifiedVotes: [VoteSlot: Bytes32] = [:]
+    /// Ids between `begin` and `finish`.
+    private var checking: Set<Bytes32> = []
     public var voteBudget: VoteCheckBudget?
 
     struct VoteSlot: Hashable {
@@ -80,39 +82,82 @@ public struct Ingress: Sendable {
     /// The full path: precheck, de-duplicate, verify the signature, remember the id. `localHeight` is
     /// the height this node is deciding, for the vote budget.
     public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0) -> Outcome {
+        switch begin(bytes, nowMs: nowMs, localHeight: localHeight) {
+        case .done(let outcome): return outcome
+        case .verify(let pending): return finish(pending, pending.check(), nowMs: nowMs)
+        case .copyInFlight: preconditionFailure("no check is in flight outside a burst")
+        }
+    }
+
+    /// A message that passed every check but its signature; `check()` may run on any thread.
+    public struct Pending: Sendable {
+        public let envelope: Envelope
+        public let message: Message
+        let id: Bytes32
+        let domain: Domain
+        let voteSlot: VoteSlot?
+
+        public func check() -> Envelope.VerifyResult { envelope.verify(domain: domain) }
+    }
+
+    public enum Stage: Sendable {
+        case done(Outcome)
+        case verify(Pending)
+        /// The same bytes are between `begin` and `finish`: run this one through `admit` after that
+        /// (a duplicate if the first was valid, checked again, and refused again, if it was not).
+        case copyInFlight
+    }
+
+    /// Everything before the signature check. Nothing is remembered as seen until `finish`.
+    public mutating func begin(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0) -> Stage {
         let envelope: Envelope
         let message: Message
         switch precheck(bytes) {
-        case .failure(let error): return .rejected(error.reason, detail: error.detail)
+        case .failure(let error): return .done(.rejected(error.reason, detail: error.detail))
         case .success(let pair): (envelope, message) = pair
         }
         let id = envelope.id
-        if let seenAt = seen[id], nowMs < seenAt + seenTtlMs { return .rejected(.duplicate, detail: "") }
+        if let seenAt = seen[id], nowMs < seenAt + seenTtlMs { return .done(.rejected(.duplicate, detail: "")) }
+        if checking.contains(id) { return .copyInFlight }
         var voteSlot: VoteSlot?
         switch message {
         case .prevote(let vote), .precommit(let vote):
             let slot = VoteSlot(sender: envelope.sender, kind: envelope.kind)
             if verifiedVotes[slot] == id {
                 remember(id, nowMs: nowMs)
-                return .accepted(envelope, message)
+                return .done(.accepted(envelope, message))
             }
             if voteBudget != nil,
                !voteBudget!.allow(sender: envelope.sender, height: vote.height, localHeight: localHeight) {
-                return .rejected(.voteBudget, detail: "\(envelope.kind) from \(envelope.sender) for height \(vote.height)")
+                return .done(.rejected(.voteBudget, detail: "\(envelope.kind) from \(envelope.sender) for height \(vote.height)"))
             }
             voteSlot = slot
         default: break
         }
+        precondition(checking.count < Ingress.checkingMax, "\(checking.count) messages begun and never finished")
+        checking.insert(id)
         // A hello is checked under the fork id it claims, so the shell can say why it refuses it.
-        switch envelope.verify(domain: envelope.kind == .hello ? domain.onFork(envelope.forkId) : domain) {
+        return .verify(Pending(envelope: envelope, message: message, id: id,
+                               domain: envelope.kind == .hello ? domain.onFork(envelope.forkId) : domain,
+                               voteSlot: voteSlot))
+    }
+
+    /// Messages between `begin` and `finish`: one read burst's worth.
+    static let checkingMax = 4_096
+
+    /// Completes `begin` with the signature check's result.
+    public mutating func finish(_ pending: Pending, _ result: Envelope.VerifyResult, nowMs: UInt64 = 0) -> Outcome {
+        checking.remove(pending.id)
+        let envelope = pending.envelope
+        switch result {
         case .valid: break
         case .badSignature: return .rejected(.badSignature, detail: "\(envelope.kind) from \(envelope.sender)")
         case .wrongChain: return .rejected(.wrongChain, detail: "chain tag \(envelope.chainTag)")
         case .wrongFork: return .rejected(.wrongFork, detail: "fork \(envelope.forkId)")
         }
-        if let voteSlot { verifiedVotes[voteSlot] = id }
-        remember(id, nowMs: nowMs)
-        return .accepted(envelope, message)
+        if let voteSlot = pending.voteSlot { verifiedVotes[voteSlot] = pending.id }
+        remember(pending.id, nowMs: nowMs)
+        return .accepted(envelope, pending.message)
     }
 
     /// Records `id` as seen at `nowMs`; the oldest entries go first when over `seenMax` or expired.

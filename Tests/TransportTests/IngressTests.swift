@@ -164,3 +164,50 @@ import Wire
         #expect(reason(edge.admit(forged, nowMs: 200_000, localHeight: 3)) == .badSignature)
     }
 }
+
+/// A read burst checked in two phases, the signatures on several threads: the same verdicts as one
+/// by one, in the datagrams' order; a copy inside the burst waits for the first one's verdict.
+@Suite struct BurstCheckTests {
+    @Test func parallelChecksGiveEachDatagramItsOwnVerdict() {
+        let domain = Domain(chainId: "burst")
+        var edge = Ingress(domain: domain, datagramBytesMax: 1_232, members: [])
+        let receiver = SigningKey(label: "receiver").publicKey
+        var datagrams = (0..<40).map { index in
+            Envelope(kind: .l2Transfer, payload: Transfer(to: receiver, amount: 1, fee: 1, nonce: UInt64(index)).encoded,
+                     domain: domain, key: SigningKey(label: "client-\(index % 7)")).bytes
+        }
+        datagrams[13][datagrams[13].count - 1] ^= 0x01 // a broken signature (the last payload byte changed)
+        datagrams.append(datagrams[5]) // a copy in the same burst
+        datagrams.append(datagrams[13]) // and a copy of the broken one
+        var pending: [Ingress.Pending] = []
+        var copies: [Int] = []
+        for (index, bytes) in datagrams.enumerated() {
+            switch edge.begin(bytes, nowMs: 1) {
+            case .verify(let check): pending.append(check)
+            case .copyInFlight: copies.append(index)
+            case .done(let outcome): Issue.record("datagram \(index) decided before its check: \(outcome)")
+            }
+        }
+        #expect(copies == [40, 41])
+        let parallel = SignatureChecks.run(pending, workers: 3)
+        #expect(parallel == pending.map { $0.check() })
+        #expect(parallel.enumerated().filter { $0.element != .valid }.map(\.offset) == [13])
+        var accepted = 0
+        for (check, result) in zip(pending, parallel) {
+            if case .accepted = edge.finish(check, result, nowMs: 1) { accepted += 1 }
+        }
+        #expect(accepted == 39 && edge.seenCount == 39)
+        // After the burst's checks, a copy of a valid datagram is a duplicate, a copy of the broken one
+        // is checked and refused again (it was not remembered as seen).
+        if case .rejected(let reason, _) = edge.admit(datagrams[40], nowMs: 1) {
+            #expect(reason == .duplicate)
+        } else {
+            Issue.record("copy of a valid datagram accepted twice")
+        }
+        if case .rejected(let reason, _) = edge.admit(datagrams[41], nowMs: 1) {
+            #expect(reason == .badSignature)
+        } else {
+            Issue.record("broken signature accepted")
+        }
+    }
+}
