@@ -33,7 +33,8 @@ extension Topology {
                              "sender_burst", "base_fee_min", "base_fee_step_txs", "backlog_bytes_max",
                              "backlog_intake_per_s", "batch_bytes_max", "post_interval_ms", "resend_ms",
                              "backlog_blocks_max", "uplink_bytes_per_s", "uplink_queue_max",
-                             "forced_inclusion_blocks", "airdrop_claims", "airdrop_amount"])
+                             "forced_inclusion_blocks", "airdrop_claims", "airdrop_amount", "verify_workers",
+                             "challenge_window_blocks"])
         var settings = rollup.settings
         settings.blockIntervalMs = try table.uint("block_interval_ms", range: 10...60_000) ?? settings.blockIntervalMs
         settings.blockTxsMax = Int(try table.uint("block_txs_max", range: 1...8_192) ?? UInt64(settings.blockTxsMax))
@@ -61,6 +62,9 @@ extension Topology {
             ?? UInt64(settings.uplinkBytesPerSecond))
         settings.uplinkQueueMax = Int(try table.uint("uplink_queue_max", range: 16...10_000_000)
             ?? UInt64(settings.uplinkQueueMax))
+        settings.verifyWorkers = Int(try table.uint("verify_workers", range: 0...64) ?? UInt64(settings.verifyWorkers))
+        settings.challengeWindowBlocks = try table.uint("challenge_window_blocks", range: 0...1_000_000)
+            ?? settings.challengeWindowBlocks
         rollup.settings = settings
         rollup.forcedInclusionBlocks = try table.uint("forced_inclusion_blocks", range: 1...1_000_000)
             ?? rollup.forcedInclusionBlocks

@@ -11,7 +11,7 @@ extension NodeShell {
         servedThisTick = 0
         if let rollup {
             rollup.startSequencingIfReady(shell: self)
-            if rollup.role == .replica { rollup.sample(shell: self, now: clock()) }
+            rollup.sample(shell: self, now: clock())
         }
         resendHellos()
         broadcastStatus()

@@ -28,17 +28,17 @@ extension RollupShell {
     /// An L2 transaction from a client, verified at the edge. Refusals are answered with the reason.
     func onClientTransaction(_ envelope: Envelope, from address: SocketAddress, receivedMs: UInt64, shell: NodeShell) {
         guard role == .sequencer else { return }
-        guard var core = sequencer else {
+        // The core is mutated in place (`sequencer!`): a copy would copy its queue and ledger per transaction.
+        guard sequencer != nil else {
             refuse(envelope, reason: halted == nil ? "not_ready" : "stopped", baseFee: 0, to: address, shell: shell)
             return
         }
-        if let reject = core.offer(envelope, nowMs: receivedMs) {
-            refuse(envelope, reason: reject.rawValue, baseFee: core.admission.baseFee, to: address, shell: shell)
+        if let reject = sequencer!.offer(envelope, nowMs: receivedMs) {
+            refuse(envelope, reason: reject.rawValue, baseFee: sequencer!.admission.baseFee, to: address, shell: shell)
         } else {
             admittedSinceSample += 1
-            queuePeakSinceSample = max(queuePeakSinceSample, core.admission.queue.count)
+            queuePeakSinceSample = max(queuePeakSinceSample, sequencer!.admission.queue.count)
         }
-        sequencer = core
     }
 
     private func refuse(_ envelope: Envelope, reason: String, baseFee: UInt64, to address: SocketAddress, shell: NodeShell) {
@@ -50,21 +50,22 @@ extension RollupShell {
     /// Every `blockIntervalMs`: an L2 block if there is anything to include, its feed, and the poster's chunks.
     func onBlockTimer(shell: NodeShell) {
         startSequencingIfReady(shell: shell)
-        guard var core = sequencer else { return }
+        guard sequencer != nil else { return }
         let now = shell.clock()
         // The poster's chunks (new and re-sent) are offered to the uplink before this tick's feed: at
         // tick granularity both arrive together, and a drop-tail queue full of re-sends has no room
         // for whichever comes second.
-        for chunk in core.post(nowMs: now) {
+        for chunk in sequencer!.post(nowMs: now) {
             let envelope = shell.sign(.batchChunk, chunk)
             for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
                 uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
                                         kind: .batchChunk))
             }
         }
-        let forcedPending = derivation.forced.recorded > core.chain.forcedConsumed
-        if !core.admission.queue.isEmpty || forcedPending,
-           let produced = core.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
+        let forcedPending = derivation.forced.recorded > sequencer!.chain.forcedConsumed
+        if !sequencer!.admission.queue.isEmpty || forcedPending,
+           let produced = sequencer!.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
+            let core = sequencer!
             producedIds[produced.block.header.height] = produced.block.id
             for entry in produced.included { waitsMs.append(now > entry.enqueuedMs ? now - entry.enqueuedMs : 0) }
             if waitsMs.count > 200_000 { waitsMs.removeFirst(100_000) }
@@ -74,10 +75,10 @@ extension RollupShell {
                 ("expired", .uint(UInt64(produced.expired.count))), ("refused", .uint(UInt64(produced.refused.count))),
                 ("queue", .uint(UInt64(core.admission.queue.count))), ("backlogBytes", .uint(UInt64(core.backlogBytes))),
                 ("stateRoot", .string(produced.block.header.stateRoot.hex)), ("id", .string(produced.block.id.hex)),
+                ("txIds", .array(produced.block.txs.map { .string($0.id.short) })),
             ])
             sendFeed(produced.block, shell: shell)
         }
-        sequencer = core
         sample(shell: shell, now: now)
     }
 

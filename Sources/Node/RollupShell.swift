@@ -50,7 +50,8 @@ final class RollupShell {
         let chain = try L2Chain(genesis: genesis, forkId: forkId)
         guard let rollup = genesis.rollup else { throw Genesis.Problem.noRollup }
         self.sequencerKey = chain.sequencer
-        self.derivation = Derivation.Instance(chain: chain, forcedInclusionBlocks: rollup.forcedInclusionBlocks)
+        self.derivation = Derivation.Instance(chain: chain, forcedInclusionBlocks: rollup.forcedInclusionBlocks,
+                                              challengeWindowBlocks: settings.challengeWindowBlocks)
         self.unsafe = chain
         self.uplink = Uplink(bytesPerSecond: settings.uplinkBytesPerSecond, queueMax: settings.uplinkQueueMax)
         self.feed = FeedAssembler()
@@ -73,16 +74,15 @@ final class RollupShell {
     /// A committed L1 block (live, or replayed from the store at start).
     func onL1Commit(height: UInt64, timeMs: UInt64, inbox: [InboxItem], batchSequence: UInt64, shell: NodeShell) {
         let now = shell.clock()
-        for event in derivation.onL1Block(height: height, timeMs: timeMs, inbox: inbox) {
+        for event in derivation.onL1Block(height: height, timeMs: timeMs, inbox: inbox, trusted: producedIds) {
             record(event, l1Height: height, now: now, shell: shell)
         }
-        if var core = sequencer {
-            for landed in core.onInbox(batchSequence: batchSequence) {
+        if sequencer != nil {
+            for landed in sequencer!.onInbox(batchSequence: batchSequence) {
                 shell.events.write("batch_landed", timeMs: now, [
                     ("batch", .uint(landed.batchIndex)), ("lastHeight", .uint(landed.lastHeight)), ("l1Height", .uint(height)),
                 ])
             }
-            sequencer = core
         }
     }
 
@@ -126,6 +126,10 @@ final class RollupShell {
             shell.events.write("forced_included", timeMs: now, [
                 ("index", .uint(index)), ("l2Height", .uint(l2Height)), ("l1Blocks", .uint(l1Blocks)),
                 ("l1WaitMs", .uint(l1WaitMs)), ("bySequencer", .bool(bySequencer)),
+            ])
+        case .finalized(let l2Height, let safeL1Height):
+            shell.events.write("l2_final", timeMs: now, [
+                ("l2Height", .uint(l2Height)), ("safeL1Height", .uint(safeL1Height)), ("l1Height", .uint(l1Height)),
             ])
         case .halted(let reason):
             halted = reason

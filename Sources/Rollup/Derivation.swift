@@ -1,3 +1,4 @@
+import DequeModule
 import Ledger
 import Sodium
 import Wire
@@ -24,6 +25,9 @@ public enum Derivation {
         case forcedIncluded(index: UInt64, l2Height: UInt64, l1Blocks: UInt64, l1WaitMs: UInt64, bySequencer: Bool)
         /// Derivation stopped: a claimed root differs from the computed one.
         case halted(String)
+        /// L2 blocks through `l2Height` are final: the L1 block that made them safe (at `safeL1Height`)
+        /// is `challengeWindowBlocks` deep.
+        case finalized(l2Height: UInt64, safeL1Height: UInt64)
     }
 
     struct Assembly {
@@ -41,15 +45,29 @@ public enum Derivation {
         public private(set) var lastBatchIndex: UInt64?
         public private(set) var halted: String?
         var assembly: Assembly?
+        /// L1 blocks a safe L2 block waits before it is final (the challenge window; disputes come with
+        /// the fraud-proof game).
+        public let challengeWindowBlocks: UInt64
+        /// The highest final L2 height.
+        public private(set) var finalHeight: UInt64 = 0
+        /// Safe L2 heads waiting out the window, oldest first.
+        var awaitingFinal: Deque<(l1Height: UInt64, l2Height: UInt64)> = []
+        /// Past this, a new safe head is merged into the newest waiting one (which then waits for the
+        /// later L1 height: never final early, and the queue stays bounded).
+        static let awaitingFinalMax = 10_000
 
-        public init(chain: L2Chain, forcedInclusionBlocks: UInt64) {
+        public init(chain: L2Chain, forcedInclusionBlocks: UInt64, challengeWindowBlocks: UInt64 = 0) {
             precondition(forcedInclusionBlocks > 0, "forcedInclusionBlocks must be positive")
             self.chain = chain
             self.forcedInclusionBlocks = forcedInclusionBlocks
+            self.challengeWindowBlocks = challengeWindowBlocks
         }
 
-        /// Takes one committed L1 block's inbox items (`Ledger.BlockResult.inbox`), in order.
-        public mutating func onL1Block(height: UInt64, timeMs: UInt64, inbox: [InboxItem]) -> [Event] {
+        /// Takes one committed L1 block's inbox items (`Ledger.BlockResult.inbox`), in order. `trusted`:
+        /// ids of L2 blocks, by height, whose transactions' signatures this node has already checked (the
+        /// sequencer's own blocks); a batch block with the same id is executed without checking them again.
+        public mutating func onL1Block(height: UInt64, timeMs: UInt64, inbox: [InboxItem],
+                                       trusted: [UInt64: Bytes32] = [:]) -> [Event] {
             var events: [Event] = []
             precondition(height == l1Height + 1, "L1 block \(height) after \(l1Height)")
             l1Height = height
@@ -59,15 +77,35 @@ public enum Derivation {
                     forced.append(ForcedEntry(index: index, l1Height: height, l1TimeMs: timeMs, tx: tx))
                     events.append(.forcedRecorded(index: index))
                 case .chunk(let chunk):
-                    events += take(chunk, l1TimeMs: timeMs)
+                    events += take(chunk, l1TimeMs: timeMs, trusted: trusted)
                 }
             }
             events += includeOverdue(timeMs: timeMs)
             forced.drop(below: chain.forcedConsumed)
+            for event in events {
+                switch event {
+                case .batchApplied(_, _, let last, _, _): awaitFinal(l2Height: last)
+                case .forcedBlock(let block): awaitFinal(l2Height: block.header.height)
+                default: break
+                }
+            }
+            while let first = awaitingFinal.first, first.l1Height + challengeWindowBlocks <= l1Height {
+                awaitingFinal.removeFirst()
+                finalHeight = max(finalHeight, first.l2Height)
+                events.append(.finalized(l2Height: first.l2Height, safeL1Height: first.l1Height))
+            }
             return events
         }
 
-        private mutating func take(_ chunk: BatchChunk, l1TimeMs: UInt64) -> [Event] {
+        private mutating func awaitFinal(l2Height: UInt64) {
+            if awaitingFinal.count >= Instance.awaitingFinalMax {
+                awaitingFinal[awaitingFinal.count - 1] = (l1Height, max(l2Height, awaitingFinal.last!.l2Height))
+            } else {
+                awaitingFinal.append((l1Height, l2Height))
+            }
+        }
+
+        private mutating func take(_ chunk: BatchChunk, l1TimeMs: UInt64, trusted: [UInt64: Bytes32]) -> [Event] {
             var events: [Event] = []
             if chunk.chunkIndex == 0 {
                 if let partial = assembly {
@@ -75,14 +113,13 @@ public enum Derivation {
                 }
                 assembly = Assembly(batchIndex: chunk.batchIndex, chunkCount: chunk.chunkCount, nextChunk: 0, data: [])
             }
-            guard var current = assembly, current.batchIndex == chunk.batchIndex, current.nextChunk == chunk.chunkIndex,
-                  current.chunkCount == chunk.chunkCount else {
+            // Taken out of `assembly` (not copied), so appending a chunk does not copy the bytes gathered so far.
+            guard var current = assembly.take(), current.batchIndex == chunk.batchIndex,
+                  current.nextChunk == chunk.chunkIndex, current.chunkCount == chunk.chunkCount else {
                 events.append(.batchRejected(index: chunk.batchIndex, reason: "chunk \(chunk.chunkIndex) of \(chunk.chunkCount) out of order"))
-                assembly = nil
                 return events
             }
             guard current.data.count + chunk.data.count <= Derivation.batchBytesMax else {
-                assembly = nil
                 return events + [.batchRejected(index: chunk.batchIndex, reason: "over \(Derivation.batchBytesMax) bytes")]
             }
             current.data += chunk.data
@@ -91,14 +128,13 @@ public enum Derivation {
                 assembly = current
                 return events
             }
-            assembly = nil
             guard let batch = try? Batch(decoding: current.data), batch.index == current.batchIndex else {
                 return events + [.batchRejected(index: current.batchIndex, reason: "batch bytes do not decode")]
             }
-            return events + apply(batch, l1TimeMs: l1TimeMs)
+            return events + apply(batch, l1TimeMs: l1TimeMs, trusted: trusted)
         }
 
-        private mutating func apply(_ batch: Batch, l1TimeMs: UInt64) -> [Event] {
+        private mutating func apply(_ batch: Batch, l1TimeMs: UInt64, trusted: [UInt64: Bytes32]) -> [Event] {
             var events: [Event] = []
             guard halted == nil else { return events }
             lastBatchIndex = batch.index
@@ -109,7 +145,7 @@ public enum Derivation {
                     break
                 }
                 let consumedFrom = chain.forcedConsumed
-                let computed = chain.apply(block)
+                let computed = chain.apply(block, checkSignatures: trusted[block.header.height] != block.id)
                 events.append(.derived(block, batch: batch.index, computedRoot: computed))
                 events += included(from: consumedFrom, in: block, l1TimeMs: l1TimeMs)
                 applied.append(block.header.height)

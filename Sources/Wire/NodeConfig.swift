@@ -180,6 +180,10 @@ public struct RollupSettings: Codable, Sendable, Equatable {
     public var uplinkQueueMax: Int = 4_096
     /// Nodes the sequencer sends its feed to (by name).
     public var feedPeers: [String] = []
+    /// Threads the sequencer's edge checks client signatures on (0: one per core).
+    public var verifyWorkers: Int = 0
+    /// L1 blocks a safe L2 block waits after its batch landed before it is final (the challenge window).
+    public var challengeWindowBlocks: UInt64 = 20
 
     public init() {}
 }

@@ -210,4 +210,35 @@ import Wire
         #expect(chain.ledger.account(sequencerKey.publicKey).balance == 2)
         #expect(chain.ledger.account(pool.publicKey).balance == 50)
     }
+
+    /// Safe blocks become final only once the L1 block that made them safe is `challengeWindowBlocks`
+    /// deep (the sequencer's own block, passed as trusted, derives to the same root).
+    @Test func safeBlocksBecomeFinalAfterTheChallengeWindow() throws {
+        let genesis = genesis()
+        var l1 = L1(ledger: try Ledger(genesis: genesis), proposer: proposer.publicKey)
+        var sequencer = Sequencer.Instance(settings: .init(admission: .init(queueTxsMax: 100), blockTxsMax: 10),
+                                           derived: try L2Chain(genesis: genesis), nextSequence: 0, nextBatchIndex: 0)
+        var replica = Derivation.Instance(chain: try L2Chain(genesis: genesis), forcedInclusionBlocks: 50,
+                                          challengeWindowBlocks: 3)
+        #expect(sequencer.offer(claim("claimer-a"), nowMs: 0) == nil)
+        let made = sequencer.produce(nowMs: 100, l1Height: 0, forced: replica.forced)
+        let produced = try #require(made)
+        let landed = l1.commit(chunkTxs(sequencer.post(nowMs: 200)))
+        let events = replica.onL1Block(height: l1.ledger.height, timeMs: l1.timeMs, inbox: landed.inbox,
+                                       trusted: [1: produced.block.id])
+        #expect(events.contains(.batchApplied(index: 0, firstHeight: 1, lastHeight: 1, blocks: 1,
+                                              stateRoot: produced.block.header.stateRoot)))
+        #expect(replica.finalHeight == 0 && !events.contains { if case .finalized = $0 { true } else { false } })
+        var finalizedAt: UInt64?
+        for _ in 0..<4 where finalizedAt == nil {
+            let result = l1.commit([])
+            for event in replica.onL1Block(height: l1.ledger.height, timeMs: l1.timeMs, inbox: result.inbox) {
+                if case .finalized(let height, let safeL1) = event {
+                    #expect(height == 1 && safeL1 == 1)
+                    finalizedAt = l1.ledger.height
+                }
+            }
+        }
+        #expect(finalizedAt == 4 && replica.finalHeight == 1, "safe at L1 height 1, final 3 blocks later")
+    }
 }
