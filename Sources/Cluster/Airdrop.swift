@@ -10,8 +10,13 @@ import Wire
 /// sequencer's answers by reason, as a wallet would show them.
 public final class AirdropPool: Sendable {
     public let datagrams: [[UInt8]]
+    /// Each claim's short id, as the sequencer's block events name it.
+    public let ids: [String]
 
-    init(datagrams: [[UInt8]]) { self.datagrams = datagrams }
+    init(datagrams: [[UInt8]], ids: [String]) {
+        self.datagrams = datagrams
+        self.ids = ids
+    }
 
     /// The key of claimer `index` of airdrop `seed` (a fresh account on L2).
     public static func claimerKey(seed: UInt64, index: Int) -> SigningKey {
@@ -22,27 +27,25 @@ public final class AirdropPool: Sendable {
         let domain = Domain(chainId: chainId)
         let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
         let payload = Claim(fee: fee).encoded
-        let parts = await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
+        let parts = await withTaskGroup(of: (Int, [Envelope]).self) { group in
             for worker in 0..<workers {
                 group.addTask {
-                    var out: [[UInt8]] = []
+                    var out: [Envelope] = []
                     out.reserveCapacity(count / workers + 1)
                     for index in stride(from: worker, to: count, by: workers) {
                         out.append(Envelope(kind: .l2Claim, payload: payload, domain: domain,
-                                            key: claimerKey(seed: seed, index: index)).bytes)
+                                            key: claimerKey(seed: seed, index: index)))
                     }
                     return (worker, out)
                 }
             }
-            var all: [(Int, [[UInt8]])] = []
+            var all: [(Int, [Envelope])] = []
             for await part in group { all.append(part) }
             return all.sorted { $0.0 < $1.0 }.map(\.1)
         }
         // Interleave the workers' strides back into claimer order.
-        var datagrams: [[UInt8]] = []
-        datagrams.reserveCapacity(count)
-        for index in 0..<count { datagrams.append(parts[index % workers][index / workers]) }
-        return AirdropPool(datagrams: datagrams)
+        let envelopes = (0..<count).map { parts[$0 % workers][$0 / workers] }
+        return AirdropPool(datagrams: envelopes.map(\.bytes), ids: envelopes.map(\.id.short))
     }
 
     /// What one airdrop step sent and what came back.
@@ -58,8 +61,12 @@ public final class AirdropPool: Sendable {
     }
 
     /// Sends every claim to `target` at `ratePerSecond`, then listens `drainSeconds` more for answers.
+    /// With `submissionsPath`, records each claim's send time and id (`{"t":ms,"tx":id}` lines) for the
+    /// latency join.
     public func send(id: String, ratePerSecond: Int, target: SocketAddress, sequencer: PublicKey, drainSeconds: Double,
-                     shouldStop: @escaping @Sendable () -> Bool) async throws -> Record {
+                     submissionsPath: String? = nil, shouldStop: @escaping @Sendable () -> Bool) async throws -> Record {
+        let submissions = submissionsPath.flatMap { fopen($0, "a") }
+        defer { if let submissions { fclose(submissions) } }
         let answers = RejectCounter(sequencer: sequencer)
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
@@ -73,9 +80,11 @@ public final class AirdropPool: Sendable {
         while !shouldStop(), sent < datagrams.count {
             let due = min(Int(Double(ratePerSecond) * Date().timeIntervalSince(started)) - sent, 4_096, datagrams.count - sent)
             if due > 0 {
+                let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
                 for _ in 0..<due {
                     channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: datagrams[sent])),
                                   promise: nil)
+                    if let submissions { fputs("{\"t\":\(nowMs),\"tx\":\"\(ids[sent])\"}\n", submissions) }
                     sent += 1
                 }
                 channel.flush()

@@ -6,7 +6,7 @@ import Wire
 
 /// Sends signed transfers at a steady rate to the validators over UDP, from its own socket, and
 /// records each submission (`{"t":ms,"tx":id}`) so latency can be joined with the nodes' commits.
-/// With `l2`, sends L2 transfers to the sequencer instead (the sequencer measures their waits).
+/// With `l2`, sends L2 transfers to the sequencer instead (recorded in `l2-submissions.jsonl`).
 public final class LoadGenerator: @unchecked Sendable {
     public struct Stats: Sendable {
         public var sent: Int
@@ -31,7 +31,7 @@ public final class LoadGenerator: @unchecked Sendable {
         }
         guard !targets.isEmpty else { throw RunError(l2 ? "L2 load needs a sequencer node" : "load needs validators") }
         try FileManager.default.createDirectory(atPath: runDir + "/load", withIntermediateDirectories: true)
-        submissions = l2 ? nil : fopen(runDir + "/load/submissions.jsonl", "a")
+        submissions = fopen(runDir + (l2 ? "/load/l2-submissions.jsonl" : "/load/submissions.jsonl"), "a")
         // Nonces must only increase; starting from the clock keeps a second load run valid.
         let start = UInt64(Date().timeIntervalSince1970 * 1000) * 1_000
         nonces = Array(repeating: start, count: accounts.count)

@@ -24,8 +24,10 @@ extension ScenarioRunner {
                   let keyBytes = Hex.decode(sequencer.publicKey), let key = PublicKey(keyBytes) else { return }
             let description = "airdrop: \(pool.datagrams.count) claims at \(rate)/s"
             try? FaultEngine.recordWindow(dir, id: step.id, action: "airdrop", description: description, start: true)
+            try? FileManager.default.createDirectory(atPath: dir + "/rollup", withIntermediateDirectories: true)
             let record = try? await pool.send(id: step.id, ratePerSecond: rate, target: address, sequencer: key,
-                                              drainSeconds: 1, shouldStop: { Task.isCancelled })
+                                              drainSeconds: 1, submissionsPath: dir + "/rollup/\(step.id)-submissions.jsonl",
+                                              shouldStop: { Task.isCancelled })
             try? FaultEngine.recordWindow(dir, id: step.id, action: "airdrop", description: description, start: false)
             if let record { try? writeRecord(dir: dir, id: step.id, record) }
         }

@@ -63,6 +63,30 @@ extension Evaluator {
         case "l2_forced_by_derivation":
             let count = Set(rollup.forced.filter { !$0.bySequencer }.map(\.index)).count
             return (Double(count), "\(count) included by derivation without the sequencer")
+        case "l2_included_p99_ms", "l2_posted_p99_ms", "l2_safe_p99_ms", "l2_final_p99_ms":
+            // Whole run: each transaction is followed through every stage, whenever it gets there.
+            guard let load = rollup.latencies.first(where: { $0.source == "load" }) else {
+                return (nil, "no L2 load submissions in this run")
+            }
+            let name = String(metric.dropFirst(3).dropLast(7))
+            guard let stage = load.stages.first(where: { $0.name == name })?.stage else {
+                return (nil, "no L2 load transaction reached \(name)")
+            }
+            return (stage.p99Ms, String(format: "%.0f ms submit → %@ (p99 of %d of %d; p50 %.0f ms)", stage.p99Ms, name,
+                                        stage.count, load.submitted, stage.p50Ms))
+        case "airdrop_included":
+            let airdrop = rollup.latencies.filter { $0.source != "load" }
+            let included = airdrop.reduce(0) { $0 + ($1.included?.count ?? 0) }
+            let sent = airdrop.reduce(0) { $0 + $1.submitted }
+            return (Double(included), "\(included) of \(sent) claims sent are in L2 blocks")
+        case "airdrop_included_p99_ms":
+            let stages = rollup.latencies.filter { $0.source != "load" }.compactMap(\.included)
+            guard let worst = stages.map(\.p99Ms).max() else { return (nil, "no airdrop claim was included") }
+            return (worst, String(format: "%.0f ms from sending a claim to its L2 block (p99)", worst))
+        case "l2_final_height":
+            let finals = rollup.replicaFinal.values
+            guard let lowest = finals.min() else { return (nil, "no replica counted an L2 block final") }
+            return (Double(lowest), "every replica counts L2 blocks through \(lowest) final")
         case "airdrop_sent":
             let sent = rollup.airdrops.reduce(0) { $0 + $1.sent }
             let asked = rollup.airdrops.reduce(0) { $0 + $1.count }

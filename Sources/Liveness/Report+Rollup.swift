@@ -34,6 +34,10 @@ extension Report {
         public var problems: [String]
         public var forced: [ForcedEntry]
         public var sequencerRssMaxMiB: Double
+        /// Submit → included → posted → safe → final, for the L2 load and each airdrop.
+        public var latencies: [L2Latency]
+        /// Per replica: the highest L2 height it counts final (safe and past the challenge window).
+        public var finalHeights: [String: UInt64]
         /// Per sequencer sample: [second, queue, backlog KiB, unsafe height, safe height, wait p99 ms].
         public var series: [[Double]]
     }
@@ -65,6 +69,7 @@ extension Report {
                 .init(index: $0.index, l1Blocks: $0.l1Blocks, l1WaitMs: $0.l1WaitMs, bySequencer: $0.bySequencer)
             },
             sequencerRssMaxMiB: Double(samples.map(\.rssKiB).max() ?? 0) / 1024,
+            latencies: rollup.latencies, finalHeights: rollup.replicaFinal,
             series: samples.map {
                 [(Double($0.timeMs) - Double(start)) / 1000, Double($0.queue), Double($0.backlogBytes) / 1024,
                  Double($0.unsafeHeight), Double($0.safeHeight), Double($0.waitP99Ms)]
@@ -97,6 +102,17 @@ extension Report {
             lines.append(String(format: "feed: every replica (%@) had each L2 block within %.2f s; roots checked for %d posted batches%@",
                                 rollup.replicas.joined(separator: ", "), lag, rollup.batchesChecked,
                                 rollup.problems.isEmpty ? ", all equal" : ""))
+        }
+        for latency in rollup.latencies {
+            let stages = latency.stages.map { name, stage in
+                stage.map { String(format: "%@ %.0f/%.0f ms (%d)", name, $0.p50Ms, $0.p99Ms, $0.count) } ?? "\(name) none"
+            }
+            lines.append("L2 latency, \(latency.source) (\(latency.submitted) sent), p50/p99 from submission: "
+                         + stages.joined(separator: ", "))
+        }
+        if !rollup.finalHeights.isEmpty {
+            lines.append("L2 final heads: " + rollup.finalHeights.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
+                .joined(separator: ", "))
         }
         for problem in rollup.problems.prefix(3) { lines.append("L2 problem: \(problem)") }
         for forced in rollup.forced {

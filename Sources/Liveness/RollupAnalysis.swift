@@ -54,14 +54,23 @@ public struct RollupAnalysis: Sendable {
     public var forced: [Forced] = []
     public var problems: [String] = []
     public var airdrops: [Airdrop] = []
+    /// Per replica: the highest L2 height it counts final.
+    public var replicaFinal: [String: UInt64] = [:]
+    /// Submit → included → posted → safe → final, per client record ("load", then each airdrop step).
+    public var latencies: [L2Latency] = []
 
     public var isEmpty: Bool { sequencer == nil && replicas.isEmpty }
 
-    public static func analyze(nodeDirs: [(String, String)], recordsDir: String?) -> RollupAnalysis {
+    /// `recordsDir`: the airdrop and forced steps' records; `loadSubmissionsPath`: the L2 load's submissions.
+    public static func analyze(nodeDirs: [(String, String)], recordsDir: String?,
+                               loadSubmissionsPath: String? = nil) -> RollupAnalysis {
         var result = RollupAnalysis(sequencer: nil, replicas: [])
         var unreadable = 0
+        var milestones = L2Milestones()
         for (name, dir) in nodeDirs {
             var role: String?
+            var safe: [(timeMs: UInt64, height: UInt64)] = []
+            var final: [(timeMs: UInt64, height: UInt64)] = []
             RunAnalysis.forEachJSONLine(dir + "/events.jsonl", unreadable: &unreadable) { object in
                 let time = RunAnalysis.uint(object["t"]) ?? 0
                 switch object["event"] as? String {
@@ -78,9 +87,16 @@ public struct RollupAnalysis: Sendable {
                         safeHeight: RunAnalysis.uint(object["l2Safe"]) ?? 0, rssKiB: RunAnalysis.uint(object["rssKiB"]) ?? 0))
                 case "l2_block":
                     role = "sequencer"
-                    result.blocks.append(L2Block(timeMs: time, height: RunAnalysis.uint(object["l2Height"]) ?? 0,
-                                                 txs: RunAnalysis.uint(object["txs"]) ?? 0,
+                    let height = RunAnalysis.uint(object["l2Height"]) ?? 0
+                    result.blocks.append(L2Block(timeMs: time, height: height, txs: RunAnalysis.uint(object["txs"]) ?? 0,
                                                  stateRoot: object["stateRoot"] as? String ?? ""))
+                    for case let id as String in (object["txIds"] as? [Any]) ?? [] {
+                        milestones.includedAt[id] = (height, time)
+                    }
+                case "batch_landed":
+                    milestones.posted.append((time, RunAnalysis.uint(object["lastHeight"]) ?? 0))
+                case "l2_final":
+                    final.append((time, RunAnalysis.uint(object["l2Height"]) ?? 0))
                 case "feed_block":
                     role = "replica"
                     result.replicaHeads[name, default: []].append((time, RunAnalysis.uint(object["l2Height"]) ?? 0))
@@ -91,10 +107,12 @@ public struct RollupAnalysis: Sendable {
                     let height = RunAnalysis.uint(object["lastHeight"]) ?? 0
                     result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", true))
                     result.replicaHeads[name, default: []].append((time, height))
+                    safe.append((time, height))
                 case "l2_forced_block":
                     let height = RunAnalysis.uint(object["l2Height"]) ?? 0
                     result.replicaHeads[name, default: []].append((time, height))
                     result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", false))
+                    safe.append((time, height))
                 case "forced_included":
                     result.forced.append(Forced(node: name, index: RunAnalysis.uint(object["index"]) ?? 0, timeMs: time,
                                                 l1Blocks: RunAnalysis.uint(object["l1Blocks"]) ?? 0,
@@ -106,7 +124,12 @@ public struct RollupAnalysis: Sendable {
                     break
                 }
             }
-            if role == "sequencer" { result.sequencer = name } else if role == "replica" { result.replicas.append(name) }
+            if role == "sequencer" { result.sequencer = name } else if role == "replica" {
+                result.replicas.append(name)
+                milestones.safe += safe
+                milestones.final += final
+                result.replicaFinal[name] = final.map(\.height).max() ?? 0
+            }
         }
         // The sequencer derives too; only replicas' heads and roots are checked against it.
         if let sequencer = result.sequencer {
@@ -119,6 +142,17 @@ public struct RollupAnalysis: Sendable {
                 if let data = FileManager.default.contents(atPath: recordsDir + "/" + file),
                    let record = try? JSONDecoder().decode(Airdrop.self, from: data) {
                     result.airdrops.append(record)
+                }
+            }
+        }
+        if let loadSubmissionsPath, let latency = milestones.latency(source: "load", submissionsPath: loadSubmissionsPath) {
+            result.latencies.append(latency)
+        }
+        if let recordsDir {
+            for airdrop in result.airdrops {
+                if let latency = milestones.latency(source: airdrop.id,
+                                                    submissionsPath: recordsDir + "/\(airdrop.id)-submissions.jsonl") {
+                    result.latencies.append(latency)
                 }
             }
         }

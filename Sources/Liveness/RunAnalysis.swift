@@ -311,7 +311,10 @@ public struct RunAnalysis: Sendable {
         let records = commits.map { RootRecord(node: $0.node, height: $0.height, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
             + reexecutions
         result.divergences = divergences(records, stakes: result.stakeByNode)
-        let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir)
+        // The L2 load generator writes its submissions next to the L1 one's.
+        let l2Submissions = submissionsPath.map { ($0 as NSString).deletingLastPathComponent + "/l2-submissions.jsonl" }
+        let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir,
+                                            loadSubmissionsPath: l2Submissions)
         result.rollup = rollup.isEmpty ? nil : rollup
         return result
     }

@@ -42,4 +42,39 @@ import Testing
         #expect(rollup.forced.map(\.l1Blocks) == [40] && rollup.forced.first?.bySequencer == false)
         #expect(rollup.samples.first?.rejected == ["backlog": 3])
     }
+
+    /// Each submitted transaction followed to its block, the batch that posted it, the first replica
+    /// that derived it and the first that counted it final; one never included counts as submitted only.
+    @Test func latencyStagesJoinSubmissionsWithBlocksBatchesAndReplicas() throws {
+        let sequencer = try write([
+            #"{"t":1100,"node":"seq","event":"l2_block","l2Height":1,"txs":2,"stateRoot":"aa","txIds":["t1","t2"]}"#,
+            #"{"t":1300,"node":"seq","event":"l2_block","l2Height":2,"txs":1,"stateRoot":"bb","txIds":["t3"]}"#,
+            #"{"t":2000,"node":"seq","event":"batch_landed","batch":0,"lastHeight":1,"l1Height":9}"#,
+            #"{"t":2500,"node":"seq","event":"batch_landed","batch":1,"lastHeight":2,"l1Height":12}"#,
+        ])
+        let r1 = try write([
+            #"{"t":1000,"node":"r1","event":"l2_sample","role":"replica","l2Unsafe":0}"#,
+            #"{"t":2100,"node":"r1","event":"l2_safe","lastHeight":1,"stateRoot":"aa"}"#,
+            #"{"t":2900,"node":"r1","event":"l2_safe","lastHeight":2,"stateRoot":"bb"}"#,
+            #"{"t":4000,"node":"r1","event":"l2_final","l2Height":2,"safeL1Height":12}"#,
+        ])
+        let r2 = try write([
+            #"{"t":1000,"node":"r2","event":"l2_sample","role":"replica","l2Unsafe":0}"#,
+            #"{"t":2050,"node":"r2","event":"l2_safe","lastHeight":2,"stateRoot":"bb"}"#,
+        ])
+        let submissions = sequencer + "/l2-submissions.jsonl"
+        try ([#"{"t":1000,"tx":"t1"}"#, #"{"t":1050,"tx":"t2"}"#, #"{"t":1200,"tx":"t3"}"#, #"{"t":1250,"tx":"lost"}"#]
+            .joined(separator: "\n") + "\n").write(toFile: submissions, atomically: true, encoding: .utf8)
+        let rollup = RollupAnalysis.analyze(nodeDirs: [("seq", sequencer), ("r1", r1), ("r2", r2)], recordsDir: nil,
+                                            loadSubmissionsPath: submissions)
+        let load = try #require(rollup.latencies.first)
+        #expect(load.source == "load" && load.submitted == 4)
+        #expect(load.included?.count == 3 && load.included?.maxMs == 100, "t1 1000→1100, t2 1050→1100, t3 1200→1300")
+        #expect(load.posted?.maxMs == 1_300, "t3: its batch landed at 2500")
+        // r2 derived height 2 at 2050, before r1 had height 1: the first replica counts, for every height.
+        #expect(load.safe?.maxMs == 1_050 && load.safe?.count == 3)
+        // HdrHistogram keeps three significant digits.
+        #expect(load.final?.count == 3 && abs((load.final?.maxMs ?? 0) - 3_000) <= 3, "final through 2 at 4000; t1 sent at 1000")
+        #expect(rollup.replicaFinal == ["r1": 2, "r2": 0])
+    }
 }
