@@ -77,7 +77,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Ledger",
+                "Cluster", "Liveness", "Ledger", "Rollup", "Wire", "Sodium",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

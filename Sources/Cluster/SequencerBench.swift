@@ -1,0 +1,165 @@
+import Foundation
+import NIOCore
+import Synchronization
+import Sodium
+import Wire
+
+/// `faultline bench sequencer`: how many signed L2 transactions a real sequencer process takes in per
+/// second, against the verification rate measured on this machine in the same run.
+///
+/// The bound is what every core verifying at once manages (libsodium, the nodes' envelope check);
+/// the sequencer must verify each client signature, so it can never beat that. The cluster (one
+/// validator and the sequencer, from a topology) and the client sending pre-signed claims share the
+/// same cores, as any one-machine run does; the sequencer's own CPU time is reported too.
+public enum SequencerBench {
+    public struct Settings: Sendable {
+        public var topologyPath: String
+        public var runsRoot: String
+        public var seconds: Double
+        /// Claims per second to send (nil: 1.3 × the bound, so the sequencer is never idle).
+        public var rate: Int?
+
+        public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?) {
+            self.topologyPath = topologyPath
+            self.runsRoot = runsRoot
+            self.seconds = seconds
+            self.rate = rate
+        }
+    }
+
+    /// One phase: a fresh cluster, the claims sent, the sequencer's CPU over it.
+    public struct Phase: Codable, Sendable {
+        /// "ingest" (L2 blocks held back: only receiving, checking and queueing) or "pipeline"
+        /// (everything: blocks, batches to L1, following L1, derivation).
+        public var name: String
+        public var rate: Int
+        public var sent: Int
+        public var sendSeconds: Double
+        public var startMs: UInt64
+        public var endMs: UInt64
+        /// Seconds of CPU the sequencer process used from the first claim sent until it was done.
+        public var sequencerCpuSeconds: Double
+        public var sequencerWallSeconds: Double
+        public var runDir: String
+    }
+
+    public struct Record: Codable, Sendable {
+        public var cores: Int
+        /// Signature checks per second: one thread alone, and all cores at once (the bound).
+        public var verifyOneThreadPerSecond: Double
+        public var verifyAllCoresPerSecond: Double
+        public var sequencer: String
+        public var phases: [Phase]
+    }
+
+    /// Verifications per second with `threads` threads checking at once (summed).
+    public static func verifyRate(threads: Int, seconds: Double) -> Double {
+        let total = Mutex(0.0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let rate = VerificationRate.measure(seconds: seconds)
+            total.withLock { $0 += rate }
+        }
+        return total.withLock { $0 }
+    }
+
+    /// Runs both phases, each on its own cluster (started, fed, stopped). `progress` gets one line per step.
+    public static func run(_ settings: Settings, topology: Topology,
+                           progress: (String) -> Void) async throws -> Record {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let one = verifyRate(threads: 1, seconds: 1)
+        let all = verifyRate(threads: cores, seconds: 1)
+        progress(String(format: "verification on this machine: %.0f/s on one thread, %.0f/s on %d at once (the bound)",
+                        one, all, cores))
+        let rate = settings.rate ?? Int(all * 1.3)
+        let count = Int(Double(rate) * settings.seconds)
+        guard let sequencerNode = topology.sequencerNode, var held = topology.rollup else {
+            throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
+        }
+        guard held.airdropClaims >= UInt64(count) else {
+            throw RunError("\(settings.topologyPath): rollup.airdrop_claims is \(held.airdropClaims); the bench sends \(count) claims")
+        }
+        progress("signing \(count) claims from distinct accounts on \(cores) cores…")
+        let pool = await AirdropPool.make(count: count, fee: 0, chainId: topology.chainId, seed: 7_001)
+        // Ingest alone: no L2 block falls due while the claims arrive, so nothing downstream runs.
+        held.settings.blockIntervalMs = 600_000
+        var ingestTopology = topology
+        ingestTopology.rollup = held
+        var phases: [Phase] = []
+        for (name, phaseTopology) in [("ingest", ingestTopology), ("pipeline", topology)] {
+            progress("phase \(name): starting the cluster…")
+            let up = try await ClusterOps.up(topology: phaseTopology, runsRoot: settings.runsRoot)
+            do {
+                progress("phase \(name): \(up.dir); sending \(pool.datagrams.count) claims to \(sequencerNode.name) at \(rate)/s…")
+                phases.append(try await measure(name, up: up, pool: pool, rate: rate, sequencerName: sequencerNode.name))
+                try await ClusterOps.down(dir: up.dir)
+            } catch {
+                try? await ClusterOps.down(dir: up.dir)
+                throw error
+            }
+        }
+        let record = Record(cores: cores, verifyOneThreadPerSecond: one, verifyAllCoresPerSecond: all,
+                            sequencer: sequencerNode.name, phases: phases)
+        for phase in phases { try RunFolder.writeJSON(phase.runDir + "/bench.json", record, mode: 0o644) }
+        return record
+    }
+
+    private static func measure(_ name: String, up: ClusterOps.UpResult, pool: AirdropPool, rate: Int,
+                                sequencerName: String) async throws -> Phase {
+        let node = try ClusterOps.node(named: sequencerName, in: up.manifest)
+        let eventsPath = up.dir + "/" + node.dir + "/events.jsonl"
+        try await waitForEvent("sequencer_ready", in: eventsPath, timeoutSeconds: 30)
+        guard let pid = Supervisor.pid(node, runDir: up.dir), let key = Hex.decode(node.publicKey).flatMap(PublicKey.init)
+        else { throw RunError("the sequencer \(node.name) is not running") }
+        let target = try SocketAddress(ipAddress: node.host, port: node.gossipPort)
+        let cpuBefore = cpuSeconds(pid: pid)
+        let started = Date()
+        let sent = try await pool.send(id: "bench", ratePerSecond: rate, target: target, sequencer: key, drainSeconds: 0,
+                                       shouldStop: { false })
+        // Done: ingest, a sample a second after the last claim was sent (nothing left to take in);
+        // pipeline, a sample after that with the queue empty.
+        try await waitForEvent("l2_sample", in: eventsPath, timeoutSeconds: 60) { object in
+            let time = (object["t"] as? NSNumber)?.uint64Value ?? 0
+            return name == "ingest" ? time > sent.endMs + 1_000
+                : time > sent.endMs && (object["queueNow"] as? NSNumber)?.intValue == 0
+        }
+        return Phase(name: name, rate: rate, sent: sent.sent, sendSeconds: sent.seconds, startMs: sent.startMs,
+                     endMs: sent.endMs, sequencerCpuSeconds: cpuSeconds(pid: pid) - cpuBefore,
+                     sequencerWallSeconds: Date().timeIntervalSince(started), runDir: up.dir)
+    }
+
+    /// User plus system CPU seconds of a process, from /proc.
+    static func cpuSeconds(pid: pid_t) -> Double {
+        guard let text = try? String(contentsOfFile: "/proc/\(pid)/stat", encoding: .utf8),
+              let close = text.lastIndex(of: ")") else { return 0 }
+        // Fields after the command name: state is field 3; utime and stime are fields 14 and 15.
+        let fields = text[text.index(after: close)...].split(separator: " ")
+        guard fields.count > 12, let user = Double(fields[11]), let system = Double(fields[12]) else { return 0 }
+        return (user + system) / Double(sysconf(Int32(_SC_CLK_TCK)))
+    }
+
+    /// Polls an event log every 50 ms until a line with `event` (and matching `where`) appears.
+    static func waitForEvent(_ event: String, in path: String, timeoutSeconds: Double,
+                             where matches: ([String: Any]) -> Bool = { _ in true }) async throws {
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var offset: UInt64 = 0
+        var carry = Data()
+        while Date() < deadline {
+            if let handle = FileHandle(forReadingAtPath: path) {
+                try handle.seek(toOffset: offset)
+                let data = handle.readDataToEndOfFile()
+                try handle.close()
+                offset += UInt64(data.count)
+                carry.append(data)
+                while let newline = carry.firstIndex(of: 0x0A) {
+                    let line = carry[carry.startIndex..<newline]
+                    carry = Data(carry[carry.index(after: newline)...])
+                    guard let object = try? JSONSerialization.jsonObject(with: line) as? [String: Any],
+                          object["event"] as? String == event else { continue }
+                    if matches(object) { return }
+                }
+            }
+            try await Task.sleep(for: .milliseconds(50))
+        }
+        throw RunError("no \(event) event in \(path) within \(Int(timeoutSeconds)) s")
+    }
+}
