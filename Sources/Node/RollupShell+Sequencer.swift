@@ -57,6 +57,7 @@ extension RollupShell {
         // for whichever comes second.
         for chunk in sequencer!.post(nowMs: now) {
             let envelope = shell.sign(.batchChunk, chunk)
+            signedChunks.insert(envelope.id)
             for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
                 uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
                                         kind: .batchChunk))

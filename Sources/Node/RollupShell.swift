@@ -34,6 +34,8 @@ final class RollupShell {
     var feedIds: [UInt64: Bytes32] = [:]
     static let feedIdsMax = 100_000
     var halted: String?
+    /// Ids of the batch chunks this sequencer signed, so L1 blocks carrying them are not checked again.
+    var signedChunks = BoundedIdSet(countMax: 50_000)
     var rejectedSinceSample: [String: Int] = [:]
     var admittedSinceSample = 0
     /// The deepest the queue has been since the last sample.
@@ -152,5 +154,25 @@ final class RollupShell {
         shell.logger.critical("sequencer stopped: \(reason)")
         shell.events.write("sequencer_stopped", timeMs: shell.clock(), [("reason", .string(reason))])
         shell.events.flush()
+    }
+}
+
+/// A set of ids that forgets the oldest past `countMax`.
+struct BoundedIdSet {
+    let countMax: Int
+    private var members: Set<Bytes32> = []
+    private var order: Deque<Bytes32> = []
+
+    init(countMax: Int) {
+        precondition(countMax > 0, "countMax \(countMax)")
+        self.countMax = countMax
+    }
+
+    func contains(_ id: Bytes32) -> Bool { members.contains(id) }
+
+    mutating func insert(_ id: Bytes32) {
+        guard members.insert(id).inserted else { return }
+        order.append(id)
+        if order.count > countMax, let oldest = order.popFirst() { members.remove(oldest) }
     }
 }

@@ -22,7 +22,7 @@ struct SequencerIngest: AsyncParsableCommand {
     @Option(help: "Seconds of sending.")
     var seconds = 8.0
 
-    @Option(help: "Claims per second to send (default: 1.3 × the measured bound).")
+    @Option(help: "Claims per second to send (default: 0.8 × the measured bound).")
     var rate: Int?
 
     @Option(help: "Exit 1 when the ingest phase is below this share of the bound (0: never).")
