@@ -62,8 +62,9 @@ public struct RollupAnalysis: Sendable {
     public var isEmpty: Bool { sequencer == nil && replicas.isEmpty }
 
     /// `recordsDir`: the airdrop and forced steps' records; `loadSubmissionsPath`: the L2 load's submissions.
+    /// `l1CommitMs`: when each L1 height was first committed (a batch counts as posted then).
     public static func analyze(nodeDirs: [(String, String)], recordsDir: String?,
-                               loadSubmissionsPath: String? = nil) -> RollupAnalysis {
+                               loadSubmissionsPath: String? = nil, l1CommitMs: [UInt64: UInt64] = [:]) -> RollupAnalysis {
         var result = RollupAnalysis(sequencer: nil, replicas: [])
         var unreadable = 0
         var milestones = L2Milestones()
@@ -94,7 +95,8 @@ public struct RollupAnalysis: Sendable {
                         milestones.includedAt[id] = (height, time)
                     }
                 case "batch_landed":
-                    milestones.posted.append((time, RunAnalysis.uint(object["lastHeight"]) ?? 0))
+                    let l1Height = RunAnalysis.uint(object["l1Height"]) ?? 0
+                    milestones.posted.append((l1CommitMs[l1Height] ?? time, RunAnalysis.uint(object["lastHeight"]) ?? 0))
                 case "l2_final":
                     final.append((time, RunAnalysis.uint(object["l2Height"]) ?? 0))
                 case "feed_block":

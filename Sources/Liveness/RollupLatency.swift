@@ -3,7 +3,8 @@ import Histogram
 
 /// Per-transaction L2 latency (INCIDENTS.md §3): from the client's submission to
 /// - included: in an L2 block the sequencer made (the unsafe head),
-/// - posted: the batch holding that block is in a committed L1 block (as the sequencer saw it land),
+/// - posted: the batch holding that block is in a committed L1 block (the first commit of that L1
+///   height on any node; the sequencer's `batch_landed` names the height),
 /// - safe: a replica derived the block from L1 (the first replica to do so),
 /// - final: a replica counts it final, the challenge window after it became safe.
 public struct L2Latency: Codable, Sendable, Equatable {

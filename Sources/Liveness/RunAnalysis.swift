@@ -314,7 +314,8 @@ public struct RunAnalysis: Sendable {
         // The L2 load generator writes its submissions next to the L1 one's.
         let l2Submissions = submissionsPath.map { ($0 as NSString).deletingLastPathComponent + "/l2-submissions.jsonl" }
         let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir,
-                                            loadSubmissionsPath: l2Submissions)
+                                            loadSubmissionsPath: l2Submissions,
+                                            l1CommitMs: firstSeen.mapValues(\.timeMs))
         result.rollup = rollup.isEmpty ? nil : rollup
         return result
     }

@@ -76,5 +76,9 @@ import Testing
         // HdrHistogram keeps three significant digits.
         #expect(load.final?.count == 3 && abs((load.final?.maxMs ?? 0) - 3_000) <= 3, "final through 2 at 4000; t1 sent at 1000")
         #expect(rollup.replicaFinal == ["r1": 2, "r2": 0])
+        // With L1 commit times, a batch counts as posted when its L1 block was first committed.
+        let timed = RollupAnalysis.analyze(nodeDirs: [("seq", sequencer), ("r1", r1), ("r2", r2)], recordsDir: nil,
+                                           loadSubmissionsPath: submissions, l1CommitMs: [9: 1_900, 12: 2_400])
+        #expect(timed.latencies.first?.posted?.maxMs == 1_200, "t3: L1 height 12 committed at 2400")
     }
 }
