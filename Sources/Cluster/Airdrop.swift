@@ -48,23 +48,11 @@ public final class AirdropPool: Sendable {
         return AirdropPool(datagrams: envelopes.map(\.bytes), ids: envelopes.map(\.id.short))
     }
 
-    /// What one airdrop step sent and what came back.
-    public struct Record: Codable, Sendable {
-        public var id: String
-        public var count: Int
-        public var sent: Int
-        public var seconds: Double
-        /// Refusals answered by the sequencer, by reason.
-        public var rejected: [String: Int]
-        public var startMs: UInt64
-        public var endMs: UInt64
-    }
-
-    /// Sends every claim to `target` at `ratePerSecond`, then listens `drainSeconds` more for answers.
     /// With `submissionsPath`, records each claim's send time and id (`{"t":ms,"tx":id}` lines) for the
     /// latency join.
     public func send(id: String, ratePerSecond: Int, target: SocketAddress, sequencer: PublicKey, drainSeconds: Double,
-                     submissionsPath: String? = nil, shouldStop: @escaping @Sendable () -> Bool) async throws -> Record {
+                     submissionsPath: String? = nil,
+                     shouldStop: @escaping @Sendable () -> Bool) async throws -> AirdropRecord {
         let submissions = submissionsPath.flatMap { fopen($0, "a") }
         defer { if let submissions { fclose(submissions) } }
         let answers = RejectCounter(sequencer: sequencer)
@@ -94,7 +82,7 @@ public final class AirdropPool: Sendable {
         let seconds = Date().timeIntervalSince(started)
         let drainUntil = Date().addingTimeInterval(drainSeconds)
         while !shouldStop(), Date() < drainUntil { try await Task.sleep(for: .milliseconds(50)) }
-        return Record(id: id, count: datagrams.count, sent: sent, seconds: seconds, rejected: answers.counts,
+        return AirdropRecord(id: id, count: datagrams.count, sent: sent, seconds: seconds, rejected: answers.counts,
                       startMs: startMs, endMs: UInt64(Date().timeIntervalSince1970 * 1000))
     }
 }

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// The L2 side of a run, from the sequencer's and replicas' event logs and the clients' records in
 /// the run folder's `rollup/`: queue, waits, rejects, backlog, heads, feed delivery, roots, forced
@@ -32,16 +33,6 @@ public struct RollupAnalysis: Sendable {
         public var bySequencer: Bool
     }
 
-    public struct Airdrop: Codable, Sendable, Equatable {
-        public var id: String
-        public var count: Int
-        public var sent: Int
-        public var seconds: Double
-        public var rejected: [String: Int]
-        public var startMs: UInt64
-        public var endMs: UInt64
-    }
-
     public var sequencer: String?
     public var replicas: [String]
     public var samples: [Sample] = []
@@ -53,7 +44,7 @@ public struct RollupAnalysis: Sendable {
     public var replicaSafeRoots: [String: [(height: UInt64, root: String, bySequencer: Bool)]] = [:]
     public var forced: [Forced] = []
     public var problems: [String] = []
-    public var airdrops: [Airdrop] = []
+    public var airdrops: [AirdropRecord] = []
     /// Per replica: the highest L2 height it counts final.
     public var replicaFinal: [String: UInt64] = [:]
     /// Submit → included → posted → safe → final, per client record ("load", then each airdrop step).
@@ -142,7 +133,7 @@ public struct RollupAnalysis: Sendable {
         if let recordsDir, let files = try? FileManager.default.contentsOfDirectory(atPath: recordsDir) {
             for file in files.sorted() where file.hasSuffix(".json") {
                 if let data = FileManager.default.contents(atPath: recordsDir + "/" + file),
-                   let record = try? JSONDecoder().decode(Airdrop.self, from: data) {
+                   let record = try? JSONDecoder().decode(AirdropRecord.self, from: data) {
                     result.airdrops.append(record)
                 }
             }
