@@ -66,6 +66,9 @@ public enum SequencerBench {
     /// Runs both phases, each on its own cluster (started, fed, stopped). `progress` gets one line per step.
     public static func run(_ settings: Settings, topology: Topology,
                            progress: (String) -> Void) async throws -> Record {
+        guard let sequencerNode = topology.sequencerNode, var held = topology.rollup else {
+            throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
+        }
         let cores = ProcessInfo.processInfo.activeProcessorCount
         let one = verifyRate(threads: 1, seconds: 1)
         let all = verifyRate(threads: cores, seconds: 1)
@@ -73,9 +76,6 @@ public enum SequencerBench {
                         one, all, cores))
         let rate = settings.rate ?? Int(all * 0.8)
         let count = Int(Double(rate) * settings.seconds)
-        guard let sequencerNode = topology.sequencerNode, var held = topology.rollup else {
-            throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
-        }
         guard held.airdropClaims >= UInt64(count) else {
             throw RunError("\(settings.topologyPath): rollup.airdrop_claims is \(held.airdropClaims); the bench sends \(count) claims")
         }

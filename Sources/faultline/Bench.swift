@@ -32,13 +32,16 @@ struct SequencerIngest: AsyncParsableCommand {
     var runs = ".faultline/runs"
 
     func validate() throws {
-        guard seconds > 0, seconds <= 120 else { throw ValidationError("--seconds must be in 0…120, got \(seconds)") }
+        guard seconds > 0, seconds <= 120 else { throw ValidationError("--seconds must be above 0 and at most 120, got \(seconds)") }
         if let rate, rate < 1 || rate > 1_000_000 { throw ValidationError("--rate must be in 1…1000000, got \(rate)") }
         guard (0...1).contains(minRatio) else { throw ValidationError("--min-ratio must be in 0…1, got \(minRatio)") }
     }
 
     func run() async throws {
         let parsed = try loadTopology(topology)
+        guard parsed.sequencerNode != nil else {
+            throw Exit.badInput("\(topology): the bench needs a node with role = \"sequencer\"")
+        }
         let record: SequencerBench.Record
         do {
             record = try await SequencerBench.run(
