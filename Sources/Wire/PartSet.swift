@@ -50,15 +50,7 @@ public enum PartSet {
         /// True when this part's data hashes up to `root` through its proof.
         public func verify(root: Bytes32) -> Bool {
             guard proof.count == PartSet.depth(for: Int(total)) else { return false }
-            var hash = PartSet.leafHash(data)
-            var position = Int(index)
-            for sibling in proof {
-                hash = position & 1 == 0
-                    ? Blake2b.hash(prefix: 1, hash, sibling)
-                    : Blake2b.hash(prefix: 1, sibling, hash)
-                position >>= 1
-            }
-            return hash == root
+            return MerkleTree.verify(leaf: PartSet.leafHash(data), index: Int(index), proof: proof, root: root)
         }
     }
 
@@ -67,11 +59,7 @@ public enum PartSet {
         2 + 2 + 1 + 32 * depth(for: total) + 2
     }
 
-    public static func depth(for count: Int) -> Int {
-        var depth = 0
-        while (1 << depth) < count { depth += 1 }
-        return depth
-    }
+    public static func depth(for count: Int) -> Int { MerkleTree.depth(for: count) }
 
     static func leafHash<C: Collection>(_ data: C) -> Bytes32 where C.Element == UInt8 {
         var buffer: [UInt8] = [0]
@@ -108,18 +96,8 @@ public enum PartSet {
 
     /// The Merkle root of the leaves padded to a power of two with the zero hash, and each leaf's proof.
     public static func merkle(leaves: [Bytes32]) -> (root: Bytes32, proofs: [[Bytes32]]) {
-        let depth = depth(for: leaves.count)
-        var level = leaves + Array(repeating: Bytes32.zero, count: (1 << depth) - leaves.count)
-        var proofs = Array(repeating: [Bytes32](), count: leaves.count)
-        var positions = Array(0..<leaves.count)
-        while level.count > 1 {
-            for leaf in 0..<leaves.count {
-                proofs[leaf].append(level[positions[leaf] ^ 1])
-                positions[leaf] >>= 1
-            }
-            level = stride(from: 0, to: level.count, by: 2).map { Blake2b.hash(prefix: 1, level[$0], level[$0 + 1]) }
-        }
-        return (level[0], proofs)
+        let tree = MerkleTree(leaves: leaves)
+        return (tree.root, leaves.indices.map(tree.proof))
     }
 
     /// Collects verified parts for one root; bounded by `bytesMax`.

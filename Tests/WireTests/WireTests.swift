@@ -216,3 +216,24 @@ struct SplitMix {
         #expect(Envelope.peekKind(foreign) == nil)
     }
 }
+
+@Suite struct MerkleTreeTests {
+    /// Every leaf's proof verifies against the root; the same proof at another index, for another
+    /// leaf or against another root does not.
+    @Test(arguments: [1, 2, 3, 7, 8, 33])
+    func proofsVerifyOnlyForTheirLeaf(count: Int) {
+        let leaves = (0..<count).map { Blake2b.hash(Array("leaf \($0)".utf8)) }
+        let tree = MerkleTree(leaves: leaves)
+        #expect(tree.depth == MerkleTree.depth(for: count) && tree.levels[0].count == 1 << tree.depth)
+        for (index, leaf) in leaves.enumerated() {
+            let proof = tree.proof(index)
+            #expect(MerkleTree.verify(leaf: leaf, index: index, proof: proof, root: tree.root))
+            if count > 1 {
+                #expect(!MerkleTree.verify(leaf: leaf, index: index ^ 1, proof: proof, root: tree.root))
+                #expect(!MerkleTree.verify(leaf: leaves[(index + 1) % count], index: index, proof: proof, root: tree.root))
+            }
+            #expect(!MerkleTree.verify(leaf: leaf, index: index, proof: proof, root: Blake2b.hash([1])))
+            #expect(!MerkleTree.verify(leaf: leaf, index: 1 << proof.count, proof: proof, root: tree.root), "out of range")
+        }
+    }
+}
