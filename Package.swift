@@ -33,6 +33,7 @@ let package = Package(
             name: "Rollup",
             dependencies: ["Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
         ),
+        .target(name: "FraudProof", dependencies: ["Wire", "Sodium"]),
         .target(
             name: "Transport",
             dependencies: [
@@ -93,6 +94,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
         .testTarget(name: "RollupTests", dependencies: ["Rollup", "Ledger", "Wire", "Sodium"]),
+        .testTarget(name: "FraudProofTests", dependencies: ["FraudProof", "Wire", "Sodium"]),
         .testTarget(
             name: "TransportTests",
             dependencies: [
