@@ -79,7 +79,7 @@ struct Party {
     func theHonestSideAlwaysWins(steps: Int) throws {
         for seed in UInt64(0)..<6 {
             let machine = ToyMachine(steps: steps, seed: seed)
-            var rng = SplitMix(seed: seed)
+            var rng = SplitMix64(seed: seed)
             let honest = Party(machine: machine)
             for lieAt in Set([1, 2, steps, Int(rng.next() % UInt64(steps)) + 1].map { min($0, steps) }) {
                 let liar = Party(machine: machine, lieAt: lieAt)
@@ -183,15 +183,3 @@ struct Party {
     }
 }
 
-/// A seeded generator (SplitMix64) for the property tests.
-struct SplitMix {
-    var state: UInt64
-    init(seed: UInt64) { state = seed }
-    mutating func next() -> UInt64 {
-        state &+= 0x9E37_79B9_7F4A_7C15
-        var z = state
-        z = (z ^ (z >> 30)) &* 0xBF58_476D_1CE4_E5B9
-        z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
-        return z ^ (z >> 31)
-    }
-}
