@@ -1,5 +1,5 @@
-/// A small seeded generator (SplitMix64): the same seed gives the same numbers on every machine.
-/// For tests and, later, the simulator; never for keys.
+/// A small seeded generator (SplitMix64): the same seed gives the same numbers on every machine, so
+/// fault decisions (the link shaper) and tests replay exactly from a seed. Never for keys.
 public struct SplitMix64: RandomNumberGenerator, Sendable {
     public private(set) var state: UInt64
 
@@ -12,4 +12,10 @@ public struct SplitMix64: RandomNumberGenerator, Sendable {
         z = (z ^ (z >> 27)) &* 0x94D0_49BB_1331_11EB
         return z ^ (z >> 31)
     }
+
+    /// Uniform in [0, 1).
+    public mutating func nextUnit() -> Double { Double(next() >> 11) / Double(1 << 53) }
+
+    /// Uniform in [0, 100).
+    public mutating func nextPercent() -> Double { nextUnit() * 100 }
 }

@@ -47,14 +47,19 @@ struct Party {
 }
 
 @Suite struct BisectionTests {
+    /// A game between two parties' traces (same start, same length), each end proved.
+    func open(proposer: Party, challenger: Party, clock: UInt64, l1Height: UInt64) throws -> Bisection.Game {
+        let length = proposer.trace.length
+        return try Bisection.Game(
+            length: length, start: proposer.trace.start, proposerCommitment: proposer.trace.commitment,
+            proposerEnd: proposer.trace.claim(at: length), challengerCommitment: challenger.trace.commitment,
+            challengerEnd: challenger.trace.claim(at: length), clockBlocks: clock, l1Height: l1Height)
+    }
+
     /// Plays a whole game with both sides following their own traces, one L1 block per move.
     func play(_ machine: ToyMachine, proposer: Party, challenger: Party, clock: UInt64 = 64)
         throws -> Bisection.Game {
-        var game = try Bisection.Game(
-            length: proposer.trace.length, start: proposer.trace.start,
-            proposerCommitment: proposer.trace.commitment, proposerEnd: proposer.trace.claim(at: proposer.trace.length),
-            challengerCommitment: challenger.trace.commitment,
-            challengerEnd: challenger.trace.claim(at: challenger.trace.length), clockBlocks: clock, l1Height: 100)
+        var game = try open(proposer: proposer, challenger: challenger, clock: clock, l1Height: 100)
         var height: UInt64 = 100
         while game.outcome == nil {
             height += 1
@@ -108,10 +113,7 @@ struct Party {
     @Test func movesOutOfTurnOutOfPlaceOrWithABadProofAreRefused() throws {
         let machine = ToyMachine(steps: 8, seed: 7)
         let honest = Party(machine: machine), liar = Party(machine: machine, lieAt: 3)
-        var game = try Bisection.Game(
-            length: 8, start: honest.trace.start, proposerCommitment: liar.trace.commitment,
-            proposerEnd: liar.trace.claim(at: 8), challengerCommitment: honest.trace.commitment,
-            challengerEnd: honest.trace.claim(at: 8), clockBlocks: 5, l1Height: 10)
+        var game = try open(proposer: liar, challenger: honest, clock: 5, l1Height: 10)
         #expect(throws: Bisection.Refusal.notYourTurn(expected: .proposer)) {
             try game.move(.challenger, honest.trace.claim(at: 4), l1Height: 11)
         }
@@ -156,10 +158,7 @@ struct Party {
     func aSilentPartyLosesExactlyAtClockExpiry(silentAfterMoves: Int) throws {
         let machine = ToyMachine(steps: 8, seed: 9)
         let honest = Party(machine: machine), liar = Party(machine: machine, lieAt: 6)
-        var game = try Bisection.Game(
-            length: 8, start: honest.trace.start, proposerCommitment: honest.trace.commitment,
-            proposerEnd: honest.trace.claim(at: 8), challengerCommitment: liar.trace.commitment,
-            challengerEnd: liar.trace.claim(at: 8), clockBlocks: 6, l1Height: 0)
+        var game = try open(proposer: honest, challenger: liar, clock: 6, l1Height: 0)
         var height: UInt64 = 0
         for _ in 0..<silentAfterMoves {
             height += 1
