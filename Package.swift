@@ -103,7 +103,13 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
         ),
-        .testTarget(name: "ClusterTests", dependencies: ["Cluster", "Liveness", "Ledger"]),
+        .testTarget(
+            name: "ClusterTests",
+            dependencies: [
+                "Cluster", "Liveness", "Ledger",
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+            ]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
         .testTarget(
             name: "NodeTests",

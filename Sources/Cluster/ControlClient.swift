@@ -13,13 +13,26 @@ public enum ControlClient {
 
     public static func request(port: Int, method: HTTPMethod = .GET, path: String, token: String?,
                                body: [UInt8] = [], timeout: TimeAmount = .seconds(2)) async throws -> Response {
-        let channel = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .connectTimeout(timeout)
-            .channelInitializer { channel in channel.pipeline.addHTTPClientHandlers() }
-            .connect(host: "127.0.0.1", port: port)
-            .get()
-        let promise = channel.eventLoop.makePromise(of: Response.self)
-        try await channel.pipeline.addHandler(ResponseCollector(promise: promise, port: port)).get()
+        // The collector is in the pipeline before the channel is registered, so it sees every event of
+        // the connection (a node that hangs up at once included) and the promise is always completed:
+        // NIO traps on a promise that is dropped unfulfilled, and a collector added after the channel
+        // closed would leave the request waiting forever.
+        let loop = MultiThreadedEventLoopGroup.singleton.next()
+        let promise = loop.makePromise(of: Response.self)
+        let collector = ResponseCollector(promise: promise, port: port)
+        let channel: Channel
+        do {
+            channel = try await ClientBootstrap(group: loop)
+                .connectTimeout(timeout)
+                .channelInitializer { channel in
+                    channel.pipeline.addHTTPClientHandlers().flatMap { channel.pipeline.addHandler(collector) }
+                }
+                .connect(host: "127.0.0.1", port: port)
+                .get()
+        } catch {
+            promise.fail(error)
+            throw error
+        }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: "127.0.0.1:\(port)")
         headers.add(name: "connection", value: "close")
@@ -84,6 +97,10 @@ public enum ControlClient {
 
         func channelInactive(context: ChannelHandlerContext) {
             complete(.failure(RunError("control port \(port): no complete answer (closed or timed out)")))
+        }
+
+        func handlerRemoved(context: ChannelHandlerContext) {
+            complete(.failure(RunError("control port \(port): connection torn down before an answer")))
         }
     }
 }

@@ -1,0 +1,60 @@
+import Cluster
+import Foundation
+import NIOCore
+import NIOPosix
+import Testing
+
+/// The control client against ports that misbehave the way a stopping or paused node does.
+@Suite struct ControlClientTests {
+    /// Accepts each connection and closes it at once, before a byte is read or written.
+    final class SlamDoor: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+        func channelActive(context: ChannelHandlerContext) { context.close(promise: nil) }
+    }
+
+    /// Accepts and reads, never answers.
+    final class Silent: ChannelInboundHandler, Sendable {
+        typealias InboundIn = ByteBuffer
+    }
+
+    static func server(_ handler: @escaping @Sendable () -> ChannelHandler) async throws -> Channel {
+        try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+            .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
+            .childChannelInitializer { channel in channel.pipeline.addHandler(handler()) }
+            .bind(host: "127.0.0.1", port: 0)
+            .get()
+    }
+
+    /// A node that hangs up right after accepting: every request fails with an error; none traps and
+    /// none hangs (a connection that closed before the response collector was added used to drop an
+    /// unfulfilled promise, which NIO traps on in debug builds, or wait forever; CI hit the trap).
+    @Test func connectionClosedOnAcceptIsAnErrorEveryTime() async throws {
+        let server = try await Self.server { SlamDoor() }
+        defer { server.close(promise: nil) }
+        let port = try #require(server.localAddress?.port)
+        var failures = 0
+        for _ in 0..<1000 {
+            do {
+                _ = try await ControlClient.request(port: port, path: "/status", token: "t", timeout: .seconds(2))
+            } catch {
+                failures += 1
+            }
+        }
+        #expect(failures == 1000)
+    }
+
+    /// A node that never answers (paused) is cut off at the timeout with an error naming the port.
+    @Test func silentPortTimesOutWithPortInError() async throws {
+        let server = try await Self.server { Silent() }
+        defer { server.close(promise: nil) }
+        let port = try #require(server.localAddress?.port)
+        let started = ContinuousClock.now
+        do {
+            _ = try await ControlClient.request(port: port, path: "/status", token: "t", timeout: .milliseconds(300))
+            Issue.record("a silent port answered")
+        } catch {
+            #expect("\(error)".contains("control port \(port)"))
+        }
+        #expect(ContinuousClock.now - started < .seconds(5))
+    }
+}
