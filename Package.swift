@@ -27,11 +27,11 @@ let package = Package(
         ),
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Wire", dependencies: ["Sodium"]),
-        .target(name: "Ledger", dependencies: ["Wire", "Sodium"]),
+        .target(name: "Ledger", dependencies: ["Wire", "Sodium", "FraudProof"]),
         .target(name: "Consensus", dependencies: ["Ledger", "Wire"]),
         .target(
             name: "Rollup",
-            dependencies: ["Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
+            dependencies: ["Ledger", "FraudProof", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
         ),
         .target(name: "FraudProof", dependencies: ["Wire", "Sodium"]),
         .target(
@@ -78,7 +78,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Ledger", "Rollup", "Wire", "Sodium",
+                "Cluster", "Liveness", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -94,7 +94,7 @@ let package = Package(
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
         .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
         .testTarget(name: "RollupTests", dependencies: ["Rollup", "Ledger", "Wire", "Sodium"]),
-        .testTarget(name: "FraudProofTests", dependencies: ["FraudProof", "Wire", "Sodium"]),
+        .testTarget(name: "FraudProofTests", dependencies: ["FraudProof", "Wire", "Sodium", "Ledger", "Rollup"]),
         .testTarget(
             name: "TransportTests",
             dependencies: [

@@ -1,15 +1,6 @@
+import FraudProof
 import Sodium
 import Wire
-
-public struct Account: Sendable, Equatable {
-    public var balance: UInt64
-    public var nonce: UInt64
-
-    public init(balance: UInt64, nonce: UInt64) {
-        self.balance = balance
-        self.nonce = nonce
-    }
-}
 
 /// The replicated state machine: accounts, balances, nonces, fees and the state root. Pure: it
 /// executes verified transactions and never reads a clock, a file or a random number.
@@ -60,17 +51,11 @@ public struct Ledger: Sendable {
         public var inbox: [InboxItem] = []
     }
 
-    /// Accounts hash into buckets by 12 bits of their key; a root rehashes only the buckets
-    /// touched since the last one, so its cost follows the accounts a block changed, not the state size.
-    static let bucketCount = 4_096
-
-    public private(set) var accounts: [PublicKey: Account]
+    /// The accounts and their commitment (buckets under a Merkle tree; see `AccountTree`).
+    public private(set) var accountTree: AccountTree
+    public var accounts: [PublicKey: Account] { accountTree.accounts }
     public private(set) var height: UInt64
     public private(set) var lastBlockId: Bytes32
-    private var bucketHashes: [Bytes32]
-    /// Each bucket's keys in ascending order (the order its hash covers them in).
-    private var bucketKeys: [[PublicKey]]
-    private var dirtyBuckets: Set<Int>
     public private(set) var stateRoot: Bytes32
     /// The execution rules in force (see `Rules`); the node sets it before each block from its
     /// `RulesSchedule` decision.
@@ -83,15 +68,12 @@ public struct Ledger: Sendable {
     public let airdrop: Airdrop?
 
     public init(genesis: Genesis) throws(Genesis.Problem) {
-        self.accounts = try genesis.initialAccounts()
+        self.accountTree = AccountTree(try genesis.initialAccounts())
         self.sequencer = try genesis.rollup?.sequencerKey()
         self.airdrop = nil
         self.inbox = Inbox(chainId: genesis.chainId)
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)".utf8))
-        self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
-        self.bucketKeys = Ledger.bucketKeys(of: accounts)
-        self.dirtyBuckets = Set(0..<Ledger.bucketCount)
         self.stateRoot = .zero
         self.stateRoot = recomputeRoot()
     }
@@ -99,21 +81,18 @@ public struct Ledger: Sendable {
     /// The L2 state at its genesis: the rollup's allocations and airdrop pool.
     public init(l2Of genesis: Genesis) throws(Genesis.Problem) {
         guard let rollup = genesis.rollup else { throw .noRollup }
-        self.accounts = try rollup.initialAccounts()
+        self.accountTree = AccountTree(try rollup.initialAccounts())
         self.sequencer = try rollup.sequencerKey()
         self.airdrop = try rollup.airdrop()
         self.inbox = Inbox(chainId: genesis.chainId + "/l2")
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)/l2".utf8))
-        self.bucketHashes = Array(repeating: .zero, count: Ledger.bucketCount)
-        self.bucketKeys = Ledger.bucketKeys(of: accounts)
-        self.dirtyBuckets = Set(0..<Ledger.bucketCount)
         self.stateRoot = .zero
         self.stateRoot = recomputeRoot()
     }
 
     public func account(_ key: PublicKey) -> Account {
-        accounts[key] ?? Account(balance: 0, nonce: 0)
+        accountTree.account(key)
     }
 
     /// Checks a transfer against the sender's account without changing anything. Nonces must
@@ -185,7 +164,8 @@ public struct Ledger: Sendable {
     }
 
     /// Applies one signed L2 transaction (a transfer or an airdrop claim) whose signature the caller
-    /// has verified. Fees go to `feeRecipient` (the sequencer).
+    /// has verified. Fees go to `feeRecipient` (the sequencer). The rules are the fraud-proof step
+    /// machine's phases, run here without a root between them.
     @discardableResult
     public mutating func applyL2(_ tx: Envelope, feeRecipient: PublicKey) -> TxOutcome {
         switch tx.kind {
@@ -194,14 +174,14 @@ public struct Ledger: Sendable {
             return pay(transfer, from: tx.sender, feeRecipient: feeRecipient)
         case .l2Claim:
             guard let claim = try? Claim(decoding: tx.payload), let airdrop else { return .malformed }
-            let outcome = Ledger.check(claim, from: account(tx.sender), pool: account(airdrop.pool), airdrop: airdrop)
-            guard outcome == .applied else { return outcome }
-            var pool = account(airdrop.pool)
-            pool.balance -= airdrop.amount
-            setAccount(airdrop.pool, pool)
-            setAccount(tx.sender, Account(balance: airdrop.amount - claim.fee, nonce: 1))
-            credit(feeRecipient, claim.fee)
-            return .applied
+            var registers = Machine.Registers(sender: tx.sender, to: airdrop.pool, amount: airdrop.amount, fee: claim.fee,
+                                              nonce: 0)
+            for phase in 1..<Machine.stepsPerTransaction where !registers.failed {
+                Ledger.complete { () throws(Machine.Missing) in
+                    try Machine.claim(phase: phase, &registers, store: &self, feeRecipient: feeRecipient, airdrop: airdrop)
+                }
+            }
+            return Ledger.outcome(registers)
         default:
             return .malformed
         }
@@ -224,24 +204,30 @@ public struct Ledger: Sendable {
     }
 
     private mutating func pay(_ transfer: Transfer, from senderKey: PublicKey, feeRecipient: PublicKey) -> TxOutcome {
-        var sender = account(senderKey)
-        let outcome = Ledger.check(transfer, from: sender)
-        guard outcome == .applied else { return outcome }
-        sender.balance -= transfer.amount + transfer.fee
-        sender.nonce = transfer.nonce + 1
-        setAccount(senderKey, sender)
-        var receiver = account(transfer.to)
-        receiver.balance &+= transfer.amount
-        setAccount(transfer.to, receiver)
-        credit(feeRecipient, Rules.proposerShare(fee: transfer.fee, version: rulesVersion))
-        return .applied
+        var registers = Machine.Registers(sender: senderKey, to: transfer.to, amount: transfer.amount, fee: transfer.fee,
+                                          nonce: transfer.nonce)
+        for phase in 1..<Machine.stepsPerTransaction where !registers.failed {
+            Ledger.complete { () throws(Machine.Missing) in
+                try Machine.transfer(phase: phase, &registers, store: &self, feeRecipient: feeRecipient,
+                                     rulesVersion: rulesVersion)
+            }
+        }
+        return Ledger.outcome(registers)
     }
 
-    private mutating func credit(_ key: PublicKey, _ amount: UInt64) {
-        guard amount > 0 else { return }
-        var collector = account(key)
-        collector.balance &+= amount
-        setAccount(key, collector)
+    /// Runs a machine phase on the whole ledger, where no account can be missing.
+    private static func complete(_ phase: () throws(Machine.Missing) -> Void) {
+        do { try phase() } catch { preconditionFailure("the full ledger has every account, yet: \(error)") }
+    }
+
+    private static func outcome(_ registers: Machine.Registers) -> TxOutcome {
+        switch registers.refusal {
+        case nil: return .applied
+        case .badNonce(let expected, let got): return .badNonce(expected: expected, got: got)
+        case .insufficientFunds: return .insufficientFunds
+        case .notEligible: return .notEligible
+        case .poolEmpty: return .poolEmpty
+        }
     }
 
     /// Executes a committed block: every transfer in order, invalid ones skipped deterministically.
@@ -305,63 +291,21 @@ public struct Ledger: Sendable {
         return nil
     }
 
-    private mutating func setAccount(_ key: PublicKey, _ value: Account) {
-        let bucket = Ledger.bucket(of: key)
-        if accounts.updateValue(value, forKey: key) == nil {
-            var low = 0
-            var high = bucketKeys[bucket].count
-            while low < high {
-                let middle = (low + high) / 2
-                if bucketKeys[bucket][middle] < key { low = middle + 1 } else { high = middle }
-            }
-            bucketKeys[bucket].insert(key, at: low)
-        }
-        dirtyBuckets.insert(bucket)
-    }
-
-    private static func bucket(of key: PublicKey) -> Int {
-        // The key's first byte and the low half of its second (the words are little-endian in memory).
-        Int(key.bytes32.storage.0 & 0xfff)
-    }
-
-    /// Test support: the bucket hashes as they stand, and as computed from the accounts alone.
-    var currentBucketHashes: [Bytes32] { bucketHashes }
-
-    func bucketHashesFromScratch() -> [Bytes32] {
-        var copy = self
-        copy.bucketKeys = Ledger.bucketKeys(of: accounts)
-        copy.dirtyBuckets = Set(0..<Ledger.bucketCount)
-        _ = copy.recomputeRoot()
-        return copy.bucketHashes
-    }
-
-    private static func bucketKeys(of accounts: [PublicKey: Account]) -> [[PublicKey]] {
-        var keys = Array(repeating: [PublicKey](), count: bucketCount)
-        for key in accounts.keys { keys[bucket(of: key)].append(key) }
-        return keys.map { $0.sorted() }
-    }
-
-    /// The root is BLAKE2b over the bucket hashes; a bucket hash covers its accounts sorted by key.
-    /// Only buckets touched since the last root are rehashed.
+    /// The root over the height, the accounts root and, with a rollup, the inbox hash (the formula the
+    /// step machine uses, so an L2 root can be checked one step at a time).
     private mutating func recomputeRoot() -> Bytes32 {
-        for bucket in dirtyBuckets {
-            let keys = bucketKeys[bucket]
-            var writer = WireWriter(capacity: 8 + keys.count * 48)
-            writer.u32(UInt32(bucket))
-            for key in keys {
-                let value = accounts[key]!
-                writer.publicKey(key)
-                writer.u64(value.balance)
-                writer.u64(value.nonce)
-            }
-            bucketHashes[bucket] = Blake2b.hash(writer.bytes)
-        }
-        dirtyBuckets.removeAll(keepingCapacity: true)
-        var writer = WireWriter(capacity: Ledger.bucketCount * 32 + 48)
-        writer.u64(height)
-        for hash in bucketHashes { writer.bytes32(hash) }
-        if sequencer != nil { writer.bytes32(inbox.hash) }
-        return Blake2b.hash(writer.bytes)
+        Machine.stateRoot(height: height, accountsRoot: accountTree.root(), inboxHash: sequencer != nil ? inbox.hash : nil)
+    }
+}
+
+/// The ledger as the step machine's store: the whole state, so nothing is ever missing. The root is
+/// computed only when asked (once per block when the ledger applies transactions itself).
+extension Ledger: Machine.Store {
+    public mutating func set(_ key: PublicKey, _ value: Account) { accountTree.set(key, value) }
+    public mutating func seal(height: UInt64) { self.height = height }
+    public mutating func root() -> Bytes32 {
+        stateRoot = recomputeRoot()
+        return stateRoot
     }
 }
 

@@ -33,12 +33,6 @@ public enum InboxItem: Sendable, Equatable {
     case forced(index: UInt64, tx: Envelope)
 }
 
-/// The L2 airdrop: `amount` for each fresh account that claims, from the `pool` account.
-public struct Airdrop: Sendable, Equatable {
-    public var pool: PublicKey
-    public var amount: UInt64
-}
-
 /// The rollup section of genesis: who sequences, the forced-inclusion bound, and the L2's start.
 public struct RollupGenesis: Codable, Sendable, Equatable {
     public var sequencer: String

@@ -1,20 +1,5 @@
-/// Execution rules by version, and upgrade plans: which rules apply at which height.
-///
-/// Version 2 changes one deterministic rule, so that nodes on different versions execute the same
-/// block into different state roots (the mixed-version halts of INCIDENTS.md §2): under version 1 the
-/// proposer receives each fee in full; under version 2 half of each fee, rounded up, is burned.
-public enum Rules {
-    /// The newest rules version this code implements.
-    public static let newestVersion: UInt16 = 2
-
-    /// What the block's proposer is credited for a transfer paying `fee`.
-    public static func proposerShare(fee: UInt64, version: UInt16) -> UInt64 {
-        switch version {
-        case ..<2: return fee
-        default: return fee - (fee / 2 + fee % 2)
-        }
-    }
-}
+// Upgrade plans: which rules apply at which height. `Rules` (what each version executes) is in Wire,
+// shared with the fraud-proof step machine.
 
 /// A coordinated switch of execution rules: from `height` on, every node applies `version`.
 public struct UpgradePlan: Codable, Sendable, Equatable {

@@ -5,7 +5,7 @@ import Sodium
 /// recomputed. Used for block parts and for fraud-proof trace commitments.
 public struct MerkleTree: Sendable {
     /// `levels[0]` are the padded leaves, the last level is the root alone.
-    public let levels: [[Bytes32]]
+    public private(set) var levels: [[Bytes32]]
     /// Leaves given (before padding).
     public let count: Int
 
@@ -23,6 +23,19 @@ public struct MerkleTree: Sendable {
 
     public var root: Bytes32 { levels[levels.count - 1][0] }
     public var depth: Int { levels.count - 1 }
+
+    /// Replaces leaf `index` (one of the leaves given) and rehashes its path to the root: depth hashes.
+    public mutating func update(_ index: Int, leaf: Bytes32) {
+        precondition(index >= 0 && index < count, "leaf \(index) of \(count)")
+        var position = index
+        levels[0][position] = leaf
+        for level in 1..<levels.count {
+            let left = position & ~1
+            let hash = Blake2b.hash(prefix: 1, levels[level - 1][left], levels[level - 1][left + 1])
+            position >>= 1
+            levels[level][position] = hash
+        }
+    }
 
     /// The siblings from leaf `index` up to the root.
     public func proof(_ index: Int) -> [Bytes32] {

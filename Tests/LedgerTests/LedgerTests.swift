@@ -98,8 +98,8 @@ import Wire
         let forward = try funded(recipients)
         let backward = try funded(recipients.reversed())
         #expect(forward.stateRoot == backward.stateRoot)
-        #expect(forward.bucketHashesFromScratch() == forward.currentBucketHashes)
-        #expect(backward.bucketHashesFromScratch() == backward.currentBucketHashes)
+        #expect(forward.accountTree.bucketHashesFromScratch() == forward.accountTree.bucketHashes)
+        #expect(backward.accountTree.bucketHashesFromScratch() == backward.accountTree.bucketHashes)
     }
 
     @Test func validateNamesTheProblem() throws {

@@ -1,0 +1,24 @@
+import FraudProof
+import Ledger
+import Sodium
+import Wire
+
+extension L2Chain {
+    /// What the step machine needs to execute this chain's blocks as L1 will (fixed per rollup).
+    public var machineContext: Machine.Context {
+        Machine.Context(domain: domain, sequencer: sequencer, airdrop: ledger.airdrop, rulesVersion: ledger.rulesVersion,
+                        inboxHash: ledger.inbox.hash)
+    }
+
+    /// The L2 state as it stands, as the machine's full store (a batch's execution starts here).
+    public var machineStore: FullStore {
+        FullStore(accounts: ledger.accountTree, height: ledger.height, inboxHash: ledger.inbox.hash)
+    }
+}
+
+extension Machine {
+    /// A batch's input for the machine: each block's transactions, then its seal.
+    public static func items(of blocks: [L2Block]) -> [Item] {
+        blocks.flatMap { block in block.txs.map(Item.transaction) + [.seal(height: block.header.height)] }
+    }
+}
