@@ -6,7 +6,7 @@ import Liveness
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures against limits measured on this machine in the same run.",
-        subcommands: [SequencerIngest.self, SequencerCore.self])
+        subcommands: [SequencerIngest.self, SequencerCore.self, FraudProofBench.self])
 }
 
 /// `faultline bench sequencer`: signed L2 transactions a sequencer takes in per second, against the
