@@ -31,6 +31,8 @@ public struct Execution: Sendable {
     public let inputTree: MerkleTree
     public let context: Machine.Context
     public let start: FullStore
+    /// Steps until the machine halts.
+    public let steps: Int
 
     public init(items: [Machine.Item], start: FullStore, context: Machine.Context) {
         precondition(!items.isEmpty, "a batch has at least one item")
@@ -38,49 +40,63 @@ public struct Execution: Sendable {
         inputTree = MerkleTree(leaves: items.map(\.leaf))
         self.context = context
         self.start = start
+        steps = items.reduce(0) { $0 + $1.steps }
     }
 
     public var inputRoot: Bytes32 { inputTree.root }
     public var itemCount: UInt64 { UInt64(items.count) }
-    /// Steps until the machine halts.
-    public var steps: Int { items.reduce(0) { $0 + $1.steps } }
 
     public typealias Deviation = @Sendable (_ step: Int, _ store: inout FullStore) -> Void
 
     /// Every step's state hash, the final state, and the store after it.
     public func run(deviation: Deviation? = nil) -> (trace: Trace, final: Machine.State, store: FullStore) {
-        var store = start
-        var state = Machine.State(root: store.root())
-        let startHash = state.hash
         var hashes: [Bytes32] = []
         hashes.reserveCapacity(steps)
-        for index in 0..<steps {
-            if let deviation {
-                deviation(index, &store)
-                state.root = store.root()
-            }
-            state = advance(state, store: &store)
-            hashes.append(state.hash)
-        }
-        return (Trace(start: startHash, after: hashes), state, store)
+        // The agreed start: before any deviation.
+        var initial = start
+        let startHash = Machine.State(root: initial.root()).hash
+        let (final, store) = walk(to: steps, deviation: deviation, before: { _, _, _ in }, after: { hashes.append($0.hash) })
+        return (Trace(start: startHash, after: hashes), final, store)
     }
 
     /// The one-step proof of step `index` (from trace position `index` to `index + 1`), as this party
     /// executes it. Re-executes from the start.
     public func proof(step index: Int, deviation: Deviation? = nil) -> OneStepProof {
+        proofs(steps: [index], deviation: deviation)[index]!
+    }
+
+    /// The one-step proofs of several steps, by step, from one execution up to the last of them.
+    public func proofs(steps wanted: Set<Int>, deviation: Deviation? = nil) -> [Int: OneStepProof] {
+        guard let last = wanted.max() else { return [:] }
+        var proofs: [Int: OneStepProof] = [:]
+        _ = walk(to: last + 1, deviation: deviation,
+                 before: { index, state, store in if wanted.contains(index) { proofs[index] = proof(of: state, in: store) } },
+                 after: { _ in })
+        return proofs
+    }
+
+    /// Executes steps `0..<end` from the start (past the halt they change nothing). Before each step,
+    /// the deviation (if any) changes the store, then `before` sees the step's pre-state; `after` sees
+    /// each post-state.
+    private func walk(to end: Int, deviation: Deviation?,
+                      before: (_ index: Int, _ state: Machine.State, _ store: FullStore) -> Void,
+                      after: (Machine.State) -> Void) -> (Machine.State, FullStore) {
         var store = start
         var state = Machine.State(root: store.root())
-        for position in 0..<index {
-            if let deviation {
-                deviation(position, &store)
+        for index in 0..<end {
+            if let deviation, index < steps {
+                deviation(index, &store)
                 state.root = store.root()
             }
+            before(index, state, store)
             state = advance(state, store: &store)
+            after(state)
         }
-        if let deviation, index < steps {
-            deviation(index, &store)
-            state.root = store.root()
-        }
+        return (state, store)
+    }
+
+    /// The proof of the step from `state`, with `store` the whole L2 state at that point.
+    private func proof(of state: Machine.State, in store: FullStore) -> OneStepProof {
         var item: Machine.Item?
         var itemProof: [Bytes32] = []
         if state.phase == 0, state.item < itemCount {

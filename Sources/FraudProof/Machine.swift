@@ -295,12 +295,10 @@ public enum Machine {
         switch phase {
         case 1:
             var sender = try store.account(registers.sender)
-            guard registers.nonce >= sender.nonce, registers.nonce < UInt64.max else {
-                return registers.fail(.badNonce(expected: sender.nonce, got: registers.nonce))
+            if let refusal = debitRefusal(sender, nonce: registers.nonce, amount: registers.amount, fee: registers.fee) {
+                return registers.fail(refusal)
             }
-            let (cost, overflow) = registers.amount.addingReportingOverflow(registers.fee)
-            guard !overflow, sender.balance >= cost else { return registers.fail(.insufficientFunds) }
-            sender.balance -= cost
+            sender.balance -= registers.amount + registers.fee
             sender.nonce = registers.nonce + 1
             try store.set(registers.sender, sender)
         case 2:
@@ -312,6 +310,16 @@ public enum Machine {
         default:
             break
         }
+    }
+
+    /// Why `sender` cannot pay `amount` plus `fee` under `nonce`, or nil when it can. Nonces must increase
+    /// but may skip values, so one lost transaction does not block an account's later ones; a used
+    /// nonce can never be replayed.
+    public static func debitRefusal(_ sender: Account, nonce: UInt64, amount: UInt64, fee: UInt64) -> Registers.Refusal? {
+        guard nonce >= sender.nonce, nonce < UInt64.max else { return .badNonce(expected: sender.nonce, got: nonce) }
+        let (cost, overflow) = amount.addingReportingOverflow(fee)
+        guard !overflow, sender.balance >= cost else { return .insufficientFunds }
+        return nil
     }
 
     /// An airdrop claim's phases: 1 checks the claimant is a fresh account, 2 takes the amount from the

@@ -95,16 +95,10 @@ public struct Ledger: Sendable {
         accountTree.account(key)
     }
 
-    /// Checks a transfer against the sender's account without changing anything. Nonces must
-    /// increase but may skip values, so one lost transaction does not block an account's later ones;
-    /// a used nonce can never be replayed.
+    /// Checks a transfer against the sender's account without changing anything (the rule is the step
+    /// machine's debit check).
     public static func check(_ transfer: Transfer, from sender: Account) -> TxOutcome {
-        guard transfer.nonce >= sender.nonce, transfer.nonce < UInt64.max else {
-            return .badNonce(expected: sender.nonce, got: transfer.nonce)
-        }
-        let (cost, overflow) = transfer.amount.addingReportingOverflow(transfer.fee)
-        guard !overflow, sender.balance >= cost else { return .insufficientFunds }
-        return .applied
+        outcome(Machine.debitRefusal(sender, nonce: transfer.nonce, amount: transfer.amount, fee: transfer.fee))
     }
 
     /// Applies one signed L1 transaction whose signature the caller has verified: a transfer, a batch
@@ -181,7 +175,7 @@ public struct Ledger: Sendable {
                     try Machine.claim(phase: phase, &registers, store: &self, feeRecipient: feeRecipient, airdrop: airdrop)
                 }
             }
-            return Ledger.outcome(registers)
+            return Ledger.outcome(registers.refusal)
         default:
             return .malformed
         }
@@ -212,7 +206,7 @@ public struct Ledger: Sendable {
                                      rulesVersion: rulesVersion)
             }
         }
-        return Ledger.outcome(registers)
+        return Ledger.outcome(registers.refusal)
     }
 
     /// Runs a machine phase on the whole ledger, where no account can be missing.
@@ -220,8 +214,8 @@ public struct Ledger: Sendable {
         do { try phase() } catch { preconditionFailure("the full ledger has every account, yet: \(error)") }
     }
 
-    private static func outcome(_ registers: Machine.Registers) -> TxOutcome {
-        switch registers.refusal {
+    private static func outcome(_ refusal: Machine.Registers.Refusal?) -> TxOutcome {
+        switch refusal {
         case nil: return .applied
         case .badNonce(let expected, let got): return .badNonce(expected: expected, got: got)
         case .insufficientFunds: return .insufficientFunds

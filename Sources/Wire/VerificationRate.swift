@@ -16,7 +16,13 @@ public enum VerificationRate {
             for _ in 0..<64 where envelope.verify(domain: domain) == .valid { count += 1 }
         }
         let elapsed = clock.now - start
-        let elapsedSeconds = Double(elapsed.components.seconds) + Double(elapsed.components.attoseconds) / 1e18
-        return elapsedSeconds > 0 ? Double(count) / elapsedSeconds : 0
+        return elapsed.seconds > 0 ? Double(count) / elapsed.seconds : 0
+    }
+}
+
+extension Duration {
+    /// The duration in seconds, as a floating-point number (for rates and benchmark figures).
+    public var seconds: Double {
+        Double(components.seconds) + Double(components.attoseconds) / 1e18
     }
 }

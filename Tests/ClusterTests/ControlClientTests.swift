@@ -20,7 +20,9 @@ import Testing
     static func server(_ handler: @escaping @Sendable () -> ChannelHandler) async throws -> Channel {
         try await ServerBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .serverChannelOption(.socketOption(.so_reuseaddr), value: 1)
-            .childChannelInitializer { channel in channel.pipeline.addHandler(handler()) }
+            .childChannelInitializer { channel in
+                channel.eventLoop.makeCompletedFuture { try channel.pipeline.syncOperations.addHandler(handler()) }
+            }
             .bind(host: "127.0.0.1", port: 0)
             .get()
     }
