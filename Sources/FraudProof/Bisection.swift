@@ -51,6 +51,12 @@ public enum Bisection {
         public var winner: Side
         public var reason: String
         public var l1Height: UInt64
+
+        public init(winner: Side, reason: String, l1Height: UInt64) {
+            self.winner = winner
+            self.reason = reason
+            self.l1Height = l1Height
+        }
     }
 
     public struct Game: Sendable, Equatable {
@@ -172,7 +178,8 @@ public enum Bisection {
         }
     }
 
-    static func holds(_ claim: Claim, commitment: Bytes32, length: Int) -> Bool {
+    /// Whether `claim` is leaf `index - 1` of a trace of `length` committed to by `commitment`.
+    public static func holds(_ claim: Claim, commitment: Bytes32, length: Int) -> Bool {
         claim.index >= 1 && claim.index <= length
             && claim.proof.count == MerkleTree.depth(for: length)
             && MerkleTree.verify(leaf: claim.hash, index: claim.index - 1, proof: claim.proof, root: commitment)

@@ -76,7 +76,7 @@ public struct Execution: Sendable {
     }
 
     /// Executes steps `0..<end` from the start (past the halt they change nothing). Before each step,
-    /// the deviation (if any) changes the store, then `before` sees the step's pre-state; `after` sees
+    /// `before` sees the step's pre-state, then the deviation (if any) changes the store; `after` sees
     /// each post-state.
     private func walk(to end: Int, deviation: Deviation?,
                       before: (_ index: Int, _ state: Machine.State, _ store: FullStore) -> Void,
@@ -84,11 +84,13 @@ public struct Execution: Sendable {
         var store = start
         var state = Machine.State(root: store.root())
         for index in 0..<end {
+            // The pre-state of step `index` is trace position `index`, recorded before any deviation at
+            // this step: a party proves the step from the state its own trace shows there.
+            before(index, state, store)
             if let deviation, index < steps {
                 deviation(index, &store)
                 state.root = store.root()
             }
-            before(index, state, store)
             state = advance(state, store: &store)
             after(state)
         }

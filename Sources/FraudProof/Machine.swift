@@ -353,3 +353,10 @@ public enum Machine {
         try store.set(key, collector)
     }
 }
+
+extension Machine {
+    /// A batch's input for the machine: each block's transactions, then its seal.
+    public static func items(of blocks: [L2Block]) -> [Item] {
+        blocks.flatMap { block in block.txs.map(Item.transaction) + [.seal(height: block.header.height)] }
+    }
+}

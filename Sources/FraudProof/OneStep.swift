@@ -61,8 +61,7 @@ public struct OneStepProof: WireCodable, Equatable {
         pre.encode(to: &writer)
         writer.bool(item != nil)
         if let item { item.encode(to: &writer) }
-        writer.u8(UInt8(itemProof.count))
-        for hash in itemProof { writer.bytes32(hash) }
+        writer.hashes(itemProof)
         writer.u64(height)
         writer.bool(accountsRoot != nil)
         if let accountsRoot { writer.bytes32(accountsRoot) }
@@ -73,11 +72,7 @@ public struct OneStepProof: WireCodable, Equatable {
     public init(from reader: inout WireReader) throws(DecodeError) {
         pre = try Machine.State(from: &reader)
         item = try reader.bool("proof.hasItem") ? try Machine.Item(from: &reader) : nil
-        let depth = Int(try reader.u8("proof.itemProofDepth"))
-        guard depth <= 32 else { throw .invalidValue(field: "proof.itemProofDepth", reason: "\(depth)") }
-        var itemProof: [Bytes32] = []
-        for _ in 0..<depth { itemProof.append(try reader.bytes32("proof.itemProof")) }
-        self.itemProof = itemProof
+        itemProof = try reader.hashes("proof.itemProof")
         height = try reader.u64("proof.height")
         accountsRoot = try reader.bool("proof.hasAccountsRoot") ? try reader.bytes32("proof.accountsRoot") : nil
         witness = try reader.bool("proof.hasWitness") ? try AccountWitness(from: &reader) : nil

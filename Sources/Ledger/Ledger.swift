@@ -15,6 +15,8 @@ public struct Ledger: Sendable {
         /// An airdrop claim from an account that already exists, or when the pool is empty.
         case notEligible
         case poolEmpty
+        /// A dispute-contract transaction the contract refused, with why.
+        case disputeRefused(String)
 
         /// A short stable label for metrics and events.
         public var label: String {
@@ -26,6 +28,7 @@ public struct Ledger: Sendable {
             case .notSequencer: return "not_sequencer"
             case .notEligible: return "not_eligible"
             case .poolEmpty: return "pool_empty"
+            case .disputeRefused: return "dispute_refused"
             }
         }
 
@@ -38,6 +41,7 @@ public struct Ledger: Sendable {
             case .notSequencer: return "batch chunk not from the rollup's sequencer"
             case .notEligible: return "claim from an account that already exists"
             case .poolEmpty: return "the airdrop pool is empty"
+            case .disputeRefused(let reason): return "dispute refused: \(reason)"
             }
         }
     }
@@ -49,6 +53,8 @@ public struct Ledger: Sendable {
         public var stateRoot: Bytes32
         /// What the block added to the rollup inbox, in order.
         public var inbox: [InboxItem] = []
+        /// What the dispute contract did, in order.
+        public var disputes: [DisputeEvent] = []
     }
 
     /// The accounts and their commitment (buckets under a Merkle tree; see `AccountTree`).
@@ -66,11 +72,24 @@ public struct Ledger: Sendable {
     public let sequencer: PublicKey?
     /// The L2 airdrop (L2 ledgers only).
     public let airdrop: Airdrop?
+    /// The rollup's dispute contract (L1 ledgers whose genesis configures it).
+    public internal(set) var disputes: Disputes?
+    /// The contract's events since the block began (drained into `BlockResult.disputes`).
+    var disputeEvents: [DisputeEvent] = []
 
-    public init(genesis: Genesis) throws(Genesis.Problem) {
+    /// The L1 state at genesis. `l2ForkId`: the fork id the rollup's L2 transactions are signed under
+    /// (the dispute contract checks their signatures when it executes a step).
+    public init(genesis: Genesis, l2ForkId: UInt32 = 0) throws(Genesis.Problem) {
         self.accountTree = AccountTree(try genesis.initialAccounts())
         self.sequencer = try genesis.rollup?.sequencerKey()
         self.airdrop = nil
+        if let settings = genesis.rollup?.disputes {
+            let l2 = try Ledger(l2Of: genesis)
+            let context = Machine.Context(domain: Domain(chainId: genesis.chainId, forkId: l2ForkId), sequencer: l2.sequencer!,
+                                          airdrop: l2.airdrop, rulesVersion: l2.rulesVersion, inboxHash: l2.inbox.hash)
+            self.disputes = Disputes(settings: settings, context: context, genesisRoot: l2.stateRoot,
+                                     l2GenesisId: l2.lastBlockId)
+        }
         self.inbox = Inbox(chainId: genesis.chainId)
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)".utf8))
@@ -106,6 +125,7 @@ public struct Ledger: Sendable {
     @discardableResult
     public mutating func apply(_ tx: Envelope, feeRecipient: PublicKey) -> TxOutcome {
         var items: [InboxItem] = []
+        defer { disputeEvents.removeAll() }
         return apply(tx, feeRecipient: feeRecipient, recording: &items)
     }
 
@@ -120,8 +140,12 @@ public struct Ledger: Sendable {
             guard chunk.sequence == inbox.batchSequence else {
                 return .badNonce(expected: inbox.batchSequence, got: chunk.sequence)
             }
+            if let disputes, disputes.batches.count >= DisputeSettings.batchesMax {
+                return .disputeRefused("\(DisputeSettings.batchesMax) batches await confirmation")
+            }
             inbox.record(chunk: chunk, id: tx.id)
             items.append(.chunk(chunk))
+            recordDisputeChunk(chunk, l1Height: height + 1)
             return .applied
         case .forcedTx:
             guard sequencer != nil else { return .notSequencer }
@@ -131,6 +155,8 @@ public struct Ledger: Sendable {
             items.append(.forced(index: inbox.forcedCount, tx: inner))
             inbox.record(forced: inner.id)
             return .applied
+        case .dispute:
+            return applyDispute(tx, l1Height: height + 1)
         default:
             return .malformed
         }
@@ -152,6 +178,10 @@ public struct Ledger: Sendable {
             guard sequencer != nil else { return .notSequencer }
             guard let (forced, _) = Ledger.forced(tx) else { return .malformed }
             return Ledger.check(forced.payment(from: tx.sender), from: account(tx.sender))
+        case .dispute:
+            // A dry run on a copy, as the next block would apply it (a bond moves at most one account).
+            var scratch = self
+            return scratch.applyDispute(tx, l1Height: height + 1)
         default:
             return .malformed
         }
@@ -233,6 +263,7 @@ public struct Ledger: Sendable {
         var failed = 0
         var fees: UInt64 = 0
         var items: [InboxItem] = []
+        disputeEvents.removeAll()
         for tx in block.txs {
             if apply(tx, feeRecipient: block.header.proposer, recording: &items) == .applied {
                 applied += 1
@@ -241,10 +272,13 @@ public struct Ledger: Sendable {
                 failed += 1
             }
         }
+        endDisputeBlock(l1Height: block.header.height)
         height = block.header.height
         lastBlockId = block.id
         stateRoot = recomputeRoot()
-        return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot, inbox: items)
+        defer { disputeEvents.removeAll() }
+        return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot, inbox: items,
+                           disputes: disputeEvents)
     }
 
     /// A forced transaction and the L2 transaction inside it, or nil when either does not decode.
@@ -285,10 +319,14 @@ public struct Ledger: Sendable {
         return nil
     }
 
-    /// The root over the height, the accounts root and, with a rollup, the inbox hash (the formula the
-    /// step machine uses, so an L2 root can be checked one step at a time).
+    /// The root over the height, the accounts root and, with a rollup, the inbox hash and the dispute
+    /// contract's digest (the formula the step machine uses, so an L2 root can be checked one step at a time).
     private mutating func recomputeRoot() -> Bytes32 {
-        Machine.stateRoot(height: height, accountsRoot: accountTree.root(), inboxHash: sequencer != nil ? inbox.hash : nil)
+        var rollupHash: Bytes32?
+        if sequencer != nil {
+            rollupHash = disputes.map { Blake2b.hash(prefix: 5, inbox.hash, $0.digest) } ?? inbox.hash
+        }
+        return Machine.stateRoot(height: height, accountsRoot: accountTree.root(), inboxHash: rollupHash)
     }
 }
 

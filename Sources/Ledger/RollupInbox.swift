@@ -43,9 +43,12 @@ public struct RollupGenesis: Codable, Sendable, Equatable {
     /// The airdrop pool account (hex key; funded in `l2Allocations`) and the amount per claim.
     public var airdropPool: String?
     public var airdropAmount: UInt64
+    /// The dispute contract (fraud proofs); nil: L2 blocks are final a fixed window after they are safe.
+    public var disputes: DisputeSettings?
 
     public init(sequencer: PublicKey, forcedInclusionBlocks: UInt64, l2Allocations: [Genesis.Allocation],
-                airdropPool: PublicKey?, airdropAmount: UInt64) {
+                airdropPool: PublicKey?, airdropAmount: UInt64, disputes: DisputeSettings? = nil) {
+        self.disputes = disputes
         self.sequencer = sequencer.hex
         self.forcedInclusionBlocks = forcedInclusionBlocks
         self.l2Allocations = l2Allocations

@@ -15,7 +15,7 @@ extension NodeShell {
         switch message {
         case .hello(let hello):
             onHello(hello, envelope: envelope)
-        case .transfer, .batchChunk, .forcedTx:
+        case .transfer, .batchChunk, .forcedTx, .dispute:
             // CheckTx: only transactions that can still apply enter the mempool (and are gossiped).
             let outcome = ledger.admissionCheck(envelope)
             guard outcome == .applied else {

@@ -9,9 +9,6 @@ import Wire
 /// transaction has waited `forcedInclusionBlocks` L1 blocks without being included, builds an L2
 /// block with it itself. Every replica (and the sequencer after a restart) gets the same chain. Pure.
 public enum Derivation {
-    /// No batch assembles to more than this (a bound on what a chunk stream can make a node hold).
-    public static let batchBytesMax = 8_000_000
-
     public enum Event: Sendable, Equatable {
         /// An L2 block from a batch; `claimedRoot` is the sequencer's, `computedRoot` ours.
         case derived(L2Block, batch: UInt64, computedRoot: Bytes32)
@@ -30,13 +27,6 @@ public enum Derivation {
         case finalized(l2Height: UInt64, safeL1Height: UInt64)
     }
 
-    struct Assembly {
-        var batchIndex: UInt64
-        var chunkCount: UInt16
-        var nextChunk: UInt16
-        var data: [UInt8]
-    }
-
     public struct Instance: Sendable {
         public private(set) var chain: L2Chain
         public private(set) var forced = ForcedQueue()
@@ -44,7 +34,7 @@ public enum Derivation {
         public private(set) var l1Height: UInt64 = 0
         public private(set) var lastBatchIndex: UInt64?
         public private(set) var halted: String?
-        var assembly: Assembly?
+        var assembler = BatchAssembler()
         /// L1 blocks a safe L2 block waits before it is final (the challenge window; disputes come with
         /// the fraud-proof game).
         public let challengeWindowBlocks: UInt64
@@ -106,31 +96,9 @@ public enum Derivation {
         }
 
         private mutating func take(_ chunk: BatchChunk, l1TimeMs: UInt64, trusted: [UInt64: Bytes32]) -> [Event] {
-            var events: [Event] = []
-            if chunk.chunkIndex == 0 {
-                if let partial = assembly {
-                    events.append(.batchRejected(index: partial.batchIndex, reason: "replaced by batch \(chunk.batchIndex) after \(partial.nextChunk) of \(partial.chunkCount) chunks"))
-                }
-                assembly = Assembly(batchIndex: chunk.batchIndex, chunkCount: chunk.chunkCount, nextChunk: 0, data: [])
-            }
-            // Taken out of `assembly` (not copied), so appending a chunk does not copy the bytes gathered so far.
-            guard var current = assembly.take(), current.batchIndex == chunk.batchIndex,
-                  current.nextChunk == chunk.chunkIndex, current.chunkCount == chunk.chunkCount else {
-                events.append(.batchRejected(index: chunk.batchIndex, reason: "chunk \(chunk.chunkIndex) of \(chunk.chunkCount) out of order"))
-                return events
-            }
-            guard current.data.count + chunk.data.count <= Derivation.batchBytesMax else {
-                return events + [.batchRejected(index: chunk.batchIndex, reason: "over \(Derivation.batchBytesMax) bytes")]
-            }
-            current.data += chunk.data
-            current.nextChunk += 1
-            guard current.nextChunk == current.chunkCount else {
-                assembly = current
-                return events
-            }
-            guard let batch = try? Batch(decoding: current.data), batch.index == current.batchIndex else {
-                return events + [.batchRejected(index: current.batchIndex, reason: "batch bytes do not decode")]
-            }
+            let (rejected, batch) = assembler.add(chunk)
+            let events = rejected.map { Event.batchRejected(index: $0.index, reason: $0.reason) }
+            guard let batch else { return events }
             return events + apply(batch, l1TimeMs: l1TimeMs, trusted: trusted)
         }
 

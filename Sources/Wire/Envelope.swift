@@ -23,6 +23,9 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case l2Reject = 15
     /// A piece of an L2 block on the sequencer's feed.
     case l2BlockPart = 16
+    /// An L1 transaction for the rollup's dispute contract: an assertion, a challenge, a bisection move
+    /// or a one-step proof (the payload is decoded by the contract).
+    case dispute = 17
 
     public var description: String {
         switch self {
@@ -42,6 +45,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .l2Claim: return "l2_claim"
         case .l2Reject: return "l2_reject"
         case .l2BlockPart: return "l2_block_part"
+        case .dispute: return "dispute"
         }
     }
 
@@ -55,21 +59,23 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         switch self {
         case .proposal, .blockPart, .prevote, .precommit: return true
         case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello, .batchChunk, .forcedTx, .l2Transfer,
-             .l2Claim, .l2Reject, .l2BlockPart: return false
+             .l2Claim, .l2Reject, .l2BlockPart, .dispute: return false
         }
     }
 
     /// Kinds anyone may sign (user transactions); everything else must come from a known node.
     public var isFromAnyone: Bool {
         switch self {
-        case .transfer, .forcedTx, .l2Transfer, .l2Claim: return true
+        case .transfer, .forcedTx, .l2Transfer, .l2Claim, .dispute: return true
         case .proposal, .blockPart, .prevote, .precommit, .status, .blockRequest, .syncPart, .syncCommit, .hello,
              .batchChunk, .l2Reject, .l2BlockPart: return false
         }
     }
 
     /// Transactions an L1 block may carry; they travel on the user lane.
-    public var isL1Transaction: Bool { self == .transfer || self == .batchChunk || self == .forcedTx }
+    public var isL1Transaction: Bool {
+        self == .transfer || self == .batchChunk || self == .forcedTx || self == .dispute
+    }
 
     /// With ingress lanes, kinds that travel on the vote lane (consensus, sync, handshake); transactions
     /// and rollup traffic use the user lane.

@@ -32,7 +32,7 @@ struct ToyMachine {
 }
 
 /// One side's view: its states and its trace.
-struct Party {
+struct ToyParty {
     let states: [UInt64]
     let trace: Trace
 
@@ -48,7 +48,7 @@ struct Party {
 
 @Suite struct BisectionTests {
     /// A game between two parties' traces (same start, same length), each end proved.
-    func open(proposer: Party, challenger: Party, clock: UInt64, l1Height: UInt64) throws -> Bisection.Game {
+    func open(proposer: ToyParty, challenger: ToyParty, clock: UInt64, l1Height: UInt64) throws -> Bisection.Game {
         let length = proposer.trace.length
         return try Bisection.Game(
             length: length, start: proposer.trace.start, proposerCommitment: proposer.trace.commitment,
@@ -57,7 +57,7 @@ struct Party {
     }
 
     /// Plays a whole game with both sides following their own traces, one L1 block per move.
-    func play(_ machine: ToyMachine, proposer: Party, challenger: Party, clock: UInt64 = 64)
+    func play(_ machine: ToyMachine, proposer: ToyParty, challenger: ToyParty, clock: UInt64 = 64)
         throws -> Bisection.Game {
         var game = try open(proposer: proposer, challenger: challenger, clock: clock, l1Height: 100)
         var height: UInt64 = 100
@@ -85,9 +85,9 @@ struct Party {
         for seed in UInt64(0)..<6 {
             let machine = ToyMachine(steps: steps, seed: seed)
             var rng = SplitMix64(seed: seed)
-            let honest = Party(machine: machine)
+            let honest = ToyParty(machine: machine)
             for lieAt in Set([1, 2, steps, Int(rng.next() % UInt64(steps)) + 1].map { min($0, steps) }) {
-                let liar = Party(machine: machine, lieAt: lieAt)
+                let liar = ToyParty(machine: machine, lieAt: lieAt)
                 let depth = MerkleTree.depth(for: steps)
                 let lyingProposer = try play(machine, proposer: liar, challenger: honest)
                 #expect(lyingProposer.outcome?.winner == .challenger, "N \(steps) seed \(seed) lie at \(lieAt)")
@@ -103,8 +103,8 @@ struct Party {
 
     @Test func aLongTraceNeedsSixteenBisections() throws {
         let machine = ToyMachine(steps: 1 << 16, seed: 42)
-        let honest = Party(machine: machine)
-        let liar = Party(machine: machine, lieAt: 40_000)
+        let honest = ToyParty(machine: machine)
+        let liar = ToyParty(machine: machine, lieAt: 40_000)
         let game = try play(machine, proposer: liar, challenger: honest, clock: 100)
         #expect(game.outcome?.winner == .challenger && game.bisections == 16)
         #expect(game.low == 39_999 && game.high == 40_000, "the first wrong step is found")
@@ -112,7 +112,7 @@ struct Party {
 
     @Test func movesOutOfTurnOutOfPlaceOrWithABadProofAreRefused() throws {
         let machine = ToyMachine(steps: 8, seed: 7)
-        let honest = Party(machine: machine), liar = Party(machine: machine, lieAt: 3)
+        let honest = ToyParty(machine: machine), liar = ToyParty(machine: machine, lieAt: 3)
         var game = try open(proposer: liar, challenger: honest, clock: 5, l1Height: 10)
         #expect(throws: Bisection.Refusal.notYourTurn(expected: .proposer)) {
             try game.move(.challenger, honest.trace.claim(at: 4), l1Height: 11)
@@ -157,7 +157,7 @@ struct Party {
     @Test(arguments: [0, 1, 2, 3, 4, 5, 6])
     func aSilentPartyLosesExactlyAtClockExpiry(silentAfterMoves: Int) throws {
         let machine = ToyMachine(steps: 8, seed: 9)
-        let honest = Party(machine: machine), liar = Party(machine: machine, lieAt: 6)
+        let honest = ToyParty(machine: machine), liar = ToyParty(machine: machine, lieAt: 6)
         var game = try open(proposer: honest, challenger: liar, clock: 6, l1Height: 0)
         var height: UInt64 = 0
         for _ in 0..<silentAfterMoves {

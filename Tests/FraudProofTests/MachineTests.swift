@@ -26,7 +26,7 @@ import Wire
     /// Random L2 transactions, valid and not: transfers with right and wrong nonces, overdrafts,
     /// transfers to oneself and to new accounts, claims (some repeated, so refused), and transactions
     /// signed for another chain.
-    static func transactions(count: Int, rng: inout SplitMix64) -> [Envelope] {
+    static func transactions(count: Int, rng: inout SplitMix64, domain: Domain = domain) -> [Envelope] {
         var nonces = Array(repeating: UInt64(0), count: users.count)
         return (0..<count).map { _ in
             let pick = rng.next() % 10

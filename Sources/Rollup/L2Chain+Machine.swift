@@ -15,10 +15,3 @@ extension L2Chain {
         FullStore(accounts: ledger.accountTree, height: ledger.height, inboxHash: ledger.inbox.hash)
     }
 }
-
-extension Machine {
-    /// A batch's input for the machine: each block's transactions, then its seal.
-    public static func items(of blocks: [L2Block]) -> [Item] {
-        blocks.flatMap { block in block.txs.map(Item.transaction) + [.seal(height: block.header.height)] }
-    }
-}
