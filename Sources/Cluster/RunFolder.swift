@@ -72,8 +72,19 @@ public enum RunFolder {
         return RollupGenesis(sequencer: nodeKey(chainId: topology.chainId, seed: seed, name: sequencer.name).publicKey,
                              forcedInclusionBlocks: rollup.forcedInclusionBlocks,
                              l2Allocations: accounts + [.init(publicKey: pool, balance: overflow ? UInt64.max : poolBalance)],
-                             airdropPool: pool, airdropAmount: rollup.airdropAmount)
+                             airdropPool: pool, airdropAmount: rollup.airdropAmount, disputes: rollup.disputes)
     }
+
+    /// L1 funds for bonds: the sequencer and every replica identity, when the rollup has disputes.
+    static func disputeAllocations(_ topology: Topology, seed: UInt64) -> [Genesis.Allocation] {
+        guard topology.rollup?.disputes != nil else { return [] }
+        return topology.nodes.filter { $0.role == "sequencer" || $0.role == "replica" }.flatMap { node in
+            DisputeIdentity.keys(of: nodeKey(chainId: topology.chainId, seed: seed, name: node.name),
+                                 count: node.dispute.identities).map { .init(publicKey: $0.publicKey, balance: disputeFunds) }
+        }
+    }
+
+    static let disputeFunds: UInt64 = 1_000_000
 
     public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
         let seed = seed ?? topology.seed
@@ -108,7 +119,7 @@ public enum RunFolder {
             } + (topology.rollup == nil ? [] : (0..<forcedSendersCount).map {
                 .init(publicKey: forcedSenderKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
                       balance: accountBalance)
-            }),
+            }) + disputeAllocations(topology, seed: seed),
             upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
             rollup: rollupGenesis(topology, seed: seed))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
@@ -130,6 +141,7 @@ public enum RunFolder {
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
                 eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
             config.rollup = node.role == "validator" ? nil : topology.rollup?.settings
+            config.rollup?.dispute = node.dispute
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
         }
         let manifest = RunManifest(

@@ -1,3 +1,4 @@
+import Ledger
 import Wire
 
 /// The `[rollup]` table: the sequencer's settings, the forced-inclusion bound and the L2 airdrop.
@@ -7,6 +8,8 @@ public struct RollupTopology: Sendable, Equatable {
     /// Claims the airdrop pool can pay, and the amount of each.
     public var airdropClaims: UInt64 = 1_000_000
     public var airdropAmount: UInt64 = 1_000
+    /// The dispute contract (fraud proofs), when any of its keys is given.
+    public var disputes: DisputeSettings?
 }
 
 extension Topology {
@@ -34,7 +37,8 @@ extension Topology {
                              "backlog_intake_per_s", "batch_bytes_max", "post_interval_ms", "resend_ms",
                              "backlog_blocks_max", "uplink_bytes_per_s", "uplink_queue_max",
                              "forced_inclusion_blocks", "airdrop_claims", "airdrop_amount", "verify_workers",
-                             "challenge_window_blocks"])
+                             "challenge_window_blocks", "dispute_window_blocks", "dispute_clock_blocks",
+                             "assertion_bond", "challenge_bond"])
         var settings = rollup.settings
         settings.blockIntervalMs = try table.uint("block_interval_ms", range: 10...60_000) ?? settings.blockIntervalMs
         settings.blockTxsMax = Int(try table.uint("block_txs_max", range: 1...8_192) ?? UInt64(settings.blockTxsMax))
@@ -70,6 +74,14 @@ extension Topology {
             ?? rollup.forcedInclusionBlocks
         rollup.airdropClaims = try table.uint("airdrop_claims", range: 0...100_000_000) ?? rollup.airdropClaims
         rollup.airdropAmount = try table.uint("airdrop_amount", range: 1...1_000_000_000) ?? rollup.airdropAmount
+        let disputeKeys = ["dispute_window_blocks", "dispute_clock_blocks", "assertion_bond", "challenge_bond"]
+        if disputeKeys.contains(where: { table.table[$0] != nil }) {
+            rollup.disputes = DisputeSettings(
+                windowBlocks: try table.uint("dispute_window_blocks", range: 1...1_000_000) ?? 20,
+                clockBlocks: try table.uint("dispute_clock_blocks", range: 1...1_000_000) ?? 40,
+                assertionBond: try table.uint("assertion_bond", range: 1...1_000_000_000) ?? 10_000,
+                challengeBond: try table.uint("challenge_bond", range: 1...1_000_000_000) ?? 4_000)
+        }
         return rollup
     }
 }

@@ -14,6 +14,8 @@ public struct Topology: Sendable, Equatable {
         public var version: UInt16 = 1
         public var versionMin: UInt16 = 1
         public var forkId: UInt32 = 0
+        /// How a sequencer or replica behaves in fraud-proof disputes.
+        public var dispute = DisputeBehaviour()
     }
 
     public struct Load: Sendable, Equatable {
@@ -148,7 +150,9 @@ extension Topology {
         var nodes: [Node] = []
         var names = Set<String>()
         for table in nodeTables {
-            try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id"])
+            try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id", "dispute",
+                                 "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities",
+                                 "dispute_at_window_end"])
             let nodeName = try table.string("name", required: true)!
             guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
@@ -171,6 +175,7 @@ extension Topology {
             }
             var node = Node(name: nodeName, role: role, stake: stake, labels: labels)
             try parseVersions(table, into: &node)
+            node.dispute = try parseDispute(table, role: role)
             nodes.append(node)
         }
         guard nodes.contains(where: { $0.role == "validator" }) else {
@@ -185,6 +190,30 @@ extension Topology {
             throw TopologyError(file: path, field: "load.layer", problem: "\"l2\" needs a node with role = \"sequencer\"")
         }
         return topology
+    }
+
+    /// The `dispute*` keys of a `[[node]]`: how a sequencer or replica behaves in fraud-proof disputes.
+    static func parseDispute(_ table: TableReader, role: String) throws(TopologyError) -> DisputeBehaviour {
+        var behaviour = DisputeBehaviour()
+        let keys = ["dispute", "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities", "dispute_at_window_end"]
+        if role != "sequencer" && role != "replica", let key = keys.first(where: { table.table[$0] != nil }) {
+            throw table.fail(key, "only a sequencer or a replica takes part in disputes")
+        }
+        if let lie = try table.string("dispute") {
+            guard DisputeBehaviour.lies.contains(lie) else {
+                throw table.fail("dispute", "'\(lie)' is not a behaviour; expected one of \(DisputeBehaviour.lies.joined(separator: ", "))")
+            }
+            behaviour.lie = lie
+        }
+        behaviour.batch = try table.uint("dispute_batch", range: 0...1_000_000)
+        behaviour.step = Int(try table.uint("dispute_step", range: 0...100_000_000) ?? 0)
+        behaviour.silent = try table.bool("dispute_silent") ?? false
+        behaviour.identities = Int(try table.uint("dispute_identities", range: 1...16) ?? 1)
+        behaviour.atWindowEnd = try table.bool("dispute_at_window_end") ?? false
+        if role == "sequencer", behaviour.identities > 1 {
+            throw table.fail("dispute_identities", "the sequencer asserts as itself; identities are for replicas")
+        }
+        return behaviour
     }
 
     /// `version`, `version_min` and `fork_id` of a `[[node]]`.
@@ -303,6 +332,12 @@ struct TableReader {
             throw fail(key, "\(number) is out of range \(range.lowerBound)...\(range.upperBound)")
         }
         return UInt64(number)
+    }
+
+    func bool(_ key: String) throws(TopologyError) -> Bool? {
+        guard let value = table[key] else { return nil }
+        guard let flag = value.bool else { throw fail(key, "expected true or false") }
+        return flag
     }
 
     func double(_ key: String, range: ClosedRange<Double>) throws(TopologyError) -> Double? {

@@ -174,7 +174,7 @@ public struct Disputes: Sendable {
     }
 
     /// Assertions by batch, then id: the order the contract visits them in.
-    var orderedAssertions: [AssertionRecord] {
+    public var orderedAssertions: [AssertionRecord] {
         assertions.values.sorted { a, b in
             a.assertion.batch != b.assertion.batch ? a.assertion.batch < b.assertion.batch : a.id < b.id
         }

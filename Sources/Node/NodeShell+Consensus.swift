@@ -163,8 +163,7 @@ extension NodeShell {
         }
         ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
-        rollup?.onL1Commit(height: block.header.height, timeMs: block.header.timeMs, inbox: result.inbox,
-                           batchSequence: ledger.inbox.batchSequence, shell: self)
+        rollup?.onL1Commit(RollupShell.L1Commit(block, result, ledger: ledger), live: true, shell: self)
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, ledger: ledger)
         txsCommitted += UInt64(block.txs.count)

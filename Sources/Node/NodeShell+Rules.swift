@@ -26,7 +26,7 @@ extension NodeShell {
     }
 
     static func reexecuteTip(_ tip: (block: Block, rules: UInt16)?, ledger: inout Ledger, config: NodeConfig,
-                             plans: [UpgradePlan], inbox: inout [InboxItem]) -> TipAlternative? {
+                             plans: [UpgradePlan], result: inout Ledger.BlockResult?) -> TipAlternative? {
         guard let tip else { return nil }
         var rules = tip.rules
         if case .apply(let version) = RulesSchedule.decide(
@@ -35,7 +35,7 @@ extension NodeShell {
         }
         var recorded = ledger
         recorded.rulesVersion = tip.rules
-        inbox = recorded.execute(tip.block).inbox
+        result = recorded.execute(tip.block)
         guard rules != tip.rules else {
             ledger = recorded
             return nil

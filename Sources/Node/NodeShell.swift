@@ -142,7 +142,7 @@ final class NodeShell {
     /// The rollup part of a sequencer or replica.
     var rollup: RollupShell?
     /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
-    var startupInbox: [(height: UInt64, timeMs: UInt64, items: [InboxItem], batchSequence: UInt64)] = []
+    var startupInbox: [RollupShell.L1Commit] = []
 
     enum PeerLink: Equatable {
         case accepted
@@ -179,28 +179,23 @@ final class NodeShell {
         self.plans = plans
         // Rebuild the ledger from the store: every committed block is executed again under the rules
         // recorded with it, except the last one (see `reexecuteTip`).
-        var rebuilt = try Ledger(genesis: genesis)
+        var rebuilt = try Ledger(genesis: genesis, l2ForkId: config.forkId)
         var tip: (block: Block, rules: UInt16)?
         let keepsInbox = RollupShell.Role(rawValue: config.role) != nil
-        var inbox: [(height: UInt64, timeMs: UInt64, items: [InboxItem], batchSequence: UInt64)] = []
+        var inbox: [RollupShell.L1Commit] = []
         let store = try BlockStore(path: dataDir + "/blocks.dat") { committed, rules in
             if let previous = tip {
                 rebuilt.rulesVersion = previous.rules
                 let result = rebuilt.execute(previous.block)
-                if keepsInbox {
-                    inbox.append((previous.block.header.height, previous.block.header.timeMs, result.inbox,
-                                  rebuilt.inbox.batchSequence))
-                }
+                if keepsInbox { inbox.append(RollupShell.L1Commit(previous.block, result, ledger: rebuilt)) }
             }
             tip = (committed.block, rules)
         }
         self.store = store
-        var tipInbox: [InboxItem] = []
+        var tipResult: Ledger.BlockResult?
         self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans,
-                                                     inbox: &tipInbox)
-        if keepsInbox, let tip {
-            inbox.append((tip.block.header.height, tip.block.header.timeMs, tipInbox, rebuilt.inbox.batchSequence))
-        }
+                                                     result: &tipResult)
+        if keepsInbox, let tip, let tipResult { inbox.append(RollupShell.L1Commit(tip.block, tipResult, ledger: rebuilt)) }
         self.startupInbox = inbox
         if let role = RollupShell.Role(rawValue: config.role) {
             guard let settings = config.rollup else {
@@ -209,6 +204,7 @@ final class NodeShell {
             self.rollup = try RollupShell(role: role, settings: settings, genesis: genesis, forkId: config.forkId)
         }
         self.ledger = rebuilt
+        rollup?.startDisputeAgent(ledger: rebuilt, key: key)
         self.signStore = try SignStateStore(path: dataDir + "/sign-state.dat")
         let height = store.height + 1
         let lastSigned = signStore.state
@@ -245,10 +241,7 @@ final class NodeShell {
     /// have been heard from, or after `startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
         if let rollup {
-            for entry in startupInbox {
-                rollup.onL1Commit(height: entry.height, timeMs: entry.timeMs, inbox: entry.items,
-                                  batchSequence: entry.batchSequence, shell: self)
-            }
+            for entry in startupInbox { rollup.onL1Commit(entry, live: false, shell: self) }
             startupInbox = []
             logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
         }

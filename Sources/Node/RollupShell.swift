@@ -45,6 +45,9 @@ final class RollupShell {
     var lastFeedMs: UInt64 = 0
     var feedRootMismatches = 0
     var safeHeight: UInt64 = 0
+    /// The node's part in disputes (when genesis has the dispute contract), and the keys it plays as.
+    var disputeAgent: DisputeAgent.Instance?
+    var disputeKeys: [SigningKey] = []
 
     init(role: Role, settings: RollupSettings, genesis: Genesis, forkId: UInt32) throws {
         self.role = role
@@ -53,7 +56,7 @@ final class RollupShell {
         guard let rollup = genesis.rollup else { throw Genesis.Problem.noRollup }
         self.sequencerKey = chain.sequencer
         self.derivation = Derivation.Instance(chain: chain, forcedInclusionBlocks: rollup.forcedInclusionBlocks,
-                                              challengeWindowBlocks: settings.challengeWindowBlocks)
+                                              challengeWindowBlocks: rollup.disputes == nil ? settings.challengeWindowBlocks : nil)
         self.unsafe = chain
         self.uplink = Uplink(bytesPerSecond: settings.uplinkBytesPerSecond, queueMax: settings.uplinkQueueMax)
         self.feed = FeedAssembler()
@@ -73,22 +76,42 @@ final class RollupShell {
 
     // MARK: L1
 
-    /// A committed L1 block (live, or replayed from the store at start).
-    func onL1Commit(height: UInt64, timeMs: UInt64, inbox: [InboxItem], batchSequence: UInt64, shell: NodeShell) {
+    /// What a committed L1 block means for the rollup.
+    struct L1Commit {
+        var height: UInt64
+        var timeMs: UInt64
+        var inbox: [InboxItem]
+        var batchSequence: UInt64
+        var disputes: [DisputeEvent]
+
+        init(_ block: Block, _ result: Ledger.BlockResult, ledger: Ledger) {
+            height = block.header.height
+            timeMs = block.header.timeMs
+            inbox = result.inbox
+            batchSequence = ledger.inbox.batchSequence
+            disputes = result.disputes
+        }
+    }
+
+    /// A committed L1 block: live, or replayed from the store at start (then the dispute agent only
+    /// learns from it; it acts on live blocks, against the contract as it stands).
+    func onL1Commit(_ commit: L1Commit, live: Bool, shell: NodeShell) {
         let now = shell.clock()
-        for event in derivation.onL1Block(height: height, timeMs: timeMs, inbox: inbox, trusted: producedIds) {
+        let height = commit.height
+        for event in derivation.onL1Block(height: height, timeMs: commit.timeMs, inbox: commit.inbox, trusted: producedIds) {
             record(event, l1Height: height, now: now, shell: shell)
         }
         if sequencer != nil {
-            for landed in sequencer!.onInbox(batchSequence: batchSequence) {
+            for landed in sequencer!.onInbox(batchSequence: commit.batchSequence) {
                 shell.events.write("batch_landed", timeMs: now, [
                     ("batch", .uint(landed.batchIndex)), ("lastHeight", .uint(landed.lastHeight)), ("l1Height", .uint(height)),
                 ])
             }
         }
+        onDisputes(commit.disputes, l1Height: height, live: live, shell: shell)
     }
 
-    private func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, shell: NodeShell) {
+    func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, shell: NodeShell) {
         switch event {
         case .derived(let block, _, _):
             let height = block.header.height

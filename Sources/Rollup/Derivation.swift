@@ -35,9 +35,9 @@ public enum Derivation {
         public private(set) var lastBatchIndex: UInt64?
         public private(set) var halted: String?
         var assembler = BatchAssembler()
-        /// L1 blocks a safe L2 block waits before it is final (the challenge window; disputes come with
-        /// the fraud-proof game).
-        public let challengeWindowBlocks: UInt64
+        /// L1 blocks a safe L2 block waits before it is final (the challenge window). Nil: finality comes
+        /// from the dispute contract confirming assertions (`confirmed(l2Height:)`).
+        public let challengeWindowBlocks: UInt64?
         /// The highest final L2 height.
         public private(set) var finalHeight: UInt64 = 0
         /// Safe L2 heads waiting out the window, oldest first.
@@ -46,7 +46,7 @@ public enum Derivation {
         /// later L1 height: never final early, and the queue stays bounded).
         static let awaitingFinalMax = 10_000
 
-        public init(chain: L2Chain, forcedInclusionBlocks: UInt64, challengeWindowBlocks: UInt64 = 0) {
+        public init(chain: L2Chain, forcedInclusionBlocks: UInt64, challengeWindowBlocks: UInt64? = 0) {
             precondition(forcedInclusionBlocks > 0, "forcedInclusionBlocks must be positive")
             self.chain = chain
             self.forcedInclusionBlocks = forcedInclusionBlocks
@@ -79,12 +79,25 @@ public enum Derivation {
                 default: break
                 }
             }
-            while let first = awaitingFinal.first, first.l1Height + challengeWindowBlocks <= l1Height {
+            while let window = challengeWindowBlocks, let first = awaitingFinal.first, first.l1Height + window <= l1Height {
                 awaitingFinal.removeFirst()
                 finalHeight = max(finalHeight, first.l2Height)
                 events.append(.finalized(l2Height: first.l2Height, safeL1Height: first.l1Height))
             }
             return events
+        }
+
+        /// The dispute contract confirmed an assertion whose batch ends at `l2Height`: the L2 chain through
+        /// it is final.
+        public mutating func confirmed(l2Height: UInt64) -> [Event] {
+            guard l2Height > finalHeight else { return [] }
+            finalHeight = l2Height
+            var safeL1Height = l1Height
+            while let first = awaitingFinal.first, first.l2Height <= l2Height {
+                safeL1Height = first.l1Height
+                awaitingFinal.removeFirst()
+            }
+            return [.finalized(l2Height: l2Height, safeL1Height: safeL1Height)]
         }
 
         private mutating func awaitFinal(l2Height: UInt64) {

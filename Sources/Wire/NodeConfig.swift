@@ -1,3 +1,5 @@
+import Sodium
+
 /// Everything one `faultline-node` process needs, written as JSON into its folder by `faultline up`.
 public struct NodeConfig: Codable, Sendable, Equatable {
     public struct PeerEntry: Codable, Sendable, Equatable {
@@ -182,8 +184,42 @@ public struct RollupSettings: Codable, Sendable, Equatable {
     public var feedPeers: [String] = []
     /// Threads the sequencer's edge checks client signatures on (0: one per core).
     public var verifyWorkers: Int = 0
-    /// L1 blocks a safe L2 block waits after its batch landed before it is final (the challenge window).
+    /// L1 blocks a safe L2 block waits after its batch landed before it is final (the challenge window),
+    /// when genesis has no dispute contract (with one, confirmed assertions make L2 blocks final).
     public var challengeWindowBlocks: UInt64 = 20
+    /// How this node behaves in disputes (sequencer: as the proposer; replica: as a challenger).
+    public var dispute = DisputeBehaviour()
 
     public init() {}
+}
+
+/// How a sequencer or replica behaves in fraud-proof disputes; the default is honest.
+public struct DisputeBehaviour: Codable, Sendable, Equatable {
+    public static let lies = ["honest", "wrong-root", "missed-reorg", "lie-every-move"]
+
+    /// `honest`; `wrong-root`: executes a batch with a bug (mints to the sequencer before step `step`);
+    /// `missed-reorg`: applies a deposit from an L1 block that was reorged away before the batch's first
+    /// step; `lie-every-move`: commits to made-up hashes. A replica with a lie challenges right roots.
+    public var lie = "honest"
+    /// The batch the lie is told at (nil: every batch).
+    public var batch: UInt64?
+    public var step = 0
+    /// Opens (asserts or challenges) but never moves in a game.
+    public var silent = false
+    /// Identities a lying replica challenges as (a Sybil attack), each with its own bond.
+    public var identities = 1
+    /// A challenger waits for the last block of the window.
+    public var atWindowEnd = false
+
+    public init() {}
+}
+
+/// The keys a node plays disputes as: its own, then identities derived from it (a Sybil's extra
+/// challengers), which the cluster funds on L1 at genesis.
+public enum DisputeIdentity {
+    public static func keys(of key: SigningKey, count: Int) -> [SigningKey] {
+        [key] + (1..<max(count, 1)).map { index in
+            SigningKey(seed: Blake2b.hash(prefix: 7, key.seed, Blake2b.hash(Array("identity/\(index)".utf8))))
+        }
+    }
 }
