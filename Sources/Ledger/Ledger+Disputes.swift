@@ -34,7 +34,7 @@ extension Ledger {
                 do {
                     disputeEvents.append(try disputes!.assert(assertion, l1Height: l1Height))
                 } catch {
-                    returnBond(disputes!.settings.assertionBond, to: tx.sender)
+                    pay(disputes!.settings.assertionBond, to: tx.sender)
                     throw error
                 }
             case .challenge(let assertion, let commitment, let end):
@@ -44,7 +44,7 @@ extension Ledger {
                     disputeEvents.append(try disputes!.challenge(assertion, by: tx.sender, commitment: commitment, end: end,
                                                                  l1Height: l1Height))
                 } catch {
-                    returnBond(disputes!.settings.challengeBond, to: tx.sender)
+                    pay(disputes!.settings.challengeBond, to: tx.sender)
                     throw error
                 }
             case .move(let assertion, let game, let claim):
@@ -84,7 +84,7 @@ extension Ledger {
                 disputes!.byBatch[old.assertion.batch] = nil
             }
             for index in disputes!.batches.keys where index <= next.assertion.batch { disputes!.batches[index] = nil }
-            returnBond(next.bond, to: sequencer!)
+            pay(next.bond, to: sequencer!)
             disputeEvents.append(.confirmed(id: next.id, batch: next.assertion.batch, root: next.assertion.root,
                                             lastHeight: next.lastHeight))
         }
@@ -128,9 +128,9 @@ extension Ledger {
         for record in [fallen] + descendants {
             disputes!.assertions[record.id] = nil
             disputes!.byBatch[record.assertion.batch] = nil
-            if record.id != id || !bondPaid { returnBond(record.bond, to: sequencer!) }
+            if record.id != id || !bondPaid { pay(record.bond, to: sequencer!) }
             for (index, entry) in record.games.enumerated() where !entry.settled {
-                returnBond(entry.bond, to: entry.challenger)
+                pay(entry.bond, to: entry.challenger)
                 let closed = Bisection.Outcome(winner: .challenger, reason: "closed: assertion \(id.short) fell", l1Height: l1Height)
                 disputeEvents.append(.gameEnded(assertion: record.id, game: index, batch: record.assertion.batch,
                                                 challenger: entry.challenger, outcome: closed,
@@ -152,10 +152,6 @@ extension Ledger {
         account.balance -= bond
         set(key, account)
         disputes!.held += bond
-    }
-
-    private mutating func returnBond(_ bond: UInt64, to key: PublicKey) {
-        pay(bond, to: key)
     }
 
     /// Pays `amount` out of the bonds held.

@@ -38,6 +38,11 @@ public enum DisputeAgent {
         public var tx: DisputeTx
     }
 
+    struct LiarKey: Hashable, Sendable {
+        var batch: UInt64
+        var identity: Int
+    }
+
     public struct Instance: Sendable {
         public let settings: Settings
         let context: Machine.Context
@@ -51,7 +56,7 @@ public enum DisputeAgent {
         var honest: [UInt64: Party] = [:]
         var own: [UInt64: Party] = [:]
         /// Lying challengers' parties, by batch and identity.
-        var liars: [String: Party] = [:]
+        var liars: [LiarKey: Party] = [:]
         /// What was sent, by what it was for, at which L1 height (bounded: entries older than
         /// `sentMemoryBlocks` are forgotten).
         var sent: [String: UInt64] = [:]
@@ -105,7 +110,7 @@ public enum DisputeAgent {
                     belief = truth
                 }
             case .rejected(_, let batch, _, _):
-                guard settings.role == .proposer, !defeated || diverged else { return }
+                guard settings.role == .proposer else { return }
                 // Re-derive from L1: the L1-derived executions are this proposer's from that batch on.
                 defeated = true
                 diverged = false
@@ -114,7 +119,7 @@ public enum DisputeAgent {
             case .confirmed(_, let batch, _, _):
                 for key in honest.keys where key <= batch { honest[key] = nil }
                 for key in own.keys where key <= batch { own[key] = nil }
-                liars = liars.filter { (UInt64($0.key.split(separator: "/")[0]) ?? 0) > batch }
+                liars = liars.filter { $0.key.batch > batch }
             default:
                 break
             }
@@ -192,7 +197,7 @@ public enum DisputeAgent {
         /// another step).
         private mutating func party(for batch: UInt64, identity: Int, truth: Party) -> Party {
             guard let lie = settings.lie else { return truth }
-            let key = "\(batch)/\(identity)"
+            let key = LiarKey(batch: batch, identity: identity)
             if let party = liars[key] { return party }
             var strategy = lie
             if case .deviate(let step, let account, let amount) = lie {
