@@ -355,7 +355,8 @@ public struct Evaluator: Sendable {
             observed = count > 0 ? Double(histogram.valueAtPercentile(percentile)) : nil
             text = observed.map { "\(Int($0)) ms over \(count) txs" } ?? "no finalized transactions in the window"
         default:
-            (observed, text) = evaluateRollup(spec.metric, ranges: ranges) ?? (nil, "unknown metric")
+            (observed, text) = evaluateRollup(spec.metric, ranges: ranges) ?? evaluateDisputes(spec.metric)
+                ?? (nil, "unknown metric")
         }
         let passed: Bool
         switch spec.bound {

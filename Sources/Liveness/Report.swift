@@ -159,11 +159,14 @@ public struct Report: Codable, Sendable {
     public var latencyBySecond: [[Double]]
     /// The L2 side, when the run had a sequencer.
     public var rollup: RollupEntry?
+    /// The fraud-proof games, when the rollup's genesis has the dispute contract.
+    public var disputes: DisputeEntry?
 
     public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec],
                 load: LoadEntry? = nil) {
         self.load = load
         self.rollup = Report.rollupEntry(evaluator)
+        self.disputes = Report.disputeEntry(evaluator)
         let analysis = evaluator.analysis
         let start = evaluator.startMs
         func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }

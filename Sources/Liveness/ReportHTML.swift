@@ -10,7 +10,7 @@ extension Report {
             <!doctype html><html><head><meta charset="utf-8"><title>Faultline: \(Self.xml(scenario))</title>
             <style>
             body{font-family:system-ui,sans-serif;margin:24px;color:#222;max-width:1000px}
-            h1{font-size:22px;margin-bottom:4px} h2{font-size:16px;margin-top:28px}
+            h1{font-size:22px;margin-bottom:4px} h2{font-size:16px;margin-top:28px} h3{font-size:14px}
             .pass{background:#2e7d32;color:#fff;padding:2px 8px;border-radius:4px}
             .fail{background:#c62828;color:#fff;padding:2px 8px;border-radius:4px}
             .cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
@@ -47,6 +47,7 @@ extension Report {
             page += "<h2>Vote queueing delay, p99 per second (arrival at the node → consensus)</h2>\n" + voteDelayChart()
         }
         page += rollupSection()
+        page += disputeSection()
         if let load, !load.spam.isEmpty {
             page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
                 + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
@@ -129,7 +130,7 @@ extension Report {
     }
 
     /// A chart frame with axes; `plot` maps (x seconds, y value) to SVG coordinates.
-    func frame(width: Double, height: Double, maxX: Double, maxY rawMaxY: Double, yLabel: String,
+    func frame(width: Double, height: Double, maxX: Double, maxY rawMaxY: Double, yLabel: String, xUnit: String = " s",
                        body: (_ plot: (Double, Double) -> (Double, Double)) -> String) -> String {
         let maxY = Self.niceCeiling(rawMaxY)
         let left = 56.0, right = 16.0, top = 12.0, bottom = 34.0
@@ -147,7 +148,7 @@ extension Report {
                 + "<text x=\"\(left - 6)\" y=\"\(py + 4)\" text-anchor=\"end\">\(Self.short(y))</text>"
             let x = maxX * Double(tick) / 5
             let (px, _) = plot(x, 0)
-            svg += "<text x=\"\(px)\" y=\"\(top + h + 16)\" text-anchor=\"middle\">\(Self.short(x)) s</text>"
+            svg += "<text x=\"\(px)\" y=\"\(top + h + 16)\" text-anchor=\"middle\">\(Self.short(x))\(xUnit)</text>"
         }
         svg += "<text x=\"14\" y=\"\(top + h / 2)\" transform=\"rotate(-90 14 \(top + h / 2))\" text-anchor=\"middle\">"
             + "\(yLabel)</text>"

@@ -49,8 +49,10 @@ public struct RollupAnalysis: Sendable {
     public var replicaFinal: [String: UInt64] = [:]
     /// Submit → included → posted → safe → final, per client record ("load", then each airdrop step).
     public var latencies: [L2Latency] = []
+    /// The dispute games on L1, when the rollup's genesis has the contract.
+    public var disputes = DisputeAnalysis()
 
-    public var isEmpty: Bool { sequencer == nil && replicas.isEmpty }
+    public var isEmpty: Bool { sequencer == nil && replicas.isEmpty && disputes.isEmpty }
 
     /// `recordsDir`: the airdrop and forced steps' records; `loadSubmissionsPath`: the L2 load's submissions.
     /// `l1CommitMs`: when each L1 height was first committed (a batch counts as posted then).
@@ -59,6 +61,8 @@ public struct RollupAnalysis: Sendable {
         var result = RollupAnalysis(sequencer: nil, replicas: [])
         var unreadable = 0
         var milestones = L2Milestones()
+        /// Per node: the state root derived from L1 at the end of each batch.
+        var batchRoots: [String: [UInt64: String]] = [:]
         for (name, dir) in nodeDirs {
             var role: String?
             var safe: [(timeMs: UInt64, height: UInt64)] = []
@@ -99,6 +103,9 @@ public struct RollupAnalysis: Sendable {
                 case "l2_safe":
                     let height = RunAnalysis.uint(object["lastHeight"]) ?? 0
                     result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", true))
+                    if let batch = RunAnalysis.uint(object["batch"]) {
+                        batchRoots[name, default: [:]][batch] = object["stateRoot"] as? String ?? ""
+                    }
                     result.replicaHeads[name, default: []].append((time, height))
                     safe.append((time, height))
                 case "l2_forced_block":
@@ -113,6 +120,8 @@ public struct RollupAnalysis: Sendable {
                                                 bySequencer: object["bySequencer"] as? Bool ?? true))
                 case "derivation_halted", "feed_mismatch", "sequencer_stopped":
                     result.problems.append("\(name): \(object["event"] as? String ?? ""): \(object["reason"] as? String ?? "")")
+                case let event? where event.hasPrefix("dispute_"):
+                    result.disputes.ingest(object, event: event, commitMs: RunAnalysis.uint(object["l1Height"]).flatMap { l1CommitMs[$0] })
                 default:
                     break
                 }
@@ -130,6 +139,11 @@ public struct RollupAnalysis: Sendable {
             result.replicaSafeRoots[sequencer] = nil
             result.forced.removeAll { $0.node == sequencer }
         }
+        // Judged by what the replicas derived (the sequencer's own derivation only when there is no replica).
+        let judges = result.replicas.isEmpty ? [result.sequencer].compactMap { $0 } : result.replicas.sorted()
+        var derived: [UInt64: String] = [:]
+        for judge in judges { derived.merge(batchRoots[judge] ?? [:]) { first, _ in first } }
+        result.disputes.judge(derivedRoots: derived)
         if let recordsDir, let files = try? FileManager.default.contentsOfDirectory(atPath: recordsDir) {
             for file in files.sorted() where file.hasSuffix(".json") {
                 if let data = FileManager.default.contents(atPath: recordsDir + "/" + file),

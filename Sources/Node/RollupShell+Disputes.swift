@@ -50,6 +50,7 @@ extension RollupShell {
 
     private func log(_ event: DisputeEvent, l1Height: UInt64, now: UInt64, shell: NodeShell) {
         let height: (String, JSONValue) = ("l1Height", .uint(l1Height))
+        guard let settings = shell.ledger.disputes?.settings else { return }
         switch event {
         case .batchRecorded(let record, _):
             shell.events.write("dispute_batch", timeMs: now, [
@@ -61,11 +62,13 @@ extension RollupShell {
         case .asserted(let id, let batch, let root, _, let length, let windowEnd):
             shell.events.write("dispute_asserted", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
-                ("length", .uint(UInt64(length))), ("windowEnd", .uint(windowEnd)), height,
+                ("length", .uint(UInt64(length))), ("windowEnd", .uint(windowEnd)), ("bond", .uint(settings.assertionBond)),
+                height,
             ])
         case .challenged(let id, let game, let challenger, _):
             shell.events.write("dispute_challenged", timeMs: now, [
-                ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("challenger", .string(challenger.hex)), height,
+                ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("challenger", .string(challenger.hex)),
+                ("bond", .uint(settings.challengeBond)), ("clock", .uint(settings.clockBlocks)), height,
             ])
         case .moved(let id, let game, let side, let index, let low, let high, let clockProposer, let clockChallenger):
             shell.events.write("dispute_move", timeMs: now, [

@@ -196,6 +196,7 @@ enum Reports {
             print("  \(divergence.summary)")
         }
         for line in report.rollupLines { print("  " + line) }
+        for line in report.disputeLines { print("  " + line) }
         for node in report.nodes {
             if let stopped = node.stopped { print("  \(node.name) stopped: \(stopped)") }
             for refusal in node.refusedStarts { print("  \(node.name) \(refusal)") }
