@@ -161,6 +161,7 @@ public enum Bisection {
         /// A new L1 block: the side to move loses once its clock has run out.
         public mutating func onL1Block(height: UInt64) {
             guard outcome == nil, height > deadline else { return }
+            if turn == .proposer { clockProposer = 0 } else { clockChallenger = 0 }
             outcome = Outcome(winner: turn.other, reason: "the \(turn.rawValue)'s clock ran out", l1Height: height)
         }
 

@@ -142,6 +142,7 @@ public enum DisputeAgent {
             for record in disputes.orderedAssertions where !record.confirmed && height < record.windowEnd(disputes.settings) {
                 if settings.challengeAtWindowEnd, height + 1 < record.windowEnd(disputes.settings) { continue }
                 let batch = record.assertion.batch
+                if settings.lie != nil, let lieBatch = settings.lieBatch, lieBatch != batch { continue }
                 guard let truth = honest[batch], truth.trace.start == record.startHash else { continue }
                 let wrong = truth.claimedRoot != record.assertion.root
                 guard wrong == (settings.lie == nil) else { continue }

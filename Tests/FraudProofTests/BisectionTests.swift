@@ -171,6 +171,9 @@ struct ToyParty {
         #expect(game.outcome == nil, "still in time at the deadline itself")
         game.onL1Block(height: deadline + 1)
         #expect(game.outcome?.winner == silent.other && game.outcome?.l1Height == deadline + 1)
+        let spent = silent == .proposer ? game.clockProposer : game.clockChallenger
+        let other = silent == .proposer ? game.clockChallenger : game.clockProposer
+        #expect(spent == 0 && other > 0, "the silent side's clock reads empty; the other side's keeps what it had")
     }
 
     @Test func bondsAreSettledWithoutCreatingAnything() {
