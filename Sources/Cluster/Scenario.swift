@@ -31,12 +31,15 @@ public struct Scenario: Sendable {
         case atHeight(UInt64)
         /// When this node is the proposer of the current height and round (at or after `afterSeconds`).
         case whenProposer(String, afterSeconds: Double)
+        /// When any node's L1 ledger has a dispute game open (a fault injected mid-game).
+        case whenGameOpen
 
         public var description: String {
             switch self {
             case .atSeconds(let s): return "at \(s) s"
             case .atHeight(let h): return "at height \(h)"
             case .whenProposer(let node, let after): return "when \(node) proposes (after \(after) s)"
+            case .whenGameOpen: return "when a dispute game is open"
             }
         }
     }
@@ -123,9 +126,11 @@ public struct Scenario: Sendable {
         let trigger: Trigger
         if let height = try table.uint("at_height", range: 1...UInt64(Int64.max)) {
             trigger = .atHeight(height)
+        } else if let on = try table.string("on"), on == "dispute_game" {
+            trigger = .whenGameOpen
         } else if let on = try table.string("on") {
             guard on.hasPrefix("proposer:"), topology.nodes.contains(where: { $0.name == String(on.dropFirst(9)) }) else {
-                throw table.fail("on", "expected \"proposer:NODE\" with a node of the topology, got '\(on)'")
+                throw table.fail("on", "expected \"proposer:NODE\" with a node of the topology or \"dispute_game\", got '\(on)'")
             }
             trigger = .whenProposer(String(on.dropFirst(9)), afterSeconds: 0)
         } else {

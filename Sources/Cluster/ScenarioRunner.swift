@@ -152,6 +152,8 @@ public enum ScenarioRunner {
             return states.contains { ($0.status?.height ?? 0) >= height }
         case .whenProposer(let node, let after):
             return elapsed >= after && states.contains { $0.status?.proposer == node && $0.node.name != node }
+        case .whenGameOpen:
+            return states.contains { ($0.status?.disputeGamesOpen ?? 0) > 0 }
         }
     }
 

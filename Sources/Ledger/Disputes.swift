@@ -134,6 +134,11 @@ public struct Disputes: Sendable {
         self.l2HeadId = l2GenesisId
     }
 
+    /// Games being played (no outcome yet).
+    public var gamesOpen: Int {
+        assertions.values.reduce(0) { $0 + $1.games.filter { $0.game.outcome == nil }.count }
+    }
+
     /// The root an assertion with this parent starts from (nil: not a live assertion).
     public func root(of parent: Bytes32) -> Bytes32? {
         parent == .zero ? genesisRoot : assertions[parent]?.assertion.root

@@ -49,8 +49,10 @@ extension Evaluator {
                 ? "each loser's bond half to the winner, half burned: \(moved) paid, \(burned) burned"
                 : problems.prefix(3).joined(separator: "; "))
         case "dispute_detection_l1_blocks_max":
-            guard !invalid.isEmpty else { return (nil, "no assertion had a wrong root") }
-            let detections = invalid.map { ($0, disputes.detectionBlocks($0)) }
+            // An assertion built on a wrong one falls with it; only those on a right parent need a challenge.
+            let disputable = invalid.filter { $0.rejectReason?.hasPrefix("built on") != true }
+            guard !disputable.isEmpty else { return (nil, "no assertion had a wrong root") }
+            let detections = disputable.map { ($0, disputes.detectionBlocks($0)) }
             if let missed = detections.first(where: { $0.1 == nil }) {
                 return (Double.infinity, "the wrong root of batch \(missed.0.batch) was never challenged")
             }

@@ -48,6 +48,15 @@ extension Evaluator {
             return (problems.isEmpty ? 1 : 0, problems.isEmpty
                 ? "replicas derived the sequencer's root for all \(checked) posted batches"
                 : problems.prefix(3).joined(separator: "; "))
+        case "l2_root_mismatches":
+            let heights = rollup.rootMismatches.values.reduce(into: Set<UInt64>()) { $0.formUnion($1) }
+            return (Double(heights.count), heights.isEmpty ? "every L2 block's claimed root is the one L1's transactions give"
+                : "\(heights.count) L2 block(s) claim a root other than L1's transactions give (heights \(heights.min()!)–\(heights.max()!))")
+        case "l2_diverged_at_end":
+            let diverged = rollup.divergedAtEnd.filter(\.value).keys.sorted()
+            return (diverged.isEmpty ? 0 : 1, diverged.isEmpty
+                ? "the last batch every replica derived had the sequencer's roots right"
+                : "the last batch derived by \(diverged.joined(separator: ", ")) still claims other roots")
         case "l2_forced_included":
             let indexes = Set(rollup.forced.map(\.index))
             let onAll = indexes.filter { index in rollup.replicas.allSatisfy { replica in

@@ -34,6 +34,8 @@ extension Report {
         public var problems: [String]
         public var forced: [ForcedEntry]
         public var sequencerRssMaxMiB: Double
+        /// L2 heights whose claimed root differs from what L1's transactions give (any replica).
+        public var rootMismatchHeights: [UInt64]
         /// Submit → included → posted → safe → final, for the L2 load and each airdrop.
         public var latencies: [L2Latency]
         /// Per replica: the highest L2 height it counts final (safe and past the challenge window).
@@ -69,6 +71,7 @@ extension Report {
                 .init(index: $0.index, l1Blocks: $0.l1Blocks, l1WaitMs: $0.l1WaitMs, bySequencer: $0.bySequencer)
             },
             sequencerRssMaxMiB: Double(samples.map(\.rssKiB).max() ?? 0) / 1024,
+            rootMismatchHeights: rollup.rootMismatches.values.reduce(into: Set<UInt64>()) { $0.formUnion($1) }.sorted(),
             latencies: rollup.latencies, finalHeights: rollup.replicaFinal,
             series: samples.map {
                 [(Double($0.timeMs) - Double(start)) / 1000, Double($0.queue), Double($0.backlogBytes) / 1024,
@@ -113,6 +116,10 @@ extension Report {
         if !rollup.finalHeights.isEmpty {
             lines.append("L2 final heads: " + rollup.finalHeights.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }
                 .joined(separator: ", "))
+        }
+        if let first = rollup.rootMismatchHeights.first, let last = rollup.rootMismatchHeights.last {
+            lines.append("L2 roots: \(rollup.rootMismatchHeights.count) block(s) between heights \(first) and \(last) claim a root "
+                         + "other than L1's transactions give; replicas derived on from L1")
         }
         for problem in rollup.problems.prefix(3) { lines.append("L2 problem: \(problem)") }
         for forced in rollup.forced {

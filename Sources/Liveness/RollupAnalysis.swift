@@ -49,6 +49,14 @@ public struct RollupAnalysis: Sendable {
     public var replicaFinal: [String: UInt64] = [:]
     /// Submit → included → posted → safe → final, per client record ("load", then each airdrop step).
     public var latencies: [L2Latency] = []
+    /// Per replica: L2 heights whose claimed root differs from the root L1's transactions give (logged
+    /// when a dispute contract lets derivation go on), and the batch of the last block derived.
+    public var rootMismatches: [String: Set<UInt64>] = [:]
+    public var lastDerivedBatch: [String: UInt64] = [:]
+    /// Per replica with mismatches: whether the last batch it derived still had one (the sequencer never
+    /// came back to the L1-derived state).
+    public var divergedAtEnd: [String: Bool] = [:]
+    static let mismatchesMax = 100_000
     /// The dispute games on L1, when the rollup's genesis has the contract.
     public var disputes = DisputeAnalysis()
 
@@ -63,6 +71,7 @@ public struct RollupAnalysis: Sendable {
         var milestones = L2Milestones()
         /// Per node: the state root derived from L1 at the end of each batch.
         var batchRoots: [String: [UInt64: String]] = [:]
+        var mismatchBatches: [String: Set<UInt64>] = [:]
         for (name, dir) in nodeDirs {
             var role: String?
             var safe: [(timeMs: UInt64, height: UInt64)] = []
@@ -105,6 +114,7 @@ public struct RollupAnalysis: Sendable {
                     result.replicaSafeRoots[name, default: []].append((height, object["stateRoot"] as? String ?? "", true))
                     if let batch = RunAnalysis.uint(object["batch"]) {
                         batchRoots[name, default: [:]][batch] = object["stateRoot"] as? String ?? ""
+                        result.lastDerivedBatch[name] = max(result.lastDerivedBatch[name] ?? 0, batch)
                     }
                     result.replicaHeads[name, default: []].append((time, height))
                     safe.append((time, height))
@@ -120,6 +130,11 @@ public struct RollupAnalysis: Sendable {
                                                 bySequencer: object["bySequencer"] as? Bool ?? true))
                 case "derivation_halted", "feed_mismatch", "sequencer_stopped":
                     result.problems.append("\(name): \(object["event"] as? String ?? ""): \(object["reason"] as? String ?? "")")
+                case "l2_root_mismatch":
+                    if let height = RunAnalysis.uint(object["l2Height"]), (result.rootMismatches[name]?.count ?? 0) < Self.mismatchesMax {
+                        result.rootMismatches[name, default: []].insert(height)
+                        mismatchBatches[name, default: []].insert(RunAnalysis.uint(object["batch"]) ?? 0)
+                    }
                 case let event? where event.hasPrefix("dispute_"):
                     result.disputes.ingest(object, event: event, commitMs: RunAnalysis.uint(object["l1Height"]).flatMap { l1CommitMs[$0] })
                 default:
@@ -135,6 +150,7 @@ public struct RollupAnalysis: Sendable {
         }
         // The sequencer derives too; only replicas' heads and roots are checked against it.
         if let sequencer = result.sequencer {
+            result.rootMismatches[sequencer] = nil
             result.replicaHeads[sequencer] = nil
             result.replicaSafeRoots[sequencer] = nil
             result.forced.removeAll { $0.node == sequencer }
@@ -144,6 +160,9 @@ public struct RollupAnalysis: Sendable {
         var derived: [UInt64: String] = [:]
         for judge in judges { derived.merge(batchRoots[judge] ?? [:]) { first, _ in first } }
         result.disputes.judge(derivedRoots: derived)
+        for (name, batches) in mismatchBatches where name != result.sequencer {
+            result.divergedAtEnd[name] = batches.contains(result.lastDerivedBatch[name] ?? .max)
+        }
         if let recordsDir, let files = try? FileManager.default.contentsOfDirectory(atPath: recordsDir) {
             for file in files.sorted() where file.hasSuffix(".json") {
                 if let data = FileManager.default.contents(atPath: recordsDir + "/" + file),
@@ -205,7 +224,9 @@ public struct RollupAnalysis: Sendable {
         var mismatches: [String] = []
         var firstReplicaRoot: [UInt64: (replica: String, root: String)] = [:]
         for (replica, roots) in replicaSafeRoots.sorted(by: { $0.key < $1.key }) {
-            for entry in roots {
+            // A restarted replica derives (and logs) the same batches again.
+            var seen: Set<UInt64> = []
+            for entry in roots where seen.insert(entry.height).inserted {
                 if let other = firstReplicaRoot[entry.height], other.root != entry.root {
                     mismatches.append("\(replica) at L2 height \(entry.height): \(entry.root.prefix(12)) vs \(other.replica) \(other.root.prefix(12))")
                 }

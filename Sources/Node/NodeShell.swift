@@ -349,6 +349,7 @@ final class NodeShell {
         status.rulesApplied = ledger.rulesVersion
         status.forkId = config.forkId
         status.stopped = stopped
+        status.disputeGamesOpen = ledger.disputes?.gamesOpen ?? 0
         status.refusedPeers = handshakes.compactMapValues { link in
             if case .refused(let reason) = link { return reason }
             return nil

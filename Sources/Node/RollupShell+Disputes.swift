@@ -14,12 +14,14 @@ extension RollupShell {
         switch behaviour.lie {
         case "wrong-root": agent.lie = .deviate(step: behaviour.step, account: minted, amount: 1_000_000)
         case "missed-reorg":
-            agent.lie = .deviate(step: 0, account: PublicKey(Blake2b.hash(Array("faultline/reorged-deposit".utf8))),
-                                 amount: 50_000)
+            // The sequencer's chain really has the deposit (`Sequencer.Settings.phantomDeposit`); the agent
+            // asserts what that chain computes: the deposit before the first step of the batch it went
+            // into, known once the sequencer has made that batch's first block.
+            agent.lie = .deviate(step: 0, account: Self.reorgedDepositAccount, amount: 50_000)
         case "lie-every-move": agent.lie = .lieEveryMove(seed: UInt64(behaviour.step))
         default: agent.lie = nil
         }
-        agent.lieBatch = behaviour.batch
+        agent.lieBatch = behaviour.lie == "missed-reorg" ? .max : behaviour.batch
         agent.silent = behaviour.silent
         agent.identities = max(1, behaviour.identities)
         agent.challengeAtWindowEnd = behaviour.atWindowEnd
@@ -30,11 +32,25 @@ extension RollupShell {
     /// One L1 block's dispute events: logged, confirmations made final, and the agent's moves sent.
     func onDisputes(_ events: [DisputeEvent], l1Height: UInt64, live: Bool, shell: NodeShell) {
         let now = shell.clock()
+        var rejected = false
         for event in events {
             log(event, l1Height: l1Height, now: now, shell: shell)
             if case .confirmed(_, _, _, let lastHeight) = event {
                 for final in derivation.confirmed(l2Height: lastHeight) { record(final, l1Height: l1Height, now: now, shell: shell) }
             }
+            if case .rejected = event { rejected = true }
+        }
+        // A defeated assertion: the L2 state L1 derives is the sequencer's from now on.
+        if rejected, sequencer != nil {
+            let before = sequencer!.chain.stateRoot
+            let count = sequencer!.rebase(onto: derivation.chain)
+            shell.logger.notice("sequencer: rebased onto the L1-derived chain at L2 \(derivation.chain.height): \(count.map { "\($0) block(s) re-executed" } ?? "not possible (derivation behind)")")
+            shell.events.write("sequencer_rebased", timeMs: now, [
+                ("derivedHeight", .uint(derivation.chain.height)), ("rebased", .bool(count != nil)),
+                ("reexecuted", .uint(UInt64(count ?? 0))),
+                ("rootBefore", .string(before.hex)), ("rootAfter", .string(sequencer!.chain.stateRoot.hex)),
+                ("l1Height", .uint(l1Height)),
+            ])
         }
         guard disputeAgent != nil, let disputes = shell.ledger.disputes else { return }
         let actions = disputeAgent!.onL1Block(height: l1Height, events: events, disputes: disputes,

@@ -68,6 +68,13 @@ extension RollupShell {
            let produced = sequencer!.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
             let core = sequencer!
             producedIds[produced.block.header.height] = produced.block.id
+            if let batch = sequencer!.phantomDepositBatch, disputeAgent?.settings.lieBatch == .max {
+                disputeAgent!.lie(atBatch: batch)
+                shell.logger.notice("sequencer: credited a deposit from an L1 block L1 did not finalize (missed reorg) before L2 block \(produced.block.header.height), the first of batch \(batch)")
+                shell.events.write("phantom_deposit", timeMs: now, [
+                    ("batch", .uint(batch)), ("l2Height", .uint(produced.block.header.height)), ("amount", .uint(sequencer!.settings.phantomDeposit?.amount ?? 0)),
+                ])
+            }
             for entry in produced.included { waitsMs.append(now > entry.enqueuedMs ? now - entry.enqueuedMs : 0) }
             if waitsMs.count > 200_000 { waitsMs.removeFirst(100_000) }
             shell.events.write("l2_block", timeMs: now, [

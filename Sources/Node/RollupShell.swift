@@ -44,6 +44,9 @@ final class RollupShell {
     var lastSampleMs: UInt64 = 0
     var lastFeedMs: UInt64 = 0
     var feedRootMismatches = 0
+    /// Root mismatches logged at warning level (each is in the event log; the log itself is bounded).
+    var feedRootMismatchLogged = 0
+    static let rootMismatchLogMax = 20
     var safeHeight: UInt64 = 0
     /// The node's part in disputes (when genesis has the dispute contract), and the keys it plays as.
     var disputeAgent: DisputeAgent.Instance?
@@ -71,8 +74,13 @@ final class RollupShell {
                 backlogBytesMax: settings.backlogBytesMax, backlogIntakePerSecond: settings.backlogIntakePerSecond),
             blockTxsMax: settings.blockTxsMax, batchBytesMax: settings.batchBytesMax,
             postIntervalMs: settings.postIntervalMs, chunkDataBytesMax: settings.chunkDataBytesMax,
-            resendMs: settings.resendMs, backlogBlocksMax: settings.backlogBlocksMax)
+            resendMs: settings.resendMs, backlogBlocksMax: settings.backlogBlocksMax,
+            phantomDeposit: settings.dispute.lie == "missed-reorg"
+                ? .init(fromBatch: settings.dispute.batch ?? 1, account: Self.reorgedDepositAccount, amount: 50_000) : nil)
     }
+
+    /// Where the `missed-reorg` fault's deposit goes: an account no one holds a key for.
+    static let reorgedDepositAccount = PublicKey(Blake2b.hash(Array("faultline/reorged-deposit".utf8)))
 
     // MARK: L1
 
@@ -155,6 +163,15 @@ final class RollupShell {
         case .finalized(let l2Height, let safeL1Height):
             shell.events.write("l2_final", timeMs: now, [
                 ("l2Height", .uint(l2Height)), ("safeL1Height", .uint(safeL1Height)), ("l1Height", .uint(l1Height)),
+            ])
+        case .rootMismatch(let l2Height, let batch, let claimed, let computed):
+            if feedRootMismatchLogged < Self.rootMismatchLogMax {
+                feedRootMismatchLogged += 1
+                shell.logger.warning("rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
+            }
+            shell.events.write("l2_root_mismatch", timeMs: now, [
+                ("l2Height", .uint(l2Height)), ("batch", .uint(batch)), ("claimed", .string(claimed.hex)),
+                ("computed", .string(computed.hex)), ("l1Height", .uint(l1Height)),
             ])
         case .halted(let reason):
             halted = reason

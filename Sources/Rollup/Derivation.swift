@@ -20,8 +20,12 @@ public enum Derivation {
         case forcedRecorded(index: UInt64)
         /// A forced transaction made it into the L2 chain, `l1Blocks` after the inbox took it.
         case forcedIncluded(index: UInt64, l2Height: UInt64, l1Blocks: UInt64, l1WaitMs: UInt64, bySequencer: Bool)
-        /// Derivation stopped: a claimed root differs from the computed one.
+        /// Derivation stopped: a claimed root differs from the computed one (without a dispute contract).
         case halted(String)
+        /// With a dispute contract, a block whose claimed root differs from the computed one: derivation
+        /// goes on with the computed state (L1's transactions are the truth; a root is only a claim, and
+        /// the assertions on L1 are where it is settled).
+        case rootMismatch(l2Height: UInt64, batch: UInt64, claimed: Bytes32, computed: Bytes32)
         /// L2 blocks through `l2Height` are final: the L1 block that made them safe (at `safeL1Height`)
         /// is `challengeWindowBlocks` deep.
         case finalized(l2Height: UInt64, safeL1Height: UInt64)
@@ -130,7 +134,10 @@ public enum Derivation {
                 events.append(.derived(block, batch: batch.index, computedRoot: computed))
                 events += included(from: consumedFrom, in: block, l1TimeMs: l1TimeMs)
                 applied.append(block.header.height)
-                if computed != block.header.stateRoot {
+                if computed != block.header.stateRoot, challengeWindowBlocks == nil {
+                    events.append(.rootMismatch(l2Height: block.header.height, batch: batch.index,
+                                                claimed: block.header.stateRoot, computed: computed))
+                } else if computed != block.header.stateRoot {
                     let reason = "L2 block \(block.header.height): the sequencer claims root \(block.header.stateRoot.hex), derivation computes \(computed.hex)"
                     halted = reason
                     events.append(.halted(reason))

@@ -44,7 +44,7 @@ public enum DisputeAgent {
     }
 
     public struct Instance: Sendable {
-        public let settings: Settings
+        public private(set) var settings: Settings
         let context: Machine.Context
         /// The L2 state L1's batches lead to, after the newest recorded batch.
         var truth: FullStore
@@ -192,6 +192,12 @@ public enum DisputeAgent {
                 }
             }
             return actions
+        }
+
+        /// The batch the lie is told at, once known (a sequencer's phantom deposit lands in whichever batch
+        /// starts next; until then `lieBatch` is `.max`, no batch).
+        public mutating func lie(atBatch batch: UInt64) {
+            settings.lieBatch = batch
         }
 
         /// The party a challenger plays as: the truth, or for a liar its lie (each identity lying at

@@ -24,6 +24,15 @@ public struct L2Chain: Sendable {
 
     public var stateRoot: Bytes32 { ledger.stateRoot }
 
+    /// Credits an L1 deposit to `key` on L2, entering the next block's root. Only the sequencer's view of
+    /// L1 deposits comes this way: the `missed-reorg` fault credits one from an L1 block that is not in
+    /// the chain L1 finalized, so the sequencer's state leaves the L1-derived one.
+    public mutating func credit(_ key: PublicKey, amount: UInt64) {
+        var account = ledger.account(key)
+        account.balance &+= amount
+        ledger.set(key, account)
+    }
+
     /// Builds the next block: the forced transactions first (all of them, in order; one with a bad
     /// signature is carried and skipped, as everyone skips it), then `txs` (already verified) that
     /// still apply. Returns the block and the transactions left out, each with why.

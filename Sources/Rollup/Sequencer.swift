@@ -23,10 +23,25 @@ public enum Sequencer {
         public var resendMs: UInt64
         /// Blocks produced and not yet on L1; past it the sequencer stops producing (a hard bound).
         public var backlogBlocksMax: Int
+        /// The `missed-reorg` fault: a deposit from an L1 block that L1 did not finalize, credited before
+        /// the first block of the first batch from `fromBatch` on (so it is the batch's first step).
+        public var phantomDeposit: PhantomDeposit?
+
+        public struct PhantomDeposit: Sendable, Equatable {
+            public var fromBatch: UInt64
+            public var account: PublicKey
+            public var amount: UInt64
+
+            public init(fromBatch: UInt64, account: PublicKey, amount: UInt64) {
+                self.fromBatch = fromBatch
+                self.account = account
+                self.amount = amount
+            }
+        }
 
         public init(admission: Admission.Settings, blockTxsMax: Int = 2_000, batchBytesMax: Int = 120_000,
                     postIntervalMs: UInt64 = 200, chunkDataBytesMax: Int = 1_000, resendMs: UInt64 = 1_000,
-                    backlogBlocksMax: Int = 100_000) {
+                    backlogBlocksMax: Int = 100_000, phantomDeposit: PhantomDeposit? = nil) {
             precondition(blockTxsMax > 0 && blockTxsMax <= L2Block.txsMax, "blockTxsMax \(blockTxsMax)")
             precondition(chunkDataBytesMax > 0 && batchBytesMax / chunkDataBytesMax < BatchChunk.chunksMax / 2,
                          "batchBytesMax \(batchBytesMax) needs too many chunks of \(chunkDataBytesMax)")
@@ -37,6 +52,7 @@ public enum Sequencer {
             self.chunkDataBytesMax = chunkDataBytesMax
             self.resendMs = resendMs
             self.backlogBlocksMax = backlogBlocksMax
+            self.phantomDeposit = phantomDeposit
         }
     }
 
@@ -73,6 +89,10 @@ public enum Sequencer {
         public private(set) var nextBatchIndex: UInt64
         /// The last L2 height whose batch L1 has taken (the sequencer's view of the safe head).
         public private(set) var postedHeight: UInt64
+        /// Blocks above `postedHeight`, kept to re-execute on a rebase (at most `backlogBlocksMax`).
+        var unposted: Deque<L2Block> = []
+        /// The batch whose first block the phantom deposit went into, once it has.
+        public private(set) var phantomDepositBatch: UInt64?
 
         /// Starts from a derived chain: the L2 state as L1 has it, and the inbox's next chunk sequence.
         public init(settings: Settings, derived: L2Chain, nextSequence: UInt64, nextBatchIndex: UInt64) {
@@ -97,6 +117,12 @@ public enum Sequencer {
         /// Nil while the backlog is at `backlogBlocksMax`.
         public mutating func produce(nowMs: UInt64, l1Height: UInt64, forced: ForcedQueue) -> Produced? {
             guard backlogBlocks < settings.backlogBlocksMax else { return nil }
+            // With nothing unbatched, this block is the first of batch `nextBatchIndex`.
+            if let deposit = settings.phantomDeposit, phantomDepositBatch == nil, unbatched.isEmpty,
+               nextBatchIndex >= deposit.fromBatch {
+                chain.credit(deposit.account, amount: deposit.amount)
+                phantomDepositBatch = nextBatchIndex
+            }
             let due = forced.pending(from: chain.forcedConsumed, count: settings.blockTxsMax)
             let (taken, expired) = admission.take(max: settings.blockTxsMax - due.count, nowMs: nowMs)
             let built = chain.build(forced: due, txs: taken.map(\.tx), timeMs: nowMs, l1Origin: l1Height, bySequencer: true)
@@ -110,6 +136,7 @@ public enum Sequencer {
             let bytes = built.block.encoded.count
             unbatched.append((built.block, bytes))
             unbatchedBytes += bytes
+            unposted.append(built.block)
             return Produced(block: built.block, included: included, expired: expired, refused: refused)
         }
 
@@ -165,7 +192,28 @@ public enum Sequencer {
                     landed.append(Landed(batchIndex: first.chunk.batchIndex, lastHeight: first.lastBlockHeight))
                 }
             }
+            while let first = unposted.first, first.header.height <= postedHeight { unposted.removeFirst() }
             return landed
+        }
+
+        /// Takes the L1-derived chain as this sequencer's state (its own was defeated on L1) and re-executes
+        /// the blocks it made above it. The blocks keep their ids (they may be on L1 already); only the
+        /// state under them, and so every later block's root, changes. Returns how many blocks were
+        /// re-executed, or nil when `derived` is behind the blocks kept (nothing changes then).
+        public mutating func rebase(onto derived: L2Chain) -> Int? {
+            guard derived.height <= chain.height,
+                  derived.height == chain.height || (unposted.first?.header.height ?? .max) <= derived.height + 1 else {
+                return nil
+            }
+            var rebuilt = derived
+            var count = 0
+            for block in unposted where block.header.height > derived.height {
+                _ = rebuilt.apply(block, checkSignatures: false)
+                count += 1
+            }
+            guard rebuilt.height == chain.height, rebuilt.headId == chain.headId else { return nil }
+            chain = rebuilt
+            return count
         }
     }
 }

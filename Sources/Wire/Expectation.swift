@@ -65,6 +65,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "state_roots_agree": true, "heights_after_divergence": false, "stopped_nodes": false,
         "max_round_reached": false, "handshake_refusals": false, "refused_starts": false,
         "upgrade_gap_ratio": false,
+        "l2_root_mismatches": false, "l2_diverged_at_end": true,
         "dispute_games": false, "dispute_honest_losses": false, "dispute_invalid_confirmed": false,
         "dispute_invalid_rejected": false, "dispute_bisections_exact": true, "dispute_bonds_settled": true,
         "dispute_detection_l1_blocks_max": false, "dispute_resolution_l1_blocks_max": false,

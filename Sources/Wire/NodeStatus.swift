@@ -36,6 +36,8 @@ public struct NodeStatus: Codable, Sendable {
     public var stopped: String?
     /// Peers refused at the handshake, by name, with the reason.
     public var refusedPeers: [String: String] = [:]
+    /// Dispute games open on L1 as this node's ledger has them (0 without the dispute contract).
+    public var disputeGamesOpen = 0
 
     public init(
         name: String,

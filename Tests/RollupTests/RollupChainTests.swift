@@ -189,6 +189,60 @@ import Wire
         #expect(replica.halted != nil)
     }
 
+    /// The missed L1 reorg: the sequencer credits a deposit L1 never finalized before the first block of
+    /// batch 1. With a dispute contract, derivation reports every root that differs and derives on from
+    /// L1's transactions; after a defeat the sequencer rebases onto the derived chain, keeping its blocks'
+    /// ids and re-executing the one not yet posted.
+    @Test func aPhantomDepositDivergesTheSequencerUntilItRebasesOntoTheDerivedChain() throws {
+        let genesis = genesis()
+        var l1 = L1(ledger: try Ledger(genesis: genesis), proposer: proposer.publicKey)
+        let phantom = SigningKey(label: "reorged-deposit").publicKey
+        var sequencer = Sequencer.Instance(
+            settings: .init(admission: .init(queueTxsMax: 1_000), blockTxsMax: 2, batchBytesMax: 20_000,
+                            phantomDeposit: .init(fromBatch: 1, account: phantom, amount: 50)),
+            derived: try L2Chain(genesis: genesis), nextSequence: 0, nextBatchIndex: 0)
+        var replica = Derivation.Instance(chain: try L2Chain(genesis: genesis), forcedInclusionBlocks: 4,
+                                          challengeWindowBlocks: nil)
+        var claimer = 0
+        func produceAndPost(blocks: Int, post: Bool, at nowMs: UInt64) -> [Derivation.Event] {
+            for _ in 0..<blocks {
+                for _ in 0..<2 { _ = sequencer.offer(claim("claimer-\(claimer)"), nowMs: nowMs); claimer += 1 }
+                _ = sequencer.produce(nowMs: nowMs, l1Height: l1.ledger.height, forced: replica.forced)
+            }
+            guard post else { return [] }
+            let result = l1.commit(chunkTxs(sequencer.post(nowMs: nowMs)))
+            _ = sequencer.onInbox(batchSequence: l1.ledger.inbox.batchSequence)
+            return replica.onL1Block(height: l1.ledger.height, timeMs: l1.timeMs, inbox: result.inbox)
+        }
+        let first = produceAndPost(blocks: 2, post: true, at: 1_000)
+        #expect(!first.contains { if case .rootMismatch = $0 { true } else { false } })
+        #expect(sequencer.phantomDepositBatch == nil && sequencer.chain.stateRoot == replica.chain.stateRoot)
+        let second = produceAndPost(blocks: 2, post: true, at: 2_000)
+        #expect(sequencer.phantomDepositBatch == 1)
+        let mismatched = second.compactMap { event -> UInt64? in
+            if case .rootMismatch(let height, let batch, _, _) = event, batch == 1 { return height } else { return nil }
+        }
+        #expect(mismatched == [3, 4], "both blocks of batch 1 carry the deposit in their roots")
+        #expect(replica.halted == nil && replica.chain.height == 4)
+        #expect(replica.chain.ledger.account(phantom).balance == 0)
+        #expect(sequencer.chain.ledger.account(phantom).balance == 50)
+        // One more block, not posted yet: the rebase re-executes it on the derived state.
+        _ = produceAndPost(blocks: 1, post: false, at: 3_000)
+        let headId = sequencer.chain.headId
+        let diverged = sequencer.chain.stateRoot
+        #expect(sequencer.rebase(onto: try L2Chain(genesis: genesis)) == nil, "the genesis chain is behind the blocks kept")
+        #expect(sequencer.chain.stateRoot == diverged)
+        #expect(sequencer.rebase(onto: replica.chain) == 1)
+        #expect(sequencer.chain.headId == headId && sequencer.chain.height == 5)
+        #expect(sequencer.chain.ledger.account(phantom).balance == 0)
+        let third = produceAndPost(blocks: 1, post: true, at: 4_000)
+        let stillWrong = third.compactMap { event -> UInt64? in
+            if case .rootMismatch(let height, _, _, _) = event { return height } else { return nil }
+        }
+        #expect(stillWrong == [5], "block 5 was made (and its root claimed) before the rebase; block 6 is right again")
+        #expect(replica.chain.stateRoot == sequencer.chain.stateRoot && replica.chain.height == 6)
+    }
+
     @Test func chunksOutOfOrderDropTheBatchAndChunkZeroStartsAgain() throws {
         var replica = Derivation.Instance(chain: try L2Chain(genesis: genesis()), forcedInclusionBlocks: 4)
         let first = BatchChunk(sequence: 0, batchIndex: 7, chunkIndex: 0, chunkCount: 3, data: [1])
