@@ -210,14 +210,10 @@ extension Report {
                           yLabel: "clock left (L1 blocks)", xUnit: "") { plot in
             var svg = ""
             for (index, (label, color)) in [("proposer", "#1f77b4"), ("challenger", "#d62728")].enumerated() {
-                var points: [String] = []
-                for (position, entry) in clocks.enumerated() {
-                    let value = index == 0 ? entry.proposer : entry.challenger
-                    let nextX = position + 1 < clocks.count ? clocks[position + 1].x : maxX
-                    for x in [entry.x, nextX] {
-                        let (px, py) = plot(x, value)
-                        points.append("\(px),\(py)")
-                    }
+                // Straight lines between moves: the side on turn spends its clock block by block.
+                let points = clocks.map { entry -> String in
+                    let (px, py) = plot(entry.x, index == 0 ? entry.proposer : entry.challenger)
+                    return "\(px),\(py)"
                 }
                 svg += "<polyline fill=\"none\" stroke=\"\(color)\" stroke-width=\"1.6\" points=\"\(points.joined(separator: " "))\"/>"
                 let (lx, ly) = plot(maxX, 0)
