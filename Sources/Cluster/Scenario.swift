@@ -127,6 +127,10 @@ public struct Scenario: Sendable {
         if let height = try table.uint("at_height", range: 1...UInt64(Int64.max)) {
             trigger = .atHeight(height)
         } else if let on = try table.string("on"), on == "dispute_game" {
+            guard topology.rollup?.disputes != nil else {
+                throw table.fail("on", "\"dispute_game\" needs the dispute contract: [rollup] dispute_window_blocks, "
+                                 + "dispute_clock_blocks, assertion_bond or challenge_bond")
+            }
             trigger = .whenGameOpen
         } else if let on = try table.string("on") {
             guard on.hasPrefix("proposer:"), topology.nodes.contains(where: { $0.name == String(on.dropFirst(9)) }) else {

@@ -82,6 +82,7 @@ import Wire
         ("[[step]]\naction = \"spam\"\nduration_s = 5", "step[1].rate", "rate (transfers/s per validator) or k"),
         ("[[step]]\nat_s = 1\nat_height = 3\naction = \"heal\"", "step[1].at_height", "one trigger"),
         ("[[step]]\non = \"leader:v1\"\naction = \"heal\"", "step[1].on", "proposer:NODE"),
+        ("[[step]]\non = \"dispute_game\"\naction = \"heal\"", "step[1].on", "needs the dispute contract"),
         ("[[expect]]\nmetric = \"speed\"\nmax = 1", "expect[1].metric", "expected one of"),
         ("[[expect]]\nmetric = \"halt\"\nmax = 1", "expect[1].equals", "true or false"),
         ("[[expect]]\nmetric = \"max_finality_gap_s\"", "expect[1].max", "needs a bound"),
