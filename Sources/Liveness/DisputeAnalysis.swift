@@ -177,11 +177,17 @@ public struct DisputeAnalysis: Sendable {
             return end.refunded == game.bond && end.toWinner == 0 && end.burned == 0
                 ? nil : "closed game refunded \(end.refunded) of a \(game.bond) bond"
         }
-        let lost = end.winner == "proposer" ? game.bond : (assertion(game.assertion)?.bond ?? 0)
+        let lost = loserBond(game)
         guard end.toWinner + end.burned == lost, end.burned >= end.toWinner, end.burned - end.toWinner <= 1, end.refunded == 0 else {
             return "loser's bond \(lost): \(end.toWinner) to the winner, \(end.burned) burned, \(end.refunded) refunded"
         }
         return nil
+    }
+
+    /// The bond the losing side of a decided game put up (0 while open or when closed).
+    public func loserBond(_ game: Game) -> UInt64 {
+        guard let end = game.end, !end.closed else { return 0 }
+        return end.winner == "proposer" ? game.bond : assertion(game.assertion)?.bond ?? 0
     }
 
     /// L1 blocks from an invalid assertion to its first challenge (nil: never challenged).

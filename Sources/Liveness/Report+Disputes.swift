@@ -67,7 +67,7 @@ extension Report {
                 resolutionMs: end.map { $0.timeMs - min($0.timeMs, game.timeMs) },
                 winner: end?.winner, honestWon: disputes.honestWon(game), reason: end?.reason, bisections: end?.bisections,
                 clockProposerLeft: end?.clockProposer, clockChallengerLeft: end?.clockChallenger,
-                loserBond: end.map { $0.closed ? 0 : $0.winner == "proposer" ? game.bond : assertion?.bond ?? 0 },
+                loserBond: end.map { _ in disputes.loserBond(game) },
                 toWinner: end?.toWinner, burned: end?.burned, refunded: end?.refunded)
         }
         return DisputeEntry(

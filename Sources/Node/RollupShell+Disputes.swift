@@ -17,7 +17,8 @@ extension RollupShell {
             // The sequencer's chain really has the deposit (`Sequencer.Settings.phantomDeposit`); the agent
             // asserts what that chain computes: the deposit before the first step of the batch it went
             // into, known once the sequencer has made that batch's first block.
-            agent.lie = .deviate(step: 0, account: Self.reorgedDepositAccount, amount: 50_000)
+            let deposit = sequencerSettings.phantomDeposit!
+            agent.lie = .deviate(step: 0, account: deposit.account, amount: deposit.amount)
         case "lie-every-move": agent.lie = .lieEveryMove(seed: UInt64(behaviour.step))
         default: agent.lie = nil
         }

@@ -44,8 +44,8 @@ final class RollupShell {
     var lastSampleMs: UInt64 = 0
     var lastFeedMs: UInt64 = 0
     var feedRootMismatches = 0
-    /// Root mismatches logged at warning level (each is in the event log; the log itself is bounded).
-    var feedRootMismatchLogged = 0
+    /// Derived root mismatches logged at warning level (each is in the event log; the log stays short).
+    var rootMismatchesLogged = 0
     static let rootMismatchLogMax = 20
     var safeHeight: UInt64 = 0
     /// The node's part in disputes (when genesis has the dispute contract), and the keys it plays as.
@@ -165,8 +165,8 @@ final class RollupShell {
                 ("l2Height", .uint(l2Height)), ("safeL1Height", .uint(safeL1Height)), ("l1Height", .uint(l1Height)),
             ])
         case .rootMismatch(let l2Height, let batch, let claimed, let computed):
-            if feedRootMismatchLogged < Self.rootMismatchLogMax {
-                feedRootMismatchLogged += 1
+            if rootMismatchesLogged < Self.rootMismatchLogMax {
+                rootMismatchesLogged += 1
                 shell.logger.warning("rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
             }
             shell.events.write("l2_root_mismatch", timeMs: now, [

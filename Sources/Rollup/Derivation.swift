@@ -134,10 +134,11 @@ public enum Derivation {
                 events.append(.derived(block, batch: batch.index, computedRoot: computed))
                 events += included(from: consumedFrom, in: block, l1TimeMs: l1TimeMs)
                 applied.append(block.header.height)
-                if computed != block.header.stateRoot, challengeWindowBlocks == nil {
+                guard computed != block.header.stateRoot else { continue }
+                if challengeWindowBlocks == nil {
                     events.append(.rootMismatch(l2Height: block.header.height, batch: batch.index,
                                                 claimed: block.header.stateRoot, computed: computed))
-                } else if computed != block.header.stateRoot {
+                } else {
                     let reason = "L2 block \(block.header.height): the sequencer claims root \(block.header.stateRoot.hex), derivation computes \(computed.hex)"
                     halted = reason
                     events.append(.halted(reason))
