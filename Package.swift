@@ -34,6 +34,7 @@ let package = Package(
             dependencies: ["Ledger", "FraudProof", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
         ),
         .target(name: "FraudProof", dependencies: ["Wire", "Sodium"]),
+        .target(name: "RPC", dependencies: ["Wire", "Ledger", "Sodium"]),
         .target(
             name: "Transport",
             dependencies: [
@@ -111,6 +112,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
+        .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(
             name: "NodeTests",
             dependencies: [

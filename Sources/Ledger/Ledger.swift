@@ -55,6 +55,8 @@ public struct Ledger: Sendable {
         public var inbox: [InboxItem] = []
         /// What the dispute contract did, in order.
         public var disputes: [DisputeEvent] = []
+        /// The positions of the transactions that were skipped (not applied), in order.
+        public var failedIndexes: [Int] = []
     }
 
     /// The accounts and their commitment (buckets under a Merkle tree; see `AccountTree`).
@@ -263,13 +265,15 @@ public struct Ledger: Sendable {
         var failed = 0
         var fees: UInt64 = 0
         var items: [InboxItem] = []
+        var failedIndexes: [Int] = []
         disputeEvents.removeAll()
-        for tx in block.txs {
+        for (index, tx) in block.txs.enumerated() {
             if apply(tx, feeRecipient: block.header.proposer, recording: &items) == .applied {
                 applied += 1
                 fees &+= Ledger.fee(of: tx)
             } else {
                 failed += 1
+                failedIndexes.append(index)
             }
         }
         endDisputeBlock(l1Height: block.header.height)
@@ -278,7 +282,7 @@ public struct Ledger: Sendable {
         stateRoot = recomputeRoot()
         defer { disputeEvents.removeAll() }
         return BlockResult(applied: applied, failed: failed, fees: fees, stateRoot: stateRoot, inbox: items,
-                           disputes: disputeEvents)
+                           disputes: disputeEvents, failedIndexes: failedIndexes)
     }
 
     /// A forced transaction and the L2 transaction inside it, or nil when either does not decode.
