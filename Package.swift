@@ -7,6 +7,7 @@ let package = Package(
     products: [
         .executable(name: "faultline", targets: ["faultline"]),
         .executable(name: "faultline-node", targets: ["faultline-node"]),
+        .library(name: "RPCClient", targets: ["RPCClient", "RPC"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -18,6 +19,7 @@ let package = Package(
         .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
+        .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
     ],
     targets: [
         .systemLibrary(
@@ -36,6 +38,16 @@ let package = Package(
         .target(name: "FraudProof", dependencies: ["Wire", "Sodium"]),
         .target(name: "RPC", dependencies: ["Wire", "Ledger", "Sodium"]),
         .target(
+            name: "RPCClient",
+            dependencies: [
+                "RPC",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
+            ]
+        ),
+        .target(
             name: "Transport",
             dependencies: [
                 "Wire", "Sodium",
@@ -48,7 +60,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "Transport",
+                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "Transport", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -62,7 +74,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "Sodium", "Wire", "Ledger",
+                "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
                 .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
@@ -79,7 +91,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium",
+                "Cluster", "Liveness", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

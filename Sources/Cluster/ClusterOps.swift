@@ -36,6 +36,9 @@ public enum ClusterOps {
     /// Every validator has finalized a block; or validators with more than 2/3 of the stake have, and
     /// each of the others is one that cannot join: stopped, or refused at (or refusing) the handshake.
     static func isUp(_ states: [NodeState]) -> Bool {
+        // rpc nodes and gateways serve the chain once they have a block of it.
+        let serving = states.filter { $0.node.role == "rpc" || $0.node.role == "gateway" }
+        guard serving.allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
         let validators = states.filter { $0.node.role == "validator" }
         let joined = validators.filter { ($0.status?.height ?? 0) >= 1 }
         if joined.count == validators.count { return true }

@@ -1,4 +1,5 @@
 import Foundation
+import RPC
 import Wire
 
 /// One fault from the shared vocabulary (scenario files, `faultline fault`, and later the simulator).
@@ -16,6 +17,8 @@ public enum FaultAction: Sendable, Equatable {
     case heal(id: String?)
     /// Restart nodes on another binary: rules versions `versionMin...version`, and optionally a new fork id.
     case upgrade(targets: [String], version: UInt16, versionMin: UInt16?, forkId: UInt32?)
+    /// An upstream fault mode on rpc nodes (mode "ok" ends it).
+    case rpc(targets: [String], fault: UpstreamFault)
 
     public var name: String {
         switch self {
@@ -31,6 +34,7 @@ public enum FaultAction: Sendable, Equatable {
         case .skew: return "skew"
         case .heal: return "heal"
         case .upgrade: return "upgrade"
+        case .rpc: return "rpc"
         }
     }
 }
@@ -187,6 +191,25 @@ public enum FaultEngine {
             try record(dir, .init(t: now(), event: "instant", id: id, action: "upgrade", description: description,
                                   nodes: names))
             try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
+        case .rpc(let targets, let fault):
+            let names = try resolve(targets, in: manifest)
+            if let problem = fault.problem { throw RunError("rpc fault: \(problem)") }
+            let token = try RunFolder.token(dir)
+            let body = Array(try JSONEncoder().encode(fault))
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                guard node.role == "rpc" else { throw RunError("\(name) is a \(node.role); rpc faults apply to rpc nodes") }
+                let response = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/rpc-fault",
+                                                                token: token, body: body)
+                if let response, response.status != 200 {
+                    throw RunError("\(name) refused the rpc fault: \(String(decoding: response.body, as: UTF8.self))")
+                }
+            }
+            try endWindows(dir, action: "rpc", nodes: names)
+            if fault.mode != "ok" {
+                try record(dir, .init(t: now(), event: "start", id: id, action: "rpc",
+                                      description: "rpc \(fault) on \(names.joined(separator: ","))", nodes: names))
+            }
         case .heal(let healId):
             var active = try loadActive(dir)
             let healed = active.filter { healId == nil || $0.id == healId }

@@ -1,5 +1,7 @@
 import Foundation
 import Ledger
+import RPC
+import RPCClient
 import Sodium
 import Wire
 
@@ -17,6 +19,8 @@ public struct RunManifest: Codable, Sendable {
         public var controlPort: Int
         /// Relative to the run folder.
         public var dir: String
+        /// The JSON-RPC port of rpc and gateway nodes.
+        public var rpcPort: Int?
     }
 
     public var name: String
@@ -102,10 +106,12 @@ public enum RunFolder {
         var entries: [RunManifest.NodeEntry] = []
         for (index, node) in topology.nodes.enumerated() {
             let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
+            let servesRPC = node.role == "rpc" || node.role == "gateway"
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
                                  publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
                                  votePort: topology.limits.lanes ? ports[index].vote : 0,
-                                 controlPort: ports[index].control, dir: "nodes/\(node.name)"))
+                                 controlPort: ports[index].control, dir: "nodes/\(node.name)",
+                                 rpcPort: servesRPC ? ports[index].rpc : nil))
         }
         let genesis = Genesis(
             chainId: topology.chainId, protocolVersion: 1, genesisTimeMs: UInt64(Date().timeIntervalSince1970 * 1000),
@@ -129,7 +135,10 @@ public enum RunFolder {
                                    attributes: [.posixPermissions: 0o700])
             let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
-            let peers = entries.enumerated().filter { $0.offset != index }.map {
+            // A gateway speaks HTTP to the rpc nodes only: it is no one's gossip peer.
+            let peers = node.role == "gateway" ? [] : entries.enumerated().filter {
+                $0.offset != index && $0.element.role != "gateway"
+            }.map {
                 NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
                                      port: $0.element.gossipPort, votePort: $0.element.votePort)
             }
@@ -140,9 +149,14 @@ public enum RunFolder {
                 controlPort: entries[index].controlPort,
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
                 eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
-            config.rollup = node.role == "validator" ? nil : topology.rollup?.settings
+            config.rollup = ["sequencer", "replica"].contains(node.role) ? topology.rollup?.settings : nil
             config.rollup?.dispute = node.dispute
+            config.rpcPort = entries[index].rpcPort
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
+            if node.role == "gateway" {
+                try writeJSON(nodeDir + "/gateway.json", gatewayFile(topology, entries: entries, seed: seed &+ UInt64(index)),
+                              mode: 0o644)
+            }
         }
         let manifest = RunManifest(
             name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
@@ -154,6 +168,20 @@ public enum RunFolder {
         try? fm.removeItem(atPath: current)
         try? fm.createSymbolicLink(atPath: current, withDestinationPath: URL(fileURLWithPath: dir).standardized.path)
         return (dir, manifest)
+    }
+
+    /// A gateway's upstreams (every rpc node, by tier) and the topology's policy.
+    static func gatewayFile(_ topology: Topology, entries: [RunManifest.NodeEntry], seed: UInt64) -> GatewayFile {
+        GatewayFile(upstreams: endpoints(topology, entries: entries), settings: topology.gateway, seed: seed)
+    }
+
+    /// The rpc nodes as JSON-RPC endpoints, in the topology's order, with their tiers.
+    public static func endpoints(_ topology: Topology, entries: [RunManifest.NodeEntry]) -> [Endpoint] {
+        topology.rpcUpstreams.compactMap { node, tier in
+            entries.first { $0.name == node.name }.flatMap { entry in
+                entry.rpcPort.map { Endpoint(name: entry.name, host: "127.0.0.1", port: $0, tier: tier) }
+            }
+        }
     }
 
     public static func load(_ dir: String) throws -> RunManifest {
@@ -204,12 +232,14 @@ public struct RunError: Error, CustomStringConvertible {
 
 /// Picks free loopback ports (or consecutive ones from a base port).
 enum PortAllocator {
-    static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, vote: Int, control: Int)] {
+    /// With a base port: node i has gossip, vote and control at base + 3i, + 1, + 2, and its JSON-RPC
+    /// port (rpc and gateway nodes) at base + 3·count + i.
+    static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, vote: Int, control: Int, rpc: Int)] {
         if basePort > 0 {
-            return (0..<count).map { (basePort + 3 * $0, basePort + 3 * $0 + 1, basePort + 3 * $0 + 2) }
+            return (0..<count).map { (basePort + 3 * $0, basePort + 3 * $0 + 1, basePort + 3 * $0 + 2, basePort + 3 * count + $0) }
         }
         var used = Set<Int>()
-        var out: [(Int, Int, Int)] = []
+        var out: [(Int, Int, Int, Int)] = []
         for _ in 0..<count {
             let gossip = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
             used.insert(gossip)
@@ -217,7 +247,9 @@ enum PortAllocator {
             used.insert(vote)
             let control = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
             used.insert(control)
-            out.append((gossip, vote, control))
+            let rpc = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
+            used.insert(rpc)
+            out.append((gossip, vote, control, rpc))
         }
         return out
     }

@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import RPC
 import TOMLKit
 import Wire
 
@@ -79,7 +80,7 @@ public struct Scenario: Sendable {
 
     public static let stepsMax = 200
     static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
-                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx"]
+                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
         let topology = try Topology.load(path: path)
@@ -119,7 +120,8 @@ public struct Scenario: Sendable {
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
                              "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
-                             "version", "version_min", "fork_id", "count", "fee"])
+                             "version", "version_min", "fork_id", "count", "fee", "mode", "status", "tail_percent",
+                             "tail_ms", "lag_blocks"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -146,7 +148,7 @@ public struct Scenario: Sendable {
         let from = try table.string("from") ?? "all"
         let to = try table.string("to") ?? "all"
         let targets = try table.stringList("targets")
-        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade"].contains(action)
+        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade", "rpc"].contains(action)
         if needsTargets && targets.isEmpty { throw table.fail("targets", "\(action) needs targets (names, all, key=value)") }
         func percent() throws(TopologyError) -> Double {
             guard let value = try table.double("percent", range: 0...100) else {
@@ -211,6 +213,8 @@ public struct Scenario: Sendable {
             let versionMin = try table.uint("version_min", range: 1...version).map { UInt16($0) }
             let forkId = try table.uint("fork_id", range: 0...UInt64(UInt32.max)).map { UInt32($0) }
             faultAction = .upgrade(targets: targets, version: UInt16(version), versionMin: versionMin, forkId: forkId)
+        case "rpc":
+            faultAction = .rpc(targets: targets, fault: try parseUpstreamFault(table, topology: topology, targets: targets))
         case "skew":
             guard let ms = try table.double("ms", range: -3_600_000...3_600_000) else { throw table.fail("ms", "skew needs ms") }
             faultAction = .skew(targets: targets, ms: Int64(ms))
@@ -232,6 +236,29 @@ public struct Scenario: Sendable {
         }
         return Step(id: id, trigger: trigger, action: faultAction, spam: spam, rollupLoad: rollupLoad,
                     durationSeconds: duration)
+    }
+
+    /// The keys of an `action = "rpc"` step: mode, percent, status, ms, tail_percent, tail_ms, lag_blocks.
+    static func parseUpstreamFault(_ table: TableReader, topology: Topology,
+                                   targets: [String]) throws(TopologyError) -> UpstreamFault {
+        guard let mode = try table.string("mode") else {
+            throw table.fail("mode", "rpc needs mode, one of " + UpstreamFault.modes.joined(separator: ", "))
+        }
+        var fault = UpstreamFault(mode: mode)
+        fault.percent = try table.double("percent", range: 0...100) ?? 100
+        fault.status = Int(try table.uint("status", range: 200...599) ?? 503)
+        fault.ms = try table.uint("ms", range: 0...600_000) ?? 0
+        fault.tailPercent = try table.double("tail_percent", range: 0...100) ?? 0
+        fault.tailMs = try table.uint("tail_ms", range: 0...600_000) ?? 0
+        fault.lagBlocks = try table.uint("lag_blocks", range: 0...UInt64(ChainView.lagViewsKept)) ?? 0
+        if let problem = fault.problem { throw table.fail("mode", problem) }
+        if mode == "lag", fault.lagBlocks == 0 { throw table.fail("lag_blocks", "mode \"lag\" needs lag_blocks >= 1") }
+        for target in targets where !target.contains("=") && target != "all" {
+            if let node = topology.nodes.first(where: { $0.name == target }), node.role != "rpc" {
+                throw table.fail("targets", "'\(target)' is a \(node.role); rpc faults apply to nodes with role = \"rpc\"")
+            }
+        }
+        return fault
     }
 
     static func checkSelector(_ selector: String, field: String, topology: Topology,

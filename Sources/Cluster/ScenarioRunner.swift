@@ -164,6 +164,8 @@ public enum ScenarioRunner {
         case .pause(let targets): try await FaultEngine.apply(.resume(targets: targets), dir: dir, id: step.id + "-heal")
         case .partition, .link: try await FaultEngine.apply(.heal(id: step.id), dir: dir, id: step.id + "-heal")
         case .skew(let targets, _): try await FaultEngine.apply(.skew(targets: targets, ms: 0), dir: dir, id: step.id + "-heal")
+        case .rpc(let targets, _):
+            try await FaultEngine.apply(.rpc(targets: targets, fault: .ok), dir: dir, id: step.id + "-heal")
         case .resume, .restart, .heal, .upgrade: break
         }
     }

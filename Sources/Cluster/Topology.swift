@@ -1,5 +1,6 @@
 import Foundation
 import Ledger
+import RPC
 import TOMLKit
 import Wire
 
@@ -16,6 +17,8 @@ public struct Topology: Sendable, Equatable {
         public var forkId: UInt32 = 0
         /// How a sequencer or replica behaves in fraud-proof disputes.
         public var dispute = DisputeBehaviour()
+        /// An rpc node's priority tier as an upstream (nil: the first rpc node 0, the others 1).
+        public var rpcTier: Int?
     }
 
     public struct Load: Sendable, Equatable {
@@ -44,8 +47,12 @@ public struct Topology: Sendable, Equatable {
     public var handshakeChecksRules = false
     /// `[rollup]`, present when a node has role = "sequencer".
     public var rollup: RollupTopology?
+    /// `[gateway]`: the failover policy of gateway nodes and of the `library` rpc client.
+    public var gateway = Failover.Settings()
+    /// `[rpc_load]`: JSON-RPC load through client policies side by side.
+    public var rpcLoad: RPCLoadSpec?
 
-    public static let roles = ["validator", "sequencer", "replica"]
+    public static let roles = ["validator", "sequencer", "replica", "rpc", "gateway"]
     public static let nodesMax = 200
 
     public var validators: [Node] { nodes.filter { $0.role == "validator" } }
@@ -89,7 +96,7 @@ extension Topology {
         }
         let reader = TableReader(file: path, prefix: "", table: root)
         try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
-                              "expect"])
+                              "expect", "gateway", "rpc_load"])
         let cluster = try reader.table("cluster", required: true)!
         try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake"])
         let handshake = try cluster.string("handshake") ?? "fork"
@@ -152,7 +159,7 @@ extension Topology {
         for table in nodeTables {
             try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id", "dispute",
                                  "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities",
-                                 "dispute_at_window_end"])
+                                 "dispute_at_window_end", "rpc_tier"])
             let nodeName = try table.string("name", required: true)!
             guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
@@ -176,6 +183,10 @@ extension Topology {
             var node = Node(name: nodeName, role: role, stake: stake, labels: labels)
             try parseVersions(table, into: &node)
             node.dispute = try parseDispute(table, role: role)
+            if let tier = try table.uint("rpc_tier", range: 0...16) {
+                guard role == "rpc" else { throw table.fail("rpc_tier", "only an rpc node has an upstream tier") }
+                node.rpcTier = Int(tier)
+            }
             nodes.append(node)
         }
         guard nodes.contains(where: { $0.role == "validator" }) else {
@@ -186,6 +197,8 @@ extension Topology {
         topology.upgrades = try parseUpgrades(reader)
         topology.handshakeChecksRules = handshake == "rules"
         topology.rollup = try parseRollup(reader, nodes: nodes)
+        topology.gateway = try parseGateway(reader, nodes: nodes)
+        topology.rpcLoad = try parseRPCLoad(reader, nodes: nodes)
         if load.l2, topology.rollup == nil {
             throw TopologyError(file: path, field: "load.layer", problem: "\"l2\" needs a node with role = \"sequencer\"")
         }

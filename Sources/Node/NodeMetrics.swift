@@ -22,6 +22,10 @@ struct NodeMetrics: Sendable {
     /// 1 once this node stopped deciding (state root mismatch, upgrade needed).
     let stopped = Gauge(label: "faultline_stopped")
     let stateMismatches = Counter(label: "faultline_state_mismatch_total")
+    /// JSON-RPC bodies served by an rpc node, those answered with an injected fault, and unusable ones.
+    let rpcRequests = Counter(label: "faultline_rpc_requests_total")
+    let rpcFaulted = Counter(label: "faultline_rpc_faulted_total")
+    let rpcMalformed = Counter(label: "faultline_rpc_malformed_total")
     let received: [MessageKind: Counter]
     let rejected: [Ingress.Reject: Counter]
 

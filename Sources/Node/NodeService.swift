@@ -10,6 +10,7 @@ import Synchronization
 import Transport
 import Wire
 import Ledger
+import RPC
 
 /// Runs one node: loads its folder, binds its UDP and control ports, and drives the main loop until
 /// SIGTERM, SIGINT or `POST /shutdown`.
@@ -30,6 +31,10 @@ public struct NodeService: Service {
         var namedLogger = self.logger
         namedLogger[metadataKey: "node"] = "\(config.name)"
         let logger = namedLogger
+        if config.role == "gateway" {
+            try await GatewayService(loaded: loaded, configPath: configPath, registry: registry, logger: logger).run()
+            return
+        }
         // Timers, ticks and control inputs are never dropped; network messages are bounded per lane
         // by the edges (`ingressQueueMax`, counted as queue_full).
         let inbox = Inbox()
@@ -53,12 +58,24 @@ public struct NodeService: Service {
         let voteSocket = config.limits.lanes && config.votePort > 0
             ? try await UDPEndpoint.bind(host: config.host, port: config.votePort, datagramBytesMax: readBytesMax) : nil
         let registry = self.registry
+        var listener: RPCListener?
+        if let box = shell.rpcBox, let rpcPort = config.rpcPort {
+            listener = RPCListener(port: rpcPort) { method, _, body in
+                RPCEndpoint.route(method: method, body: body, box: box, inbox: inbox, metrics: metrics)
+            }
+            try await listener!.open()
+            logger.info("json-rpc http 127.0.0.1:\(rpcPort)")
+        }
+        let rpcListener = listener
         let control = try await ControlServer.start(
             port: config.controlPort, token: loaded.token,
             unauthorized: { metrics.controlUnauthorized.increment() },
             router: { method, path, body in
-                NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
-                                  queueDepth: queueDepth.value, control: inbox)
+                if method == .POST, path == "/rpc-fault" {
+                    return NodeService.setRPCFault(body, listener: rpcListener, control: inbox)
+                }
+                return NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
+                                         queueDepth: queueDepth.value, control: inbox)
             })
         let lanes = voteSocket != nil ? ", vote lane udp \(config.host):\(config.votePort)" : ""
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http 127.0.0.1:\(config.controlPort)")
@@ -99,6 +116,7 @@ public struct NodeService: Service {
             inbox.finish()
         }
         try? await control.close()
+        await rpcListener?.close()
         let final = shell.status
         shell.events.write("stop", timeMs: clock(), [
             ("height", .uint(shell.store.height)), ("conflictingVotes", .uint(UInt64(final.conflictingVotes))),
@@ -177,7 +195,7 @@ public struct NodeService: Service {
                 case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .setRPCFault: break
                 }
                 shell.handle(input)
             }
@@ -201,6 +219,22 @@ public struct NodeService: Service {
                 status.setConsensus(shell.consensusSnapshot)
             }
         }
+    }
+
+    /// `POST /rpc-fault` with an `UpstreamFault`: checked, logged by the main loop, and for `down` the
+    /// JSON-RPC socket is closed (bound again by the next mode).
+    static func setRPCFault(_ body: [UInt8], listener: RPCListener?, control: Inbox) -> ControlServer.Response {
+        guard let listener else { return badRequest("this node serves no JSON-RPC (role rpc has it)") }
+        let fault: UpstreamFault
+        do {
+            fault = try JSONDecoder().decode(UpstreamFault.self, from: Data(body))
+        } catch {
+            return badRequest("rpc-fault body is not an UpstreamFault: \(error)")
+        }
+        if let problem = fault.problem { return badRequest("rpc-fault: \(problem)") }
+        control.push(.setRPCFault(fault), urgent: true)
+        Task { await listener.set(down: fault.mode == "down") }
+        return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
     }
 
     private func flush(_ shell: NodeShell, _ outbound: NIOAsyncChannelOutboundWriter<Datagram>) async throws {

@@ -164,6 +164,10 @@ extension NodeShell {
         ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
         rollup?.onL1Commit(RollupShell.L1Commit(block, result, ledger: ledger), live: true, shell: self)
+        if rpcView != nil {
+            rpcView!.record(block, result, ledger: ledger)
+            rpcBox?.publish(rpcView!)
+        }
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, ledger: ledger)
         txsCommitted += UInt64(block.txs.count)

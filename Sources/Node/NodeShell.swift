@@ -3,6 +3,7 @@ import DequeModule
 import Ledger
 import Logging
 import NIOCore
+import RPC
 import Sodium
 import Transport
 import Wire
@@ -23,6 +24,8 @@ enum NodeInput: Sendable {
     case l2Client(Envelope, from: SocketAddress, receivedMs: UInt64)
     /// The sequencer's block timer.
     case l2Tick
+    /// An rpc node's injected upstream fault (from the control port).
+    case setRPCFault(UpstreamFault)
 }
 
 /// A datagram to send, with what the link shaper needs to know about it.
@@ -143,6 +146,9 @@ final class NodeShell {
     var rollup: RollupShell?
     /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
     var startupInbox: [RollupShell.L1Commit] = []
+    /// An rpc node's served chain: updated at each commit and published to the JSON-RPC port's box.
+    var rpcView: ChainView?
+    let rpcBox: RPCViewBox?
 
     enum PeerLink: Equatable {
         case accepted
@@ -183,11 +189,16 @@ final class NodeShell {
         var tip: (block: Block, rules: UInt16)?
         let keepsInbox = RollupShell.Role(rawValue: config.role) != nil
         var inbox: [RollupShell.L1Commit] = []
+        var view: ChainView? = config.role == "rpc"
+            ? ChainView(chainName: config.chainId, domain: Domain(chainId: config.chainId, forkId: config.forkId),
+                        clientVersion: "faultline/\(FaultlineVersion.string)/\(config.name)")
+            : nil
         let store = try BlockStore(path: dataDir + "/blocks.dat") { committed, rules in
             if let previous = tip {
                 rebuilt.rulesVersion = previous.rules
                 let result = rebuilt.execute(previous.block)
                 if keepsInbox { inbox.append(RollupShell.L1Commit(previous.block, result, ledger: rebuilt)) }
+                view?.record(previous.block, result, ledger: rebuilt)
             }
             tip = (committed.block, rules)
         }
@@ -196,7 +207,14 @@ final class NodeShell {
         self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans,
                                                      result: &tipResult)
         if keepsInbox, let tip, let tipResult { inbox.append(RollupShell.L1Commit(tip.block, tipResult, ledger: rebuilt)) }
+        if let tip, let tipResult { view?.record(tip.block, tipResult, ledger: rebuilt) }
         self.startupInbox = inbox
+        self.rpcView = view
+        self.rpcBox = view.map { view in
+            let box = RPCViewBox()
+            if view.head > 0 { box.publish(view) }
+            return box
+        }
         if let role = RollupShell.Role(rawValue: config.role) {
             guard let settings = config.rollup else {
                 throw ConfigError(field: "rollup", problem: "a \(config.role) node needs rollup settings")
@@ -321,6 +339,11 @@ final class NodeShell {
             rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, shell: self)
         case .l2Tick:
             rollup?.onBlockTimer(shell: self)
+        case .setRPCFault(let fault):
+            rpcBox?.setFault(fault)
+            logger.notice("rpc fault now: \(fault)")
+            events.write("rpc_fault", timeMs: clock(), [("mode", .string(fault.mode)), ("description", .string("\(fault)"))])
+            events.flush()
         }
         if let rollup, !rollup.uplink.queue.isEmpty {
             outbox += rollup.uplink.drain(nowMs: clock())
@@ -350,6 +373,7 @@ final class NodeShell {
         status.forkId = config.forkId
         status.stopped = stopped
         status.disputeGamesOpen = ledger.disputes?.gamesOpen ?? 0
+        if let fault = rpcBox?.fault, fault.mode != "ok" { status.rpcFault = fault.description }
         status.refusedPeers = handshakes.compactMapValues { link in
             if case .refused(let reason) = link { return reason }
             return nil

@@ -59,9 +59,9 @@ public struct ChainView: Sendable {
     public var domain: Domain
     public var clientVersion: String
     public private(set) var head: UInt64 = 0
-    public private(set) var blocks: [UInt64: BlockEntry] = [:]
+    public internal(set) var blocks: [UInt64: BlockEntry] = [:]
     public private(set) var blockHeights: [Bytes32: UInt64] = [:]
-    public private(set) var accounts: [PublicKey: Account] = [:]
+    public internal(set) var accounts: [PublicKey: Account] = [:]
     public private(set) var addresses: [Address: PublicKey] = [:]
     public private(set) var located: [Bytes32: Located] = [:]
 

@@ -1,3 +1,4 @@
+import Sodium
 import Wire
 
 /// The failover policy shared by the Swift client (`RPCClient`) and the `gateway` node: ordered
@@ -129,5 +130,41 @@ public enum Failover {
         public var failedOpen = 0
         public var polls = 0
         public var refusedOverload = 0
+    }
+}
+
+extension Failover {
+    /// How the shell reads an upstream's HTTP answer: 2xx with a JSON-RPC result, or an error that is
+    /// the client's (bad params, unknown method, a refused transaction), is an answer to pass on;
+    /// 429/5xx, a server-side JSON-RPC error or a body that is not a response is a failed attempt.
+    public static func classify(httpStatus: Int, body: [UInt8], method: String) -> Outcome {
+        guard (200..<300).contains(httpStatus) else { return .failed("HTTP \(httpStatus)") }
+        guard let json = JSON.parse(body), let outcome = JSONRPC.outcome(of: json) else {
+            return .failed("not a JSON-RPC response")
+        }
+        switch outcome {
+        case .success(let result):
+            var blockNumber: UInt64?
+            if method == "eth_blockNumber" {
+                guard let number = result.quantity else { return .failed("eth_blockNumber answered \(result)") }
+                blockNumber = number
+            }
+            return .answered(blockNumber: blockNumber, digest: digest(result.rendered))
+        case .failure(let failure):
+            if clientErrorCodes.contains(failure.code) {
+                return .answered(blockNumber: nil, digest: digest(Array("error \(failure.code)".utf8)))
+            }
+            return .failed("JSON-RPC error \(failure.code) \(failure.message.prefix(80))")
+        }
+    }
+
+    /// Errors about the request itself: asking another upstream would get the same answer.
+    public static let clientErrorCodes: Set<Int64> = [
+        JSONRPC.Code.parseError.rawValue, JSONRPC.Code.invalidRequest.rawValue, JSONRPC.Code.methodNotFound.rawValue,
+        JSONRPC.Code.invalidParams.rawValue, JSONRPC.Code.transactionRejected.rawValue,
+    ]
+
+    static func digest(_ bytes: [UInt8]) -> UInt64 {
+        Blake2b.hash(bytes).bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 }

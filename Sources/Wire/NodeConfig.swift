@@ -92,6 +92,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// The consensus-lane port when `limits.ingressMode` is "lanes" (0 otherwise).
     public var votePort: Int
     public var controlPort: Int
+    /// The JSON-RPC port (loopback) of `rpc` and `gateway` nodes.
+    public var rpcPort: Int?
     /// Paths, relative to the node's folder unless absolute.
     public var keyFile: String
     public var genesisFile: String

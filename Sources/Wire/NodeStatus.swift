@@ -38,6 +38,8 @@ public struct NodeStatus: Codable, Sendable {
     public var refusedPeers: [String: String] = [:]
     /// Dispute games open on L1 as this node's ledger has them (0 without the dispute contract).
     public var disputeGamesOpen = 0
+    /// An rpc node's injected upstream fault (nil: none); a gateway's upstreams in use.
+    public var rpcFault: String?
 
     public init(
         name: String,

@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Foundation
 import Ledger
+import RPC
 import Wire
 
 /// Faults against a running cluster, from any shell script. Targets are node names, `all`, or
@@ -10,7 +11,7 @@ struct Fault: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inject a fault into a running cluster (process, network, clock or load).",
         subcommands: [Kill.self, Pause.self, Resume.self, Restart.self, Partition.self, Heal.self, Loss.self,
-                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self])
+                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self, RPCMode.self])
 
     static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
         do {
@@ -191,6 +192,47 @@ struct Fault: AsyncParsableCommand {
                     print("  \(state.node.name): \(state.alive ? "not answering yet" : "exited"): \(last)")
                 }
             }
+        }
+    }
+
+    struct RPCMode: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "rpc",
+            abstract: "Make rpc nodes misbehave as upstreams: down, errors, latency, frozen, lag, wrong; ok ends it.",
+            discussion: """
+                down: the JSON-RPC port refuses connections. errors: --status (429, 5xx; 200 for a JSON-RPC \
+                internal error) on --percent of requests. latency: --ms added to every answer and --tail-ms to \
+                --tail-percent of them. frozen: answers stuck at the head they had. lag: answers --lag-blocks \
+                behind. wrong: made-up balances, nonces and block hashes on --percent of requests.
+                """)
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "rpc nodes: names, all, or key=value labels.") var targets: String
+        @Option(help: "One of \(UpstreamFault.modes.joined(separator: ", ")).") var mode: String
+        @Option(help: "Share of requests affected (errors, wrong).") var percent: Double = 100
+        @Option(help: "HTTP status for errors (200: JSON-RPC error).") var status: Int = 503
+        @Option(help: "Milliseconds added to every answer (latency).") var ms: UInt64 = 0
+        @Option(help: "Share of answers in the slow tail (latency).") var tailPercent: Double = 0
+        @Option(help: "Milliseconds added to the slow tail.") var tailMs: UInt64 = 0
+        @Option(help: "Blocks behind (lag).") var lagBlocks: UInt64 = 0
+
+        var fault: UpstreamFault {
+            UpstreamFault(mode: mode, percent: percent, status: status, ms: ms, tailPercent: tailPercent, tailMs: tailMs,
+                          lagBlocks: lagBlocks)
+        }
+
+        func validate() throws {
+            if let problem = fault.problem { throw ValidationError(problem) }
+        }
+
+        func run() async throws {
+            let manifest: RunManifest
+            do { manifest = try RunFolder.load(runOption.dir) } catch { throw Exit.badInput("\(error)") }
+            let names = (try? FaultEngine.resolve([targets], in: manifest)) ?? []
+            let selected = manifest.nodes.filter { names.contains($0.name) && $0.role == "rpc" }
+            let others = names.filter { name in !selected.contains { $0.name == name } }
+            let targets = others.isEmpty ? targets : selected.map(\.name).joined(separator: ",")
+            guard !selected.isEmpty else { throw Exit.badInput("no rpc node among '\(self.targets)'") }
+            try await Fault.apply(.rpc(targets: [targets], fault: fault), runOption)
         }
     }
 
