@@ -111,7 +111,7 @@ public struct Scenario: Sendable {
         }
         var expectations: [ExpectationSpec] = []
         for table in try root.tableArray("expect") {
-            expectations.append(try parseExpectation(table, steps: steps))
+            expectations.append(try parseExpectation(table, steps: steps, rpcClients: topology.rpcLoad?.clients ?? []))
         }
         return Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
                         haltThresholdSeconds: haltThreshold, steps: steps, expectations: expectations)
@@ -275,8 +275,9 @@ public struct Scenario: Sendable {
         }
     }
 
-    static func parseExpectation(_ table: TableReader, steps: [Step]) throws(TopologyError) -> ExpectationSpec {
-        try table.allowOnly(["name", "metric", "window", "max", "min", "equals"])
+    static func parseExpectation(_ table: TableReader, steps: [Step],
+                                 rpcClients: [String] = []) throws(TopologyError) -> ExpectationSpec {
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client"])
         guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
             throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
         }
@@ -309,8 +310,21 @@ public struct Scenario: Sendable {
         } else {
             throw table.fail("max", "\(metric) needs a bound: max = N or min = N")
         }
-        let name = try table.string("name") ?? "\(metric) \(bound) (\(window))"
-        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound)
+        let client = try table.string("client")
+        if metric.hasPrefix("rpc_") {
+            guard let client else {
+                throw table.fail("client", "\(metric) is measured per client: give client = one of "
+                                 + (rpcClients.isEmpty ? "the [rpc_load] clients (there is no [rpc_load])" : rpcClients.joined(separator: ", ")))
+            }
+            guard rpcClients.contains(client) else {
+                throw table.fail("client", "'\(client)' is not a client of [rpc_load]; clients are "
+                                 + (rpcClients.isEmpty ? "none (no [rpc_load])" : rpcClients.joined(separator: ", ")))
+            }
+        } else if client != nil {
+            throw table.fail("client", "only rpc_* metrics are measured per client")
+        }
+        let name = try table.string("name") ?? "\(metric)\(client.map { "[\($0)]" } ?? "") \(bound) (\(window))"
+        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client)
     }
 }
 

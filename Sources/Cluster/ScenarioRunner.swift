@@ -83,6 +83,19 @@ public enum ScenarioRunner {
                                        seconds: max(scenario.durationSeconds - load.startSeconds, 0), sent: sent,
                                        window: nil, delaySeconds: load.startSeconds))
         }
+        if let rpcLoad = scenario.topology.rpcLoad {
+            let seconds = max(scenario.durationSeconds - rpcLoad.startSeconds, 0)
+            let topology = scenario.topology
+            background.append(Task {
+                if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
+                do {
+                    _ = try await RPCLoad.run(rpcLoad, topology: topology, manifest: up.manifest, runDir: dir,
+                                              seconds: seconds)
+                } catch {
+                    FileHandle.standardError.write(Data("rpc load: \(error)\n".utf8))
+                }
+            })
+        }
         var pending = scenario.steps
         var heals: [(dueSeconds: Double, step: Scenario.Step)] = []
         var fired: [String] = []

@@ -356,7 +356,7 @@ public struct Evaluator: Sendable {
             text = observed.map { "\(Int($0)) ms over \(count) txs" } ?? "no finalized transactions in the window"
         default:
             (observed, text) = evaluateRollup(spec.metric, ranges: ranges) ?? evaluateDisputes(spec.metric)
-                ?? (nil, "unknown metric")
+                ?? evaluateRPC(spec, ranges: ranges) ?? (nil, "unknown metric")
         }
         let passed: Bool
         switch spec.bound {

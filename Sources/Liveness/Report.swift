@@ -161,12 +161,15 @@ public struct Report: Codable, Sendable {
     public var rollup: RollupEntry?
     /// The fraud-proof games, when the rollup's genesis has the dispute contract.
     public var disputes: DisputeEntry?
+    /// The JSON-RPC clients, when the run had an RPC load.
+    public var rpc: RPCEntry?
 
     public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec],
                 load: LoadEntry? = nil) {
         self.load = load
         self.rollup = Report.rollupEntry(evaluator)
         self.disputes = Report.disputeEntry(evaluator)
+        self.rpc = Report.rpcEntry(evaluator)
         let analysis = evaluator.analysis
         let start = evaluator.startMs
         func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }

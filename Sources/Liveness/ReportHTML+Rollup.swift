@@ -23,7 +23,7 @@ extension Report {
         return frame(width: 960, height: 220, maxX: maxX, maxY: maxY, yLabel: yLabel) { plot in
             var svg = faultBands(plot, maxY: maxY, labels: false)
             for (position, column) in columns.enumerated() {
-                let points = rows.filter { $0[0] >= 0 }.map { row -> String in
+                let points = rows.filter { $0[0] >= 0 && $0[column.index] >= 0 }.map { row -> String in
                     let (x, y) = plot(row[0], row[column.index])
                     return "\(x),\(y)"
                 }

@@ -48,6 +48,7 @@ extension Report {
         }
         page += rollupSection()
         page += disputeSection()
+        page += rpcSection()
         if let load, !load.spam.isEmpty {
             page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
                 + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "

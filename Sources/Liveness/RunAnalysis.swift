@@ -117,6 +117,8 @@ public struct RunAnalysis: Sendable {
     public static let divergencesMax = 20
     /// The L2 side, when the run had a sequencer or replicas.
     public var rollup: RollupAnalysis?
+    /// The JSON-RPC load's requests and the gateways' counters, when the run had `[rpc_load]`.
+    public var rpc: RPCAnalysis?
 
     public var totalStake: UInt64 { nodes.reduce(0) { $0 + $1.stake } }
     /// Each node's stake, from its last `start` event.
@@ -317,6 +319,10 @@ public struct RunAnalysis: Sendable {
                                             loadSubmissionsPath: l2Submissions,
                                             l1CommitMs: firstSeen.mapValues(\.timeMs))
         result.rollup = rollup.isEmpty ? nil : rollup
+        if let submissionsPath {
+            result.rpc = RPCAnalysis.load(loadDir: (submissionsPath as NSString).deletingLastPathComponent,
+                                          nodeDirs: nodeDirs, heads: result.heightTimes.map { ($0.timeMs, $0.height) })
+        }
         return result
     }
 

@@ -150,7 +150,7 @@ extension Failover.Instance {
             let lagging: Bool
             if let head = state.head {
                 let behind = best.head - min(head, best.head)
-                let stuck = behind > 0 && nowMs >= state.headAdvancedMs + settings.lagMsMax
+                let stuck = behind > 0 && nowMs >= Failover.plus(state.headAdvancedMs, settings.lagMsMax)
                     && best.advancedMs > state.headAdvancedMs
                 lagging = behind > settings.lagBlocksMax || stuck
             } else {

@@ -140,8 +140,7 @@ extension Failover {
                 upstreams[upstream].recordLatency(nowMs >= sent.sentMs ? nowMs - sent.sentMs : 0)
                 effects += recordHealth(upstream, ok: true, nowMs: nowMs)
                 if let blockNumber { effects += noteHead(upstream, blockNumber, nowMs: nowMs) }
-                if let blockNumber, let best = bestHead?.head, blockNumber + settings.lagBlocksMax < best,
-                   settings.lagBlocksMax != .max {
+                if let blockNumber, let best = bestHead?.head, Failover.plus(blockNumber, settings.lagBlocksMax) < best {
                     counters.staleRefused += 1
                     effects += failed(id, "\(upstreams[upstream].upstream.name) answered head \(blockNumber), "
                                       + "best known \(best)", safeToRetry: true, nowMs: nowMs)

@@ -164,6 +164,12 @@ extension Failover {
         JSONRPC.Code.invalidParams.rawValue, JSONRPC.Code.transactionRejected.rawValue,
     ]
 
+    /// a + b, stopping at UInt64.max (settings use .max for "never").
+    static func plus(_ a: UInt64, _ b: UInt64) -> UInt64 {
+        let (sum, overflow) = a.addingReportingOverflow(b)
+        return overflow ? .max : sum
+    }
+
     static func digest(_ bytes: [UInt8]) -> UInt64 {
         Blake2b.hash(bytes).bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }

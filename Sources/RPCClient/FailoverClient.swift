@@ -56,6 +56,9 @@ public actor FailoverClient {
         var configuration = HTTPClient.Configuration()
         configuration.timeout = .init(connect: .milliseconds(Int64(min(settings.attemptTimeoutMs, 1_000))))
         configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
+        // A refused connection must come back as a failed attempt at once (the policy decides what to
+        // do next), not be retried inside the pool until the attempt's deadline.
+        configuration.connectionPool.retryConnectionEstablishment = false
         configuration.decompression = .disabled
         self.http = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
                                configuration: configuration)

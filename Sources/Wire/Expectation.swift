@@ -70,17 +70,23 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "dispute_invalid_rejected": false, "dispute_bisections_exact": true, "dispute_bonds_settled": true,
         "dispute_detection_l1_blocks_max": false, "dispute_resolution_l1_blocks_max": false,
         "dispute_confirm_l1_blocks_max": false, "dispute_games_open": false,
+        "rpc_requests": false, "rpc_error_percent": false, "rpc_failover_ms": false, "rpc_first_success_ms": false,
+        "rpc_stale_answers": false, "rpc_head_decreases": false, "rpc_latency_p50_ms": false,
+        "rpc_latency_p99_ms": false, "rpc_amplification": false,
     ]
 
     public var name: String
     public var metric: String
     public var window: Window
     public var bound: Bound
+    /// For `rpc_*` metrics: which client policy of `[rpc_load]` the metric is about.
+    public var client: String?
 
-    public init(name: String, metric: String, window: Window, bound: Bound) {
+    public init(name: String, metric: String, window: Window, bound: Bound, client: String? = nil) {
         self.name = name
         self.metric = metric
         self.window = window
         self.bound = bound
+        self.client = client
     }
 }

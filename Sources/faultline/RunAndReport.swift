@@ -197,6 +197,7 @@ enum Reports {
         }
         for line in report.rollupLines { print("  " + line) }
         for line in report.disputeLines { print("  " + line) }
+        for line in report.rpcLines { print("  " + line) }
         for node in report.nodes {
             if let stopped = node.stopped { print("  \(node.name) stopped: \(stopped)") }
             for refusal in node.refusedStarts { print("  \(node.name) \(refusal)") }

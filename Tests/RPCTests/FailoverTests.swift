@@ -236,6 +236,10 @@ import Testing
             effects = policy.onOutcome(1, attempt: next.attempt, .timedOut, nowMs: 1)
         }
         #expect(order == [0, 1, 2], "primary, then each backup in order, even for a transaction")
+        // "Never" settings are UInt64.max: a head answer must not overflow against them.
+        _ = policy.begin(2, method: "eth_blockNumber", nowMs: 2)
+        let head = policy.onOutcome(2, attempt: 0, .answered(blockNumber: 1_000, digest: 0), nowMs: 3)
+        #expect(Self.response(head) == .attempt(0))
         #expect(policy.tick(nowMs: 10_000).isEmpty, "no polling, no breaker")
     }
 }

@@ -1,0 +1,197 @@
+import Foundation
+import RPC
+import RPCClient
+import Sodium
+import Wire
+
+/// Runs `[rpc_load]`: the same steady request stream through each client policy at once (open
+/// loop: a request leaves on schedule whether or not earlier ones were answered), and records every
+/// request in `load/rpc-clients.jsonl`: send time, client, method, outcome, latency, upstream
+/// attempts, and the head an `eth_blockNumber` answer named.
+public enum RPCLoad {
+    /// Requests in flight per client beyond which a new one is counted as failed at once (a bound on
+    /// tasks when every upstream hangs).
+    public static let inFlightMax = 4_000
+
+    struct Client {
+        var name: String
+        var client: FailoverClient
+    }
+
+    /// The client policies of `spec` over the run's rpc nodes and gateway.
+    static func clients(_ spec: RPCLoadSpec, topology: Topology, manifest: RunManifest, seed: UInt64) throws -> [Client] {
+        let upstreams = RunFolder.endpoints(topology, entries: manifest.nodes)
+        guard let primary = upstreams.min(by: { $0.tier < $1.tier }) else { throw RunError("[rpc_load] needs rpc nodes") }
+        func naive(_ retries: Int) -> Failover.Settings {
+            var settings = Failover.Settings.naiveFallback(retries: retries)
+            settings.attemptTimeoutMs = spec.timeoutMs
+            settings.requestDeadlineMs = spec.timeoutMs * UInt64(retries + 1)
+            return settings
+        }
+        return try spec.clients.enumerated().map { index, policy in
+            let seed = seed &+ UInt64(index)
+            switch policy {
+            case "single":
+                return Client(name: policy, client: FailoverClient(endpoints: [primary], settings: naive(0), seed: seed))
+            case "fallback":
+                let ordered = upstreams.sorted { $0.tier < $1.tier }
+                return Client(name: policy, client: FailoverClient(endpoints: ordered, settings: naive(spec.retries), seed: seed))
+            case "gateway":
+                guard let gateway = manifest.nodes.first(where: { $0.role == "gateway" }), let port = gateway.rpcPort else {
+                    throw RunError("the gateway client needs a gateway node")
+                }
+                // The gateway makes its own attempts; the client waits for its deadline, plus a margin.
+                var settings = naive(0)
+                settings.attemptTimeoutMs = max(spec.timeoutMs, topology.gateway.requestDeadlineMs + 500)
+                settings.requestDeadlineMs = settings.attemptTimeoutMs
+                let endpoint = Endpoint(name: gateway.name, host: "127.0.0.1", port: port, tier: 0)
+                return Client(name: policy, client: FailoverClient(endpoints: [endpoint], settings: settings, seed: seed))
+            case "library":
+                let client = FailoverClient(endpoints: upstreams, settings: topology.gateway, seed: seed)
+                return Client(name: policy, client: client)
+            default: // external
+                let endpoint = Endpoint(name: "external", host: spec.endpointHost, port: spec.endpointPort, tier: 0)
+                return Client(name: policy, client: FailoverClient(endpoints: [endpoint], settings: naive(0), seed: seed))
+            }
+        }
+    }
+
+    /// Sends for `seconds` (or until cancelled); returns the requests sent per client.
+    public static func run(_ spec: RPCLoadSpec, topology: Topology, manifest: RunManifest, runDir: String,
+                           seconds: Double) async throws -> [String: Int] {
+        let clients = try clients(spec, topology: topology, manifest: manifest, seed: manifest.seed)
+        try FileManager.default.createDirectory(atPath: runDir + "/load", withIntermediateDirectories: true)
+        let log = try RecordLog(path: runDir + "/load/rpc-clients.jsonl")
+        try RunFolder.writeJSON(runDir + "/load/rpc-load.json",
+                                RPCLoadRecord(clients: spec.clients, ratePerSecond: spec.ratePerSecond,
+                                              staleBlocks: spec.staleBlocks, methods: spec.methods,
+                                              gatewayDeadlineMs: topology.gateway.requestDeadlineMs),
+                                mode: 0o644)
+        for client in clients { await client.client.start() }
+        let addresses = (0..<max(manifest.accounts, 1)).map {
+            Address(RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0).publicKey).description
+        }
+        let sent = await withTaskGroup(of: (String, Int).self) { group in
+            for client in clients {
+                group.addTask {
+                    (client.name, await drive(client, spec: spec, seconds: seconds, addresses: addresses, log: log))
+                }
+            }
+            var out: [String: Int] = [:]
+            for await (name, count) in group { out[name] = count }
+            return out
+        }
+        for client in clients { await client.client.shutdown() }
+        log.close()
+        return sent
+    }
+
+    /// One client's open-loop stream: request i leaves at start + i / rate.
+    static func drive(_ client: Client, spec: RPCLoadSpec, seconds: Double, addresses: [String],
+                      log: RecordLog) async -> Int {
+        let started = Date()
+        let total = Int(Double(spec.ratePerSecond) * seconds)
+        let inFlight = Counter()
+        await withTaskGroup(of: Void.self) { group in
+            for index in 0..<total {
+                let due = started.addingTimeInterval(Double(index) / Double(spec.ratePerSecond))
+                let wait = due.timeIntervalSinceNow
+                if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
+                if Task.isCancelled { break }
+                let request = makeRequest(index, spec: spec, addresses: addresses)
+                let sentMs = nowMs()
+                guard inFlight.add(1) <= inFlightMax else {
+                    inFlight.add(-1)
+                    log.write(Record(t: sentMs, client: client.name, method: request.method, ok: false,
+                                     error: "client: \(inFlightMax) requests in flight", ms: 0, attempts: 0, head: nil))
+                    continue
+                }
+                group.addTask {
+                    let reply = await client.client.call(request)
+                    inFlight.add(-1)
+                    let done = nowMs()
+                    var record = Record(t: sentMs, client: client.name, method: request.method, ok: true, error: nil,
+                                        ms: done - min(done, sentMs), attempts: reply.attempts, head: nil)
+                    switch JSONRPC.outcome(of: reply.response) {
+                    case .success(let result)?:
+                        if request.method == "eth_blockNumber" { record.head = result.quantity }
+                    case .failure(let failure)?:
+                        record.ok = false
+                        record.error = "\(failure.code) \(failure.message.prefix(100))"
+                    case nil:
+                        record.ok = false
+                        record.error = "not a JSON-RPC response"
+                    }
+                    log.write(record)
+                }
+            }
+            if Task.isCancelled { group.cancelAll() }
+        }
+        return total
+    }
+
+    static func makeRequest(_ index: Int, spec: RPCLoadSpec, addresses: [String]) -> JSONRPC.Request {
+        let method = spec.methods[index % spec.methods.count]
+        let params: [JSON]
+        switch method {
+        case "eth_getBalance", "eth_getTransactionCount":
+            params = [.string(addresses[index % addresses.count]), .string("latest")]
+        case "eth_getBlockByNumber": params = [.string("latest"), .bool(false)]
+        default: params = []
+        }
+        return JSONRPC.Request(id: .int(Int64(index)), method: method, params: params)
+    }
+
+    static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
+
+    /// One request as `load/rpc-clients.jsonl` has it.
+    public struct Record: Codable, Sendable {
+        public var t: UInt64
+        public var client: String
+        public var method: String
+        public var ok: Bool
+        public var error: String?
+        public var ms: UInt64
+        public var attempts: Int
+        public var head: UInt64?
+    }
+
+    final class Counter: @unchecked Sendable {
+        private let lock = NSLock()
+        private var value = 0
+        @discardableResult
+        func add(_ delta: Int) -> Int { lock.withLock { value += delta; return value } }
+    }
+
+    /// Appends records as JSON lines (buffered; one writer lock).
+    final class RecordLog: @unchecked Sendable {
+        private let lock = NSLock()
+        private let file: UnsafeMutablePointer<FILE>
+        private let encoder = JSONEncoder()
+
+        init(path: String) throws {
+            guard let file = fopen(path, "a") else { throw RunError("cannot write \(path)") }
+            self.file = file
+            encoder.outputFormatting = [.sortedKeys]
+        }
+
+        func write(_ record: Record) {
+            lock.withLock {
+                guard let data = try? encoder.encode(record) else { return }
+                _ = data.withUnsafeBytes { fwrite($0.baseAddress, 1, $0.count, file) }
+                fputc(10, file)
+            }
+        }
+
+        func close() { lock.withLock { fflush(file); fclose(file) } }
+    }
+}
+
+/// `load/rpc-load.json`: what the analysis needs to know about the RPC load.
+public struct RPCLoadRecord: Codable, Sendable {
+    public var clients: [String]
+    public var ratePerSecond: Int
+    public var staleBlocks: UInt64
+    public var methods: [String]
+    public var gatewayDeadlineMs: UInt64
+}
