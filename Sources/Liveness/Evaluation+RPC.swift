@@ -26,7 +26,7 @@ extension Evaluator {
             return (Double(summary.headDecreases), "\(summary.headDecreases) answer(s) below a head already seen")
         case "rpc_latency_p50_ms", "rpc_latency_p99_ms":
             let value = spec.metric == "rpc_latency_p50_ms" ? summary.latencyP50Ms : summary.latencyP99Ms
-            return (value.map(Double.init), value.map { "\($0) ms over \(summary.requests - summary.errors) answers" }
+            return (value.map { Double($0) }, value.map { "\($0) ms over \(summary.requests - summary.errors) answers" }
                     ?? "no successful answer")
         case "rpc_amplification":
             return (summary.amplification, summary.amplification.map {
@@ -39,10 +39,10 @@ extension Evaluator {
             let end = min(fault.endMs ?? endMs, endMs)
             let times = rpc.failover(client, faultStartMs: fault.startMs, endMs: end)
             if spec.metric == "rpc_first_success_ms" {
-                return (times.firstSuccessMs.map(Double.init), times.firstSuccessMs.map { "\($0) ms" }
+                return (times.firstSuccessMs.map { Double($0) }, times.firstSuccessMs.map { "\($0) ms" }
                         ?? "no request sent during \(id) succeeded")
             }
-            return (times.ms99.map(Double.init), times.ms99.map { "\($0) ms until 99% of a second's requests succeeded" }
+            return (times.ms99.map { Double($0) }, times.ms99.map { "\($0) ms until 99% of a second's requests succeeded" }
                     ?? "never 99% successful during \(id)")
         default:
             return (nil, "unknown metric")
