@@ -81,6 +81,8 @@ struct Up: AsyncParsableCommand {
         print("run folder: \(result.dir)")
         let states = try await ClusterOps.states(dir: result.dir)
         print(Terminal.statusTable(states))
+        let endpoints = result.manifest.nodes.compactMap { node in node.rpcPort.map { "\(node.name) http://127.0.0.1:\($0)" } }
+        if !endpoints.isEmpty { print("json-rpc: " + endpoints.joined(separator: ", ")) }
         print("next: faultline status | faultline load --duration 10 | faultline fault kill NODE | faultline down")
     }
 }
