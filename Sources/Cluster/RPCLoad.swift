@@ -92,13 +92,16 @@ public enum RPCLoad {
         let started = Date()
         let total = Int(Double(spec.ratePerSecond) * seconds)
         let inFlight = Counter()
+        // Blocks are asked for a little below the last head this client saw: a fixed height has one
+        // right answer on every honest upstream (what a quorum compares, and what `wrong` is judged by).
+        let lastHead = Counter()
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<total {
                 let due = started.addingTimeInterval(Double(index) / Double(spec.ratePerSecond))
                 let wait = due.timeIntervalSinceNow
                 if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
                 if Task.isCancelled { break }
-                let request = makeRequest(index, spec: spec, addresses: addresses)
+                let request = makeRequest(index, spec: spec, addresses: addresses, head: UInt64(max(lastHead.add(0), 0)))
                 let sentMs = nowMs()
                 guard inFlight.add(1) <= inFlightMax else {
                     inFlight.add(-1)
@@ -114,7 +117,14 @@ public enum RPCLoad {
                                         ms: done - min(done, sentMs), attempts: reply.attempts, head: nil)
                     switch JSONRPC.outcome(of: reply.response) {
                     case .success(let result)?:
-                        if request.method == "eth_blockNumber" { record.head = result.quantity }
+                        if request.method == "eth_blockNumber", let head = result.quantity {
+                            record.head = head
+                            lastHead.raise(to: Int(clamping: head))
+                        }
+                        if request.method == "eth_getBlockByNumber" {
+                            record.block = result["number"]?.quantity
+                            record.hash = result["hash"]?.string.map { String($0.dropFirst(2)) }
+                        }
                     case .failure(let failure)?:
                         record.ok = false
                         record.error = "\(failure.code) \(failure.message.prefix(100))"
@@ -130,13 +140,13 @@ public enum RPCLoad {
         return total
     }
 
-    static func makeRequest(_ index: Int, spec: RPCLoadSpec, addresses: [String]) -> JSONRPC.Request {
+    static func makeRequest(_ index: Int, spec: RPCLoadSpec, addresses: [String], head: UInt64) -> JSONRPC.Request {
         let method = spec.methods[index % spec.methods.count]
         let params: [JSON]
         switch method {
         case "eth_getBalance", "eth_getTransactionCount":
             params = [.string(addresses[index % addresses.count]), .string("latest")]
-        case "eth_getBlockByNumber": params = [.string("latest"), .bool(false)]
+        case "eth_getBlockByNumber": params = [head > 2 ? JSON.quantity(head - 2) : .string("latest"), .bool(false)]
         default: params = []
         }
         return JSONRPC.Request(id: .int(Int64(index)), method: method, params: params)
@@ -154,6 +164,8 @@ public enum RPCLoad {
         public var ms: UInt64
         public var attempts: Int
         public var head: UInt64?
+        public var block: UInt64?
+        public var hash: String?
     }
 
     final class Counter: @unchecked Sendable {
@@ -161,6 +173,7 @@ public enum RPCLoad {
         private var value = 0
         @discardableResult
         func add(_ delta: Int) -> Int { lock.withLock { value += delta; return value } }
+        func raise(to candidate: Int) { lock.withLock { value = max(value, candidate) } }
     }
 
     /// Appends records as JSON lines (buffered; one writer lock).

@@ -22,6 +22,9 @@ extension Evaluator {
         case "rpc_stale_answers":
             return (Double(summary.staleAnswers), "\(summary.staleAnswers) eth_blockNumber answer(s) more than "
                     + "\(rpc.staleBlocks) blocks behind the chain")
+        case "rpc_wrong_answers":
+            return (Double(summary.wrongAnswers), "\(summary.wrongAnswers) block(s) answered with a hash the chain "
+                    + "did not commit at that height")
         case "rpc_head_decreases":
             return (Double(summary.headDecreases), "\(summary.headDecreases) answer(s) below a head already seen")
         case "rpc_latency_p50_ms", "rpc_latency_p99_ms":

@@ -13,9 +13,14 @@ public struct RPCAnalysis: Sendable {
         public var ms: UInt64
         public var attempts: Int
         public var head: UInt64?
+        /// For block answers: the block's number and the hash it was given with (hex, no 0x).
+        public var block: UInt64?
+        public var hash: String?
 
         public init(t: UInt64, client: String, method: String, ok: Bool, error: String? = nil, ms: UInt64,
-                    attempts: Int, head: UInt64? = nil) {
+                    attempts: Int, head: UInt64? = nil, block: UInt64? = nil, hash: String? = nil) {
+            self.block = block
+            self.hash = hash
             self.t = t
             self.client = client
             self.method = method
@@ -63,6 +68,8 @@ public struct RPCAnalysis: Sendable {
         public var staleAnswers: Int
         /// `eth_blockNumber` answers lower than one this client already had.
         public var headDecreases: Int
+        /// Blocks answered with a hash the chain never committed at that height.
+        public var wrongAnswers: Int
         /// Upstream requests per client request (for the gateway client: the gateway's own).
         public var amplification: Double?
         public var topErrors: [String]
@@ -76,9 +83,13 @@ public struct RPCAnalysis: Sendable {
     public var upstreamEvents: [UpstreamEvent]
     /// The chain's head over time: (first time any node had the height, height), ascending.
     public var heads: [(timeMs: UInt64, height: UInt64)]
+    /// The committed block hash at each height (hex).
+    public var blockHashes: [UInt64: String]
 
     public init(requests: [Request], clients: [String], staleBlocks: UInt64, gatewaySamples: [String: [GatewaySample]],
-                upstreamEvents: [UpstreamEvent], heads: [(timeMs: UInt64, height: UInt64)]) {
+                upstreamEvents: [UpstreamEvent], heads: [(timeMs: UInt64, height: UInt64)],
+                blockHashes: [UInt64: String] = [:]) {
+        self.blockHashes = blockHashes
         self.requests = requests.sorted { $0.t < $1.t }
         self.clients = clients
         self.staleBlocks = staleBlocks
@@ -88,8 +99,8 @@ public struct RPCAnalysis: Sendable {
     }
 
     /// Reads the run's RPC records; nil when the run had no RPC load.
-    static func load(loadDir: String, nodeDirs: [(String, String)],
-                     heads: [(timeMs: UInt64, height: UInt64)]) -> RPCAnalysis? {
+    static func load(loadDir: String, nodeDirs: [(String, String)], heads: [(timeMs: UInt64, height: UInt64)],
+                     blockHashes: [UInt64: String]) -> RPCAnalysis? {
         guard let data = FileManager.default.contents(atPath: loadDir + "/rpc-clients.jsonl") else { return nil }
         struct Settings: Decodable {
             var clients: [String]
@@ -118,7 +129,8 @@ public struct RPCAnalysis: Sendable {
         }
         let clients = settings?.clients ?? Array(Set(requests.map(\.client))).sorted()
         return RPCAnalysis(requests: requests, clients: clients, staleBlocks: settings?.staleBlocks ?? 16,
-                           gatewaySamples: samples, upstreamEvents: events.sorted { $0.timeMs < $1.timeMs }, heads: heads)
+                           gatewaySamples: samples, upstreamEvents: events.sorted { $0.timeMs < $1.timeMs }, heads: heads,
+                           blockHashes: blockHashes)
     }
 
     /// The chain's head at `timeMs` (0 before the first block).
@@ -140,6 +152,12 @@ public struct RPCAnalysis: Sendable {
         return answered + staleBlocks < head(at: request.t)
     }
 
+    /// A block answered under a hash other than the one committed at its height.
+    public func isWrong(_ request: Request) -> Bool {
+        guard let block = request.block, let hash = request.hash, let committed = blockHashes[block] else { return false }
+        return committed != hash
+    }
+
     public func summary(_ client: String, in ranges: [ClosedRange<UInt64>]) -> ClientSummary {
         let list = sent(client, in: ranges)
         let errors = list.filter { !$0.ok }
@@ -159,6 +177,7 @@ public struct RPCAnalysis: Sendable {
             latencyP50Ms: Evaluator.percentile(latencies, 0.5), latencyP99Ms: Evaluator.percentile(latencies, 0.99),
             staleAnswers: list.filter(isStale).count,
             headDecreases: list.filter { $0.head != nil && decreased.contains($0.t) }.count,
+            wrongAnswers: list.filter(isWrong).count,
             amplification: amplification(client, list: list, in: ranges),
             topErrors: errorKinds.sorted { $0.value > $1.value }.prefix(3).map { "\($0.value)× \($0.key)" })
     }

@@ -59,7 +59,7 @@ extension Report {
         let latency = summary.latencyP99Ms.map { "p50 \(summary.latencyP50Ms ?? 0) ms p99 \($0) ms" } ?? "no answer"
         let amplification = summary.amplification.map { String(format: "%.2f×", $0) } ?? "-"
         return String(format: "%d requests, %.2f%% errors, ", summary.requests, summary.errorPercent)
-            + "\(latency), stale \(summary.staleAnswers), head decreases \(summary.headDecreases), "
+            + "\(latency), stale \(summary.staleAnswers), wrong \(summary.wrongAnswers), head decreases \(summary.headDecreases), "
             + "amplification \(amplification)"
     }
 
@@ -74,6 +74,7 @@ extension Report {
                 let failover = entry.failoverMs.map { "\($0) ms" } ?? "never"
                 lines.append("  \(entry.summary.client): " + String(format: "%.2f%% errors", entry.summary.errorPercent)
                              + ", first success \(first), 99% success after \(failover), stale \(entry.summary.staleAnswers)"
+                             + ", wrong \(entry.summary.wrongAnswers)"
                              + ", amplification " + (entry.summary.amplification.map { String(format: "%.2f×", $0) } ?? "-"))
             }
         }
@@ -88,19 +89,20 @@ extension Report {
         guard let rpc else { return "" }
         var page = "<h2>JSON-RPC clients</h2>\n"
         page += "<p>The same requests through each client policy at once. Stale: an <code>eth_blockNumber</code> answer "
-            + "more than \(rpc.staleBlocks) blocks behind the chain when sent. Amplification: upstream requests per "
+            + "more than \(rpc.staleBlocks) blocks behind the chain when sent. Wrong: a block answered with a hash the chain "
+            + "did not commit at its height. Amplification: upstream requests per "
             + "client request.</p>\n"
         func row(_ label: String, _ entry: RPCAnalysis.ClientSummary, first: UInt64?? = nil, failover: UInt64?? = nil) -> String {
             var cells = [label, "\(entry.requests)", String(format: "%.2f%%", entry.errorPercent),
                          entry.latencyP50Ms.map { "\($0) ms" } ?? "-", entry.latencyP99Ms.map { "\($0) ms" } ?? "-",
-                         "\(entry.staleAnswers)", "\(entry.headDecreases)",
+                         "\(entry.staleAnswers)", "\(entry.wrongAnswers)", "\(entry.headDecreases)",
                          entry.amplification.map { String(format: "%.2f×", $0) } ?? "-"]
             if let first, let failover {
                 cells += [first.map { "\($0) ms" } ?? "never", failover.map { "\($0) ms" } ?? "never"]
             }
             return "<tr>" + cells.map { "<td>\(Self.xml($0))</td>" }.joined() + "</tr>"
         }
-        let head = ["client", "requests", "errors", "p50", "p99", "stale", "head decreases", "amplification"]
+        let head = ["client", "requests", "errors", "p50", "p99", "stale", "wrong", "head decreases", "amplification"]
         page += "<h3>Whole run</h3>\n<table><tr>" + head.map { "<th>\($0)</th>" }.joined() + "</tr>"
         for entry in rpc.whole { page += row(entry.client, entry) }
         page += "</table>\n"

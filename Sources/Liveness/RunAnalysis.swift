@@ -135,6 +135,8 @@ public struct RunAnalysis: Sendable {
         public var signers: [Int] = []
         /// The execution rules version the first committer applied.
         public var rules: UInt64 = 1
+        /// The block's hash (hex), as first committed.
+        public var hash: String = ""
     }
 
     public struct SeriesPoint: Sendable, Equatable {
@@ -304,7 +306,7 @@ public struct RunAnalysis: Sendable {
             heightTimes: firstSeen.keys.sorted().map {
                 let commit = firstSeen[$0]!
                 return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs,
-                                  signers: commit.signers, rules: commit.rules)
+                                  signers: commit.signers, rules: commit.rules, hash: commit.hash)
             },
             nodeSeries: Dictionary(grouping: commits, by: \.node).mapValues { list in
                 list.sorted { $0.timeMs < $1.timeMs }.map { SeriesPoint(timeMs: $0.timeMs, height: $0.height) }
@@ -321,7 +323,9 @@ public struct RunAnalysis: Sendable {
         result.rollup = rollup.isEmpty ? nil : rollup
         if let submissionsPath {
             result.rpc = RPCAnalysis.load(loadDir: (submissionsPath as NSString).deletingLastPathComponent,
-                                          nodeDirs: nodeDirs, heads: result.heightTimes.map { ($0.timeMs, $0.height) })
+                                          nodeDirs: nodeDirs, heads: result.heightTimes.map { ($0.timeMs, $0.height) },
+                                          blockHashes: Dictionary(result.heightTimes.map { ($0.height, $0.hash) },
+                                                                  uniquingKeysWith: { first, _ in first }))
         }
         return result
     }

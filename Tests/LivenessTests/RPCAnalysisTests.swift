@@ -64,6 +64,22 @@ import Testing
         #expect(rpc.summary("single", in: [0...10_000]).headDecreases == 1)
     }
 
+    @Test func aBlockUnderAHashTheChainNeverCommittedIsAWrongAnswer() {
+        var right = Self.request(1_000, "gateway")
+        right.block = 7
+        right.hash = "aa"
+        var wrong = Self.request(1_010, "single")
+        wrong.block = 7
+        wrong.hash = "55"
+        var unknown = Self.request(1_020, "single")
+        unknown.block = 999 // past the chain's end: nothing to judge it by
+        unknown.hash = "00"
+        let rpc = RPCAnalysis(requests: [right, wrong, unknown], clients: ["single", "gateway"], staleBlocks: 16,
+                              gatewaySamples: [:], upstreamEvents: [], heads: Self.heads, blockHashes: [7: "aa"])
+        #expect(rpc.summary("single", in: [0...5_000]).wrongAnswers == 1)
+        #expect(rpc.summary("gateway", in: [0...5_000]).wrongAnswers == 0)
+    }
+
     @Test func amplificationCountsUpstreamAttemptsPerRequest() {
         let requests = [Self.request(1_000, "single", attempts: 3), Self.request(1_010, "single", attempts: 1)]
         #expect(Self.analysis(requests).summary("single", in: [0...2_000]).amplification == 2)
