@@ -8,6 +8,9 @@ extension Report {
             public var id: String
             public var description: String
             public var clients: [ClientEntry]
+            /// The gateways' first decision about each faulted node after the start: "rpc1 breaker_open
+            /// after 80 ms" (how long it took to stop using it).
+            public var gatewayReactions: [String]
         }
 
         public struct ClientEntry: Codable, Sendable {
@@ -40,11 +43,18 @@ extension Report {
         let start = evaluator.startMs, end = evaluator.endMs
         let faults = evaluator.windows.filter { $0.endMs != $0.startMs }.map { window in
             let windowEnd = min(window.endMs ?? end, end)
+            let reactions = window.nodes.compactMap { node -> String? in
+                guard let first = rpc.upstreamEvents.first(where: {
+                    $0.upstream == node && $0.timeMs >= window.startMs && $0.timeMs <= windowEnd
+                        && ($0.kind == "breaker_open" || $0.kind == "excluded_lagging")
+                }) else { return nil }
+                return "\(first.gateway) stopped using \(node) (\(first.kind)) \(first.timeMs - window.startMs) ms after the start"
+            }
             return RPCEntry.FaultEntry(id: window.id, description: window.description, clients: rpc.clients.map { client in
                 let times = rpc.failover(client, faultStartMs: window.startMs, endMs: windowEnd)
                 return RPCEntry.ClientEntry(summary: rpc.summary(client, in: [window.startMs...max(window.startMs, windowEnd)]),
                                             firstSuccessMs: times.firstSuccessMs, failoverMs: times.ms99)
-            })
+            }, gatewayReactions: reactions)
         }
         return RPCEntry(
             clients: rpc.clients, staleBlocks: rpc.staleBlocks,
@@ -69,6 +79,7 @@ extension Report {
         var lines = rpc.whole.map { "rpc \($0.client): " + Report.describe($0) }
         for fault in rpc.faults {
             lines.append("during \(fault.id) (\(fault.description)):")
+            for reaction in fault.gatewayReactions { lines.append("  " + reaction) }
             for entry in fault.clients {
                 let first = entry.firstSuccessMs.map { "\($0) ms" } ?? "never"
                 let failover = entry.failoverMs.map { "\($0) ms" } ?? "never"
@@ -107,7 +118,11 @@ extension Report {
         for entry in rpc.whole { page += row(entry.client, entry) }
         page += "</table>\n"
         for fault in rpc.faults {
-            page += "<h3>During \(Self.xml(fault.id)): \(Self.xml(fault.description))</h3>\n<table><tr>"
+            page += "<h3>During \(Self.xml(fault.id)): \(Self.xml(fault.description))</h3>\n"
+            if !fault.gatewayReactions.isEmpty {
+                page += "<p>" + fault.gatewayReactions.map(Self.xml).joined(separator: "; ") + "</p>\n"
+            }
+            page += "<table><tr>"
                 + (head + ["first success", "99% success after"]).map { "<th>\($0)</th>" }.joined() + "</tr>"
             for entry in fault.clients {
                 page += row(entry.summary.client, entry.summary, first: .some(entry.firstSuccessMs),

@@ -61,7 +61,8 @@ public struct NodeService: Service {
         var listener: RPCListener?
         if let box = shell.rpcBox, let rpcPort = config.rpcPort {
             listener = RPCListener(port: rpcPort) { method, _, body in
-                RPCEndpoint.route(method: method, body: body, box: box, inbox: inbox, metrics: metrics)
+                RPCEndpoint.route(method: method, body: body, box: box, inbox: inbox, queueDepth: queueDepth,
+                                  queueMax: config.limits.ingressQueueMax, metrics: metrics)
             }
             try await listener!.open()
             logger.info("json-rpc http 127.0.0.1:\(rpcPort)")

@@ -71,8 +71,8 @@ enum RPCEndpoint {
         .init(status: status, contentType: "application/json", body: value.rendered + [10], delayMs: delayMs)
     }
 
-    static func route(method: HTTPMethod, body: [UInt8], box: RPCViewBox, inbox: Inbox,
-                      metrics: NodeMetrics) -> ControlServer.Response {
+    static func route(method: HTTPMethod, body: [UInt8], box: RPCViewBox, inbox: Inbox, queueDepth: AtomicCounter,
+                      queueMax: Int, metrics: NodeMetrics) -> ControlServer.Response {
         guard method == .POST else {
             return json(.methodNotAllowed, JSONRPC.error(id: .null, JSONRPC.Failure(.invalidRequest,
                 "JSON-RPC is served by POST with a JSON body")))
@@ -104,12 +104,19 @@ enum RPCEndpoint {
                 case .failure(let failure):
                     response = JSONRPC.error(id: request.id ?? .null, failure)
                 case .submit(let envelope):
-                    // Signature checked by the method; the main loop runs CheckTx and gossips it.
-                    if let transfer = try? Transfer(decoding: envelope.payload) {
+                    // Signature checked by the method; the main loop runs CheckTx and gossips it. The
+                    // main loop's queue is bounded like the UDP edge's: full means busy, not queued.
+                    if queueDepth.value >= queueMax {
+                        response = JSONRPC.error(id: request.id ?? .null, JSONRPC.Failure(.limitExceeded,
+                            "node busy: \(queueMax) inputs queued; try again"))
+                    } else if let transfer = try? Transfer(decoding: envelope.payload) {
+                        queueDepth.add(1)
                         let now = UInt64(Date().timeIntervalSince1970 * 1000)
                         inbox.push(.message(envelope, .transfer(transfer), fromPeer: false, receivedMs: now), urgent: false)
+                        response = JSONRPC.result(id: request.id ?? .null, .string("0x" + envelope.id.hex))
+                    } else {
+                        response = JSONRPC.error(id: request.id ?? .null, JSONRPC.Failure(.invalidParams, "not a transfer"))
                     }
-                    response = JSONRPC.result(id: request.id ?? .null, .string("0x" + envelope.id.hex))
                 }
                 return request.id == nil ? nil : response
             }
