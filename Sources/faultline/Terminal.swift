@@ -36,6 +36,7 @@ enum Terminal {
             let status = state.status
             let age = status.map { $0.lastCommitTimeMs > 0 ? ms(now - Double($0.lastCommitTimeMs)) + " ago" : "-" } ?? "-"
             if let stopped = status?.stopped { notes.append("\(state.node.name) stopped: \(stopped)") }
+            if let rpc = status?.rpcFault { notes.append("\(state.node.name): \(rpc.hasPrefix("upstreams") ? rpc : "rpc fault " + rpc)") }
             for (peer, reason) in (status?.refusedPeers ?? [:]).sorted(by: { $0.key < $1.key }) {
                 notes.append("\(state.node.name) refuses \(peer): \(reason)")
             }
