@@ -128,7 +128,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport",
+                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
