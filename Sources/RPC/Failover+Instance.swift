@@ -65,8 +65,9 @@ extension Failover {
         var tried: [Int] = []
         var retryPending = false
         var lastFailure = ""
-        /// Quorum reads: attempts by result digest.
+        /// Quorum reads: attempts by result digest, and the upstream of each answered attempt.
         var agreeing: [UInt64: [Int]] = [:]
+        var answeredBy: [Int: Int] = [:]
         var quorum = 0
         var probe: Int?
     }
@@ -148,8 +149,18 @@ extension Failover {
                 }
                 if request.quorum > 1 {
                     request.agreeing[digest, default: []].append(attempt)
+                    request.answeredBy[attempt] = upstream
                     open[id] = request
                     if request.agreeing[digest]!.count >= request.quorum {
+                        // An upstream outvoted by the quorum answered wrong: that counts against it, so a
+                        // liar's breaker opens and reads stop paying for its answers.
+                        for (other, attempts) in request.agreeing where other != digest {
+                            for lost in attempts {
+                                if let liar = request.answeredBy[lost] {
+                                    effects += recordHealth(liar, ok: false, nowMs: nowMs)
+                                }
+                            }
+                        }
                         effects += respond(id, .attempt(attempt))
                     } else if request.inFlight.isEmpty {
                         effects += sendAttempt(id, nowMs: nowMs, orFail: "no \(request.quorum) upstreams agreed")

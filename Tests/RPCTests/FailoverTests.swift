@@ -213,6 +213,8 @@ import Testing
         #expect(Self.sends(third).count == 1, "a disagreement asks the third upstream")
         let done = policy.onOutcome(1, attempt: 2, .answered(blockNumber: nil, digest: 42), nowMs: 3)
         #expect(Self.response(done) == .attempt(2))
+        let liar = first.first { $0.attempt == 0 }!.upstream
+        #expect(policy.upstreams[liar].failuresInWindow == 1, "the outvoted upstream's breaker counts the lie")
     }
 
     @Test func theDeadlineAnswersARequestNoUpstreamFinished() {
