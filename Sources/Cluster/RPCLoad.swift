@@ -64,8 +64,7 @@ public enum RPCLoad {
         let log = try RecordLog(path: runDir + "/load/rpc-clients.jsonl")
         try RunFolder.writeJSON(runDir + "/load/rpc-load.json",
                                 RPCLoadRecord(clients: spec.clients, ratePerSecond: spec.ratePerSecond,
-                                              staleBlocks: spec.staleBlocks, methods: spec.methods,
-                                              gatewayDeadlineMs: topology.gateway.requestDeadlineMs),
+                                              staleBlocks: spec.staleBlocks, methods: spec.methods),
                                 mode: 0o644)
         for client in clients { await client.client.start() }
         let addresses = (0..<max(manifest.accounts, 1)).map {
@@ -154,19 +153,7 @@ public enum RPCLoad {
 
     static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
 
-    /// One request as `load/rpc-clients.jsonl` has it.
-    public struct Record: Codable, Sendable {
-        public var t: UInt64
-        public var client: String
-        public var method: String
-        public var ok: Bool
-        public var error: String?
-        public var ms: UInt64
-        public var attempts: Int
-        public var head: UInt64?
-        public var block: UInt64?
-        public var hash: String?
-    }
+    public typealias Record = RPCRequestRecord
 
     final class Counter: @unchecked Sendable {
         private let lock = NSLock()
@@ -206,5 +193,4 @@ public struct RPCLoadRecord: Codable, Sendable {
     public var ratePerSecond: Int
     public var staleBlocks: UInt64
     public var methods: [String]
-    public var gatewayDeadlineMs: UInt64
 }

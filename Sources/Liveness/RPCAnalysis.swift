@@ -1,36 +1,11 @@
 import Foundation
+import Wire
 
 /// The JSON-RPC side of a run (INCIDENTS.md §5): every client request from `load/rpc-clients.jsonl`,
 /// the gateway's counters and upstream events from its event log, and the chain's true head over
 /// time, to judge answers stale.
 public struct RPCAnalysis: Sendable {
-    public struct Request: Codable, Sendable, Equatable {
-        public var t: UInt64
-        public var client: String
-        public var method: String
-        public var ok: Bool
-        public var error: String?
-        public var ms: UInt64
-        public var attempts: Int
-        public var head: UInt64?
-        /// For block answers: the block's number and the hash it was given with (hex, no 0x).
-        public var block: UInt64?
-        public var hash: String?
-
-        public init(t: UInt64, client: String, method: String, ok: Bool, error: String? = nil, ms: UInt64,
-                    attempts: Int, head: UInt64? = nil, block: UInt64? = nil, hash: String? = nil) {
-            self.block = block
-            self.hash = hash
-            self.t = t
-            self.client = client
-            self.method = method
-            self.ok = ok
-            self.error = error
-            self.ms = ms
-            self.attempts = attempts
-            self.head = head
-        }
-    }
+    public typealias Request = RPCRequestRecord
 
     /// A gateway's cumulative counters at one time.
     public struct GatewaySample: Sendable, Equatable {
