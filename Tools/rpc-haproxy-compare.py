@@ -2,7 +2,7 @@
 """The RPC outage with HAProxy in front of the same rpc nodes, beside the Faultline gateway.
 
 Usage: Tools/rpc-haproxy-compare.py [SCENARIO.toml ...]
-       (default: Topologies/rpc-primary-down.toml Topologies/rpc-frozen-head.toml)
+       (default: Topologies/rpc-primary-down.toml, rpc-primary-hangs.toml, rpc-frozen-head.toml)
 
 For each scenario: writes a copy with fixed ports and one more client, "external", pointed at an
 HAProxy (Debian package `haproxy`) configured with its health checks (an eth_blockNumber POST every
@@ -147,8 +147,8 @@ def compare(scenario, faultline, haproxy, base_port, work):
 
 
 def main():
-    scenarios = sys.argv[1:] or [os.path.join(ROOT, "Topologies", "rpc-primary-down.toml"),
-                                 os.path.join(ROOT, "Topologies", "rpc-frozen-head.toml")]
+    scenarios = sys.argv[1:] or [os.path.join(ROOT, "Topologies", name) for name in
+                                 ["rpc-primary-down.toml", "rpc-primary-hangs.toml", "rpc-frozen-head.toml"]]
     faultline = os.environ.get("FAULTLINE", os.path.join(ROOT, ".build", "release", "faultline"))
     if not os.access(faultline, os.X_OK):
         fail(f"no faultline binary at {faultline}; build one with `swift build -c release` or set FAULTLINE")

@@ -126,8 +126,9 @@ public enum FaultEngine {
             }
             try endWindows(dir, action: "kill", nodes: names)
             try endWindows(dir, action: "pause", nodes: names)
-            // A restarted node comes back with no link rules: give it its current ones.
+            // A restarted node comes back with no link rules and no rpc fault: give it its current ones.
             try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
+            try await pushRPCFaults(dir: dir, manifest: manifest, faults: loadActiveRPC(dir).filter { names.contains($0.key) })
         case .partition(let groups):
             let resolved = try groups.map { try resolve($0, in: manifest) }
             var links: [Link] = []
@@ -191,20 +192,18 @@ public enum FaultEngine {
             try record(dir, .init(t: now(), event: "instant", id: id, action: "upgrade", description: description,
                                   nodes: names))
             try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
+            try await pushRPCFaults(dir: dir, manifest: manifest, faults: loadActiveRPC(dir).filter { names.contains($0.key) })
         case .rpc(let targets, let fault):
             let names = try resolve(targets, in: manifest)
             if let problem = fault.problem { throw RunError("rpc fault: \(problem)") }
-            let token = try RunFolder.token(dir)
-            let body = Array(try JSONEncoder().encode(fault))
             for name in names {
                 let node = try ClusterOps.node(named: name, in: manifest)
                 guard node.role == "rpc" else { throw RunError("\(name) is a \(node.role); rpc faults apply to rpc nodes") }
-                let response = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/rpc-fault",
-                                                                token: token, body: body)
-                if let response, response.status != 200 {
-                    throw RunError("\(name) refused the rpc fault: \(String(decoding: response.body, as: UTF8.self))")
-                }
             }
+            var active = loadActiveRPC(dir)
+            for name in names { active[name] = fault.mode == "ok" ? nil : fault }
+            try RunFolder.writeJSON(dir + "/faults-rpc.json", active, mode: 0o644)
+            try await pushRPCFaults(dir: dir, manifest: manifest, faults: Dictionary(uniqueKeysWithValues: names.map { ($0, fault) }))
             try endWindows(dir, action: "rpc", nodes: names)
             if fault.mode != "ok" {
                 try record(dir, .init(t: now(), event: "start", id: id, action: "rpc",
@@ -289,6 +288,27 @@ public enum FaultEngine {
             guard !touched.isEmpty else { continue }
             try record(dir, .init(t: now(), event: "end", id: event.id, action: action,
                                   description: event.description, nodes: event.nodes))
+        }
+    }
+
+    /// The rpc fault modes in force, by node (`faults-rpc.json`), re-applied when a node restarts.
+    static func loadActiveRPC(_ dir: String) -> [String: UpstreamFault] {
+        guard let data = FileManager.default.contents(atPath: dir + "/faults-rpc.json") else { return [:] }
+        return (try? JSONDecoder().decode([String: UpstreamFault].self, from: data)) ?? [:]
+    }
+
+    /// Sends each node its rpc fault mode; a node that is down gets it when it restarts.
+    static func pushRPCFaults(dir: String, manifest: RunManifest, faults: [String: UpstreamFault]) async throws {
+        guard !faults.isEmpty else { return }
+        let token = try RunFolder.token(dir)
+        for (name, fault) in faults.sorted(by: { $0.key < $1.key }) {
+            let node = try ClusterOps.node(named: name, in: manifest)
+            let body = Array(try JSONEncoder().encode(fault))
+            let response = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/rpc-fault",
+                                                            token: token, body: body)
+            if let response, response.status != 200 {
+                throw RunError("\(name) refused the rpc fault: \(String(decoding: response.body, as: UTF8.self))")
+            }
         }
     }
 

@@ -42,6 +42,7 @@ struct GatewayService {
             ("upstreams", .array(file.upstreams.map { .string("\($0.name)@\($0.tier)") })),
         ], flush: true)
         let requests = Counter(label: "faultline_gateway_requests_total")
+        let gatewayMetrics = GatewayMetrics()
         let server = try await ControlServer.start(host: "127.0.0.1", port: rpcPort, options: RPCEndpoint.options) {
             method, _, body in
             requests.increment()
@@ -66,7 +67,7 @@ struct GatewayService {
                 group.addTask {
                     while !Task.isCancelled {
                         try? await Task.sleep(for: .milliseconds(Int64(GatewayService.statsIntervalMs)))
-                        await GatewayService.report(client: client, status: status, log: log, nowMs: clock())
+                        await GatewayService.report(client: client, status: status, log: log, metrics: gatewayMetrics, nowMs: clock())
                     }
                 }
                 while await stop.next() != nil {}
@@ -77,14 +78,15 @@ struct GatewayService {
         }
         try? await server.close()
         try? await control.close()
-        await GatewayService.report(client: client, status: status, log: log, nowMs: clock())
+        await GatewayService.report(client: client, status: status, log: log, metrics: gatewayMetrics, nowMs: clock())
         await client.shutdown()
         log.write("stop", timeMs: clock(), [], flush: true)
         logger.info("gateway stopped")
     }
 
     /// The counters into the event log and the status (height: the best head an upstream reported).
-    static func report(client: FailoverClient, status: StatusBox, log: SharedEventLog, nowMs: UInt64) async {
+    static func report(client: FailoverClient, status: StatusBox, log: SharedEventLog, metrics: GatewayMetrics,
+                       nowMs: UInt64) async {
         let counters = await client.counters
         let upstreams = await client.upstreamStates
         var snapshot = status.get()
@@ -99,6 +101,7 @@ struct GatewayService {
             ("staleRefused", counters.staleRefused), ("headClamped", counters.headClamped),
             ("failedOpen", counters.failedOpen), ("polls", counters.polls),
         ]
+        metrics.update(counts, healthy: healthy.count)
         var fields: [(String, JSONValue)] = counts.map { ($0.0, JSONValue.uint(UInt64($0.1))) }
         fields.append(("healthy", .array(healthy.map { JSONValue.string($0) })))
         log.write("gateway_stats", timeMs: nowMs, fields, flush: true)
@@ -150,6 +153,26 @@ final class SharedEventLog: @unchecked Sendable {
         lock.withLock { _ in
             log.write(event, timeMs: timeMs, fields)
             if flush { log.flush() }
+        }
+    }
+}
+
+/// The policy's counters as Prometheus counters (`faultline_gateway_policy_total{counter=…}`), fed
+/// from the counter snapshots the stats reporter takes, and the upstreams in use as a gauge.
+final class GatewayMetrics: Sendable {
+    private let last = Mutex<[String: Int]>([:])
+    private let inUse = Gauge(label: "faultline_gateway_upstreams_in_use")
+
+    func update(_ counts: [(String, Int)], healthy: Int) {
+        inUse.record(healthy)
+        last.withLock { last in
+            for (name, value) in counts {
+                let delta = value - last[name, default: 0]
+                if delta > 0 {
+                    Counter(label: "faultline_gateway_policy_total", dimensions: [("counter", name)]).increment(by: Int64(delta))
+                }
+                last[name] = value
+            }
         }
     }
 }

@@ -167,6 +167,10 @@ extension Failover {
                     }
                     return effects
                 }
+                // A hedge answered first: the attempts still out lost a race they started ahead in.
+                // That counts against their upstreams (outlier detection): a black-holed upstream
+                // opens its breaker after a few requests instead of after a few attempt timeouts.
+                for (_, slow) in request.inFlight { effects += recordHealth(slow.upstream, ok: false, nowMs: nowMs) }
                 if let blockNumber {
                     if blockNumber < servedHead {
                         counters.headClamped += 1

@@ -91,6 +91,26 @@ import Testing
         let late = policy.onOutcome(99, attempt: 0, .answered(blockNumber: nil, digest: 1), nowMs: 10_900)
         #expect(late.isEmpty, "the slow answer arrives after the client was answered")
         #expect(policy.counters.hedges == 1)
+        #expect(policy.upstreams[0].failuresInWindow == 1, "losing a race it started ahead in counts against the primary")
+    }
+
+    @Test func aBlackHoledPrimaryIsLeftOutAfterAFewLostHedges() {
+        var policy = Failover.Instance(settings: Self.settings { $0.hedgeQuantile = 0.95; $0.hedgeAfterMsMin = 20 },
+                                       upstreams: Self.three, seed: 1)
+        var now: UInt64 = 0
+        var id: UInt64 = 0
+        // The primary accepts and never answers; each request is hedged to a backup after 20 ms and answered.
+        while policy.upstreams[0].breaker == .closed, id < 20 {
+            id += 1
+            let first = Self.sends(policy.begin(id, method: "eth_getBalance", nowMs: now))
+            #expect(first.first?.upstream == 0)
+            let hedge = Self.sends(policy.onTimer(id, .hedge, nowMs: now + 20))
+            _ = policy.onOutcome(id, attempt: hedge[0].attempt, .answered(blockNumber: nil, digest: 1), nowMs: now + 22)
+            now += 10
+        }
+        #expect(id == 5, "five lost races in a row (breakerConsecutive) open the breaker")
+        let next = Self.sends(policy.begin(100, method: "eth_getBalance", nowMs: now))
+        #expect(next.first.map { $0.upstream != 0 } ?? false, "and the next request goes straight to a backup")
     }
 
     @Test func theRetryBudgetCapsRetriesWhenEverythingFails() {
