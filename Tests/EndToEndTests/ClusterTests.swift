@@ -45,12 +45,9 @@ extension Tag {
 
     @Test(.timeLimit(.minutes(2)))
     func garbageKillRestartAndHalfDown() async throws {
-        let root = NSTemporaryDirectory() + "faultline-e2e-\(getpid())"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let topologyPath = root + "/e2e.toml"
-        try Self.topologyText.write(toFile: topologyPath, atomically: true, encoding: .utf8)
-        let up = try await ClusterOps.up(topology: try Topology.load(path: topologyPath), runsRoot: root + "/runs")
+        let folder = try ScratchFolder("cluster", file: "e2e.toml", text: Self.topologyText)
+        defer { folder.remove() }
+        let up = try await ClusterOps.up(topology: try Topology.load(path: folder.file), runsRoot: folder.runs)
         let dir = up.dir
         let manifest = up.manifest
         let token = try RunFolder.token(dir)

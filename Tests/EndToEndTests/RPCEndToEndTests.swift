@@ -55,12 +55,9 @@ import Wire
 
     @Test(.timeLimit(.minutes(2)))
     func readsSubmissionMalformedInputAndFailover() async throws {
-        let root = NSTemporaryDirectory() + "faultline-e2e-rpc-\(getpid())"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let topologyPath = root + "/e2e-rpc.toml"
-        try Self.topologyText.write(toFile: topologyPath, atomically: true, encoding: .utf8)
-        let up = try await ClusterOps.up(topology: try Topology.load(path: topologyPath), runsRoot: root + "/runs")
+        let folder = try ScratchFolder("rpc", file: "e2e-rpc.toml", text: Self.topologyText)
+        defer { folder.remove() }
+        let up = try await ClusterOps.up(topology: try Topology.load(path: folder.file), runsRoot: folder.runs)
         var downed = false
         defer { if !downed { Task { try? await ClusterOps.down(dir: up.dir) } } }
         func port(_ name: String) -> Int { up.manifest.nodes.first { $0.name == name }!.rpcPort! }

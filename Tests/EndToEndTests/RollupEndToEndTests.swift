@@ -9,11 +9,10 @@ extension ClusterEndToEndTests {
     /// followed from submission through its L2 block and batch to safe and final.
     @Test(.timeLimit(.minutes(3)))
     func rollupTransactionsGoFromSubmissionToFinal() throws {
-        let root = NSTemporaryDirectory() + "faultline-e2e-rollup-\(getpid())"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let path = root + "/rollup.toml"
-        try Self.rollupScenario.write(toFile: path, atomically: true, encoding: .utf8)
+        let folder = try ScratchFolder("rollup", file: "rollup.toml", text: Self.rollupScenario)
+        defer { folder.remove() }
+        let root = folder.root
+        let path = folder.file
         let run = try Self.faultline(["run", path, "--runs", root + "/runs", "--out", root + "/out"])
         #expect(run.code == 0, "\(run.out)\(run.err)")
         #expect(run.out.contains("L2 latency, load"), "\(run.out)")

@@ -27,11 +27,10 @@ extension ClusterEndToEndTests {
     /// What a shell script does: up, `faultline fault partition`, heal, down, `faultline report`.
     @Test(.timeLimit(.minutes(2)))
     func faultsFromTheCLIShowInTheRebuiltReport() async throws {
-        let root = NSTemporaryDirectory() + "faultline-e2e-cli-\(getpid())"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let topologyPath = root + "/cli.toml"
-        try Self.topologyText.write(toFile: topologyPath, atomically: true, encoding: .utf8)
+        let folder = try ScratchFolder("cli", file: "cli.toml", text: Self.topologyText)
+        defer { folder.remove() }
+        let root = folder.root
+        let topologyPath = folder.file
         let up = try Self.faultline(["up", topologyPath, "--runs", root + "/runs"])
         #expect(up.code == 0, "up failed: \(up.err)")
         let dir = try FileManager.default.contentsOfDirectory(atPath: root + "/runs").map { root + "/runs/" + $0 }.first!

@@ -11,12 +11,11 @@ extension ClusterEndToEndTests {
     /// last block under version-1 rules and catches up.
     @Test(.timeLimit(.minutes(2)))
     func versionSplitStopAndHandshakeRefusal() async throws {
-        let root = NSTemporaryDirectory() + "faultline-e2e-versions-\(getpid())"
-        try FileManager.default.createDirectory(atPath: root, withIntermediateDirectories: true)
-        defer { try? FileManager.default.removeItem(atPath: root) }
-        let topologyPath = root + "/versions.toml"
-        try Self.topologyText.replacingOccurrences(of: "name = \"v4\"", with: "name = \"v4\"\nversion = 2")
-            .write(toFile: topologyPath, atomically: true, encoding: .utf8)
+        let folder = try ScratchFolder("versions", file: "versions.toml",
+                                       text: Self.topologyText.replacingOccurrences(of: "name = \"v4\"", with: "name = \"v4\"\nversion = 2"))
+        defer { folder.remove() }
+        let root = folder.root
+        let topologyPath = folder.file
         let up = try Self.faultline(["up", topologyPath, "--runs", root + "/runs"])
         #expect(up.code == 0, "up failed: \(up.err)")
         let dir = try FileManager.default.contentsOfDirectory(atPath: root + "/runs").map { root + "/runs/" + $0 }.first!
