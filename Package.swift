@@ -8,6 +8,8 @@ let package = Package(
         .executable(name: "faultline", targets: ["faultline"]),
         .executable(name: "faultline-node", targets: ["faultline-node"]),
         .library(name: "RPCClient", targets: ["RPCClient", "RPC"]),
+        // The protocol cores, for Tools/Benchmarks (ordo-one/benchmark micro-benchmarks).
+        .library(name: "FaultlineCores", targets: ["Sodium", "Wire", "Ledger", "Consensus"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),

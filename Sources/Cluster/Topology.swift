@@ -98,7 +98,7 @@ extension Topology {
         try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
                               "expect", "gateway", "rpc_load"])
         let cluster = try reader.table("cluster", required: true)!
-        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake"])
+        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake", "validators"])
         let handshake = try cluster.string("handshake") ?? "fork"
         guard ["fork", "rules"].contains(handshake) else {
             throw cluster.fail("handshake", "expected \"fork\" (fork id and protocol version) or \"rules\" "
@@ -148,8 +148,14 @@ extension Topology {
         }
 
         let nodeTables = try reader.tableArray("node")
-        guard !nodeTables.isEmpty else {
-            throw TopologyError(file: path, field: "node", problem: "at least one [[node]] is required")
+        // `validators = N`: N equal validators v1…vN, for large clusters (`[[node]]` tables say more).
+        let validatorCount = try cluster.uint("validators", range: 1...UInt64(nodesMax))
+        if validatorCount != nil, !nodeTables.isEmpty {
+            throw TopologyError(file: path, field: "cluster.validators",
+                                problem: "give either validators = N or [[node]] tables, not both")
+        }
+        guard !nodeTables.isEmpty || validatorCount != nil else {
+            throw TopologyError(file: path, field: "node", problem: "at least one [[node]] (or cluster.validators = N) is required")
         }
         guard nodeTables.count <= nodesMax else {
             throw TopologyError(file: path, field: "node", problem: "\(nodeTables.count) nodes, at most \(nodesMax)")
@@ -188,6 +194,9 @@ extension Topology {
                 node.rpcTier = Int(tier)
             }
             nodes.append(node)
+        }
+        for index in 0..<Int(validatorCount ?? 0) {
+            nodes.append(Node(name: "v\(index + 1)", role: "validator", stake: 10, labels: [:]))
         }
         guard nodes.contains(where: { $0.role == "validator" }) else {
             throw TopologyError(file: path, field: "node", problem: "at least one node needs role = \"validator\"")

@@ -209,6 +209,19 @@ extension Tendermint {
 }
 
 extension Tendermint.Instance {
+    /// The rounds of the current height where one value (a block or nil) already has +2/3 of the
+    /// votes of a type. More such votes change nothing: not the step (L34/L44 have fired), not the
+    /// valid value (L36 needs that same quorum), not a re-proposal's proof (L28 asks for +2/3 for one
+    /// value). The shell uses it to skip verifying them.
+    public var settledVoteRounds: [(type: Tendermint.VoteType, round: UInt32)] {
+        var out: [(type: Tendermint.VoteType, round: UInt32)] = []
+        for (number, state) in rounds {
+            if state.prevotes.quorumValue(validators.isQuorum) != nil { out.append((.prevote, number)) }
+            if state.precommits.quorumValue(validators.isQuorum) != nil { out.append((.precommit, number)) }
+        }
+        return out
+    }
+
     /// A readable snapshot of the current height for operators (`GET /consensus`).
     public var snapshot: [String: String] {
         func tally(_ set: Tendermint.VoteSet) -> String {

@@ -164,11 +164,12 @@ public struct NodeService: Service {
         }
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
                         unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
-                        consensusHeight: shell.consensusHeight, voteStakes: nil,
+                        consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums, voteStakes: nil,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
                         senderBudget: senderBudget, votesOnly: shell.votesOnly, consensusHeight: shell.consensusHeight,
+                        voteQuorums: shell.voteQuorums,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
                         }) : nil,
@@ -202,6 +203,9 @@ public struct NodeService: Service {
             }
             shell.queueLengths = inbox.counts
             shell.consensusHeight.set(Int(shell.consensus.height))
+            shell.voteQuorums.publish(height: shell.consensus.height, settled: shell.consensus.settledVoteRounds.map {
+                (kind: $0.type.kind, round: $0.round)
+            })
             try await flush(shell, outbound)
             // Delayed datagrams (link faults): one wake-up for the earliest, re-armed as needed.
             if let due = shell.shaper.nextDueMs, wakeAtMs.map({ due < $0 }) ?? true {
@@ -303,6 +307,8 @@ struct Edge: Sendable {
     let votesOnly: AtomicCounter
     /// The height the main loop is deciding (for the vote budget).
     let consensusHeight: AtomicCounter
+    /// Vote slots already settled at this node: such votes are dropped before the signature check.
+    let voteQuorums: VoteQuorums
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     let peerAddresses: Set<SocketAddress>
@@ -329,7 +335,8 @@ struct Edge: Sendable {
                 var buffer = datagram.data
                 let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
                 guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
-                switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0))) {
+                switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
+                                           settled: voteQuorums) {
                 case .done(let outcome):
                     queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
                 case .verify(let pending):
@@ -439,8 +446,10 @@ struct Edge: Sendable {
             return (input, envelope.kind)
         case .rejected(let reason, let detail):
             metrics.rejected[reason]?.increment()
-            if reason != .duplicate { drops.count(lane: lane, reason.rawValue) }
-            if reason != .duplicate, state.rejectLogBudget > 0 {
+            // Copies and late votes are normal traffic: counted on /metrics, not reported as drops.
+            let expected = reason == .duplicate || reason == .staleHeight || reason == .settled
+            if !expected { drops.count(lane: lane, reason.rawValue) }
+            if !expected, state.rejectLogBudget > 0 {
                 state.rejectLogBudget -= 1
                 logger.notice("dropped datagram from \(address): \(reason.rawValue) \(detail)")
             }

@@ -37,6 +37,7 @@ extension NodeShell {
             }
             let envelope = sign(type.kind, vote)
             broadcast(envelope)
+            lastVoteSentMs = clock()
             ownVotes.append(envelope)
             if ownVotes.count > NodeShell.ownVotesMax { ownVotes.removeFirst() }
             if type == .prevote, ownPrevotes.count < NodeShell.ownPrevotesMax { ownPrevotes[vote.round] = envelope }

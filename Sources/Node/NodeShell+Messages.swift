@@ -34,6 +34,10 @@ extension NodeShell {
         case .prevote(let vote), .precommit(let vote):
             startConsensusNow() // consensus traffic means peers are running already
             guard let from = validators.index(of: envelope.sender) else { return }
+            notePeerHeight(envelope.sender, committed: max(vote.height, 1) - 1)
+            // Two heights behind: this node can no longer take the current proposal, ask for blocks now
+            // rather than at the next tick (with no pause after commits a height takes a few ms).
+            if vote.height > consensus.height + 1 { requestMissingBlocks() }
             if vote.height >= consensus.height { relay(envelope) }
             let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
             drive(.vote(type, vote, from: from, signature: envelope.signature))
@@ -58,9 +62,20 @@ extension NodeShell {
         }
     }
 
+    /// What a verified vote says about its author: it has committed the height before the vote's.
+    func notePeerHeight(_ peer: PublicKey, committed height: UInt64) {
+        guard peers[peer] != nil else { return }
+        let known = peerHeights[peer]?.height ?? 0
+        peerHeights[peer] = (max(known, height), clock())
+    }
+
     private func onProposal(_ proposal: Proposal, envelope: Envelope) {
         startConsensusNow()
         guard let from = validators.index(of: envelope.sender) else { return }
+        if proposal.height > consensus.height + 1 {
+            notePeerHeight(envelope.sender, committed: proposal.height - 1)
+            requestMissingBlocks()
+        }
         guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1 else { return }
         // Every validator proposes some far-future round; only rounds near ours are kept (bounded map).
         guard proposal.round <= consensus.round + consensus.settings.roundsAheadMax else { return }

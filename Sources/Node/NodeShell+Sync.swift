@@ -14,7 +14,8 @@ extension NodeShell {
             rollup.sample(shell: self, now: clock())
         }
         resendHellos()
-        broadcastStatus()
+        let now = clock()
+        if now - lastStatusMs >= gossipIntervalMs, now - lastVoteSentMs >= gossipIntervalMs { broadcastStatus() }
         startConsensusIfReady()
         requestMissingBlocks()
         if stopped == nil { rebroadcastIfStalled() }
@@ -82,7 +83,7 @@ extension NodeShell {
         syncRequested = syncRequested.filter { $0.key > store.height && now - $0.value < NodeShell.syncRetryMs }
         let upper = min(best, store.height + NodeShell.syncWindow)
         for height in (store.height + 1)...upper where syncRequested[height] == nil {
-            let holders = peerHeights.filter { $0.value.height >= height && now - $0.value.seenMs < 5_000 }.map(\.key)
+            let holders = peerHeights.filter { $0.value.height >= height && now - $0.value.seenMs < max(5_000, peerSeenWindowMs) }.map(\.key)
             guard let holder = holders.randomElement(), let peer = peers[holder] else { continue }
             send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), to: peer)
             syncRequested[height] = now

@@ -109,11 +109,22 @@ final class NodeShell {
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
     var lastRebroadcastMs: UInt64 = 0
+    var lastStatusMs: UInt64 = 0
+    /// A vote for height h tells every peer this node committed h - 1, so while votes flow the
+    /// periodic status is skipped (at 100 validators statuses were half of all signature checks).
+    var lastVoteSentMs: UInt64 = 0
+    /// Per peer, added to the status and re-send interval: every node broadcasts to every peer, so
+    /// with N nodes the cluster's signature checks grow as N² / interval. Stretching the interval with
+    /// the peer count keeps each node's checks for these near `statusIntervalMs` at three peers
+    /// (100 validators: one status a second, not ten; measured by `faultline bench`).
+    static let gossipIntervalPerPeerMs: UInt64 = 10
     var consensusStarted = false
     /// Non-zero while votes-only mode is on (read by the edges).
     let votesOnly = AtomicCounter()
     /// The height consensus is deciding, published for the receiving edges.
     let consensusHeight = AtomicCounter()
+    /// Vote slots of that height already settled by +2/3 for one value, published for the edges.
+    let voteQuorums = VoteQuorums()
     var votesOnlySinceMs: UInt64 = 0
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []
@@ -305,7 +316,16 @@ final class NodeShell {
         drive(.vote(kind == .prevote ? .prevote : .precommit, vote, from: index, signature: envelope.signature))
     }
 
+    /// How often this node announces its status and re-sends a stalled height's messages.
+    var gossipIntervalMs: UInt64 {
+        max(config.limits.statusIntervalMs, UInt64(peers.count) * NodeShell.gossipIntervalPerPeerMs)
+    }
+
+    /// A peer counts as up while its last status is this recent.
+    var peerSeenWindowMs: UInt64 { max(2_000, 3 * gossipIntervalMs) }
+
     func broadcastStatus() {
+        lastStatusMs = clock()
         broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
     }
 
@@ -359,7 +379,7 @@ final class NodeShell {
             name: config.name, role: config.role, version: FaultlineVersion.string,
             protocolVersion: config.protocolVersion, height: store.height, consensusHeight: consensus.height,
             round: consensus.round, step: consensus.step.description,
-            peers: peerHeights.values.filter { now - $0.seenMs < 2_000 }.count, peersTotal: peers.count,
+            peers: peerHeights.values.filter { now - $0.seenMs < peerSeenWindowMs }.count, peersTotal: peers.count,
             mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
             lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
             txsCommitted: txsCommitted, startedAtMs: startedAtMs,
@@ -439,7 +459,9 @@ final class NodeShell {
     /// again; peers that have them drop the copies before verification.
     func rebroadcastIfStalled() {
         let now = clock()
-        let stallMs = max(config.limits.statusIntervalMs, 100)
+        // Twice the status interval in large clusters: at 100 validators a height takes about a second,
+        // and re-sending after one interval re-sent most votes to all 99 peers at every height.
+        let stallMs = max(config.limits.statusIntervalMs, 100, UInt64(peers.count) * 2 * NodeShell.gossipIntervalPerPeerMs)
         guard now - lastProgressMs >= stallMs, now - lastRebroadcastMs >= stallMs else { return }
         lastRebroadcastMs = now
         for envelope in ownProposal + ownVotes { broadcast(envelope) }

@@ -133,6 +133,9 @@ public struct Envelope: Sendable, Equatable {
     public let signature: Bytes64
     /// The exact bytes received or produced; relays forward them unchanged.
     public let bytes: [UInt8]
+    /// A stable id for de-duplication: BLAKE2b-256 of the exact bytes, computed once (the ingress,
+    /// the mempool, block checks and the commit all ask for it).
+    public let id: Bytes32
 
     /// Signs `payload` as `key` for `domain`.
     public init(kind: MessageKind, payload: [UInt8], domain: Domain, key: SigningKey) {
@@ -154,6 +157,7 @@ public struct Envelope: Sendable, Equatable {
         self.payload = payload
         self.signature = signature
         self.bytes = writer.bytes
+        self.id = Blake2b.hash(writer.bytes)
     }
 
     /// Parses the framing without checking the signature (see `verify`).
@@ -173,6 +177,7 @@ public struct Envelope: Sendable, Equatable {
         self.signature = try reader.bytes64("signature")
         try reader.expectEnd()
         self.bytes = bytes
+        self.id = Blake2b.hash(bytes)
     }
 
     /// The kind of a framed envelope, read without decoding or verifying it (for shedding load
@@ -199,9 +204,6 @@ public struct Envelope: Sendable, Equatable {
     public enum VerifyResult: Sendable, Equatable {
         case valid, badSignature, wrongChain, wrongFork
     }
-
-    /// A stable id for de-duplication: BLAKE2b-256 of the exact bytes.
-    public var id: Bytes32 { Blake2b.hash(bytes) }
 
     /// The domain tag followed by the envelope bytes from `kind` to the end of the payload.
     private static func withSignedBytes<R>(
@@ -232,6 +234,7 @@ public struct Envelope: Sendable, Equatable {
         self.payload = payload
         self.signature = signature
         self.bytes = writer.bytes
+        self.id = Blake2b.hash(writer.bytes)
     }
 }
 

@@ -6,7 +6,8 @@ import Liveness
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures against limits measured on this machine in the same run.",
-        subcommands: [SequencerIngest.self, SequencerCore.self, FraudProofBench.self])
+        subcommands: [BenchSuite.self, SequencerIngest.self, SequencerCore.self, FraudProofBench.self, UDPSend.self],
+        defaultSubcommand: BenchSuite.self)
 }
 
 /// `faultline bench sequencer`: signed L2 transactions a sequencer takes in per second, against the

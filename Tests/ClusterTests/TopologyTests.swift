@@ -104,6 +104,19 @@ import Testing
         #expect(topology.handshakeChecksRules)
     }
 
+    @Test func validatorsShorthandMakesEqualValidators() throws {
+        let topology = try Topology.parse("[cluster]\nname = \"big\"\nvalidators = 100\n", path: "big.toml")
+        #expect(topology.validators.count == 100)
+        #expect(topology.nodes.first?.name == "v1" && topology.nodes.last?.name == "v100")
+        #expect(Set(topology.nodes.map(\.stake)) == [10])
+        let both = "[cluster]\nvalidators = 3\n[[node]]\nname = \"a\"\n"
+        #expect(throws: TopologyError(file: "both.toml", field: "cluster.validators",
+                                      problem: "give either validators = N or [[node]] tables, not both")) {
+            try Topology.parse(both, path: "both.toml")
+        }
+        #expect(throws: TopologyError.self) { try Topology.parse("[cluster]\nvalidators = 201\n", path: "x.toml") }
+    }
+
     @Test func missingFileIsNamed() {
         #expect(throws: TopologyError(file: "/nonexistent.toml", field: "(file)",
                                       problem: "cannot be read (missing or not a file)")) {

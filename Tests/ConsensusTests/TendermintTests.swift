@@ -99,6 +99,23 @@ func persistPrecedesSigning(_ effects: [Effect]) -> Bool {
         #expect(h.instance.height == 2 && h.instance.round == 0 && h.instance.lockedValue == nil)
     }
 
+    /// The shell skips verifying votes of a slot where one value already has +2/3; a split (no value
+    /// with +2/3, even with +2/3 of all votes in) is not settled, since more votes can still decide it.
+    @Test func aSlotIsSettledOnlyByOneValueWithAQuorum() {
+        var h = Harness(me: 0)
+        _ = h.start()
+        _ = h.propose(h.valueA, round: 0)
+        _ = h.votes(.prevote, h.valueA, round: 0, from: [1, 2])
+        _ = h.votes(.prevote, nil, round: 0, from: [3])
+        #expect(h.instance.settledVoteRounds.isEmpty) // 2 for A and 1 nil: 3 of 4 votes in, but split
+        var other = Harness(me: 0)
+        _ = other.start()
+        _ = other.propose(other.valueA, round: 0)
+        _ = other.votes(.prevote, other.valueA, round: 0, from: [1, 2, 3])
+        #expect(other.instance.settledVoteRounds.map(\.type) == [.prevote])
+        #expect(other.instance.settledVoteRounds.map(\.round) == [0])
+    }
+
     @Test func silentProposerLeadsToNilVotesAndNextRound() {
         var h = Harness(me: 0)
         h = Harness(me: h.nonProposer(round: 0))

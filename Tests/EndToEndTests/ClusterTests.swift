@@ -63,7 +63,10 @@ extension Tag {
         let domain = Domain(chainId: manifest.chainId)
         let outsider = SigningKey(label: "outsider")
         let insider = RunFolder.nodeKey(chainId: manifest.chainId, seed: manifest.seed, name: "v2")
-        let vote = Envelope(kind: .prevote, payload: Vote(height: 1, round: 0, blockId: nil).encoded, domain: domain,
+        // A height no node has reached: votes for committed heights are dropped before their signature
+        // is checked (stale_height), and these must reach the check.
+        let ahead: UInt64 = 1 << 40
+        let vote = Envelope(kind: .prevote, payload: Vote(height: ahead, round: 0, blockId: nil).encoded, domain: domain,
                             key: insider)
         var badSignature = vote.bytes
         badSignature[badSignature.count - 1] ^= 1
@@ -72,7 +75,7 @@ extension Tag {
             Array(vote.bytes.prefix(40)),                               // truncated
             [UInt8](repeating: 0xFA, count: 3_000),                     // oversized
             badSignature,                                               // bad signature
-            Envelope(kind: .prevote, payload: Vote(height: 1, round: 0, blockId: nil).encoded,
+            Envelope(kind: .prevote, payload: Vote(height: ahead, round: 0, blockId: nil).encoded,
                      domain: Domain(chainId: "another-chain"), key: insider).bytes, // wrong chain
             Envelope(kind: .precommit, payload: Vote(height: 1, round: 0, blockId: nil).encoded, domain: domain,
                      key: outsider).bytes,                              // not a member

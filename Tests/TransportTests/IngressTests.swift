@@ -42,6 +42,31 @@ import Wire
         #expect(reason(edge.admit(tx.bytes)) == nil)
     }
 
+    /// Votes consensus has no use for are dropped before their signature is checked: a vote for a
+    /// height already committed, and one for a (height, round, type) where one value already has +2/3.
+    /// A bad signature on such a vote is never looked at, which is the point: the check is the cost.
+    @Test func staleAndSettledVotesAreDroppedBeforeVerification() {
+        var edge = ingress()
+        func prevote(height: UInt64, round: UInt32, kind: MessageKind = .prevote) -> [UInt8] {
+            var bytes = Envelope(kind: kind, payload: Vote(height: height, round: round, blockId: nil).encoded,
+                                 domain: domain, key: validator).bytes
+            bytes[bytes.count - 1] ^= 1 // a broken signature: any verification would reject it
+            return bytes
+        }
+        #expect(reason(edge.admit(prevote(height: 4, round: 0), localHeight: 5)) == .staleHeight)
+        let quorums = VoteQuorums()
+        quorums.publish(height: 5, settled: [(kind: .prevote, round: 1)])
+        func begin(_ bytes: [UInt8]) -> Ingress.Reject? {
+            if case .done(let outcome) = edge.begin(bytes, localHeight: 5, settled: quorums) { return reason(outcome) }
+            return nil // went on to the signature check
+        }
+        #expect(begin(prevote(height: 5, round: 1)) == .settled)
+        // Another round, the other vote type, or the next height still need checking.
+        #expect(begin(prevote(height: 5, round: 0)) == nil)
+        #expect(begin(prevote(height: 5, round: 1, kind: .precommit)) == nil)
+        #expect(begin(prevote(height: 6, round: 1)) == nil)
+    }
+
     /// A hello is authenticated under the fork id it names (so the shell can say why it refuses the
     /// peer); anything else from another fork is rejected before its signature is checked.
     @Test func helloFromAnotherForkIsReadableEverythingElseIsNot() {

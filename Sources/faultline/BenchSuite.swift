@@ -1,0 +1,225 @@
+import ArgumentParser
+import Cluster
+import Foundation
+import Liveness
+
+/// `faultline bench` (no subcommand): the machine's limits first, then the product against them, in
+/// one run; prints a table of figures, targets and ratios and writes it as JSON.
+struct BenchSuite: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "all",
+        abstract: "Limits of this machine, then the cluster against them: a table of figures and ratios (default).")
+
+    @Option(help: "Four-validator topology (latency, throughput, idle node).")
+    var cluster = "Topologies/bench-4.toml"
+
+    @Option(help: "Large topology (time to first block, blocks per second, memory).")
+    var large = "Topologies/bench-100.toml"
+
+    @Option(help: "Seconds to hold the large cluster.")
+    var holdSeconds = 60.0
+
+    @Option(help: "Seconds of saturating load at four validators (after 2 s of warm-up).")
+    var loadSeconds = 10.0
+
+    @Flag(help: "Short phases (a smoke run: 10 s large cluster, 4 s of load); figures are noisier.")
+    var quick = false
+
+    @Flag(help: "Skip the large cluster.")
+    var skipLarge = false
+
+    @Flag(help: "Also run the scenario library (every Topologies/*.toml with [scenario]) and time it.")
+    var library = false
+
+    @Flag(help: "Exit 1 when a figure misses its target (default: report only; one machine is noisy).")
+    var strict = false
+
+    @Option(help: "Where to write the table as JSON.")
+    var out = ".faultline/bench.json"
+
+    @Option(help: "Folder that holds run folders.")
+    var runs = ".faultline/runs"
+
+    func validate() throws {
+        guard holdSeconds >= 5, holdSeconds <= 600 else { throw ValidationError("--hold-seconds must be in 5…600, got \(holdSeconds)") }
+        guard loadSeconds >= 2, loadSeconds <= 120 else { throw ValidationError("--load-seconds must be in 2…120, got \(loadSeconds)") }
+    }
+
+    func run() async throws {
+        let small = try loadTopology(cluster)
+        let big = skipLarge ? nil : try loadTopology(large)
+        var table = BenchTable()
+        // Unbuffered, so the progress shows when the output is a file or a pipe (CI).
+        let say: (String) -> Void = { FileHandle.standardOutput.write(Data(($0 + "\n").utf8)) }
+        do {
+            try await measureLimits(&table, say: say)
+            try await measureCluster(small, &table, say: say)
+            try await measureIdle(small, &table, say: say)
+            if let big { try await measureLarge(big, &table, say: say) }
+            if library { try await measureLibrary(&table, say: say) }
+        } catch let exit as ExitCode {
+            throw exit
+        } catch {
+            throw Exit.failure("bench: \(error)")
+        }
+        say("")
+        say(table.rendered)
+        try FileManager.default.createDirectory(atPath: (out as NSString).deletingLastPathComponent,
+                                                withIntermediateDirectories: true)
+        try table.json().write(to: URL(fileURLWithPath: out))
+        print("\nwritten: \(out)")
+        let misses = table.rows.filter { $0.met == false }
+        if strict, !misses.isEmpty {
+            throw Exit.failure("\(misses.count) figure(s) missed the target: \(misses.map(\.key).joined(separator: ", "))")
+        }
+    }
+
+    private func measureLimits(_ table: inout BenchTable, say: (String) -> Void) async throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        say("limits: Ed25519 verification (libsodium) on one core and on \(cores), loopback UDP between two processes…")
+        let seconds = quick ? 0.5 : 1.0
+        let one = SequencerBench.verifyRate(threads: 1, seconds: seconds)
+        let all = SequencerBench.verifyRate(threads: cores, seconds: seconds)
+        let udp = try await UDPLimit.measure(executable: BenchSuite.executable, seconds: quick ? 1 : 2)
+        table.limits = .init(cores: cores, verifyOneCorePerSecond: one, verifyAllCoresPerSecond: all,
+                             udpDatagramsPerSecond: udp.datagramsPerSecond, udpDatagramBytes: udp.datagramBytes)
+        table.add("verify_1_core", "Ed25519 verifications/s, 1 core", one, unit: "/s")
+        table.add("verify_all_cores", "Ed25519 verifications/s, \(cores) cores", all, unit: "/s")
+        table.add("udp_loopback", "loopback UDP datagrams/s, 2 processes (\(udp.datagramBytes) B)", udp.datagramsPerSecond,
+                  unit: "/s")
+    }
+
+    private func measureCluster(_ topology: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
+        let validators = topology.validators.count
+        say("\(validators) validators (\(cluster)): starting…")
+        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 30)
+        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
+        let analysisAtUp = analyze(started)
+        if let first = analysisAtUp.heightTimes.first?.timeMs {
+            table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
+                      Double(first - started.startMs) / 1000, unit: "s", target: .below(1))
+        }
+        say("  up in \(String(format: "%.2f", Double(started.upReturnedMs - started.startMs) / 1000)) s; light load: 200 transfers/s for 5 s…")
+        let generator = try LoadGenerator(manifest: started.manifest, runDir: started.dir)
+        _ = try await generator.run(rate: 200, seconds: quick ? 3 : 5)
+        try await Task.sleep(for: .milliseconds(500))
+        if let latency = analyze(started).latency {
+            table.add("commit_latency_p50", "commit latency p50, light load, \(validators) validators", latency.p50Ms,
+                      unit: "ms", target: .below(30))
+            table.add("commit_latency_p99", "commit latency p99, light load, \(validators) validators", latency.p99Ms,
+                      unit: "ms", target: .below(100))
+        }
+        let bound = (table.limits?.verifyAllCoresPerSecond ?? 0) / Double(validators)
+        say("  saturating load for \(Int(quick ? 4 : loadSeconds)) s (verification bound \(Int(bound)) tx/s = all cores ÷ "
+            + "\(validators) validators)…")
+        let saturation = try await ClusterBench.saturate(
+            started, ratePerSecondMax: bound * 1.1, seconds: quick ? 4 : loadSeconds, warmupSeconds: 2,
+            windowTxs: max(topology.limits.blockTxsMax * 2, 1_000), progress: { say("  " + $0) })
+        table.add("finalized_tx_per_s_\(validators)", "finalized tx/s, \(validators) validators", saturation.finalizedPerSecond,
+                  unit: "/s")
+        table.add("finalized_tx_ratio", "  ÷ verification bound (\(Int(bound))/s)",
+                  bound > 0 ? saturation.finalizedPerSecond / bound : 0, unit: "ratio", target: .atLeast(0.6))
+        try await ClusterOps.down(dir: started.dir)
+        table.runs.append(started.dir)
+    }
+
+    private func measureIdle(_ base: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
+        var topology = base
+        topology.timing.timeoutCommitMs = 1_000
+        say("idle: \(topology.validators.count) validators, one empty block a second (timeout_commit_ms = 1000), no load…")
+        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 30)
+        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
+        try await Task.sleep(for: .seconds(2))
+        let idle = try await ClusterBench.idle(started, seconds: quick ? 4 : 10)
+        let cpu = idle.cpuShare.values.max() ?? 0
+        let rss = Double(idle.rssKiB.values.max() ?? 0) / 1024
+        table.add("idle_rss_mib", "idle node RSS (largest of \(idle.rssKiB.count))", rss, unit: "MiB", target: .below(30))
+        table.add("idle_cpu_percent", "idle node CPU (largest of \(idle.cpuShare.count))", cpu * 100, unit: "%",
+                  target: .below(2))
+        try await ClusterOps.down(dir: started.dir)
+        table.runs.append(started.dir)
+    }
+
+    private func measureLarge(_ topology: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
+        let validators = topology.validators.count
+        let seconds = quick ? 10 : holdSeconds
+        say("\(validators) validators (\(large)): starting…")
+        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 120)
+        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
+        if let first = analyze(started).heightTimes.first?.timeMs {
+            table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
+                      Double(first - started.startMs) / 1000, unit: "s", target: .below(10))
+        }
+        say(String(format: "  up in %.1f s; holding for %.0f s…", Double(started.upReturnedMs - started.startMs) / 1000, seconds))
+        let hold = try await ClusterBench.hold(started, seconds: seconds, progress: say)
+        let heights = analyze(started).heightTimes.filter { $0.timeMs >= hold.startMs && $0.timeMs <= hold.endMs }
+        let blocksPerSecond = Double(heights.count) / (Double(hold.endMs - hold.startMs) / 1000)
+        var gapMs: UInt64 = 0
+        for (previous, next) in zip(heights, heights.dropFirst()) { gapMs = max(gapMs, next.timeMs - previous.timeMs) }
+        table.add("blocks_per_s_\(validators)", String(format: "finalized blocks/s, %d validators, %.0f s", validators, seconds),
+                  blocksPerSecond, unit: "/s", target: .atLeast(1))
+        table.add("longest_gap_\(validators)", "  longest gap between blocks", Double(gapMs) / 1000, unit: "s")
+        table.add("rss_total_\(validators)", "  total RSS of \(hold.nodesAlive) processes (peak)",
+                  Double(hold.rssTotalPeakKiB) / 1024 / 1024, unit: "GiB")
+        table.add("cpu_cores_\(validators)", "  CPU used by the nodes", hold.cpuSeconds / seconds, unit: "cores")
+        try await ClusterOps.down(dir: started.dir)
+        table.runs.append(started.dir)
+    }
+
+    private func measureLibrary(_ table: inout BenchTable, say: (String) -> Void) async throws {
+        let files = ((try? FileManager.default.contentsOfDirectory(atPath: "Topologies")) ?? []).sorted()
+            .filter { $0.hasSuffix(".toml") }
+            .filter { (try? String(contentsOfFile: "Topologies/" + $0, encoding: .utf8))?.contains("\n[scenario]") == true }
+        say("scenario library: \(files.count) scenarios, one after another…")
+        let started = Date()
+        var failed: [String] = []
+        for file in files {
+            let process = Process()
+            process.executableURL = URL(fileURLWithPath: BenchSuite.executable)
+            process.arguments = ["run", "Topologies/" + file, "--out", ".faultline/bench-library/" + file]
+            process.standardOutput = FileHandle.nullDevice
+            process.standardError = FileHandle.nullDevice
+            let one = Date()
+            try process.run()
+            while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            if process.terminationStatus != 0 { failed.append(file) }
+            say(String(format: "  %@: exit %d in %.0f s", file, process.terminationStatus, Date().timeIntervalSince(one)))
+        }
+        table.add("library_seconds", "scenario library, \(files.count) scenarios\(failed.isEmpty ? "" : " (\(failed.count) failed)")",
+                  Date().timeIntervalSince(started) / 60, unit: "min", target: .below(5))
+    }
+
+    private func analyze(_ started: ClusterBench.Started) -> RunAnalysis {
+        let submissions = started.dir + "/load/submissions.jsonl"
+        return RunAnalysis.analyze(
+            nodeDirs: started.manifest.nodes.filter { $0.role == "validator" }.map { ($0.name, started.dir + "/" + $0.dir) },
+            submissionsPath: FileManager.default.fileExists(atPath: submissions) ? submissions : nil)
+    }
+
+    /// This executable, for the child processes the bench starts.
+    static var executable: String {
+        (try? FileManager.default.destinationOfSymbolicLink(atPath: "/proc/self/exe")) ?? CommandLine.arguments[0]
+    }
+}
+
+/// `faultline bench udp-send`: the sending side of the loopback UDP limit (started by the bench).
+struct UDPSend: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "udp-send", abstract: "Send datagrams to a loopback port as fast as possible (used by the bench).",
+        shouldDisplay: false)
+
+    @Option var port: Int
+    @Option var seconds: Double
+    @Option var bytes = UDPLimit.datagramBytes
+
+    func validate() throws {
+        guard (1...65_535).contains(port) else { throw ValidationError("--port must be in 1…65535, got \(port)") }
+        guard seconds > 0, seconds <= 60 else { throw ValidationError("--seconds must be in (0, 60], got \(seconds)") }
+        guard (1...65_000).contains(bytes) else { throw ValidationError("--bytes must be in 1…65000, got \(bytes)") }
+    }
+
+    func run() async throws {
+        let sent = try await UDPLimit.send(port: port, seconds: seconds, bytes: bytes)
+        print("sent \(sent)")
+    }
+}
