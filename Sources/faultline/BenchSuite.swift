@@ -92,78 +92,86 @@ struct BenchSuite: AsyncParsableCommand {
     private func measureCluster(_ topology: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
         let validators = topology.validators.count
         say("\(validators) validators (\(cluster)): starting…")
-        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 30)
-        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
-        let analysisAtUp = analyze(started)
-        if let first = analysisAtUp.heightTimes.first?.timeMs {
-            table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
-                      Double(first - started.startMs) / 1000, unit: "s", target: .below(1))
+        try await withCluster(topology, timeoutSeconds: 30, &table) { started, table in
+            let analysisAtUp = analyze(started)
+            if let first = analysisAtUp.heightTimes.first?.timeMs {
+                table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
+                          Double(first - started.startMs) / 1000, unit: "s", target: .below(1))
+            }
+            say("  up in \(String(format: "%.2f", Double(started.upReturnedMs - started.startMs) / 1000)) s; light load: 200 transfers/s for 5 s…")
+            let generator = try LoadGenerator(manifest: started.manifest, runDir: started.dir)
+            _ = try await generator.run(rate: 200, seconds: quick ? 3 : 5)
+            try await Task.sleep(for: .milliseconds(500))
+            if let latency = analyze(started).latency {
+                table.add("commit_latency_p50", "commit latency p50, light load, \(validators) validators", latency.p50Ms,
+                          unit: "ms", target: .below(30))
+                table.add("commit_latency_p99", "commit latency p99, light load, \(validators) validators", latency.p99Ms,
+                          unit: "ms", target: .below(100))
+            }
+            let bound = (table.limits?.verifyAllCoresPerSecond ?? 0) / Double(validators)
+            say("  saturating load for \(Int(quick ? 4 : loadSeconds)) s (verification bound \(Int(bound)) tx/s = all cores ÷ "
+                + "\(validators) validators)…")
+            let saturation = try await ClusterBench.saturate(
+                started, ratePerSecondMax: bound * 1.1, seconds: quick ? 4 : loadSeconds, warmupSeconds: 2,
+                windowTxs: max(topology.limits.blockTxsMax * 2, 1_000), progress: { say("  " + $0) })
+            table.add("finalized_tx_per_s_\(validators)", "finalized tx/s, \(validators) validators", saturation.finalizedPerSecond,
+                      unit: "/s")
+            table.add("finalized_tx_ratio", "  ÷ verification bound (\(Int(bound))/s)",
+                      bound > 0 ? saturation.finalizedPerSecond / bound : 0, unit: "ratio", target: .atLeast(0.6))
         }
-        say("  up in \(String(format: "%.2f", Double(started.upReturnedMs - started.startMs) / 1000)) s; light load: 200 transfers/s for 5 s…")
-        let generator = try LoadGenerator(manifest: started.manifest, runDir: started.dir)
-        _ = try await generator.run(rate: 200, seconds: quick ? 3 : 5)
-        try await Task.sleep(for: .milliseconds(500))
-        if let latency = analyze(started).latency {
-            table.add("commit_latency_p50", "commit latency p50, light load, \(validators) validators", latency.p50Ms,
-                      unit: "ms", target: .below(30))
-            table.add("commit_latency_p99", "commit latency p99, light load, \(validators) validators", latency.p99Ms,
-                      unit: "ms", target: .below(100))
-        }
-        let bound = (table.limits?.verifyAllCoresPerSecond ?? 0) / Double(validators)
-        say("  saturating load for \(Int(quick ? 4 : loadSeconds)) s (verification bound \(Int(bound)) tx/s = all cores ÷ "
-            + "\(validators) validators)…")
-        let saturation = try await ClusterBench.saturate(
-            started, ratePerSecondMax: bound * 1.1, seconds: quick ? 4 : loadSeconds, warmupSeconds: 2,
-            windowTxs: max(topology.limits.blockTxsMax * 2, 1_000), progress: { say("  " + $0) })
-        table.add("finalized_tx_per_s_\(validators)", "finalized tx/s, \(validators) validators", saturation.finalizedPerSecond,
-                  unit: "/s")
-        table.add("finalized_tx_ratio", "  ÷ verification bound (\(Int(bound))/s)",
-                  bound > 0 ? saturation.finalizedPerSecond / bound : 0, unit: "ratio", target: .atLeast(0.6))
-        try await ClusterOps.down(dir: started.dir)
-        table.runs.append(started.dir)
     }
 
     private func measureIdle(_ base: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
         var topology = base
         topology.timing.timeoutCommitMs = 1_000
         say("idle: \(topology.validators.count) validators, one empty block a second (timeout_commit_ms = 1000), no load…")
-        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 30)
-        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
-        try await Task.sleep(for: .seconds(2))
-        let idle = try await ClusterBench.idle(started, seconds: quick ? 4 : 10)
-        let cpu = idle.cpuShare.values.max() ?? 0
-        let rss = Double(idle.rssKiB.values.max() ?? 0) / 1024
-        table.add("idle_rss_mib", "idle node RSS (largest of \(idle.rssKiB.count))", rss, unit: "MiB", target: .below(30))
-        table.add("idle_cpu_percent", "idle node CPU (largest of \(idle.cpuShare.count))", cpu * 100, unit: "%",
-                  target: .below(2))
-        try await ClusterOps.down(dir: started.dir)
-        table.runs.append(started.dir)
+        try await withCluster(topology, timeoutSeconds: 30, &table) { started, table in
+            try await Task.sleep(for: .seconds(2))
+            let idle = try await ClusterBench.idle(started, seconds: quick ? 4 : 10)
+            let cpu = idle.cpuShare.values.max() ?? 0
+            let rss = Double(idle.rssKiB.values.max() ?? 0) / 1024
+            table.add("idle_rss_mib", "idle node RSS (largest of \(idle.rssKiB.count))", rss, unit: "MiB", target: .below(30))
+            table.add("idle_cpu_percent", "idle node CPU (largest of \(idle.cpuShare.count))", cpu * 100, unit: "%",
+                      target: .below(2))
+        }
     }
 
     private func measureLarge(_ topology: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
         let validators = topology.validators.count
         let seconds = quick ? 10 : holdSeconds
         say("\(validators) validators (\(large)): starting…")
-        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: 120)
-        defer { Task { try? await ClusterOps.down(dir: started.dir) } }
-        if let first = analyze(started).heightTimes.first?.timeMs {
-            table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
-                      Double(first - started.startMs) / 1000, unit: "s", target: .below(10))
+        try await withCluster(topology, timeoutSeconds: 120, &table) { started, table in
+            if let first = analyze(started).heightTimes.first?.timeMs {
+                table.add("up_first_block_\(validators)", "up → first finalized block, \(validators) validators",
+                          Double(first - started.startMs) / 1000, unit: "s", target: .below(10))
+            }
+            say(String(format: "  up in %.1f s; holding for %.0f s…", Double(started.upReturnedMs - started.startMs) / 1000, seconds))
+            let hold = try await ClusterBench.hold(started, seconds: seconds, progress: say)
+            let heights = analyze(started).heightTimes.filter { $0.timeMs >= hold.startMs && $0.timeMs <= hold.endMs }
+            let blocksPerSecond = Double(heights.count) / (Double(hold.endMs - hold.startMs) / 1000)
+            var gapMs: UInt64 = 0
+            for (previous, next) in zip(heights, heights.dropFirst()) { gapMs = max(gapMs, next.timeMs - previous.timeMs) }
+            table.add("blocks_per_s_\(validators)", String(format: "finalized blocks/s, %d validators, %.0f s", validators, seconds),
+                      blocksPerSecond, unit: "/s", target: .atLeast(1))
+            table.add("longest_gap_\(validators)", "  longest gap between blocks", Double(gapMs) / 1000, unit: "s")
+            table.add("rss_total_\(validators)", "  total RSS of \(hold.nodesAlive) processes (peak)",
+                      Double(hold.rssTotalPeakKiB) / 1024 / 1024, unit: "GiB")
+            table.add("cpu_cores_\(validators)", "  CPU used by the nodes", hold.cpuSeconds / seconds, unit: "cores")
         }
-        say(String(format: "  up in %.1f s; holding for %.0f s…", Double(started.upReturnedMs - started.startMs) / 1000, seconds))
-        let hold = try await ClusterBench.hold(started, seconds: seconds, progress: say)
-        let heights = analyze(started).heightTimes.filter { $0.timeMs >= hold.startMs && $0.timeMs <= hold.endMs }
-        let blocksPerSecond = Double(heights.count) / (Double(hold.endMs - hold.startMs) / 1000)
-        var gapMs: UInt64 = 0
-        for (previous, next) in zip(heights, heights.dropFirst()) { gapMs = max(gapMs, next.timeMs - previous.timeMs) }
-        table.add("blocks_per_s_\(validators)", String(format: "finalized blocks/s, %d validators, %.0f s", validators, seconds),
-                  blocksPerSecond, unit: "/s", target: .atLeast(1))
-        table.add("longest_gap_\(validators)", "  longest gap between blocks", Double(gapMs) / 1000, unit: "s")
-        table.add("rss_total_\(validators)", "  total RSS of \(hold.nodesAlive) processes (peak)",
-                  Double(hold.rssTotalPeakKiB) / 1024 / 1024, unit: "GiB")
-        table.add("cpu_cores_\(validators)", "  CPU used by the nodes", hold.cpuSeconds / seconds, unit: "cores")
-        try await ClusterOps.down(dir: started.dir)
+    }
+
+    /// Starts a cluster, runs `body`, and stops the cluster whatever happened (no node is left behind).
+    private func withCluster(_ topology: Topology, timeoutSeconds: Double, _ table: inout BenchTable,
+                             _ body: (ClusterBench.Started, inout BenchTable) async throws -> Void) async throws {
+        let started = try await ClusterBench.start(topology, runsRoot: runs, timeoutSeconds: timeoutSeconds)
         table.runs.append(started.dir)
+        do {
+            try await body(started, &table)
+        } catch {
+            try? await ClusterOps.down(dir: started.dir)
+            throw error
+        }
+        try await ClusterOps.down(dir: started.dir)
     }
 
     private func measureLibrary(_ table: inout BenchTable, say: (String) -> Void) async throws {
