@@ -87,6 +87,7 @@ public enum ClusterBench {
         progress(String(format: "signed %d transfers in %.1f s (before the clock starts); sending while %@'s mempool "
                         + "holds under %d", count, signSeconds, watched.name, windowTxs))
         let targets = try validators.map { try SocketAddress(ipAddress: $0.host, port: $0.gossipPort) }
+        let datagramBytesMax = NodeConfig.Limits().datagramPayloadBytesMax
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
             .bind(host: "127.0.0.1", port: 0).get()
@@ -105,10 +106,16 @@ public enum ClusterBench {
             // lags what is still in socket buffers and ingress queues.
             let room = min(windowTxs - last.mempoolTxs, windowTxs / 4, datagrams.count - sent)
             if room > 0 {
+                // Round-robin over the validators, several transfers per datagram (as the nodes forward them).
+                var perTarget = [[[UInt8]]](repeating: [], count: targets.count)
                 for _ in 0..<room {
-                    channel.write(AddressedEnvelope(remoteAddress: targets[sent % targets.count],
-                                                    data: ByteBuffer(bytes: datagrams[sent])), promise: nil)
+                    perTarget[sent % targets.count].append(datagrams[sent])
                     sent += 1
+                }
+                for (target, transfers) in zip(targets, perTarget) {
+                    for bytes in Bundle.pack(transfers, datagramBytesMax: datagramBytesMax) {
+                        channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: bytes)), promise: nil)
+                    }
                 }
                 channel.flush()
             }

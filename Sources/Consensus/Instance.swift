@@ -222,6 +222,20 @@ extension Tendermint.Instance {
         return out
     }
 
+    /// A block of the current height that +2/3 precommitted in some round, with the validators who
+    /// did: the height is decided elsewhere, and this node (which has not decided) lacks that block or
+    /// found it invalid. The shell fetches it from those validators rather than waiting for rounds.
+    public var decidedElsewhere: (blockId: Bytes32, round: UInt32, signers: [Int])? {
+        guard !decided else { return nil }
+        for (number, state) in rounds.sorted(by: { $0.key < $1.key }) {
+            if case .some(.some(let blockId)) = state.precommits.quorumValue(validators.isQuorum) {
+                let signers = state.precommits.entries.filter { $0.value.blockId == blockId }.map(\.key).sorted()
+                return (blockId, number, signers)
+            }
+        }
+        return nil
+    }
+
     /// A readable snapshot of the current height for operators (`GET /consensus`).
     public var snapshot: [String: String] {
         func tally(_ set: Tendermint.VoteSet) -> String {

@@ -91,4 +91,15 @@ enum FileSystem {
     static func resolve(_ path: String, relativeTo base: String) -> String {
         path.hasPrefix("/") ? path : base + "/" + path
     }
+
+    /// The folder part of a path ("." for a bare file name, "/" for a file at the root).
+    static func directory(of path: String) -> String {
+        guard let slash = path.lastIndex(of: "/") else { return "." }
+        return slash == path.startIndex ? "/" : String(path[..<slash])
+    }
+
+    /// `text` without leading and trailing whitespace and newlines (key and token files).
+    static func trimmed(_ text: String) -> String {
+        String(text.drop { $0.isWhitespace }.reversed().drop { $0.isWhitespace }.reversed())
+    }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Metrics
 import NIOCore
@@ -23,7 +23,7 @@ struct GatewayService {
     func run() async throws {
         let config = loaded.config
         guard let rpcPort = config.rpcPort else { throw ConfigError(field: "rpcPort", problem: "a gateway needs an rpc port") }
-        let base = (configPath as NSString).deletingLastPathComponent
+        let base = FileSystem.directory(of: configPath)
         let file: GatewayFile = try NodeFiles.decodeJSON(base + "/gateway.json")
         guard !file.upstreams.isEmpty else {
             throw ConfigError(field: base + "/gateway.json: upstreams", problem: "a gateway needs at least one upstream")

@@ -14,6 +14,9 @@ struct NodeMetrics: Sendable {
     let ingressQueueDropped = Counter(label: "faultline_ingress_queue_dropped_total")
     let controlUnauthorized = Counter(label: "faultline_control_unauthorized_total")
     let invalidProposals = Counter(label: "faultline_invalid_proposals_total")
+    /// Transactions whose signature was checked when a block carried them (they had not been verified
+    /// into this node's mempool first): each one is a second verification of gossip that came late.
+    let blockTxChecks = Counter(label: "faultline_block_tx_checks_total")
     /// Hellos from peers refused at the handshake, and peers currently refused.
     let handshakeRefused = Counter(label: "faultline_handshake_refused_total")
     let peersRefused = Gauge(label: "faultline_peers_refused")

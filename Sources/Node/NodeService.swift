@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Logging
 import Metrics
 import NIOCore
@@ -327,24 +327,9 @@ struct Edge: Sendable {
         var acceptedUrgent: [NodeInput] = []
         var checks: [(pending: Ingress.Pending, address: SocketAddress)] = []
         var copies: [(bytes: [UInt8], address: SocketAddress)] = []
-        for try await batch in inbound {
-            let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
-            // Everything but the signature checks in arrival order; then the burst's checks (on
-            // `verifyWorkers` threads); then each checked message is classified and queued.
-            for datagram in batch {
-                var buffer = datagram.data
-                let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
-                guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
-                switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
-                                           settled: voteQuorums) {
-                case .done(let outcome):
-                    queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
-                case .verify(let pending):
-                    checks.append((pending, datagram.remoteAddress))
-                case .copyInFlight:
-                    copies.append((bytes, datagram.remoteAddress))
-                }
-            }
+        var nowMs: UInt64 = 0
+        // The signature checks begun so far (on `verifyWorkers` threads), then what each outcome means.
+        func finishChecks() {
             let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
             for (check, result) in zip(checks, results) {
                 let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
@@ -358,6 +343,43 @@ struct Edge: Sendable {
             }
             checks.removeAll(keepingCapacity: true)
             copies.removeAll(keepingCapacity: true)
+        }
+        for try await batch in inbound {
+            nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            // Everything but the signature checks in arrival order; then the burst's checks (on
+            // `verifyWorkers` threads); then each checked message is classified and queued.
+            for datagram in batch {
+                var buffer = datagram.data
+                let bytes = buffer.readBytes(length: buffer.readableBytes) ?? []
+                // A bundle's envelopes are taken one by one, exactly as if each had come alone.
+                let envelopes: [[UInt8]]
+                if Bundle.isBundle(bytes) {
+                    do {
+                        envelopes = try Bundle.split(bytes)
+                    } catch {
+                        queue(.rejected(.malformed, detail: "bundle of \(bytes.count) bytes: \(error)"),
+                              from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+                        continue
+                    }
+                } else {
+                    envelopes = [bytes]
+                }
+                for bytes in envelopes {
+                    guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
+                    switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
+                                               settled: voteQuorums) {
+                    case .done(let outcome):
+                        queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+                    case .verify(let pending):
+                        checks.append((pending, datagram.remoteAddress))
+                    case .copyInFlight:
+                        copies.append((bytes, datagram.remoteAddress))
+                    }
+                }
+                // Bundles multiply a burst's messages: the checks in flight stay bounded.
+                if checks.count >= Edge.checksPerRoundMax { finishChecks() }
+            }
+            finishChecks()
             // One hand-off (and at most one wake-up of the main loop) per read burst.
             inbox.push(acceptedUrgent, urgent: true)
             inbox.push(accepted, urgent: false)
@@ -365,6 +387,9 @@ struct Edge: Sendable {
             accepted.removeAll(keepingCapacity: true)
         }
     }
+
+    /// Signature checks begun before they are run (well under `Ingress.checkingMax`).
+    static let checksPerRoundMax = 1_024
 
     private func queue(_ outcome: Ingress.Outcome, from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState,
                        _ accepted: inout [NodeInput], _ acceptedUrgent: inout [NodeInput]) {
@@ -507,17 +532,16 @@ enum NodeFiles {
     }
 
     static func load(configPath: String) throws -> Loaded {
-        let base = (configPath as NSString).deletingLastPathComponent
+        let base = FileSystem.directory(of: configPath)
         let config: NodeConfig = try decodeJSON(configPath)
         let genesisPath = FileSystem.resolve(config.genesisFile, relativeTo: base)
         let genesis: Genesis = try decodeJSON(genesisPath)
         let keyPath = FileSystem.resolve(config.keyFile, relativeTo: base)
-        let keyText = try readText(keyPath).trimmingCharacters(in: .whitespacesAndNewlines)
+        let keyText = FileSystem.trimmed(try readText(keyPath))
         guard let seedBytes = Hex.decode(keyText), let seed = Bytes32(seedBytes) else {
             throw ConfigError(field: "\(keyPath)", problem: "expected a 64-hex-digit Ed25519 seed")
         }
-        let token = try readText(FileSystem.resolve(config.tokenFile, relativeTo: base))
-            .trimmingCharacters(in: .whitespacesAndNewlines)
+        let token = FileSystem.trimmed(try readText(FileSystem.resolve(config.tokenFile, relativeTo: base)))
         guard !token.isEmpty else { throw ConfigError(field: config.tokenFile, problem: "run token is empty") }
         return Loaded(config: config, key: SigningKey(seed: seed), genesis: genesis, token: token,
                       dataDir: FileSystem.resolve(config.dataDir, relativeTo: base),

@@ -51,6 +51,7 @@ extension NodeShell {
             if round > 0 {
                 metrics.roundsStarted.increment()
                 events.write("round", timeMs: clock(), [("height", .uint(height)), ("round", .uint(UInt64(round)))])
+                fetchBlockDecidedElsewhere()
             }
         case .newHeight(let height):
             ownVotes.removeAll()

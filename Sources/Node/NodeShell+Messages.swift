@@ -177,6 +177,7 @@ extension NodeShell {
     /// the batch chunks this node (the sequencer) signed itself.
     func unverifiedTransactionProblem(_ block: Block) -> String? {
         for tx in block.txs where !mempool.contains(tx.id) && rollup?.signedChunks.contains(tx.id) != true {
+            metrics.blockTxChecks.increment()
             guard tx.verify(domain: domain) == .valid else { return "transaction \(tx.id) has a bad signature" }
         }
         return nil

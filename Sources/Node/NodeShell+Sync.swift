@@ -90,6 +90,19 @@ extension NodeShell {
         }
     }
 
+    /// +2/3 precommitted a block of this height in an earlier round and this node still has not decided
+    /// (it missed parts of the proposal, say, while finishing the previous height): the validators who
+    /// precommitted it hold it, so ask them now instead of waiting for their next status. Without this a
+    /// node that missed one proposal stalled the whole cluster until a status arrived (~190 ms at
+    /// light load with no pause after commits) whenever it proposed the next height.
+    func fetchBlockDecidedElsewhere() {
+        guard let decided = consensus.decidedElsewhere else { return }
+        for index in decided.signers where index != myIndex {
+            notePeerHeight(validators.members[index].publicKey, committed: consensus.height)
+        }
+        requestMissingBlocks()
+    }
+
     /// Answers with the block's parts and, separately, the precommit signatures that committed it.
     func serveBlock(_ height: UInt64, to requester: PublicKey) {
         guard let peer = peers[requester], servedThisTick < NodeShell.syncServePerTickMax else { return }

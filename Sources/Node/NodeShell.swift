@@ -432,20 +432,42 @@ final class NodeShell {
     func takeOutgoing() -> [Datagram] {
         defer { outbox.removeAll(keepingCapacity: true) }
         guard shaper.isActive || shaper.pendingCount > 0 else {
-            return outbox.map { UDPEndpoint.datagram($0.bytes, to: $0.address) }
+            return bundled(outbox.map { ($0.bytes, $0.address, $0.kind) })
         }
         let now = Double(clock())
-        var ready: [Datagram] = []
+        var ready: [(bytes: [UInt8], address: SocketAddress, kind: MessageKind)] = []
         for item in outbox {
             if case .send(let delays) = shaper.route(item.bytes, kind: item.kind, peer: item.peer, nowMs: now) {
-                for delay in delays where delay == 0 { ready.append(UDPEndpoint.datagram(item.bytes, to: item.address)) }
+                for delay in delays where delay == 0 { ready.append((item.bytes, item.address, item.kind)) }
             }
         }
         for due in shaper.due(nowMs: now) {
             guard let peer = peerByName[due.peer] else { continue }
-            ready.append(UDPEndpoint.datagram(due.bytes, to: peer.address(for: due.kind)))
+            ready.append((due.bytes, peer.address(for: due.kind), due.kind))
         }
-        return ready
+        return bundled(ready)
+    }
+
+    /// The datagrams for what goes out now: transfers to the same address share bundles (see
+    /// `Bundle`), everything else goes alone, in order. Link faults were applied per envelope before.
+    func bundled(_ items: [(bytes: [UInt8], address: SocketAddress, kind: MessageKind)]) -> [Datagram] {
+        var datagrams: [Datagram] = []
+        var transfers: [SocketAddress: [[UInt8]]] = [:]
+        var order: [SocketAddress] = []
+        for item in items {
+            guard item.kind == .transfer else {
+                datagrams.append(UDPEndpoint.datagram(item.bytes, to: item.address))
+                continue
+            }
+            if transfers[item.address] == nil { order.append(item.address) }
+            transfers[item.address, default: []].append(item.bytes)
+        }
+        for address in order {
+            for bytes in Bundle.pack(transfers[address]!, datagramBytesMax: config.limits.datagramPayloadBytesMax) {
+                datagrams.append(UDPEndpoint.datagram(bytes, to: address))
+            }
+        }
+        return datagrams
     }
 
     func broadcast(_ envelope: Envelope, except: Set<PublicKey> = []) {

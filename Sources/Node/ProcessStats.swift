@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 extension Array where Element == UInt64 {
     /// The value at quantile `q` of an ascending array (0 when empty): the once-a-second samples' figure.

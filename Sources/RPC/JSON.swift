@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 
 /// A JSON value as JSON-RPC carries it. Integers stay integers (request ids echo back unchanged);
 /// parsing is Foundation's (bounded nesting depth, errors instead of traps).

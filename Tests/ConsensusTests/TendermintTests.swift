@@ -116,6 +116,33 @@ func persistPrecedesSigning(_ effects: [Effect]) -> Bool {
         #expect(other.instance.settledVoteRounds.map(\.round) == [0])
     }
 
+    /// +2/3 precommits for a block this node never got (no proposal): it cannot decide, and the core
+    /// names the block, its round and the signers so the shell can fetch it; nil precommits, or a
+    /// decision made here, name nothing.
+    @Test func aBlockPrecommittedByAQuorumButMissingHereIsNamedWithItsSigners() {
+        var h = Harness(me: 0)
+        h = Harness(me: h.nonProposer(round: 0))
+        _ = h.start()
+        let others = (0..<4).filter { $0 != h.instance.me }
+        _ = h.votes(.precommit, h.valueA, round: 0, from: Array(others.prefix(2)))
+        #expect(h.instance.decidedElsewhere == nil) // two of four: not yet a quorum
+        _ = h.votes(.precommit, h.valueA, round: 0, from: [others[2]])
+        let named = h.instance.decidedElsewhere
+        #expect(named?.blockId == h.valueA && named?.round == 0 && named?.signers == others)
+        var nilVotes = Harness(me: 0)
+        _ = nilVotes.start()
+        _ = nilVotes.votes(.precommit, nil, round: 0, from: [1, 2, 3])
+        #expect(nilVotes.instance.decidedElsewhere == nil)
+        // With the proposal in hand the same quorum decides here, and nothing is missing.
+        var full = Harness(me: 0)
+        full = Harness(me: full.nonProposer(round: 0))
+        _ = full.start()
+        _ = full.propose(full.valueA, round: 0)
+        let fullOthers = (0..<4).filter { $0 != full.instance.me }
+        _ = full.votes(.precommit, full.valueA, round: 0, from: fullOthers)
+        #expect(full.instance.decidedElsewhere == nil)
+    }
+
     @Test func silentProposerLeadsToNilVotesAndNextRound() {
         var h = Harness(me: 0)
         h = Harness(me: h.nonProposer(round: 0))

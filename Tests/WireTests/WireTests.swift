@@ -225,3 +225,56 @@ import Testing
         }
     }
 }
+
+@Suite struct BundleTests {
+    let domain = Domain(chainId: "test-chain")
+
+    func transfers(_ count: Int) -> [[UInt8]] {
+        let key = SigningKey(label: "alice")
+        return (0..<count).map { nonce in
+            let transfer = Transfer(to: SigningKey(label: "bob").publicKey, amount: 5, fee: 1, nonce: UInt64(nonce))
+            return Envelope(kind: .transfer, payload: transfer.encoded, domain: domain, key: key).bytes
+        }
+    }
+
+    @Test func packFillsDatagramsInOrderAndSplitGivesTheEnvelopesBack() throws {
+        let envelopes = transfers(25)
+        let packed = Bundle.pack(envelopes, datagramBytesMax: 1_232)
+        #expect(packed.allSatisfy { $0.count <= 1_232 })
+        // 25 envelopes of ~190 bytes: six per 1,232-byte datagram, so five datagrams, not 25.
+        #expect(packed.count == Int((Double(envelopes.count) / Double(1_232 / (envelopes[0].count + 2))).rounded(.up)))
+        var back: [[UInt8]] = []
+        for datagram in packed {
+            back += Bundle.isBundle(datagram) ? try Bundle.split(datagram) : [datagram]
+        }
+        #expect(back == envelopes)
+        for bytes in back { #expect(try Envelope(decoding: bytes).verify(domain: domain) == .valid) }
+    }
+
+    @Test func aLoneEnvelopeOrOneTooLargeToShareGoesUnbundled() {
+        let one = transfers(1)
+        #expect(Bundle.pack(one, datagramBytesMax: 1_232) == one)
+        let two = transfers(2)
+        // Room for one envelope per datagram: each goes alone, as is.
+        #expect(Bundle.pack(two, datagramBytesMax: two[0].count + 10) == two)
+        #expect(Bundle.pack([], datagramBytesMax: 1_232).isEmpty)
+    }
+
+    @Test func badFramesAreTypedErrors() {
+        let good = Bundle.encode(transfers(2))
+        #expect(throws: DecodeError.self) { try Bundle.split(Array(good.dropLast())) }          // entry runs past the end
+        #expect(throws: DecodeError.trailingBytes(count: 1)) { try Bundle.split(good + [0]) }
+        var one = good
+        one[1] = 1
+        #expect(throws: DecodeError.self) { try Bundle.split(one) }                              // count below 2
+        #expect(throws: DecodeError.badMagic(Envelope.magic)) { try Bundle.split(transfers(1)[0]) }
+        #expect(throws: DecodeError.self) { try Bundle.split([Bundle.magic, 3, 0, 0, 0, 0, 0, 0]) } // empty entries
+        var random = SplitMix64(seed: 7)
+        for _ in 0..<2_000 {
+            let length = Int(random.next() % 300)
+            var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
+            if !bytes.isEmpty { bytes[0] = Bundle.magic }
+            _ = try? Bundle.split(bytes) // never traps
+        }
+    }
+}
