@@ -164,12 +164,13 @@ public struct NodeService: Service {
         }
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
                         unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
-                        consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums, voteStakes: nil,
+                        consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums,
+                        committedTxs: shell.committedTxs, voteStakes: nil,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
                         senderBudget: senderBudget, votesOnly: shell.votesOnly, consensusHeight: shell.consensusHeight,
-                        voteQuorums: shell.voteQuorums,
+                        voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
                         }) : nil,
@@ -309,6 +310,8 @@ struct Edge: Sendable {
     let consensusHeight: AtomicCounter
     /// Vote slots already settled at this node: such votes are dropped before the signature check.
     let voteQuorums: VoteQuorums
+    /// Transactions this node committed recently: late gossip copies are dropped before the check.
+    let committedTxs: CommittedTransactions
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     let peerAddresses: Set<SocketAddress>
@@ -367,7 +370,7 @@ struct Edge: Sendable {
                 for bytes in envelopes {
                     guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
                     switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
-                                               settled: voteQuorums) {
+                                               settled: voteQuorums, committed: committedTxs) {
                     case .done(let outcome):
                         queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
                     case .verify(let pending):
@@ -472,7 +475,7 @@ struct Edge: Sendable {
         case .rejected(let reason, let detail):
             metrics.rejected[reason]?.increment()
             // Copies and late votes are normal traffic: counted on /metrics, not reported as drops.
-            let expected = reason == .duplicate || reason == .staleHeight || reason == .settled
+            let expected = reason == .duplicate || reason == .staleHeight || reason == .settled || reason == .committed
             if !expected { drops.count(lane: lane, reason.rawValue) }
             if !expected, state.rejectLogBudget > 0 {
                 state.rejectLogBudget -= 1

@@ -172,6 +172,7 @@ extension NodeShell {
         }
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, ledger: ledger)
+        committedTxs.insert(ids)
         txsCommitted += UInt64(block.txs.count)
         let now = clock()
         lastCommitTimeMs = now

@@ -126,6 +126,13 @@ extension NodeShell {
         for part in parts {
             send(sign(.syncPart, SyncPart(height: height, partsRoot: root, part: part)), to: peer)
         }
+        // The requester is behind by more than this block: our height now, so it asks for the rest at
+        // once rather than after our next status (a node two heights behind otherwise caught up one
+        // block per status interval, and the cluster waited whenever it was the next proposer).
+        if store.height > height {
+            send(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())),
+                 to: peer)
+        }
     }
 
     private func inSyncWindow(_ height: UInt64) -> Bool {

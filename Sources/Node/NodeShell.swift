@@ -125,6 +125,8 @@ final class NodeShell {
     let consensusHeight = AtomicCounter()
     /// Vote slots of that height already settled by +2/3 for one value, published for the edges.
     let voteQuorums = VoteQuorums()
+    /// Ids of the transactions in recently committed blocks, for the receiving edges (see `CommittedTransactions`).
+    let committedTxs = CommittedTransactions()
     var votesOnlySinceMs: UInt64 = 0
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []
@@ -448,25 +450,33 @@ final class NodeShell {
         return bundled(ready)
     }
 
-    /// The datagrams for what goes out now: transfers to the same address share bundles (see
-    /// `Bundle`), everything else goes alone, in order. Link faults were applied per envelope before.
+    /// The datagrams for what goes out now, in order: runs of transfers share bundles per address (see
+    /// `Bundle`), anything else goes alone and after the transfers queued before it — a block must not
+    /// overtake the transfers it carries, or peers verify them twice (in the block, then the late copy).
+    /// Link faults were applied per envelope before.
     func bundled(_ items: [(bytes: [UInt8], address: SocketAddress, kind: MessageKind)]) -> [Datagram] {
         var datagrams: [Datagram] = []
         var transfers: [SocketAddress: [[UInt8]]] = [:]
         var order: [SocketAddress] = []
+        func emitTransfers() {
+            for address in order {
+                for bytes in Bundle.pack(transfers[address]!, datagramBytesMax: config.limits.datagramPayloadBytesMax) {
+                    datagrams.append(UDPEndpoint.datagram(bytes, to: address))
+                }
+            }
+            transfers.removeAll(keepingCapacity: true)
+            order.removeAll(keepingCapacity: true)
+        }
         for item in items {
             guard item.kind == .transfer else {
+                emitTransfers()
                 datagrams.append(UDPEndpoint.datagram(item.bytes, to: item.address))
                 continue
             }
             if transfers[item.address] == nil { order.append(item.address) }
             transfers[item.address, default: []].append(item.bytes)
         }
-        for address in order {
-            for bytes in Bundle.pack(transfers[address]!, datagramBytesMax: config.limits.datagramPayloadBytesMax) {
-                datagrams.append(UDPEndpoint.datagram(bytes, to: address))
-            }
-        }
+        emitTransfers()
         return datagrams
     }
 

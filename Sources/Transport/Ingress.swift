@@ -18,6 +18,8 @@ public struct Ingress: Sendable {
         case staleHeight = "stale_height"
         /// A vote of a type and round where one value already has +2/3 at this node (`VoteQuorums`).
         case settled = "quorum_settled"
+        /// A transaction this node has already committed (`CommittedTransactions`): a late gossip copy.
+        case committed = "already_committed"
     }
 
     public enum Outcome: Sendable {
@@ -116,7 +118,7 @@ public struct Ingress: Sendable {
 
     /// Everything before the signature check. Nothing is remembered as seen until `finish`.
     public mutating func begin(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0,
-                               settled: VoteQuorums? = nil) -> Stage {
+                               settled: VoteQuorums? = nil, committed: CommittedTransactions? = nil) -> Stage {
         let envelope: Envelope
         let message: Message
         switch precheck(bytes) {
@@ -126,6 +128,9 @@ public struct Ingress: Sendable {
         let id = envelope.id
         if let seenAt = seen[id], nowMs < seenAt + seenTtlMs { return .done(.rejected(.duplicate, detail: "")) }
         if checking.contains(id) { return .copyInFlight }
+        if let committed, !envelope.kind.isConsensusLane, committed.contains(id) {
+            return .done(.rejected(.committed, detail: "\(envelope.kind) \(id.short)"))
+        }
         var voteSlot: VoteSlot?
         switch message {
         case .prevote(let vote), .precommit(let vote):
@@ -214,6 +219,37 @@ public final class VoteQuorums: Sendable {
         let slot = VoteQuorums.slot(kind, round: round)
         return state.withLock { $0.height == height && $0.slots.contains(slot) }
     }
+}
+
+/// Ids of transactions this node committed recently, published by the main loop after each block and
+/// read by the receiving edges: a gossip copy that arrives after the block that carried it, or a
+/// client replaying a committed transaction (valid signature, spent nonce), is dropped before its
+/// signature is checked rather than after. Holds the last `capacity` ids, oldest forgotten first.
+public final class CommittedTransactions: Sendable {
+    private struct State {
+        var ids: Set<Bytes32> = []
+        var order: Deque<Bytes32> = []
+    }
+
+    public let capacity: Int
+    private let state = Mutex(State())
+
+    public init(capacity: Int = 50_000) {
+        self.capacity = capacity
+    }
+
+    public func insert<S: Sequence>(_ ids: S) where S.Element == Bytes32 {
+        state.withLock { state in
+            for id in ids where state.ids.insert(id).inserted {
+                state.order.append(id)
+                if state.order.count > capacity, let oldest = state.order.popFirst() { state.ids.remove(oldest) }
+            }
+        }
+    }
+
+    public func contains(_ id: Bytes32) -> Bool { state.withLock { $0.ids.contains(id) } }
+
+    public var count: Int { state.withLock { $0.ids.count } }
 }
 
 /// A bound on vote verification work per block: each validator identity may cost this node at most

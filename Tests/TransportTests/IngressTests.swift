@@ -67,6 +67,33 @@ import Wire
         #expect(begin(prevote(height: 6, round: 1)) == nil)
     }
 
+    /// A transaction this node already committed (it came in a block before its gossip copy) is dropped
+    /// before its signature is checked; votes and transactions not committed go on; the set forgets the
+    /// oldest ids past its capacity.
+    @Test func lateCopiesOfCommittedTransactionsAreDroppedBeforeVerification() {
+        var edge = ingress()
+        func transfer(_ nonce: UInt64) -> Envelope {
+            Envelope(kind: .transfer, payload: Transfer(to: validator.publicKey, amount: 1, fee: 0, nonce: nonce).encoded,
+                     domain: domain, key: stranger)
+        }
+        let committed = CommittedTransactions(capacity: 2)
+        let txs = (0..<3).map(transfer)
+        committed.insert(txs.prefix(2).map(\.id))
+        func begin(_ bytes: [UInt8]) -> Ingress.Reject? {
+            if case .done(let outcome) = edge.begin(bytes, committed: committed) { return reason(outcome) }
+            return nil
+        }
+        #expect(begin(txs[0].bytes) == .committed)
+        #expect(begin(txs[2].bytes) == nil)
+        committed.insert([txs[2].id]) // over capacity: txs[0] is forgotten
+        #expect(committed.count == 2)
+        #expect(!committed.contains(txs[0].id) && committed.contains(txs[1].id) && committed.contains(txs[2].id))
+        // Consensus messages are never looked up (their ids are not transactions').
+        let vote = vote(validator)
+        committed.insert([vote.id])
+        #expect(begin(vote.bytes) == nil)
+    }
+
     /// A hello is authenticated under the fork id it names (so the shell can say why it refuses the
     /// peer); anything else from another fork is rejected before its signature is checked.
     @Test func helloFromAnotherForkIsReadableEverythingElseIsNot() {
