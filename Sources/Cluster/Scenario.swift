@@ -75,6 +75,10 @@ public struct Scenario: Sendable {
     public var durationSeconds: Double
     public var settleSeconds: Double
     public var haltThresholdSeconds: Double
+    /// Runs alone when a library runs scenarios side by side (`ci/liveness.sh` with JOBS > 1, `faultline
+    /// bench --library`): it loads the machine on purpose (spam at k× the verification rate, an airdrop
+    /// burst), so neighbours would disturb it and it would disturb them.
+    public var exclusive: Bool
     public var steps: [Step]
     public var expectations: [ExpectationSpec]
 
@@ -92,9 +96,10 @@ public struct Scenario: Sendable {
     }
 
     static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {
-        var duration = 20.0, settle = 1.0, haltThreshold = 1.0
+        var duration = 20.0, settle = 1.0, haltThreshold = 1.0, exclusive = false
         if let table = try root.table("scenario", required: false) {
-            try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s"])
+            try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s", "exclusive"])
+            exclusive = try table.bool("exclusive") ?? false
             duration = try table.double("duration_s", range: 1...3_600) ?? duration
             settle = try table.double("settle_s", range: 0...60) ?? settle
             haltThreshold = try table.double("halt_threshold_s", range: 0.05...600) ?? haltThreshold
@@ -114,7 +119,7 @@ public struct Scenario: Sendable {
             expectations.append(try parseExpectation(table, steps: steps, rpcClients: topology.rpcLoad?.clients ?? []))
         }
         return Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
-                        haltThresholdSeconds: haltThreshold, steps: steps, expectations: expectations)
+                        haltThresholdSeconds: haltThreshold, exclusive: exclusive, steps: steps, expectations: expectations)
     }
 
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {

@@ -137,13 +137,7 @@ public struct RPCAnalysis: Sendable {
         let list = sent(client, in: ranges)
         let errors = list.filter { !$0.ok }
         let latencies = list.filter(\.ok).map(\.ms).sorted()
-        // Decreases are judged over the whole run, in the order answers arrived, and counted where sent.
-        var highest: UInt64 = 0
-        var decreased = Set<UInt64>()
-        for request in requests.filter({ $0.client == client && $0.head != nil }).sorted(by: { $0.t + $0.ms < $1.t + $1.ms }) {
-            if request.head! < highest { decreased.insert(request.t) }
-            highest = max(highest, request.head!)
-        }
+        let decreased = RPCAnalysis.headDecreases(requests.filter { $0.client == client })
         var errorKinds: [String: Int] = [:]
         for error in errors { errorKinds[String((error.error ?? "").prefix(60)), default: 0] += 1 }
         return ClientSummary(
@@ -155,6 +149,26 @@ public struct RPCAnalysis: Sendable {
             wrongAnswers: list.filter(isWrong).count,
             amplification: amplification(client, list: list, in: ranges),
             topErrors: errorKinds.sorted { $0.value > $1.value }.prefix(3).map { "\($0.value)× \($0.key)" })
+    }
+
+    /// Send times of the `eth_blockNumber` requests answered with a head lower than one the client had
+    /// already received when it sent them (monotonic reads, judged over the whole run). Requests in
+    /// flight together are not ordered: the answer produced first may arrive second, which no server
+    /// can prevent, so only an answer that arrived before a request was sent constrains it.
+    static func headDecreases(_ requests: [Request]) -> Set<UInt64> {
+        let answered = requests.filter { $0.head != nil }
+        let byArrival = answered.sorted { $0.t + $0.ms < $1.t + $1.ms }
+        var decreased = Set<UInt64>()
+        var highest: UInt64 = 0
+        var next = 0
+        for request in answered.sorted(by: { $0.t < $1.t }) {
+            while next < byArrival.count, byArrival[next].t + byArrival[next].ms < request.t {
+                highest = max(highest, byArrival[next].head!)
+                next += 1
+            }
+            if request.head! < highest { decreased.insert(request.t) }
+        }
+        return decreased
     }
 
     func amplification(_ client: String, list: [Request], in ranges: [ClosedRange<UInt64>]) -> Double? {

@@ -24,8 +24,11 @@ public enum DisputeAgent {
         public var silent = false
         /// Identities this node plays as (challengers: several lying challengers, a Sybil attack).
         public var identities = 1
-        /// A challenger waits for the last block of the window to challenge.
+        /// A challenger waits for the window's last `lateChallengeBlocks` blocks to challenge: as late as
+        /// it can while its transaction still has room to be included (at the very last block, one busy
+        /// proposer made the challenge miss the window and the game never opened).
         public var challengeAtWindowEnd = false
+        public var lateChallengeBlocks: UInt64 = 4
         /// A transaction not reflected on L1 after this many blocks is sent again.
         public var resendBlocks: UInt64 = 3
 
@@ -140,7 +143,9 @@ public enum DisputeAgent {
         private mutating func challenge(disputes: Disputes, identities: [PublicKey], height: UInt64) -> [Action] {
             var actions: [Action] = []
             for record in disputes.orderedAssertions where !record.confirmed && height < record.windowEnd(disputes.settings) {
-                if settings.challengeAtWindowEnd, height + 1 < record.windowEnd(disputes.settings) { continue }
+                if settings.challengeAtWindowEnd, height + settings.lateChallengeBlocks < record.windowEnd(disputes.settings) {
+                    continue
+                }
                 let batch = record.assertion.batch
                 if settings.lie != nil, let lieBatch = settings.lieBatch, lieBatch != batch { continue }
                 guard let truth = honest[batch], truth.trace.start == record.startHash else { continue }

@@ -28,8 +28,11 @@ struct BenchSuite: AsyncParsableCommand {
     @Flag(help: "Skip the large cluster.")
     var skipLarge = false
 
-    @Flag(help: "Also run the scenario library (every Topologies/*.toml with [scenario]) and time it.")
+    @Flag(help: "Also run the scenario library (ci/liveness.sh over Topologies/) and time it.")
     var library = false
+
+    @Option(help: "Scenarios run side by side by --library (JOBS of ci/liveness.sh; exclusive ones alone).")
+    var libraryJobs = 4
 
     @Flag(help: "Exit 1 when a figure misses its target (default: report only; one machine is noisy).")
     var strict = false
@@ -42,6 +45,7 @@ struct BenchSuite: AsyncParsableCommand {
 
     func validate() throws {
         guard holdSeconds >= 5, holdSeconds <= 600 else { throw ValidationError("--hold-seconds must be in 5…600, got \(holdSeconds)") }
+        guard (1...16).contains(libraryJobs) else { throw ValidationError("--library-jobs must be in 1…16, got \(libraryJobs)") }
         guard loadSeconds >= 2, loadSeconds <= 120 else { throw ValidationError("--load-seconds must be in 2…120, got \(loadSeconds)") }
     }
 
@@ -174,26 +178,48 @@ struct BenchSuite: AsyncParsableCommand {
         try await ClusterOps.down(dir: started.dir)
     }
 
+    /// Times `ci/liveness.sh` (the CI job users copy) over every scenario, `--library-jobs` at a time
+    /// (scenarios marked `exclusive` run alone first), echoing each scenario's result line as it ends.
     private func measureLibrary(_ table: inout BenchTable, say: (String) -> Void) async throws {
-        let files = ((try? FileManager.default.contentsOfDirectory(atPath: "Topologies")) ?? []).sorted()
-            .filter { $0.hasSuffix(".toml") }
-            .filter { (try? String(contentsOfFile: "Topologies/" + $0, encoding: .utf8))?.contains("\n[scenario]") == true }
-        say("scenario library: \(files.count) scenarios, one after another…")
-        let started = Date()
-        var failed: [String] = []
-        for file in files {
-            let process = Process()
-            process.executableURL = URL(fileURLWithPath: BenchSuite.executable)
-            process.arguments = ["run", "Topologies/" + file, "--out", ".faultline/bench-library/" + file]
-            process.standardOutput = FileHandle.nullDevice
-            process.standardError = FileHandle.nullDevice
-            let one = Date()
-            try process.run()
-            while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
-            if process.terminationStatus != 0 { failed.append(file) }
-            say(String(format: "  %@: exit %d in %.0f s", file, process.terminationStatus, Date().timeIntervalSince(one)))
+        let script = "ci/liveness.sh"
+        guard FileManager.default.isExecutableFile(atPath: script) else {
+            throw ValidationError("--library runs \(script) from the repository root; it is not here")
         }
-        table.add("library_seconds", "scenario library, \(files.count) scenarios\(failed.isEmpty ? "" : " (\(failed.count) failed)")",
+        let out = ".faultline/bench-library"
+        let log = out + ".log"
+        try? FileManager.default.removeItem(atPath: out)
+        FileManager.default.createFile(atPath: log, contents: nil)
+        say("scenario library: ci/liveness.sh with JOBS=\(libraryJobs) (exclusive scenarios alone first), log \(log)…")
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["bash", script, "Topologies", out]
+        var environment = ProcessInfo.processInfo.environment
+        environment["JOBS"] = String(libraryJobs)
+        environment["FAULTLINE"] = BenchSuite.executable
+        process.environment = environment
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: log))
+        process.standardOutput = handle
+        process.standardError = handle
+        let started = Date()
+        try process.run()
+        var shown = 0
+        func echo() {
+            let lines = ((try? String(contentsOfFile: log, encoding: .utf8)) ?? "").split(separator: "\n")
+                .filter { $0.hasPrefix("--- ") || $0.hasPrefix("FAILED: ") || $0.hasPrefix("library finished") }
+            for line in lines.dropFirst(shown) { say("  " + line.dropFirst(line.hasPrefix("--- ") ? 4 : 0)) }
+            shown = max(shown, lines.count)
+        }
+        while process.isRunning {
+            try await Task.sleep(for: .seconds(1))
+            echo()
+        }
+        echo()
+        try? handle.close()
+        let text = (try? String(contentsOfFile: log, encoding: .utf8)) ?? ""
+        let scenarios = text.split(separator: "\n").filter { $0.hasPrefix("--- ") }.count
+        let failed = text.split(separator: "\n").filter { $0.hasPrefix("FAILED: ") }.count
+        table.add("library_seconds",
+                  "scenario library, \(scenarios) scenarios, JOBS=\(libraryJobs)\(failed == 0 ? "" : " (\(failed) failed)")",
                   Date().timeIntervalSince(started) / 60, unit: "min", target: .below(5))
     }
 

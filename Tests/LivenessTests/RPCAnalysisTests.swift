@@ -57,6 +57,15 @@ import Testing
         #expect(rpc.summary("gateway", in: [0...10_000]).staleAnswers == 0)
     }
 
+    /// Two requests in flight together are not ordered: the later-produced answer may arrive first
+    /// (scheduling on a busy machine). Only an answer received before a request was sent binds it.
+    @Test func overlappingRequestsDoNotOrderTheirAnswers() {
+        let rpc = Self.analysis([Self.request(1_000, "gateway", ms: 30, head: 101),   // arrives 1,030
+                                 Self.request(1_005, "gateway", ms: 26, head: 100),   // sent before 101 arrived
+                                 Self.request(1_040, "gateway", ms: 2, head: 100)])   // sent after: a decrease
+        #expect(rpc.summary("gateway", in: [0...10_000]).headDecreases == 1)
+    }
+
     @Test func aHeadBelowOneAlreadySeenIsADecreaseInArrivalOrder() {
         // Sent in order 100, 99 — but the 100 arrives after the 99: no decrease. Then 98 arrives last: one.
         let rpc = Self.analysis([Self.request(1_000, "single", ms: 50, head: 100), Self.request(1_010, "single", ms: 5, head: 99),
