@@ -171,7 +171,7 @@ extension NodeShell {
             rpcBox?.publish(rpcView!)
         }
         let ids = Set(block.txs.map(\.id))
-        mempool.prune(committed: ids, ledger: ledger)
+        mempool.prune(committed: ids, senders: Set(block.txs.map(\.sender)), ledger: ledger)
         committedTxs.insert(ids)
         txsCommitted += UInt64(block.txs.count)
         let now = clock()

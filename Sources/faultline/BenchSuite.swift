@@ -2,6 +2,7 @@ import ArgumentParser
 import Cluster
 import Foundation
 import Liveness
+import Wire
 
 /// `faultline bench` (no subcommand): the machine's limits first, then the product against them, in
 /// one run; prints a table of figures, targets and ratios and writes it as JSON.
@@ -127,8 +128,12 @@ struct BenchSuite: AsyncParsableCommand {
 
     private func measureIdle(_ base: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
         var topology = base
+        // An everyday profile, not the fastest: one block a second like CometBFT's default, and the
+        // default status interval (the fastest profile's 25 ms statuses are for catching up in ms).
         topology.timing.timeoutCommitMs = 1_000
-        say("idle: \(topology.validators.count) validators, one empty block a second (timeout_commit_ms = 1000), no load…")
+        topology.limits.statusIntervalMs = NodeConfig.Limits().statusIntervalMs
+        say("idle: \(topology.validators.count) validators, one empty block a second (timeout_commit_ms = 1000, "
+            + "status_interval_ms = \(topology.limits.statusIntervalMs)), no load…")
         try await withCluster(topology, timeoutSeconds: 30, &table) { started, table in
             try await Task.sleep(for: .seconds(2))
             let idle = try await ClusterBench.idle(started, seconds: quick ? 4 : 10)
