@@ -1,0 +1,30 @@
+// swift-tools-version: 6.1
+// libFuzzer targets for the parsers that read peers' bytes, in their own package so the project's
+// build is untouched. Build and run with Tools/fuzz.sh (it builds with `--sanitize=fuzzer` and
+// writes a seed corpus of real, signed messages before the first run).
+import PackageDescription
+
+let package = Package(
+    name: "FaultlineFuzz",
+    platforms: [.macOS(.v15)],
+    dependencies: [
+        .package(name: "Faultline", path: "../.."),
+    ],
+    targets: [
+        // Envelopes, every message kind, bundles and blocks: decoding never traps, and whatever
+        // decodes re-encodes to the same bytes (the codec is canonical).
+        .executableTarget(
+            name: "FuzzWire",
+            dependencies: [.product(name: "FaultlineCores", package: "Faultline")],
+            path: "Sources/FuzzWire"
+        ),
+        // Block-part reassembly against a real block's Merkle root: never traps, and a set of parts
+        // that completes is the original block, byte for byte (no forged part gets in).
+        .executableTarget(
+            name: "FuzzParts",
+            dependencies: [.product(name: "FaultlineCores", package: "Faultline")],
+            path: "Sources/FuzzParts"
+        ),
+    ],
+    swiftLanguageModes: [.v6]
+)

@@ -1,0 +1,32 @@
+#!/usr/bin/env bash
+# Runs the libFuzzer targets of Tools/Fuzz (the parsers that read peers' bytes) for a bounded time
+# each, starting from a seed corpus of real signed messages that the targets write themselves.
+#
+#   Tools/fuzz.sh [SECONDS]            default 30 s per target; corpora in .faultline/fuzz/<target>
+#   Tools/fuzz.sh 600 FuzzParts        one target
+#
+# A crash leaves its input as .faultline/fuzz/crash-<target>-*; turn it into a unit test that replays
+# it. Exits non-zero if a target crashed.
+set -uo pipefail
+cd "$(dirname "$0")/.."
+SECONDS_EACH=${1:-30}
+shift || true
+TARGETS=("$@")
+if [ ${#TARGETS[@]} -eq 0 ]; then TARGETS=(FuzzWire FuzzParts); fi
+if ! [[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]]; then echo "SECONDS must be a positive whole number, got '$SECONDS_EACH'" >&2; exit 2; fi
+(cd Tools/Fuzz && swift build -c debug --sanitize=fuzzer) || exit 2
+status=0
+for target in "${TARGETS[@]}"; do
+    corpus=.faultline/fuzz/$target
+    mkdir -p "$corpus"
+    echo "=== $target for $SECONDS_EACH s (corpus $corpus)"
+    FAULTLINE_FUZZ_SEEDS=$corpus SWIFT_BACKTRACE=enable=no Tools/Fuzz/.build/debug/$target "$corpus" \
+        -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 \
+        -artifact_prefix=".faultline/fuzz/crash-$target-" 2>&1 \
+        | grep -E "^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^stat::peak_rss|cov:|ERROR|SUMMARY|Fatal error|precondition|Test unit written" \
+        | grep -vE "(NEW|REDUCE|pulse) +cov:" | tail -8
+    code=${PIPESTATUS[0]}
+    echo "--- $target: exit $code"
+    if [ "$code" -ne 0 ]; then status=1; fi
+done
+exit $status
