@@ -88,9 +88,7 @@ public enum ClusterBench {
                         + "holds under %d", count, signSeconds, watched.name, windowTxs))
         let targets = try validators.map { try SocketAddress(ipAddress: $0.host, port: $0.gossipPort) }
         let datagramBytesMax = NodeConfig.Limits().datagramPayloadBytesMax
-        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
-            .bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await SenderSocket.bind()
         defer { channel.close(promise: nil) }
         let begun = Date()
         var sent = 0
@@ -106,7 +104,8 @@ public enum ClusterBench {
             // lags what is still in socket buffers and ingress queues.
             let room = min(windowTxs - last.mempoolTxs, windowTxs / 4, datagrams.count - sent)
             if room > 0 {
-                // Round-robin over the validators, several transfers per datagram (as the nodes forward them).
+                // Round-robin over the validators, several transfers per datagram (bundles of the default
+                // 1,232-byte datagram size, whatever the cluster's: a client's path MTU is not a jumbo frame).
                 var perTarget = [[[UInt8]]](repeating: [], count: targets.count)
                 for _ in 0..<room {
                     perTarget[sent % targets.count].append(datagrams[sent])

@@ -42,9 +42,7 @@ public final class LoadGenerator: @unchecked Sendable {
     /// Sends for `seconds` at `rate` per second (or until `shouldStop` says so), calling `progress` ~4×/s.
     public func run(rate: Int, seconds: Double, shouldStop: @Sendable () -> Bool = { false },
                     progress: (Stats) async -> Void = { _ in }) async throws -> Stats {
-        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_sndbuf), value: 4 << 20)
-            .bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await SenderSocket.bind(sendBufferBytes: 4 << 20)
         defer { channel.close(promise: nil) }
         let started = Date()
         var sent = 0

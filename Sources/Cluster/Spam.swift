@@ -184,9 +184,7 @@ public final class SpamPool: Sendable {
     /// Sends every target `ratePerTarget` datagrams a second for `seconds`, from the pool, in order.
     public func blast(ratePerTarget: Int, seconds: Double, targets: [SocketAddress],
                       shouldStop: @Sendable () -> Bool = { false }) async throws -> Stats {
-        let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
-            .bind(host: "127.0.0.1", port: 0).get()
+        let channel = try await SenderSocket.bind()
         defer { channel.close(promise: nil) }
         let started = Date()
         var sent = 0

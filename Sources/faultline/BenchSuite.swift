@@ -193,7 +193,9 @@ struct BenchSuite: AsyncParsableCommand {
         let out = ".faultline/bench-library"
         let log = out + ".log"
         try? FileManager.default.removeItem(atPath: out)
-        FileManager.default.createFile(atPath: log, contents: nil)
+        guard FileManager.default.createFile(atPath: log, contents: nil) else {
+            throw ValidationError("--library cannot write its log \(log)")
+        }
         say("scenario library: ci/liveness.sh with JOBS=\(libraryJobs) (exclusive scenarios alone first), log \(log)…")
         let process = Process()
         process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
