@@ -8,8 +8,10 @@ let package = Package(
         .executable(name: "faultline", targets: ["faultline"]),
         .executable(name: "faultline-node", targets: ["faultline-node"]),
         .library(name: "RPCClient", targets: ["RPCClient", "RPC"]),
-        // The protocol cores, for Tools/Benchmarks (ordo-one/benchmark micro-benchmarks).
-        .library(name: "FaultlineCores", targets: ["Sodium", "Wire", "Ledger", "Consensus"]),
+        // The protocol cores, for Tools/Benchmarks (ordo-one/benchmark micro-benchmarks) and Tools/Fuzz.
+        .library(name: "FaultlineCores", targets: ["Sodium", "Wire", "Ledger", "Consensus", "RPC"]),
+        // The topology and scenario file parsers, for the fuzzers in Tools/Fuzz.
+        .library(name: "FaultlineFiles", targets: ["Cluster"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -18,7 +20,6 @@ let package = Package(
         .package(url: "https://github.com/apple/swift-metrics", from: "2.5.0"),
         .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.1.0"),
         .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.6.0"),
-        .package(url: "https://github.com/LebJe/TOMLKit", from: "0.6.0"),
         .package(url: "https://github.com/apple/swift-collections", from: "1.1.0"),
         .package(url: "https://github.com/HdrHistogram/hdrhistogram-swift", from: "0.1.0"),
         .package(url: "https://github.com/swift-server/async-http-client", from: "1.37.0"),
@@ -77,7 +78,6 @@ let package = Package(
             name: "Cluster",
             dependencies: [
                 "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
-                .product(name: "TOMLKit", package: "TOMLKit"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

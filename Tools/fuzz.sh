@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Runs the libFuzzer targets of Tools/Fuzz (the parsers that read peers' bytes) for a bounded time
-# each, starting from a seed corpus of real signed messages that the targets write themselves.
+# Runs the libFuzzer targets of Tools/Fuzz (the parsers of peers' bytes, users' files and JSON-RPC
+# bodies) for a bounded time each, from seed corpora the targets write themselves (real signed
+# messages, real requests) or, for the file parsers, the outage library in Topologies/.
 #
 #   Tools/fuzz.sh [SECONDS]            default 30 s per target; corpora in .faultline/fuzz/<target>
 #   Tools/fuzz.sh 600 FuzzParts        one target
@@ -12,16 +13,22 @@ cd "$(dirname "$0")/.."
 SECONDS_EACH=${1:-30}
 shift || true
 TARGETS=("$@")
-if [ ${#TARGETS[@]} -eq 0 ]; then TARGETS=(FuzzWire FuzzParts); fi
+if [ ${#TARGETS[@]} -eq 0 ]; then TARGETS=(FuzzWire FuzzParts FuzzFiles FuzzRPC); fi
 if ! [[ "$SECONDS_EACH" =~ ^[1-9][0-9]*$ ]]; then echo "SECONDS must be a positive whole number, got '$SECONDS_EACH'" >&2; exit 2; fi
 (cd Tools/Fuzz && swift build -c debug --sanitize=fuzzer) || exit 2
 status=0
 for target in "${TARGETS[@]}"; do
     corpus=.faultline/fuzz/$target
     mkdir -p "$corpus"
+    max_len=4096
+    if [ "$target" = FuzzFiles ]; then
+        # The outage library is the seed corpus of the file parsers (files up to a few KiB).
+        cp -n Topologies/*.toml "$corpus/" 2>/dev/null || true
+        max_len=16384
+    fi
     echo "=== $target for $SECONDS_EACH s (corpus $corpus)"
     FAULTLINE_FUZZ_SEEDS=$corpus SWIFT_BACKTRACE=enable=no Tools/Fuzz/.build/debug/$target "$corpus" \
-        -max_total_time="$SECONDS_EACH" -max_len=4096 -print_final_stats=1 \
+        -max_total_time="$SECONDS_EACH" -max_len="$max_len" -print_final_stats=1 \
         -artifact_prefix=".faultline/fuzz/crash-$target-" 2>&1 \
         | grep -E "^#[0-9]+ +(INITED|DONE)|^stat::number_of_executed_units|^stat::peak_rss|cov:|ERROR|SUMMARY|Fatal error|precondition|Test unit written" \
         | grep -vE "(NEW|REDUCE|pulse) +cov:" | tail -8

@@ -1,7 +1,6 @@
 import Foundation
 import Ledger
 import RPC
-import TOMLKit
 import Wire
 
 /// A topology plus a fault schedule and expectations (`[scenario]`, `[[step]]`, `[[expect]]`).
@@ -87,12 +86,20 @@ public struct Scenario: Sendable {
                           "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
-        let topology = try Topology.load(path: path)
-        guard let text = try? String(contentsOfFile: path, encoding: .utf8),
-              let root = try? TOMLTable(string: text) else {
-            throw TopologyError(file: path, field: "(file)", problem: "cannot be read")
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TopologyError(file: path, field: "(file)", problem: "cannot be read (missing or not a file)")
         }
-        return try parse(root: TableReader(file: path, prefix: "", table: root), topology: topology)
+        guard let text = String(data: data, encoding: .utf8) else {
+            throw TopologyError(file: path, field: "(file)", problem: "is not UTF-8 text")
+        }
+        return try parse(text, path: path)
+    }
+
+    /// The cluster and the scenario of one file's text (`path` names it in errors).
+    public static func parse(_ text: String, path: String) throws(TopologyError) -> Scenario {
+        let topology = try Topology.parse(text, path: path)
+        return try parse(root: TableReader(file: path, prefix: "", table: try TableReader.document(text, path: path)),
+                         topology: topology)
     }
 
     static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {

@@ -1,7 +1,6 @@
 import Foundation
 import Ledger
 import RPC
-import TOMLKit
 import Wire
 
 /// A cluster description read from a TOML file in `Topologies/`.
@@ -85,16 +84,7 @@ extension Topology {
     }
 
     public static func parse(_ text: String, path: String) throws(TopologyError) -> Topology {
-        let root: TOMLTable
-        do {
-            root = try TOMLTable(string: text)
-        } catch let error as TOMLParseError {
-            throw TopologyError(file: path, field: "line \(error.source.begin.line), column \(error.source.begin.column)",
-                                problem: "TOML syntax error: \(error.description)")
-        } catch {
-            throw TopologyError(file: path, field: "(file)", problem: "TOML syntax error: \(error)")
-        }
-        let reader = TableReader(file: path, prefix: "", table: root)
+        let reader = TableReader(file: path, prefix: "", table: try TableReader.document(text, path: path))
         try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
                               "expect", "gateway", "rpc_load"])
         let cluster = try reader.table("cluster", required: true)!
@@ -312,24 +302,42 @@ extension Topology {
 }
 
 /// Typed access to one TOML table with errors that name the file and the dotted field.
-///
-/// TOMLKit's sub-tables point into the document's C++ tree without keeping it alive, so every
-/// reader holds the document's root: no child can outlive the memory it points into.
 struct TableReader {
     let file: String
     let prefix: String
-    let table: TOMLTable
-    let root: TOMLTable
+    let table: TOML.Table
 
-    init(file: String, prefix: String, table: TOMLTable, root: TOMLTable? = nil) {
-        self.file = file
-        self.prefix = prefix
-        self.table = table
-        self.root = root ?? table
+    /// The TOML document of a file's text; a syntax error names the line and column.
+    static func document(_ text: String, path: String) throws(TopologyError) -> TOML.Table {
+        do {
+            return try TOML.parse(text)
+        } catch {
+            throw TopologyError(file: path, field: "line \(error.line), column \(error.column)",
+                                problem: "TOML syntax error: \(error.message)")
+        }
     }
 
     func fail(_ key: String, _ problem: String) -> TopologyError {
-        TopologyError(file: file, field: prefix + key, problem: problem)
+        TopologyError(file: file, field: prefix + TableReader.printable(key), problem: problem)
+    }
+
+    /// A key as TOML would write it: bare when it can be, else quoted (`""` for the empty key), so a
+    /// field in an error is never blank or ambiguous.
+    static func printable(_ key: String) -> String {
+        let bare = !key.isEmpty && key.utf8.allSatisfy { byte in
+            (byte >= 0x41 && byte <= 0x5A) || (byte >= 0x61 && byte <= 0x7A) || (byte >= 0x30 && byte <= 0x39)
+                || byte == 0x5F || byte == 0x2D || byte == 0x5B || byte == 0x5D || byte == 0x2E
+        }
+        guard !bare else { return key }
+        let escaped = key.unicodeScalars.map { scalar -> String in
+            switch scalar {
+            case "\"": return "\\\""
+            case "\\": return "\\\\"
+            case _ where scalar.value < 0x20 || scalar.value == 0x7F: return "\\u{\(String(scalar.value, radix: 16))}"
+            default: return String(scalar)
+            }
+        }.joined()
+        return "\"\(escaped)\""
     }
 
     func allowOnly(_ keys: Set<String>) throws(TopologyError) {
@@ -379,7 +387,7 @@ struct TableReader {
             return nil
         }
         guard let inner = value.table else { throw fail(key, "expected a table, got \(value.type)") }
-        return TableReader(file: file, prefix: prefix + key + ".", table: inner, root: root)
+        return TableReader(file: file, prefix: prefix + key + ".", table: inner)
     }
 
     func tableArray(_ key: String) throws(TopologyError) -> [TableReader] {
@@ -388,7 +396,7 @@ struct TableReader {
         var out: [TableReader] = []
         for (index, element) in array.enumerated() {
             guard let inner = element.table else { throw fail("\(key)[\(index + 1)]", "expected a table") }
-            out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner, root: root))
+            out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner))
         }
         return out
     }

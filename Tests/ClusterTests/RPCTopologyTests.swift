@@ -1,7 +1,6 @@
 import Foundation
 import RPC
 import RPCClient
-import TOMLKit
 import Testing
 import Wire
 @testable import Cluster
@@ -28,9 +27,7 @@ import Wire
 
     func parse(_ body: String, nodes: String = RPCTopologyTests.nodes) throws(TopologyError) -> Scenario {
         let text = nodes + body
-        let topology = try Topology.parse(text, path: "r.toml")
-        let root = try! TOMLTable(string: text)
-        return try Scenario.parse(root: TableReader(file: "r.toml", prefix: "", table: root), topology: topology)
+        return try Scenario.parse(text, path: "r.toml")
     }
 
     @Test func readsTheGatewayPolicyTheLoadAnRpcStepAndAClientExpectation() throws {

@@ -1,5 +1,4 @@
 import Foundation
-import TOMLKit
 import Testing
 import Wire
 @testable import Cluster
@@ -20,9 +19,7 @@ import Wire
 
     func parse(_ body: String) throws(TopologyError) -> Scenario {
         let text = Self.header + body
-        let topology = try Topology.parse(text, path: "s.toml")
-        let root = try! TOMLTable(string: text)
-        return try Scenario.parse(root: TableReader(file: "s.toml", prefix: "", table: root), topology: topology)
+        return try Scenario.parse(text, path: "s.toml")
     }
 
     @Test func parsesStepsTriggersAndExpectations() throws {

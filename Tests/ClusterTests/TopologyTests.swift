@@ -43,6 +43,9 @@ import Testing
         ("[cluster]", "node", "at least one"),
         ("[cluster]\n[[node]]\nname = \"a b\"", "node[1].name", "letters, digits"),
         ("[cluster\nname = \"x\"", "line 1", "TOML syntax error"),
+        // FuzzFiles: an empty key made an error with a blank field ("fuzz.toml: : unknown field").
+        ("\"\" = 0\n[cluster]\n[[node]]\nname = \"a\"", "\"\"", "unknown field"),
+        ("[cluster]\n\"a b\" = 1\n[[node]]\nname = \"a\"", "cluster.\"a b\"", "unknown field"),
         ("[cluster]\n[[node]]\nname = \"a\"\nversion = 7", "node[1].version", "out of range"),
         ("[cluster]\n[[node]]\nname = \"a\"\nversion = 1\nversion_min = 2", "node[1].version_min", "above version 1"),
         ("[cluster]\nhandshake = \"strict\"\n[[node]]\nname = \"a\"", "cluster.handshake", "expected \"fork\""),
