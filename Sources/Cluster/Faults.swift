@@ -19,6 +19,8 @@ public enum FaultAction: Sendable, Equatable {
     case upgrade(targets: [String], version: UInt16, versionMin: UInt16?, forkId: UInt32?)
     /// An upstream fault mode on rpc nodes (mode "ok" ends it).
     case rpc(targets: [String], fault: UpstreamFault)
+    /// Misbehaviour on validators (no modes: honest again).
+    case byzantine(targets: [String], modes: [ByzantineMode])
 
     public var name: String {
         switch self {
@@ -35,6 +37,7 @@ public enum FaultAction: Sendable, Equatable {
         case .heal: return "heal"
         case .upgrade: return "upgrade"
         case .rpc: return "rpc"
+        case .byzantine: return "byzantine"
         }
     }
 }
@@ -161,6 +164,22 @@ public enum FaultEngine {
             } else {
                 try record(dir, .init(t: now(), event: "start", id: id, action: "skew",
                                       description: "clock skew \(ms) ms on \(names.joined(separator: ","))", nodes: names))
+            }
+        case .byzantine(let targets, let modes):
+            let names = try resolve(targets, in: manifest)
+            let token = try RunFolder.token(dir)
+            let body = Array("{\"modes\":[\(modes.map { "\"\($0.rawValue)\"" }.joined(separator: ","))]}".utf8)
+            for name in names {
+                let node = try ClusterOps.node(named: name, in: manifest)
+                _ = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/byzantine",
+                                                     token: token, body: body)
+            }
+            if modes.isEmpty {
+                try endWindows(dir, action: "byzantine", nodes: names)
+            } else {
+                try record(dir, .init(t: now(), event: "start", id: id, action: "byzantine",
+                                      description: "byzantine \(modes.map(\.rawValue).joined(separator: "+")) on "
+                                          + names.joined(separator: ","), nodes: names))
             }
         case .upgrade(let targets, let version, let versionMin, let forkId):
             let names = try resolve(targets, in: manifest)

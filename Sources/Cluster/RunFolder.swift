@@ -152,6 +152,7 @@ public enum RunFolder {
             config.rollup = ["sequencer", "replica"].contains(node.role) ? topology.rollup?.settings : nil
             config.rollup?.dispute = node.dispute
             config.rpcPort = entries[index].rpcPort
+            config.byzantine = node.byzantine.isEmpty ? nil : node.byzantine
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
             if node.role == "gateway" {
                 try writeJSON(nodeDir + "/gateway.json", gatewayFile(topology, entries: entries, seed: seed &+ UInt64(index)),

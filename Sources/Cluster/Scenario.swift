@@ -83,7 +83,7 @@ public struct Scenario: Sendable {
 
     public static let stepsMax = 200
     static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
-                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc"]
+                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc", "byzantine"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
         guard let data = FileManager.default.contents(atPath: path) else {
@@ -133,7 +133,7 @@ public struct Scenario: Sendable {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
                              "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
                              "version", "version_min", "fork_id", "count", "fee", "mode", "status", "tail_percent",
-                             "tail_ms", "lag_blocks"])
+                             "tail_ms", "lag_blocks", "modes"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -160,7 +160,7 @@ public struct Scenario: Sendable {
         let from = try table.string("from") ?? "all"
         let to = try table.string("to") ?? "all"
         let targets = try table.stringList("targets")
-        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade", "rpc"].contains(action)
+        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade", "rpc", "byzantine"].contains(action)
         if needsTargets && targets.isEmpty { throw table.fail("targets", "\(action) needs targets (names, all, key=value)") }
         func percent() throws(TopologyError) -> Double {
             guard let value = try table.double("percent", range: 0...100) else {
@@ -227,6 +227,15 @@ public struct Scenario: Sendable {
             faultAction = .upgrade(targets: targets, version: UInt16(version), versionMin: versionMin, forkId: forkId)
         case "rpc":
             faultAction = .rpc(targets: targets, fault: try parseUpstreamFault(table, topology: topology, targets: targets))
+        case "byzantine":
+            let modes = try table.byzantineModes("modes")
+            guard !modes.isEmpty else { throw table.fail("modes", "byzantine needs modes, e.g. [\"equivocate\"]") }
+            for name in targets where name != "all" && !name.contains("=") {
+                guard topology.nodes.first(where: { $0.name == name })?.role == "validator" else {
+                    throw table.fail("targets", "'\(name)' is not a validator of the topology (only validators can be byzantine)")
+                }
+            }
+            faultAction = .byzantine(targets: targets, modes: modes)
         case "skew":
             guard let ms = try table.double("ms", range: -3_600_000...3_600_000) else { throw table.fail("ms", "skew needs ms") }
             faultAction = .skew(targets: targets, ms: Int64(ms))

@@ -179,6 +179,8 @@ public enum ScenarioRunner {
         case .skew(let targets, _): try await FaultEngine.apply(.skew(targets: targets, ms: 0), dir: dir, id: step.id + "-heal")
         case .rpc(let targets, _):
             try await FaultEngine.apply(.rpc(targets: targets, fault: .ok), dir: dir, id: step.id + "-heal")
+        case .byzantine(let targets, _):
+            try await FaultEngine.apply(.byzantine(targets: targets, modes: []), dir: dir, id: step.id + "-heal")
         case .resume, .restart, .heal, .upgrade: break
         }
     }

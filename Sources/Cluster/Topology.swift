@@ -18,6 +18,8 @@ public struct Topology: Sendable, Equatable {
         public var dispute = DisputeBehaviour()
         /// An rpc node's priority tier as an upstream (nil: the first rpc node 0, the others 1).
         public var rpcTier: Int?
+        /// Misbehaviour from the start (validators only).
+        public var byzantine: [ByzantineMode] = []
     }
 
     public struct Load: Sendable, Equatable {
@@ -155,7 +157,7 @@ extension Topology {
         for table in nodeTables {
             try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id", "dispute",
                                  "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities",
-                                 "dispute_at_window_end", "rpc_tier"])
+                                 "dispute_at_window_end", "rpc_tier", "byzantine"])
             let nodeName = try table.string("name", required: true)!
             guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
@@ -182,6 +184,10 @@ extension Topology {
             if let tier = try table.uint("rpc_tier", range: 0...16) {
                 guard role == "rpc" else { throw table.fail("rpc_tier", "only an rpc node has an upstream tier") }
                 node.rpcTier = Int(tier)
+            }
+            if table.table["byzantine"] != nil {
+                guard role == "validator" else { throw table.fail("byzantine", "only a validator can be byzantine") }
+                node.byzantine = try table.byzantineModes("byzantine")
             }
             nodes.append(node)
         }
@@ -319,6 +325,18 @@ struct TableReader {
 
     func fail(_ key: String, _ problem: String) -> TopologyError {
         TopologyError(file: file, field: prefix + TableReader.printable(key), problem: problem)
+    }
+
+    /// A list of byzantine mode names.
+    func byzantineModes(_ key: String) throws(TopologyError) -> [ByzantineMode] {
+        var modes: [ByzantineMode] = []
+        for name in try stringList(key) {
+            guard let mode = ByzantineMode(rawValue: name) else {
+                throw fail(key, "'\(name)' is not a byzantine mode; expected one of \(ByzantineMode.names)")
+            }
+            modes.append(mode)
+        }
+        return modes
     }
 
     /// A key as TOML would write it: bare when it can be, else quoted (`""` for the empty key), so a

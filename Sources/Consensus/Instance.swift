@@ -51,7 +51,7 @@ extension Tendermint {
                 receiveProposal(proposal, from: from, valid: valid)
             case .vote(let type, let vote, let from, let signature):
                 guard admit(height: vote.height, input: input) else { break }
-                receiveVote(type, vote, from: from, signature: signature)
+                receiveVote(type, vote, from: from, signature: signature, &effects)
             case .timeout(let kind, let timeoutHeight, let timeoutRound):
                 onTimeout(kind, height: timeoutHeight, round: timeoutRound, &effects)
             case .committedElsewhere(let committed):
@@ -98,7 +98,8 @@ extension Tendermint {
             rounds[proposal.round]!.proposalValid = valid
         }
 
-        private mutating func receiveVote(_ type: VoteType, _ vote: Vote, from: Int, signature: Bytes64) {
+        private mutating func receiveVote(_ type: VoteType, _ vote: Vote, from: Int, signature: Bytes64,
+                                          _ effects: inout [Effect]) {
             guard from >= 0, from < validators.count else {
                 metrics.unknownValidator += 1
                 return
@@ -116,7 +117,13 @@ extension Tendermint {
             switch result {
             case .added: break
             case .duplicate: metrics.duplicateVote += 1
-            case .conflicting: metrics.conflictingVote += 1
+            case .conflicting(let existing):
+                metrics.conflictingVote += 1
+                let earlier = Vote(height: vote.height, round: vote.round, blockId: existing.blockId)
+                if let evidence = DuplicateVoteEvidence(kind: type.kind, validator: validators.members[from].publicKey,
+                                                        earlier, existing.signature, vote, signature) {
+                    effects.append(.equivocation(evidence))
+                }
             }
         }
 
@@ -198,7 +205,7 @@ extension Tendermint {
                     if admit(height: proposal.height, input: input) { receiveProposal(proposal, from: from, valid: valid) }
                 case .vote(let type, let vote, let from, let signature):
                     if admit(height: vote.height, input: input) {
-                        receiveVote(type, vote, from: from, signature: signature)
+                        receiveVote(type, vote, from: from, signature: signature, &effects)
                     }
                 case .start, .timeout, .committedElsewhere:
                     break

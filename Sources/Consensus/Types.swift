@@ -93,6 +93,9 @@ public enum Tendermint {
         case decide(height: UInt64, round: UInt32, blockId: Bytes32, signatures: [CommitCertificate.Signature])
         case roundStarted(height: UInt64, round: UInt32)
         case newHeight(UInt64)
+        /// A validator signed two different votes of one type for one height and round: the proof,
+        /// for the shell to report as an evidence transaction. The second vote is not counted.
+        case equivocation(DuplicateVoteEvidence)
     }
 
     /// Inputs the instance set aside, by reason; the shell exports these as metrics.

@@ -9,7 +9,7 @@ extension Tendermint {
             var signature: Bytes64
         }
 
-        enum AddResult { case added, duplicate, conflicting }
+        enum AddResult { case added, duplicate, conflicting(Entry) }
 
         private(set) var entries: [Int: Entry] = [:]
         private(set) var stakeByValue: [Bytes32?: UInt64] = [:]
@@ -17,7 +17,7 @@ extension Tendermint {
 
         mutating func add(validator: Int, stake: UInt64, blockId: Bytes32?, signature: Bytes64) -> AddResult {
             if let existing = entries[validator] {
-                return existing.blockId == blockId ? .duplicate : .conflicting
+                return existing.blockId == blockId ? .duplicate : .conflicting(existing)
             }
             entries[validator] = Entry(blockId: blockId, signature: signature)
             stakeByValue[blockId, default: 0] += stake

@@ -17,6 +17,8 @@ public struct Ledger: Sendable {
         case poolEmpty
         /// A dispute-contract transaction the contract refused, with why.
         case disputeRefused(String)
+        /// Equivocation evidence that proves nothing new (a known offence, not a validator, too old).
+        case evidenceRefused(String)
 
         /// A short stable label for metrics and events.
         public var label: String {
@@ -29,6 +31,7 @@ public struct Ledger: Sendable {
             case .notEligible: return "not_eligible"
             case .poolEmpty: return "pool_empty"
             case .disputeRefused: return "dispute_refused"
+            case .evidenceRefused: return "evidence_refused"
             }
         }
 
@@ -42,6 +45,7 @@ public struct Ledger: Sendable {
             case .notEligible: return "claim from an account that already exists"
             case .poolEmpty: return "the airdrop pool is empty"
             case .disputeRefused(let reason): return "dispute refused: \(reason)"
+            case .evidenceRefused(let reason): return "evidence refused: \(reason)"
             }
         }
     }
@@ -78,6 +82,10 @@ public struct Ledger: Sendable {
     public internal(set) var disputes: Disputes?
     /// The contract's events since the block began (drained into `BlockResult.disputes`).
     var disputeEvents: [DisputeEvent] = []
+    /// The validators' keys (equivocation evidence must name one).
+    public let validatorKeys: Set<PublicKey>
+    /// Offences recorded by evidence in blocks (see `Ledger+Evidence`).
+    var evidenceRecords: [DuplicateVoteEvidence.Key: EvidenceRecord] = [:]
 
     /// The L1 state at genesis. `l2ForkId`: the fork id the rollup's L2 transactions are signed under
     /// (the dispute contract checks their signatures when it executes a step).
@@ -93,6 +101,7 @@ public struct Ledger: Sendable {
                                      l2GenesisId: l2.lastBlockId)
         }
         self.inbox = Inbox(chainId: genesis.chainId)
+        self.validatorKeys = Set((try? genesis.validatorSet())?.members.map(\.publicKey) ?? [])
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)".utf8))
         self.stateRoot = .zero
@@ -106,6 +115,7 @@ public struct Ledger: Sendable {
         self.sequencer = try rollup.sequencerKey()
         self.airdrop = try rollup.airdrop()
         self.inbox = Inbox(chainId: genesis.chainId + "/l2")
+        self.validatorKeys = []
         self.height = 0
         self.lastBlockId = Blake2b.hash(Array("genesis:\(genesis.chainId)/l2".utf8))
         self.stateRoot = .zero
@@ -159,6 +169,8 @@ public struct Ledger: Sendable {
             return .applied
         case .dispute:
             return applyDispute(tx, l1Height: height + 1)
+        case .evidence:
+            return applyEvidence(tx, blockHeight: height + 1)
         default:
             return .malformed
         }
@@ -184,6 +196,8 @@ public struct Ledger: Sendable {
             // A dry run on a copy, as the next block would apply it (a bond moves at most one account).
             var scratch = self
             return scratch.applyDispute(tx, l1Height: height + 1)
+        case .evidence:
+            return evidenceProblem(tx, atHeight: height + 1).1
         default:
             return .malformed
         }
@@ -277,6 +291,7 @@ public struct Ledger: Sendable {
             }
         }
         endDisputeBlock(l1Height: block.header.height)
+        pruneEvidence(blockHeight: block.header.height)
         height = block.header.height
         lastBlockId = block.id
         stateRoot = recomputeRoot()

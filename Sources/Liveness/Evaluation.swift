@@ -250,6 +250,13 @@ public struct Evaluator: Sendable {
             observed = analysis.agreement ? 1 : 0
             text = analysis.agreement ? "all nodes agree on all \(analysis.heightsChecked) heights"
                 : "conflicts at heights " + analysis.conflicts.map { String($0.height) }.joined(separator: ", ")
+        case "evidence_committed", "evidence_offenders":
+            let offenders = Set(analysis.evidence.map(\.offender)).sorted()
+            observed = Double(spec.metric == "evidence_committed" ? analysis.evidence.count : offenders.count)
+            text = analysis.evidence.isEmpty ? "no equivocation evidence committed (\(analysis.evidenceDetections) detections)"
+                : "\(analysis.evidence.count) offences by \(offenders.joined(separator: ", ")), recorded in "
+                    + "\(Set(analysis.evidence.map(\.block)).count) blocks (\(analysis.evidence.map(\.block).min()!)–"
+                    + "\(analysis.evidence.map(\.block).max()!))"
         case "no_lost_blocks":
             observed = analysis.noCommittedBlockLost ? 1 : 0
             text = analysis.noCommittedBlockLost ? "none lost" : analysis.nodes.flatMap(\.lostOnRestart).joined(separator: "; ")

@@ -45,6 +45,18 @@ public struct Report: Codable, Sendable {
         public var noCommittedBlockLost: Bool
         /// Heights where one block was executed into different state roots, with the sides.
         public var stateRootDivergences: [DivergenceEntry]
+        /// Equivocations committed as evidence: offender, vote type, height, round, block, reporter.
+        public var evidence: [EvidenceEntry]
+        public var evidenceDetections: Int
+    }
+
+    public struct EvidenceEntry: Codable, Sendable {
+        public var offender: String
+        public var vote: String
+        public var height: UInt64
+        public var round: UInt64
+        public var block: UInt64
+        public var reporter: String
     }
 
     public struct DivergenceEntry: Codable, Sendable {
@@ -213,7 +225,12 @@ public struct Report: Codable, Sendable {
                                     sides: divergence.sides.map(sideEntry),
                                     sidesAtEnd: divergence.sidesAtEnd.map(sideEntry),
                                     summary: analysis.describe(divergence))
-                             })
+                             },
+                             evidence: analysis.evidence.map {
+                                 EvidenceEntry(offender: $0.offender, vote: $0.vote, height: $0.height, round: $0.round,
+                                               block: $0.block, reporter: $0.reporter)
+                             },
+                             evidenceDetections: analysis.evidenceDetections)
         self.faults = evaluator.windows.map {
             FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,
                        start: seconds($0.startMs), end: $0.endMs.map(seconds))

@@ -119,6 +119,20 @@ public struct RunAnalysis: Sendable {
     public var rollup: RollupAnalysis?
     /// The JSON-RPC load's requests and the gateways' counters, when the run had `[rpc_load]`.
     public var rpc: RPCAnalysis?
+    /// Equivocations committed as evidence in a block, one per offence (whichever nodes recorded it).
+    public var evidence: [EvidenceEntry] = []
+    /// Equivocations detected by nodes (each node reports an offence once; `evidence` events).
+    public var evidenceDetections = 0
+
+    public struct EvidenceEntry: Sendable, Equatable, Hashable {
+        public var offender: String
+        public var vote: String
+        public var height: UInt64
+        public var round: UInt64
+        /// The block that recorded it, and the node whose evidence transaction it was.
+        public var block: UInt64
+        public var reporter: String
+    }
 
     public var totalStake: UInt64 { nodes.reduce(0) { $0 + $1.stake } }
     /// Each node's stake, from its last `start` event.
@@ -172,6 +186,8 @@ public struct RunAnalysis: Sendable {
                                rollupRecordsDir: String? = nil) -> RunAnalysis {
         var commits: [Commit] = []
         var reexecutions: [RootRecord] = []
+        var evidence = Set<EvidenceEntry>()
+        var evidenceDetections = 0
         var nodes: [NodeSummary] = []
         var unreadable = 0
         for (name, dir) in nodeDirs {
@@ -230,6 +246,13 @@ public struct RunAnalysis: Sendable {
                     if let time = uint(object["t"]), let height = uint(object["height"]), let round = uint(object["round"]) {
                         summary.rounds.append(RoundPoint(timeMs: time, height: height, round: round))
                     }
+                case "evidence":
+                    evidenceDetections += 1
+                case "evidence_committed":
+                    evidence.insert(EvidenceEntry(
+                        offender: object["offender"] as? String ?? "?", vote: object["vote"] as? String ?? "?",
+                        height: uint(object["height"]) ?? 0, round: uint(object["round"]) ?? 0,
+                        block: uint(object["block"]) ?? 0, reporter: object["reporter"] as? String ?? "?"))
                 case "drops":
                     if let total = object["total"] as? [String: Any] {
                         for (reason, count) in total { summary.drops[reason] = uint(count) ?? 0 }
@@ -315,6 +338,8 @@ public struct RunAnalysis: Sendable {
         let records = commits.map { RootRecord(node: $0.node, height: $0.height, timeMs: $0.timeMs, stateRoot: $0.stateRoot) }
             + reexecutions
         result.divergences = divergences(records, stakes: result.stakeByNode)
+        result.evidence = evidence.sorted { ($0.height, $0.round, $0.vote, $0.offender) < ($1.height, $1.round, $1.vote, $1.offender) }
+        result.evidenceDetections = evidenceDetections
         // The L2 load generator writes its submissions next to the L1 one's.
         let l2Submissions = submissionsPath.map { ($0 as NSString).deletingLastPathComponent + "/l2-submissions.jsonl" }
         let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir,

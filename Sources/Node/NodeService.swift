@@ -48,6 +48,7 @@ public struct NodeService: Service {
         try FileSystem.makeDirectory(loaded.dataDir)
         let shell = try NodeShell(config: config, key: loaded.key, genesis: loaded.genesis, dataDir: loaded.dataDir,
                                   eventsPath: loaded.eventsPath, logger: logger, timers: timers, clock: clock)
+        if let modes = config.byzantine, !modes.isEmpty { shell.setByzantine(modes) }
         let metrics = shell.metrics
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
@@ -198,7 +199,7 @@ public struct NodeService: Service {
                 case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .setRPCFault: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .setRPCFault, .setByzantine: break
                 }
                 shell.handle(input)
             }
@@ -284,6 +285,20 @@ public struct NodeService: Service {
                 return badRequest("clock-skew body must be {\"skewMs\": N}")
             }
             control.push(.setClockSkew(skew.skewMs), urgent: true)
+            return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
+        case (.POST, "/byzantine"):
+            struct Modes: Decodable { var modes: [String] }
+            guard let request = try? JSONDecoder().decode(Modes.self, from: Data(body)) else {
+                return badRequest("byzantine body must be {\"modes\": [\"equivocate\", ...]} ([] for honest)")
+            }
+            var modes: [ByzantineMode] = []
+            for name in request.modes {
+                guard let mode = ByzantineMode(rawValue: name) else {
+                    return badRequest("'\(name)' is not a byzantine mode; expected one of \(ByzantineMode.names)")
+                }
+                modes.append(mode)
+            }
+            control.push(.setByzantine(modes), urgent: true)
             return .init(status: .ok, contentType: "text/plain", body: Array("applied\n".utf8))
         default:
             return .init(status: .notFound, contentType: "text/plain", body: Array("no route \(method) \(path)\n".utf8))
@@ -476,7 +491,9 @@ struct Edge: Sendable {
             metrics.rejected[reason]?.increment()
             // Copies and late votes are normal traffic: counted on /metrics, not reported as drops.
             let expected = reason == .duplicate || reason == .staleHeight || reason == .settled || reason == .committed
-            if !expected { drops.count(lane: lane, reason.rawValue) }
+            // Expected ones still go in the run's record (not in a lane's drops): a replaying or
+            // stale-flooding peer shows up as ignored_duplicate / ignored_stale_height.
+            drops.count(lane: "", expected ? "ignored_" + reason.rawValue : (lane.isEmpty ? "" : lane + "_") + reason.rawValue)
             if !expected, state.rejectLogBudget > 0 {
                 state.rejectLogBudget -= 1
                 logger.notice("dropped datagram from \(address): \(reason.rawValue) \(detail)")

@@ -36,7 +36,7 @@ extension NodeShell {
                 return
             }
             let envelope = sign(type.kind, vote)
-            broadcast(envelope)
+            sendOwnVote(envelope, type, vote)
             lastVoteSentMs = clock()
             ownVotes.append(envelope)
             if ownVotes.count > NodeShell.ownVotesMax { ownVotes.removeFirst() }
@@ -53,6 +53,8 @@ extension NodeShell {
                 events.write("round", timeMs: clock(), [("height", .uint(height)), ("round", .uint(UInt64(round)))])
                 fetchBlockDecidedElsewhere()
             }
+        case .equivocation(let evidence):
+            reportEquivocation(evidence)
         case .newHeight(let height):
             ownVotes.removeAll()
             ownPrevotes.removeAll()
@@ -94,7 +96,7 @@ extension NodeShell {
                 txsMax: config.limits.blockTxsMax, bytesMax: min(config.limits.blockBytesMax, Block.bytesMax - 1_000))
             let header = BlockHeader(
                 protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
-                previousBlockId: ledger.lastBlockId, stateRoot: ledger.stateRoot, txRoot: Block.txRoot(txs),
+                previousBlockId: ledger.lastBlockId, stateRoot: claimedStateRoot(height: height), txRoot: Block.txRoot(txs),
                 txCount: UInt32(txs.count))
             let block = Block(header: header, txs: txs)
             known = KnownBlock(block: block, partsRoot: .zero, parts: [])
@@ -115,7 +117,7 @@ extension NodeShell {
         for part in known.parts {
             ownProposal.append(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
         }
-        for envelope in ownProposal { broadcast(envelope) }
+        sendOwnProposal(ownProposal, block: known.block, height: height, round: round, polRound: polRound)
         let key = ProposalKey(height: height, round: round)
         pending[key] = PendingProposal(
             proposal: proposal, from: myIndex!,
@@ -170,6 +172,7 @@ extension NodeShell {
             rpcView!.record(block, result, ledger: ledger)
             rpcBox?.publish(rpcView!)
         }
+        recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
         let ids = Set(block.txs.map(\.id))
         mempool.prune(committed: ids, senders: Set(block.txs.map(\.sender)), ledger: ledger)
         committedTxs.insert(ids)

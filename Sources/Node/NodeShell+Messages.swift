@@ -15,7 +15,12 @@ extension NodeShell {
         switch message {
         case .hello(let hello):
             onHello(hello, envelope: envelope)
-        case .transfer, .batchChunk, .forcedTx, .dispute:
+        case .transfer, .batchChunk, .forcedTx, .dispute, .evidence:
+            if let problem = evidenceSignatureProblem(envelope) {
+                shellRejects["evidence_unsigned", default: 0] += 1
+                logger.warning("evidence from \(envelope.sender) refused: \(problem)")
+                return
+            }
             // CheckTx: only transactions that can still apply enter the mempool (and are gossiped).
             let outcome = ledger.admissionCheck(envelope)
             guard outcome == .applied else {
@@ -39,6 +44,7 @@ extension NodeShell {
             // rather than at the next tick (with no pause after commits a height takes a few ms).
             if vote.height > consensus.height + 1 { requestMissingBlocks() }
             if vote.height >= consensus.height { relay(envelope) }
+            keepForReplay(envelope)
             let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
             drive(.vote(type, vote, from: from, signature: envelope.signature))
         case .status(let status):
@@ -80,7 +86,12 @@ extension NodeShell {
         // Every validator proposes some far-future round; only rounds near ours are kept (bounded map).
         guard proposal.round <= consensus.round + consensus.settings.roundsAheadMax else { return }
         let key = ProposalKey(height: proposal.height, round: proposal.round)
-        guard pending[key] == nil else { return }
+        if let existing = pending[key] {
+            if existing.proposal.blockId != proposal.blockId, existing.from == from {
+                shellRejects["conflicting_proposal", default: 0] += 1
+            }
+            return
+        }
         guard from == validators.proposer(height: proposal.height, round: proposal.round) else {
             logger.debug("proposal for \(proposal.height)/\(proposal.round) from non-proposer \(envelope.sender)")
             return
@@ -131,6 +142,7 @@ extension NodeShell {
         case .added, .duplicate:
             break
         case .rejected(let reason):
+            shellRejects["bad_part", default: 0] += 1
             logger.debug("part \(part.part.index) of \(key.height)/\(key.round) rejected: \(reason)")
         case .complete(let bytes):
             guard let block = try? Block(decoding: bytes) else {
@@ -179,6 +191,7 @@ extension NodeShell {
         for tx in block.txs where !mempool.contains(tx.id) && rollup?.signedChunks.contains(tx.id) != true {
             metrics.blockTxChecks.increment()
             guard tx.verify(domain: domain) == .valid else { return "transaction \(tx.id) has a bad signature" }
+            if let problem = evidenceSignatureProblem(tx) { return "evidence \(tx.id): \(problem)" }
         }
         return nil
     }

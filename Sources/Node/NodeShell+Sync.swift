@@ -22,6 +22,7 @@ extension NodeShell {
         updateVotesOnly()
         logDropsIfChanged()
         logSample()
+        misbehaveOnTick()
     }
 
     /// Votes-only mode: on when nothing was finalized for `votesOnlyAfterMs`; off once blocks flow
@@ -67,6 +68,7 @@ extension NodeShell {
         let snapshot = drops.snapshot
             + shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
             + mempoolRejected.sorted { $0.key < $1.key }.map { ("checktx_" + $0.key, $0.value) }
+            + consensusRejects + byzantineSent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }
         lastDropsLogMs = now

@@ -26,6 +26,8 @@ enum NodeInput: Sendable {
     case l2Tick
     /// An rpc node's injected upstream fault (from the control port).
     case setRPCFault(UpstreamFault)
+    /// Misbehaviour to switch on (an empty list: honest again), from the control port.
+    case setByzantine([ByzantineMode])
 }
 
 /// A datagram to send, with what the link shaper needs to know about it.
@@ -106,6 +108,15 @@ final class NodeShell {
     /// L28), long after `ownVotes` has moved on; while stalled we re-send the one it names.
     var ownPrevotes: [UInt32: Envelope] = [:]
     static let ownPrevotesMax = 256
+    /// Offences this node has reported (one evidence transaction each; see NodeShell+Byzantine).
+    var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
+    /// Peers' consensus input refused by the shell, by reason (the core counts its own).
+    var shellRejects: [String: Int] = [:]
+    /// Misbehaviour switched on (empty for an honest node) and what it sent, by kind.
+    var byzantine: Set<ByzantineMode> = []
+    var byzantineSent: [String: Int] = [:]
+    var replayPool: Deque<Envelope> = []
+    var floodCounter: UInt32 = 0
     var ownProposal: [Envelope] = []
     var lastProgressMs: UInt64 = 0
     var lastRebroadcastMs: UInt64 = 0
@@ -361,6 +372,8 @@ final class NodeShell {
             rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, shell: self)
         case .l2Tick:
             rollup?.onBlockTimer(shell: self)
+        case .setByzantine(let modes):
+            setByzantine(modes)
         case .setRPCFault(let fault):
             rpcBox?.setFault(fault)
             logger.notice("rpc fault now: \(fault)")

@@ -26,6 +26,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// An L1 transaction for the rollup's dispute contract: an assertion, a challenge, a bisection move
     /// or a one-step proof (the payload is decoded by the contract).
     case dispute = 17
+    /// An L1 transaction carrying proof that a validator equivocated (`DuplicateVoteEvidence`).
+    case evidence = 18
 
     public var description: String {
         switch self {
@@ -46,6 +48,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .l2Reject: return "l2_reject"
         case .l2BlockPart: return "l2_block_part"
         case .dispute: return "dispute"
+        case .evidence: return "evidence"
         }
     }
 
@@ -59,14 +62,14 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         switch self {
         case .proposal, .blockPart, .prevote, .precommit: return true
         case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello, .batchChunk, .forcedTx, .l2Transfer,
-             .l2Claim, .l2Reject, .l2BlockPart, .dispute: return false
+             .l2Claim, .l2Reject, .l2BlockPart, .dispute, .evidence: return false
         }
     }
 
     /// Kinds anyone may sign (user transactions); everything else must come from a known node.
     public var isFromAnyone: Bool {
         switch self {
-        case .transfer, .forcedTx, .l2Transfer, .l2Claim, .dispute: return true
+        case .transfer, .forcedTx, .l2Transfer, .l2Claim, .dispute, .evidence: return true
         case .proposal, .blockPart, .prevote, .precommit, .status, .blockRequest, .syncPart, .syncCommit, .hello,
              .batchChunk, .l2Reject, .l2BlockPart: return false
         }
@@ -74,7 +77,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
 
     /// Transactions an L1 block may carry; they travel on the user lane.
     public var isL1Transaction: Bool {
-        self == .transfer || self == .batchChunk || self == .forcedTx || self == .dispute
+        self == .transfer || self == .batchChunk || self == .forcedTx || self == .dispute || self == .evidence
     }
 
     /// With ingress lanes, kinds that travel on the vote lane (consensus, sync, handshake); transactions

@@ -313,6 +313,7 @@ public enum Message: Sendable, Equatable {
     case l2BlockPart(L2BlockPart)
     /// A dispute-contract transaction; the ledger decodes the payload (its types live with the step machine).
     case dispute([UInt8])
+    case evidence(DuplicateVoteEvidence)
 
     /// Decodes the payload of an envelope according to its kind.
     public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
@@ -334,6 +335,7 @@ public enum Message: Sendable, Equatable {
         case .l2Reject: self = .l2Reject(try L2Reject(decoding: payload))
         case .l2BlockPart: self = .l2BlockPart(try L2BlockPart(decoding: payload))
         case .dispute: self = .dispute(payload)
+        case .evidence: self = .evidence(try DuplicateVoteEvidence(decoding: payload))
         }
     }
 }

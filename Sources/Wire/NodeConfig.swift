@@ -105,6 +105,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var limits: Limits
     /// For the `sequencer` and `replica` roles.
     public var rollup: RollupSettings?
+    /// Misbehaviour switched on from the start (validators only; see `ByzantineMode`).
+    public var byzantine: [ByzantineMode]?
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
                 version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,

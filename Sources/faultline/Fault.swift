@@ -11,7 +11,8 @@ struct Fault: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Inject a fault into a running cluster (process, network, clock or load).",
         subcommands: [Kill.self, Pause.self, Resume.self, Restart.self, Partition.self, Heal.self, Loss.self,
-                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self, RPCMode.self])
+                      Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self, RPCMode.self,
+                      Byzantine.self])
 
     static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
         do {
@@ -138,6 +139,37 @@ struct Fault: AsyncParsableCommand {
             }
         }
         var rule: LinkRule { .init(dropKinds: kinds) }
+    }
+
+    struct Byzantine: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make validators misbehave on purpose; 'off' makes them honest again.",
+            discussion: """
+                MODES is a comma-separated list of: \(ByzantineMode.names).
+                Honest nodes reject and count each kind (the drops column of the report, reject_* on
+                the drops event); two conflicting votes become evidence committed in a block.
+                """)
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Validators: names, all, or key=value labels.") var targets: String
+        @Argument(help: "Comma-separated modes, or off.") var modes: String
+
+        func validate() throws {
+            _ = try parsedModes()
+        }
+
+        func parsedModes() throws -> [ByzantineMode] {
+            if modes == "off" { return [] }
+            return try modes.split(separator: ",").map { name in
+                guard let mode = ByzantineMode(rawValue: String(name)) else {
+                    throw ValidationError("'\(name)' is not a byzantine mode; expected one of \(ByzantineMode.names), or off")
+                }
+                return mode
+            }
+        }
+
+        func run() async throws {
+            try await Fault.apply(.byzantine(targets: [targets], modes: try parsedModes()), runOption)
+        }
     }
 
     struct Skew: AsyncParsableCommand {

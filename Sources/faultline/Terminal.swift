@@ -82,6 +82,14 @@ enum Terminal {
         for divergence in analysis.divergences.prefix(3) {
             lines.append("  state roots        " + analysis.describe(divergence))
         }
+        if !analysis.evidence.isEmpty || analysis.evidenceDetections > 0 {
+            lines.append("  equivocation       \(analysis.evidence.count) offences committed as evidence "
+                         + "(\(analysis.evidenceDetections) detections by nodes)")
+            for entry in analysis.evidence.prefix(5) {
+                lines.append("    \(entry.offender): two \(entry.vote)s at \(entry.height)/\(entry.round), "
+                             + "recorded in block \(entry.block) (reported by \(entry.reporter))")
+            }
+        }
         for node in analysis.nodes {
             if let stopped = node.stopped { lines.append("  stopped            \(node.name): \(stopped)") }
         }

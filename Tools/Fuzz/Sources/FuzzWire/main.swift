@@ -22,6 +22,7 @@ func reencoded(_ message: Message) -> [UInt8]? {
     case .l2Claim(let value): return value.encoded
     case .l2Reject(let value): return value.encoded
     case .l2BlockPart(let value): return value.encoded
+    case .evidence(let value): return value.encoded
     case .dispute: return nil
     }
 }
