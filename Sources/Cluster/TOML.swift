@@ -415,20 +415,7 @@ private struct Parser {
             guard let byte = peek else { throw fail("a string is not closed before the end of the file") }
             switch byte {
             case 0x22:
-                if !multiline {
-                    index += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                var quotes = 0
-                while peek(quotes) == 0x22 { quotes += 1 }
-                if quotes >= 3 {
-                    guard quotes <= 5 else { throw fail("too many quotes closing a multi-line string") }
-                    out.append(contentsOf: repeatElement(0x22, count: quotes - 3))
-                    index += quotes
-                    return String(decoding: out, as: UTF8.self)
-                }
-                out.append(contentsOf: repeatElement(0x22, count: quotes))
-                index += quotes
+                if try closes(0x22, multiline: multiline, into: &out) { return String(decoding: out, as: UTF8.self) }
             case 0x5C:
                 index += 1
                 if multiline, let next = peek, next == 0x20 || next == 0x09 || next == 0x0A || next == 0x0D {
@@ -454,6 +441,21 @@ private struct Parser {
                 index += 1
             }
         }
+    }
+
+    /// At a quote inside a string: whether it closes the string (consumed), or quotes that belong to
+    /// a multi-line string's text (appended; up to two may stand just before the closing three).
+    mutating func closes(_ quote: UInt8, multiline: Bool, into out: inout [UInt8]) throws(TOML.SyntaxError) -> Bool {
+        guard multiline else {
+            index += 1
+            return true
+        }
+        var quotes = 0
+        while peek(quotes) == quote { quotes += 1 }
+        guard quotes <= 5 else { throw fail("too many quotes closing a multi-line string") }
+        out.append(contentsOf: repeatElement(quote, count: quotes >= 3 ? quotes - 3 : quotes))
+        index += quotes
+        return quotes >= 3
     }
 
     mutating func escape(into out: inout [UInt8]) throws(TOML.SyntaxError) {
@@ -492,20 +494,7 @@ private struct Parser {
             guard let byte = peek else { throw fail("a string is not closed before the end of the file") }
             switch byte {
             case 0x27:
-                if !multiline {
-                    index += 1
-                    return String(decoding: out, as: UTF8.self)
-                }
-                var quotes = 0
-                while peek(quotes) == 0x27 { quotes += 1 }
-                if quotes >= 3 {
-                    guard quotes <= 5 else { throw fail("too many quotes closing a multi-line string") }
-                    out.append(contentsOf: repeatElement(0x27, count: quotes - 3))
-                    index += quotes
-                    return String(decoding: out, as: UTF8.self)
-                }
-                out.append(contentsOf: repeatElement(0x27, count: quotes))
-                index += quotes
+                if try closes(0x27, multiline: multiline, into: &out) { return String(decoding: out, as: UTF8.self) }
             case 0x0A, 0x0D:
                 guard multiline else { throw fail("a string in '…' must end on its line") }
                 _ = try newline()
