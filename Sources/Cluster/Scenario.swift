@@ -86,13 +86,7 @@ public struct Scenario: Sendable {
                           "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc", "byzantine"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
-        guard let data = FileManager.default.contents(atPath: path) else {
-            throw TopologyError(file: path, field: "(file)", problem: "cannot be read (missing or not a file)")
-        }
-        guard let text = String(data: data, encoding: .utf8) else {
-            throw TopologyError(file: path, field: "(file)", problem: "is not UTF-8 text")
-        }
-        return try parse(text, path: path)
+        try parse(try Topology.text(of: path), path: path)
     }
 
     /// The cluster and the scenario of one file's text (`path` names it in errors).

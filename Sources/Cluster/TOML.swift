@@ -204,8 +204,8 @@ private struct Parser {
         while true {
             skipSpaces()
             switch peek {
-            case 0x22?: parts.append(try basicString(multiline: false))
-            case 0x27?: parts.append(try literalString(multiline: false))
+            case 0x22?: parts.append(try string(0x22, multiline: false))
+            case 0x27?: parts.append(try string(0x27, multiline: false))
             case let byte? where Parser.isBare(byte):
                 let start = index
                 while let next = peek, Parser.isBare(next) { index += 1 }
@@ -300,10 +300,10 @@ private struct Parser {
         switch peek {
         case 0x22?:
             let multiline = peek(1) == 0x22 && peek(2) == 0x22
-            return .string(try basicString(multiline: multiline))
+            return .string(try string(0x22, multiline: multiline))
         case 0x27?:
             let multiline = peek(1) == 0x27 && peek(2) == 0x27
-            return .string(try literalString(multiline: multiline))
+            return .string(try string(0x27, multiline: multiline))
         case 0x5B?:
             return try array(depth: depth)
         case 0x7B?:
@@ -406,17 +406,18 @@ private struct Parser {
 
     // MARK: strings
 
-    /// `"…"` or `"""…"""`, with escapes.
-    mutating func basicString(multiline: Bool) throws(TOML.SyntaxError) -> String {
+    /// A string: `"…"` or `"""…"""` (basic, with escapes), `'…'` or `'''…'''` (literal, taken as written).
+    mutating func string(_ quote: UInt8, multiline: Bool) throws(TOML.SyntaxError) -> String {
+        let basic = quote == 0x22
         index += multiline ? 3 : 1
         if multiline { _ = try newline() }
         var out: [UInt8] = []
         while true {
             guard let byte = peek else { throw fail("a string is not closed before the end of the file") }
             switch byte {
-            case 0x22:
-                if try closes(0x22, multiline: multiline, into: &out) { return String(decoding: out, as: UTF8.self) }
-            case 0x5C:
+            case quote:
+                if try closes(quote, multiline: multiline, into: &out) { return String(decoding: out, as: UTF8.self) }
+            case 0x5C where basic:
                 index += 1
                 if multiline, let next = peek, next == 0x20 || next == 0x09 || next == 0x0A || next == 0x0D {
                     // A line-ending backslash: skip whitespace and newlines up to the next character.
@@ -430,12 +431,12 @@ private struct Parser {
                 }
                 try escape(into: &out)
             case 0x0A, 0x0D:
-                guard multiline else { throw fail("a string in \"…\" must end on its line") }
+                guard multiline else { throw fail("a string in \(basic ? "\"…\"" : "'…'") must end on its line") }
                 _ = try newline()
                 out.append(0x0A)
             default:
                 guard byte >= 0x20 && byte != 0x7F || byte == 0x09 else {
-                    throw fail("\(found) in a string (write it as an escape)")
+                    throw fail("\(found) in a string\(basic ? " (write it as an escape)" : "")")
                 }
                 out.append(byte)
                 index += 1
@@ -482,28 +483,6 @@ private struct Parser {
         default:
             index -= 1
             throw fail("unknown escape '\\\(found.trimmingQuotes)' (use \\\\ for a backslash)")
-        }
-    }
-
-    /// `'…'` or `'''…'''`, taken as written.
-    mutating func literalString(multiline: Bool) throws(TOML.SyntaxError) -> String {
-        index += multiline ? 3 : 1
-        if multiline { _ = try newline() }
-        var out: [UInt8] = []
-        while true {
-            guard let byte = peek else { throw fail("a string is not closed before the end of the file") }
-            switch byte {
-            case 0x27:
-                if try closes(0x27, multiline: multiline, into: &out) { return String(decoding: out, as: UTF8.self) }
-            case 0x0A, 0x0D:
-                guard multiline else { throw fail("a string in '…' must end on its line") }
-                _ = try newline()
-                out.append(0x0A)
-            default:
-                guard byte >= 0x20 && byte != 0x7F || byte == 0x09 else { throw fail("\(found) in a string") }
-                out.append(byte)
-                index += 1
-            }
         }
     }
 }

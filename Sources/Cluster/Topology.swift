@@ -76,13 +76,18 @@ public struct TopologyError: Error, Equatable, CustomStringConvertible {
 
 extension Topology {
     public static func load(path: String) throws(TopologyError) -> Topology {
+        try parse(try text(of: path), path: path)
+    }
+
+    /// The UTF-8 text of a topology or scenario file.
+    static func text(of path: String) throws(TopologyError) -> String {
         guard let data = FileManager.default.contents(atPath: path) else {
             throw TopologyError(file: path, field: "(file)", problem: "cannot be read (missing or not a file)")
         }
         guard let text = String(data: data, encoding: .utf8) else {
             throw TopologyError(file: path, field: "(file)", problem: "is not UTF-8 text")
         }
-        return try parse(text, path: path)
+        return text
     }
 
     public static func parse(_ text: String, path: String) throws(TopologyError) -> Topology {

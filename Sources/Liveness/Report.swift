@@ -46,17 +46,8 @@ public struct Report: Codable, Sendable {
         /// Heights where one block was executed into different state roots, with the sides.
         public var stateRootDivergences: [DivergenceEntry]
         /// Equivocations committed as evidence: offender, vote type, height, round, block, reporter.
-        public var evidence: [EvidenceEntry]
+        public var evidence: [RunAnalysis.EvidenceEntry]
         public var evidenceDetections: Int
-    }
-
-    public struct EvidenceEntry: Codable, Sendable {
-        public var offender: String
-        public var vote: String
-        public var height: UInt64
-        public var round: UInt64
-        public var block: UInt64
-        public var reporter: String
     }
 
     public struct DivergenceEntry: Codable, Sendable {
@@ -226,10 +217,7 @@ public struct Report: Codable, Sendable {
                                     sidesAtEnd: divergence.sidesAtEnd.map(sideEntry),
                                     summary: analysis.describe(divergence))
                              },
-                             evidence: analysis.evidence.map {
-                                 EvidenceEntry(offender: $0.offender, vote: $0.vote, height: $0.height, round: $0.round,
-                                               block: $0.block, reporter: $0.reporter)
-                             },
+                             evidence: analysis.evidence,
                              evidenceDetections: analysis.evidenceDetections)
         self.faults = evaluator.windows.map {
             FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,

@@ -124,7 +124,7 @@ public struct RunAnalysis: Sendable {
     /// Equivocations detected by nodes (each node reports an offence once; `evidence` events).
     public var evidenceDetections = 0
 
-    public struct EvidenceEntry: Sendable, Equatable, Hashable {
+    public struct EvidenceEntry: Sendable, Equatable, Hashable, Codable {
         public var offender: String
         public var vote: String
         public var height: UInt64
