@@ -236,7 +236,7 @@ extension Tendermint.Instance {
         guard !decided else { return nil }
         for (number, state) in rounds.sorted(by: { $0.key < $1.key }) {
             if case .some(.some(let blockId)) = state.precommits.quorumValue(validators.isQuorum) {
-                let signers = state.precommits.entries.filter { $0.value.blockId == blockId }.map(\.key).sorted()
+                let signers = state.precommits.signers(of: blockId).map(\.validator)
                 return (blockId, number, signers)
             }
         }

@@ -2,7 +2,12 @@ import Sodium
 import Wire
 
 extension Tendermint {
-    /// The votes of one type in one round: at most one per validator, with stake tallied per value.
+    /// The votes of one type in one round. Algorithm 1 counts, for each value, the distinct validators
+    /// that signed a vote for it: an equivocating validator counts toward both of its values (as its
+    /// signatures say), but toward "+2/3 of any" (L34, L44, L55) once, by its first vote. Dropping the
+    /// second vote instead halts the chain: honest nodes that saw the two votes in different orders
+    /// disagree on whether a value has its proof-of-lock, and the locked ones never unlock
+    /// (byzantine-equivocation.toml halted for 11 s that way).
     struct VoteSet: Sendable {
         struct Entry: Sendable {
             var blockId: Bytes32?
@@ -11,18 +16,30 @@ extension Tendermint {
 
         enum AddResult { case added, duplicate, conflicting(Entry) }
 
+        /// Conflicting values kept per validator beyond its first vote (a liar can sign any number).
+        static let conflictsPerValidatorMax = 3
+
+        /// Each validator's first vote.
         private(set) var entries: [Int: Entry] = [:]
+        /// Each validator's further, conflicting votes (at most `conflictsPerValidatorMax`).
+        private(set) var conflicts: [Int: [Entry]] = [:]
         private(set) var stakeByValue: [Bytes32?: UInt64] = [:]
         private(set) var totalStake: UInt64 = 0
 
         mutating func add(validator: Int, stake: UInt64, blockId: Bytes32?, signature: Bytes64) -> AddResult {
-            if let existing = entries[validator] {
-                return existing.blockId == blockId ? .duplicate : .conflicting(existing)
+            guard let existing = entries[validator] else {
+                entries[validator] = Entry(blockId: blockId, signature: signature)
+                stakeByValue[blockId, default: 0] += stake
+                totalStake += stake
+                return .added
             }
-            entries[validator] = Entry(blockId: blockId, signature: signature)
-            stakeByValue[blockId, default: 0] += stake
-            totalStake += stake
-            return .added
+            let others = conflicts[validator] ?? []
+            if existing.blockId == blockId || others.contains(where: { $0.blockId == blockId }) { return .duplicate }
+            if others.count < VoteSet.conflictsPerValidatorMax {
+                conflicts[validator, default: []].append(Entry(blockId: blockId, signature: signature))
+                stakeByValue[blockId, default: 0] += stake
+            }
+            return .conflicting(existing)
         }
 
         func stake(for blockId: Bytes32?) -> UInt64 { stakeByValue[blockId] ?? 0 }
@@ -33,10 +50,21 @@ extension Tendermint {
             return .none
         }
 
+        /// The validators that signed a vote for `blockId` (first or conflicting), with their signatures.
+        func signers(of blockId: Bytes32) -> [(validator: Int, signature: Bytes64)] {
+            var out: [(validator: Int, signature: Bytes64)] = []
+            for (validator, entry) in entries {
+                if entry.blockId == blockId {
+                    out.append((validator, entry.signature))
+                } else if let other = conflicts[validator]?.first(where: { $0.blockId == blockId }) {
+                    out.append((validator, other.signature))
+                }
+            }
+            return out.sorted { $0.validator < $1.validator }
+        }
+
         func signatures(for blockId: Bytes32) -> [CommitCertificate.Signature] {
-            entries.filter { $0.value.blockId == blockId }
-                .map { CommitCertificate.Signature(validator: UInt16($0.key), signature: $0.value.signature) }
-                .sorted { $0.validator < $1.validator }
+            signers(of: blockId).map { CommitCertificate.Signature(validator: UInt16($0.validator), signature: $0.signature) }
         }
 
         var voters: Dictionary<Int, Entry>.Keys { entries.keys }

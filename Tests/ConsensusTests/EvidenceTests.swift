@@ -21,7 +21,7 @@ import Wire
                                      second, signed(.prevote, second, signer))!
     }
 
-    @Test func theCoreTurnsAConflictingVoteIntoEvidenceAndDoesNotCountIt() {
+    @Test func theCoreTurnsAConflictingVoteIntoEvidence() {
         var harness = Harness(me: 0)
         _ = harness.start()
         let a = Vote(height: 1, round: 0, blockId: harness.valueA), b = Vote(height: 1, round: 0, blockId: harness.valueB)
@@ -37,7 +37,9 @@ import Wire
         #expect(evidence.validator == Self.offender.publicKey && evidence.kind == .prevote)
         #expect(Set([evidence.first.blockId, evidence.second.blockId]) == [harness.valueA, harness.valueB])
         #expect(evidence.problem(domain: Self.domain) == nil)
-        #expect(harness.instance.stake(.prevote, round: 0, blockId: harness.valueB) == 0)
+        // Counted for its own value (Algorithm 1 counts signers per value), not twice in total.
+        #expect(harness.instance.stake(.prevote, round: 0, blockId: harness.valueB) == 1)
+        #expect(harness.instance.rounds[0]?.prevotes.totalStake == 1)
         #expect(harness.instance.metrics.conflictingVote == 1 && harness.instance.metrics.duplicateVote == 1)
     }
 

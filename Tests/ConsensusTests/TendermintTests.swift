@@ -272,15 +272,38 @@ func persistPrecedesSigning(_ effects: [Effect]) -> Bool {
         #expect(h.instance.stake(.prevote, round: 0, blockId: nil) == 3)
     }
 
-    @Test func conflictingVotesAreCountedOnce() {
+    /// Algorithm 1 counts distinct signers per value: an equivocator counts once for each value it
+    /// signed, and once toward "+2/3 of any".
+    @Test func conflictingVotesCountOncePerValueAndOnceInTotal() {
         var h = Harness(me: 0)
         _ = h.start()
         _ = h.votes(.prevote, h.valueA, round: 0, from: [1])
         _ = h.votes(.prevote, h.valueB, round: 0, from: [1])
         _ = h.votes(.prevote, h.valueA, round: 0, from: [1])
-        #expect(h.instance.metrics.conflictingVote == 1 && h.instance.metrics.duplicateVote == 1)
+        _ = h.votes(.prevote, h.valueB, round: 0, from: [1])
+        #expect(h.instance.metrics.conflictingVote == 1 && h.instance.metrics.duplicateVote == 2)
         #expect(h.instance.stake(.prevote, round: 0, blockId: h.valueA) == 1)
-        #expect(h.instance.stake(.prevote, round: 0, blockId: h.valueB) == 0)
+        #expect(h.instance.stake(.prevote, round: 0, blockId: h.valueB) == 1)
+        #expect(h.instance.rounds[0]?.prevotes.totalStake == 1)
+    }
+
+    /// The halt byzantine-equivocation.toml found: validator 3 sent B to this node first and A to the
+    /// others, who prevoted A with it. If its A vote were dropped here, this node would never see
+    /// A's proof-of-lock and would refuse the re-proposal that the locked nodes insist on.
+    @Test func anEquivocatorsSecondVoteCompletesAProofOfLock() {
+        var h = Harness(me: 0)
+        _ = h.start()
+        _ = h.votes(.prevote, h.valueB, round: 0, from: [3])
+        _ = h.votes(.prevote, h.valueA, round: 0, from: [1, 2, 3])
+        #expect(h.instance.stake(.prevote, round: 0, blockId: h.valueA) == 3)
+        #expect(h.instance.validValue == nil) // no proposal for A seen yet, so nothing to lock
+        let effects = h.propose(h.valueA, round: 0)
+        #expect(h.instance.validValue == h.valueA && h.instance.validRound == 0, "\(effects)")
+        // A liar's further values are bounded.
+        for index in 0..<10 {
+            _ = h.votes(.prevote, Blake2b.hash(Array("c\(index)".utf8)), round: 0, from: [3])
+        }
+        #expect(h.instance.rounds[0]?.prevotes.conflicts[3]?.count == Tendermint.VoteSet.conflictsPerValidatorMax)
     }
 
     @Test(arguments: [
