@@ -129,9 +129,7 @@ public enum FaultEngine {
             }
             try endWindows(dir, action: "kill", nodes: names)
             try endWindows(dir, action: "pause", nodes: names)
-            // A restarted node comes back with no link rules and no rpc fault: give it its current ones.
-            try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
-            try await pushRPCFaults(dir: dir, manifest: manifest, faults: loadActiveRPC(dir).filter { names.contains($0.key) })
+            try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
         case .partition(let groups):
             let resolved = try groups.map { try resolve($0, in: manifest) }
             var links: [Link] = []
@@ -210,8 +208,7 @@ public enum FaultEngine {
             let description = "upgrade \(names.joined(separator: ",")) to \(changes.joined(separator: ", "))"
             try record(dir, .init(t: now(), event: "instant", id: id, action: "upgrade", description: description,
                                   nodes: names))
-            try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
-            try await pushRPCFaults(dir: dir, manifest: manifest, faults: loadActiveRPC(dir).filter { names.contains($0.key) })
+            try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
         case .rpc(let targets, let fault):
             let names = try resolve(targets, in: manifest)
             if let problem = fault.problem { throw RunError("rpc fault: \(problem)") }
@@ -308,6 +305,13 @@ public enum FaultEngine {
             try record(dir, .init(t: now(), event: "end", id: event.id, action: action,
                                   description: event.description, nodes: event.nodes))
         }
+    }
+
+    /// A restarted node comes back with no link rules and no rpc fault: give it its current ones
+    /// (once it answers; a node that died again meanwhile gets them at its next start).
+    static func pushStateAfterRestart(dir: String, manifest: RunManifest, names: [String]) async throws {
+        try await pushLinkTables(dir: dir, manifest: manifest, only: Set(names), waitForNodes: true)
+        try await pushRPCFaults(dir: dir, manifest: manifest, faults: loadActiveRPC(dir).filter { names.contains($0.key) })
     }
 
     /// The rpc fault modes in force, by node (`faults-rpc.json`), re-applied when a node restarts.

@@ -54,6 +54,8 @@ public struct Scenario: Sendable {
         public var rollupLoad: RollupLoad?
         /// Heal (or end) after this long; nil keeps the fault until the end of the run.
         public var durationSeconds: Double?
+        /// A kill storm runs beside the schedule for its duration instead of injecting one fault.
+        public var killStorm: KillStormSpec?
     }
 
     public enum RollupLoad: Sendable, Equatable, CustomStringConvertible {
@@ -83,7 +85,8 @@ public struct Scenario: Sendable {
 
     public static let stepsMax = 200
     static let actions = ["kill", "pause", "resume", "restart", "partition", "heal", "loss", "delay", "duplicate",
-                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc", "byzantine"]
+                          "reorder", "bandwidth", "drop", "skew", "spam", "upgrade", "airdrop", "forced_tx", "rpc", "byzantine",
+                          "kill_storm"]
 
     public static func load(path: String) throws(TopologyError) -> Scenario {
         try parse(try Topology.text(of: path), path: path)
@@ -127,7 +130,7 @@ public struct Scenario: Sendable {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
                              "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
                              "version", "version_min", "fork_id", "count", "fee", "mode", "status", "tail_percent",
-                             "tail_ms", "lag_blocks", "modes"])
+                             "tail_ms", "lag_blocks", "modes", "down_ms", "down_max", "torn_percent"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -154,7 +157,8 @@ public struct Scenario: Sendable {
         let from = try table.string("from") ?? "all"
         let to = try table.string("to") ?? "all"
         let targets = try table.stringList("targets")
-        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade", "rpc", "byzantine"].contains(action)
+        let needsTargets = ["kill", "pause", "resume", "restart", "skew", "upgrade", "rpc", "byzantine", "kill_storm"]
+            .contains(action)
         if needsTargets && targets.isEmpty { throw table.fail("targets", "\(action) needs targets (names, all, key=value)") }
         func percent() throws(TopologyError) -> Double {
             guard let value = try table.double("percent", range: 0...100) else {
@@ -165,6 +169,7 @@ public struct Scenario: Sendable {
         let faultAction: FaultAction
         var spam: SpamSpec?
         var rollupLoad: RollupLoad?
+        var killStorm: KillStormSpec?
         if action == "airdrop" || action == "forced_tx" {
             guard topology.rollup != nil else { throw table.fail("action", "\(action) needs a node with role = \"sequencer\"") }
             guard let count = try table.uint("count", range: 1...2_000_000) else {
@@ -182,6 +187,9 @@ public struct Scenario: Sendable {
         switch action {
         case "airdrop", "forced_tx":
             faultAction = .heal(id: nil) // not applied; the runner sends the transactions instead
+        case "kill_storm":
+            killStorm = try parseKillStorm(table, targets: targets)
+            faultAction = .heal(id: nil) // not applied; the runner runs the storm beside the schedule
         case "kill": faultAction = .kill(targets: targets)
         case "pause": faultAction = .pause(targets: targets)
         case "resume": faultAction = .resume(targets: targets)
@@ -245,12 +253,27 @@ public struct Scenario: Sendable {
         }
         let duration = try table.double("duration_s", range: 0.01...3_600)
         if action == "spam" && duration == nil { throw table.fail("duration_s", "spam needs duration_s") }
+        if let duration { killStorm?.seconds = duration }
         for (field, names) in [("targets", targets), ("from", [from]), ("to", [to]),
                                ("groups", (try table.groups("groups")).flatMap { $0 })] {
             for name in names { try checkSelector(name, field: field, topology: topology, table: table) }
         }
         return Step(id: id, trigger: trigger, action: faultAction, spam: spam, rollupLoad: rollupLoad,
-                    durationSeconds: duration)
+                    durationSeconds: duration, killStorm: killStorm)
+    }
+
+    /// The keys of an `action = "kill_storm"` step: count, duration_s, down_ms, down_max, torn_percent.
+    static func parseKillStorm(_ table: TableReader, targets: [String]) throws(TopologyError) -> KillStormSpec {
+        guard let count = try table.uint("count", range: 1...UInt64(KillStormSpec.countMax)) else {
+            throw table.fail("count", "kill_storm needs count (how many SIGKILLs)")
+        }
+        guard let seconds = try table.double("duration_s", range: 0.01...3_600) else {
+            throw table.fail("duration_s", "kill_storm needs duration_s (the kills are spread over it)")
+        }
+        let downMs = try table.uint("down_ms", range: 10...600_000) ?? 1_000
+        let downMax = try table.uint("down_max", range: 1...1_000) ?? 1
+        return KillStormSpec(targets: targets, count: Int(count), seconds: seconds, downMsMax: Int(downMs),
+                             downMax: Int(downMax), tornPercent: try table.double("torn_percent", range: 0...100) ?? 0)
     }
 
     /// The keys of an `action = "rpc"` step: mode, percent, status, ms, tail_percent, tail_ms, lag_blocks.

@@ -116,6 +116,18 @@ public enum ScenarioRunner {
                                                 capacity: capacity, results: spamResults))
                     continue
                 }
+                if let storm = step.killStorm {
+                    let stormSeed = (seed ?? scenario.topology.seed) &+ UInt64(fired.count)
+                    background.append(Task {
+                        do {
+                            _ = try await KillStorm.run(storm, dir: dir, id: step.id, seed: stormSeed,
+                                                        shouldStop: { Task.isCancelled })
+                        } catch {
+                            FileHandle.standardError.write(Data("\(step.id): \(error)\n".utf8))
+                        }
+                    })
+                    continue
+                }
                 switch step.rollupLoad {
                 case .airdrop(_, let rate, _):
                     if let pool = airdrops[step.id] {

@@ -260,6 +260,22 @@ public struct Evaluator: Sendable {
         case "no_lost_blocks":
             observed = analysis.noCommittedBlockLost ? 1 : 0
             text = analysis.noCommittedBlockLost ? "none lost" : analysis.nodes.flatMap(\.lostOnRestart).joined(separator: "; ")
+        case "double_signs":
+            observed = Double(analysis.doubleSigns.count)
+            text = analysis.doubleSignSummary
+        case "kills":
+            let kills = analysis.kills.filter { kill in kill.event == "kill" && ranges.contains { $0.contains(kill.t) } }
+            let restarts = analysis.nodes.reduce(0) { $0 + max($1.starts - 1, 0) }
+            observed = Double(kills.count)
+            text = "\(kills.count) SIGKILLs (" + Dictionary(grouping: kills, by: \.node).sorted { $0.key < $1.key }
+                .map { "\($0.key) \($0.value.count)" }.joined(separator: ", ") + "); \(restarts) restarts logged"
+        case "torn_tails_missed":
+            let torn = analysis.kills.filter { $0.event == "torn" }.count
+            let missed = analysis.tornTailsMissed
+            observed = Double(missed.count)
+            text = "\(torn) torn store tails written, \(analysis.nodes.flatMap(\.tornTails).count) cut off at start"
+                + (missed.isEmpty ? "" : "; not detected: " + missed.prefix(5).map { "\($0.node) at \($0.t)" }
+                    .joined(separator: ", "))
         case "all_nodes_running":
             observed = crashed.isEmpty ? 1 : 0
             text = crashed.isEmpty ? "all running" : "not running: " + crashed.joined(separator: ", ")

@@ -48,6 +48,22 @@ public struct Report: Codable, Sendable {
         /// Equivocations committed as evidence: offender, vote type, height, round, block, reporter.
         public var evidence: [RunAnalysis.EvidenceEntry]
         public var evidenceDetections: Int
+        /// Validators' own signature logs: how many consensus signatures, and any two values for one
+        /// height/round/step.
+        public var signaturesRecorded: Int
+        public var doubleSigns: [RunAnalysis.DoubleSign]
+        /// Kill storms: SIGKILLs, restarts, torn store tails written and cut off (nil without a storm).
+        public var killStorm: KillStormEntry?
+    }
+
+    public struct KillStormEntry: Codable, Sendable {
+        public var kills: Int
+        public var restarts: Int
+        public var tornTailsWritten: Int
+        public var tornTailsCut: Int
+        public var tornTailsMissed: Int
+        /// SIGKILLs by node.
+        public var killsByNode: [String: Int]
     }
 
     public struct DivergenceEntry: Codable, Sendable {
@@ -218,7 +234,16 @@ public struct Report: Codable, Sendable {
                                     summary: analysis.describe(divergence))
                              },
                              evidence: analysis.evidence,
-                             evidenceDetections: analysis.evidenceDetections)
+                             evidenceDetections: analysis.evidenceDetections,
+                             signaturesRecorded: analysis.signaturesRecorded, doubleSigns: analysis.doubleSigns,
+                             killStorm: analysis.kills.isEmpty ? nil : KillStormEntry(
+                                kills: analysis.killCount,
+                                restarts: analysis.kills.filter { $0.event == "restart" }.count,
+                                tornTailsWritten: analysis.kills.filter { $0.event == "torn" }.count,
+                                tornTailsCut: analysis.nodes.reduce(0) { $0 + $1.tornTails.count },
+                                tornTailsMissed: analysis.tornTailsMissed.count,
+                                killsByNode: Dictionary(grouping: analysis.kills.filter { $0.event == "kill" }, by: \.node)
+                                    .mapValues(\.count)))
         self.faults = evaluator.windows.map {
             FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,
                        start: seconds($0.startMs), end: $0.endMs.map(seconds))

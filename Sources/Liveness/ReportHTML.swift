@@ -126,6 +126,7 @@ extension Report {
             }
             page += "</table>\n"
         }
+        page += signingAndEvidenceHTML()
         page += "</body></html>\n"
         return page
     }

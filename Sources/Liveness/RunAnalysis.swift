@@ -37,6 +37,10 @@ public struct RunAnalysis: Sendable {
         public var handshakeRefusals: [HandshakeRefusal] = []
         /// Every round change past round 0: (time, height, round).
         public var rounds: [RoundPoint] = []
+        /// Every start: when, and how many bytes of torn or corrupt store tail it cut off (0: clean).
+        public var startRecords: [StartRecord] = []
+        /// The bytes of each torn tail cut off at start.
+        public var tornTails: [UInt64] { startRecords.map(\.discardedTailBytes).filter { $0 > 0 } }
 
         /// Drops whose reason belongs to a lane: "vote" or "user" (kernel drops included).
         public func drops(lane: String) -> UInt64 {
@@ -123,6 +127,12 @@ public struct RunAnalysis: Sendable {
     public var evidence: [EvidenceEntry] = []
     /// Equivocations detected by nodes (each node reports an offence once; `evidence` events).
     public var evidenceDetections = 0
+    /// Validators' own records of signing two values for one height/round/step (`signed` events).
+    public var doubleSigns: [DoubleSign] = []
+    /// Consensus signatures recorded by all validators.
+    public var signaturesRecorded = 0
+    /// SIGKILLs and restarts fired by kill storms (`kills.jsonl`).
+    public var kills: [KillRecord] = []
 
     public struct EvidenceEntry: Sendable, Equatable, Hashable, Codable {
         public var offender: String
@@ -165,6 +175,7 @@ public struct RunAnalysis: Sendable {
 
     public var agreement: Bool { conflicts.isEmpty }
     public var noCommittedBlockLost: Bool { nodes.allSatisfy { $0.lostOnRestart.isEmpty } }
+    public var noDoubleSign: Bool { doubleSigns.isEmpty }
     public var finalizedHeight: UInt64 { nodes.map(\.height).max() ?? 0 }
 
     struct Commit {
@@ -183,8 +194,9 @@ public struct RunAnalysis: Sendable {
 
     /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
     public static func analyze(nodeDirs: [(String, String)], submissionsPath: String?,
-                               rollupRecordsDir: String? = nil) -> RunAnalysis {
+                               rollupRecordsDir: String? = nil, killsPath: String? = nil) -> RunAnalysis {
         var commits: [Commit] = []
+        var signatures = SignatureLedger()
         var reexecutions: [RootRecord] = []
         var evidence = Set<EvidenceEntry>()
         var evidenceDetections = 0
@@ -222,6 +234,8 @@ public struct RunAnalysis: Sendable {
                     summary.rulesVersionMax = uint(object["rulesVersionMax"]) ?? 1
                     summary.rulesVersionMin = uint(object["rulesVersionMin"]) ?? 1
                     summary.forkId = uint(object["forkId"]) ?? 0
+                    summary.startRecords.append(StartRecord(timeMs: uint(object["t"]) ?? 0,
+                                                            discardedTailBytes: uint(object["discardedTailBytes"]) ?? 0))
                     let storedHeight = uint(object["height"]) ?? 0
                     if storedHeight < summary.height {
                         summary.lostOnRestart.append("restart \(summary.starts - 1) came back at height "
@@ -246,6 +260,8 @@ public struct RunAnalysis: Sendable {
                     if let time = uint(object["t"]), let height = uint(object["height"]), let round = uint(object["round"]) {
                         summary.rounds.append(RoundPoint(timeMs: time, height: height, round: round))
                     }
+                case "signed":
+                    if !signatures.record(node: name, object) { badFields += 1 }
                 case "evidence":
                     evidenceDetections += 1
                 case "evidence_committed":
@@ -340,6 +356,9 @@ public struct RunAnalysis: Sendable {
         result.divergences = divergences(records, stakes: result.stakeByNode)
         result.evidence = evidence.sorted { ($0.height, $0.round, $0.vote, $0.offender) < ($1.height, $1.round, $1.vote, $1.offender) }
         result.evidenceDetections = evidenceDetections
+        result.doubleSigns = signatures.doubleSigns
+        result.signaturesRecorded = signatures.count
+        if let killsPath { result.kills = kills(path: killsPath, unreadable: &result.unreadableLines) }
         // The L2 load generator writes its submissions next to the L1 one's.
         let l2Submissions = submissionsPath.map { ($0 as NSString).deletingLastPathComponent + "/l2-submissions.jsonl" }
         let rollup = RollupAnalysis.analyze(nodeDirs: nodeDirs, recordsDir: rollupRecordsDir,

@@ -96,6 +96,7 @@ extension NodeShell {
         let otherId: Bytes32? = vote.blockId == nil
             ? Blake2b.hash(Array("faultline/equivocate/\(vote.height)/\(vote.round)".utf8)) : nil
         let other = sign(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
         byzantineSent["equivocating_vote", default: 0] += 1
         for (index, peer) in peers.values.sorted(by: { $0.name < $1.name }).enumerated() {
             send(index % 2 == 0 ? envelope : other, to: peer)
@@ -127,6 +128,7 @@ extension NodeShell {
                                           fixedOverhead: Envelope.overheadBytes + 12)
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: twin.id, partsRoot: root,
                                 partCount: UInt16(parts.count), blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
+        recordSigned(.proposal, height: height, round: round, value: twin.id)
         let others = [sign(.proposal, proposal)] + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
         byzantineSent["double_proposal", default: 0] += 1
         for (index, peer) in peers.values.sorted(by: { $0.name < $1.name }).enumerated() {

@@ -36,6 +36,7 @@ extension NodeShell {
                 return
             }
             let envelope = sign(type.kind, vote)
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
             sendOwnVote(envelope, type, vote)
             lastVoteSentMs = clock()
             ownVotes.append(envelope)
@@ -65,6 +66,17 @@ extension NodeShell {
             knownBlocks = knownBlocks.filter { $0.value.block.header.height >= height }
             feedback.append(contentsOf: bufferedProposals())
         }
+    }
+
+    /// Every consensus signature this validator makes, in the event log and flushed to the kernel
+    /// before the message leaves (so it survives SIGKILL): analysis proves from these that no
+    /// height/round/step was ever signed for two values (a byzantine node's second value included).
+    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
+        events.write("signed", timeMs: clock(), [
+            ("height", .uint(height)), ("round", .uint(UInt64(round))), ("kind", .string(kind.description)),
+            ("value", .string(value?.hex ?? "nil")),
+        ])
+        events.flush()
     }
 
     /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
@@ -114,6 +126,7 @@ extension NodeShell {
                                 partsRoot: known.partsRoot, partCount: UInt16(known.parts.count),
                                 blockBytes: UInt32(blockBytes))
         ownProposal = [sign(.proposal, proposal)]
+        recordSigned(.proposal, height: height, round: round, value: known.block.id)
         for part in known.parts {
             ownProposal.append(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
         }

@@ -167,6 +167,10 @@ extension NodeShell {
             // Next height: validity depends on the ledger after this height commits; checked then.
             return
         }
+        // Committed here already (the core waits out timeout_commit before the next height): the
+        // ledger has moved past this block's height, so checking it would call an honest late
+        // proposal (a restarted proposer's later round) invalid. Nothing is left to decide.
+        guard key.height > store.height else { return }
         drive(.proposal(entry.proposal, from: entry.from, valid: isValid(block, key: key)))
     }
 

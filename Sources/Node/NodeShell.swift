@@ -321,6 +321,7 @@ final class NodeShell {
               kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: signed.payload),
               vote.height == state.height, vote.round == state.round else { return }
         let envelope = sign(kind, vote)
+        recordSigned(kind, height: vote.height, round: vote.round, value: vote.blockId)
         ownVotes.append(envelope)
         broadcast(envelope)
         events.write("vote_restored", timeMs: clock(), [

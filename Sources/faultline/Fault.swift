@@ -12,7 +12,7 @@ struct Fault: AsyncParsableCommand {
         abstract: "Inject a fault into a running cluster (process, network, clock or load).",
         subcommands: [Kill.self, Pause.self, Resume.self, Restart.self, Partition.self, Heal.self, Loss.self,
                       Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self, RPCMode.self,
-                      Byzantine.self])
+                      Byzantine.self, KillStormCommand.self])
 
     static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
         do {
@@ -169,6 +169,52 @@ struct Fault: AsyncParsableCommand {
 
         func run() async throws {
             try await Fault.apply(.byzantine(targets: [targets], modes: try parsedModes()), runOption)
+        }
+    }
+
+    struct KillStormCommand: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            commandName: "kill-storm",
+            abstract: "SIGKILL nodes at random moments, many times, restarting each after a random pause.",
+            discussion: """
+                Runs in the foreground until COUNT kills or SECONDS have passed, then restarts what it
+                killed. Each kill and restart goes to kills.jsonl in the run folder; `faultline down` and
+                `faultline report` then check that no committed block was lost and no validator signed
+                two values for one height/round/step (from each validator's signature log).
+                """)
+        @OptionGroup var runOption: RunOption
+        @Argument(help: "Nodes: names, all, or key=value labels.") var targets: String
+        @Option(help: "How many SIGKILLs.") var count: Int = 120
+        @Option(help: "Spread the kills over this many seconds.") var seconds: Double = 60
+        @Option(name: .customLong("down-ms"), help: "Longest time a killed node stays down (ms).") var downMs: Int = 1_000
+        @Option(name: .customLong("down-max"), help: "At most this many targets down at once.") var downMax: Int = 1
+        @Option(name: .customLong("torn-percent"),
+                help: "After this share of kills, append a torn record to the victim's block store.")
+        var tornPercent: Double = 0
+        @Option(help: "Seed for the kill times and victims.") var seed: UInt64 = 1
+
+        func validate() throws {
+            guard (1...KillStormSpec.countMax).contains(count) else {
+                throw ValidationError("--count must be 1...\(KillStormSpec.countMax)")
+            }
+            guard seconds > 0, seconds <= 3_600 else { throw ValidationError("--seconds must be in (0, 3600]") }
+            guard (10...600_000).contains(downMs) else { throw ValidationError("--down-ms must be 10...600000") }
+            guard downMax >= 1 else { throw ValidationError("--down-max must be at least 1") }
+            guard (0...100).contains(tornPercent) else { throw ValidationError("--torn-percent must be 0...100") }
+        }
+
+        func run() async throws {
+            let spec = KillStormSpec(targets: [targets], count: count, seconds: seconds, downMsMax: downMs, downMax: downMax,
+                                     tornPercent: tornPercent)
+            let id = "kill_storm-\(UInt64(Date().timeIntervalSince1970 * 1000) % 100_000_000)"
+            do {
+                let stats = try await KillStorm.run(spec, dir: runOption.dir, id: id, seed: seed,
+                                                    onEvent: { line in print(line) })
+                print(String(format: "kill storm %@: %d kills, %d restarts, %d torn store tails in %.1f s", id,
+                             stats.kills, stats.restarts, stats.tornTails, stats.seconds))
+            } catch let error as RunError {
+                throw Exit.badInput(error.description)
+            }
         }
     }
 

@@ -123,12 +123,17 @@ struct Down: AsyncParsableCommand {
         print(Terminal.summary(analysis))
         if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
         if !analysis.noCommittedBlockLost { throw Exit.failure("a restarted node lost committed blocks") }
+        if !analysis.noDoubleSign { throw Exit.failure("a validator signed twice: \(analysis.doubleSignSummary)") }
+        if !analysis.tornTailsMissed.isEmpty {
+            throw Exit.failure("\(analysis.tornTailsMissed.count) torn store tails were not cut off at the next start")
+        }
     }
 }
 
 enum Analysis {
     static func run(dir: String, manifest: RunManifest) -> RunAnalysis {
         RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
-                            submissionsPath: dir + "/load/submissions.jsonl", rollupRecordsDir: dir + "/rollup")
+                            submissionsPath: dir + "/load/submissions.jsonl", rollupRecordsDir: dir + "/rollup",
+                            killsPath: dir + "/kills.jsonl")
     }
 }

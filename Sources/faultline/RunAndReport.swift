@@ -115,6 +115,8 @@ enum Reports {
         ExpectationSpec(name: "all nodes agree on every block", metric: "agreement", window: .whole, bound: .equals(true)),
         ExpectationSpec(name: "no committed block lost", metric: "no_lost_blocks", window: .whole, bound: .equals(true)),
         ExpectationSpec(name: "no node crashed", metric: "all_nodes_running", window: .whole, bound: .equals(true)),
+        ExpectationSpec(name: "no validator signed two values for one height/round/step", metric: "double_signs",
+                        window: .whole, bound: .max(0)),
     ]
 
     static func build(dir: String) throws -> Report {
@@ -194,6 +196,11 @@ enum Reports {
         }
         for divergence in report.safety.stateRootDivergences.prefix(3) {
             print("  \(divergence.summary)")
+        }
+        if let storm = report.safety.killStorm {
+            print("  kill storm: \(storm.kills) SIGKILLs, \(storm.restarts) restarts, \(storm.tornTailsWritten) torn store "
+                  + "tails written (\(storm.tornTailsCut) cut off at start); \(report.safety.signaturesRecorded) consensus "
+                  + "signatures logged, \(report.safety.doubleSigns.count) double signs")
         }
         for line in report.rollupLines { print("  " + line) }
         for line in report.disputeLines { print("  " + line) }

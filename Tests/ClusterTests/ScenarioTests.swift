@@ -90,6 +90,13 @@ import Wire
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 9", "step[1].version", "out of range"),
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 1\nversion_min = 2", "step[1].version_min",
          "out of range"),
+        ("[[step]]\naction = \"kill_storm\"\ntargets = \"all\"\nduration_s = 9", "step[1].count", "needs count"),
+        ("[[step]]\naction = \"kill_storm\"\ntargets = \"all\"\ncount = 5", "step[1].duration_s", "needs duration_s"),
+        ("[[step]]\naction = \"kill_storm\"\ncount = 5\nduration_s = 9", "step[1].targets", "needs targets"),
+        ("[[step]]\naction = \"kill_storm\"\ntargets = \"all\"\ncount = 5\nduration_s = 9\ntorn_percent = 101",
+         "step[1].torn_percent", "out of range"),
+        ("[[step]]\naction = \"kill_storm\"\ntargets = \"all\"\ncount = 5\nduration_s = 9\ndown_max = 0",
+         "step[1].down_max", "out of range"),
     ])
     func errorsNameTheField(body: String, field: String, problem: String) {
         do {
@@ -100,6 +107,28 @@ import Wire
             #expect(error.field == field, "field was \(error.field)")
             #expect(error.problem.contains(problem), "problem was \(error.problem)")
         }
+    }
+
+    @Test func killStormSteps() throws {
+        let scenario = try parse("""
+            [[step]]
+            id = "storm"
+            at_s = 2
+            action = "kill_storm"
+            targets = ["v1", "region=x"]
+            count = 150
+            duration_s = 40
+            down_ms = 500
+            torn_percent = 12.5
+            [[expect]]
+            metric = "kills"
+            window = "during:storm"
+            min = 100
+            """)
+        #expect(scenario.steps[0].killStorm == KillStormSpec(targets: ["v1", "region=x"], count: 150, seconds: 40,
+                                                             downMsMax: 500, downMax: 1, tornPercent: 12.5))
+        #expect(scenario.steps[0].durationSeconds == 40)
+        #expect(scenario.expectations[0].bound == .min(100))
     }
 
     @Test func upgradeStepsAndRangeBounds() throws {
