@@ -105,7 +105,7 @@ public enum RunFolder {
         let ports = try PortAllocator.allocate(count: topology.nodes.count, basePort: topology.basePort, host: topology.host)
         var entries: [RunManifest.NodeEntry] = []
         for (index, node) in topology.nodes.enumerated() {
-            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
+            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             let servesRPC = node.role == "rpc" || node.role == "gateway"
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
                                  publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
@@ -133,7 +133,7 @@ public enum RunFolder {
             let nodeDir = dir + "/" + entries[index].dir
             try fm.createDirectory(atPath: nodeDir, withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
-            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.name)
+            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
             // A gateway speaks HTTP to the rpc nodes only: it is no one's gossip peer.
             let peers = node.role == "gateway" ? [] : entries.enumerated().filter {

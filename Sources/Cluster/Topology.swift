@@ -20,6 +20,12 @@ public struct Topology: Sendable, Equatable {
         public var rpcTier: Int?
         /// Misbehaviour from the start (validators only).
         public var byzantine: [ByzantineMode] = []
+        /// Twins: this node runs with another validator's key (it is not in genesis itself), so that
+        /// validator can be in two places at once and tell each side of a partition something else.
+        public var twinOf: String?
+
+        /// The node whose key this node signs with.
+        public var keyName: String { twinOf ?? name }
     }
 
     public struct Load: Sendable, Equatable {
@@ -56,7 +62,8 @@ public struct Topology: Sendable, Equatable {
     public static let roles = ["validator", "sequencer", "replica", "rpc", "gateway"]
     public static let nodesMax = 200
 
-    public var validators: [Node] { nodes.filter { $0.role == "validator" } }
+    /// The validators in genesis (twins sign with one of these keys and are not counted again).
+    public var validators: [Node] { nodes.filter { $0.role == "validator" && $0.twinOf == nil } }
 }
 
 /// A mistake in a file the user wrote: names the file, the field (or line) and what was expected.
@@ -162,7 +169,7 @@ extension Topology {
         for table in nodeTables {
             try table.allowOnly(["name", "role", "stake", "labels", "version", "version_min", "fork_id", "dispute",
                                  "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities",
-                                 "dispute_at_window_end", "rpc_tier", "byzantine"])
+                                 "dispute_at_window_end", "rpc_tier", "byzantine", "twin_of"])
             let nodeName = try table.string("name", required: true)!
             guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
@@ -194,7 +201,17 @@ extension Topology {
                 guard role == "validator" else { throw table.fail("byzantine", "only a validator can be byzantine") }
                 node.byzantine = try table.byzantineModes("byzantine")
             }
+            node.twinOf = try table.string("twin_of")
+            if node.twinOf != nil, role != "validator" { throw table.fail("twin_of", "only a validator can have a twin") }
             nodes.append(node)
+        }
+        for (index, node) in nodes.enumerated() {
+            guard let twinOf = node.twinOf else { continue }
+            guard let original = nodes.first(where: { $0.name == twinOf }), original.role == "validator",
+                  original.twinOf == nil else {
+                throw TopologyError(file: path, field: "node[\(index + 1)].twin_of",
+                                    problem: "'\(twinOf)' is not a validator of this file (a twin copies a validator's key)")
+            }
         }
         for index in 0..<Int(validatorCount ?? 0) {
             nodes.append(Node(name: "v\(index + 1)", role: "validator", stake: 10, labels: [:]))

@@ -248,8 +248,14 @@ public struct Evaluator: Sendable {
             }
         case "agreement":
             observed = analysis.agreement ? 1 : 0
+            let heights = analysis.conflicts.map(\.height)
             text = analysis.agreement ? "all nodes agree on all \(analysis.heightsChecked) heights"
-                : "conflicts at heights " + analysis.conflicts.map { String($0.height) }.joined(separator: ", ")
+                : "conflicting commits at \(heights.count) heights (" + heights.prefix(8).map(String.init).joined(separator: ", ")
+                    + (heights.count > 8 ? ", … \(heights.last!)" : "") + "): "
+                    + (analysis.conflicts.first.map { conflict in
+                        "at \(conflict.height) " + conflict.sides.sorted { $0.key < $1.key }
+                            .map { "\($0.key.prefix(12)) on \($0.value.sorted().joined(separator: ","))" }.joined(separator: " vs ")
+                    } ?? "")
         case "evidence_committed", "evidence_offenders":
             let offenders = Set(analysis.evidence.map(\.offender)).sorted()
             observed = Double(spec.metric == "evidence_committed" ? analysis.evidence.count : offenders.count)

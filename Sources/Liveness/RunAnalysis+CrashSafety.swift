@@ -6,7 +6,10 @@ import Foundation
 extension RunAnalysis {
     /// One validator signing two different values for one height, round and step.
     public struct DoubleSign: Sendable, Equatable, Codable {
+        /// The validator (its genesis name), whichever processes signed with its key.
         public var node: String
+        /// The node processes whose logs hold the signatures (two for twins).
+        public var nodes: [String]
         public var height: UInt64
         public var round: UInt64
         public var kind: String
@@ -39,8 +42,8 @@ extension RunAnalysis {
             var kind: String
         }
 
-        private var first: [Key: String] = [:]
-        private var doubles: [Key: [String]] = [:]
+        private var first: [Key: (value: String, node: String)] = [:]
+        private var doubles: [Key: (values: [String], nodes: [String])] = [:]
         private(set) var count = 0
         /// Distinct double signs kept (each is a safety failure; the first ones are enough to show).
         static let doubleSignsMax = 1_000
@@ -49,22 +52,24 @@ extension RunAnalysis {
             guard let height = RunAnalysis.uint(object["height"]), let round = RunAnalysis.uint(object["round"]),
                   let kind = object["kind"] as? String, let value = object["value"] as? String else { return false }
             count += 1
-            let key = Key(node: node, height: height, round: round, kind: kind)
+            let validator = object["validator"] as? String ?? node
+            let key = Key(node: validator, height: height, round: round, kind: kind)
             guard let seen = first[key] else {
-                first[key] = value
+                first[key] = (value, node)
                 return true
             }
-            guard seen != value else { return true }
+            guard seen.value != value else { return true }
             if doubles[key] == nil, doubles.count >= SignatureLedger.doubleSignsMax { return true }
-            var values = doubles[key] ?? [seen]
-            if !values.contains(value) { values.append(value) }
-            doubles[key] = values
+            var entry = doubles[key] ?? ([seen.value], [seen.node])
+            if !entry.values.contains(value) { entry.values.append(value) }
+            if !entry.nodes.contains(node) { entry.nodes.append(node) }
+            doubles[key] = entry
             return true
         }
 
         var doubleSigns: [DoubleSign] {
-            doubles.map { DoubleSign(node: $0.key.node, height: $0.key.height, round: $0.key.round, kind: $0.key.kind,
-                                     values: $0.value) }
+            doubles.map { DoubleSign(node: $0.key.node, nodes: $0.value.nodes.sorted(), height: $0.key.height,
+                                     round: $0.key.round, kind: $0.key.kind, values: $0.value.values) }
                 .sorted { ($0.height, $0.round, $0.kind, $0.node) < ($1.height, $1.round, $1.kind, $1.node) }
         }
     }
@@ -111,8 +116,11 @@ extension RunAnalysis {
         guard !doubleSigns.isEmpty else {
             return "no validator signed two values for one height/round/step (\(signaturesRecorded) signatures)"
         }
-        let shown = doubleSigns.prefix(3).map {
-            "\($0.node) \($0.kind) at \($0.height)/\($0.round): " + $0.values.map { String($0.prefix(12)) }.joined(separator: " vs ")
+        let shown = doubleSigns.prefix(3).map { double in
+            let who = double.nodes == [double.node]
+                ? double.node : "\(double.node) (on \(double.nodes.joined(separator: " and ")))"
+            return who + " \(double.kind) at \(double.height)/\(double.round): "
+                + double.values.map { String($0.prefix(12)) }.joined(separator: " vs ")
         }
         return "\(doubleSigns.count) double signs: " + shown.joined(separator: "; ") + (doubleSigns.count > 3 ? "; …" : "")
     }

@@ -137,7 +137,7 @@ public struct NodeService: Service {
         let budget = config.limits.voteChecksPerHeightMax
         let ingress = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
                               members: members, voteBudget: budget > 0 ? VoteCheckBudget(perHeightMax: budget) : nil)
-        let peerAddresses = Set(shell.peers.values.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
+        let peerAddresses = Set(shell.everyPeer.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
         var staked: TokenBucket?
         var unstaked: TokenBucket?
         var senderBudget: TokenBucket?

@@ -75,6 +75,7 @@ extension NodeShell {
         events.write("signed", timeMs: clock(), [
             ("height", .uint(height)), ("round", .uint(UInt64(round))), ("kind", .string(kind.description)),
             ("value", .string(value?.hex ?? "nil")),
+            ("validator", .string(myIndex.map { validators.members[$0].name } ?? config.name)),
         ])
         events.flush()
     }

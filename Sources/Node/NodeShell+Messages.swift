@@ -50,10 +50,10 @@ extension NodeShell {
         case .status(let status):
             let isNew = peerHeights[envelope.sender] == nil
             peerHeights[envelope.sender] = (status.committedHeight, clock())
-            if isNew, let peer = peers[envelope.sender] {
+            if isNew {
                 // A peer we had not heard from (just started, or restarted): answer at once.
                 send(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())),
-                     to: peer)
+                     toKey: envelope.sender)
             }
             startConsensusIfReady()
             requestMissingBlocks()

@@ -144,13 +144,18 @@ extension NodeShell {
     /// back fixed; a lost hello is repeated).
     func resendHellos() {
         let now = clock()
-        for peer in peers.values where handshakes[peer.name] != .accepted {
+        for peer in everyPeer where handshakes[peer.name] != .accepted {
             if now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs { sendHello(to: peer, now: now) }
         }
     }
 
+    /// A hello signed with a twinned key could come from either twin: both get the same answer.
     func onHello(_ hello: Hello, envelope: Envelope) {
         guard let peer = peers[envelope.sender] else { return }
+        for each in [peer] + (twins[envelope.sender] ?? []) { onHello(hello, envelope: envelope, peer: each) }
+    }
+
+    private func onHello(_ hello: Hello, envelope: Envelope, peer: Peer) {
         let ours = HandshakePolicy.Identity(forkId: config.forkId, protocolVersion: config.protocolVersion,
                                             version: config.version, versionMin: config.versionMin)
         let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,

@@ -86,8 +86,8 @@ extension NodeShell {
         let upper = min(best, store.height + NodeShell.syncWindow)
         for height in (store.height + 1)...upper where syncRequested[height] == nil {
             let holders = peerHeights.filter { $0.value.height >= height && now - $0.value.seenMs < max(5_000, peerSeenWindowMs) }.map(\.key)
-            guard let holder = holders.randomElement(), let peer = peers[holder] else { continue }
-            send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), to: peer)
+            guard let holder = holders.randomElement(), peers[holder] != nil else { continue }
+            send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), toKey: holder)
             syncRequested[height] = now
         }
     }
@@ -105,9 +105,14 @@ extension NodeShell {
         requestMissingBlocks()
     }
 
-    /// Answers with the block's parts and, separately, the precommit signatures that committed it.
+    /// Answers with the block's parts and, separately, the precommit signatures that committed it. A
+    /// twinned key's request could come from either twin: both get the answer.
     func serveBlock(_ height: UInt64, to requester: PublicKey) {
-        guard let peer = peers[requester], servedThisTick < NodeShell.syncServePerTickMax else { return }
+        guard let first = peers[requester], servedThisTick < NodeShell.syncServePerTickMax else { return }
+        for peer in [first] + (twins[requester] ?? []) { serveBlock(height, to: peer) }
+    }
+
+    private func serveBlock(_ height: UInt64, to peer: Peer) {
         servedThisTick += 1
         let committed: CommittedBlock
         do {

@@ -78,6 +78,11 @@ final class NodeShell {
     let events: EventLog
     var mempool: Mempool
     let peers: [PublicKey: Peer]
+    /// More nodes signing with a key of `peers` (the Twins test: one validator key run by two nodes
+    /// that may be told different things). They get everything the first one gets.
+    let twins: [PublicKey: [Peer]]
+    /// `peers` and their twins.
+    var everyPeer: [Peer] { Array(peers.values) + twins.values.flatMap { $0 } }
     let peerByName: [String: Peer]
     let timers: (UInt64, NodeInput) -> Void
     let clock: () -> UInt64
@@ -195,16 +200,26 @@ final class NodeShell {
         self.events = try EventLog(path: eventsPath, node: config.name)
         self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
         var peerTable: [PublicKey: Peer] = [:]
+        var twinTable: [PublicKey: [Peer]] = [:]
         for entry in config.peers {
             guard let bytes = Hex.decode(entry.publicKey), let peerKey = PublicKey(bytes) else {
                 throw ConfigError(field: "peers.\(entry.name).publicKey", problem: "not a 64-hex-digit key")
             }
             let address = try SocketAddress(ipAddress: entry.host, port: entry.port)
             let voteAddress = entry.votePort > 0 ? try SocketAddress(ipAddress: entry.host, port: entry.votePort) : nil
-            peerTable[peerKey] = Peer(name: entry.name, address: address, voteAddress: voteAddress)
+            let peer = Peer(name: entry.name, address: address, voteAddress: voteAddress)
+            if peerKey == key.publicKey {
+                continue // this node's own twin: each half of a twin pair only hears the other through peers
+            } else if peerTable[peerKey] == nil {
+                peerTable[peerKey] = peer
+            } else {
+                twinTable[peerKey, default: []].append(peer)
+            }
         }
         self.peers = peerTable
-        self.peerByName = Dictionary(uniqueKeysWithValues: peerTable.values.map { ($0.name, $0) })
+        self.twins = twinTable
+        self.peerByName = Dictionary(uniqueKeysWithValues: (Array(peerTable.values) + twinTable.values.flatMap { $0 })
+            .map { ($0.name, $0) })
         let plans = try genesis.upgradePlans()
         self.plans = plans
         // Rebuild the ledger from the store: every committed block is executed again under the rules
@@ -287,7 +302,7 @@ final class NodeShell {
             startupInbox = []
             logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
         }
-        for peer in peers.values { sendHello(to: peer, now: clock()) }
+        for peer in everyPeer { sendHello(to: peer, now: clock()) }
         if case .upgradeNeeded(let plan) = rules(at: store.height + 1) {
             stopForUpgrade(plan, height: store.height + 1)
         }
@@ -494,10 +509,15 @@ final class NodeShell {
         return datagrams
     }
 
+    /// To the node with this key, and to its twins (which of them a message came from is unknown).
+    func send(_ envelope: Envelope, toKey peerKey: PublicKey) {
+        guard let peer = peers[peerKey] else { return }
+        send(envelope, to: peer)
+        for twin in twins[peerKey] ?? [] { send(envelope, to: twin) }
+    }
+
     func broadcast(_ envelope: Envelope, except: Set<PublicKey> = []) {
-        for (peerKey, peer) in peers where !except.contains(peerKey) {
-            send(envelope, to: peer)
-        }
+        for peerKey in peers.keys where !except.contains(peerKey) { send(envelope, toKey: peerKey) }
     }
 
     /// While no new height is committed, re-sends our proposal, its parts and our votes for the current

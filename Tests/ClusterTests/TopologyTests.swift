@@ -63,6 +63,12 @@ import Testing
         ("[cluster]\n[load]\nlayer = \"l2\"\n[[node]]\nname = \"a\"", "load.layer", "needs a node"),
         ("[cluster]\n[rollup]\nqueue_tx_max = 5\n[[node]]\nname = \"a\"\n[[node]]\nname = \"s\"\nrole = \"sequencer\"",
          "rollup.queue_tx_max", "unknown field"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\ntwin_of = \"z\"", "node[2].twin_of",
+         "'z' is not a validator"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"b\"\ntwin_of = \"a\"\n[[node]]\nname = \"c\"\ntwin_of = \"b\"",
+         "node[3].twin_of", "'b' is not a validator"),
+        ("[cluster]\n[[node]]\nname = \"a\"\n[[node]]\nname = \"r\"\nrole = \"rpc\"\ntwin_of = \"a\"", "node[2].twin_of",
+         "only a validator"),
     ])
     func errorsNameFileFieldAndProblem(text: String, field: String, problem: String) {
         do {
@@ -155,6 +161,32 @@ import Testing
                 == RunFolder.nodeKey(chainId: "test-chain", seed: 7, name: "a").publicKey.hex)
         let reloaded = try RunFolder.load(dir)
         #expect(reloaded.nodes.map(\.name) == ["a", "b"])
+    }
+
+    /// Twins: the twin signs with its original's key and is not a second validator in genesis.
+    @Test func aTwinSharesItsOriginalsKeyAndIsNotInGenesis() throws {
+        let topology = try Topology.parse("""
+            [cluster]
+            name = "twins"
+            [[node]]
+            name = "a"
+            [[node]]
+            name = "b"
+            [[node]]
+            name = "a2"
+            twin_of = "a"
+            """, path: "t.toml")
+        #expect(topology.validators.map(\.name) == ["a", "b"])
+        #expect(topology.nodes[2].keyName == "a")
+        let root = NSTemporaryDirectory() + "faultline-twins-\(getpid())-\(UInt32.random(in: 0...UInt32.max))/runs"
+        defer { try? FileManager.default.removeItem(atPath: (root as NSString).deletingLastPathComponent) }
+        let (dir, manifest) = try RunFolder.create(topology: topology, runsRoot: root, seed: 7)
+        #expect(manifest.nodes[2].publicKey == manifest.nodes[0].publicKey)
+        #expect(manifest.nodes[1].publicKey != manifest.nodes[0].publicKey)
+        #expect(try String(contentsOfFile: dir + "/nodes/a2/key", encoding: .utf8)
+                == String(contentsOfFile: dir + "/nodes/a/key", encoding: .utf8))
+        let genesis = try JSONDecoder().decode(Genesis.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/genesis.json")))
+        #expect(genesis.validators.map(\.name) == ["a", "b"])
     }
 }
 

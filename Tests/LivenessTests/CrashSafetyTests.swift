@@ -53,7 +53,7 @@ import Wire
         let analysis = RunAnalysis.analyze(nodeDirs: [("a", root + "/a"), ("b", root + "/b")], submissionsPath: nil,
                                            killsPath: root + "/kills.jsonl")
         #expect(!analysis.noDoubleSign)
-        #expect(analysis.doubleSigns == [RunAnalysis.DoubleSign(node: "b", height: 1, round: 0, kind: "prevote",
+        #expect(analysis.doubleSigns == [RunAnalysis.DoubleSign(node: "b", nodes: ["b"], height: 1, round: 0, kind: "prevote",
                                                                 values: ["aa", "bb"])])
         #expect(analysis.signaturesRecorded == 9)
         #expect(analysis.unreadableLines == 2)
