@@ -5,8 +5,9 @@ Usage (repository root, with a cluster up):  python3 Tools/udp-garbage.py [NODE]
 
 It reads the run folder (.faultline/current or $FAULTLINE_RUN), sends N datagrams of each kind —
 random bytes, truncated frames, oversized frames, well-framed votes with a forged signature from a
-real validator key, votes for another chain — to NODE's UDP gossip port, then prints the node's
-ingress reject counters and height before and after, from its control port.
+real validator key, votes for another chain, votes from unknown senders — to NODE's UDP gossip
+port, then prints the node's ingress reject counters and height before and after, from its control
+port, and its resident memory (VmRSS) before, at its peak during the flood, and after.
 Standard library only; the envelope framing is written here independently of the Swift code.
 """
 import argparse, hashlib, json, os, random, socket, struct, sys, time, urllib.request
@@ -26,6 +27,18 @@ def rejects(metrics):
             reason = line.split('reason="')[1].split('"')[0]
             out[reason] = int(float(line.rsplit(" ", 1)[1]))
     return out
+
+
+def rss_kib(run_dir, node):
+    """The node process's resident set (VmRSS) from /proc, via the pid file in its folder."""
+    try:
+        pid = open(os.path.join(run_dir, node["dir"], "pid")).read().strip()
+        for line in open(f"/proc/{pid}/status"):
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    except OSError:
+        pass
+    return 0
 
 
 def envelope(kind, chain_id, sender_hex, payload, signature):
@@ -48,6 +61,7 @@ def main():
     target = nodes[args.node]
     member = next(n for n in run["nodes"] if n["name"] != args.node)
     before = rejects(control(target, token, "/metrics"))
+    rss_before = rss_kib(args.run, target)
     height_before = json.loads(control(target, token, "/status"))["height"]
 
     # A height no node has reached: votes for committed heights are dropped before the signature
@@ -59,17 +73,28 @@ def main():
         "oversized frame": lambda: bytes([0xFA]) * 3000,
         "forged signature": lambda: envelope(4, run["chainId"], member["publicKey"], vote, os.urandom(64)),
         "other chain": lambda: envelope(4, "some-other-chain", member["publicKey"], vote, os.urandom(64)),
+        "unknown sender": lambda: envelope(4, run["chainId"], os.urandom(32).hex(), vote, os.urandom(64)),
     }
     sock = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    rss_peak = rss_before
+    started = time.time()
     for name, make in kinds.items():
-        for _ in range(args.count):
+        for index in range(args.count):
             sock.sendto(make(), (target["host"], target["gossipPort"]))
+            if index % 10_000 == 0:
+                rss_peak = max(rss_peak, rss_kib(args.run, target))
         print(f"sent {args.count} × {name}")
+    elapsed = time.time() - started
     time.sleep(1.0)
     after = rejects(control(target, token, "/metrics"))
     height_after = json.loads(control(target, token, "/status"))["height"]
     print(f"\n{args.node} ingress rejects (delta): "
           + ", ".join(f"{k} +{after.get(k, 0) - before.get(k, 0)}" for k in sorted(after) if k != "duplicate"))
+    rss_after = rss_kib(args.run, target)
+    sent = args.count * len(kinds)
+    print(f"{args.node} resident memory: {rss_before // 1024} MiB before, peak {max(rss_peak, rss_after) // 1024} MiB "
+          f"while {sent} datagrams arrived in {elapsed:.1f} s ({sent / max(elapsed, 0.001):.0f}/s), "
+          f"{rss_after // 1024} MiB after")
     print(f"{args.node} height {height_before} -> {height_after}"
           + (" (still finalizing)" if height_after > height_before else " (NOT finalizing)"))
     sys.exit(0 if height_after > height_before else 1)
