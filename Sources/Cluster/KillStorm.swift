@@ -145,13 +145,12 @@ public enum KillStorm {
         // Everything the storm killed runs again when it ends (bounded: a process that will not die
         // after SIGKILL is a kernel problem, reported rather than waited on forever).
         let deadline = Date().addingTimeInterval(10)
-        var dead = down.filter { $0.restartAt != nil }
-        down = dead
+        down.removeAll { $0.restartAt == nil } // started already
         while !down.isEmpty, Date() < deadline {
             for index in down.indices.reversed() where try restart(index) { down.remove(at: index) }
             if !down.isEmpty { try? await Task.sleep(for: .milliseconds(5)) }
         }
-        dead = down
+        let dead = down
         for task in pushes { await task.value }
         stats.seconds = Date().timeIntervalSince(started)
         try FaultEngine.record(dir, .init(t: FaultEngine.now(), event: "end", id: id, action: "kill_storm",

@@ -276,10 +276,9 @@ public struct Evaluator: Sendable {
             text = "\(kills.count) SIGKILLs (" + Dictionary(grouping: kills, by: \.node).sorted { $0.key < $1.key }
                 .map { "\($0.key) \($0.value.count)" }.joined(separator: ", ") + "); \(restarts) restarts logged"
         case "torn_tails_missed":
-            let torn = analysis.kills.filter { $0.event == "torn" }.count
             let missed = analysis.tornTailsMissed
             observed = Double(missed.count)
-            text = "\(torn) torn store tails written, \(analysis.nodes.flatMap(\.tornTails).count) cut off at start"
+            text = "\(analysis.tornTailsWritten) torn store tails written, \(analysis.tornTailsCut) cut off at start"
                 + (missed.isEmpty ? "" : "; not detected: " + missed.prefix(5).map { "\($0.node) at \($0.t)" }
                     .joined(separator: ", "))
         case "all_nodes_running":

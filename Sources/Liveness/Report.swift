@@ -239,8 +239,7 @@ public struct Report: Codable, Sendable {
                              killStorm: analysis.kills.isEmpty ? nil : KillStormEntry(
                                 kills: analysis.killCount,
                                 restarts: analysis.kills.filter { $0.event == "restart" }.count,
-                                tornTailsWritten: analysis.kills.filter { $0.event == "torn" }.count,
-                                tornTailsCut: analysis.nodes.reduce(0) { $0 + $1.tornTails.count },
+                                tornTailsWritten: analysis.tornTailsWritten, tornTailsCut: analysis.tornTailsCut,
                                 tornTailsMissed: analysis.tornTailsMissed.count,
                                 killsByNode: Dictionary(grouping: analysis.kills.filter { $0.event == "kill" }, by: \.node)
                                     .mapValues(\.count)))

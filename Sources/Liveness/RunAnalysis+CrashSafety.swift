@@ -88,6 +88,10 @@ extension RunAnalysis {
 
     /// SIGKILLs fired by kill storms.
     public var killCount: Int { kills.filter { $0.event == "kill" }.count }
+    /// Torn records kill storms appended to dead nodes' block stores.
+    public var tornTailsWritten: Int { kills.filter { $0.event == "torn" }.count }
+    /// Starts that cut a torn or corrupt tail off their block store.
+    public var tornTailsCut: Int { nodes.reduce(0) { $0 + $1.tornTails.count } }
 
     /// Torn tails a storm wrote into dead nodes' stores that the node's next start did not cut off
     /// (all of them, at least as many bytes as were torn since its previous start): each would be a

@@ -92,9 +92,8 @@ enum Terminal {
         }
         lines.append("  signing            " + analysis.doubleSignSummary)
         if !analysis.kills.isEmpty {
-            lines.append("  kill storm         \(analysis.killCount) SIGKILLs, "
-                         + "\(analysis.kills.filter { $0.event == "torn" }.count) torn store tails written, "
-                         + "\(analysis.nodes.reduce(0) { $0 + $1.tornTails.count }) cut off at start")
+            lines.append("  kill storm         \(analysis.killCount) SIGKILLs, \(analysis.tornTailsWritten) torn store tails "
+                         + "written, \(analysis.tornTailsCut) cut off at start")
         }
         for node in analysis.nodes {
             if let stopped = node.stopped { lines.append("  stopped            \(node.name): \(stopped)") }
