@@ -32,7 +32,10 @@ let package = Package(
         ),
         .target(name: "Sodium", dependencies: ["CSodium"]),
         .target(name: "Wire", dependencies: ["Sodium"]),
-        .target(name: "Ledger", dependencies: ["Wire", "Sodium", "FraudProof"]),
+        .target(
+            name: "Ledger",
+            dependencies: ["Wire", "Sodium", "FraudProof", .product(name: "DequeModule", package: "swift-collections")]
+        ),
         .target(name: "Consensus", dependencies: ["Ledger", "Wire"]),
         .target(
             name: "Rollup",
@@ -84,6 +87,14 @@ let package = Package(
             ]
         ),
         .target(
+            name: "Simulation",
+            dependencies: [
+                "Cluster", "Consensus", "Ledger", "Wire", "Sodium", "Transport",
+                .product(name: "DequeModule", package: "swift-collections"),
+                .product(name: "HeapModule", package: "swift-collections"),
+            ]
+        ),
+        .target(
             name: "Liveness",
             dependencies: [
                 "Wire",
@@ -93,7 +104,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium", "RPC",
+                "Cluster", "Liveness", "Simulation", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -126,6 +137,7 @@ let package = Package(
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Cluster", "Liveness", "Consensus", "Wire"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(
             name: "NodeTests",

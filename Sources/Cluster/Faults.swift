@@ -51,6 +51,15 @@ public struct FaultEvent: Codable, Sendable, Equatable {
     public var action: String
     public var description: String
     public var nodes: [String]
+
+    public init(t: UInt64, event: String, id: String, action: String, description: String, nodes: [String]) {
+        self.t = t
+        self.event = event
+        self.id = id
+        self.action = action
+        self.description = description
+        self.nodes = nodes
+    }
 }
 
 /// Applies faults to a running cluster. State lives in the run folder (`faults-active.json`,
@@ -62,28 +71,34 @@ public enum FaultEngine {
         var links: [Link]
     }
 
-    struct Link: Codable {
-        var from: String
-        var to: String
-        var rule: LinkRule
+    /// One directed link's rule within a fault.
+    public struct Link: Codable, Sendable {
+        public var from: String
+        public var to: String
+        public var rule: LinkRule
     }
 
     /// Resolves selectors: a node name, `all`, or `key=value` for every node with that label.
     public static func resolve(_ selectors: [String], in manifest: RunManifest) throws -> [String] {
+        try resolve(selectors, nodes: manifest.nodes.map { ($0.name, $0.labels) })
+    }
+
+    /// `resolve` over any list of named, labelled nodes (the simulator's).
+    public static func resolve(_ selectors: [String], nodes: [(name: String, labels: [String: String])]) throws -> [String] {
         var out: [String] = []
         for selector in selectors.flatMap({ $0.split(separator: ",").map(String.init) }) where !selector.isEmpty {
             let matched: [String]
             if selector == "all" {
-                matched = manifest.nodes.map(\.name)
+                matched = nodes.map(\.name)
             } else if let equals = selector.firstIndex(of: "=") {
                 let key = String(selector[..<equals])
                 let value = String(selector[selector.index(after: equals)...])
-                matched = manifest.nodes.filter { $0.labels[key] == value }.map(\.name)
+                matched = nodes.filter { $0.labels[key] == value }.map(\.name)
                 if matched.isEmpty { throw RunError("no node has the label \(key)=\(value)") }
             } else {
-                guard manifest.nodes.contains(where: { $0.name == selector }) else {
+                guard nodes.contains(where: { $0.name == selector }) else {
                     throw RunError("no node named '\(selector)'; nodes are "
-                                   + manifest.nodes.map(\.name).joined(separator: ", "))
+                                   + nodes.map(\.name).joined(separator: ", "))
                 }
                 matched = [selector]
             }
@@ -130,23 +145,8 @@ public enum FaultEngine {
             try endWindows(dir, action: "kill", nodes: names)
             try endWindows(dir, action: "pause", nodes: names)
             try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
-        case .partition(let groups):
-            let resolved = try groups.map { try resolve($0, in: manifest) }
-            var links: [Link] = []
-            for (a, groupA) in resolved.enumerated() {
-                for (b, groupB) in resolved.enumerated() where a != b {
-                    for from in groupA { for to in groupB { links.append(Link(from: from, to: to, rule: .init(blocked: true))) } }
-                }
-            }
-            let description = "partition " + resolved.map { $0.joined(separator: ",") }.joined(separator: " | ")
-            try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links)
-        case .link(let rule, let from, let to):
-            let sources = try resolve(from, in: manifest)
-            let targets = try resolve(to, in: manifest)
-            let links = sources.flatMap { source in
-                targets.filter { $0 != source }.map { Link(from: source, to: $0, rule: rule) }
-            }
-            let description = "\(describe(rule)) \(sources.joined(separator: ",")) -> \(targets.joined(separator: ","))"
+        case .partition, .link:
+            let (description, links) = try linkFault(action, nodes: manifest.nodes.map { ($0.name, $0.labels) })!
             try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links)
         case .skew(let targets, let ms):
             let names = try resolve(targets, in: manifest)
@@ -239,6 +239,42 @@ public enum FaultEngine {
             }
         }
         return id
+    }
+
+    /// The directed links a partition or link fault sets, and its description (nil for other actions).
+    public static func linkFault(_ action: FaultAction, nodes: [(name: String, labels: [String: String])]) throws
+        -> (description: String, links: [Link])? {
+        switch action {
+        case .partition(let groups):
+            let resolved = try groups.map { try resolve($0, nodes: nodes) }
+            var links: [Link] = []
+            for (a, groupA) in resolved.enumerated() {
+                for (b, groupB) in resolved.enumerated() where a != b {
+                    for from in groupA { for to in groupB { links.append(Link(from: from, to: to, rule: .init(blocked: true))) } }
+                }
+            }
+            return ("partition " + resolved.map { $0.joined(separator: ",") }.joined(separator: " | "), links)
+        case .link(let rule, let from, let to):
+            let sources = try resolve(from, nodes: nodes)
+            let targets = try resolve(to, nodes: nodes)
+            let links = sources.flatMap { source in
+                targets.filter { $0 != source }.map { Link(from: source, to: $0, rule: rule) }
+            }
+            return ("\(describe(rule)) \(sources.joined(separator: ",")) -> \(targets.joined(separator: ","))", links)
+        default:
+            return nil
+        }
+    }
+
+    /// One node's outgoing link rules: the fold of every active fault's links from it.
+    public static func linkTable(of node: String, faults: [[Link]]) -> LinkFaultTable {
+        var table: [String: LinkRule] = [:]
+        for links in faults {
+            for link in links where link.from == node {
+                table[link.to] = (table[link.to] ?? .clear).combined(with: link.rule)
+            }
+        }
+        return LinkFaultTable(links: table)
     }
 
     /// Reads a node's `node.json`, changes it, and writes it back.
@@ -361,13 +397,7 @@ public enum FaultEngine {
         let active = try loadActive(dir)
         let token = try RunFolder.token(dir)
         for node in manifest.nodes where only?.contains(node.name) ?? true {
-            var table: [String: LinkRule] = [:]
-            for fault in active {
-                for link in fault.links where link.from == node.name {
-                    table[link.to] = (table[link.to] ?? .clear).combined(with: link.rule)
-                }
-            }
-            let body = try JSONEncoder().encode(LinkFaultTable(links: table))
+            let body = try JSONEncoder().encode(linkTable(of: node.name, faults: active.map(\.links)))
             let attempts = waitForNodes ? 250 : 1
             for attempt in 0..<attempts {
                 // A node that exited at start (e.g. a binary refusing the chain's rules) will not answer.

@@ -50,7 +50,7 @@ public enum KillStorm {
     }
 
     /// Shortest time a killed target stays down, as a share of `downMsMax`.
-    static let downShareMin = 0.2
+    public static let downShareMin = 0.2
     /// A restarted node that does not answer in this long counts as up again (it may be stuck; the
     /// report will show it), so the storm cannot stall.
     static let startWaitMaxSeconds = 15.0

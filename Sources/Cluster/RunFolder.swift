@@ -90,6 +90,26 @@ public enum RunFolder {
 
     static let disputeFunds: UInt64 = 1_000_000
 
+    /// The chain's genesis for a topology and seed: validators' keys and stakes, funded load accounts
+    /// (and the rollup's), upgrade plans. The real cluster and the simulator start from the same one.
+    public static func genesis(topology: Topology, seed: UInt64, timeMs: UInt64) -> Genesis {
+        Genesis(
+            chainId: topology.chainId, protocolVersion: 1, genesisTimeMs: timeMs,
+            validators: topology.validators.map {
+                .init(name: $0.name, publicKey: nodeKey(chainId: topology.chainId, seed: seed, name: $0.name).publicKey,
+                      stake: $0.stake)
+            },
+            allocations: (0..<topology.load.accounts).map {
+                .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
+                      balance: accountBalance)
+            } + (topology.rollup == nil ? [] : (0..<forcedSendersCount).map {
+                .init(publicKey: forcedSenderKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
+                      balance: accountBalance)
+            }) + disputeAllocations(topology, seed: seed),
+            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
+            rollup: rollupGenesis(topology, seed: seed))
+    }
+
     public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
         let seed = seed ?? topology.seed
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt,
@@ -113,21 +133,7 @@ public enum RunFolder {
                                  controlPort: ports[index].control, dir: "nodes/\(node.name)",
                                  rpcPort: servesRPC ? ports[index].rpc : nil))
         }
-        let genesis = Genesis(
-            chainId: topology.chainId, protocolVersion: 1, genesisTimeMs: UInt64(Date().timeIntervalSince1970 * 1000),
-            validators: topology.validators.map {
-                .init(name: $0.name, publicKey: nodeKey(chainId: topology.chainId, seed: seed, name: $0.name).publicKey,
-                      stake: $0.stake)
-            },
-            allocations: (0..<topology.load.accounts).map {
-                .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
-                      balance: accountBalance)
-            } + (topology.rollup == nil ? [] : (0..<forcedSendersCount).map {
-                .init(publicKey: forcedSenderKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
-                      balance: accountBalance)
-            }) + disputeAllocations(topology, seed: seed),
-            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
-            rollup: rollupGenesis(topology, seed: seed))
+        let genesis = genesis(topology: topology, seed: seed, timeMs: UInt64(Date().timeIntervalSince1970 * 1000))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
         for (index, node) in topology.nodes.enumerated() {
             let nodeDir = dir + "/" + entries[index].dir
@@ -168,6 +174,39 @@ public enum RunFolder {
         let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
         try? fm.removeItem(atPath: current)
         try? fm.createSymbolicLink(atPath: current, withDestinationPath: URL(fileURLWithPath: dir).standardized.path)
+        return (dir, manifest)
+    }
+
+    /// A run folder for a simulated run (`faultline simulate`): the topology, genesis and manifest
+    /// a real run writes, with no keys, token or ports (nothing listens), and an empty folder per node
+    /// for its event log. The same reports read it. `stamp` names it (the seed, so reruns replace it).
+    public static func createSimulated(topology: Topology, runsRoot: String, seed: UInt64, timeMs: UInt64,
+                                       stamp: String) throws -> (String, RunManifest) {
+        let dir = (runsRoot as NSString).appendingPathComponent("\(topology.name)-sim-\(stamp)")
+        let fm = FileManager.default
+        try? fm.removeItem(atPath: dir)
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if let text = try? String(contentsOfFile: topology.path, encoding: .utf8) {
+            try writeFile(dir + "/topology.toml", text, mode: 0o644)
+        }
+        var entries: [RunManifest.NodeEntry] = []
+        for node in topology.nodes {
+            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
+            entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
+                                 publicKey: key.publicKey.hex, host: "simulated", gossipPort: 0, votePort: 0,
+                                 controlPort: 0, dir: "nodes/\(node.name)", rpcPort: nil))
+            try fm.createDirectory(atPath: dir + "/nodes/" + node.name, withIntermediateDirectories: true,
+                                   attributes: [.posixPermissions: 0o700])
+        }
+        try fm.createDirectory(atPath: dir + "/load", withIntermediateDirectories: true,
+                               attributes: [.posixPermissions: 0o700])
+        try writeJSON(dir + "/genesis.json", genesis(topology: topology, seed: seed, timeMs: timeMs), mode: 0o644)
+        let manifest = RunManifest(
+            name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
+            createdAtMs: timeMs, nodes: entries, accounts: topology.load.accounts,
+            load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds,
+                        l2: nil))
+        try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         return (dir, manifest)
     }
 

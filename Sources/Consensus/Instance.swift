@@ -35,6 +35,9 @@ extension Tendermint {
 
         public func isProposer(round: UInt32) -> Bool { me == validators.proposer(height: height, round: round) }
 
+        /// +2/3 of the stake, or what a planted bug says instead (`Settings.quorum`).
+        func isQuorum(_ stake: UInt64) -> Bool { settings.isQuorum(stake, of: validators) }
+
         /// Stake that has voted for `blockId` (or nil) in `round` (for status and tests).
         public func stake(_ type: VoteType, round: UInt32, blockId: Bytes32?) -> UInt64 {
             let state = rounds[round]
@@ -223,8 +226,8 @@ extension Tendermint.Instance {
     public var settledVoteRounds: [(type: Tendermint.VoteType, round: UInt32)] {
         var out: [(type: Tendermint.VoteType, round: UInt32)] = []
         for (number, state) in rounds {
-            if state.prevotes.quorumValue(validators.isQuorum) != nil { out.append((.prevote, number)) }
-            if state.precommits.quorumValue(validators.isQuorum) != nil { out.append((.precommit, number)) }
+            if state.prevotes.quorumValue(isQuorum) != nil { out.append((.prevote, number)) }
+            if state.precommits.quorumValue(isQuorum) != nil { out.append((.precommit, number)) }
         }
         return out
     }
@@ -235,7 +238,7 @@ extension Tendermint.Instance {
     public var decidedElsewhere: (blockId: Bytes32, round: UInt32, signers: [Int])? {
         guard !decided else { return nil }
         for (number, state) in rounds.sorted(by: { $0.key < $1.key }) {
-            if case .some(.some(let blockId)) = state.precommits.quorumValue(validators.isQuorum) {
+            if case .some(.some(let blockId)) = state.precommits.quorumValue(isQuorum) {
                 let signers = state.precommits.signers(of: blockId).map(\.validator)
                 return (blockId, number, signers)
             }

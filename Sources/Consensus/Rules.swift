@@ -20,7 +20,7 @@ extension Tendermint.Instance {
         for (proposalRound, state) in roundsSnapshot() {
             guard let proposal = state.proposal, state.proposalValid else { continue }
             let stake = state.precommits.stake(for: proposal.blockId)
-            if validators.isQuorum(stake) {
+            if isQuorum(stake) {
                 markDecided()
                 effects.append(.decide(height: height, round: proposalRound, blockId: proposal.blockId,
                                        signatures: state.precommits.signatures(for: proposal.blockId)))
@@ -50,7 +50,7 @@ extension Tendermint.Instance {
     private mutating func applyRoundRules(_ effects: inout [Tendermint.Effect]) -> Bool {
         guard step != .commit else { return false }
         let state = roundState(round)
-        let quorum = validators.isQuorum
+        let quorum = isQuorum
         if step == .propose, let proposal = state.proposal {
             let value = proposal.blockId
             if proposal.polRound == -1 { // L22

@@ -13,11 +13,25 @@ public enum Tendermint {
         /// Inputs for the next height kept until this node gets there.
         public var futureInputsMax: Int
 
+        /// The quorum rule: +2/3 of the stake. `.plantedHalf` is a deliberate bug (a majority quorum,
+        /// unsafe with an equivocating validator) that only the simulator's `--plant` switches on, to
+        /// prove the swarm finds a broken quorum check.
+        public var quorum: QuorumRule
+
         public init(timeouts: ConsensusTimeouts = ConsensusTimeouts(), roundsAheadMax: UInt32 = 64,
-                    futureInputsMax: Int = 4096) {
+                    futureInputsMax: Int = 4096, quorum: QuorumRule = .twoThirds) {
             self.timeouts = timeouts
             self.roundsAheadMax = roundsAheadMax
             self.futureInputsMax = futureInputsMax
+            self.quorum = quorum
+        }
+
+        /// The quorum check of this rule (a node's sync check of commit certificates uses it too).
+        public func isQuorum(_ stake: UInt64, of validators: ValidatorSet) -> Bool {
+            switch quorum {
+            case .twoThirds: return validators.isQuorum(stake)
+            case .plantedHalf: return stake * 2 > validators.totalStake
+            }
         }
 
         func duration(_ kind: TimeoutKind, round: UInt32) -> UInt64 {
@@ -29,6 +43,11 @@ public enum Tendermint {
             case .commit: return timeouts.timeoutCommitMs
             }
         }
+    }
+
+    public enum QuorumRule: String, Sendable, Equatable, CaseIterable {
+        case twoThirds = "two_thirds"
+        case plantedHalf = "half"
     }
 
     public enum Step: UInt8, Sendable, Comparable, CustomStringConvertible {

@@ -44,10 +44,13 @@ extension Tendermint {
 
         func stake(for blockId: Bytes32?) -> UInt64 { stakeByValue[blockId] ?? 0 }
 
-        /// The value (or nil) that has a quorum, if any.
+        /// The value (or nil) that has a quorum, if any. Two can only when more than a third of the
+        /// stake equivocates; then the first in evidence order (nil, then the smallest id), so every
+        /// run picks the same one whatever the dictionary's order.
         func quorumValue(_ isQuorum: (UInt64) -> Bool) -> Bytes32?? {
-            for (value, stake) in stakeByValue where isQuorum(stake) { return .some(value) }
-            return .none
+            let values = stakeByValue.filter { isQuorum($0.value) }.map(\.key)
+            guard !values.isEmpty else { return .none }
+            return .some(values.min { DuplicateVoteEvidence.sortsFirst($0, $1) }!)
         }
 
         /// The validators that signed a vote for `blockId` (first or conflicting), with their signatures.

@@ -46,8 +46,10 @@ public struct LinkShaper: Sendable {
         linkFreeAtMs = linkFreeAtMs.filter { table.links[$0.key]?.bandwidthBytesPerSecond != nil }
     }
 
-    /// Decides the fate of one datagram to `peer`; delayed copies are kept until `due(nowMs:)`.
-    public mutating func route(_ bytes: [UInt8], kind: MessageKind, peer: String, nowMs: Double) -> Decision {
+    /// The fate of one message of `bytesCount` bytes to `peer` under the link's rule: dropped (and
+    /// why), or its delays (two for a duplicate). Holds nothing back: the simulator schedules the
+    /// deliveries itself; `route` keeps delayed datagrams for the real node.
+    public mutating func decide(bytesCount: Int, kind: MessageKind, peer: String, nowMs: Double) -> Decision {
         guard let rule = table.links[peer] else { return .send(delaysMs: [0]) }
         if rule.blocked { return drop("partition") }
         if rule.dropKinds.contains(kind.description) { return drop("kind_\(kind.description)") }
@@ -55,11 +57,18 @@ public struct LinkShaper: Sendable {
         var delays = [delay(rule)]
         if rule.duplicatePercent > 0, rng.nextPercent() < rule.duplicatePercent { delays.append(delay(rule)) }
         if let bandwidth = rule.bandwidthBytesPerSecond, bandwidth > 0 {
-            let transmitMs = Double(bytes.count) * 1000 / Double(bandwidth)
+            let transmitMs = Double(bytesCount) * 1000 / Double(bandwidth)
             let start = max(nowMs, linkFreeAtMs[peer] ?? nowMs)
             linkFreeAtMs[peer] = start + transmitMs
             delays = delays.map { $0 + (start - nowMs) + transmitMs }
         }
+        return .send(delaysMs: delays)
+    }
+
+    /// Decides the fate of one datagram to `peer`; delayed copies are kept until `due(nowMs:)`.
+    public mutating func route(_ bytes: [UInt8], kind: MessageKind, peer: String, nowMs: Double) -> Decision {
+        let decision = decide(bytesCount: bytes.count, kind: kind, peer: peer, nowMs: nowMs)
+        guard case .send(let delays) = decision else { return decision }
         var sent: [Double] = []
         for delayMs in delays {
             if delayMs <= 0 {

@@ -45,7 +45,7 @@ public struct DuplicateVoteEvidence: WireCodable, Equatable, Hashable {
         self.secondSignature = aFirst ? signatureB : signatureA
     }
 
-    static func sortsFirst(_ a: Bytes32?, _ b: Bytes32?) -> Bool {
+    public static func sortsFirst(_ a: Bytes32?, _ b: Bytes32?) -> Bool {
         switch (a, b) {
         case (nil, _): return true
         case (_, nil): return false

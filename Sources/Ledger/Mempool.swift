@@ -1,23 +1,22 @@
 import DequeModule
-import Ledger
 import Sodium
 import Wire
 
 /// Verified transactions waiting for a block, in arrival order, bounded by `txsMax`.
-struct Mempool {
-    let txsMax: Int
+public struct Mempool: Sendable {
+    public let txsMax: Int
     private var order: Deque<Bytes32> = []
     private var txs: [Bytes32: Envelope] = [:]
-    private(set) var rejectedFull = 0
+    public private(set) var rejectedFull = 0
 
-    init(txsMax: Int) { self.txsMax = txsMax }
+    public init(txsMax: Int) { self.txsMax = txsMax }
 
-    var count: Int { txs.count }
+    public var count: Int { txs.count }
 
-    func contains(_ id: Bytes32) -> Bool { txs[id] != nil }
+    public func contains(_ id: Bytes32) -> Bool { txs[id] != nil }
 
     /// Adds a verified transaction; false when the pool is full (counted) or it is already there.
-    mutating func add(_ tx: Envelope, id: Bytes32) -> Bool {
+    public mutating func add(_ tx: Envelope, id: Bytes32) -> Bool {
         guard txs[id] == nil else { return false }
         guard txs.count < txsMax else {
             rejectedFull += 1
@@ -29,7 +28,7 @@ struct Mempool {
     }
 
     /// Up to `limit` candidates in arrival order.
-    func candidates(limit: Int) -> [Envelope] {
+    public func candidates(limit: Int) -> [Envelope] {
         var out: [Envelope] = []
         out.reserveCapacity(min(limit, txs.count))
         for id in order {
@@ -45,7 +44,7 @@ struct Mempool {
     /// balances and raises the nonces of the accounts that sent in it: only transfers (and forced
     /// transactions) from `senders` are checked again; other kinds (disputes read shared state) always
     /// are. Checking the whole pool after every block was 3.6% of a validator's CPU under saturation.
-    mutating func prune(committed ids: Set<Bytes32>, senders: Set<PublicKey>, ledger: Ledger) {
+    public mutating func prune(committed ids: Set<Bytes32>, senders: Set<PublicKey>, ledger: Ledger) {
         for id in ids { txs[id] = nil }
         var kept: Deque<Bytes32> = []
         kept.reserveCapacity(txs.count)

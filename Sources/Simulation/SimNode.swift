@@ -1,0 +1,316 @@
+import Consensus
+import DequeModule
+import Ledger
+import Sodium
+import Wire
+
+/// One simulated validator: the real consensus core, ledger and mempool, driven by the simulator's
+/// virtual clock and network instead of sockets and timers. This is the simulator's shell, the
+/// counterpart of the node's `NodeShell`: it builds and checks blocks, stores what a real node stores
+/// (committed blocks and the sign state survive a crash; everything else is lost), syncs blocks from
+/// peers, re-sends a stalled height's messages, reports equivocation, and lies when told to.
+final class SimNode {
+    enum State: Equatable { case down, running, paused }
+
+    struct ProposalKey: Hashable, Comparable {
+        var height: UInt64
+        var round: UInt32
+
+        static func < (lhs: ProposalKey, rhs: ProposalKey) -> Bool { (lhs.height, lhs.round) < (rhs.height, rhs.round) }
+    }
+
+    struct RelayKey: Hashable {
+        var vote: Vote
+        var type: Tendermint.VoteType
+        var from: Int
+    }
+
+    struct PendingProposal {
+        var proposal: Proposal
+        var from: Int
+        var block: Block?
+        var delivered = false
+    }
+
+    static let syncWindow: UInt64 = 4
+    static let syncRetryMs: UInt64 = 300
+    static let earlyBlocksMax = 256
+    static let pausedInboxMax = 2_048
+    static let ownVotesMax = 6
+    static let ownPrevotesMax = 256
+    static let evidenceReportedMax = 4_096
+    static let replayPoolMax = 512
+    static let byzantineMessagesPerTick = 50
+    static let relayedMax = 65_536
+
+    let slot: Int
+    let name: String
+    /// The validator whose key this node signs with (a twin shares its original's), nil for none.
+    let me: Int?
+    let keyName: String
+    unowned let world: Simulator
+
+    // Durable: what a real node keeps on disk across a crash.
+    var store: [CommittedBlock] = []
+    var ledger: Ledger
+    var signState: Tendermint.SignState?
+    /// The last vote signed, re-sent after a restart (the node's sign-state file keeps its payload).
+    var lastSignedVote: (Tendermint.VoteType, Vote)?
+    /// Bytes of a torn record after the stored blocks (a kill storm's), cut off at the next start.
+    var tornTailBytes: UInt64 = 0
+
+    // Volatile: lost at a crash.
+    var state: State = .down
+    var incarnation = 0
+    var consensus: Tendermint.Instance?
+    var mempool: Mempool
+    var pending: [ProposalKey: PendingProposal] = [:]
+    var earlyBlocks: [ProposalKey: (Block?, Bytes32?)] = [:]
+    /// Votes this node has relayed (each once), for the current height and the next.
+    var relayed: Set<RelayKey> = []
+    var peerHeights: [Int: UInt64] = [:]
+    var syncRequested: [UInt64: UInt64] = [:]
+    var syncBlocks: [UInt64: CommittedBlock] = [:]
+    var ownVotes: [SimMessage] = []
+    var ownPrevotes: [UInt32: SimMessage] = [:]
+    var ownProposal: [SimMessage] = []
+    var lastProgressUs: UInt64 = 0
+    var lastRebroadcastUs: UInt64 = 0
+    var lastVoteSentUs: UInt64 = 0
+    var lastStatusUs: UInt64 = 0
+    var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
+    var pausedInbox: Deque<SimEvent> = []
+    var stopped: String?
+    var clockSkewMs: Int64 = 0
+    var byzantine: Set<ByzantineMode> = []
+    var byzantineSent: [String: Int] = [:]
+    var replayPool: Deque<SimMessage> = []
+    var floodCounter: UInt32 = 0
+    /// Peers' input refused by this node, by reason (the core's own counts are added when reported).
+    var rejects: [String: Int] = [:]
+    var invalidProposals = 0
+    var lastDropsLogged: [Int] = []
+    var pendingSignState: Tendermint.SignState?
+
+    init(slot: Int, name: String, me: Int?, keyName: String, genesis: Genesis, world: Simulator) throws {
+        self.slot = slot
+        self.name = name
+        self.me = me
+        self.keyName = keyName
+        self.world = world
+        self.ledger = try Ledger(genesis: genesis)
+        self.mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
+    }
+
+    var validators: ValidatorSet { world.validators }
+    var storeHeight: UInt64 { UInt64(store.count) }
+    var nowMs: UInt64 { world.nowMs }
+    /// Block timestamps: virtual time plus any injected skew.
+    var protocolClockMs: UInt64 { UInt64(max(0, Int64(nowMs) + clockSkewMs)) }
+
+    // MARK: lifecycle
+
+    /// A (re)start: a fresh process over the durable state.
+    func start() {
+        state = .running
+        incarnation += 1
+        stopped = nil
+        let discarded = tornTailBytes
+        tornTailBytes = 0
+        consensus = Tendermint.Instance(validators: validators, me: me, settings: world.consensusSettings,
+                                        height: storeHeight + 1, lastSigned: signState)
+        mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
+        lastProgressUs = world.nowUs
+        log("start", [
+            ("height", .uint(storeHeight)), ("round", .uint(0)), ("version", .string("simulated")),
+            ("protocolVersion", .uint(1)), ("rulesVersionMax", .uint(1)), ("rulesVersionMin", .uint(1)),
+            ("forkId", .uint(0)), ("stake", .uint(me.map { validators.stake(of: $0) } ?? 0)),
+            ("stateRoot", .string(ledger.stateRoot.hex)), ("discardedTailBytes", .uint(discarded)),
+            ("lastSigned", signState.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
+        ])
+        world.scheduleTick(self, afterMs: world.settings.tickMs)
+        broadcastStatus()
+        if let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1 {
+            // Like the node: the vote signed before the crash goes out again (never a new signature).
+            let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
+            ownVotes.append(message)
+            world.broadcast(from: self, message)
+            log("vote_restored", [("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))),
+                                  ("kind", .string(type.kind.description))])
+            drive(.vote(type, vote, from: me, signature: SimNode.unsigned))
+        }
+        drive(.start)
+    }
+
+    /// SIGKILL: everything not on disk is gone.
+    func crash() {
+        state = .down
+        incarnation += 1
+        consensus = nil
+        pending.removeAll()
+        earlyBlocks.removeAll()
+        relayed.removeAll()
+        peerHeights.removeAll()
+        syncRequested.removeAll()
+        syncBlocks.removeAll()
+        ownVotes.removeAll()
+        ownPrevotes.removeAll()
+        ownProposal.removeAll()
+        evidenceReported.removeAll()
+        pausedInbox.removeAll()
+        replayPool.removeAll()
+        pendingSignState = nil
+        lastDropsLogged = []
+    }
+
+    /// Signatures are not computed in simulation (see `SimMessage`); the core keeps this in their place.
+    static let unsigned = Bytes64.zero
+
+    // MARK: the core
+
+    /// Feeds one input to the consensus core and executes its effects; our own votes and proposals
+    /// loop back as further inputs, processed in order.
+    func drive(_ first: Tendermint.Input) {
+        var queue: Deque<Tendermint.Input> = [first]
+        var steps = 0
+        while stopped == nil, state == .running, let input = queue.popFirst(), consensus != nil {
+            steps += 1
+            precondition(steps < 100_000, "\(name): consensus feedback did not settle at height \(consensus!.height)")
+            for effect in consensus!.process(input) where stopped == nil {
+                execute(effect, feedback: &queue)
+            }
+        }
+    }
+
+    private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
+        switch effect {
+        case .persistSignState(let newState):
+            pendingSignState = newState
+        case .propose(let height, let round, let blockId, let polRound):
+            guard let newState = pendingSignState.take(), persist(newState) else { return }
+            if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
+                feedback.append(.proposal(proposal, from: me!, valid: true))
+            }
+        case .broadcastVote(let type, let vote):
+            guard let newState = pendingSignState.take(), persist(newState) else { return }
+            lastSignedVote = (type, vote)
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+            sendOwnVote(type, vote)
+            lastVoteSentUs = world.nowUs
+            feedback.append(.vote(type, vote, from: me!, signature: SimNode.unsigned))
+        case .scheduleTimeout(let kind, let height, let round, let durationMs):
+            world.scheduleTimer(self, afterMs: durationMs, .timeout(kind, height: height, round: round))
+        case .decide(let height, let round, let blockId, let signatures):
+            guard let block = knownBlock(blockId) else {
+                preconditionFailure("\(name): decided block \(blockId) at height \(height) is not known")
+            }
+            commit(CommittedBlock(block: block, commit: CommitCertificate(height: height, round: round, blockId: blockId,
+                                                                          signatures: signatures)), source: "consensus")
+        case .roundStarted(let height, let round):
+            if round > 0 {
+                log("round", [("height", .uint(height)), ("round", .uint(UInt64(round)))])
+                fetchBlockDecidedElsewhere()
+            }
+            world.noteRound(self, height: height, round: round)
+        case .equivocation(let evidence):
+            reportEquivocation(evidence)
+        case .newHeight(let height):
+            ownVotes.removeAll()
+            ownPrevotes.removeAll()
+            ownProposal.removeAll()
+            pending = pending.filter { $0.key.height >= height }
+            earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
+            relayed = relayed.filter { $0.vote.height >= height }
+            feedback.append(contentsOf: bufferedProposals())
+        }
+    }
+
+    /// The write-ahead rule: the sign state is durable before the signature exists.
+    private func persist(_ newState: Tendermint.SignState) -> Bool {
+        if let last = signState, newState <= last {
+            rejects["refused_to_resign", default: 0] += 1
+            return false
+        }
+        signState = newState
+        return true
+    }
+
+    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
+        let validator = me.map { validators.members[$0].name } ?? name
+        world.monitor.signed(validator: validator, node: name, height: height, round: round, kind: kind, value: value,
+                             timeMs: nowMs)
+        log("signed", [
+            ("height", .uint(height)), ("round", .uint(UInt64(round))), ("kind", .string(kind.description)),
+            ("value", .string(value?.hex ?? "nil")), ("validator", .string(validator)),
+        ])
+    }
+
+    private func knownBlock(_ id: Bytes32) -> Block? {
+        pending.values.first { $0.proposal.blockId == id && $0.block != nil }?.block
+    }
+
+    /// Builds (or re-uses the valid value) and sends a proposal and its block.
+    private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
+        let block: Block
+        if let blockId, let existing = knownBlock(blockId) {
+            block = existing
+        } else {
+            block = buildBlock(height: height, stateRoot: claimedStateRoot(height: height), timeMs: protocolClockMs)
+        }
+        let id = block.id
+        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: id, partsRoot: .zero,
+                                partCount: 1, blockBytes: UInt32(block.encoded.count))
+        recordSigned(.proposal, height: height, round: round, value: id)
+        pending[ProposalKey(height: height, round: round)] = PendingProposal(proposal: proposal, from: me!, block: block,
+                                                                             delivered: true)
+        sendOwnProposal(proposal, block: block, id: id)
+        return proposal
+    }
+
+    func buildBlock(height: UInt64, stateRoot: Bytes32, timeMs: UInt64) -> Block {
+        let limits = world.topology.limits
+        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
+                                      txsMax: limits.blockTxsMax,
+                                      bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
+        let header = BlockHeader(protocolVersion: 1, height: height, timeMs: timeMs,
+                                 proposer: validators.members[me!].publicKey, previousBlockId: ledger.lastBlockId,
+                                 stateRoot: stateRoot, txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
+        return Block(header: header, txs: txs)
+    }
+
+    /// Stores, executes and records a committed block: the one path for consensus and sync.
+    @discardableResult
+    func commit(_ committed: CommittedBlock, source: String) -> Bool {
+        let block = committed.block
+        precondition(block.header.height == storeHeight + 1, "\(name): commit of \(block.header.height) on \(storeHeight)")
+        guard block.header.stateRoot == ledger.stateRoot else {
+            stopped = "state root mismatch at height \(block.header.height)"
+            log("state_mismatch", [("height", .uint(block.header.height)), ("reason", .string(stopped!))])
+            return false
+        }
+        store.append(committed)
+        let result = ledger.execute(block)
+        recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
+        mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
+        lastProgressUs = world.nowUs
+        syncBlocks[block.header.height] = nil
+        let id = committed.commit.blockId
+        world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)
+        log("commit", [
+            ("height", .uint(block.header.height)), ("round", .uint(UInt64(committed.commit.round))),
+            ("hash", .string(id.hex)), ("stateRoot", .string(result.stateRoot.hex)),
+            ("txs", .uint(UInt64(block.txs.count))), ("failedTxs", .uint(UInt64(result.failed))),
+            ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
+            ("source", .string(source)),
+            ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
+            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(1)),
+            ("txIds", .array(block.txs.map { .string($0.id.short) })),
+        ])
+        world.noteCommit(self, height: block.header.height)
+        return true
+    }
+
+    func log(_ event: String, _ fields: [(String, JSONValue)]) {
+        world.log(self, event, fields)
+    }
+}

@@ -1,0 +1,343 @@
+import Cluster
+import Consensus
+import Ledger
+import Sodium
+import Wire
+
+/// A scenario file uses something the simulator does not model.
+public struct UnsupportedInSimulation: Error, CustomStringConvertible {
+    public let description: String
+}
+
+struct StormState {
+    var spec: KillStormSpec
+    var id: String
+    var targets: [Int]
+    var startUs: UInt64
+    var kills = 0
+    var down: [Int] = []
+    var finished = false
+}
+
+struct LoadState {
+    var rate: Int
+    var startUs: UInt64
+    var endUs: UInt64
+    var sent = 0
+    var accounts: [SigningKey?]
+    var nonces: [UInt64]
+    var targets: [Int]
+}
+
+extension Simulator {
+    static let loadIntervalMs: UInt64 = 50
+
+    /// Refuses, with the file, field and reason, what the simulator would otherwise get wrong.
+    public static func checkSupported(_ scenario: Scenario) throws {
+        let topology = scenario.topology
+        func refuse(_ field: String, _ problem: String) -> UnsupportedInSimulation {
+            UnsupportedInSimulation(description: "\(topology.path): \(field): \(problem) (not simulated; "
+                                    + "run it on a real cluster with `faultline run`)")
+        }
+        for node in topology.nodes where node.role != "validator" {
+            throw refuse("node \(node.name)", "role \"\(node.role)\": the simulator runs validators only")
+        }
+        for node in topology.nodes where node.version != 1 || node.versionMin != 1 || node.forkId != 0 {
+            throw refuse("node \(node.name)", "binary versions and fork ids are not simulated yet")
+        }
+        if !topology.upgrades.isEmpty { throw refuse("upgrade", "upgrade plans are not simulated yet") }
+        if topology.rpcLoad != nil { throw refuse("rpc_load", "JSON-RPC load needs rpc nodes") }
+        for step in scenario.steps {
+            if step.spam != nil {
+                throw refuse("step \(step.id)", "spam measures a node's CPU budget, which the simulator does not model")
+            }
+            if step.rollupLoad != nil { throw refuse("step \(step.id)", "rollup load needs a sequencer") }
+            switch step.action {
+            case .upgrade: throw refuse("step \(step.id)", "upgrades are not simulated yet")
+            case .rpc: throw refuse("step \(step.id)", "rpc faults need rpc nodes")
+            default: break
+            }
+            if case .whenGameOpen = step.trigger { throw refuse("step \(step.id)", "dispute games need a rollup") }
+        }
+    }
+
+    var selectable: [(name: String, labels: [String: String])] { topology.nodes.map { ($0.name, $0.labels) } }
+
+    func slots(_ selectors: [String]) -> [Int] {
+        let names = (try? FaultEngine.resolve(selectors, nodes: selectable)) ?? []
+        return names.compactMap { name in nodes.firstIndex { $0.name == name } }
+    }
+
+    // MARK: the schedule
+
+    /// The first finalized block: the scenario's clock starts (steps, load, end).
+    func beginSchedule() {
+        scenarioStartUs = nowUs
+        for (index, step) in scenario.steps.enumerated() {
+            if case .atSeconds(let seconds) = step.trigger {
+                queue.push(.step(index), atUs: nowUs + UInt64(seconds * 1_000_000))
+            } else {
+                waitingSteps.append(index)
+            }
+        }
+        let load = topology.load
+        if load.rateTxPerSecond > 0 {
+            let startUs = nowUs + UInt64(load.startSeconds * 1_000_000)
+            loadState = LoadState(rate: load.rateTxPerSecond, startUs: startUs,
+                                  endUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000),
+                                  accounts: Array(repeating: nil, count: max(load.accounts, 1)),
+                                  nonces: Array(repeating: 0, count: max(load.accounts, 1)),
+                                  targets: nodes.map(\.slot))
+            queue.push(.load, atUs: startUs)
+        }
+        queue.push(.end, atUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000))
+    }
+
+    /// Height and proposer triggers, checked after commits and round changes.
+    func checkWaitingSteps() {
+        guard !waitingSteps.isEmpty, let start = scenarioStartUs else { return }
+        let elapsed = Double(nowUs - start) / 1_000_000
+        for index in waitingSteps {
+            let due: Bool
+            switch scenario.steps[index].trigger {
+            case .atHeight(let height):
+                due = nodes.contains { $0.storeHeight >= height }
+            case .whenProposer(let name, let after):
+                let target = validators.members.firstIndex { $0.name == name }
+                due = elapsed >= after && nodes.contains { node in
+                    guard node.name != name, let consensus = node.consensus else { return false }
+                    return validators.proposer(height: consensus.height, round: consensus.round) == target
+                }
+            case .atSeconds, .whenGameOpen:
+                due = false
+            }
+            if due {
+                waitingSteps.removeAll { $0 == index }
+                queue.push(.step(index), atUs: nowUs)
+            }
+        }
+    }
+
+    func fire(_ index: Int) {
+        guard !ended, !settling else { return }
+        let step = scenario.steps[index]
+        stepsFired.append(step.id)
+        if let storm = step.killStorm {
+            startStorm(storm, step: index)
+            return
+        }
+        apply(step.action, id: step.id)
+        if let duration = step.durationSeconds { queue.push(.undo(index), atUs: nowUs + UInt64(duration * 1_000_000)) }
+    }
+
+    /// The heal of a step with a duration (as the real runner's).
+    func undo(_ step: Scenario.Step) {
+        switch step.action {
+        case .kill(let targets): apply(.restart(targets: targets), id: step.id + "-heal")
+        case .pause(let targets): apply(.resume(targets: targets), id: step.id + "-heal")
+        case .partition, .link: apply(.heal(id: step.id), id: step.id + "-heal")
+        case .skew(let targets, _): apply(.skew(targets: targets, ms: 0), id: step.id + "-heal")
+        case .byzantine(let targets, _): apply(.byzantine(targets: targets, modes: []), id: step.id + "-heal")
+        case .resume, .restart, .heal, .upgrade, .rpc: break
+        }
+    }
+
+    func record(_ event: String, id: String, action: String, description: String, nodes names: [String]) {
+        logs.record(FaultEvent(t: nowMs, event: event, id: id, action: action, description: description, nodes: names))
+    }
+
+    /// Ends the open windows of `action` that touch `names` (as `FaultEngine.endWindows`).
+    func endWindows(action: String, nodes names: [String]) {
+        var open: [String: FaultEvent] = [:]
+        for event in logs.timeline { if event.event == "start" { open[event.id] = event } else { open[event.id] = nil } }
+        for (_, event) in open.sorted(by: { $0.key < $1.key }) where event.action == action {
+            guard event.nodes.contains(where: names.contains) else { continue }
+            record("end", id: event.id, action: action, description: event.description, nodes: event.nodes)
+        }
+    }
+
+    func apply(_ action: FaultAction, id: String) {
+        switch action {
+        case .kill(let targets), .pause(let targets):
+            let chosen = slots(targets)
+            for slot in chosen {
+                if action.name == "kill" { nodes[slot].crash() } else { nodes[slot].pause() }
+            }
+            record("start", id: id, action: action.name,
+                   description: "\(action.name) \(chosen.map { nodes[$0].name }.joined(separator: ","))",
+                   nodes: chosen.map { nodes[$0].name })
+        case .resume(let targets):
+            let chosen = slots(targets)
+            for slot in chosen { nodes[slot].resume() }
+            endWindows(action: "pause", nodes: chosen.map { nodes[$0].name })
+        case .restart(let targets):
+            let chosen = slots(targets)
+            for slot in chosen {
+                nodes[slot].crash()
+                queue.push(.start(node: slot), atUs: nowUs + settings.startupMs * 1_000)
+            }
+            endWindows(action: "kill", nodes: chosen.map { nodes[$0].name })
+            endWindows(action: "pause", nodes: chosen.map { nodes[$0].name })
+        case .partition, .link:
+            guard let (description, links) = try? FaultEngine.linkFault(action, nodes: selectable) else { return }
+            activeLinkFaults.removeAll { $0.id == id }
+            activeLinkFaults.append((id, links))
+            pushLinkTables()
+            let names = Array(Set(links.flatMap { [$0.from, $0.to] })).sorted()
+            record("start", id: id, action: links.first?.rule.blocked == true ? "partition" : "link",
+                   description: description, nodes: names)
+        case .heal(let healId):
+            let healed = activeLinkFaults.filter { healId == nil || $0.id == healId }
+            activeLinkFaults.removeAll { healId == nil || $0.id == healId }
+            pushLinkTables()
+            for fault in healed {
+                let open = logs.timeline.last { $0.id == fault.id && $0.event == "start" }
+                record("end", id: fault.id, action: "heal", description: open?.description ?? fault.id,
+                       nodes: Array(Set(fault.links.flatMap { [$0.from, $0.to] })).sorted())
+            }
+        case .skew(let targets, let ms):
+            let chosen = slots(targets)
+            for slot in chosen {
+                nodes[slot].clockSkewMs = ms
+                nodes[slot].log("clock_skew", [("skewMs", .int(ms))])
+            }
+            let names = chosen.map { nodes[$0].name }
+            if ms == 0 {
+                endWindows(action: "skew", nodes: names)
+            } else {
+                record("start", id: id, action: "skew", description: "clock skew \(ms) ms on \(names.joined(separator: ","))",
+                       nodes: names)
+            }
+        case .byzantine(let targets, let modes):
+            let chosen = slots(targets)
+            for slot in chosen { nodes[slot].setByzantine(modes) }
+            let names = chosen.map { nodes[$0].name }
+            if modes.isEmpty {
+                endWindows(action: "byzantine", nodes: names)
+            } else {
+                record("start", id: id, action: "byzantine",
+                       description: "byzantine \(modes.map(\.rawValue).joined(separator: "+")) on "
+                           + names.joined(separator: ","), nodes: names)
+            }
+        case .upgrade, .rpc:
+            preconditionFailure("checkSupported lets no \(action.name) step through")
+        }
+    }
+
+    /// Every node's outgoing link rules: the fold of the active link faults.
+    func pushLinkTables() {
+        let faults = activeLinkFaults.map(\.links)
+        for node in nodes { shapers[node.slot].setTable(FaultEngine.linkTable(of: node.name, faults: faults)) }
+    }
+
+    // MARK: load
+
+    /// Signed transfers at the topology's rate, round-robin over accounts and validators, as the real
+    /// load generator sends them (and logged as its submissions are).
+    func sendLoad() {
+        guard var load = loadState, !ended else { return }
+        let elapsedUs = min(nowUs, load.endUs) - load.startUs
+        let due = Int(Double(load.rate) * Double(elapsedUs) / 1_000_000) - load.sent
+        if due > 0 {
+            for _ in 0..<due {
+                let index = load.sent % load.accounts.count
+                let key = load.accounts[index] ?? RunFolder.accountKey(chainId: topology.chainId, seed: settings.seed,
+                                                                       index: index)
+                load.accounts[index] = key
+                let next = (index + 1) % load.accounts.count
+                let receiver = load.accounts[next]?.publicKey
+                    ?? RunFolder.accountKey(chainId: topology.chainId, seed: settings.seed, index: next).publicKey
+                let transfer = Transfer(to: receiver, amount: 1, fee: 1, nonce: load.nonces[index])
+                load.nonces[index] += 1
+                let envelope = Envelope(kind: .transfer, payload: transfer.encoded, domain: domain, key: key)
+                let target = load.targets[load.sent % load.targets.count]
+                load.sent += 1
+                logs.submitted(timeMs: nowMs, tx: envelope.id.short)
+                let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
+                queue.push(.deliver(to: target, from: -1, .tx(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
+            }
+        }
+        loadState = load
+        if nowUs < load.endUs { queue.push(.load, atUs: nowUs + Simulator.loadIntervalMs * 1_000) }
+    }
+
+    // MARK: kill storms
+
+    func startStorm(_ spec: KillStormSpec, step: Int) {
+        let id = scenario.steps[step].id
+        let targets = slots(spec.targets)
+        storms[step] = StormState(spec: spec, id: id, targets: targets, startUs: nowUs)
+        record("start", id: id, action: "kill_storm", description: spec.description, nodes: targets.map { nodes[$0].name })
+        scheduleStormKill(step)
+    }
+
+    private func scheduleStormKill(_ step: Int) {
+        guard let storm = storms[step] else { return }
+        let meanGapMs = storm.spec.seconds * 1_000 / Double(max(storm.spec.count, 1))
+        queue.push(.stormKill(step: step), atUs: nowUs + UInt64(meanGapMs * (0.25 + 1.5 * rng.nextUnit()) * 1_000))
+    }
+
+    func stormKill(_ step: Int) {
+        guard var storm = storms[step], !storm.finished else { return }
+        let over = storm.kills >= storm.spec.count || Double(nowUs - storm.startUs) / 1_000_000 >= storm.spec.seconds
+        if over || ended {
+            storm.finished = true
+            storms[step] = storm
+            for slot in storm.down where nodes[slot].state == .down { nodes[slot].start() }
+            record("end", id: storm.id, action: "kill_storm", description: storm.spec.description,
+                   nodes: storm.targets.map { nodes[$0].name })
+            return
+        }
+        // A victim counts as down until it runs again (the real storm waits for its control port).
+        let downNow = storm.targets.filter { nodes[$0].state == .down }.count
+        let candidates = storm.targets.filter { nodes[$0].state == .running }
+        if downNow < storm.spec.downMax, !candidates.isEmpty {
+            let slot = candidates[Int(rng.next() % UInt64(candidates.count))]
+            nodes[slot].crash()
+            storm.kills += 1
+            storm.down.append(slot)
+            logs.killLine(timeMs: nowMs, event: "kill", node: nodes[slot].name, storm: storm.id)
+            let share = KillStorm.downShareMin + (1 - KillStorm.downShareMin) * rng.nextUnit()
+            queue.push(.stormRestart(step: step, node: slot), atUs: nowUs + UInt64(Double(storm.spec.downMsMax) * share * 1_000))
+        }
+        storms[step] = storm
+        scheduleStormKill(step)
+    }
+
+    /// A victim starts again (with a torn store tail, sometimes) and counts as down until it runs.
+    func stormRestart(_ step: Int, slot: Int) {
+        guard var storm = storms[step], nodes[slot].state == .down else { return }
+        if storm.spec.tornPercent > 0, rng.nextPercent() < storm.spec.tornPercent {
+            let bytes = 36 + rng.next() % 200
+            nodes[slot].tornTailBytes = bytes
+            logs.killLine(timeMs: nowMs, event: "torn", node: nodes[slot].name, storm: storm.id, bytes: bytes)
+        }
+        logs.killLine(timeMs: nowMs, event: "restart", node: nodes[slot].name, storm: storm.id)
+        queue.push(.start(node: slot), atUs: nowUs + settings.startupMs * 1_000)
+        storm.down.removeAll { $0 == slot }
+        storms[step] = storm
+    }
+
+    /// The end of the scenario: heal what is still broken (as the real runner does), let the chain
+    /// settle, stop.
+    func finish() {
+        if let start = scenarioStartUs, nowUs < start + UInt64((scenario.durationSeconds + scenario.settleSeconds) * 1_000_000),
+           !settling {
+            settling = true
+            for (index, step) in scenario.steps.enumerated() where stepsFired.contains(step.id) {
+                if step.durationSeconds != nil, healed.insert(index).inserted { undo(step) }
+            }
+            for (step, storm) in storms where !storm.finished {
+                storms[step]!.finished = true
+                for slot in storm.down where nodes[slot].state == .down { nodes[slot].start() }
+                record("end", id: storm.id, action: "kill_storm", description: storm.spec.description,
+                       nodes: storm.targets.map { nodes[$0].name })
+            }
+            queue.push(.end, atUs: nowUs + UInt64(scenario.settleSeconds * 1_000_000))
+            return
+        }
+        for node in nodes where node.state == .paused { node.resume() }
+        for node in nodes where node.state == .running { node.logDrops() }
+        ended = true
+    }
+}

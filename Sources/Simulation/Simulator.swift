@@ -1,0 +1,279 @@
+import Cluster
+import Consensus
+import Foundation
+import Ledger
+import Sodium
+import Transport
+import Wire
+
+/// What the simulator runs on an agenda entry.
+enum SimEvent {
+    /// A message arriving at `to` from the node in slot `from` (-1: a client).
+    case deliver(to: Int, from: Int, SimMessage)
+    case timer(node: Int, incarnation: Int, Tendermint.Input)
+    case tick(node: Int, incarnation: Int)
+    case start(node: Int)
+    case step(Int)
+    case undo(Int)
+    case load
+    case stormKill(step: Int)
+    case stormRestart(step: Int, node: Int)
+    case end
+}
+
+/// Runs a scenario's validators in one process, in virtual time: the real consensus core, ledger and
+/// mempool in every node, a simulated network with the real link-fault semantics (`LinkShaper`),
+/// crashes that keep exactly what a node keeps on disk, and every random choice drawn from one seeded
+/// generator in agenda order, so a seed replays byte for byte.
+public final class Simulator {
+    public struct Settings: Sendable {
+        public var seed: UInt64
+        /// One-way latency of every simulated link before faults, and its uniform jitter (±).
+        public var latencyMs: Double = 1.0
+        public var jitterMs: Double = 0.5
+        /// A process's start: from exec to consensus running.
+        public var startupMs: UInt64 = 100
+        /// The first starts spread over this long (a real cluster's processes start one by one).
+        public var startSpreadMs: UInt64 = 200
+        public var tickMs: UInt64 = 50
+        public var statusIntervalMs: UInt64 = 100
+        /// The quorum rule of every node (`.plantedHalf` only to prove the swarm catches it).
+        public var quorum: Tendermint.QuorumRule = .twoThirds
+        /// Write the nodes' event logs (a report needs them; the swarm checks safety in memory).
+        public var eventLogs = true
+        /// Give up when no node has committed a block this long after the start.
+        public var firstBlockWithinSeconds = 30.0
+
+        public init(seed: UInt64) { self.seed = seed }
+    }
+
+    public struct Outcome: Sendable {
+        public var startedAtMs: UInt64
+        public var endedAtMs: UInt64
+        public var stepsFired: [String]
+        public var heights: [String: UInt64]
+        public var violations: [SafetyMonitor.Violation]
+        public var agendaItems: UInt64
+        public var virtualSeconds: Double
+        public var kills: Int
+    }
+
+    /// Virtual time 0, as wall-clock milliseconds in the logs (fixed, so logs never depend on the day).
+    public static let epochMs: UInt64 = 1_767_225_600_000
+
+    let scenario: Scenario
+    let settings: Settings
+    var topology: Topology { scenario.topology }
+    let genesis: Genesis
+    let validators: ValidatorSet
+    let domain: Domain
+    let consensusSettings: Tendermint.Settings
+    var nodes: [SimNode] = []
+    var peerSlots: [[Int]] = []
+    var shapers: [LinkShaper] = []
+    var rng: SplitMix64
+    var queue = EventQueue<SimEvent>()
+    public private(set) var nowUs: UInt64 = 0
+    var nowMs: UInt64 { Simulator.epochMs + nowUs / 1_000 }
+    public var monitor = SafetyMonitor()
+    var logs: SimLogs
+    var keys: [String: SigningKey] = [:]
+
+    // The schedule.
+    var scenarioStartUs: UInt64?
+    var stepsFired: [String] = []
+    var waitingSteps: [Int] = []
+    var activeLinkFaults: [(id: String, links: [FaultEngine.Link])] = []
+    var storms: [Int: StormState] = [:]
+    var loadState: LoadState?
+    var agendaItems: UInt64 = 0
+    /// Steps whose heal has run (a heal runs once: when due, or at the end of the scenario).
+    var healed: Set<Int> = []
+    /// Liveness as the run goes: the highest height any node committed, when, and the longest wait
+    /// for a new height since the schedule began.
+    public private(set) var highestCommitted: UInt64 = 0
+    var highestCommittedUs: UInt64 = 0
+    public private(set) var longestCommitGapMs: UInt64 = 0
+    var settling = false
+    var ended = false
+
+    public init(scenario: Scenario, settings: Settings, logDir: String?) throws {
+        try Simulator.checkSupported(scenario)
+        self.scenario = scenario
+        self.settings = settings
+        self.rng = SplitMix64(seed: settings.seed ^ 0x5349_4D55_4C41_5445) // "SIMULATE"
+        let topology = scenario.topology
+        genesis = RunFolder.genesis(topology: topology, seed: settings.seed, timeMs: Simulator.epochMs)
+        validators = try genesis.validatorSet()
+        domain = Domain(chainId: topology.chainId)
+        consensusSettings = Tendermint.Settings(timeouts: topology.timing, quorum: settings.quorum)
+        logs = try SimLogs(dir: settings.eventLogs ? logDir : nil, nodes: topology.nodes.map(\.name))
+        for (slot, node) in topology.nodes.enumerated() {
+            let index = topology.validators.firstIndex { $0.name == node.keyName }
+            nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, genesis: genesis,
+                                     world: self))
+            shapers.append(LinkShaper(seed: settings.seed &+ UInt64(slot) &* 0x9E37_79B9))
+        }
+        peerSlots = nodes.map { node in nodes.filter { $0.keyName != node.keyName }.map(\.slot) }
+        for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
+            nodes[node.offset].byzantine = Set(node.element.byzantine)
+        }
+    }
+
+    // MARK: running
+
+    /// Runs the scenario: nodes start, the schedule begins at the first finalized block (as `faultline
+    /// run` starts its clock once `up` has seen one), faults fire and heal, the run settles and ends.
+    public func run() throws -> Outcome {
+        // Processes come up one after another, as `faultline up` spawns them (not in one instant).
+        for node in nodes {
+            let spreadUs = UInt64(rng.nextUnit() * Double(settings.startSpreadMs) * 1_000)
+            queue.push(.start(node: node.slot), atUs: settings.startupMs * 1_000 + spreadUs)
+        }
+        let firstBlockDeadlineUs = UInt64(settings.firstBlockWithinSeconds * 1_000_000)
+        while !ended, let entry = queue.pop() {
+            nowUs = entry.timeUs
+            agendaItems += 1
+            handle(entry.item)
+            if scenarioStartUs == nil, nowUs > firstBlockDeadlineUs {
+                throw RunError("no block finalized \(Int(settings.firstBlockWithinSeconds)) s (simulated) after the start")
+            }
+        }
+        try logs.close()
+        let start = scenarioStartUs ?? 0
+        return Outcome(startedAtMs: Simulator.epochMs + start / 1_000, endedAtMs: nowMs, stepsFired: stepsFired,
+                       heights: Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.storeHeight) }),
+                       violations: monitor.violations, agendaItems: agendaItems,
+                       virtualSeconds: Double(nowUs) / 1_000_000, kills: storms.values.reduce(0) { $0 + $1.kills })
+    }
+
+    private func handle(_ item: SimEvent) {
+        switch item {
+        case .deliver(let to, let from, let message):
+            let node = nodes[to]
+            switch node.state {
+            case .down: break
+            case .paused: node.buffer(item)
+            case .running: node.receive(message, from: from)
+            }
+        case .timer(let slot, let incarnation, let input):
+            let node = nodes[slot]
+            guard node.incarnation == incarnation else { return }
+            if node.state == .paused { node.buffer(item) } else { node.drive(input) }
+        case .tick(let slot, let incarnation):
+            let node = nodes[slot]
+            guard node.incarnation == incarnation else { return }
+            if node.state == .paused {
+                node.buffer(item)
+            } else {
+                node.tick()
+                scheduleTick(node, afterMs: settings.tickMs)
+            }
+        case .start(let slot):
+            if nodes[slot].state == .down { nodes[slot].start() }
+        case .step(let index):
+            fire(index)
+        case .undo(let index):
+            if healed.insert(index).inserted { undo(scenario.steps[index]) }
+        case .load:
+            sendLoad()
+        case .stormKill(let step):
+            stormKill(step)
+        case .stormRestart(let step, let slot):
+            stormRestart(step, slot: slot)
+        case .end:
+            finish()
+        }
+    }
+
+    // MARK: the nodes' view of the world
+
+    func scheduleTimer(_ node: SimNode, afterMs: UInt64, _ input: Tendermint.Input) {
+        queue.push(.timer(node: node.slot, incarnation: node.incarnation, input), atUs: nowUs + afterMs * 1_000)
+    }
+
+    func scheduleTick(_ node: SimNode, afterMs: UInt64) {
+        queue.push(.tick(node: node.slot, incarnation: node.incarnation), atUs: nowUs + afterMs * 1_000)
+    }
+
+    func peers(of node: SimNode) -> [Int] { peerSlots[node.slot] }
+
+    /// One message through the sender's link rules and the network's latency.
+    func send(from node: SimNode, toSlot target: Int, _ message: SimMessage) {
+        guard node.state == .running, target != node.slot else { return }
+        let decision = shapers[node.slot].decide(bytesCount: message.bytesCount, kind: message.kind,
+                                                 peer: nodes[target].name, nowMs: Double(nowUs) / 1_000)
+        guard case .send(let delays) = decision else { return }
+        for delayMs in delays {
+            let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
+            queue.push(.deliver(to: target, from: node.slot, message),
+                       atUs: nowUs + UInt64(max(0, latencyMs + delayMs) * 1_000))
+        }
+    }
+
+    func broadcast(from node: SimNode, _ message: SimMessage) {
+        for target in peerSlots[node.slot] { send(from: node, toSlot: target, message) }
+    }
+
+    /// To the node in `slot` and its twins: a node cannot tell which holder of a key asked.
+    func sendToKeyOf(_ slot: Int, from node: SimNode, _ message: SimMessage) {
+        guard slot >= 0 else { return }
+        for target in nodes where target.keyName == nodes[slot].keyName { send(from: node, toSlot: target.slot, message) }
+    }
+
+    func sendToValidator(_ index: Int, from node: SimNode, _ message: SimMessage) {
+        for target in nodes where target.me == index { send(from: node, toSlot: target.slot, message) }
+    }
+
+    func validatorName(_ key: PublicKey) -> String {
+        validators.index(of: key).map { validators.members[$0].name } ?? key.description
+    }
+
+    /// A node's real signing key (for what is signed for real: evidence, load transactions).
+    func signingKey(keyName: String) -> SigningKey {
+        if let key = keys[keyName] { return key }
+        let key = RunFolder.nodeKey(chainId: topology.chainId, seed: settings.seed, name: keyName)
+        keys[keyName] = key
+        return key
+    }
+
+    func log(_ node: SimNode, _ event: String, _ fields: [(String, JSONValue)]) {
+        logs.write(node.slot, JSONValue.eventLine(event, timeMs: nowMs, node: node.name, fields))
+    }
+
+    func noteCommit(_ node: SimNode, height: UInt64) {
+        if scenarioStartUs == nil { beginSchedule() }
+        if height > highestCommitted {
+            longestCommitGapMs = max(longestCommitGapMs, (nowUs - max(highestCommittedUs, scenarioStartUs!)) / 1_000)
+            highestCommitted = height
+            highestCommittedUs = nowUs
+        }
+        checkWaitingSteps()
+    }
+
+    func noteRound(_ node: SimNode, height: UInt64, round: UInt32) {
+        if !waitingSteps.isEmpty { checkWaitingSteps() }
+    }
+}
+
+extension SimNode {
+    /// A paused process: datagrams wait in the socket's buffer (bounded: more are dropped, as the
+    /// kernel does), timers fire late, once it runs again.
+    func buffer(_ item: SimEvent) {
+        if case .deliver = item, pausedInbox.count >= SimNode.pausedInboxMax {
+            rejects["paused_buffer_full", default: 0] += 1
+            return
+        }
+        pausedInbox.append(item)
+    }
+
+    func pause() { if state == .running { state = .paused } }
+
+    func resume() {
+        guard state == .paused else { return }
+        state = .running
+        let held = pausedInbox
+        pausedInbox.removeAll()
+        for item in held { world.queue.push(item, atUs: world.nowUs) }
+    }
+}

@@ -1,0 +1,85 @@
+import ArgumentParser
+import Cluster
+import Consensus
+import Foundation
+import Liveness
+import Simulation
+
+/// `faultline simulate FILE --seed N`: the scenario in simulated time, with the same reports as `run`.
+struct Simulate: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run a scenario in simulated time: every validator's real consensus core, ledger and mempool in "
+            + "one process, a simulated network with the same faults, one seed for every random choice. Writes the "
+            + "same reports as `run`. Exit 0 if every expectation held, 1 if one failed, 2 for bad input.")
+
+    @Argument(help: "Scenario file (TOML), as for `faultline run`.")
+    var file: String
+
+    @Option(help: "Seed for keys, accounts and every simulated random choice (default: the file's).")
+    var seed: UInt64?
+
+    @Option(help: "Where to write report.json, junit.xml and report.html (default: the run folder).")
+    var out: String?
+
+    @Option(help: "Folder that holds run folders.")
+    var runs: String = ".faultline/runs"
+
+    @Option(help: "One-way latency of every simulated link before faults, in ms (jitter is half of it).")
+    var latencyMs = 1.0
+
+    @Option(help: "Plant a consensus bug, to see the checks catch it: \(Tendermint.QuorumRule.plantable).")
+    var plant: String?
+
+    func validate() throws {
+        guard latencyMs >= 0, latencyMs <= 10_000 else {
+            throw ValidationError("--latency-ms must be in 0…10000, got \(latencyMs)")
+        }
+        if let plant, Tendermint.QuorumRule.planted(plant) == nil {
+            throw ValidationError("--plant: expected \(Tendermint.QuorumRule.plantable), got '\(plant)'")
+        }
+    }
+
+    func run() async throws {
+        let scenario: Scenario
+        do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
+        do { try Simulator.checkSupported(scenario) } catch { throw Exit.badInput("\(error)") }
+        var settings = Simulator.Settings(seed: seed ?? scenario.topology.seed)
+        settings.latencyMs = latencyMs
+        settings.jitterMs = latencyMs / 2
+        if let plant { settings.quorum = Tendermint.QuorumRule.planted(plant)! }
+        print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
+              + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s, seed \(settings.seed)"
+              + (plant.map { ", planted bug: \($0)" } ?? ""))
+        let (dir, _) = try RunFolder.createSimulated(topology: scenario.topology, runsRoot: runs, seed: settings.seed,
+                                                     timeMs: Simulator.epochMs, stamp: "seed\(settings.seed)")
+        let wallStart = Date()
+        let outcome: Simulator.Outcome
+        do {
+            outcome = try Simulator(scenario: scenario, settings: settings, logDir: dir).run()
+        } catch {
+            throw Exit.failure("simulation failed: \(error)")
+        }
+        let wallSeconds = Date().timeIntervalSince(wallStart)
+        let record = ScenarioRecord(scenario: scenario.topology.name + " (simulated)", seed: settings.seed,
+                                    startedAtMs: outcome.startedAtMs, endedAtMs: outcome.endedAtMs, crashed: [],
+                                    stepsFired: outcome.stepsFired, firstBlockMs: 0, capacity: nil, spam: nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try encoder.encode(record).write(to: URL(fileURLWithPath: dir + "/scenario-run.json"))
+        let report = try Reports.build(dir: dir)
+        try Reports.write(report, to: out ?? dir)
+        Reports.printSummary(report, dir: out ?? dir)
+        print(String(format: "  simulated %.1f s in %.2f s of wall time (%.0f× real time), %llu agenda items",
+                     outcome.virtualSeconds, wallSeconds, outcome.virtualSeconds / max(wallSeconds, 1e-6),
+                     outcome.agendaItems))
+        print("  replay: faultline simulate \(file) --seed \(settings.seed)"
+              + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? ""))
+        if !report.passed { throw ExitCode(1) }
+    }
+}
+
+extension Tendermint.QuorumRule {
+    static var plantable: String { "quorum-half (a majority quorum instead of +2/3)" }
+
+    static func planted(_ name: String) -> Tendermint.QuorumRule? { name == "quorum-half" ? .plantedHalf : nil }
+}
