@@ -34,13 +34,23 @@ public struct SafetyMonitor: Sendable {
     var signedHeightMax: UInt64 = 0
     var prunedBelow: UInt64 = 0
     public private(set) var violations: [Violation] = []
+    /// Liars and what they speak for (the swarm's twins and byzantine nodes): their commits and
+    /// signatures are not the honest nodes' safety.
+    var ignoredNodes: Set<String> = []
+    var ignoredValidators: Set<String> = []
     public private(set) var signaturesSeen = 0
 
     public init() {}
 
     public var safe: Bool { violations.isEmpty }
 
+    public mutating func ignore(nodes: Set<String>, validators: Set<String>) {
+        ignoredNodes = nodes
+        ignoredValidators = validators
+    }
+
     mutating func committed(node: String, height: UInt64, blockId: Bytes32, timeMs: UInt64) {
+        guard !ignoredNodes.contains(node) else { return }
         guard let first = committed[height] else {
             committed[height] = (blockId, node)
             return
@@ -54,6 +64,7 @@ public struct SafetyMonitor: Sendable {
     mutating func signed(validator: String, node: String, height: UInt64, round: UInt32, kind: MessageKind,
                          value: Bytes32?, timeMs: UInt64) {
         signaturesSeen += 1
+        guard !ignoredValidators.contains(validator) else { return }
         let key = SignKey(validator: validator, height: height, round: round, kind: kind.rawValue)
         if let earlier = signatures[key] {
             if earlier.value != value {

@@ -94,6 +94,10 @@ public final class Simulator {
     public private(set) var highestCommitted: UInt64 = 0
     var highestCommittedUs: UInt64 = 0
     public private(set) var longestCommitGapMs: UInt64 = 0
+    /// When each new height was first committed (any node), for liveness after a heal.
+    var newHeightTimesUs: [UInt64] = []
+    /// End the run at the first safety violation (the swarm needs no more).
+    public var stopAtFirstViolation = false
     var settling = false
     var ended = false
 
@@ -135,6 +139,7 @@ public final class Simulator {
             nowUs = entry.timeUs
             agendaItems += 1
             handle(entry.item)
+            if stopAtFirstViolation, !monitor.violations.isEmpty { break }
             if scenarioStartUs == nil, nowUs > firstBlockDeadlineUs {
                 throw RunError("no block finalized \(Int(settings.firstBlockWithinSeconds)) s (simulated) after the start")
             }
@@ -247,8 +252,22 @@ public final class Simulator {
             longestCommitGapMs = max(longestCommitGapMs, (nowUs - max(highestCommittedUs, scenarioStartUs!)) / 1_000)
             highestCommitted = height
             highestCommittedUs = nowUs
+            newHeightTimesUs.append(nowUs)
         }
         checkWaitingSteps()
+    }
+
+    /// The longest wait for a new height from `offsetUs` after the schedule began to the end of the run.
+    public func longestGapAfter(_ offsetUs: UInt64) -> Double {
+        guard let start = scenarioStartUs else { return Double(nowUs) / 1_000_000 }
+        var last = start + offsetUs
+        var longest: UInt64 = 0
+        for time in newHeightTimesUs where time > last {
+            longest = max(longest, time - last)
+            last = time
+        }
+        longest = max(longest, nowUs > last ? nowUs - last : 0)
+        return Double(longest) / 1_000_000
     }
 
     func noteRound(_ node: SimNode, height: UInt64, round: UInt32) {

@@ -12,8 +12,22 @@ struct Simulate: AsyncParsableCommand {
             + "one process, a simulated network with the same faults, one seed for every random choice. Writes the "
             + "same reports as `run`. Exit 0 if every expectation held, 1 if one failed, 2 for bad input.")
 
-    @Argument(help: "Scenario file (TOML), as for `faultline run`.")
-    var file: String
+    @Argument(help: "Scenario file (TOML), as for `faultline run` (not with --swarm or --shrink).")
+    var file: String?
+
+    @Option(help: ArgumentHelp("Swarm testing: draw and run this many random clusters and fault schedules (seeds "
+                               + "from --seed, default 1). Exit 3 if one broke safety, 4 liveness, 5 if the simulator crashed."))
+    var swarm: Int?
+
+    @Option(help: "With --swarm: stop drawing new cases after this many seconds of wall time.")
+    var budget: Double?
+
+    @Option(help: ArgumentHelp("Shrink the failing swarm case of this seed to a smaller schedule that still fails; "
+                               + "write it as a scenario file (--out, default swarm-SEED.toml)."))
+    var shrink: UInt64?
+
+    @Option(help: .hidden)
+    var swarmCase: UInt64?
 
     @Option(help: "Seed for keys, accounts and every simulated random choice (default: the file's).")
     var seed: UInt64?
@@ -31,6 +45,10 @@ struct Simulate: AsyncParsableCommand {
     var plant: String?
 
     func validate() throws {
+        let modes = [file != nil, swarm != nil, shrink != nil, swarmCase != nil].filter { $0 }.count
+        guard modes == 1 else { throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --shrink SEED") }
+        if let swarm, swarm < 1 || swarm > 1_000_000 { throw ValidationError("--swarm must be in 1…1000000, got \(swarm)") }
+        if let budget, budget <= 0 { throw ValidationError("--budget must be above 0 seconds, got \(budget)") }
         guard latencyMs >= 0, latencyMs <= 10_000 else {
             throw ValidationError("--latency-ms must be in 0…10000, got \(latencyMs)")
         }
@@ -40,6 +58,10 @@ struct Simulate: AsyncParsableCommand {
     }
 
     func run() async throws {
+        if let swarm { return try runSwarm(count: swarm) }
+        if let shrink { return try runShrink(seed: shrink) }
+        if let swarmCase { return try runCase(seed: swarmCase) }
+        guard let file else { return }
         let scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
         do { try Simulator.checkSupported(scenario) } catch { throw Exit.badInput("\(error)") }
