@@ -218,7 +218,9 @@ extension SimNode {
 
     private func rebroadcastIfStalled() {
         let now = world.nowUs
-        let stallUs = max(world.settings.statusIntervalMs, 100) * 1_000
+        // Waiting out timeout_commit is not a stall (at 100 ms blocks the node's bare 100 ms would
+        // re-send every height's votes once).
+        let stallUs = (max(world.settings.statusIntervalMs, 100) + world.topology.timing.timeoutCommitMs) * 1_000
         guard let consensus, now - lastProgressUs >= stallUs, now - lastRebroadcastUs >= stallUs else { return }
         lastRebroadcastUs = now
         for message in ownProposal + ownVotes { world.broadcast(from: self, message) }

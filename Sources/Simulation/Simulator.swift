@@ -35,7 +35,7 @@ public final class Simulator {
         public var startupMs: UInt64 = 100
         /// The first starts spread over this long (a real cluster's processes start one by one).
         public var startSpreadMs: UInt64 = 200
-        public var tickMs: UInt64 = 50
+        public var tickMs: UInt64 = 100
         public var statusIntervalMs: UInt64 = 100
         /// The quorum rule of every node (`.plantedHalf` only to prove the swarm catches it).
         public var quorum: Tendermint.QuorumRule = .twoThirds

@@ -6,7 +6,8 @@ import Liveness
 struct Bench: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Benchmarks that print figures against limits measured on this machine in the same run.",
-        subcommands: [BenchSuite.self, SequencerIngest.self, SequencerCore.self, FraudProofBench.self, UDPSend.self],
+        subcommands: [BenchSuite.self, SequencerIngest.self, SequencerCore.self, FraudProofBench.self, UDPSend.self,
+                      BenchSimulate.self],
         defaultSubcommand: BenchSuite.self)
 }
 
