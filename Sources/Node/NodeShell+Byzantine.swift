@@ -171,13 +171,9 @@ extension NodeShell {
             }
             byzantineSent["other_chain", default: 0] += count
         }
-        for (mode, target) in [(ByzantineMode.staleFlood, height > 50 ? height - 50 : 0), (.futureFlood, height + 1_000)]
-        where byzantine.contains(mode) && target > 0 {
-            for index in 0..<count {
-                // A new round each time, so no two are duplicates: every one costs a signature check.
-                broadcast(sign(.prevote, Vote(height: target, round: floodCounter &+ UInt32(index), blockId: nil)))
-            }
-            byzantineSent[mode.rawValue, default: 0] += count
+        for (mode, vote) in ByzantineMode.floodVotes(byzantine, height: height, counter: floodCounter, count: count) {
+            broadcast(sign(.prevote, vote))
+            byzantineSent[mode.rawValue, default: 0] += 1
         }
         floodCounter &+= UInt32(count)
     }

@@ -105,13 +105,9 @@ extension SimNode {
             }
             byzantineSent["other_chain", default: 0] += count
         }
-        for (mode, target) in [(ByzantineMode.staleFlood, height > 50 ? height - 50 : 0), (.futureFlood, height + 1_000)]
-        where byzantine.contains(mode) && target > 0 {
-            for index in 0..<count {
-                let vote = Vote(height: target, round: floodCounter &+ UInt32(index), blockId: nil)
-                world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: false))
-            }
-            byzantineSent[mode.rawValue, default: 0] += count
+        for (mode, vote) in ByzantineMode.floodVotes(byzantine, height: height, counter: floodCounter, count: count) {
+            world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: false))
+            byzantineSent[mode.rawValue, default: 0] += 1
         }
         floodCounter &+= UInt32(count)
     }

@@ -24,3 +24,20 @@ public enum ByzantineMode: String, Sendable, Codable, CaseIterable, CustomString
 
     public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
 }
+
+extension ByzantineMode {
+    /// The validly signed votes a flooding node sends in one tick at `height`, with the mode each
+    /// serves: `stale_flood` 50 heights below, `future_flood` 1,000 above, a new round each (so none
+    /// is a duplicate and every one costs a receiver its checks). Shared by the node and the simulator.
+    public static func floodVotes(_ modes: Set<ByzantineMode>, height: UInt64, counter: UInt32,
+                                  count: Int) -> [(mode: ByzantineMode, vote: Vote)] {
+        var out: [(mode: ByzantineMode, vote: Vote)] = []
+        for (mode, target) in [(ByzantineMode.staleFlood, height > 50 ? height - 50 : 0), (.futureFlood, height + 1_000)]
+        where modes.contains(mode) && target > 0 {
+            for index in 0..<count {
+                out.append((mode, Vote(height: target, round: counter &+ UInt32(index), blockId: nil)))
+            }
+        }
+        return out
+    }
+}
