@@ -57,6 +57,7 @@ extension NodeShell {
         case .equivocation(let evidence):
             reportEquivocation(evidence)
         case .newHeight(let height):
+            heldVotes.clear(for: height)
             ownVotes.removeAll()
             ownPrevotes.removeAll()
             ownProposal.removeAll()

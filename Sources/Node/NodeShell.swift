@@ -113,6 +113,9 @@ final class NodeShell {
     /// L28), long after `ownVotes` has moved on; while stalled we re-send the one it names.
     var ownPrevotes: [UInt32: Envelope] = [:]
     static let ownPrevotesMax = 256
+    /// Peers' signed votes of the current height, passed on while stalled (see `Tendermint.HeldVotes`).
+    var heldVotes = Tendermint.HeldVotes<Envelope>()
+    var rebroadcasts = 0
     /// Offences this node has reported (one evidence transaction each; see NodeShell+Byzantine).
     var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
     /// Peers' consensus input refused by the shell, by reason (the core counts its own).
@@ -541,6 +544,15 @@ final class NodeShell {
         if let entry = pending[key], entry.delivered, entry.from != myIndex {
             let author = validators.members[entry.from].publicKey
             for envelope in entry.envelopes { broadcast(envelope, except: [author]) }
+        }
+        // Peers' votes go to one peer per stall, in turn (to every peer at once would be N² per stall).
+        let peerKeys = peers.keys.sorted()
+        guard !peerKeys.isEmpty else { return }
+        let target = peerKeys[rebroadcasts % peerKeys.count]
+        rebroadcasts += 1
+        for envelope in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound)
+        where envelope.sender != target {
+            send(envelope, toKey: target)
         }
     }
 

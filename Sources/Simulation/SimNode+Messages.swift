@@ -25,6 +25,10 @@ extension SimNode {
                 relay(message, from: sender) // once per vote, as the transport's de-duplication allows
             }
             keepForReplay(message)
+            if from != me {
+                heldVotes.keep(message, type, height: vote.height, round: vote.round, validator: from,
+                               currentHeight: consensus.height, currentRound: consensus.round)
+            }
             drive(.vote(type, vote, from: from, signature: SimNode.unsigned))
         case .status(let height):
             let isNew = peerHeights[sender] == nil
@@ -93,6 +97,7 @@ extension SimNode {
             return
         }
         pending[key]!.block = block
+        remember(block, id: id)
         deliver(key)
     }
 
@@ -232,6 +237,16 @@ extension SimNode {
             world.broadcast(from: self, .proposal(entry.proposal, from: entry.from))
             world.broadcast(from: self, .block(height: key.height, round: key.round, block, id: entry.proposal.blockId,
                                                from: entry.from))
+        }
+        // Peers' votes go to one peer per stall, in turn (to all at once would be N² per stall).
+        let peers = world.peers(of: self)
+        guard !peers.isEmpty else { return }
+        let target = peers[rebroadcasts % peers.count]
+        rebroadcasts += 1
+        let targetIndex = world.nodes[target].me
+        for message in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound) {
+            if case .vote(_, _, let from, _) = message, from == targetIndex { continue }
+            world.send(from: self, toSlot: target, message)
         }
     }
 

@@ -66,6 +66,10 @@ final class SimNode {
     var mempool: Mempool
     var pending: [ProposalKey: PendingProposal] = [:]
     var earlyBlocks: [ProposalKey: (Block?, Bytes32?)] = [:]
+    /// Blocks of this height and the next by id, whichever round or proposer they came with (a twin's
+    /// two proposals share a round: the core may decide the one `pending` no longer holds), as the node's.
+    var knownBlocks: [Bytes32: Block] = [:]
+    static let knownBlocksMax = 64
     /// Votes this node has relayed (each once), for the current height and the next.
     var relayed: Set<RelayKey> = []
     var peerHeights: [Int: UInt64] = [:]
@@ -76,6 +80,9 @@ final class SimNode {
     var ownProposal: [SimMessage] = []
     var lastProgressUs: UInt64 = 0
     var lastRebroadcastUs: UInt64 = 0
+    /// Peers' votes of this height, passed on while stalled (see `Tendermint.HeldVotes`).
+    var heldVotes = Tendermint.HeldVotes<SimMessage>()
+    var rebroadcasts = 0
     var lastVoteSentUs: UInt64 = 0
     var lastStatusUs: UInt64 = 0
     var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
@@ -149,6 +156,7 @@ final class SimNode {
         consensus = nil
         pending.removeAll()
         earlyBlocks.removeAll()
+        knownBlocks.removeAll()
         relayed.removeAll()
         peerHeights.removeAll()
         syncRequested.removeAll()
@@ -156,6 +164,7 @@ final class SimNode {
         ownVotes.removeAll()
         ownPrevotes.removeAll()
         ownProposal.removeAll()
+        heldVotes = .init()
         evidenceReported.removeAll()
         pausedInbox.removeAll()
         replayPool.removeAll()
@@ -215,11 +224,13 @@ final class SimNode {
         case .equivocation(let evidence):
             reportEquivocation(evidence)
         case .newHeight(let height):
+            heldVotes.clear(for: height)
             ownVotes.removeAll()
             ownPrevotes.removeAll()
             ownProposal.removeAll()
             pending = pending.filter { $0.key.height >= height }
             earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
+            knownBlocks = knownBlocks.filter { $0.value.header.height >= height }
             relayed = relayed.filter { $0.vote.height >= height }
             feedback.append(contentsOf: bufferedProposals())
         }
@@ -246,7 +257,11 @@ final class SimNode {
     }
 
     private func knownBlock(_ id: Bytes32) -> Block? {
-        pending.values.first { $0.proposal.blockId == id && $0.block != nil }?.block
+        knownBlocks[id] ?? pending.values.first { $0.proposal.blockId == id && $0.block != nil }?.block
+    }
+
+    func remember(_ block: Block, id: Bytes32) {
+        if knownBlocks.count < SimNode.knownBlocksMax || knownBlocks[id] != nil { knownBlocks[id] = block }
     }
 
     /// Builds (or re-uses the valid value) and sends a proposal and its block.
@@ -261,6 +276,7 @@ final class SimNode {
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: id, partsRoot: .zero,
                                 partCount: 1, blockBytes: UInt32(block.encoded.count))
         recordSigned(.proposal, height: height, round: round, value: id)
+        remember(block, id: id)
         pending[ProposalKey(height: height, round: round)] = PendingProposal(proposal: proposal, from: me!, block: block,
                                                                              delivered: true)
         sendOwnProposal(proposal, block: block, id: id)

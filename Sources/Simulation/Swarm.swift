@@ -68,6 +68,12 @@ public enum Swarm {
             }
             lines += ["", "[[expect]]", "name = \"honest nodes agree on every block\"", "metric = \"agreement\"",
                       "equals = true"]
+            // The swarm's liveness check: after the last heal, no gap over the bound to the end.
+            let lastHealed = steps.max { $0.atSeconds + $0.durationSeconds < $1.atSeconds + $1.durationSeconds }
+            lines += ["", "[[expect]]",
+                      "name = \"finality comes back after \(lastHealed.map { "the last heal (\($0.id))" } ?? "startup")\"",
+                      "metric = \"max_finality_gap_s\"", "window = \"\(lastHealed.map { "after:\($0.id)" } ?? "whole")\"",
+                      "max = \(Swarm.format(livenessBoundSeconds))"]
             if byzantineValidators.isEmpty {
                 lines += ["", "[[expect]]", "name = \"no validator signs twice\"", "metric = \"double_signs\"", "max = 0"]
             } else {

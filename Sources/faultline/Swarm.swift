@@ -62,6 +62,7 @@ extension Simulate {
         var agenda = 0.0, simulated = 0.0
         print("swarm: \(count) cases from seed \(first)" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
               + (plant.map { ", planted bug: \($0)" } ?? ""))
+        fflush(nil) // each line shows at once, also in a CI log
         for seed in first..<(first + UInt64(count)) {
             if let budget, Date().timeIntervalSince(started) >= budget { break }
             let result = try runChild(seed: seed)
@@ -80,6 +81,7 @@ extension Simulate {
                   + "\(drawn.steps.count) faults: " + drawn.steps.map { "\($0.id) \($0.fields.first ?? "")" }.joined(separator: "; "))
             print("  replay: faultline simulate --swarm 1 --seed \(seed)\(plantFlag)")
             print("  shrink: faultline simulate --shrink \(seed)\(plantFlag)")
+            fflush(nil)
         }
         let wall = Date().timeIntervalSince(started)
         print(String(format: "swarm: %d cases in %.1f s (%.0f simulated s, %.0f agenda items), %d failed",

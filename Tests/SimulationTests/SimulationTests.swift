@@ -130,4 +130,24 @@ import Wire
         let broken = try Self.run(scenario, seed: 1, quorum: .plantedHalf)
         #expect(broken.violations.contains { $0.kind == .agreement }, "\(broken.violations.prefix(3))")
     }
+
+    /// Swarm seed 59, kept in the library: a validator killed during a partition returns with only its
+    /// last vote, and its earlier prevote reached just one side. Until nodes passed on their peers'
+    /// votes the height never ended after the heal (a 10 s halt to the end of the run, here and with
+    /// real processes); now a block follows the heal at once.
+    @Test func aVoteLostWithARestartIsPassedOnByPeers() throws {
+        let root = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path
+        let scenario = try Scenario.load(path: root + "/Topologies/restart-lost-prevote.toml")
+        var settings = Simulator.Settings(seed: 59)
+        settings.eventLogs = false
+        let simulator = try Simulator(scenario: scenario, settings: settings, logDir: nil)
+        let outcome = try simulator.run()
+        #expect(outcome.violations.isEmpty)
+        #expect(outcome.stepsFired.sorted() == ["restart", "split"])
+        // The split (4.86–6.11 s) halts; the heal must be followed by blocks to the end of the run.
+        let gapAfterHeal = simulator.longestGapAfter(6_110_000)
+        #expect(gapAfterHeal < 1.0, "longest wait for a block after the heal: \(gapAfterHeal) s")
+        #expect(simulator.longestCommitGapMs >= 1_000, "the split halts finality")
+    }
 }
