@@ -326,7 +326,8 @@ final class SimNode {
         return true
     }
 
-    func log(_ event: String, _ fields: [(String, JSONValue)]) {
-        world.log(self, event, fields)
+    /// The fields are only built when event logs are on (the swarm and the bench's first run have none).
+    func log(_ event: String, _ fields: @autoclosure () -> [(String, JSONValue)]) {
+        world.log(self, event, fields())
     }
 }

@@ -242,8 +242,9 @@ public final class Simulator {
         return key
     }
 
-    func log(_ node: SimNode, _ event: String, _ fields: [(String, JSONValue)]) {
-        logs.write(node.slot, JSONValue.eventLine(event, timeMs: nowMs, node: node.name, fields))
+    func log(_ node: SimNode, _ event: String, _ fields: @autoclosure () -> [(String, JSONValue)]) {
+        guard logs.enabled else { return }
+        logs.write(node.slot, JSONValue.eventLine(event, timeMs: nowMs, node: node.name, fields()))
     }
 
     func noteCommit(_ node: SimNode, height: UInt64) {
