@@ -54,7 +54,7 @@ public enum KillStorm {
     /// A restarted node that does not answer in this long counts as up again (it may be stuck; the
     /// report will show it), so the storm cannot stall.
     static let startWaitMaxSeconds = 15.0
-    static let probeIntervalMs = 50
+    public static let probeIntervalMs = 50
 
     struct Victim {
         var node: RunManifest.NodeEntry

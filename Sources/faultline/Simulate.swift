@@ -44,7 +44,18 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Plant a consensus bug, to see the checks catch it: \(Tendermint.QuorumRule.plantable).")
     var plant: String?
 
+    @Option(help: ArgumentHelp("The fidelity check: compare the outcome with a real run's report.json of the same "
+                               + "scenario (halts per fault, halted at the end, safety). Exit 0 if they agree, 1 if not."))
+    var compare: String?
+
+    @Option(help: ArgumentHelp("With --compare: simulate this many seeds (from --seed on); the real outcome must be "
+                               + "among theirs (one real run is one sample of a random process)."))
+    var seeds = 1
+
     func validate() throws {
+        if compare != nil, file == nil { throw ValidationError("--compare goes with a scenario FILE") }
+        guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be in 1…100, got \(seeds)") }
+        if seeds > 1, compare == nil { throw ValidationError("--seeds goes with --compare") }
         let modes = [file != nil, swarm != nil, shrink != nil, swarmCase != nil].filter { $0 }.count
         guard modes == 1 else { throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --shrink SEED") }
         if let swarm, swarm < 1 || swarm > 1_000_000 { throw ValidationError("--swarm must be in 1…1000000, got \(swarm)") }
@@ -65,6 +76,7 @@ struct Simulate: AsyncParsableCommand {
         let scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
         do { try Simulator.checkSupported(scenario) } catch { throw Exit.badInput("\(error)") }
+        let real = try compare.map { try loadRealReport($0, scenario: scenario) }
         var settings = Simulator.Settings(seed: seed ?? scenario.topology.seed)
         settings.latencyMs = latencyMs
         settings.jitterMs = latencyMs / 2
@@ -72,6 +84,33 @@ struct Simulate: AsyncParsableCommand {
         print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s, seed \(settings.seed)"
               + (plant.map { ", planted bug: \($0)" } ?? ""))
+        let (report, outcome, wallSeconds) = try simulateOnce(scenario, settings: settings)
+        let dir = report.runDir
+        try Reports.write(report.report, to: out ?? dir)
+        Reports.printSummary(report.report, dir: out ?? dir)
+        print(String(format: "  simulated %.1f s in %.2f s of wall time (%.0f× real time), %llu agenda items",
+                     outcome.virtualSeconds, wallSeconds, outcome.virtualSeconds / max(wallSeconds, 1e-6),
+                     outcome.agendaItems))
+        print("  replay: faultline simulate \(file) --seed \(settings.seed)"
+              + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? ""))
+        if let compare, let real {
+            var reports = [report.report]
+            for extra in 1..<UInt64(seeds) {
+                var other = settings
+                other.seed = settings.seed + extra
+                let (more, _, _) = try simulateOnce(scenario, settings: other)
+                reports.append(more.report)
+                try? FileManager.default.removeItem(atPath: more.runDir) // only its outcome is kept
+            }
+            return try compareWithRealRun(compare, real: real, simulated: reports, scenario: scenario,
+                                          firstSeed: settings.seed)
+        }
+        if !report.report.passed { throw ExitCode(1) }
+    }
+
+    /// One simulated run in its own run folder, with its reports built (not yet written).
+    func simulateOnce(_ scenario: Scenario, settings: Simulator.Settings) throws
+        -> (report: (report: Report, runDir: String), outcome: Simulator.Outcome, wallSeconds: Double) {
         let (dir, _) = try RunFolder.createSimulated(topology: scenario.topology, runsRoot: runs, seed: settings.seed,
                                                      timeMs: Simulator.epochMs, stamp: "seed\(settings.seed)")
         let wallStart = Date()
@@ -88,15 +127,36 @@ struct Simulate: AsyncParsableCommand {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(record).write(to: URL(fileURLWithPath: dir + "/scenario-run.json"))
-        let report = try Reports.build(dir: dir)
-        try Reports.write(report, to: out ?? dir)
-        Reports.printSummary(report, dir: out ?? dir)
-        print(String(format: "  simulated %.1f s in %.2f s of wall time (%.0f× real time), %llu agenda items",
-                     outcome.virtualSeconds, wallSeconds, outcome.virtualSeconds / max(wallSeconds, 1e-6),
-                     outcome.agendaItems))
-        print("  replay: faultline simulate \(file) --seed \(settings.seed)"
-              + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? ""))
-        if !report.passed { throw ExitCode(1) }
+        return ((try Reports.build(dir: dir), dir), outcome, wallSeconds)
+    }
+
+    /// The real run's report for `--compare`, checked before anything is simulated.
+    func loadRealReport(_ path: String, scenario: Scenario) throws -> Report {
+        let real: Report
+        do {
+            real = try JSONDecoder().decode(Report.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Exit.badInput("\(path): not a report.json of `faultline run` (\(error))")
+        }
+        guard real.scenario == scenario.topology.name else {
+            throw Exit.badInput("\(path): a report of scenario '\(real.scenario)', not '\(scenario.topology.name)'")
+        }
+        return real
+    }
+
+    /// `--compare`: the fidelity check against a real run's report (from `faultline run` or `ci/liveness.sh`).
+    func compareWithRealRun(_ path: String, real: Report, simulated: [Report], scenario: Scenario,
+                            firstSeed: UInt64) throws {
+        let comparison = Fidelity.compare(real: Fidelity.Outcome(real), simulated: simulated.map(Fidelity.Outcome.init),
+                                          haltThresholdSeconds: scenario.haltThresholdSeconds)
+        print("fidelity against \(path)" + (simulated.count > 1
+            ? " (simulated seeds \(firstSeed)…\(firstSeed + UInt64(simulated.count) - 1)):" : ":"))
+        for line in comparison.agreements { print("  = \(line)") }
+        for line in comparison.notes { print("  ~ \(line)") }
+        for line in comparison.mismatches { print("  ✘ \(line)") }
+        print(comparison.agrees ? "fidelity: the simulated run agrees with the real one on halts and safety"
+                                : "fidelity: the simulated run DIFFERS from the real one (\(comparison.mismatches.count) mismatches)")
+        if !comparison.agrees { throw ExitCode(1) }
     }
 }
 

@@ -91,5 +91,21 @@ extension ClusterEndToEndTests {
         try check.run()
         check.waitUntilExit()
         #expect(check.terminationStatus == 0)
+
+        // The fidelity check on that real run: the same file in simulated time tells the same story
+        // (the split halts finality, the heal ends it, safety holds; the wrong expectation fails in both).
+        let file = Self.repositoryRoot + "/Topologies/examples/expect-too-much.toml"
+        let fidelity = try Self.faultline(["simulate", file, "--compare", root + "/out/report.json",
+                                           "--runs", root + "/runs", "--out", root + "/simulated"])
+        #expect(fidelity.code == 0, "\(fidelity.out)\(fidelity.err)")
+        #expect(fidelity.out.contains("= fault split: real halted"), "\(fidelity.out)")
+        #expect(fidelity.out.contains("= nodes agree on every block: real true, simulated true"), "\(fidelity.out)")
+        #expect(fidelity.out.contains("fidelity: the simulated run agrees with the real one"), "\(fidelity.out)")
+        // A report of another scenario is refused, naming both.
+        let wrongReport = Self.repositoryRoot + "/Topologies/partition-halves.toml"
+        let refused = try Self.faultline(["simulate", wrongReport, "--compare", root + "/out/report.json",
+                                          "--runs", root + "/runs", "--out", root + "/simulated-2"])
+        #expect(refused.code == 2)
+        #expect(refused.err.contains("a report of scenario 'expect-too-much', not 'partition-halves'"), "\(refused.err)")
     }
 }
