@@ -36,7 +36,7 @@ let package = Package(
             name: "Ledger",
             dependencies: ["Wire", "Sodium", "FraudProof", .product(name: "DequeModule", package: "swift-collections")]
         ),
-        .target(name: "Consensus", dependencies: ["Ledger", "Wire"]),
+        .target(name: "Consensus", dependencies: ["Ledger", "Wire", .product(name: "DequeModule", package: "swift-collections")]),
         .target(
             name: "Rollup",
             dependencies: ["Ledger", "FraudProof", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]

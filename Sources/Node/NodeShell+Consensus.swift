@@ -5,23 +5,13 @@ import Sodium
 import Transport
 import Wire
 
-extension NodeShell {
-    /// Feeds one input to the consensus core and executes its effects; effects may feed more
-    /// inputs (our own votes and proposals loop back), which are processed in order.
-    func drive(_ first: Tendermint.Input) {
-        var queue: Deque<Tendermint.Input> = [first]
-        var steps = 0
-        // A stopped node (state root mismatch, upgrade needed) decides nothing more.
-        while stopped == nil, let input = queue.popFirst() {
-            steps += 1
-            precondition(steps < 100_000, "consensus feedback did not settle at height \(consensus.height)")
-            for effect in consensus.process(input) where stopped == nil {
-                execute(effect, feedback: &queue)
-            }
-        }
-    }
+extension NodeShell: ConsensusShell {
+    /// A stopped node (state root mismatch, upgrade needed) decides nothing more.
+    var decidesNow: Bool { stopped == nil }
 
-    private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
+    func consensusEffects(for input: Tendermint.Input) -> [Tendermint.Effect]? { consensus.process(input) }
+
+    func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let state):
             // Written (and fsynced) together with the message, by the signing effect that follows.

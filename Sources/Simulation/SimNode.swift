@@ -9,7 +9,7 @@ import Wire
 /// counterpart of the node's `NodeShell`: it builds and checks blocks, stores what a real node stores
 /// (committed blocks and the sign state survive a crash; everything else is lost), syncs blocks from
 /// peers, re-sends a stalled height's messages, reports equivocation, and lies when told to.
-final class SimNode {
+final class SimNode: ConsensusShell {
     enum State: Equatable { case down, running, paused }
 
     struct ProposalKey: Hashable, Comparable {
@@ -177,21 +177,13 @@ final class SimNode {
 
     // MARK: the core
 
-    /// Feeds one input to the consensus core and executes its effects; our own votes and proposals
-    /// loop back as further inputs, processed in order.
-    func drive(_ first: Tendermint.Input) {
-        var queue: Deque<Tendermint.Input> = [first]
-        var steps = 0
-        while stopped == nil, state == .running, let input = queue.popFirst(), consensus != nil {
-            steps += 1
-            precondition(steps < 100_000, "\(name): consensus feedback did not settle at height \(consensus!.height)")
-            for effect in consensus!.process(input) where stopped == nil {
-                execute(effect, feedback: &queue)
-            }
-        }
-    }
+    // The core is driven by `ConsensusShell.drive`, as the node's is.
 
-    private func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
+    var decidesNow: Bool { stopped == nil && state == .running }
+
+    func consensusEffects(for input: Tendermint.Input) -> [Tendermint.Effect]? { consensus?.process(input) }
+
+    func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let newState):
             pendingSignState = newState

@@ -29,7 +29,15 @@ struct BenchSimulate: AsyncParsableCommand {
         guard (10...10_000).contains(blockMs) else { throw ValidationError("--block-ms must be in 10…10000, got \(blockMs)") }
     }
 
-    func run() async throws {
+    /// One measured run: a `validators`-validator chain at `blockMs` blocks for `hours` simulated hours.
+    struct Measurement {
+        var ratio: Double
+        var wallSeconds: Double
+        var outcome: Simulator.Outcome
+        var logBytes: Int
+    }
+
+    static func measure(hours: Double, validators: Int, blockMs: Int, logsIn folder: String?) throws -> Measurement {
         let text = """
             [cluster]
             name = "bench-simulate"
@@ -43,30 +51,38 @@ struct BenchSimulate: AsyncParsableCommand {
             settle_s = 0
             """ + (1...validators).map { "\n[[node]]\nname = \"v\($0)\"" }.joined() + "\n"
         let scenario = try Scenario.parse(text, path: "bench-simulate.toml")
+        var settings = Simulator.Settings(seed: 1)
+        settings.eventLogs = folder != nil
+        let started = Date()
+        let outcome = try Simulator(scenario: scenario, settings: settings, logDir: folder).run()
+        let wall = Date().timeIntervalSince(started)
+        let bytes = folder.map { folder in
+            ((try? FileManager.default.subpathsOfDirectory(atPath: folder)) ?? []).reduce(0) { total, path in
+                total + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + path)[.size] as? Int) ?? 0)
+            }
+        } ?? 0
+        return Measurement(ratio: outcome.virtualSeconds / wall, wallSeconds: wall, outcome: outcome, logBytes: bytes)
+    }
+
+    func run() async throws {
         print("simulating \(validators) validators for \(hours) h at \(blockMs) ms blocks (release build: "
               + "`swift build -c release`; a debug build is ~10× slower)")
         let folder = FileManager.default.temporaryDirectory.path + "/faultline-bench-sim-\(getpid())"
         defer { try? FileManager.default.removeItem(atPath: folder) }
         var ratios: [Double] = []
         for logs in [false, true] {
-            var settings = Simulator.Settings(seed: 1)
-            settings.eventLogs = logs
-            let started = Date()
-            let simulator = try Simulator(scenario: scenario, settings: settings, logDir: logs ? folder : nil)
-            let outcome = try simulator.run()
-            let wall = Date().timeIntervalSince(started)
-            let ratio = outcome.virtualSeconds / wall
-            ratios.append(ratio)
+            let measured = try Self.measure(hours: hours, validators: validators, blockMs: blockMs,
+                                            logsIn: logs ? folder : nil)
+            let outcome = measured.outcome
+            ratios.append(measured.ratio)
             let heights = outcome.heights.values
-            let bytes = logs ? (try? FileManager.default.subpathsOfDirectory(atPath: folder))?.reduce(0) { total, path in
-                total + ((try? FileManager.default.attributesOfItem(atPath: folder + "/" + path)[.size] as? Int) ?? 0)
-            } ?? 0 : 0
             print(String(format: "  %@: %.0f simulated s in %.2f s of wall time = %.0f× real time; height %llu "
                          + "(%.1f ms a block), %llu agenda items (%.2f µs each)%@",
-                         logs ? "with event logs   " : "without event logs", outcome.virtualSeconds, wall, ratio,
-                         heights.min() ?? 0, outcome.virtualSeconds * 1_000 / Double(max(heights.min() ?? 1, 1)),
-                         outcome.agendaItems, wall * 1e6 / Double(max(outcome.agendaItems, 1)),
-                         logs ? String(format: ", %.0f MB of logs", Double(bytes) / 1e6) : ""))
+                         logs ? "with event logs   " : "without event logs", outcome.virtualSeconds, measured.wallSeconds,
+                         measured.ratio, heights.min() ?? 0,
+                         outcome.virtualSeconds * 1_000 / Double(max(heights.min() ?? 1, 1)),
+                         outcome.agendaItems, measured.wallSeconds * 1e6 / Double(max(outcome.agendaItems, 1)),
+                         logs ? String(format: ", %.0f MB of logs", Double(measured.logBytes) / 1e6) : ""))
         }
 
         print(String(format: "  target ≥ 1000× (one hour in under 3.6 s): %.2f× the target without logs, %.2f× with",

@@ -61,6 +61,7 @@ struct BenchSuite: AsyncParsableCommand {
             try await measureCluster(small, &table, say: say)
             try await measureIdle(small, &table, say: say)
             if let big { try await measureLarge(big, &table, say: say) }
+            try measureSimulation(&table, say: say)
             if library { try await measureLibrary(&table, say: say) }
         } catch let exit as ExitCode {
             throw exit
@@ -77,6 +78,15 @@ struct BenchSuite: AsyncParsableCommand {
         if strict, !misses.isEmpty {
             throw Exit.failure("\(misses.count) figure(s) missed the target: \(misses.map(\.key).joined(separator: ", "))")
         }
+    }
+
+    /// The simulator's speed (issue 11: one simulated hour of 4 validators at 100 ms blocks in under 3.6 s).
+    private func measureSimulation(_ table: inout BenchTable, say: (String) -> Void) throws {
+        let hours = quick ? 0.25 : 1.0
+        say("simulation: 4 validators, 100 ms blocks, \(hours) simulated h, no event logs…")
+        let measured = try BenchSimulate.measure(hours: hours, validators: 4, blockMs: 100, logsIn: nil)
+        table.add("simulate_ratio", "simulated ÷ wall time, 4 validators at 100 ms blocks", measured.ratio, unit: "×",
+                  target: .atLeast(1_000))
     }
 
     private func measureLimits(_ table: inout BenchTable, say: (String) -> Void) async throws {
