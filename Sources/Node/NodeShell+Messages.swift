@@ -46,10 +46,8 @@ extension NodeShell {
             if vote.height >= consensus.height { relay(envelope) }
             keepForReplay(envelope)
             let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
-            if from != myIndex {
-                heldVotes.keep(envelope, type, height: vote.height, round: vote.round, validator: from,
-                               currentHeight: consensus.height, currentRound: consensus.round)
-            }
+            heldVotes.keep(envelope, type, value: vote.blockId, height: vote.height, round: vote.round, validator: from,
+                           currentHeight: consensus.height, currentRound: consensus.round)
             drive(.vote(type, vote, from: from, signature: envelope.signature))
         case .status(let status):
             let isNew = peerHeights[envelope.sender] == nil

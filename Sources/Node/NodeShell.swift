@@ -550,8 +550,7 @@ final class NodeShell {
         guard !peerKeys.isEmpty else { return }
         let target = peerKeys[rebroadcasts % peerKeys.count]
         rebroadcasts += 1
-        for envelope in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound)
-        where envelope.sender != target {
+        for envelope in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound) {
             send(envelope, toKey: target)
         }
     }

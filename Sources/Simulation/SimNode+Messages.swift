@@ -25,10 +25,8 @@ extension SimNode {
                 relay(message, from: sender) // once per vote, as the transport's de-duplication allows
             }
             keepForReplay(message)
-            if from != me {
-                heldVotes.keep(message, type, height: vote.height, round: vote.round, validator: from,
-                               currentHeight: consensus.height, currentRound: consensus.round)
-            }
+            heldVotes.keep(message, type, value: vote.blockId, height: vote.height, round: vote.round, validator: from,
+                           currentHeight: consensus.height, currentRound: consensus.round)
             drive(.vote(type, vote, from: from, signature: SimNode.unsigned))
         case .status(let height):
             let isNew = peerHeights[sender] == nil
@@ -243,9 +241,7 @@ extension SimNode {
         guard !peers.isEmpty else { return }
         let target = peers[rebroadcasts % peers.count]
         rebroadcasts += 1
-        let targetIndex = world.nodes[target].me
         for message in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound) {
-            if case .vote(_, _, let from, _) = message, from == targetIndex { continue }
             world.send(from: self, toSlot: target, message)
         }
     }
