@@ -80,6 +80,10 @@ public struct Scenario: Sendable {
     /// bench --library`): it loads the machine on purpose (spam at k× the verification rate, an airdrop
     /// burst), so neighbours would disturb it and it would disturb them.
     public var exclusive: Bool
+    /// When the host counts as overloaded (a timing expectation that fails there is inconclusive): the
+    /// share of a second runnable tasks waited for a CPU, and how late a node's timers ran (p99 in a second).
+    public var overloadCPUPressurePercent: Double = 60
+    public var overloadTimerLateMs: UInt64 = 100
     public var steps: [Step]
     public var expectations: [ExpectationSpec]
 
@@ -101,9 +105,13 @@ public struct Scenario: Sendable {
 
     static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {
         var duration = 20.0, settle = 1.0, haltThreshold = 1.0, exclusive = false
+        var pressure = 60.0, timerLate = 100.0
         if let table = try root.table("scenario", required: false) {
-            try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s", "exclusive"])
+            try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s", "exclusive", "overload_cpu_pressure_percent",
+                                 "overload_timer_late_ms"])
             exclusive = try table.bool("exclusive") ?? false
+            pressure = try table.double("overload_cpu_pressure_percent", range: 1...100) ?? pressure
+            timerLate = try table.double("overload_timer_late_ms", range: 1...60_000) ?? timerLate
             duration = try table.double("duration_s", range: 1...3_600) ?? duration
             settle = try table.double("settle_s", range: 0...60) ?? settle
             haltThreshold = try table.double("halt_threshold_s", range: 0.05...600) ?? haltThreshold
@@ -122,8 +130,12 @@ public struct Scenario: Sendable {
         for table in try root.tableArray("expect") {
             expectations.append(try parseExpectation(table, steps: steps, rpcClients: topology.rpcLoad?.clients ?? []))
         }
-        return Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
-                        haltThresholdSeconds: haltThreshold, exclusive: exclusive, steps: steps, expectations: expectations)
+        var scenario = Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
+                                haltThresholdSeconds: haltThreshold, exclusive: exclusive, steps: steps,
+                                expectations: expectations)
+        scenario.overloadCPUPressurePercent = pressure
+        scenario.overloadTimerLateMs = UInt64(timerLate)
+        return scenario
     }
 
     static func parseStep(_ table: TableReader, index: Int, topology: Topology) throws(TopologyError) -> Step {
@@ -315,7 +327,7 @@ public struct Scenario: Sendable {
 
     static func parseExpectation(_ table: TableReader, steps: [Step],
                                  rpcClients: [String] = []) throws(TopologyError) -> ExpectationSpec {
-        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client"])
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing"])
         guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
             throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
         }
@@ -362,7 +374,8 @@ public struct Scenario: Sendable {
             throw table.fail("client", "only rpc_* metrics are measured per client")
         }
         let name = try table.string("name") ?? "\(metric)\(client.map { "[\($0)]" } ?? "") \(bound) (\(window))"
-        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client)
+        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client,
+                               timing: try table.bool("timing"))
     }
 }
 

@@ -73,6 +73,8 @@ public enum ScenarioRunner {
         let spamResults = SpamResults()
         let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
         let dir = up.dir
+        let hostSampler = HostSampler.task(dir: dir)
+        defer { hostSampler.cancel() }
         let started = Date()
         let startedAtMs = FaultEngine.now()
         let sent = Sent()

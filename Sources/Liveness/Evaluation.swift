@@ -34,13 +34,28 @@ public struct Halt: Codable, Sendable, Equatable {
     public var recoverySeconds: Double?
 }
 
+/// The outcome of one expectation, and of a run: a failure in a window where the host was measured
+/// overloaded, of an expectation about timing, is inconclusive (see `HostHealth`).
+public enum Verdict: String, Codable, Sendable, Equatable, Comparable {
+    case passed, inconclusive, failed
+
+    public static func < (a: Verdict, b: Verdict) -> Bool {
+        let order: [Verdict] = [.passed, .inconclusive, .failed]
+        return order.firstIndex(of: a)! < order.firstIndex(of: b)!
+    }
+}
+
 public struct ExpectationResult: Codable, Sendable, Equatable {
     public var name: String
     public var metric: String
     public var window: String
+    /// True only when the expectation held (an inconclusive one did not).
     public var passed: Bool
     public var observed: String
     public var bound: String
+    public var verdict: Verdict
+    /// Why it is inconclusive: the host's load in the window, in figures.
+    public var inconclusive: HostHealth.Evidence?
 }
 
 /// Computes metrics over windows of a run and checks expectations against them.
@@ -51,15 +66,18 @@ public struct Evaluator: Sendable {
     public let endMs: UInt64
     public let haltThresholdMs: UInt64
     public let crashed: [String]
+    /// The host's load during the run (nil in simulated time, where it cannot matter).
+    public let host: HostHealth?
 
     public init(analysis: RunAnalysis, windows: [FaultWindow], startMs: UInt64, endMs: UInt64,
-                haltThresholdSeconds: Double, crashed: [String]) {
+                haltThresholdSeconds: Double, crashed: [String], host: HostHealth? = nil) {
         self.analysis = analysis
         self.windows = windows
         self.startMs = startMs
         self.endMs = max(endMs, startMs)
         self.haltThresholdMs = UInt64(haltThresholdSeconds * 1000)
         self.crashed = crashed
+        self.host = host
     }
 
     /// Fault windows from a run's `faults.jsonl` events (start/end pairs by id).
@@ -96,31 +114,42 @@ public struct Evaluator: Sendable {
             let start = min(max(fault.endMs ?? endMs, startMs), endMs)
             return [start...endMs]
         case .outsideFaults:
-            var free = [startMs...endMs]
-            for fault in windows {
-                let cut = fault.startMs...(fault.endMs ?? endMs)
-                free = free.flatMap { range -> [ClosedRange<UInt64>] in
-                    guard cut.overlaps(range) else { return [range] }
-                    var pieces: [ClosedRange<UInt64>] = []
-                    if range.lowerBound < cut.lowerBound { pieces.append(range.lowerBound...cut.lowerBound) }
-                    if cut.upperBound < range.upperBound { pieces.append(cut.upperBound...range.upperBound) }
-                    return pieces
-                }
-            }
-            return free
+            return outsideFaults([startMs...endMs])
         }
+    }
+
+    /// The parts of `ranges` with no fault window open.
+    func outsideFaults(_ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+        var free = ranges
+        for fault in windows {
+            let cut = fault.startMs...(fault.endMs ?? endMs)
+            free = free.flatMap { range -> [ClosedRange<UInt64>] in
+                guard cut.overlaps(range) else { return [range] }
+                var pieces: [ClosedRange<UInt64>] = []
+                if range.lowerBound < cut.lowerBound { pieces.append(range.lowerBound...cut.lowerBound) }
+                if cut.upperBound < range.upperBound { pieces.append(cut.upperBound...range.upperBound) }
+                return pieces
+            }
+        }
+        return free
     }
 
     /// The longest time with no new finalized height inside the intervals (edges count).
     func maxGapMs(_ intervals: [ClosedRange<UInt64>]) -> UInt64 {
-        var longest: UInt64 = 0
+        let gap = longestGap(intervals)
+        return gap.upperBound - gap.lowerBound
+    }
+
+    /// Where that longest gap lies.
+    func longestGap(_ intervals: [ClosedRange<UInt64>]) -> ClosedRange<UInt64> {
+        var longest: ClosedRange<UInt64> = (intervals.first?.lowerBound ?? startMs)...(intervals.first?.lowerBound ?? startMs)
         for range in intervals {
             var previous = range.lowerBound
             for time in analysis.heightTimes.map(\.timeMs) where range.contains(time) {
-                longest = max(longest, time - previous)
+                if time - previous > longest.upperBound - longest.lowerBound { longest = previous...time }
                 previous = time
             }
-            longest = max(longest, range.upperBound - previous)
+            if range.upperBound - previous > longest.upperBound - longest.lowerBound { longest = previous...range.upperBound }
         }
         return longest
     }
@@ -393,7 +422,30 @@ public struct Evaluator: Sendable {
         case .between(let low, let high): passed = observed.map { $0 >= low && $0 <= high } ?? false
         case .equals(let value): passed = observed.map { ($0 == 1) == value } ?? false
         }
+        var evidence: HostHealth.Evidence?
+        if !passed, spec.failedTowardOverload(observed), let host, !ranges.isEmpty {
+            evidence = host.evidence(in: overloadRanges(spec, ranges))
+        }
         return ExpectationResult(name: spec.name, metric: spec.metric, window: spec.window.description, passed: passed,
-                                 observed: text, bound: spec.bound.description)
+                                 observed: text, bound: spec.bound.description,
+                                 verdict: passed ? .passed : evidence == nil ? .failed : .inconclusive,
+                                 inconclusive: evidence)
+    }
+
+    /// Where the host's load can explain a failed timing expectation: for gaps and halts the longest gap
+    /// itself less the time an injected fault was open (a partition explains its own halt, and load the
+    /// scenario makes on purpose is its subject); for recovery from the heal to the next block; otherwise
+    /// the whole window.
+    func overloadRanges(_ spec: ExpectationSpec, _ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+        switch spec.metric {
+        case "max_finality_gap_s", "halt":
+            return outsideFaults([longestGap(ranges)])
+        case "recovered", "recovery_s":
+            let from = ranges.first?.lowerBound ?? endMs
+            let next = analysis.heightTimes.first { $0.timeMs > from }?.timeMs ?? endMs
+            return [from...max(from, next)]
+        default:
+            return ranges
+        }
     }
 }

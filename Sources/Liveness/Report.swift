@@ -163,10 +163,27 @@ public struct Report: Codable, Sendable {
         }
     }
 
+    /// The host's load during the run: thresholds, how long it was overloaded, and a series per second.
+    public struct HostEntry: Codable, Sendable {
+        public var thresholds: HostHealth.Thresholds
+        /// Seconds of the run in which the host's CPU pressure or a node's timers crossed a threshold.
+        public var overloadedSeconds: Double
+        public var cpuPressurePeakPercent: Double?
+        public var timerLateP99MaxMs: UInt64
+        /// [seconds since start, CPU pressure % (−1: not measured), worst node timer lateness p99 ms].
+        public var series: [[Double]]
+    }
+
     public var scenario: String
     public var seed: UInt64
     public var load: LoadEntry?
+    /// passed: every expectation held; failed: one did not; inconclusive: none failed, but a timing
+    /// expectation missed its bound in a window where the host was overloaded (see `expectations[].inconclusive`).
+    public var verdict: Verdict
+    /// True only when every expectation held.
     public var passed: Bool
+    public var inconclusiveCount: Int
+    public var host: HostEntry?
     public var startedAtMs: UInt64
     public var durationSeconds: Double
     public var expectations: [ExpectationResult]
@@ -196,6 +213,18 @@ public struct Report: Codable, Sendable {
         self.scenario = scenario
         self.seed = seed
         self.passed = results.allSatisfy(\.passed)
+        self.verdict = results.map(\.verdict).max() ?? .passed
+        self.inconclusiveCount = results.filter { $0.verdict == .inconclusive }.count
+        self.host = evaluator.host.flatMap { host in
+            host.isEmpty ? nil : HostEntry(
+                thresholds: host.thresholds,
+                overloadedSeconds: host.overloadedSeconds(in: [start...evaluator.endMs]),
+                cpuPressurePeakPercent: host.host.compactMap(\.cpuSomePercent).max(),
+                timerLateP99MaxMs: host.timers.map(\.lateP99Ms).max() ?? 0,
+                series: host.series().filter { $0.timeMs >= start }.map {
+                    [seconds($0.timeMs), $0.pressure ?? -1, Double($0.timerLateMs)]
+                })
+        }
         self.startedAtMs = start
         self.durationSeconds = seconds(evaluator.endMs)
         self.expectations = results
@@ -278,17 +307,24 @@ public struct Report: Codable, Sendable {
     }
 
     /// One test case per expectation, in the JUnit XML that CI systems read.
+    /// An inconclusive expectation is a `<skipped>` test case whose message carries the host's load.
     public func junit() -> String {
-        let failures = expectations.filter { !$0.passed }.count
+        let failures = expectations.filter { $0.verdict == .failed }.count
+        let skipped = expectations.filter { $0.verdict == .inconclusive }.count
         var xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n"
-        xml += "<testsuites tests=\"\(expectations.count)\" failures=\"\(failures)\" time=\"\(String(format: "%.3f", durationSeconds))\">\n"
+        xml += "<testsuites tests=\"\(expectations.count)\" failures=\"\(failures)\" skipped=\"\(skipped)\" "
+            + "time=\"\(String(format: "%.3f", durationSeconds))\">\n"
         xml += "  <testsuite name=\"\(Self.xml(scenario))\" tests=\"\(expectations.count)\" failures=\"\(failures)\" "
-            + "errors=\"0\" skipped=\"0\" time=\"\(String(format: "%.3f", durationSeconds))\">\n"
+            + "errors=\"0\" skipped=\"\(skipped)\" time=\"\(String(format: "%.3f", durationSeconds))\">\n"
         xml += "    <properties><property name=\"seed\" value=\"\(seed)\"/></properties>\n"
         for result in expectations {
             xml += "    <testcase classname=\"faultline.\(Self.xml(scenario))\" name=\"\(Self.xml(result.name))\" time=\"0\">"
             if result.passed {
                 xml += "<system-out>\(Self.xml("observed \(result.observed); bound \(result.bound)"))</system-out>"
+            } else if let evidence = result.inconclusive {
+                let message = "inconclusive: \(result.metric) over \(result.window): observed \(result.observed), expected "
+                    + "\(result.bound); \(evidence.summary)"
+                xml += "\n      <skipped message=\"\(Self.xml(message))\"/>\n    "
             } else {
                 let message = "\(result.metric) over \(result.window): observed \(result.observed), expected \(result.bound)"
                 xml += "\n      <failure message=\"\(Self.xml(message))\" type=\"ExpectationFailed\">\(Self.xml(message))</failure>\n    "

@@ -5,7 +5,11 @@ extension Report {
     static let palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
     public func html() -> String {
-        let verdict = passed ? "<span class=\"pass\">PASSED</span>" : "<span class=\"fail\">FAILED</span>"
+        let verdict = switch self.verdict {
+        case .passed: "<span class=\"pass\">PASSED</span>"
+        case .failed: "<span class=\"fail\">FAILED</span>"
+        case .inconclusive: "<span class=\"maybe\">INCONCLUSIVE</span>"
+        }
         var page = """
             <!doctype html><html><head><meta charset="utf-8"><title>Faultline: \(Self.xml(scenario))</title>
             <style>
@@ -13,6 +17,7 @@ extension Report {
             h1{font-size:22px;margin-bottom:4px} h2{font-size:16px;margin-top:28px} h3{font-size:14px}
             .pass{background:#2e7d32;color:#fff;padding:2px 8px;border-radius:4px}
             .fail{background:#c62828;color:#fff;padding:2px 8px;border-radius:4px}
+            .maybe{background:#f9a825;color:#222;padding:2px 8px;border-radius:4px} .unsure{color:#b26a00;font-weight:600}
             .cards{display:flex;flex-wrap:wrap;gap:10px;margin:14px 0}
             .card{border:1px solid #ddd;border-radius:6px;padding:8px 12px;min-width:120px}
             .card b{display:block;font-size:18px}
@@ -40,6 +45,9 @@ extension Report {
         ]
         for (label, value) in cards { page += "<div class=\"card\">\(label)<b>\(Self.xml(value))</b></div>" }
         page += "</div>\n<h2>Finalized height per node</h2>\n" + heightChart()
+        if host != nil {
+            page += "<h3>Host load (the runner's CPU pressure samples, the nodes' own timer lateness)</h3>\n" + hostStrip()
+        }
         if !latencyBySecond.isEmpty {
             page += "<h2>Submit → finalized latency (by second of submission)</h2>\n" + latencyChart()
         }
@@ -67,8 +75,15 @@ extension Report {
         }
         page += "<h2>Expectations</h2>\n<table><tr><th></th><th>expectation</th><th>window</th><th>observed</th><th>bound</th></tr>"
         for result in expectations {
-            page += "<tr><td class=\"\(result.passed ? "ok" : "bad")\">\(result.passed ? "✔" : "✘")</td><td>\(Self.xml(result.name))</td>"
-                + "<td>\(Self.xml(result.window))</td><td>\(Self.xml(result.observed))</td><td>\(Self.xml(result.bound))</td></tr>"
+            let (mark, style) = switch result.verdict {
+            case .passed: ("✔", "ok")
+            case .failed: ("✘", "bad")
+            case .inconclusive: ("?", "unsure")
+            }
+            page += "<tr><td class=\"\(style)\">\(mark)</td><td>\(Self.xml(result.name))</td>"
+                + "<td>\(Self.xml(result.window))</td><td>\(Self.xml(result.observed))"
+                + (result.inconclusive.map { "<br><small class=\"unsure\">inconclusive: \(Self.xml($0.summary))</small>" } ?? "")
+                + "</td><td>\(Self.xml(result.bound))</td></tr>"
         }
         page += "</table>\n<h2>Halts</h2>\n"
         if liveness.halts.isEmpty {

@@ -19,6 +19,8 @@ public struct RunAnalysis: Sendable {
         public var rssMaxKiB: UInt64 = 0
         /// Per second: (time, p99 of vote queueing delay in ms).
         public var voteDelayP99: [SeriesPoint] = []
+        /// Per second: (time, p99 of how late the node's timers ran, ms): host health.
+        public var timerLateP99: [SeriesPoint] = []
         /// The kernel's receive-buffer drops by lane, last reading.
         public var kernelDrops: [String: UInt64] = [:]
         /// From the last `start` event: stake, the binary's rules range and fork id.
@@ -275,6 +277,9 @@ public struct RunAnalysis: Sendable {
                     }
                 case "sample":
                     summary.rssMaxKiB = max(summary.rssMaxKiB, uint(object["rssKiB"]) ?? 0)
+                    if let time = uint(object["t"]), let late = uint(object["timerLateP99Ms"]) {
+                        summary.timerLateP99.append(SeriesPoint(timeMs: time, height: late))
+                    }
                     if let time = uint(object["t"]), (uint(object["votes"]) ?? 0) > 0 {
                         summary.voteDelayP99.append(SeriesPoint(timeMs: time, height: uint(object["voteDelayP99Ms"]) ?? 0))
                     }

@@ -77,18 +77,78 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "torn_tails_missed": false,
     ]
 
+    /// Which way a timing metric goes when the machine is too slow or too busy.
+    public enum Sensitivity: String, Codable, Sendable, Equatable {
+        case higherIsWorse, lowerIsWorse, either
+    }
+
+    /// Timing metrics: what they measure depends on how fast and how idle the host is (gaps, latencies,
+    /// recovery, rates, block counts). A failure in the direction an overloaded host pushes them, in a
+    /// window where the host was measured overloaded, is inconclusive. Every other metric is about safety
+    /// or a mechanism (agreement, double signs, lost blocks, state roots, evidence, stopped nodes, bounds
+    /// that must hold at any speed, a halt that must happen) and always passes or fails.
+    /// `halt` is timing only as "no halt" (`equals = false`), `recovered` only as `equals = true`.
+    public static let timingMetrics: [String: Sensitivity] = [
+        "max_finality_gap_s": .higherIsWorse, "halt": .higherIsWorse, "recovery_s": .higherIsWorse,
+        "recovered": .lowerIsWorse, "commit_latency_p50_ms": .higherIsWorse, "commit_latency_p99_ms": .higherIsWorse,
+        "max_rounds": .higherIsWorse, "max_round_reached": .higherIsWorse, "height_spread_at_end": .higherIsWorse,
+        "vote_delay_p99_ms": .higherIsWorse, "vote_inclusion_heights_p50": .higherIsWorse,
+        "vote_inclusion_heights_p99": .higherIsWorse, "upgrade_gap_ratio": .higherIsWorse,
+        "blocks_finalized": .lowerIsWorse, "finalized_height": .lowerIsWorse, "throughput_tx_s": .lowerIsWorse,
+        "vote_inclusion": .lowerIsWorse,
+        "l2_wait_p99_ms": .higherIsWorse, "l2_included_p99_ms": .higherIsWorse, "l2_posted_p99_ms": .higherIsWorse,
+        "l2_safe_p99_ms": .higherIsWorse, "l2_final_p99_ms": .higherIsWorse, "airdrop_included_p99_ms": .higherIsWorse,
+        "l2_unsafe_safe_gap_max": .higherIsWorse, "l2_feed_lag_max_s": .higherIsWorse,
+        "l2_backlog_max_kib": .higherIsWorse, "l2_forced_l1_blocks_max": .higherIsWorse,
+        "l2_admitted": .lowerIsWorse, "l2_included": .lowerIsWorse, "l2_final_height": .lowerIsWorse,
+        "airdrop_included": .lowerIsWorse, "airdrop_sent": .lowerIsWorse, "l2_forced_included": .lowerIsWorse,
+        "dispute_detection_l1_blocks_max": .higherIsWorse, "dispute_resolution_l1_blocks_max": .higherIsWorse,
+        "dispute_confirm_l1_blocks_max": .higherIsWorse,
+        "rpc_requests": .lowerIsWorse, "rpc_error_percent": .higherIsWorse, "rpc_failover_ms": .higherIsWorse,
+        "rpc_first_success_ms": .higherIsWorse, "rpc_latency_p50_ms": .higherIsWorse,
+        "rpc_latency_p99_ms": .higherIsWorse,
+    ]
+
     public var name: String
     public var metric: String
     public var window: Window
     public var bound: Bound
     /// For `rpc_*` metrics: which client policy of `[rpc_load]` the metric is about.
     public var client: String?
+    /// `timing = true|false` in the file: overrides the metric's class (true: a failure either way may be
+    /// inconclusive on an overloaded host; false: never).
+    public var timing: Bool?
 
-    public init(name: String, metric: String, window: Window, bound: Bound, client: String? = nil) {
+    public init(name: String, metric: String, window: Window, bound: Bound, client: String? = nil,
+                timing: Bool? = nil) {
         self.name = name
         self.metric = metric
         self.window = window
         self.bound = bound
         self.client = client
+        self.timing = timing
+    }
+
+    /// How an overloaded host moves this expectation's metric; nil: it cannot (safety, mechanism).
+    public var sensitivity: Sensitivity? {
+        if let timing { return timing ? (Self.timingMetrics[metric] ?? .either) : nil }
+        switch (metric, bound) {
+        case ("halt", .equals(true)), ("recovered", .equals(false)): return nil
+        default: return Self.timingMetrics[metric]
+        }
+    }
+
+    /// Whether an observed value that broke the bound lies on the side an overloaded host pushes it to.
+    public func failedTowardOverload(_ observed: Double?) -> Bool {
+        guard let sensitivity else { return false }
+        guard let observed else { return true } // e.g. no transactions finalized in the window at all
+        switch (sensitivity, bound) {
+        case (.either, _): return true
+        case (.higherIsWorse, .max(let high)), (.higherIsWorse, .between(_, let high)): return observed > high
+        case (.lowerIsWorse, .min(let low)), (.lowerIsWorse, .between(let low, _)): return observed < low
+        case (.higherIsWorse, .equals(let value)): return !value && observed == 1
+        case (.lowerIsWorse, .equals(let value)): return value && observed == 0
+        default: return false
+        }
     }
 }

@@ -86,6 +86,9 @@ import Wire
         ("[[expect]]\nmetric = \"halt\"\nwindow = \"during:nope\"\nequals = true", "expect[1].window", "no step with id"),
         ("[[expect]]\nmetric = \"halt\"\nwindow = \"sometimes\"\nequals = true", "expect[1].window", "expected whole"),
         ("[[expect]]\nmetric = \"stopped_nodes\"\nmin = 2\nmax = 1", "expect[1].min", "is above max"),
+        ("[[expect]]\nmetric = \"l2_queue_max\"\nmax = 1\ntiming = \"yes\"", "expect[1].timing", "true or false"),
+        ("[scenario]\noverload_cpu_pressure_percent = 0", "scenario.overload_cpu_pressure_percent", "out of range"),
+        ("[scenario]\noverload_timer_late_ms = -5", "scenario.overload_timer_late_ms", "out of range"),
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"", "step[1].version", "upgrade needs version"),
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 9", "step[1].version", "out of range"),
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"\nversion = 1\nversion_min = 2", "step[1].version_min",
@@ -107,6 +110,40 @@ import Wire
             #expect(error.field == field, "field was \(error.field)")
             #expect(error.problem.contains(problem), "problem was \(error.problem)")
         }
+    }
+
+    @Test func overloadThresholdsAndTimingOverride() throws {
+        let scenario = try parse("""
+            [scenario]
+            overload_cpu_pressure_percent = 80
+            overload_timer_late_ms = 250
+            [[expect]]
+            metric = "l2_queue_max"
+            max = 300
+            timing = true
+            [[expect]]
+            metric = "max_finality_gap_s"
+            max = 1
+            """)
+        #expect(scenario.overloadCPUPressurePercent == 80 && scenario.overloadTimerLateMs == 250)
+        #expect(scenario.expectations[0].timing == true && scenario.expectations[0].sensitivity == .either)
+        #expect(scenario.expectations[1].timing == nil && scenario.expectations[1].sensitivity == .higherIsWorse)
+        let defaults = try parse("")
+        #expect(defaults.overloadCPUPressurePercent == 60 && defaults.overloadTimerLateMs == 100)
+    }
+
+    @Test func hostSamplerReadsPressureAndStat() {
+        let psi = "some avg10=12.50 avg60=3.10 avg300=0.80 total=123456789\nfull avg10=0.00 avg60=0.00 avg300=0.00 total=0\n"
+        #expect(HostSampler.parsePressure(psi) == 123_456_789)
+        #expect(HostSampler.parsePressure("nothing here") == nil)
+        let stat = "cpu  100 0 50 800 10 0 5 20 0 0\ncpu0 50 0 25 400 5 0 2 10 0 0\nprocs_running 7\nprocs_blocked 0\n"
+        let parsed = HostSampler.parseStat(stat)
+        #expect(parsed.cpu == 985 && parsed.steal == 20 && parsed.running == 7)
+        // Two readings 1 s apart: 0.45 s of the second stalled → 45%; 10 of 200 jiffies stolen → 5%.
+        let old = HostSampler.Counters(cpuSomeMicros: 1_000_000, cpuJiffies: 1_000, stealJiffies: 100, procsRunning: 1)
+        let new = HostSampler.Counters(cpuSomeMicros: 1_450_000, cpuJiffies: 1_200, stealJiffies: 110, procsRunning: 3)
+        let line = HostSampler.line(timeMs: 5_000, elapsedMs: 1_000, from: old, to: new, cores: 2)
+        #expect(line == "{\"t\":5000,\"cores\":2,\"runQueue\":3,\"cpuSomePercent\":45.0,\"stealPercent\":5.0}\n")
     }
 
     @Test func killStormSteps() throws {

@@ -1,0 +1,127 @@
+import Foundation
+#if canImport(FoundationXML)
+import FoundationXML
+#endif
+import Testing
+import Wire
+@testable import Liveness
+
+/// Verdicts on an overloaded host, over the synthetic run of `EvaluatorTests` (blocks every 100 ms but a
+/// 2.9 s gap from 3.0 s, while a partition was open 3.0–5.5 s; `faults: false` is the same run with no
+/// fault recorded): a timing expectation that failed where the host was overloaded is inconclusive with its
+/// evidence; one that failed elsewhere, or the other way, or where a fault explains it, or a safety or
+/// mechanism expectation, stays failed.
+@Suite struct HostHealthTests {
+    static let start = EvaluatorTests.start
+
+    /// The host's CPU pressure per second: `busy` seconds (relative to the start) at 90%, the rest at 5%.
+    static func host(busy: Set<Int>, timersLate: [Int: UInt64] = [:]) -> HostHealth {
+        let samples = (1...10).map { second in
+            HostHealth.HostSample(timeMs: start + UInt64(second) * 1_000,
+                                  cpuSomePercent: busy.contains(second) ? 90 : 5, runQueue: 2, stealPercent: 0, cores: 2)
+        }
+        let timers = timersLate.map { HostHealth.TimerSample(timeMs: start + UInt64($0.key) * 1_000, node: "v3", lateP99Ms: $0.value) }
+        return HostHealth(host: samples, timers: timers)
+    }
+
+    static func evaluator(_ host: HostHealth?, faults: Bool = true) -> Evaluator {
+        let base = EvaluatorTests.evaluator()
+        return Evaluator(analysis: base.analysis, windows: faults ? base.windows : [], startMs: base.startMs,
+                         endMs: base.endMs, haltThresholdSeconds: 1, crashed: [], host: host)
+    }
+
+    static func verdict(_ host: HostHealth?, _ metric: String, _ window: ExpectationSpec.Window,
+                        _ bound: ExpectationSpec.Bound, timing: Bool? = nil, faults: Bool = true) -> ExpectationResult {
+        evaluator(host, faults: faults).evaluate(ExpectationSpec(name: metric, metric: metric, window: window,
+                                                                 bound: bound, timing: timing))
+    }
+
+    @Test func aGapThatLinesUpWithAnOverloadedHostIsInconclusiveWithItsEvidence() throws {
+        // No fault explains the gap (3.0–5.9 s); the host was at 90% in (3, 4] and (4, 5].
+        let result = Self.verdict(Self.host(busy: [4, 5]), "max_finality_gap_s", .whole, .max(2), faults: false)
+        #expect(!result.passed)
+        #expect(result.verdict == .inconclusive)
+        let evidence = try #require(result.inconclusive)
+        #expect(evidence.overloadedSeconds == 2)
+        #expect(evidence.cpuPressurePeakPercent == 90)
+        #expect(evidence.summary.contains("host CPU pressure ≥ 60% for 2.0 s"), "\(evidence.summary)")
+    }
+
+    @Test func aFaultExplainsItsOwnHaltWhateverTheHost() {
+        // The same host, but the partition was open for all but the gap's last 0.4 s: failed.
+        #expect(Self.verdict(Self.host(busy: [4, 5]), "max_finality_gap_s", .whole, .max(2)).verdict == .failed)
+        #expect(Self.verdict(Self.host(busy: Set(1...10)), "halt", .during("split"), .equals(false)).verdict == .failed)
+    }
+
+    @Test func overloadElsewhereInTheRunDoesNotExplainTheGap() {
+        // Busy at 8–10 s, long after the gap: the failure is the product's.
+        let late = Self.host(busy: [8, 9, 10])
+        #expect(Self.verdict(late, "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
+        // No host figures at all (simulated time): failed.
+        #expect(Self.verdict(nil, "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
+    }
+
+    @Test func lateNodeTimersAloneAreEvidence() throws {
+        let result = Self.verdict(Self.host(busy: [], timersLate: [4: 340]), "max_finality_gap_s", .whole, .max(2),
+                                  faults: false)
+        #expect(result.verdict == .inconclusive)
+        #expect(try #require(result.inconclusive).summary.contains("node timers p99 340 ms late (v3"))
+        // Below the threshold, they are not.
+        #expect(Self.verdict(Self.host(busy: [], timersLate: [4: 60]), "max_finality_gap_s", .whole, .max(2),
+                             faults: false).verdict == .failed)
+    }
+
+    @Test func safetyAndMechanismExpectationsAreNeverInconclusive() {
+        let busy = Self.host(busy: Set(1...10))
+        // A halt that must happen and did not (outside faults: no halt) is a mechanism failure.
+        #expect(Self.verdict(busy, "halt", .outsideFaults, .equals(true)).verdict == .failed)
+        // No halt expected, but there was one, on a busy host: timing.
+        #expect(Self.verdict(busy, "halt", .whole, .equals(false), faults: false).verdict == .inconclusive)
+        // A gap shorter than a minimum asked for is not what overload does.
+        #expect(Self.verdict(busy, "max_finality_gap_s", .whole, .min(5), faults: false).verdict == .failed)
+        // Blocks finalized in a minority partition: a bound that must hold at any speed.
+        #expect(Self.verdict(busy, "blocks_finalized", .whole, .max(3)).verdict == .failed)
+        // Too few blocks on a busy host: timing.
+        #expect(Self.verdict(busy, "blocks_finalized", .whole, .min(1_000)).verdict == .inconclusive)
+        // A file can say a metric is not about timing.
+        #expect(Self.verdict(busy, "blocks_finalized", .whole, .min(1_000), timing: false).verdict == .failed)
+        #expect(Self.verdict(busy, "recovery_s", .after("split"), .max(0.3)).verdict == .inconclusive)
+        #expect(Self.verdict(busy, "recovery_s", .after("split"), .max(0.5)).verdict == .passed)
+    }
+
+    @Test func reportVerdictJUnitAndHTMLCarryTheInconclusive() throws {
+        let specs = [
+            ExpectationSpec(name: "short gaps", metric: "max_finality_gap_s", window: .whole, bound: .max(2)),
+            ExpectationSpec(name: "agreement", metric: "agreement", window: .whole, bound: .equals(true)),
+        ]
+        let report = Report(scenario: "busy", seed: 1, evaluator: Self.evaluator(Self.host(busy: [4, 5]), faults: false),
+                            expectations: specs)
+        #expect(report.verdict == .inconclusive && !report.passed && report.inconclusiveCount == 1)
+        let xml = report.junit()
+        #expect(XMLParser(data: Data(xml.utf8)).parse(), "junit.xml is not well-formed: \(xml)")
+        #expect(xml.contains("failures=\"0\" skipped=\"1\""))
+        #expect(xml.contains("<skipped message=\"inconclusive: max_finality_gap_s"))
+        let host = try #require(report.host)
+        #expect(host.overloadedSeconds == 2 && host.cpuPressurePeakPercent == 90)
+        let html = report.html()
+        #expect(html.contains("INCONCLUSIVE") && html.contains("Host load"))
+        let json = try #require(try JSONSerialization.jsonObject(with: report.json()) as? [String: Any])
+        #expect(json["verdict"] as? String == "inconclusive")
+        // A failure beside an inconclusive makes the run failed.
+        let failing = specs + [ExpectationSpec(name: "a min gap", metric: "max_finality_gap_s", window: .whole, bound: .min(9))]
+        #expect(Report(scenario: "busy", seed: 1, evaluator: Self.evaluator(Self.host(busy: [4, 5]), faults: false),
+                       expectations: failing).verdict == .failed)
+    }
+
+    @Test func pausedNodesLateTimersAreTheFaultNotTheHost() {
+        var node = RunAnalysis.NodeSummary(name: "v2", height: 0, commits: 0, syncedCommits: 0, starts: 1, maxRound: 0,
+                                           lostOnRestart: [], drops: [:])
+        node.timerLateP99 = [.init(timeMs: Self.start + 4_000, height: 2_000), .init(timeMs: Self.start + 9_000, height: 500)]
+        var analysis = EvaluatorTests.analysis()
+        analysis.nodes = [node]
+        let pause = FaultWindow(id: "p", action: "pause", description: "pause v2", nodes: ["v2"],
+                                startMs: Self.start + 1_500, endMs: Self.start + 3_500)
+        let health = HostHealth.load(dir: "/nonexistent", analysis: analysis, windows: [pause])
+        #expect(health.timers.map(\.lateP99Ms) == [500])
+    }
+}
