@@ -12,10 +12,13 @@ public final class AirdropPool: Sendable {
     public let datagrams: [[UInt8]]
     /// Each claim's short id, as the sequencer's block events name it.
     public let ids: [String]
+    /// The chain's domain: the sequencer's refusals are checked under it.
+    public let domain: Domain
 
-    init(datagrams: [[UInt8]], ids: [String]) {
+    init(datagrams: [[UInt8]], ids: [String], domain: Domain) {
         self.datagrams = datagrams
         self.ids = ids
+        self.domain = domain
     }
 
     /// The key of claimer `index` of airdrop `seed` (a fresh account on L2).
@@ -45,7 +48,7 @@ public final class AirdropPool: Sendable {
         }
         // Interleave the workers' strides back into claimer order.
         let envelopes = (0..<count).map { parts[$0 % workers][$0 / workers] }
-        return AirdropPool(datagrams: envelopes.map(\.bytes), ids: envelopes.map(\.id.short))
+        return AirdropPool(datagrams: envelopes.map(\.bytes), ids: envelopes.map(\.id.short), domain: domain)
     }
 
     /// With `submissionsPath`, records each claim's send time and id (`{"t":ms,"tx":id}` lines) for the
@@ -55,7 +58,7 @@ public final class AirdropPool: Sendable {
                      shouldStop: @escaping @Sendable () -> Bool) async throws -> AirdropRecord {
         let submissions = submissionsPath.flatMap { fopen($0, "a") }
         defer { if let submissions { fclose(submissions) } }
-        let answers = RejectCounter(sequencer: sequencer)
+        let answers = RejectCounter(sequencer: sequencer, domain: domain)
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
             .channelOption(.socketOption(.so_rcvbuf), value: 8 << 20)
@@ -87,14 +90,19 @@ public final class AirdropPool: Sendable {
     }
 }
 
-/// Counts the sequencer's `l2_reject` answers by reason. The envelope must come from the sequencer's
-/// key; its signature is not checked (the client only counts).
+/// Counts the transactions the sequencer's `l2_reject` answers refuse, by reason. An answer counts only if
+/// it is signed by the sequencer's key under the chain's domain (one check per answer: the sequencer
+/// refuses many transactions in one signed message).
 final class RejectCounter: ChannelInboundHandler, Sendable {
     typealias InboundIn = AddressedEnvelope<ByteBuffer>
     let sequencer: PublicKey
+    let domain: Domain
     private let table = Mutex<[String: Int]>([:])
 
-    init(sequencer: PublicKey) { self.sequencer = sequencer }
+    init(sequencer: PublicKey, domain: Domain) {
+        self.sequencer = sequencer
+        self.domain = domain
+    }
 
     var counts: [String: Int] { table.withLock { $0 } }
 
@@ -102,7 +110,7 @@ final class RejectCounter: ChannelInboundHandler, Sendable {
         var buffer = unwrapInboundIn(data).data
         guard let bytes = buffer.readBytes(length: buffer.readableBytes),
               let envelope = try? Envelope(decoding: bytes), envelope.kind == .l2Reject, envelope.sender == sequencer,
-              let reject = try? L2Reject(decoding: envelope.payload) else { return }
-        table.withLock { $0[reject.reason, default: 0] += 1 }
+              let reject = try? L2Reject(decoding: envelope.payload), envelope.verify(domain: domain) == .valid else { return }
+        table.withLock { $0[reject.reason, default: 0] += reject.txIds.count }
     }
 }

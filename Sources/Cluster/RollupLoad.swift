@@ -17,12 +17,13 @@ extension ScenarioRunner {
     }
 
     static func airdropTask(dir: String, manifest: RunManifest, step: Scenario.Step, pool: AirdropPool,
-                            rate: Int) -> Task<Void, Never> {
+                            rate: Int, asked: Scenario.LoadRate) -> Task<Void, Never> {
         Task {
             guard let sequencer = manifest.nodes.first(where: { $0.role == "sequencer" }),
                   let address = try? SocketAddress(ipAddress: sequencer.host, port: sequencer.gossipPort),
                   let keyBytes = Hex.decode(sequencer.publicKey), let key = PublicKey(keyBytes) else { return }
-            let description = "airdrop: \(pool.datagrams.count) claims at \(rate)/s"
+            let relative = if case .timesCapacity = asked { " (\(asked))" } else { "" }
+            let description = "airdrop: \(pool.datagrams.count) claims at \(rate)/s\(relative)"
             try? FaultEngine.recordWindow(dir, id: step.id, action: "airdrop", description: description, start: true)
             try? FileManager.default.createDirectory(atPath: dir + "/rollup", withIntermediateDirectories: true)
             let record = try? await pool.send(id: step.id, ratePerSecond: rate, target: address, sequencer: key,

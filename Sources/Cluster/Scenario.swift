@@ -58,15 +58,38 @@ public struct Scenario: Sendable {
         public var killStorm: KillStormSpec?
     }
 
+    /// How fast a load is sent: a fixed rate, or a multiple of the machine's verification capacity measured
+    /// at the start of the run (so "twice what this machine can check" means the same on any machine).
+    public enum LoadRate: Sendable, Equatable, CustomStringConvertible {
+        case perSecond(Int)
+        case timesCapacity(Double)
+
+        /// Per second on this machine: k × one core's receive-and-verify rate × cores (a sequencer checks
+        /// client signatures on every core).
+        public func perSecond(_ capacity: VerificationCapacity) -> Int {
+            switch self {
+            case .perSecond(let rate): return rate
+            case .timesCapacity(let k): return max(1, Int(k * capacity.ingressPerCorePerSecond * Double(capacity.cores)))
+            }
+        }
+
+        public var description: String {
+            switch self {
+            case .perSecond(let rate): return "\(rate)/s"
+            case .timesCapacity(let k): return "\(k)× the machine's verification capacity"
+            }
+        }
+    }
+
     public enum RollupLoad: Sendable, Equatable, CustomStringConvertible {
-        /// `count` claims from distinct fresh accounts at `rate` a second, each offering `fee`.
-        case airdrop(count: Int, rate: Int, fee: UInt64)
+        /// `count` claims from distinct fresh accounts at `rate`, each offering `fee`.
+        case airdrop(count: Int, rate: LoadRate, fee: UInt64)
         /// `count` L2 transfers posted to the L1 inbox (forced inclusion), one L1 transaction each.
         case forced(count: Int)
 
         public var description: String {
             switch self {
-            case .airdrop(let count, let rate, let fee): return "airdrop of \(count) claims at \(rate)/s (fee \(fee))"
+            case .airdrop(let count, let rate, let fee): return "airdrop of \(count) claims at \(rate) (fee \(fee))"
             case .forced(let count): return "\(count) forced transaction(s) to the L1 inbox"
             }
         }
@@ -188,10 +211,16 @@ public struct Scenario: Sendable {
                 throw table.fail("count", "\(action) needs count (how many transactions)")
             }
             if action == "airdrop" {
-                guard let rate = try table.uint("rate", range: 1...1_000_000) else {
-                    throw table.fail("rate", "airdrop needs rate (claims per second)")
+                let rate: LoadRate
+                if let k = try table.double("k", range: 0.01...100) {
+                    guard table.table["rate"] == nil else { throw table.fail("k", "give rate or k, not both") }
+                    rate = .timesCapacity(k)
+                } else if let perSecond = try table.uint("rate", range: 1...1_000_000) {
+                    rate = .perSecond(Int(perSecond))
+                } else {
+                    throw table.fail("rate", "airdrop needs rate (claims per second) or k (× the machine's verification capacity)")
                 }
-                rollupLoad = .airdrop(count: Int(count), rate: Int(rate), fee: try table.uint("fee", range: 0...1_000_000) ?? 1)
+                rollupLoad = .airdrop(count: Int(count), rate: rate, fee: try table.uint("fee", range: 0...1_000_000) ?? 1)
             } else {
                 rollupLoad = .forced(count: Int(count))
             }

@@ -133,7 +133,8 @@ public enum ScenarioRunner {
                 switch step.rollupLoad {
                 case .airdrop(_, let rate, _):
                     if let pool = airdrops[step.id] {
-                        background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool, rate: rate))
+                        background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool,
+                                                      rate: rate.perSecond(capacity), asked: rate))
                     }
                     continue
                 case .forced(let count):

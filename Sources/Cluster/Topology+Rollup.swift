@@ -36,7 +36,7 @@ extension Topology {
                              "sender_burst", "base_fee_min", "base_fee_step_txs", "backlog_bytes_max",
                              "backlog_intake_per_s", "batch_bytes_max", "post_interval_ms", "resend_ms",
                              "backlog_blocks_max", "uplink_bytes_per_s", "uplink_queue_max",
-                             "forced_inclusion_blocks", "airdrop_claims", "airdrop_amount", "verify_workers",
+                             "forced_inclusion_blocks", "airdrop_claims", "airdrop_amount", "verify_workers", "verify_share",
                              "challenge_window_blocks", "dispute_window_blocks", "dispute_clock_blocks",
                              "assertion_bond", "challenge_bond"])
         var settings = rollup.settings
@@ -67,6 +67,7 @@ extension Topology {
         settings.uplinkQueueMax = Int(try table.uint("uplink_queue_max", range: 16...10_000_000)
             ?? UInt64(settings.uplinkQueueMax))
         settings.verifyWorkers = Int(try table.uint("verify_workers", range: 0...64) ?? UInt64(settings.verifyWorkers))
+        settings.verifyShare = try table.double("verify_share", range: 0...1) ?? settings.verifyShare
         settings.challengeWindowBlocks = try table.uint("challenge_window_blocks", range: 0...1_000_000)
             ?? settings.challengeWindowBlocks
         rollup.settings = settings

@@ -3,7 +3,7 @@ import Foundation
 extension Evaluator {
     /// The L2 metrics (INCIDENTS.md §3); nil for a metric this does not know.
     func evaluateRollup(_ metric: String, ranges: [ClosedRange<UInt64>]) -> (Double?, String)? {
-        guard metric.hasPrefix("l2_") || metric == "airdrop_sent" else { return nil }
+        guard metric.hasPrefix("l2_") || metric == "airdrop_sent" || metric == "airdrop_refusals_heard" else { return nil }
         guard let rollup = analysis.rollup, rollup.sequencer != nil else { return (nil, "no sequencer in this run") }
         let samples = rollup.samples(in: ranges)
         func fromSamples(_ value: (RollupAnalysis.Sample) -> UInt64, _ describe: (UInt64) -> String) -> (Double?, String) {
@@ -100,6 +100,14 @@ extension Evaluator {
             let sent = rollup.airdrops.reduce(0) { $0 + $1.sent }
             let asked = rollup.airdrops.reduce(0) { $0 + $1.count }
             return (Double(sent), "\(sent) of \(asked) claims sent")
+        case "airdrop_refusals_heard":
+            // What the claimers heard: refusals signed by the sequencer that reached the client.
+            var reasons: [String: Int] = [:]
+            for airdrop in rollup.airdrops { reasons.merge(airdrop.rejected, uniquingKeysWith: +) }
+            let total = reasons.values.reduce(0, +)
+            let sent = rollup.airdrops.reduce(0) { $0 + $1.sent }
+            let detail = reasons.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            return (Double(total), "\(total) of \(sent) claims heard a signed refusal" + (detail.isEmpty ? "" : " (\(detail))"))
         default:
             return nil
         }

@@ -147,6 +147,14 @@ public struct NodeService: Service {
             ? (config.rollup.map { $0.verifyWorkers > 0 ? $0.verifyWorkers : nil } ?? nil)
                 ?? ProcessInfo.processInfo.activeProcessorCount
             : 1
+        // A sequencer with a verification budget refuses client transactions past it before checking them.
+        var clientBudget: TokenBucket?
+        if config.role == "sequencer", let share = config.rollup?.verifyShare, share > 0 {
+            let rate = VerificationRate.measure(seconds: 0.15) * Double(verifyWorkers) * share
+            clientBudget = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, 1))
+            logger.info("client transactions checked up to \(Int(rate))/s (\(verifyWorkers) workers × share \(share)); past it refused as busy unchecked")
+            shell.events.write("client_budget", timeMs: shell.clock(), [("perSecond", .uint(UInt64(rate)))])
+        }
         if limits.lanes {
             let rate = VerificationRate.measure(seconds: 0.15) * limits.userVerifyShare
             let stakedRate = rate * limits.stakedShare
@@ -164,13 +172,14 @@ public struct NodeService: Service {
             ])
         }
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
-                        unstakedAdmission: unstaked, senderBudget: nil, votesOnly: shell.votesOnly,
+                        unstakedAdmission: unstaked, senderBudget: nil, clientBudget: clientBudget, votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums,
                         committedTxs: shell.committedTxs, voteStakes: nil,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
-                        senderBudget: senderBudget, votesOnly: shell.votesOnly, consensusHeight: shell.consensusHeight,
+                        senderBudget: senderBudget, clientBudget: nil, votesOnly: shell.votesOnly,
+                        consensusHeight: shell.consensusHeight,
                         voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
@@ -199,10 +208,11 @@ public struct NodeService: Service {
                 case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .setRPCFault, .setByzantine: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .l2Shed, .setRPCFault, .setByzantine: break
                 }
                 shell.handle(input)
             }
+            shell.finishInputs()
             shell.queueLengths = inbox.counts
             shell.consensusHeight.set(Int(shell.consensus.height))
             shell.voteQuorums.publish(height: shell.consensus.height, settled: shell.consensus.settledVoteRounds.map {
@@ -319,6 +329,9 @@ struct Edge: Sendable {
     let unstakedAdmission: TokenBucket?
     /// Per validator identity on the vote lane.
     let senderBudget: TokenBucket?
+    /// A sequencer's verification budget for client (L2) transactions: past it they are shed unchecked
+    /// and answered `busy` by the main loop.
+    let clientBudget: TokenBucket?
     /// Set by the main loop while votes-only mode is on.
     let votesOnly: AtomicCounter
     /// The height the main loop is deciding (for the vote budget).
@@ -340,7 +353,8 @@ struct Edge: Sendable {
     let logger: Logger
 
     func read(_ inbound: NIOAsyncChannelInboundStream<[Datagram]>) async throws {
-        var state = ReaderState(ingress: ingress, staked: stakedAdmission, unstaked: unstakedAdmission)
+        var state = ReaderState(ingress: ingress, staked: stakedAdmission, unstaked: unstakedAdmission,
+                                clientBudget: clientBudget)
         var accepted: [NodeInput] = []
         var acceptedUrgent: [NodeInput] = []
         var checks: [(pending: Ingress.Pending, address: SocketAddress)] = []
@@ -398,6 +412,8 @@ struct Edge: Sendable {
                 if checks.count >= Edge.checksPerRoundMax { finishChecks() }
             }
             finishChecks()
+            for (address, ids) in state.shed { accepted.append(.l2Shed(ids, from: address)) }
+            state.shed.removeAll(keepingCapacity: true)
             // One hand-off (and at most one wake-up of the main loop) per read burst.
             inbox.push(acceptedUrgent, urgent: true)
             inbox.push(accepted, urgent: false)
@@ -422,11 +438,23 @@ struct Edge: Sendable {
         var unstaked: TokenBucket?
         var senders: [PublicKey: TokenBucket] = [:]
         var rejectLogBudget = 20
+        var clientBudget: TokenBucket?
+        /// Client transactions shed in this read burst, by the address to answer (ids: BLAKE2b of the bytes).
+        var shed: [SocketAddress: [Bytes32]] = [:]
     }
 
     /// Load shedding before any decoding: false when the datagram is dropped.
     private func shed(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState) -> Bool {
         // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
+        if state.clientBudget != nil, let kind = Envelope.peekKind(bytes), kind.isL2Transaction,
+           !state.clientBudget!.take(nowMs: nowMs) {
+            drops.count(lane: lane, "busy")
+            state.shed[address, default: []].append(Blake2b.hash(bytes))
+            if state.shed[address]!.count >= L2Reject.txIdsMax {
+                inbox.push([.l2Shed(state.shed.removeValue(forKey: address)!, from: address)], urgent: false)
+            }
+            return false
+        }
         if let kind = Envelope.peekKind(bytes), kind == .transfer || kind == .forcedTx {
             if votesOnly.value > 0 {
                 drops.count(lane: lane, "votes_only")

@@ -9,7 +9,13 @@ extension NodeShell {
         // Nothing but a hello (and user transactions) is taken from a peer before its handshake succeeded.
         if envelope.kind != .hello, !envelope.kind.isFromAnyone, let peer = peers[envelope.sender],
            handshakes[peer.name] != .accepted {
-            metrics.noHandshakeDropped.increment()
+            // Not refused, only not yet accepted: consensus messages wait for the handshake (bounded).
+            if handshakes[peer.name] == nil, envelope.kind.isConsensusLane,
+               heldBeforeHandshake[peer.name, default: []].count < NodeShell.heldBeforeHandshakeMax {
+                heldBeforeHandshake[peer.name, default: []].append((envelope, message, fromPeer))
+            } else {
+                metrics.noHandshakeDropped.increment()
+            }
             return
         }
         switch message {

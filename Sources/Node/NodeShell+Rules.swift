@@ -169,6 +169,7 @@ extension NodeShell {
         if let refusal {
             metrics.handshakeRefused.increment()
             handshakes[peer.name] = .refused(refusal)
+            heldBeforeHandshake[peer.name] = nil
             if previous != .refused(refusal) {
                 logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(refusal); no blocks or votes are exchanged with it")
                 events.write("handshake_refused", timeMs: now, [("peer", .string(peer.name)), ("reason", .string(refusal))])
@@ -184,6 +185,9 @@ extension NodeShell {
             }
         }
         metrics.peersRefused.record(handshakes.values.filter { $0 != .accepted }.count)
+        if handshakes[peer.name] == .accepted, let held = heldBeforeHandshake.removeValue(forKey: peer.name) {
+            for item in held { handleMessage(item.envelope, item.message, fromPeer: item.fromPeer) }
+        }
         // Answer a peer that has not accepted us yet, always when we accept it: our hello then goes
         // out before any vote we send it, so it never drops one for want of a handshake (and an
         // accepted peer's answer wants no reply, so this cannot ping-pong). Two nodes refusing each

@@ -22,6 +22,9 @@ enum NodeInput: Sendable {
     case setClockSkew(Int64)
     /// A verified L2 transaction from a client (for the sequencer), with the address to answer.
     case l2Client(Envelope, from: SocketAddress, receivedMs: UInt64)
+    /// Client transactions the sequencer's edge refused before checking them (its verification budget was
+    /// spent): their ids, to answer `busy` to the address they came from.
+    case l2Shed([Bytes32], from: SocketAddress)
     /// The sequencer's block timer.
     case l2Tick
     /// An rpc node's injected upstream fault (from the control port).
@@ -175,6 +178,11 @@ final class NodeShell {
     var stopped: String?
     /// The handshake with each peer, by name: nothing but hellos goes to a peer not accepted.
     var handshakes: [String: PeerLink] = [:]
+    /// Consensus messages from a peer whose hello has not been accepted yet, replayed when it is (the edge
+    /// has already marked them seen, so the peer's re-sends of the same bytes would be dropped as copies:
+    /// a restarted validator lost the prevotes that came before its handshake and held a height 2 s).
+    var heldBeforeHandshake: [String: [(envelope: Envelope, message: Message, fromPeer: Bool)]] = [:]
+    static let heldBeforeHandshakeMax = 64
     /// The last stored block as first executed, when a restart re-executed it under other rules.
     var tipAlternative: TipAlternative?
     var helloSentMs: [String: UInt64] = [:]
@@ -394,6 +402,8 @@ final class NodeShell {
         case .l2Client(let envelope, let address, let receivedMs):
             metrics.received[envelope.kind]?.increment()
             rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, shell: self)
+        case .l2Shed(let ids, let address):
+            rollup?.onShed(ids, from: address, shell: self)
         case .l2Tick:
             rollup?.onBlockTimer(shell: self)
         case .setByzantine(let modes):
@@ -468,6 +478,13 @@ final class NodeShell {
     }
 
     /// Applies link faults to the outbox: returns what goes out now; delayed copies wait in the shaper.
+    /// After a batch of inputs: answers the refusals they collected (one signed message per client and reason).
+    func finishInputs() {
+        guard let rollup, rollup.hasRefusals else { return }
+        rollup.flushRefusals(shell: self)
+        outbox += rollup.uplink.drain(nowMs: clock())
+    }
+
     func takeOutgoing() -> [Datagram] {
         defer { outbox.removeAll(keepingCapacity: true) }
         guard shaper.isActive || shaper.pendingCount > 0 else {

@@ -30,21 +30,48 @@ extension RollupShell {
         guard role == .sequencer else { return }
         // The core is mutated in place (`sequencer!`): a copy would copy its queue and ledger per transaction.
         guard sequencer != nil else {
-            refuse(envelope, reason: halted == nil ? "not_ready" : "stopped", baseFee: 0, to: address, shell: shell)
+            refuse([envelope.id], reason: halted == nil ? "not_ready" : "stopped", to: address, shell: shell)
             return
         }
         if let reject = sequencer!.offer(envelope, nowMs: receivedMs) {
-            refuse(envelope, reason: reject.rawValue, baseFee: sequencer!.admission.baseFee, to: address, shell: shell)
+            refuse([envelope.id], reason: reject.rawValue, to: address, shell: shell)
         } else {
             admittedSinceSample += 1
             queuePeakSinceSample = max(queuePeakSinceSample, sequencer!.admission.queue.count)
         }
     }
 
-    private func refuse(_ envelope: Envelope, reason: String, baseFee: UInt64, to address: SocketAddress, shell: NodeShell) {
-        rejectedSinceSample[reason, default: 0] += 1
-        let reply = shell.sign(.l2Reject, L2Reject(txId: envelope.id, reason: reason, baseFee: baseFee))
-        uplink.enqueue(Outgoing(bytes: reply.bytes, address: address, peer: "client", kind: .l2Reject))
+    /// Transactions the edge shed before checking them: answered `busy`.
+    func onShed(_ ids: [Bytes32], from address: SocketAddress, shell: NodeShell) {
+        guard role == .sequencer else { return }
+        refuse(ids, reason: "busy", to: address, shell: shell)
+    }
+
+    /// Collects refusals per client address and reason; they leave as one signed `L2Reject` each at the end
+    /// of the input batch (`flushRefusals`), or as soon as one holds `L2Reject.txIdsMax` ids.
+    private func refuse(_ ids: [Bytes32], reason: String, to address: SocketAddress, shell: NodeShell) {
+        rejectedSinceSample[reason, default: 0] += ids.count
+        let key = RefusalKey(address: address, reason: reason)
+        if refusals[key] == nil, refusals.count >= RollupShell.refusalKeysMax { flushRefusals(shell: shell) }
+        refusals[key, default: []].append(contentsOf: ids)
+        if refusals[key]!.count >= L2Reject.txIdsMax { flushRefusals(shell: shell) }
+    }
+
+    var hasRefusals: Bool { !refusals.isEmpty }
+
+    /// One signed refusal per (client, reason) for up to `L2Reject.txIdsMax` ids, into the uplink.
+    func flushRefusals(shell: NodeShell) {
+        let baseFee = sequencer?.admission.baseFee ?? 0
+        for (key, ids) in refusals {
+            var start = 0
+            while start < ids.count {
+                let end = min(start + L2Reject.txIdsMax, ids.count)
+                let reply = shell.sign(.l2Reject, L2Reject(txIds: Array(ids[start..<end]), reason: key.reason, baseFee: baseFee))
+                uplink.enqueue(Outgoing(bytes: reply.bytes, address: key.address, peer: "client", kind: .l2Reject))
+                start = end
+            }
+        }
+        refusals.removeAll(keepingCapacity: true)
     }
 
     /// Every `blockIntervalMs`: an L2 block if there is anything to include, its feed, and the poster's chunks.

@@ -37,6 +37,15 @@ final class RollupShell {
     /// Ids of the batch chunks this sequencer signed, so L1 blocks carrying them are not checked again.
     var signedChunks = BoundedIdSet(countMax: 50_000)
     var rejectedSinceSample: [String: Int] = [:]
+    /// Refusals not yet answered, per client address and reason (see `flushRefusals`); at most
+    /// `refusalKeysMax` keys.
+    var refusals: [RefusalKey: [Bytes32]] = [:]
+    static let refusalKeysMax = 1_024
+
+    struct RefusalKey: Hashable {
+        var address: SocketAddress
+        var reason: String
+    }
     var admittedSinceSample = 0
     /// The deepest the queue has been since the last sample.
     var queuePeakSinceSample = 0

@@ -59,7 +59,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "l2_queue_max": false, "l2_wait_p99_ms": false, "l2_admitted": false, "l2_rejected": false,
         "l2_included": false, "l2_backlog_max_kib": false, "l2_unsafe_safe_gap_max": false, "l2_feed_lag_max_s": false,
         "l2_roots_agree": true, "l2_forced_included": false, "l2_forced_l1_blocks_max": false,
-        "l2_forced_by_derivation": false, "l2_sequencer_rss_max_mib": false, "airdrop_sent": false,
+        "l2_forced_by_derivation": false, "l2_sequencer_rss_max_mib": false, "airdrop_sent": false, "airdrop_refusals_heard": false,
         "l2_included_p99_ms": false, "l2_posted_p99_ms": false, "l2_safe_p99_ms": false, "l2_final_p99_ms": false,
         "airdrop_included": false, "airdrop_included_p99_ms": false, "l2_final_height": false,
         "state_roots_agree": true, "heights_after_divergence": false, "stopped_nodes": false,

@@ -188,6 +188,11 @@ public struct RollupSettings: Codable, Sendable, Equatable {
     public var feedPeers: [String] = []
     /// Threads the sequencer's edge checks client signatures on (0: one per core).
     public var verifyWorkers: Int = 0
+    /// The share of the verification capacity the sequencer measures at start (one core's rate × its
+    /// verify workers) that client transactions may use; past it they are refused as `busy` before their
+    /// signature is checked, so a burst beyond the machine's capacity is answered, not dropped by the
+    /// kernel unanswered (0: no budget, every transaction is checked).
+    public var verifyShare: Double = 0
     /// L1 blocks a safe L2 block waits after its batch landed before it is final (the challenge window),
     /// when genesis has no dispute contract (with one, confirmed assertions make L2 blocks final).
     public var challengeWindowBlocks: UInt64 = 20

@@ -88,30 +88,42 @@ public struct Claim: WireCodable, Equatable {
     }
 }
 
-/// The sequencer's refusal of an L2 transaction, sent back to the address it came from.
+/// The sequencer's refusal of L2 transactions, sent back to the address they came from: one signed
+/// message for up to `txIdsMax` transactions refused for one reason (a burst's refusals cost one signature
+/// per 32, not one each, so answering them costs far less than checking them). 32 ids keep the message in
+/// one default-size datagram (1,232 bytes).
 public struct L2Reject: WireCodable, Equatable {
-    public var txId: Bytes32
-    /// `queue_full`, `rate_limited`, `underpriced`, `backlog`, `expired`, or `invalid`.
+    public static let txIdsMax = 32
+    /// The refused transactions' ids (BLAKE2b-256 of their envelope bytes), 1…`txIdsMax`.
+    public var txIds: [Bytes32]
+    /// `busy` (shed before its signature was checked: the sequencer's verification budget was spent),
+    /// `queue_full`, `rate_limited`, `underpriced`, `backlog`, `expired`, `not_ready`, `stopped` or `invalid`.
     public var reason: String
-    /// The fee the queue asked for when the transaction was refused.
+    /// The fee the queue asked for when the transactions were refused.
     public var baseFee: UInt64
 
-    public init(txId: Bytes32, reason: String, baseFee: UInt64) {
-        self.txId = txId
+    public init(txIds: [Bytes32], reason: String, baseFee: UInt64) {
+        precondition((1...Self.txIdsMax).contains(txIds.count), "an l2 reject names 1...\(Self.txIdsMax) ids, not \(txIds.count)")
+        self.txIds = txIds
         self.reason = reason
         self.baseFee = baseFee
     }
 
     public func encode(to writer: inout WireWriter) {
-        writer.bytes32(txId)
         writer.string(reason)
         writer.u64(baseFee)
+        writer.u16(UInt16(txIds.count))
+        for id in txIds { writer.bytes32(id) }
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
-        txId = try reader.bytes32("l2Reject.txId")
         reason = try reader.string("l2Reject.reason", max: 32)
         baseFee = try reader.u64("l2Reject.baseFee")
+        let count = try reader.count16("l2Reject.txIds", max: Self.txIdsMax)
+        guard count > 0 else { throw .invalidValue(field: "l2Reject.txIds", reason: "no transaction named") }
+        txIds = []
+        txIds.reserveCapacity(count)
+        for _ in 0..<count { txIds.append(try reader.bytes32("l2Reject.txId")) }
     }
 }
 

@@ -101,6 +101,44 @@ import Wire
         #expect(node.outbox.isEmpty)
     }
 
+    /// A restarted validator hears a peer's prevotes before that peer's hello: they wait for the handshake
+    /// and count once it succeeds (dropped, they were gone for good: the edge had marked their bytes seen,
+    /// so the peer's re-sends were dropped as copies and a height waited 2 s under load). A refused peer's
+    /// messages are dropped, and the wait is bounded.
+    @Test func votesThatComeBeforeTheHandshakeCountOnceItSucceeds() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let node = try shell(dir: dir)
+        let (v3Hello, v3Message) = hello(from: 2, forkId: 0)
+        node.handleMessage(v3Hello, v3Message, fromPeer: true)
+        node.startConsensusNow()
+        let vote = Vote(height: 1, round: 0, blockId: nil)
+        let prevote = Envelope(kind: .prevote, payload: vote.encoded, domain: node.domain, key: keys[1])
+        node.handleMessage(prevote, .prevote(vote), fromPeer: true)
+        #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 0)
+        #expect(node.heldBeforeHandshake["v2"]?.count == 1)
+        let (v2Hello, v2Message) = hello(from: 1, forkId: 0)
+        node.handleMessage(v2Hello, v2Message, fromPeer: true)
+        #expect(node.handshakes["v2"] == .accepted)
+        #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 10)
+        #expect(node.heldBeforeHandshake["v2"] == nil)
+        // v4 is refused: its prevotes never count and are not kept; nor are more than the bound of v4's before.
+        let other = Vote(height: 1, round: 1, blockId: nil)
+        for round in UInt32(0)..<UInt32(NodeShell.heldBeforeHandshakeMax + 10) {
+            let early = Vote(height: 1, round: round, blockId: nil)
+            node.handleMessage(Envelope(kind: .precommit, payload: early.encoded, domain: node.domain, key: keys[3]),
+                               .precommit(early), fromPeer: true)
+        }
+        #expect(node.heldBeforeHandshake["v4"]?.count == NodeShell.heldBeforeHandshakeMax)
+        let (foreign, foreignHello) = hello(from: 3, forkId: 1)
+        node.handleMessage(foreign, foreignHello, fromPeer: true)
+        #expect(node.heldBeforeHandshake["v4"] == nil)
+        node.handleMessage(Envelope(kind: .prevote, payload: other.encoded, domain: node.domain, key: keys[3]),
+                           .prevote(other), fromPeer: true)
+        #expect(node.consensus.stake(.precommit, round: 0, blockId: nil) == 0)
+        #expect(node.consensus.stake(.prevote, round: 1, blockId: nil) == 0)
+    }
+
     /// Round 0's prevote is long gone from the recent votes when a later round re-proposes round 0's
     /// value; a stalled node re-sends it, since peers that missed it cannot prevote that value (L28).
     @Test func theProofOfLockPrevoteIsResentWhileStalled() throws {

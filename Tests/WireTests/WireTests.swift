@@ -93,6 +93,26 @@ import Testing
         #expect(try Proposal(decoding: proposal.encoded) == proposal)
     }
 
+    /// One signed refusal names up to 32 transactions and still fits a default 1,232-byte datagram; an
+    /// empty list or more than the bound is a typed error, never a trap.
+    @Test func aRefusalNamesUpTo32TransactionsInOneDatagram() throws {
+        let ids = (0..<L2Reject.txIdsMax).map { Blake2b.hash([UInt8($0)]) }
+        let reject = L2Reject(txIds: ids, reason: "queue_full", baseFee: 7)
+        #expect(try L2Reject(decoding: reject.encoded) == reject)
+        let envelope = Envelope(kind: .l2Reject, payload: reject.encoded, domain: Domain(chainId: "c"),
+                                key: SigningKey(label: "sequencer"))
+        #expect(envelope.bytes.count <= NodeConfig.Limits().datagramPayloadBytesMax)
+        var empty = WireWriter()
+        empty.string("busy"); empty.u64(0); empty.u16(0)
+        #expect(throws: DecodeError.self) { try L2Reject(decoding: empty.bytes) }
+        var tooMany = WireWriter()
+        tooMany.string("busy"); tooMany.u64(0); tooMany.u16(UInt16(L2Reject.txIdsMax + 1))
+        for _ in 0...L2Reject.txIdsMax { tooMany.bytes32(ids[0]) }
+        #expect(throws: DecodeError.oversized(field: "l2Reject.txIds", length: 33, max: 32)) {
+            try L2Reject(decoding: tooMany.bytes)
+        }
+    }
+
     @Test func helloRoundTripsAndRejectsAnImpossibleVersionRange() throws {
         let hello = Hello(protocolVersion: 1, forkId: 3, version: 2, versionMin: 1, committedHeight: 42,
                           replyWanted: true, timeMs: 99)
