@@ -30,6 +30,18 @@ import Testing
         #expect(comparison.notes.count == 1 && comparison.notes[0].hasPrefix("fault pause: real halted 1.3 s"))
     }
 
+    /// A real halt the simulation never shows is a note when the real host was overloaded during it (the
+    /// simulator has no CPU to run short of); the other way round it stays a mismatch.
+    @Test func aRealHaltOnAnOverloadedHostIsANote() {
+        var real = Self.outcome(["split": 0, "crash": 4.5])
+        real.haltsOnOverloadedHost = ["crash"]
+        let simulated = Self.outcome(["split": 6, "crash": 0])
+        let comparison = Fidelity.compare(real: real, simulated: [simulated], haltThresholdSeconds: 1)
+        #expect(comparison.mismatches == ["fault split: real did not halt, simulated halted 6.0 s"])
+        #expect(comparison.notes == ["fault crash: real halted 4.5 s, simulated did not halt (the real halt came while "
+                                     + "the host was overloaded)"])
+    }
+
     @Test func endingHaltedAndSafetyMustMatch() {
         let real = Self.outcome(["split": 2], end: nil)
         let stuck = Self.outcome(["split": 9], end: 9)
