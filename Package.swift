@@ -135,6 +135,7 @@ let package = Package(
                 "Cluster", "Liveness", "Ledger", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Cluster", "Liveness", "Consensus", "Wire"]),

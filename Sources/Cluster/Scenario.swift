@@ -105,7 +105,7 @@ public struct Scenario: Sendable {
     public var exclusive: Bool
     /// When the host counts as overloaded (a timing expectation that fails there is inconclusive): the
     /// share of a second runnable tasks waited for a CPU, and how late a node's timers ran (p99 in a second).
-    public var overloadCPUPressurePercent: Double = 60
+    public var overloadCPUPressurePercent: Double = 90
     public var overloadTimerLateMs: UInt64 = 100
     public var steps: [Step]
     public var expectations: [ExpectationSpec]
@@ -128,7 +128,7 @@ public struct Scenario: Sendable {
 
     static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {
         var duration = 20.0, settle = 1.0, haltThreshold = 1.0, exclusive = false
-        var pressure = 60.0, timerLate = 100.0
+        var pressure = 90.0, timerLate = 100.0
         if let table = try root.table("scenario", required: false) {
             try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s", "exclusive", "overload_cpu_pressure_percent",
                                  "overload_timer_late_ms"])
@@ -356,7 +356,7 @@ public struct Scenario: Sendable {
 
     static func parseExpectation(_ table: TableReader, steps: [Step],
                                  rpcClients: [String] = []) throws(TopologyError) -> ExpectationSpec {
-        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing"])
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing", "unit"])
         guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
             throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
         }
@@ -402,9 +402,20 @@ public struct Scenario: Sendable {
         } else if client != nil {
             throw table.fail("client", "only rpc_* metrics are measured per client")
         }
+        var unit: ExpectationSpec.Unit?
+        if let text = try table.string("unit") {
+            guard let parsed = ExpectationSpec.Unit(rawValue: text) else {
+                throw table.fail("unit", "expected " + ExpectationSpec.Unit.allCases.map(\.rawValue).joined(separator: " or ")
+                                 + ", got '\(text)'")
+            }
+            guard ExpectationSpec.isDuration(metric) else {
+                throw table.fail("unit", "\(metric) is not a duration; a unit applies to metrics ending in _s or _ms")
+            }
+            unit = parsed
+        }
         let name = try table.string("name") ?? "\(metric)\(client.map { "[\($0)]" } ?? "") \(bound) (\(window))"
         return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client,
-                               timing: try table.bool("timing"))
+                               timing: try table.bool("timing"), unit: unit)
     }
 }
 

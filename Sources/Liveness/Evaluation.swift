@@ -68,9 +68,11 @@ public struct Evaluator: Sendable {
     public let crashed: [String]
     /// The host's load during the run (nil in simulated time, where it cannot matter).
     public let host: HostHealth?
+    /// The cluster's configured propose timeout, for bounds written in `unit = "timeout_propose"`.
+    public let timeoutProposeMs: UInt64?
 
     public init(analysis: RunAnalysis, windows: [FaultWindow], startMs: UInt64, endMs: UInt64,
-                haltThresholdSeconds: Double, crashed: [String], host: HostHealth? = nil) {
+                haltThresholdSeconds: Double, crashed: [String], host: HostHealth? = nil, timeoutProposeMs: UInt64? = nil) {
         self.analysis = analysis
         self.windows = windows
         self.startMs = startMs
@@ -78,6 +80,45 @@ public struct Evaluator: Sendable {
         self.haltThresholdMs = UInt64(haltThresholdSeconds * 1000)
         self.crashed = crashed
         self.host = host
+        self.timeoutProposeMs = timeoutProposeMs
+    }
+
+    /// The run's block interval with no fault open: the median gap between consecutive heights (ms).
+    public func noFaultBlockIntervalMs() -> Double? {
+        let free = outsideFaults([startMs...endMs])
+        let times = analysis.heightTimes
+        let gaps = zip(times, times.dropFirst()).filter { previous, next in
+            next.height == previous.height + 1 && free.contains { $0.contains(previous.timeMs) && $0.contains(next.timeMs) }
+        }.map { Double($1.timeMs - $0.timeMs) }.sorted()
+        return gaps.isEmpty ? nil : gaps[gaps.count / 2]
+    }
+
+    /// A bound written in a protocol unit, in the metric's own units (s or ms); nil when the unit could
+    /// not be measured (no two consecutive blocks outside faults, no propose timeout known).
+    func resolved(_ spec: ExpectationSpec) -> (bound: ExpectationSpec.Bound, text: String)? {
+        guard let unit = spec.unit else { return (spec.bound, spec.bound.description) }
+        let unitMs: Double
+        let name: String
+        switch unit {
+        case .blockInterval:
+            guard let interval = noFaultBlockIntervalMs() else { return nil }
+            unitMs = interval
+            name = String(format: "block intervals (%.0f ms measured)", interval)
+        case .timeoutPropose:
+            guard let timeout = timeoutProposeMs else { return nil }
+            unitMs = Double(timeout)
+            name = "propose timeouts (\(timeout) ms)"
+        }
+        let divisor = spec.metric.hasSuffix("_ms") ? 1.0 : 1000.0
+        func scaled(_ value: Double) -> Double { value * unitMs / divisor }
+        let bound: ExpectationSpec.Bound
+        switch spec.bound {
+        case .max(let value): bound = .max(scaled(value))
+        case .min(let value): bound = .min(scaled(value))
+        case .between(let low, let high): bound = .between(scaled(low), scaled(high))
+        case .equals: bound = spec.bound
+        }
+        return (bound, "\(spec.bound) \(name) = \(bound)")
     }
 
     /// Fault windows from a run's `faults.jsonl` events (start/end pairs by id).
@@ -415,19 +456,25 @@ public struct Evaluator: Sendable {
             (observed, text) = evaluateRollup(spec.metric, ranges: ranges) ?? evaluateDisputes(spec.metric)
                 ?? evaluateRPC(spec, ranges: ranges) ?? (nil, "unknown metric")
         }
+        let resolved = resolved(spec)
+        var scaled = spec
+        scaled.bound = resolved?.bound ?? spec.bound
         let passed: Bool
-        switch spec.bound {
+        switch resolved?.bound {
         case .max(let bound): passed = observed.map { $0 <= bound } ?? false
         case .min(let bound): passed = observed.map { $0 >= bound } ?? false
         case .between(let low, let high): passed = observed.map { $0 >= low && $0 <= high } ?? false
         case .equals(let value): passed = observed.map { ($0 == 1) == value } ?? false
+        case nil:
+            passed = false
+            text += "; its unit (\(spec.unit?.rawValue ?? "")) could not be measured in this run"
         }
         var evidence: HostHealth.Evidence?
-        if !passed, spec.failedTowardOverload(observed), let host, !ranges.isEmpty {
+        if !passed, scaled.failedTowardOverload(observed), let host, !ranges.isEmpty {
             evidence = host.evidence(in: overloadRanges(spec, ranges))
         }
         return ExpectationResult(name: spec.name, metric: spec.metric, window: spec.window.description, passed: passed,
-                                 observed: text, bound: spec.bound.description,
+                                 observed: text, bound: resolved?.text ?? "\(spec.bound) \(spec.unit?.rawValue ?? "")",
                                  verdict: passed ? .passed : evidence == nil ? .failed : .inconclusive,
                                  inconclusive: evidence)
     }

@@ -118,15 +118,29 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
     /// `timing = true|false` in the file: overrides the metric's class (true: a failure either way may be
     /// inconclusive on an overloaded host; false: never).
     public var timing: Bool?
+    /// `unit = "block_interval" | "timeout_propose"`: a bound on a time metric written in the protocol's own
+    /// terms, multiples of the run's measured block interval (the median gap between consecutive heights
+    /// outside fault windows) or of the configured propose timeout, so the same file means the same on a
+    /// slower machine running the same protocol.
+    public var unit: Unit?
+
+    public enum Unit: String, Codable, Sendable, Equatable, CaseIterable {
+        case blockInterval = "block_interval"
+        case timeoutPropose = "timeout_propose"
+    }
+
+    /// Whether a metric is a duration (in seconds or milliseconds), so its bound can be given in a `unit`.
+    public static func isDuration(_ metric: String) -> Bool { metric.hasSuffix("_s") || metric.hasSuffix("_ms") }
 
     public init(name: String, metric: String, window: Window, bound: Bound, client: String? = nil,
-                timing: Bool? = nil) {
+                timing: Bool? = nil, unit: Unit? = nil) {
         self.name = name
         self.metric = metric
         self.window = window
         self.bound = bound
         self.client = client
         self.timing = timing
+        self.unit = unit
     }
 
     /// How an overloaded host moves this expectation's metric; nil: it cannot (safety, mechanism).

@@ -182,7 +182,8 @@ enum Reports {
                                   endMs: record.endedAtMs, haltThresholdSeconds: scenario.haltThresholdSeconds,
                                   crashed: record.crashed,
                                   host: HostHealth.load(dir: dir, analysis: analysis, windows: windows,
-                                                        thresholds: thresholds))
+                                                        thresholds: thresholds),
+                                  timeoutProposeMs: scenario.topology.timing.timeoutProposeMs)
         let stated = scenarioRun ? scenario.expectations : []
         let expectations = stated + implicit.filter { check in !stated.contains { $0.metric == check.metric } }
         let load = record.capacity.map { capacity in

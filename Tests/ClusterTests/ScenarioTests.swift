@@ -87,6 +87,9 @@ import Wire
         ("[[expect]]\nmetric = \"halt\"\nwindow = \"sometimes\"\nequals = true", "expect[1].window", "expected whole"),
         ("[[expect]]\nmetric = \"stopped_nodes\"\nmin = 2\nmax = 1", "expect[1].min", "is above max"),
         ("[[expect]]\nmetric = \"l2_queue_max\"\nmax = 1\ntiming = \"yes\"", "expect[1].timing", "true or false"),
+        ("[[expect]]\nmetric = \"blocks_finalized\"\nmin = 1\nunit = \"block_interval\"", "expect[1].unit", "not a duration"),
+        ("[[expect]]\nmetric = \"recovery_s\"\nmax = 1\nunit = \"rounds\"", "expect[1].unit",
+         "expected block_interval or timeout_propose"),
         ("[scenario]\noverload_cpu_pressure_percent = 0", "scenario.overload_cpu_pressure_percent", "out of range"),
         ("[scenario]\noverload_timer_late_ms = -5", "scenario.overload_timer_late_ms", "out of range"),
         ("[[step]]\naction = \"upgrade\"\ntargets = \"v1\"", "step[1].version", "upgrade needs version"),
@@ -124,12 +127,17 @@ import Wire
             [[expect]]
             metric = "max_finality_gap_s"
             max = 1
+            [[expect]]
+            metric = "recovery_s"
+            unit = "timeout_propose"
+            max = 10
             """)
         #expect(scenario.overloadCPUPressurePercent == 80 && scenario.overloadTimerLateMs == 250)
+        #expect(scenario.expectations[2].unit == .timeoutPropose && scenario.expectations[1].unit == nil)
         #expect(scenario.expectations[0].timing == true && scenario.expectations[0].sensitivity == .either)
         #expect(scenario.expectations[1].timing == nil && scenario.expectations[1].sensitivity == .higherIsWorse)
         let defaults = try parse("")
-        #expect(defaults.overloadCPUPressurePercent == 60 && defaults.overloadTimerLateMs == 100)
+        #expect(defaults.overloadCPUPressurePercent == 90 && defaults.overloadTimerLateMs == 100)
     }
 
     @Test func hostSamplerReadsPressureAndStat() {

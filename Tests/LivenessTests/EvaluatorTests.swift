@@ -63,6 +63,31 @@ import Wire
         #expect(!never.passed && never.observed == "window never happened")
     }
 
+    /// Bounds in the protocol's terms: the run's block interval with no fault open is 100 ms here (the
+    /// 2.9 s gap lies in the partition), the propose timeout 300 ms; the longest gap is 2.9 s.
+    @Test func boundsInBlockIntervalsAndProposeTimeouts() {
+        let base = Self.evaluator()
+        let evaluator = Evaluator(analysis: base.analysis, windows: base.windows, startMs: base.startMs, endMs: base.endMs,
+                                  haltThresholdSeconds: 1, crashed: [], timeoutProposeMs: 300)
+        #expect(evaluator.noFaultBlockIntervalMs() == 100)
+        func check(_ bound: ExpectationSpec.Bound, _ unit: ExpectationSpec.Unit) -> ExpectationResult {
+            evaluator.evaluate(ExpectationSpec(name: "gap", metric: "max_finality_gap_s", window: .whole, bound: bound, unit: unit))
+        }
+        #expect(check(.max(30), .blockInterval).passed)
+        let tight = check(.max(28), .blockInterval)
+        #expect(!tight.passed && tight.bound == "<= 28 block intervals (100 ms measured) = <= 2.8")
+        #expect(check(.max(10), .timeoutPropose).passed)
+        #expect(!check(.max(9), .timeoutPropose).passed)
+        // Milliseconds scale without the division: p99 2,500 ms is 25 block intervals.
+        let latency = evaluator.evaluate(ExpectationSpec(name: "p99", metric: "commit_latency_p99_ms", window: .whole,
+                                                         bound: .max(25), unit: .blockInterval))
+        #expect(latency.passed && latency.bound.hasSuffix("= <= 2500"))
+        // No propose timeout known: the bound cannot be resolved, and that is a failure that says so.
+        let unknown = Self.evaluator().evaluate(ExpectationSpec(name: "gap", metric: "max_finality_gap_s", window: .whole,
+                                                                bound: .max(10), unit: .timeoutPropose))
+        #expect(!unknown.passed && unknown.observed.contains("could not be measured"))
+    }
+
     @Test func junitIsWellFormedAndCountsFailures() throws {
         let specs = [
             ExpectationSpec(name: "halts <during>", metric: "halt", window: .during("split"), bound: .equals(true)),
