@@ -182,8 +182,8 @@ extension Failover {
                 effects += respond(id, .attempt(attempt))
             case .connectFailed:
                 effects += recordHealth(upstream, ok: false, nowMs: nowMs)
-                effects += failed(id, "\(upstreams[upstream].upstream.name): connection refused", safeToRetry: true,
-                                  nowMs: nowMs)
+                effects += failed(id, "\(upstreams[upstream].upstream.name): no connection (refused, or none free in time)",
+                                  safeToRetry: true, nowMs: nowMs)
             case .timedOut:
                 effects += recordHealth(upstream, ok: false, nowMs: nowMs)
                 effects += failed(id, "\(upstreams[upstream].upstream.name): timed out", safeToRetry: false, nowMs: nowMs)

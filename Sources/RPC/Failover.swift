@@ -85,7 +85,8 @@ public enum Failover {
         /// `blockNumber` is the head an `eth_blockNumber` answer names; `digest` identifies the result
         /// (for quorum).
         case answered(blockNumber: UInt64?, digest: UInt64)
-        /// Nothing was sent (connection refused): safe to retry whatever the method.
+        /// Nothing was sent (the connection was refused, or no pooled connection came free in time): safe to
+        /// retry whatever the method.
         case connectFailed
         case timedOut
         /// HTTP 5xx or 429, a server-side JSON-RPC error, or a body that is not a JSON-RPC response.
