@@ -70,9 +70,25 @@ public struct Evaluator: Sendable {
     public let host: HostHealth?
     /// The cluster's configured propose timeout, for bounds written in `unit = "timeout_propose"`.
     public let timeoutProposeMs: UInt64?
+    /// Steps the scenario itself says stop finality (it expects a halt, or a long gap, during them): a gap
+    /// while one is open is that fault's doing, whatever the host. A gap during any other fault (one the
+    /// cluster should ride out: a minority cut off, one validator down, a liar) may be the host's.
+    public let haltingSteps: Set<String>
+
+    /// The ids of steps whose window an expectation says must see finality stop.
+    public static func haltingSteps(_ expectations: [ExpectationSpec]) -> Set<String> {
+        Set(expectations.compactMap { spec -> String? in
+            guard case .during(let id) = spec.window else { return nil }
+            switch (spec.metric, spec.bound) {
+            case ("halt", .equals(true)), ("max_finality_gap_s", .min), ("max_finality_gap_s", .between): return id
+            default: return nil
+            }
+        })
+    }
 
     public init(analysis: RunAnalysis, windows: [FaultWindow], startMs: UInt64, endMs: UInt64,
-                haltThresholdSeconds: Double, crashed: [String], host: HostHealth? = nil, timeoutProposeMs: UInt64? = nil) {
+                haltThresholdSeconds: Double, crashed: [String], host: HostHealth? = nil, timeoutProposeMs: UInt64? = nil,
+                haltingSteps: Set<String> = []) {
         self.analysis = analysis
         self.windows = windows
         self.startMs = startMs
@@ -81,6 +97,7 @@ public struct Evaluator: Sendable {
         self.crashed = crashed
         self.host = host
         self.timeoutProposeMs = timeoutProposeMs
+        self.haltingSteps = haltingSteps
     }
 
     /// The run's block interval with no fault open: the median gap between consecutive heights (ms).
@@ -159,10 +176,10 @@ public struct Evaluator: Sendable {
         }
     }
 
-    /// The parts of `ranges` with no fault window open.
-    func outsideFaults(_ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
+    /// The parts of `ranges` with no fault window open (`only`: only these steps' windows count).
+    func outsideFaults(_ ranges: [ClosedRange<UInt64>], only: Set<String>? = nil) -> [ClosedRange<UInt64>] {
         var free = ranges
-        for fault in windows {
+        for fault in windows where only?.contains(fault.id) ?? true {
             let cut = fault.startMs...(fault.endMs ?? endMs)
             free = free.flatMap { range -> [ClosedRange<UInt64>] in
                 guard cut.overlaps(range) else { return [range] }
@@ -480,13 +497,12 @@ public struct Evaluator: Sendable {
     }
 
     /// Where the host's load can explain a failed timing expectation: for gaps and halts the longest gap
-    /// itself less the time an injected fault was open (a partition explains its own halt, and load the
-    /// scenario makes on purpose is its subject); for recovery from the heal to the next block; otherwise
-    /// the whole window.
+    /// itself less the time a step the scenario says halts finality was open (a 2|2 partition explains its
+    /// own halt); for recovery from the heal to the next block; otherwise the whole window.
     func overloadRanges(_ spec: ExpectationSpec, _ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
         switch spec.metric {
         case "max_finality_gap_s", "halt":
-            return outsideFaults([longestGap(ranges)])
+            return outsideFaults([longestGap(ranges)], only: haltingSteps)
         case "recovered", "recovery_s":
             let from = ranges.first?.lowerBound ?? endMs
             let next = analysis.heightTimes.first { $0.timeMs > from }?.timeMs ?? endMs

@@ -175,6 +175,7 @@ enum Reports {
         let windows = Evaluator.windows(from: FaultEngine.timeline(dir).map {
             (t: $0.t, event: $0.event, id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes)
         })
+        let stated = scenarioRun ? scenario.expectations : []
         let thresholds = HostHealth.Thresholds(cpuPressurePercent: scenario.overloadCPUPressurePercent,
                                                timerLateMs: scenario.overloadTimerLateMs,
                                                minimumSeconds: HostHealth.Thresholds.standard.minimumSeconds)
@@ -183,8 +184,8 @@ enum Reports {
                                   crashed: record.crashed,
                                   host: HostHealth.load(dir: dir, analysis: analysis, windows: windows,
                                                         thresholds: thresholds),
-                                  timeoutProposeMs: scenario.topology.timing.timeoutProposeMs)
-        let stated = scenarioRun ? scenario.expectations : []
+                                  timeoutProposeMs: scenario.topology.timing.timeoutProposeMs,
+                                  haltingSteps: Evaluator.haltingSteps(stated))
         let expectations = stated + implicit.filter { check in !stated.contains { $0.metric == check.metric } }
         let load = record.capacity.map { capacity in
             Report.LoadEntry(

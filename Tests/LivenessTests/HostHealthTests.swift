@@ -24,10 +24,13 @@ import Wire
         return HostHealth(host: samples, timers: timers)
     }
 
+    /// `faults: true` records the partition and says (as a scenario expecting a halt during it would) that
+    /// it stops finality.
     static func evaluator(_ host: HostHealth?, faults: Bool = true) -> Evaluator {
         let base = EvaluatorTests.evaluator()
         return Evaluator(analysis: base.analysis, windows: faults ? base.windows : [], startMs: base.startMs,
-                         endMs: base.endMs, haltThresholdSeconds: 1, crashed: [], host: host)
+                         endMs: base.endMs, haltThresholdSeconds: 1, crashed: [], host: host,
+                         haltingSteps: faults ? ["split"] : [])
     }
 
     static func verdict(_ host: HostHealth?, _ metric: String, _ window: ExpectationSpec.Window,
@@ -48,9 +51,28 @@ import Wire
     }
 
     @Test func aFaultExplainsItsOwnHaltWhateverTheHost() {
-        // The same host, but the partition was open for all but the gap's last 0.4 s: failed.
+        // The same host, but the partition, which the scenario says halts finality, was open for all but the
+        // gap's last 0.4 s: failed.
         #expect(Self.verdict(Self.host(busy: [4, 5]), "max_finality_gap_s", .whole, .max(2)).verdict == .failed)
         #expect(Self.verdict(Self.host(busy: Set(1...10)), "halt", .during("split"), .equals(false)).verdict == .failed)
+        // A fault the cluster should ride out (nothing says it halts) explains nothing: the host may have.
+        let base = EvaluatorTests.evaluator()
+        let riddenOut = Evaluator(analysis: base.analysis, windows: base.windows, startMs: base.startMs,
+                                  endMs: base.endMs, haltThresholdSeconds: 1, crashed: [], host: Self.host(busy: [4, 5]))
+        let result = riddenOut.evaluate(ExpectationSpec(name: "gap", metric: "max_finality_gap_s", window: .whole,
+                                                        bound: .max(2)))
+        #expect(result.verdict == .inconclusive)
+    }
+
+    @Test func theStepsAScenarioSaysHaltAreTheOnesWithAHaltExpected() {
+        let specs = [
+            ExpectationSpec(name: "a", metric: "halt", window: .during("split"), bound: .equals(true)),
+            ExpectationSpec(name: "b", metric: "halt", window: .during("minority"), bound: .equals(false)),
+            ExpectationSpec(name: "c", metric: "max_finality_gap_s", window: .during("upgrade"), bound: .min(5)),
+            ExpectationSpec(name: "d", metric: "max_finality_gap_s", window: .during("kill"), bound: .max(1)),
+            ExpectationSpec(name: "e", metric: "halt", window: .whole, bound: .equals(true)),
+        ]
+        #expect(Evaluator.haltingSteps(specs) == ["split", "upgrade"])
     }
 
     @Test func overloadElsewhereInTheRunDoesNotExplainTheGap() {
