@@ -28,7 +28,7 @@ public final class AirdropPool: Sendable {
 
     public static func make(count: Int, fee: UInt64, chainId: String, seed: UInt64) async -> AirdropPool {
         let domain = Domain(chainId: chainId)
-        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let workers = max(UsableCores.count, 1)
         let payload = Claim(fee: fee).encoded
         let parts = await withTaskGroup(of: (Int, [Envelope]).self) { group in
             for worker in 0..<workers {

@@ -135,7 +135,7 @@ public enum ClusterBench {
             RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
         }
         let nonceBase = nowMs() * 1_000
-        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let workers = max(UsableCores.count, 1)
         let parts = await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
             for worker in 0..<workers {
                 group.addTask {

@@ -1,4 +1,5 @@
 import Foundation
+import Wire
 
 /// Samples the host's CPU load once a second while a run runs and appends it to the run folder's
 /// `host.jsonl`: the share of the last second in which runnable tasks waited for a CPU (the kernel's
@@ -70,7 +71,7 @@ public enum HostSampler {
             _ = FileManager.default.createFile(atPath: path, contents: nil)
             guard let handle = FileHandle(forWritingAtPath: path) else { return }
             defer { try? handle.close() }
-            let cores = ProcessInfo.processInfo.activeProcessorCount
+            let cores = UsableCores.count
             var previous = read()
             var previousMs = FaultEngine.now()
             while !Task.isCancelled {

@@ -69,7 +69,7 @@ public enum SequencerBench {
         guard let sequencerNode = topology.sequencerNode, var held = topology.rollup else {
             throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
         }
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = UsableCores.count
         let one = verifyRate(threads: 1, seconds: 1)
         let all = verifyRate(threads: cores, seconds: 1)
         progress(String(format: "verification on this machine: %.0f/s on one thread, %.0f/s on %d at once (the bound)",

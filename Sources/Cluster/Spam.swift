@@ -44,7 +44,7 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
             return envelope.verify(domain: domain) == .valid
         }
         return VerificationCapacity(verifyPerCorePerSecond: verify, ingressPerCorePerSecond: ingress ?? verify,
-                                    cores: ProcessInfo.processInfo.activeProcessorCount, validators: validators)
+                                    cores: UsableCores.count, validators: validators)
     }
 }
 
@@ -149,7 +149,7 @@ public final class SpamPool: Sendable {
     /// Signs `count` distinct transfers on every core.
     public static func make(count: Int, chainId: String, seed: UInt64) async -> SpamPool {
         let domain = Domain(chainId: chainId)
-        let workers = max(ProcessInfo.processInfo.activeProcessorCount, 1)
+        let workers = max(UsableCores.count, 1)
         let chunks = await withTaskGroup(of: (Int, [[UInt8]]).self) { group in
             for worker in 0..<workers {
                 group.addTask {

@@ -96,11 +96,18 @@ public struct HostHealth: Sendable, Equatable {
 
     public var isEmpty: Bool { host.isEmpty && timers.isEmpty }
 
-    /// The seconds (each `(t − 1 s, t]`) in which the host's pressure or a node's timers crossed a threshold.
+    /// The stretches in which the host's pressure or a node's timers crossed a threshold: each pressure
+    /// sample covers `(t − 1 s, t]`; a timer sample reporting a tick `L` ms late covers `(t − 1 s − L, t]`,
+    /// since a starved node writes no sample until it runs again (one-core runs: nothing for 6 s, then a
+    /// sample saying 7,036 ms late).
     func overloadedIntervals() -> [ClosedRange<UInt64>] {
-        let pressured = host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }.map(\.timeMs)
-        let late = timers.filter { $0.lateP99Ms >= thresholds.timerLateMs }.map(\.timeMs)
-        return Self.merge((pressured + late).map { ($0 > 1_000 ? $0 - 1_000 : 0)...$0 })
+        let pressured = host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
+            .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }
+        let late = timers.filter { $0.lateP99Ms >= thresholds.timerLateMs }.map { sample in
+            let back = 1_000 + sample.lateP99Ms
+            return (sample.timeMs > back ? sample.timeMs - back : 0)...sample.timeMs
+        }
+        return Self.merge(pressured + late)
     }
 
     static func merge(_ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
@@ -138,15 +145,15 @@ public struct HostHealth: Sendable, Equatable {
               Double(overloadedMs) / 1000 >= min(thresholds.minimumSeconds, Double(windowMs) / 2000) else {
             return nil
         }
-        func inside(_ time: UInt64) -> Bool {
-            ranges.contains { $0.overlaps((time > 1_000 ? time - 1_000 : 0)...time) }
+        func inside(_ time: UInt64, lookbackMs: UInt64 = 1_000) -> Bool {
+            ranges.contains { $0.overlaps((time > lookbackMs ? time - lookbackMs : 0)...time) }
         }
         let pressure = host.filter { inside($0.timeMs) }.compactMap(\.cpuSomePercent)
         let pressureOverMs = Self.overlapMs(
             Self.merge(host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
                 .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }),
             Self.merge(ranges))
-        let worst = timers.filter { inside($0.timeMs) }.max { $0.lateP99Ms < $1.lateP99Ms }
+        let worst = timers.filter { inside($0.timeMs, lookbackMs: 1_000 + $0.lateP99Ms) }.max { $0.lateP99Ms < $1.lateP99Ms }
         var parts: [String] = []
         if let peak = pressure.max() {
             parts.append(String(format: "host CPU pressure ≥ %.0f%% for %.1f s of this window (peak %.0f%%)",

@@ -145,7 +145,7 @@ public struct NodeService: Service {
         // The sequencer spreads its clients' signature checks over the cores (issue 6's ingest target).
         let verifyWorkers = config.role == "sequencer"
             ? (config.rollup.map { $0.verifyWorkers > 0 ? $0.verifyWorkers : nil } ?? nil)
-                ?? ProcessInfo.processInfo.activeProcessorCount
+                ?? UsableCores.count
             : 1
         // A sequencer with a verification budget refuses client transactions past it before checking them.
         var clientBudget: TokenBucket?

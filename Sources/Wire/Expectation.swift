@@ -148,6 +148,10 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         if let timing { return timing ? (Self.timingMetrics[metric] ?? .either) : nil }
         switch (metric, bound) {
         case ("halt", .equals(true)), ("recovered", .equals(false)): return nil
+        // "The outage reproduced" (at least so many errors, stale answers, upstream requests): the RPC
+        // clients run in the runner's process, and a starved one sends its requests late, after the fault
+        // (seen with everything on one core: requests handed over during the outage left 20–30 s later).
+        case (let name, .min) where name.hasPrefix("rpc_"): return .either
         default: return Self.timingMetrics[metric]
         }
     }

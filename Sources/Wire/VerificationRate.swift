@@ -1,4 +1,7 @@
 import Sodium
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// Envelope signatures this thread checks per second, with the call every node's ingress makes.
 /// Used by a lanes node to size its user-transaction budget and by the scenario runner for reference.
@@ -24,5 +27,32 @@ extension Duration {
     /// The duration in seconds, as a floating-point number (for rates and benchmark figures).
     public var seconds: Double {
         Double(components.seconds) + Double(components.attoseconds) / 1e18
+    }
+}
+
+/// The cores this process may run on: its CPU affinity mask (`taskset -c 0` leaves one), not the machine's
+/// count (`ProcessInfo.activeProcessorCount` still says two there, so a capacity measured per core and
+/// multiplied by it, and with it every `k ×` load, came out twice what one pinned core can take).
+public enum UsableCores {
+    public static var count: Int {
+        #if canImport(Glibc)
+        // `Cpus_allowed:` of /proc/self/status is the affinity mask in hex words ("ff" or "00000001,ffffffff").
+        if let file = fopen("/proc/self/status", "r") {
+            defer { fclose(file) }
+            var line: UnsafeMutablePointer<CChar>?
+            var capacity = 0
+            defer { free(line) }
+            while getline(&line, &capacity, file) > 0, let text = line.map({ String(cString: $0) }) {
+                guard text.hasPrefix("Cpus_allowed:") else { continue }
+                let bits = text.dropFirst("Cpus_allowed:".count).reduce(0) { count, character in
+                    count + (character.hexDigitValue?.nonzeroBitCount ?? 0)
+                }
+                if bits > 0 { return bits }
+            }
+        }
+        return max(Int(sysconf(Int32(_SC_NPROCESSORS_ONLN))), 1)
+        #else
+        return 1
+        #endif
     }
 }

@@ -95,7 +95,7 @@ struct BenchSuite: AsyncParsableCommand {
     }
 
     private func measureLimits(_ table: inout BenchTable, say: (String) -> Void) async throws {
-        let cores = ProcessInfo.processInfo.activeProcessorCount
+        let cores = UsableCores.count
         say("limits: Ed25519 verification (libsodium) on one core and on \(cores), loopback UDP between two processes…")
         let seconds = quick ? 0.5 : 1.0
         let one = SequencerBench.verifyRate(threads: 1, seconds: seconds)

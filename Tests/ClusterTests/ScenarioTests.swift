@@ -134,6 +134,12 @@ import Wire
             """)
         #expect(scenario.overloadCPUPressurePercent == 80 && scenario.overloadTimerLateMs == 250)
         #expect(scenario.expectations[2].unit == .timeoutPropose && scenario.expectations[1].unit == nil)
+        // "The outage reproduced" RPC checks can be missed by a starved measuring client; the fixed policy's
+        // bounds (at most so many errors, no stale answer) stay as they are.
+        let reproduced = ExpectationSpec(name: "r", metric: "rpc_error_percent", window: .whole, bound: .min(90), client: "c")
+        #expect(reproduced.sensitivity == .either && reproduced.failedTowardOverload(0))
+        let stale = ExpectationSpec(name: "s", metric: "rpc_stale_answers", window: .whole, bound: .max(0), client: "c")
+        #expect(stale.sensitivity == nil && !stale.failedTowardOverload(3))
         #expect(scenario.expectations[0].timing == true && scenario.expectations[0].sensitivity == .either)
         #expect(scenario.expectations[1].timing == nil && scenario.expectations[1].sensitivity == .higherIsWorse)
         let defaults = try parse("")

@@ -98,6 +98,15 @@ import Wire
                              faults: false).verdict == .failed)
     }
 
+    /// A starved node writes no sample until it runs again; the one it then writes says how long its
+    /// ticks waited, and that whole stretch counts (here: nothing from 3 s, then "2,500 ms late" at 6 s).
+    @Test func aLateSampleCoversTheStretchItWaited() throws {
+        let result = Self.verdict(Self.host(busy: [], timersLate: [6: 2_500]), "max_finality_gap_s", .whole, .max(2),
+                                  faults: false)
+        #expect(result.verdict == .inconclusive)
+        #expect(try #require(result.inconclusive).overloadedSeconds == 2.9)  // (2.5, 6.0] covers the whole gap 3.0–5.9
+    }
+
     @Test func safetyAndMechanismExpectationsAreNeverInconclusive() {
         let busy = Self.host(busy: Set(1...10))
         // A halt that must happen and did not (outside faults: no halt) is a mechanism failure.
