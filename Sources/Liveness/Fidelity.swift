@@ -46,11 +46,8 @@ public enum Fidelity {
                       agreement: report.safety.agreement, doubleSigns: report.safety.doubleSigns.count,
                       stateRootDivergences: report.safety.stateRootDivergences.count,
                       expectations: Dictionary(report.expectations.map { ($0.name, $0.passed) }) { first, _ in first })
-            // Seconds (`(t − 1, t]`) in which the real host was overloaded, and the halts that overlap them.
-            guard let host = report.host else { return }
-            let busy = host.series.filter {
-                $0[1] >= host.thresholds.cpuPressurePercent || $0[2] >= Double(host.thresholds.timerLateMs)
-            }.map { ($0[0] - 1, $0[0]) }
+            // The stretches the real run's analysis judged overloaded, and the halts that overlap them.
+            let busy = (report.host?.overloaded ?? []).filter { $0.count == 2 }.map { ($0[0], $0[1]) }
             func overloaded(_ halt: Report.HaltEntry) -> Bool { busy.contains { $0.0 < halt.end && $0.1 > halt.start } }
             for (id, spans) in windows {
                 let halts = report.liveness.halts.filter { halt in spans.contains { halt.start < $0.1 && halt.end > $0.0 } }

@@ -100,7 +100,7 @@ public struct HostHealth: Sendable, Equatable {
     /// sample covers `(t − 1 s, t]`; a timer sample reporting a tick `L` ms late covers `(t − 1 s − L, t]`,
     /// since a starved node writes no sample until it runs again (one-core runs: nothing for 6 s, then a
     /// sample saying 7,036 ms late).
-    func overloadedIntervals() -> [ClosedRange<UInt64>] {
+    public func overloadedIntervals() -> [ClosedRange<UInt64>] {
         let pressured = host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
             .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }
         let late = timers.filter { $0.lateP99Ms >= thresholds.timerLateMs }.map { sample in

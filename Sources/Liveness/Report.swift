@@ -172,6 +172,9 @@ public struct Report: Codable, Sendable {
         public var timerLateP99MaxMs: UInt64
         /// [seconds since start, CPU pressure % (−1: not measured), worst node timer lateness p99 ms].
         public var series: [[Double]]
+        /// The stretches judged overloaded, [from, to] in seconds since start (what inconclusive verdicts
+        /// and the fidelity check read).
+        public var overloaded: [[Double]]?
     }
 
     public var scenario: String
@@ -223,7 +226,8 @@ public struct Report: Codable, Sendable {
                 timerLateP99MaxMs: host.timers.map(\.lateP99Ms).max() ?? 0,
                 series: host.series().filter { $0.timeMs >= start }.map {
                     [seconds($0.timeMs), $0.pressure ?? -1, Double($0.timerLateMs)]
-                })
+                },
+                overloaded: host.overloadedIntervals().map { [seconds($0.lowerBound), seconds($0.upperBound)] })
         }
         self.startedAtMs = start
         self.durationSeconds = seconds(evaluator.endMs)

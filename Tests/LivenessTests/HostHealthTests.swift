@@ -143,6 +143,8 @@ import Wire
         #expect(html.contains("INCONCLUSIVE") && html.contains("Host load"))
         let json = try #require(try JSONSerialization.jsonObject(with: report.json()) as? [String: Any])
         #expect(json["verdict"] as? String == "inconclusive")
+        // The stretches judged overloaded travel with the report (the fidelity check reads them): (3, 5] s.
+        #expect((json["host"] as? [String: Any])?["overloaded"] as? [[Double]] == [[3, 5]])
         // A failure beside an inconclusive makes the run failed.
         let failing = specs + [ExpectationSpec(name: "a min gap", metric: "max_finality_gap_s", window: .whole, bound: .min(9))]
         #expect(Report(scenario: "busy", seed: 1, evaluator: Self.evaluator(Self.host(busy: [4, 5]), faults: false),
