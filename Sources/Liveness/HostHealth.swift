@@ -101,13 +101,18 @@ public struct HostHealth: Sendable, Equatable {
     /// since a starved node writes no sample until it runs again (one-core runs: nothing for 6 s, then a
     /// sample saying 7,036 ms late).
     public func overloadedIntervals() -> [ClosedRange<UInt64>] {
-        let pressured = host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
-            .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }
+        let pressured = pressureIntervals()
         let late = timers.filter { $0.lateP99Ms >= thresholds.timerLateMs }.map { sample in
             let back = 1_000 + sample.lateP99Ms
             return (sample.timeMs > back ? sample.timeMs - back : 0)...sample.timeMs
         }
         return Self.merge(pressured + late)
+    }
+
+    /// The seconds in which the host's CPU pressure was at or above its threshold.
+    func pressureIntervals() -> [ClosedRange<UInt64>] {
+        host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
+            .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }
     }
 
     static func merge(_ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
@@ -149,10 +154,7 @@ public struct HostHealth: Sendable, Equatable {
             ranges.contains { $0.overlaps((time > lookbackMs ? time - lookbackMs : 0)...time) }
         }
         let pressure = host.filter { inside($0.timeMs) }.compactMap(\.cpuSomePercent)
-        let pressureOverMs = Self.overlapMs(
-            Self.merge(host.filter { ($0.cpuSomePercent ?? 0) >= thresholds.cpuPressurePercent }
-                .map { ($0.timeMs > 1_000 ? $0.timeMs - 1_000 : 0)...$0.timeMs }),
-            Self.merge(ranges))
+        let pressureOverMs = Self.overlapMs(Self.merge(pressureIntervals()), Self.merge(ranges))
         let worst = timers.filter { inside($0.timeMs, lookbackMs: 1_000 + $0.lateP99Ms) }.max { $0.lateP99Ms < $1.lateP99Ms }
         var parts: [String] = []
         if let peak = pressure.max() {
