@@ -250,3 +250,19 @@ import Wire
         #expect(kept.rules(at: 1) == .apply(version: 1) && kept.rules(at: 50) == .apply(version: 2))
     }
 }
+
+/// The once-a-second figures a node logs (timer lateness, vote delay) are nearest-rank percentiles.
+@Suite struct SampledPercentileTests {
+    @Test(arguments: [
+        // Ten on-time ticks and one two-second stall: the stall is the p99 (it was hidden as the 2nd largest).
+        ([0, 0, 1, 1, 2, 2, 3, 5, 8, 1_900] as [UInt64], 0.99, UInt64(1_900)),
+        ([0, 0, 1, 1, 2, 2, 3, 5, 8, 1_900], 0.5, 2),
+        ([7], 0.99, 7),
+        ([7], 0.0, 7),
+        ([], 0.99, 0),
+        (Array(1...200), 0.99, 198),
+    ])
+    func nearestRank(samples: [UInt64], quantile: Double, expected: UInt64) {
+        #expect(samples.sampledPercentile(quantile) == expected)
+    }
+}
