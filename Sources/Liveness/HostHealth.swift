@@ -30,11 +30,14 @@ public struct HostHealth: Sendable, Equatable {
         /// failure inconclusive.
         public var minimumSeconds: Double
 
-        /// Calibrated side by side on 2 cores (four clusters at once, `JOBS=4`): CPU pressure is at or above
-        /// 60% nearly all the time and at or above 80% most of it, while the nodes' timers stay under 60 ms
-        /// late and every scenario but the ones with a real bug passes. A failure there is the product's
-        /// unless the host was saturated (≥ 90%) or the nodes' own timers ran ≥ 100 ms late through it.
-        public static let standard = Thresholds(cpuPressurePercent: 90, timerLateMs: 100, minimumSeconds: 0.5)
+        /// Calibrated on 2 cores, four clusters at once (`JOBS=4`) against the same with a CPU hog beside them
+        /// (`stress-ng --cpu 2`). Side by side alone, CPU pressure is at or above 80% most of the time and node
+        /// timers run p50 5 ms, p90 20–35 ms late, and every scenario passes; with the hog the pressure is
+        /// about the same (p50 91%) but the timers run p50 35 ms, p90 170 ms late, and the gaps that open
+        /// there come with seconds of timers ≥ 50 ms late. Pressure alone cannot tell the two apart, so its
+        /// threshold stays at saturation (90%); a node's own timers running 50 ms late (a sixth of the usual
+        /// 300 ms propose timeout) is what marks a second the protocol could not be judged in.
+        public static let standard = Thresholds(cpuPressurePercent: 90, timerLateMs: 50, minimumSeconds: 0.5)
 
         public init(cpuPressurePercent: Double, timerLateMs: UInt64, minimumSeconds: Double) {
             self.cpuPressurePercent = cpuPressurePercent
@@ -65,7 +68,10 @@ public struct HostHealth: Sendable, Equatable {
     }
 
     /// The host samples of a run folder and the nodes' timer samples; a node's samples are left out
-    /// while a fault paused, killed or restarted it (its late timers are the fault, not the host).
+    /// while a fault paused it (its late timers are the fault, not the host). Kills, restarts, upgrades
+    /// and kill storms need no such care: a dead process writes nothing, and a new one measures lateness
+    /// only between its own ticks. (Leaving them out too hid a whole kill storm's 82 s: with a CPU hog
+    /// beside it the nodes stalled for seconds and no sample counted.)
     public static func load(dir: String, analysis: RunAnalysis, windows: [FaultWindow],
                             thresholds: Thresholds = .standard) -> HostHealth {
         var host: [HostSample] = []
@@ -77,12 +83,12 @@ public struct HostHealth: Sendable, Equatable {
                                    stealPercent: (object["stealPercent"] as? NSNumber)?.doubleValue,
                                    cores: Int(RunAnalysis.uint(object["cores"]) ?? 1)))
         }
-        let disruptive: Set<String> = ["pause", "kill", "restart", "upgrade", "kill_storm"]
+        let disruptive: Set<String> = ["pause"]
         let outages = windows.filter { disruptive.contains($0.action) }
         var timers: [TimerSample] = []
         for node in analysis.nodes {
             for point in node.timerLateP99 {
-                // The sample covers the second before it; a resume or restart shows in the next one too.
+                // The sample covers the second before it; a resume shows in the next one too.
                 let covered = (point.timeMs > 2_000 ? point.timeMs - 2_000 : 0)...point.timeMs
                 let disturbed = outages.contains { window in
                     (window.nodes.contains(node.name) || window.nodes.isEmpty)
