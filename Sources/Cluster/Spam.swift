@@ -11,23 +11,35 @@ import Wire
 /// A spam datagram costs CPU three times on a one-machine cluster: the spammer sends it over loopback,
 /// the kernel hands it to the validator's socket, and the validator decodes, hashes and verifies it.
 /// `ingressPerCorePerSecond` times that whole path on one core; `verifyPerCorePerSecond` is the
-/// signature check alone, for reference. All validators and the spammer share `cores`, so the bound
-/// for one validator is `ingressPerCorePerSecond × cores ÷ validators`.
+/// signature check alone, for reference (both per second of CPU time). All validators and the spammer
+/// share `cores`, of which the run gets `cpuShare` (what the probe got), so the bound for one validator is
+/// `ingressPerCorePerSecond × cores × cpuShare ÷ validators`.
 public struct VerificationCapacity: Codable, Sendable, Equatable {
     public var verifyPerCorePerSecond: Double
     public var ingressPerCorePerSecond: Double
     public var cores: Int
     public var validators: Int
+    /// The share of a core the probe got while it measured (its CPU time ÷ wall time): below 1 when other
+    /// work shares the machine (a CPU hog, other clusters). Absent in run records written before it was.
+    public var cpuShare: Double?
 
-    public init(verifyPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int, validators: Int) {
+    public init(verifyPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int, validators: Int,
+                cpuShare: Double? = nil) {
         self.verifyPerCorePerSecond = verifyPerCorePerSecond
         self.ingressPerCorePerSecond = ingressPerCorePerSecond
         self.cores = cores
         self.validators = validators
+        self.cpuShare = cpuShare
     }
 
+    /// The cores' worth of CPU this run can have: the usable cores times the share the probe got.
+    public var availableCores: Double { Double(cores) * (cpuShare ?? 1) }
+
+    /// What the machine can take in per second now: datagrams received and verified, over the available cores.
+    public var ingressPerSecond: Double { ingressPerCorePerSecond * availableCores }
+
     /// What one validator can take in when all validators and the spammer share this machine's cores.
-    public var perNodeBound: Double { ingressPerCorePerSecond * Double(cores) / Double(max(validators, 1)) }
+    public var perNodeBound: Double { ingressPerSecond / Double(max(validators, 1)) }
 
     public static func measure(validators: Int, seconds: Double = 0.6) -> VerificationCapacity {
         let domain = Domain(chainId: "capacity-probe")
@@ -36,15 +48,16 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
             Envelope(kind: .transfer, payload: Transfer(to: receiver, amount: 1, fee: 1, nonce: UInt64(index)).encoded,
                      domain: domain, key: SigningKey(label: "capacity-probe/\(index % 16)")).bytes
         }
-        let verify = VerificationRate.measure(seconds: seconds / 3)
+        let verify = VerificationRate.measureWithShare(seconds: seconds / 3)
         let ingress = try? LoopbackProbe().measure(samples: samples, seconds: seconds * 2 / 3) { bytes in
             guard let envelope = try? Envelope(decoding: bytes, payloadBytesMax: 2_048),
                   (try? Message(kind: envelope.kind, payload: envelope.payload)) != nil else { return false }
             _ = envelope.id
             return envelope.verify(domain: domain) == .valid
         }
-        return VerificationCapacity(verifyPerCorePerSecond: verify, ingressPerCorePerSecond: ingress ?? verify,
-                                    cores: UsableCores.count, validators: validators)
+        return VerificationCapacity(verifyPerCorePerSecond: verify.perSecond / verify.cpuShare,
+                                    ingressPerCorePerSecond: ingress ?? verify.perSecond / verify.cpuShare,
+                                    cores: UsableCores.count, validators: validators, cpuShare: verify.cpuShare)
     }
 }
 

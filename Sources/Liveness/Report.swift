@@ -131,14 +131,17 @@ public struct Report: Codable, Sendable {
         /// Datagrams sent over loopback, received, decoded and verified, one core: what the bound uses.
         public var ingressPerCorePerSecond: Double
         public var cores: Int
+        /// The share of a core the capacity probe got (CPU time ÷ wall time): what the bound scales by.
+        public var cpuShare: Double?
         public var perValidatorBound: Double
         public var spam: [SpamEntry]
 
         public init(verificationsPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int,
-                    perValidatorBound: Double, spam: [SpamEntry]) {
+                    cpuShare: Double? = nil, perValidatorBound: Double, spam: [SpamEntry]) {
             self.verificationsPerCorePerSecond = verificationsPerCorePerSecond
             self.ingressPerCorePerSecond = ingressPerCorePerSecond
             self.cores = cores
+            self.cpuShare = cpuShare
             self.perValidatorBound = perValidatorBound
             self.spam = spam
         }

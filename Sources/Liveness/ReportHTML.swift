@@ -60,9 +60,10 @@ extension Report {
         if let load, !load.spam.isEmpty {
             page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
                 + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
-                         + "checks alone: %.0f/s) × %d cores ÷ validators = <b>%.0f per validator</b>.</p>",
+                         + "checks alone: %.0f/s) × %d cores × %.2f of a core free while it was measured ÷ "
+                         + "validators = <b>%.0f per validator</b>.</p>",
                          load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
-                         load.perValidatorBound)
+                         load.cpuShare ?? 1, load.perValidatorBound)
             page += "<table><tr><th>step</th><th>asked</th><th>target per validator</th><th>achieved per validator</th>"
                 + "<th>× capacity</th><th>sent</th></tr>"
             for spam in load.spam {

@@ -7,19 +7,40 @@ import Glibc
 /// Used by a lanes node to size its user-transaction budget and by the scenario runner for reference.
 public enum VerificationRate {
     public static func measure(seconds: Double) -> Double {
+        measureWithShare(seconds: seconds).perSecond
+    }
+
+    /// Verifications per second of wall time, and the share of that time this thread was on a CPU (its CPU
+    /// time ÷ wall time): 1 on an idle machine, about ½ with a CPU hog on every core. A load written as
+    /// k × capacity scales with the share, so it means k × what the machine can give the run now.
+    public static func measureWithShare(seconds: Double) -> (perSecond: Double, cpuShare: Double) {
         let key = SigningKey(label: "verification-rate")
         let domain = Domain(chainId: "verification-rate")
         let envelope = Envelope(kind: .transfer, payload: Transfer(to: key.publicKey, amount: 1, fee: 1, nonce: 0).encoded,
                                 domain: domain, key: key)
         let clock = ContinuousClock()
         let start = clock.now
+        let cpuStart = threadCPUSeconds()
         let limit = Duration.milliseconds(Int64(seconds * 1000))
         var count = 0
         while clock.now - start < limit {
             for _ in 0..<64 where envelope.verify(domain: domain) == .valid { count += 1 }
         }
         let elapsed = clock.now - start
-        return elapsed.seconds > 0 ? Double(count) / elapsed.seconds : 0
+        guard elapsed.seconds > 0 else { return (0, 1) }
+        let share = cpuStart.flatMap { cpuStart in threadCPUSeconds().map { ($0 - cpuStart) / elapsed.seconds } }
+        return (Double(count) / elapsed.seconds, min(max(share ?? 1, 0.05), 1))
+    }
+
+    /// This thread's CPU time in seconds, where the platform has a per-thread clock.
+    static func threadCPUSeconds() -> Double? {
+        #if canImport(Glibc)
+        var time = timespec()
+        guard clock_gettime(CLOCK_THREAD_CPUTIME_ID, &time) == 0 else { return nil }
+        return Double(time.tv_sec) + Double(time.tv_nsec) / 1e9
+        #else
+        return nil
+        #endif
     }
 }
 
