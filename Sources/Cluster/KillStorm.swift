@@ -39,8 +39,11 @@ public struct KillStormSpec: Sendable, Equatable, CustomStringConvertible {
 
 /// Runs a kill storm against a run folder's cluster. Every kill and restart is a line of the run's
 /// `kills.jsonl` (what analysis counts); the storm as a whole is one `kill_storm` fault window.
-/// A restarted target counts as down until its control port answers, so "at most one down" holds
-/// for nodes still replaying their store, not only for dead processes.
+/// A restarted target counts as down until its control port answers and it has caught up (finalized
+/// within `caughtUpHeights` of the best running target), so "at most one down" holds for nodes still
+/// replaying their store or syncing blocks, not only for dead processes: on a slow or busy host a node
+/// that answers but is still syncing does not vote, and killing the next one then would leave two of
+/// four out.
 public enum KillStorm {
     public struct Stats: Sendable, Equatable {
         public var kills: Int
@@ -55,6 +58,8 @@ public enum KillStorm {
     /// report will show it), so the storm cannot stall.
     static let startWaitMaxSeconds = 15.0
     public static let probeIntervalMs = 50
+    /// A restarted target this close to the best running target's height has caught up.
+    public static let caughtUpHeights: UInt64 = 2
 
     struct Victim {
         var node: RunManifest.NodeEntry
@@ -63,6 +68,14 @@ public enum KillStorm {
         var restartAt: Date?
         var startedAt = Date.distantPast
         var lastProbe = Date.distantPast
+    }
+
+    /// A node's finalized height from its control port; nil while it does not answer.
+    static func height(of node: RunManifest.NodeEntry, token: String) async -> UInt64? {
+        guard let response = try? await ControlClient.request(port: node.controlPort, path: "/status", token: token,
+                                                             timeout: .milliseconds(200)),
+              response.status == 200 else { return nil }
+        return (try? JSONDecoder().decode(NodeStatus.self, from: Data(response.body)))?.height
     }
 
     public static func run(_ spec: KillStormSpec, dir: String, id: String, seed: UInt64,
@@ -115,10 +128,12 @@ public enum KillStorm {
                     down.remove(at: index)
                 } else if now.timeIntervalSince(down[index].lastProbe) * 1000 >= Double(probeIntervalMs) {
                     down[index].lastProbe = now
-                    let answered = (try? await ControlClient.request(port: down[index].node.controlPort, path: "/status",
-                                                                    token: token, timeout: .milliseconds(200)))?
-                        .status == 200
-                    if answered { down.remove(at: index) }
+                    if let height = await height(of: down[index].node, token: token) {
+                        let others = nodes.filter { node in !down.contains { $0.node.name == node.name } }
+                        var best: UInt64 = 0
+                        for node in others { best = max(best, await self.height(of: node, token: token) ?? 0) }
+                        if height + caughtUpHeights >= best { down.remove(at: index) }
+                    }
                 }
             }
             if now >= nextKill, down.count < spec.downMax {

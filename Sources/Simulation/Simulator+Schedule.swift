@@ -15,6 +15,7 @@ struct StormState {
     var targets: [Int]
     var startUs: UInt64
     var kills = 0
+    /// Victims not back yet: dead, starting, or running but not caught up (`KillStorm.caughtUpHeights`).
     var down: [Int] = []
     var finished = false
 }
@@ -288,9 +289,12 @@ extension Simulator {
                    nodes: storm.targets.map { nodes[$0].name })
             return
         }
-        // A victim counts as down until it runs again (the real storm waits for its control port).
-        let downNow = storm.targets.filter { nodes[$0].state == .down }.count
-        let candidates = storm.targets.filter { nodes[$0].state == .running }
+        // A victim counts as down until it runs again and has caught up, as in the real storm.
+        let best = storm.targets.filter { nodes[$0].state == .running && !storm.down.contains($0) }
+            .map { nodes[$0].storeHeight }.max() ?? 0
+        storm.down.removeAll { nodes[$0].state == .running && nodes[$0].storeHeight + KillStorm.caughtUpHeights >= best }
+        let downNow = storm.down.count
+        let candidates = storm.targets.filter { nodes[$0].state == .running && !storm.down.contains($0) }
         if downNow < storm.spec.downMax, !candidates.isEmpty {
             let slot = candidates[Int(rng.next() % UInt64(candidates.count))]
             nodes[slot].crash()
@@ -311,9 +315,10 @@ extension Simulator {
         }
     }
 
-    /// A victim starts again (with a torn store tail, sometimes) and counts as down until it runs.
+    /// A victim starts again (with a torn store tail, sometimes) and counts as down until it runs and
+    /// has caught up (`stormKill` takes it off the storm's down list then).
     func stormRestart(_ step: Int, slot: Int) {
-        guard var storm = storms[step], nodes[slot].state == .down else { return }
+        guard let storm = storms[step], nodes[slot].state == .down else { return }
         if storm.spec.tornPercent > 0, rng.nextPercent() < storm.spec.tornPercent {
             let bytes = 36 + rng.next() % 200
             nodes[slot].tornTailBytes = bytes
@@ -321,8 +326,6 @@ extension Simulator {
         }
         logs.killLine(timeMs: nowMs, event: "restart", node: nodes[slot].name, storm: storm.id)
         queue.push(.start(node: slot), atUs: nowUs + settings.startupMs * 1_000)
-        storm.down.removeAll { $0 == slot }
-        storms[step] = storm
     }
 
     /// The end of the scenario: heal what is still broken (as the real runner does), let the chain
