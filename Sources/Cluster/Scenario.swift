@@ -69,7 +69,7 @@ public struct Scenario: Sendable {
         public func perSecond(_ capacity: VerificationCapacity) -> Int {
             switch self {
             case .perSecond(let rate): return rate
-            case .timesCapacity(let k): return max(1, Int(k * capacity.ingressPerCorePerSecond * Double(capacity.cores)))
+            case .timesCapacity(let k): return max(1, Int(k * capacity.ingressPerSecond))
             }
         }
 
@@ -96,7 +96,18 @@ public struct Scenario: Sendable {
     }
 
     public var topology: Topology
+    /// How long the schedule runs; with `untilHeight`, at least this long.
     public var durationSeconds: Double
+    /// Run on past `durationSeconds` until some node has finalized this height, up to `durationMaxSeconds`
+    /// (`[scenario] until_height`, `duration_max_s`): a file whose steps fire at heights says how far the chain
+    /// must get, not how long a machine of one speed needs to get there.
+    public var untilHeight: UInt64?
+    public var durationMaxSeconds: Double?
+    /// The longest the schedule may run: `durationSeconds`, or with `untilHeight` its `durationMaxSeconds`
+    /// (four times `durationSeconds` unless the file says).
+    public var scheduleSecondsMax: Double {
+        untilHeight == nil ? durationSeconds : max(durationMaxSeconds ?? durationSeconds * 4, durationSeconds)
+    }
     public var settleSeconds: Double
     public var haltThresholdSeconds: Double
     /// Runs alone when a library runs scenarios side by side (`ci/liveness.sh` with JOBS > 1, `faultline
@@ -105,8 +116,9 @@ public struct Scenario: Sendable {
     public var exclusive: Bool
     /// When the host counts as overloaded (a timing expectation that fails there is inconclusive): the
     /// share of a second runnable tasks waited for a CPU, and how late a node's timers ran (p99 in a second).
-    public var overloadCPUPressurePercent: Double = 90
-    public var overloadTimerLateMs: UInt64 = 100
+    /// Nil where the file does not say: the analysis's standard thresholds apply.
+    public var overloadCPUPressurePercent: Double?
+    public var overloadTimerLateMs: UInt64?
     public var steps: [Step]
     public var expectations: [ExpectationSpec]
 
@@ -128,13 +140,22 @@ public struct Scenario: Sendable {
 
     static func parse(root: TableReader, topology: Topology) throws(TopologyError) -> Scenario {
         var duration = 20.0, settle = 1.0, haltThreshold = 1.0, exclusive = false
-        var pressure = 90.0, timerLate = 100.0
+        var pressure: Double?, timerLate: Double?
+        var untilHeight: UInt64?, durationMax: Double?
         if let table = try root.table("scenario", required: false) {
             try table.allowOnly(["duration_s", "settle_s", "halt_threshold_s", "exclusive", "overload_cpu_pressure_percent",
-                                 "overload_timer_late_ms"])
+                                 "overload_timer_late_ms", "until_height", "duration_max_s"])
+            untilHeight = try table.uint("until_height", range: 1...UInt64(Int64.max))
+            durationMax = try table.double("duration_max_s", range: 1...3_600)
+            if durationMax != nil, untilHeight == nil {
+                throw table.fail("duration_max_s", "only with until_height (the run is otherwise duration_s long)")
+            }
+            if let durationMax, durationMax < (try table.double("duration_s", range: 1...3_600) ?? duration) {
+                throw table.fail("duration_max_s", "at least duration_s, got \(durationMax)")
+            }
             exclusive = try table.bool("exclusive") ?? false
-            pressure = try table.double("overload_cpu_pressure_percent", range: 1...100) ?? pressure
-            timerLate = try table.double("overload_timer_late_ms", range: 1...60_000) ?? timerLate
+            pressure = try table.double("overload_cpu_pressure_percent", range: 1...100)
+            timerLate = try table.double("overload_timer_late_ms", range: 1...60_000)
             duration = try table.double("duration_s", range: 1...3_600) ?? duration
             settle = try table.double("settle_s", range: 0...60) ?? settle
             haltThreshold = try table.double("halt_threshold_s", range: 0.05...600) ?? haltThreshold
@@ -157,7 +178,9 @@ public struct Scenario: Sendable {
                                 haltThresholdSeconds: haltThreshold, exclusive: exclusive, steps: steps,
                                 expectations: expectations)
         scenario.overloadCPUPressurePercent = pressure
-        scenario.overloadTimerLateMs = UInt64(timerLate)
+        scenario.overloadTimerLateMs = timerLate.map { UInt64($0) }
+        scenario.untilHeight = untilHeight
+        scenario.durationMaxSeconds = durationMax
         return scenario
     }
 

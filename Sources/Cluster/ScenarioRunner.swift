@@ -82,11 +82,11 @@ public enum ScenarioRunner {
         let load = scenario.topology.load
         if load.rateTxPerSecond > 0 {
             background.append(spamTask(dir: dir, manifest: up.manifest, rate: load.rateTxPerSecond,
-                                       seconds: max(scenario.durationSeconds - load.startSeconds, 0), sent: sent,
+                                       seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0), sent: sent,
                                        window: nil, delaySeconds: load.startSeconds))
         }
         if let rpcLoad = scenario.topology.rpcLoad {
-            let seconds = max(scenario.durationSeconds - rpcLoad.startSeconds, 0)
+            let seconds = max(scenario.scheduleSecondsMax - rpcLoad.startSeconds, 0)
             let topology = scenario.topology
             background.append(Task {
                 if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
@@ -103,10 +103,13 @@ public enum ScenarioRunner {
         var fired: [String] = []
         var lastProgress = Date.distantPast
         var states: [ClusterOps.NodeState] = []
-        let needsStates = scenario.steps.contains { if case .atSeconds = $0.trigger { false } else { true } }
+        let needsStates = scenario.untilHeight != nil
+            || scenario.steps.contains { if case .atSeconds = $0.trigger { false } else { true } }
         while true {
             let elapsed = Date().timeIntervalSince(started)
-            if elapsed >= scenario.durationSeconds { break }
+            if elapsed >= scenario.durationSeconds, !Self.waitsForHeight(scenario, elapsed: elapsed, states: states) {
+                break
+            }
             if needsStates || Date().timeIntervalSince(lastProgress) >= 0.25 {
                 states = (try? await ClusterOps.states(dir: dir)) ?? states
             }
@@ -170,6 +173,12 @@ public enum ScenarioRunner {
         return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
                        firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total,
                        capacity: capacity, spam: spamResults.all)
+    }
+
+    /// Past `duration_s`, a file with `until_height` runs on until a node has finalized it (or its longest time).
+    static func waitsForHeight(_ scenario: Scenario, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {
+        guard let target = scenario.untilHeight, elapsed < scenario.scheduleSecondsMax else { return false }
+        return !states.contains { ($0.status?.height ?? 0) >= target }
     }
 
     static func isDue(_ trigger: Scenario.Trigger, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {

@@ -187,7 +187,13 @@ public final class Simulator {
         case .stormRestart(let step, let slot):
             stormRestart(step, slot: slot)
         case .end:
-            finish()
+            // `until_height`: past `duration_s`, run on until a node has finalized it (or the longest time).
+            if let target = scenario.untilHeight, !nodes.contains(where: { $0.storeHeight >= target }),
+               let start = scenarioStartUs, nowUs < start + UInt64(scenario.scheduleSecondsMax * 1_000_000) {
+                queue.push(.end, atUs: nowUs + 100_000)
+            } else {
+                finish()
+            }
         }
     }
 

@@ -20,7 +20,8 @@ struct ScenarioRecord: Codable {
 struct Run: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         abstract: "Run a scenario: up, fault schedule, analysis, down. Exit 0 if every expectation held, "
-            + "1 if one failed, 2 for bad input.")
+            + "1 if one failed, 2 for bad input, 3 if none failed but one was inconclusive (the host was "
+            + "overloaded where a timing expectation missed).")
 
     @Argument(help: "Scenario file (TOML): a topology with [scenario], [[step]] and [[expect]].")
     var file: String
@@ -176,8 +177,10 @@ enum Reports {
             (t: $0.t, event: $0.event, id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes)
         })
         let stated = scenarioRun ? scenario.expectations : []
-        let thresholds = HostHealth.Thresholds(cpuPressurePercent: scenario.overloadCPUPressurePercent,
-                                               timerLateMs: scenario.overloadTimerLateMs,
+        let standard = HostHealth.Thresholds.standard
+        let thresholds = HostHealth.Thresholds(cpuPressurePercent: scenario.overloadCPUPressurePercent
+                                                   ?? standard.cpuPressurePercent,
+                                               timerLateMs: scenario.overloadTimerLateMs ?? standard.timerLateMs,
                                                minimumSeconds: HostHealth.Thresholds.standard.minimumSeconds)
         let evaluator = Evaluator(analysis: analysis, windows: windows, startMs: record.startedAtMs,
                                   endMs: record.endedAtMs, haltThresholdSeconds: scenario.haltThresholdSeconds,
@@ -191,7 +194,7 @@ enum Reports {
             Report.LoadEntry(
                 verificationsPerCorePerSecond: capacity.verifyPerCorePerSecond,
                 ingressPerCorePerSecond: capacity.ingressPerCorePerSecond, cores: capacity.cores,
-                perValidatorBound: capacity.perNodeBound,
+                cpuShare: capacity.cpuShare, perValidatorBound: capacity.perNodeBound,
                 spam: (record.spam ?? []).map {
                     Report.SpamEntry(id: $0.id, spec: $0.spec, targetPerValidator: $0.targetPerNode,
                                      achievedPerValidator: $0.achievedPerNode, sent: $0.sent, seconds: $0.seconds)
@@ -223,9 +226,9 @@ enum Reports {
         }
         if let load = report.load, !load.spam.isEmpty {
             print(String(format: "  capacity: %.0f datagrams/s per core received and verified (%.0f verifications alone) "
-                         + "× %d cores ÷ validators = %.0f per validator",
+                         + "× %d cores × %.2f of a core free ÷ validators = %.0f per validator",
                          load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
-                         load.perValidatorBound))
+                         load.cpuShare ?? 1, load.perValidatorBound))
             for spam in load.spam {
                 print(String(format: "  spam %@: target %d tx/s per validator, achieved %.0f (%.2f× capacity; %d sent in %.1f s)",
                              spam.id, spam.targetPerValidator, spam.achievedPerValidator,

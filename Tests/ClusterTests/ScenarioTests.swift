@@ -103,6 +103,9 @@ import Wire
          "step[1].torn_percent", "out of range"),
         ("[[step]]\naction = \"kill_storm\"\ntargets = \"all\"\ncount = 5\nduration_s = 9\ndown_max = 0",
          "step[1].down_max", "out of range"),
+        ("[scenario]\nduration_max_s = 30", "scenario.duration_max_s", "only with until_height"),
+        ("[scenario]\nduration_s = 20\nuntil_height = 50\nduration_max_s = 10", "scenario.duration_max_s",
+         "at least duration_s"),
     ])
     func errorsNameTheField(body: String, field: String, problem: String) {
         do {
@@ -143,7 +146,16 @@ import Wire
         #expect(scenario.expectations[0].timing == true && scenario.expectations[0].sensitivity == .either)
         #expect(scenario.expectations[1].timing == nil && scenario.expectations[1].sensitivity == .higherIsWorse)
         let defaults = try parse("")
-        #expect(defaults.overloadCPUPressurePercent == 90 && defaults.overloadTimerLateMs == 100)
+        #expect(defaults.overloadCPUPressurePercent == nil && defaults.overloadTimerLateMs == nil)
+    }
+
+    @Test func untilHeightStretchesTheScheduleUpToItsLongest() throws {
+        let plain = try parse("[scenario]\nduration_s = 12")
+        #expect(plain.untilHeight == nil && plain.scheduleSecondsMax == 12)
+        let defaulted = try parse("[scenario]\nduration_s = 10\nuntil_height = 250")
+        #expect(defaulted.untilHeight == 250 && defaulted.scheduleSecondsMax == 40)
+        let stated = try parse("[scenario]\nduration_s = 5\nuntil_height = 215\nduration_max_s = 90")
+        #expect(stated.durationSeconds == 5 && stated.scheduleSecondsMax == 90)
     }
 
     @Test func hostSamplerReadsPressureAndStat() {

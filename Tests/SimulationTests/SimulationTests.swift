@@ -37,6 +37,22 @@ import Wire
         return try Simulator(scenario: scenario, settings: settings, logDir: logDir).run()
     }
 
+    @Test func untilHeightRunsPastTheDurationUntilTheChainGetsThere() throws {
+        var scenario = try Self.scenario("", duration: 1)
+        let short = try Self.run(scenario, seed: 3)
+        let target = (short.heights.values.max() ?? 0) + 40
+        scenario.untilHeight = target
+        scenario.durationMaxSeconds = 60
+        let long = try Self.run(scenario, seed: 3)
+        #expect((long.heights.values.max() ?? 0) >= target, "heights \(long.heights), wanted \(target)")
+        #expect(long.virtualSeconds > short.virtualSeconds)
+        // Bounded: a target the chain cannot reach in the longest time ends the run there.
+        scenario.untilHeight = 1_000_000
+        scenario.durationMaxSeconds = 3
+        let capped = try Self.run(scenario, seed: 3)
+        #expect((capped.heights.values.max() ?? 0) < 1_000_000 && capped.virtualSeconds < 3 + 5)
+    }
+
     static func files(_ dir: String) throws -> [String: Data] {
         var out: [String: Data] = [:]
         let enumerator = FileManager.default.enumerator(atPath: dir)!
