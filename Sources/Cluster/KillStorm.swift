@@ -40,7 +40,7 @@ public struct KillStormSpec: Sendable, Equatable, CustomStringConvertible {
 /// Runs a kill storm against a run folder's cluster. Every kill and restart is a line of the run's
 /// `kills.jsonl` (what analysis counts); the storm as a whole is one `kill_storm` fault window.
 /// A restarted target counts as down until its control port answers and it has caught up (finalized
-/// within `caughtUpHeights` of the best running target), so "at most one down" holds for nodes still
+/// within `caughtUpHeights` of the best running validator or target), so "at most one down" holds for nodes still
 /// replaying their store or syncing blocks, not only for dead processes: on a slow or busy host a node
 /// that answers but is still syncing does not vote, and killing the next one then would leave two of
 /// four out.
@@ -58,7 +58,7 @@ public enum KillStorm {
     /// report will show it), so the storm cannot stall.
     static let startWaitMaxSeconds = 15.0
     public static let probeIntervalMs = 50
-    /// A restarted target this close to the best running target's height has caught up.
+    /// A restarted target this close to the best running validator's or target's height has caught up.
     public static let caughtUpHeights: UInt64 = 2
 
     struct Victim {
@@ -84,6 +84,8 @@ public enum KillStorm {
         let manifest = try RunFolder.load(dir)
         let names = try FaultEngine.resolve(spec.targets, in: manifest)
         let nodes = try names.map { try ClusterOps.node(named: $0, in: manifest) }
+        /// What a restarted victim must catch up with: the validators (targets or not) and the other targets.
+        let peers = manifest.nodes.filter { $0.role == "validator" || names.contains($0.name) }
         let token = try RunFolder.token(dir)
         var rng = SplitMix64(seed: seed ^ 0x6B69_6C6C_5F73_746F) // "kill_sto"
         let log = try KillLog(path: dir + "/kills.jsonl")
@@ -129,7 +131,7 @@ public enum KillStorm {
                 } else if now.timeIntervalSince(down[index].lastProbe) * 1000 >= Double(probeIntervalMs) {
                     down[index].lastProbe = now
                     if let height = await height(of: down[index].node, token: token) {
-                        let others = nodes.filter { node in !down.contains { $0.node.name == node.name } }
+                        let others = peers.filter { node in !down.contains { $0.node.name == node.name } }
                         var best: UInt64 = 0
                         for node in others { best = max(best, await self.height(of: node, token: token) ?? 0) }
                         if height + caughtUpHeights >= best { down.remove(at: index) }

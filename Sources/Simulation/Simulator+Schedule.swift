@@ -290,7 +290,10 @@ extension Simulator {
             return
         }
         // A victim counts as down until it runs again and has caught up, as in the real storm.
-        let best = storm.targets.filter { nodes[$0].state == .running && !storm.down.contains($0) }
+        let peers = nodes.indices.filter { slot in
+            storm.targets.contains(slot) || validators.members.contains { $0.name == nodes[slot].name }
+        }
+        let best = peers.filter { nodes[$0].state == .running && !storm.down.contains($0) }
             .map { nodes[$0].storeHeight }.max() ?? 0
         storm.down.removeAll { nodes[$0].state == .running && nodes[$0].storeHeight + KillStorm.caughtUpHeights >= best }
         let downNow = storm.down.count

@@ -95,7 +95,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "vote_delay_p99_ms": .higherIsWorse, "vote_inclusion_heights_p50": .higherIsWorse,
         "vote_inclusion_heights_p99": .higherIsWorse, "upgrade_gap_ratio": .higherIsWorse,
         "blocks_finalized": .lowerIsWorse, "finalized_height": .lowerIsWorse, "throughput_tx_s": .lowerIsWorse,
-        "vote_inclusion": .lowerIsWorse,
+        "vote_inclusion": .lowerIsWorse, "heights_after_divergence": .lowerIsWorse,
         "l2_wait_p99_ms": .higherIsWorse, "l2_included_p99_ms": .higherIsWorse, "l2_posted_p99_ms": .higherIsWorse,
         "l2_safe_p99_ms": .higherIsWorse, "l2_final_p99_ms": .higherIsWorse, "airdrop_included_p99_ms": .higherIsWorse,
         "l2_unsafe_safe_gap_max": .higherIsWorse, "l2_feed_lag_max_s": .higherIsWorse,
