@@ -21,7 +21,7 @@ struct Edge: Sendable {
     let senderBudget: TokenBucket?
     /// A sequencer's verification budget for client (L2) transactions: past it they are shed unchecked
     /// and answered `busy` by the main loop.
-    let clientBudget: TokenBucket?
+    let clientBudget: CheckTimeBudget?
     /// Set by the main loop while votes-only mode is on.
     let votesOnly: AtomicCounter
     /// The height the main loop is deciding (for the vote budget).
@@ -52,7 +52,9 @@ struct Edge: Sendable {
         var nowMs: UInt64 = 0
         // The signature checks begun so far (on `verifyWorkers` threads), then what each outcome means.
         func finishChecks() {
+            let started = ContinuousClock.now
             let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
+            state.clientBudget?.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
             for (check, result) in zip(checks, results) {
                 let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
                 queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
@@ -128,7 +130,7 @@ struct Edge: Sendable {
         var unstaked: TokenBucket?
         var senders: [PublicKey: TokenBucket] = [:]
         var rejectLogBudget = 20
-        var clientBudget: TokenBucket?
+        var clientBudget: CheckTimeBudget?
         /// Client transactions shed in this read burst, by the address to answer (ids: BLAKE2b of the bytes).
         var shed: [SocketAddress: [Bytes32]] = [:]
     }
@@ -137,7 +139,7 @@ struct Edge: Sendable {
     private func shed(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState) -> Bool {
         // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
         if state.clientBudget != nil, let kind = Envelope.peekKind(bytes), kind.isL2Transaction,
-           !state.clientBudget!.take(nowMs: nowMs) {
+           !state.clientBudget!.takeCheck(nowMs: nowMs) {
             drops.count(lane: lane, "busy")
             state.shed[address, default: []].append(Blake2b.hash(bytes))
             if state.shed[address]!.count >= L2Reject.txIdsMax {
@@ -218,5 +220,39 @@ struct Edge: Sendable {
             }
             return nil
         }
+    }
+}
+
+/// A share of the reader's wall time for signature checks: each check is charged what checks last cost in
+/// wall time (measured per read burst), so the budget shrinks when the host is busy. A budget in checks per
+/// second, sized from a start-up benchmark, let a sequencer on a contended host spend all its time verifying
+/// while the kernel dropped three quarters of a burst unanswered; charged in time, the reader keeps the rest
+/// of each second for reading and shedding.
+struct CheckTimeBudget: Sendable {
+    let share: Double
+    /// Milliseconds of checking left (refilled at `share` ms per ms, up to a tenth of a second's worth).
+    private var milliseconds: TokenBucket
+    /// Wall time one check costs, as last measured (moving average over read bursts).
+    private(set) var costMs: Double
+
+    static let costMsRange = 0.001...50.0
+    /// Bursts with fewer checks than this do not move the estimate (too noisy).
+    static let checksMeasuredMin = 8
+
+    init(share: Double, checksPerSecond: Double) {
+        self.share = share
+        milliseconds = TokenBucket(ratePerSecond: share * 1_000, burst: share * 100)
+        costMs = min(max(1_000 / max(checksPerSecond, 1), Self.costMsRange.lowerBound), Self.costMsRange.upperBound)
+    }
+
+    /// Checks per second the budget allows at the measured cost.
+    var checksPerSecond: Double { share * 1_000 / costMs }
+
+    mutating func takeCheck(nowMs: UInt64) -> Bool { milliseconds.take(costMs, nowMs: nowMs) }
+
+    mutating func measured(checks: Int, elapsedMs: Double) {
+        guard checks >= Self.checksMeasuredMin, elapsedMs >= 0 else { return }
+        let cost = min(max(elapsedMs / Double(checks), Self.costMsRange.lowerBound), Self.costMsRange.upperBound)
+        costMs = 0.7 * costMs + 0.3 * cost
     }
 }

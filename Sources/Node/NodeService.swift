@@ -148,11 +148,14 @@ public struct NodeService: Service {
                 ?? UsableCores.count
             : 1
         // A sequencer with a verification budget refuses client transactions past it before checking them.
-        var clientBudget: TokenBucket?
+        var clientBudget: CheckTimeBudget?
         if config.role == "sequencer", let share = config.rollup?.verifyShare, share > 0 {
-            let rate = VerificationRate.measure(seconds: 0.15) * Double(verifyWorkers) * share
-            clientBudget = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, 1))
-            logger.info("client transactions checked up to \(Int(rate))/s (\(verifyWorkers) workers × share \(share)); past it refused as busy unchecked")
+            // A share of the reader's time, charged at what checks cost now (first guess: an idle core's rate).
+            let budget = CheckTimeBudget(share: share,
+                                         checksPerSecond: VerificationRate.measure(seconds: 0.15) * Double(verifyWorkers))
+            clientBudget = budget
+            let rate = budget.checksPerSecond
+            logger.info("client transactions checked for up to \(share) of the reader's time (\(Int(rate))/s idle, \(verifyWorkers) workers); past it refused as busy unchecked")
             shell.events.write("client_budget", timeMs: shell.clock(), [("perSecond", .uint(UInt64(rate)))])
         }
         if limits.lanes {
