@@ -83,6 +83,28 @@ import Wire
         #expect(Self.verdict(nil, "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
     }
 
+    @Test func aSequencersWorstSecondIsJudgedByTheStretchItsClaimsWaited() {
+        // Claims wait 100 ms a second, but those leaving the queue in (7, 8] s waited 2.5 s: that second's
+        // claims were queued from 5.5 s on. The host was saturated in (5, 8]: most of that stretch, though
+        // under a third of the 10 s window.
+        let start = Self.start
+        var base = EvaluatorTests.evaluator().analysis
+        var rollup = RollupAnalysis(sequencer: "seq", replicas: [])
+        rollup.samples = (1...10).map { second in
+            RollupAnalysis.Sample(timeMs: start + UInt64(second) * 1_000, queue: 10, waitP99Ms: second == 8 ? 2_500 : 100,
+                                  admitted: 100, rejected: [:], backlogBytes: 0, unsafeHeight: 0, safeHeight: 0, rssKiB: 0)
+        }
+        base.rollup = rollup
+        func verdict(_ busy: Set<Int>) -> ExpectationResult {
+            Evaluator(analysis: base, windows: [], startMs: start, endMs: start + 10_000, haltThresholdSeconds: 1,
+                      crashed: [], host: Self.host(busy: busy))
+                .evaluate(ExpectationSpec(name: "w", metric: "l2_wait_p99_ms", window: .whole, bound: .max(2_000)))
+        }
+        #expect(verdict([6, 7, 8]).verdict == .inconclusive)
+        // The same three saturated seconds elsewhere explain nothing.
+        #expect(verdict([1, 2, 3]).verdict == .failed)
+    }
+
     @Test func aBriefSpikeInALongStretchIsNoEvidence() {
         // One saturated second in a 2.9 s gap is not half of it.
         #expect(Self.verdict(Self.host(busy: [4]), "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
