@@ -50,8 +50,8 @@ public enum ControlClient {
     }
 
     /// GET /status decoded.
-    public static func status(port: Int, token: String) async throws -> NodeStatus {
-        let response = try await request(port: port, path: "/status", token: token)
+    public static func status(port: Int, token: String, timeout: TimeAmount = .seconds(2)) async throws -> NodeStatus {
+        let response = try await request(port: port, path: "/status", token: token, timeout: timeout)
         guard response.status == 200 else { throw RunError("control port \(port): HTTP \(response.status)") }
         return try JSONDecoder().decode(NodeStatus.self, from: Data(response.body))
     }

@@ -72,10 +72,7 @@ public enum KillStorm {
 
     /// A node's finalized height from its control port; nil while it does not answer.
     static func height(of node: RunManifest.NodeEntry, token: String) async -> UInt64? {
-        guard let response = try? await ControlClient.request(port: node.controlPort, path: "/status", token: token,
-                                                             timeout: .milliseconds(200)),
-              response.status == 200 else { return nil }
-        return (try? JSONDecoder().decode(NodeStatus.self, from: Data(response.body)))?.height
+        try? await ControlClient.status(port: node.controlPort, token: token, timeout: .milliseconds(200)).height
     }
 
     public static func run(_ spec: KillStormSpec, dir: String, id: String, seed: UInt64,
