@@ -270,50 +270,78 @@ public struct RunError: Error, CustomStringConvertible {
     public init(_ description: String) { self.description = description }
 }
 
-/// Picks free loopback ports (or consecutive ones from a base port).
+/// Picks free loopback ports (or consecutive ones from a base port). Free ports come from below the
+/// kernel's ephemeral range: a port drawn from that range can be taken, while its node is down for a
+/// kill or restart, by any outgoing connection that gets it as its local port, and the node then
+/// cannot come back on it.
 enum PortAllocator {
+    /// Where picked ports start; the top is the first ephemeral port.
+    static let pickedPortMin = 10_000
+
     /// With a base port: node i has gossip, vote and control at base + 3i, + 1, + 2, and its JSON-RPC
     /// port (rpc and gateway nodes) at base + 3·count + i.
     static func allocate(count: Int, basePort: Int, host: String) throws -> [(gossip: Int, vote: Int, control: Int, rpc: Int)] {
         if basePort > 0 {
             return (0..<count).map { (basePort + 3 * $0, basePort + 3 * $0 + 1, basePort + 3 * $0 + 2, basePort + 3 * count + $0) }
         }
-        var used = Set<Int>()
-        var out: [(Int, Int, Int, Int)] = []
-        for _ in 0..<count {
-            let gossip = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
-            used.insert(gossip)
-            let vote = try freePort(type: SOCK_DGRAM, host: host, avoiding: used)
-            used.insert(vote)
-            let control = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
-            used.insert(control)
-            let rpc = try freePort(type: SOCK_STREAM, host: "127.0.0.1", avoiding: used)
-            used.insert(rpc)
-            out.append((gossip, vote, control, rpc))
+        var picker = Picker(host: host, range: pickedPortMin..<max(ephemeralPortMin(), pickedPortMin + 1_000))
+        return try (0..<count).map { _ in
+            (try picker.next(SOCK_DGRAM, on: host), try picker.next(SOCK_DGRAM, on: host),
+             try picker.next(SOCK_STREAM, on: "127.0.0.1"), try picker.next(SOCK_STREAM, on: "127.0.0.1"))
         }
-        return out
     }
 
-    private static func freePort(type: __socket_type, host: String, avoiding: Set<Int>) throws -> Int {
-        for _ in 0..<50 {
-            let fd = socket(AF_INET, Int32(type.rawValue), 0)
-            guard fd >= 0 else { throw RunError("socket(): \(String(cString: strerror(errno)))") }
-            defer { close(fd) }
-            var address = sockaddr_in()
-            address.sin_family = sa_family_t(AF_INET)
-            address.sin_port = 0
-            inet_pton(AF_INET, host, &address.sin_addr)
-            let bound = withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-            }
-            guard bound == 0 else { continue }
-            var length = socklen_t(MemoryLayout<sockaddr_in>.size)
-            _ = withUnsafeMutablePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { getsockname(fd, $0, &length) }
-            }
-            let port = Int(UInt16(bigEndian: address.sin_port))
-            if !avoiding.contains(port) { return port }
+    /// The first port of Linux's ephemeral range (`/proc/sys/net/ipv4/ip_local_port_range`), 32768 if
+    /// it cannot be read.
+    static func ephemeralPortMin() -> Int {
+        let text = (try? String(contentsOfFile: "/proc/sys/net/ipv4/ip_local_port_range", encoding: .utf8)) ?? ""
+        return text.split(whereSeparator: { $0 == " " || $0 == "\t" || $0 == "\n" }).first.flatMap { Int($0) } ?? 32_768
+    }
+
+    /// Walks the range from a random start (parallel runs start apart), keeping ports that bind now.
+    struct Picker {
+        let range: Range<Int>
+        var offset: Int
+        var used = Set<Int>()
+
+        init(host: String, range: Range<Int>) {
+            self.range = range
+            self.offset = Int.random(in: 0..<range.count)
         }
-        throw RunError("no free port found on \(host)")
+
+        mutating func next(_ type: __socket_type, on host: String) throws -> Int {
+            for _ in 0..<range.count {
+                let port = range.lowerBound + offset % range.count
+                offset += 1
+                if !used.contains(port), try PortAllocator.canBind(port: port, type: type, host: host) {
+                    used.insert(port)
+                    return port
+                }
+            }
+            throw RunError("no free port on \(host) in \(range.lowerBound)..<\(range.upperBound)")
+        }
+    }
+
+    static func canBind(port: Int, type: __socket_type, host: String) throws -> Bool {
+        let v6 = host.contains(":")
+        let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(type.rawValue), 0)
+        guard fd >= 0 else { throw RunError("socket(): \(String(cString: strerror(errno)))") }
+        defer { close(fd) }
+        if v6 {
+            var address = sockaddr_in6()
+            address.sin6_family = sa_family_t(AF_INET6)
+            address.sin6_port = UInt16(port).bigEndian
+            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw RunError("host \(host) is not an address") }
+            return withUnsafePointer(to: &address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
+            } == 0
+        }
+        var address = sockaddr_in()
+        address.sin_family = sa_family_t(AF_INET)
+        address.sin_port = UInt16(port).bigEndian
+        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw RunError("host \(host) is not an address") }
+        return withUnsafePointer(to: &address) {
+            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
+        } == 0
     }
 }

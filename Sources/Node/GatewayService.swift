@@ -43,10 +43,12 @@ struct GatewayService {
         ], flush: true)
         let requests = Counter(label: "faultline_gateway_requests_total")
         let gatewayMetrics = GatewayMetrics()
-        let server = try await ControlServer.start(host: "127.0.0.1", port: rpcPort, options: RPCEndpoint.options) {
-            method, _, body in
-            requests.increment()
-            return await GatewayService.route(method: method, body: body, client: client)
+        let server = try await PortBinding.bind("json-rpc port (http)", host: "127.0.0.1", port: rpcPort) {
+            try await ControlServer.start(host: "127.0.0.1", port: rpcPort, options: RPCEndpoint.options) {
+                method, _, body in
+                requests.increment()
+                return await GatewayService.route(method: method, body: body, client: client)
+            }
         }
         let status = StatusBox(NodeStatus(
             name: config.name, role: "gateway", version: FaultlineVersion.string, protocolVersion: config.protocolVersion,
@@ -56,10 +58,18 @@ struct GatewayService {
             shapedDrops: 0, clockSkewMs: 0))
         let stop = Inbox()
         let registry = self.registry
-        let control = try await ControlServer.start(port: config.controlPort, token: loaded.token, unauthorized: {}) {
-            method, path, body in
-            NodeService.route(method: method, path: path, body: body, status: status, registry: registry, queueDepth: 0,
-                              control: stop)
+        let control: Channel
+        do {
+            control = try await PortBinding.bind("control port (http)", host: "127.0.0.1", port: config.controlPort) {
+                try await ControlServer.start(port: config.controlPort, token: loaded.token, unauthorized: {}) {
+                    method, path, body in
+                    NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
+                                      queueDepth: 0, control: stop)
+                }
+            }
+        } catch {
+            try? await server.close()
+            throw error
         }
         logger.info("gateway: json-rpc http 127.0.0.1:\(rpcPort) over \(file.upstreams.map(\.name).joined(separator: ", ")); control http 127.0.0.1:\(config.controlPort)")
         await withGracefulShutdownHandler {

@@ -53,11 +53,6 @@ public struct NodeService: Service {
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
         let voteDepth = AtomicCounter()
-        // One byte over the limit is enough for the edge to see an oversized datagram as such.
-        let readBytesMax = config.limits.datagramPayloadBytesMax + 1
-        let udp = try await UDPEndpoint.bind(host: config.host, port: config.gossipPort, datagramBytesMax: readBytesMax)
-        let voteSocket = config.limits.lanes && config.votePort > 0
-            ? try await UDPEndpoint.bind(host: config.host, port: config.votePort, datagramBytesMax: readBytesMax) : nil
         let registry = self.registry
         var listener: RPCListener?
         if let box = shell.rpcBox, let rpcPort = config.rpcPort {
@@ -69,16 +64,38 @@ public struct NodeService: Service {
             logger.info("json-rpc http 127.0.0.1:\(rpcPort)")
         }
         let rpcListener = listener
-        let control = try await ControlServer.start(
-            port: config.controlPort, token: loaded.token,
-            unauthorized: { metrics.controlUnauthorized.increment() },
-            router: { method, path, body in
-                if method == .POST, path == "/rpc-fault" {
-                    return NodeService.setRPCFault(body, listener: rpcListener, control: inbox)
-                }
-                return NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
-                                         queueDepth: queueDepth.value, control: inbox)
-            })
+        let control: Channel
+        let sockets: NodeSockets
+        do {
+            control = try await PortBinding.bind("control port (http)", host: "127.0.0.1", port: config.controlPort) {
+                try await ControlServer.start(
+                    port: config.controlPort, token: loaded.token,
+                    unauthorized: { metrics.controlUnauthorized.increment() },
+                    router: { method, path, body in
+                        if method == .POST, path == "/rpc-fault" {
+                            return NodeService.setRPCFault(body, listener: rpcListener, control: inbox)
+                        }
+                        return NodeService.route(method: method, path: path, body: body, status: status,
+                                                 registry: registry, queueDepth: queueDepth.value, control: inbox)
+                    })
+            }
+            do {
+                // The UDP sockets last: from here nothing throws before `executeThenClose` owns them.
+                // One byte over the limit is enough for the edge to see an oversized datagram as such.
+                sockets = try await NodeSockets.bind(
+                    host: config.host, gossipPort: config.gossipPort,
+                    votePort: config.limits.lanes && config.votePort > 0 ? config.votePort : nil,
+                    datagramBytesMax: config.limits.datagramPayloadBytesMax + 1)
+            } catch {
+                try? await control.close()
+                throw error
+            }
+        } catch {
+            await rpcListener?.close()
+            throw error
+        }
+        let udp = sockets.gossip
+        let voteSocket = sockets.vote
         let lanes = voteSocket != nil ? ", vote lane udp \(config.host):\(config.votePort)" : ""
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http 127.0.0.1:\(config.controlPort)")
         shell.localPorts = [(config.limits.lanes ? "user" : "", config.gossipPort)]

@@ -148,9 +148,13 @@ actor RPCListener {
         self.router = router
     }
 
-    func open() async throws {
+    func open(attempts: Int = PortBinding.attemptsMax, pauseMs: Int = PortBinding.pauseMs) async throws {
         guard channel == nil else { return }
-        channel = try await ControlServer.start(host: "127.0.0.1", port: port, options: RPCEndpoint.options, router: router)
+        let (port, router) = (self.port, self.router)
+        channel = try await PortBinding.bind("json-rpc port (http)", host: "127.0.0.1", port: port, attempts: attempts,
+                                             pauseMs: pauseMs) {
+            try await ControlServer.start(host: "127.0.0.1", port: port, options: RPCEndpoint.options, router: router)
+        }
     }
 
     func set(down: Bool) async {
@@ -160,9 +164,7 @@ actor RPCListener {
             return
         }
         // The port was ours a moment ago; a few tries cover a slow release.
-        for _ in 0..<20 where channel == nil {
-            if (try? await open()) == nil { try? await Task.sleep(for: .milliseconds(50)) }
-        }
+        try? await open(attempts: 20, pauseMs: 50)
     }
 
     func close() async {
