@@ -93,10 +93,13 @@ extension NodeShell {
         events.flush()
     }
 
+    /// The highest committed height a peer has told this node of (0 before any status).
+    var bestPeerHeight: UInt64 { peerHeights.values.map(\.height).max() ?? 0 }
+
     func requestMissingBlocks() {
         guard stopped == nil else { return }
         let now = clock()
-        let best = peerHeights.values.map(\.height).max() ?? 0
+        let best = bestPeerHeight
         guard best > store.height else { return }
         syncRequested = syncRequested.filter { $0.key > store.height && now - $0.value < NodeShell.syncRetryMs }
         let upper = min(best, store.height + NodeShell.syncWindow)

@@ -54,8 +54,8 @@ extension RollupShell {
             ])
         }
         guard disputeAgent != nil, let disputes = shell.ledger.disputes else { return }
-        let actions = disputeAgent!.onL1Block(height: l1Height, events: events, disputes: disputes,
-                                              identities: disputeKeys.map(\.publicKey), live: live)
+        let actions = disputeAgent!.onL1Block(height: l1Height, tipHeight: shell.bestPeerHeight, events: events,
+                                              disputes: disputes, identities: disputeKeys.map(\.publicKey), live: live)
         for action in actions {
             let envelope = Envelope(kind: .dispute, payload: action.tx.encoded, domain: shell.domain, key: disputeKeys[action.identity])
             shell.events.write("dispute_sent", timeMs: now, [

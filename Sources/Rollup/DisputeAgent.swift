@@ -26,7 +26,8 @@ public enum DisputeAgent {
         public var identities = 1
         /// A challenger waits for the window's last `lateChallengeBlocks` blocks to challenge: as late as
         /// it can while its transaction still has room to be included (at the very last block, one busy
-        /// proposer made the challenge miss the window and the game never opened).
+        /// proposer made the challenge miss the window and the game never opened). "Last blocks" of the
+        /// chain, not of this node's replay: a node catching up on old blocks judges by the tip it knows.
         public var challengeAtWindowEnd = false
         public var lateChallengeBlocks: UInt64 = 4
         /// A transaction not reflected on L1 after this many blocks is sent again.
@@ -77,8 +78,10 @@ public enum DisputeAgent {
 
         /// Takes one L1 block's dispute events and the contract after it; returns what to send (nothing
         /// unless `live`: while replaying stored blocks the contract state is not the current one).
-        public mutating func onL1Block(height: UInt64, events: [DisputeEvent], disputes: Disputes,
-                                       identities: [PublicKey], live: Bool) -> [Action] {
+        /// `tipHeight` is the highest L1 height this node has heard the chain reach (its peers' heights;
+        /// `height` or less when it knows of none higher).
+        public mutating func onL1Block(height: UInt64, tipHeight: UInt64 = 0, events: [DisputeEvent],
+                                       disputes: Disputes, identities: [PublicKey], live: Bool) -> [Action] {
             var actions: [Action] = []
             for event in events { take(event) }
             sent = sent.filter { $0.value + Instance.sentMemoryBlocks > height }
@@ -88,7 +91,8 @@ public enum DisputeAgent {
                 actions += assertNext(disputes: disputes, height: height)
                 actions += answer(disputes: disputes, identities: identities, height: height)
             case .challenger:
-                actions += challenge(disputes: disputes, identities: identities, height: height)
+                actions += challenge(disputes: disputes, identities: identities, height: height,
+                                     tipHeight: max(height, tipHeight))
                 actions += answer(disputes: disputes, identities: identities, height: height)
             }
             return actions
@@ -140,10 +144,11 @@ public enum DisputeAgent {
 
         /// A challenger disputes pending assertions within their window: an honest one those whose root is
         /// not its own (on a parent it agrees with); a lying one (Sybil) those whose root is right.
-        private mutating func challenge(disputes: Disputes, identities: [PublicKey], height: UInt64) -> [Action] {
+        private mutating func challenge(disputes: Disputes, identities: [PublicKey], height: UInt64,
+                                        tipHeight: UInt64) -> [Action] {
             var actions: [Action] = []
             for record in disputes.orderedAssertions where !record.confirmed && height < record.windowEnd(disputes.settings) {
-                if settings.challengeAtWindowEnd, height + settings.lateChallengeBlocks < record.windowEnd(disputes.settings) {
+                if settings.challengeAtWindowEnd, tipHeight + settings.lateChallengeBlocks < record.windowEnd(disputes.settings) {
                     continue
                 }
                 let batch = record.assertion.batch
