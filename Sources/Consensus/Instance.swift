@@ -220,14 +220,25 @@ extension Tendermint {
 
 extension Tendermint.Instance {
     /// The rounds of the current height where one value (a block or nil) already has +2/3 of the
-    /// votes of a type. More such votes change nothing: not the step (L34/L44 have fired), not the
-    /// valid value (L36 needs that same quorum), not a re-proposal's proof (L28 asks for +2/3 for one
-    /// value). The shell uses it to skip verifying them.
+    /// votes of a type and no validator has signed two values there. More such votes change nothing:
+    /// not the step (L34/L44 have fired), not the valid value (L36 needs that same quorum), not a
+    /// re-proposal's proof (L28 asks for +2/3 for one value, and a second value can reach +2/3 only if
+    /// a third of the stake signs both). The shell uses it to skip verifying them.
+    ///
+    /// Once an equivocation shows in a slot, a second value *can* reach +2/3, and a late honest vote
+    /// may be the one that completes it: with Twins, one side's locked nodes held round 0's
+    /// proof-of-lock for their value while their unlocked peer had dropped the last vote it needed as
+    /// "settled" (the other twins' value had +2/3 there), so it never prevoted the locked value and the
+    /// side stalled for good.
     public var settledVoteRounds: [(type: Tendermint.VoteType, round: UInt32)] {
         var out: [(type: Tendermint.VoteType, round: UInt32)] = []
         for (number, state) in rounds {
-            if state.prevotes.quorumValue(isQuorum) != nil { out.append((.prevote, number)) }
-            if state.precommits.quorumValue(isQuorum) != nil { out.append((.precommit, number)) }
+            if state.prevotes.conflicts.isEmpty, state.prevotes.quorumValue(isQuorum) != nil {
+                out.append((.prevote, number))
+            }
+            if state.precommits.conflicts.isEmpty, state.precommits.quorumValue(isQuorum) != nil {
+                out.append((.precommit, number))
+            }
         }
         return out
     }

@@ -116,6 +116,20 @@ func persistPrecedesSigning(_ effects: [Effect]) -> Bool {
         #expect(other.instance.settledVoteRounds.map(\.round) == [0])
     }
 
+    /// Once a validator has signed two values in a slot, another value can still reach +2/3 there, so
+    /// the slot is not settled even though one value has +2/3: every later vote is counted.
+    @Test func aSlotWithAnEquivocationIsNeverSettled() {
+        var h = Harness(me: 0)
+        _ = h.start()
+        _ = h.propose(h.valueA, round: 0)
+        _ = h.votes(.prevote, h.valueB, round: 0, from: [1, 2, 3])
+        #expect(h.instance.settledVoteRounds.map(\.round) == [0]) // B has +2/3, nobody signed twice
+        _ = h.votes(.prevote, h.valueA, round: 0, from: [1])
+        #expect(h.instance.settledVoteRounds.isEmpty) // v1 signed A and B: A may still reach +2/3
+        _ = h.votes(.prevote, h.valueA, round: 0, from: [2])
+        #expect(h.instance.settledVoteRounds.isEmpty)
+    }
+
     /// +2/3 precommits for a block this node never got (no proposal): it cannot decide, and the core
     /// names the block, its round and the signers so the shell can fetch it; nil precommits, or a
     /// decision made here, name nothing.
