@@ -62,7 +62,15 @@ extension Failover.Instance {
 
     /// An attempt failed: retry after a backoff if the method allows it and the budget has a token;
     /// wait for a hedge still in flight; otherwise answer with the failure.
-    mutating func failed(_ id: UInt64, _ why: String, safeToRetry: Bool, nowMs: UInt64) -> [Effect] {
+    ///
+    /// An attempt that never reached its upstream (`delivered: false`: the connection was refused, or no
+    /// pooled connection came free in time) is tried elsewhere without a budget token: it put no load on
+    /// anyone, so moving on is failover, not a retry storm (still bounded by `attemptsMax`, the deadline
+    /// and the upstreams not yet tried). At the start of an outage of two upstreams, the requests in
+    /// flight to them all failed at once, spent the budget's burst, and the rest were answered with
+    /// errors while a third upstream was healthy.
+    mutating func failed(_ id: UInt64, _ why: String, safeToRetry: Bool, delivered: Bool = true,
+                         nowMs: UInt64) -> [Effect] {
         var effects: [Effect] = []
         guard var request = open[id] else { return effects }
         counters.failedAttempts += 1
@@ -71,7 +79,7 @@ extension Failover.Instance {
         guard request.inFlight.isEmpty else { return effects }
         let mayRetry = request.idempotent || safeToRetry || settings.naiveOrder
         guard mayRetry, request.attempts < settings.attemptsMax, nowMs < request.startedMs + settings.requestDeadlineMs,
-              takeBudget() else {
+              !delivered || takeBudget() else {
             effects += respond(id, .failure(JSONRPC.Failure(.resourceUnavailable,
                 "\(request.attempts) attempt(s) failed, last: \(why)")))
             return effects

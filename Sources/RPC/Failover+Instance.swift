@@ -183,7 +183,7 @@ extension Failover {
             case .connectFailed:
                 effects += recordHealth(upstream, ok: false, nowMs: nowMs)
                 effects += failed(id, "\(upstreams[upstream].upstream.name): no connection (refused, or none free in time)",
-                                  safeToRetry: true, nowMs: nowMs)
+                                  safeToRetry: true, delivered: false, nowMs: nowMs)
             case .timedOut:
                 effects += recordHealth(upstream, ok: false, nowMs: nowMs)
                 effects += failed(id, "\(upstreams[upstream].upstream.name): timed out", safeToRetry: false, nowMs: nowMs)

@@ -133,6 +133,31 @@ import Testing
         #expect(policy.counters.attempts == 22)
     }
 
+    /// Two upstreams die at once with the budget empty: every request still reaches the third, because a
+    /// refused connection put no load on anyone and moving on needs no token. An answer that failed is
+    /// still a retry, and with no token it is the client's error.
+    @Test func refusedConnectionsFailOverWithoutSpendingTheRetryBudget() {
+        var policy = Failover.Instance(settings: Self.settings { $0.retryBudgetRatio = 0; $0.retryBudgetBurst = 0;
+                                                                 $0.breakerConsecutive = .max; $0.breakerFailures = .max },
+                                       upstreams: Self.three, seed: 1)
+        var answered = 0
+        for id in UInt64(1)...20 {
+            var effects = policy.begin(id, method: "eth_blockNumber", nowMs: id)
+            while let next = Self.sends(effects).first {
+                let outcome: Failover.Outcome = next.upstream == 2 ? .answered(blockNumber: 7, digest: 1) : .connectFailed
+                effects = policy.onOutcome(id, attempt: next.attempt, outcome, nowMs: id)
+            }
+            if case .attempt? = Self.response(effects) { answered += 1 }
+        }
+        #expect(answered == 20)
+        #expect(policy.counters.attempts <= 60, "at most one attempt per upstream per request")
+        // The third upstream answers 503 instead: delivered, failed, no token: an error.
+        _ = policy.begin(21, method: "eth_blockNumber", nowMs: 30)
+        let effects = policy.onOutcome(21, attempt: 0, .failed("HTTP 503"), nowMs: 30)
+        #expect(Self.sends(effects).isEmpty)
+        if case .failure? = Self.response(effects) {} else { Issue.record("expected a failure, got \(effects)") }
+    }
+
     @Test func aLaggingUpstreamIsExcludedAndReadmittedWhenItCatchesUp() {
         var policy = Failover.Instance(settings: Self.settings { $0.lagBlocksMax = 8 }, upstreams: Self.three, seed: 1)
         let polls = policy.tick(nowMs: 0).filter { if case .poll = $0 { true } else { false } }
