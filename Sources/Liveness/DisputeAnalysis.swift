@@ -1,9 +1,9 @@
 import Foundation
 
-/// The dispute games of a run (INCIDENTS.md §4), from the `dispute_*` events every rollup node logs as it
-/// applies L1 blocks. Every node applies the same L1 blocks, and a restarted node logs the blocks it
-/// replays again, so an event is keyed by what it says (kind, L1 height, assertion, game, position) and
-/// counted once, timed at its L1 block's first commit.
+/// The dispute games of a run (Topologies/README.md, "Fraud proofs"), from the `dispute_*` events every rollup node
+/// logs as it applies L1 blocks. Every node applies the same L1 blocks, and a restarted node logs the blocks it replays
+/// again, so an event is keyed by what it says (kind, L1 height, assertion, game, position) and counted once, timed at
+/// its L1 block's first commit.
 public struct DisputeAnalysis: Sendable {
     public struct Assertion: Sendable, Equatable {
         public var id: String

@@ -1,8 +1,8 @@
 import Foundation
 
 extension Evaluator {
-    /// The fraud-proof metrics (INCIDENTS.md §4), over the whole run: a game is judged when it ends,
-    /// whenever that is. Nil for a metric this does not know.
+    /// The fraud-proof metrics (Topologies/README.md, "Fraud proofs"), over the whole run: a game is judged when it
+    /// ends, whenever that is. Nil for a metric this does not know.
     func evaluateDisputes(_ metric: String) -> (Double?, String)? {
         guard metric.hasPrefix("dispute_") else { return nil }
         guard let disputes = analysis.rollup?.disputes, !disputes.assertions.isEmpty else {

@@ -2,8 +2,9 @@ import Foundation
 import Wire
 
 extension Evaluator {
-    /// The RPC metrics (INCIDENTS.md §5) for one client of `[rpc_load]`, over the requests sent in the
-    /// window. Failover times need a `during:STEP` window (they are measured from the fault's start).
+    /// The RPC metrics (Topologies/README.md, "RPC nodes and failover") for one client of `[rpc_load]`, over the
+    /// requests sent in the window. Failover times need a `during:STEP` window (they are measured from the fault's
+    /// start).
     func evaluateRPC(_ spec: ExpectationSpec, ranges: [ClosedRange<UInt64>]) -> (Double?, String)? {
         guard spec.metric.hasPrefix("rpc_") else { return nil }
         guard let rpc = analysis.rpc else { return (nil, "no RPC load in this run (is there an [rpc_load] table?)") }

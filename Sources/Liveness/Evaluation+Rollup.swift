@@ -1,7 +1,7 @@
 import Foundation
 
 extension Evaluator {
-    /// The L2 metrics (INCIDENTS.md §3); nil for a metric this does not know.
+    /// The L2 metrics (Topologies/README.md, "L2 sequencer"); nil for a metric this does not know.
     func evaluateRollup(_ metric: String, ranges: [ClosedRange<UInt64>]) -> (Double?, String)? {
         guard metric.hasPrefix("l2_") || metric == "airdrop_sent" || metric == "airdrop_refusals_heard" else { return nil }
         guard let rollup = analysis.rollup, rollup.sequencer != nil else { return (nil, "no sequencer in this run") }

@@ -499,7 +499,10 @@ public struct Evaluator: Sendable {
     /// Where the host's load can explain a failed timing expectation: for gaps and halts the longest gap
     /// itself less the time a step the scenario says halts finality was open (a 2|2 partition explains its
     /// own halt); for recovery from the heal to the next block; for the sequencer's worst-second queue wait
-    /// the seconds over the bound, each back to when its slowest claims were queued; otherwise the window.
+    /// the seconds over the bound, each back to when its slowest claims were queued; for a client's RPC
+    /// latency the time its answers over the bound were in flight (a starved gateway answers everything
+    /// sent during its stall late at once; a broken policy is late all through the window, overloaded or
+    /// not); otherwise the window.
     func overloadRanges(_ spec: ExpectationSpec, _ ranges: [ClosedRange<UInt64>]) -> [ClosedRange<UInt64>] {
         switch spec.metric {
         case "l2_wait_p99_ms":
@@ -507,6 +510,12 @@ public struct Evaluator: Sendable {
             let over = rollup.samples(in: ranges).filter { Double($0.waitP99Ms) > bound }.map { sample in
                 (sample.timeMs - min(sample.timeMs, 1_000 + sample.waitP99Ms))...sample.timeMs
             }
+            return over.isEmpty ? ranges : over
+        case "rpc_latency_p50_ms", "rpc_latency_p99_ms":
+            guard case .max(let bound)? = resolved(spec)?.bound, let rpc = analysis.rpc, let client = spec.client else {
+                return ranges
+            }
+            let over = rpc.sent(client, in: ranges).filter { $0.ok && Double($0.ms) > bound }.map { $0.t...($0.t + $0.ms) }
             return over.isEmpty ? ranges : over
         case "max_finality_gap_s", "halt":
             return outsideFaults([longestGap(ranges)], only: haltingSteps)

@@ -150,8 +150,10 @@ public struct HostHealth: Sendable, Equatable {
 
     /// Evidence that the host was overloaded inside `ranges`, or nil if it was not (enough).
     public func evidence(in ranges: [ClosedRange<UInt64>]) -> Evidence? {
-        let windowMs = ranges.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound) }
-        let overloadedMs = Self.overlapMs(overloadedIntervals(), Self.merge(ranges))
+        // Ranges may overlap (answers in flight together): the window is their union.
+        let merged = Self.merge(ranges)
+        let windowMs = merged.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound) }
+        let overloadedMs = Self.overlapMs(overloadedIntervals(), merged)
         guard overloadedMs > 0, Double(overloadedMs) >= Double(windowMs) / 2,
               Double(overloadedMs) / 1000 >= min(thresholds.minimumSeconds, Double(windowMs) / 2000) else {
             return nil
@@ -160,7 +162,7 @@ public struct HostHealth: Sendable, Equatable {
             ranges.contains { $0.overlaps((time > lookbackMs ? time - lookbackMs : 0)...time) }
         }
         let pressure = host.filter { inside($0.timeMs) }.compactMap(\.cpuSomePercent)
-        let pressureOverMs = Self.overlapMs(Self.merge(pressureIntervals()), Self.merge(ranges))
+        let pressureOverMs = Self.overlapMs(Self.merge(pressureIntervals()), merged)
         let worst = timers.filter { inside($0.timeMs, lookbackMs: 1_000 + $0.lateP99Ms) }.max { $0.lateP99Ms < $1.lateP99Ms }
         var parts: [String] = []
         if let peak = pressure.max() {

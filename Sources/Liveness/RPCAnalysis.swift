@@ -1,9 +1,9 @@
 import Foundation
 import Wire
 
-/// The JSON-RPC side of a run (INCIDENTS.md §5): every client request from `load/rpc-clients.jsonl`,
-/// the gateway's counters and upstream events from its event log, and the chain's true head over
-/// time, to judge answers stale.
+/// The JSON-RPC side of a run (Topologies/README.md, "RPC nodes and failover"): every client request from
+/// `load/rpc-clients.jsonl`, the gateway's counters and upstream events from its event log, and the chain's true head
+/// over time, to judge answers stale.
 public struct RPCAnalysis: Sendable {
     public typealias Request = RPCRequestRecord
 

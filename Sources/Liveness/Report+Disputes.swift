@@ -1,8 +1,8 @@
 import Foundation
 
 extension Report {
-    /// The fraud-proof games of a run (INCIDENTS.md §4): every assertion's fate and every game's moves,
-    /// clocks, winner and bonds.
+    /// The fraud-proof games of a run (Topologies/README.md, "Fraud proofs"): every assertion's fate and every game's
+    /// moves, clocks, winner and bonds.
     public struct DisputeEntry: Codable, Sendable {
         public struct GameEntry: Codable, Sendable {
             public var batch: UInt64

@@ -1,7 +1,7 @@
 import Foundation
 
 extension Report {
-    /// The L2 figures of a run with a sequencer (INCIDENTS.md §3), over the whole run.
+    /// The L2 figures of a run with a sequencer (Topologies/README.md, "L2 sequencer"), over the whole run.
     public struct RollupEntry: Codable, Sendable {
         public struct AirdropEntry: Codable, Sendable {
             public var id: String

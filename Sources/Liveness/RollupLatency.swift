@@ -1,7 +1,7 @@
 import Foundation
 import Histogram
 
-/// Per-transaction L2 latency (INCIDENTS.md §3): from the client's submission to
+/// Per-transaction L2 latency (Topologies/README.md, "L2 sequencer"): from the client's submission to
 /// - included: in an L2 block the sequencer made (the unsafe head),
 /// - posted: the batch holding that block is in a committed L1 block (the first commit of that L1
 ///   height on any node; the sequencer's `batch_landed` names the height),

@@ -105,6 +105,36 @@ import Wire
         #expect(verdict([1, 2, 3]).verdict == .failed)
     }
 
+    /// A client's p99 over its bound is explained by the host when the answers over the bound were in
+    /// flight while it was overloaded: a stalled gateway answers everything sent in its stall late at
+    /// once. A policy that is slow all through the window is not, however busy some of its seconds were.
+    @Test func aClientsSlowAnswersAreJudgedByWhenTheyWereInFlight() {
+        let start = Self.start
+        var base = EvaluatorTests.evaluator().analysis
+        func verdict(slowAt: [Int], busy: Set<Int>) -> ExpectationResult {
+            // Ten answers a second for 10 s, 5 ms each, but 400 ms for those sent in the `slowAt` seconds.
+            let requests = (0..<100).map { index in
+                let t = start + UInt64(index) * 100
+                let slow = slowAt.contains(index / 10)
+                return RPCRequestRecord(t: t, client: "gateway", method: "eth_blockNumber", ok: true, ms: slow ? 400 : 5,
+                                        attempts: 1)
+            }
+            base.rpc = RPCAnalysis(requests: requests, clients: ["gateway"], staleBlocks: 16, gatewaySamples: [:],
+                                   upstreamEvents: [], heads: [])
+            var spec = ExpectationSpec(name: "p99", metric: "rpc_latency_p99_ms", window: .whole, bound: .max(100))
+            spec.client = "gateway"
+            return Evaluator(analysis: base, windows: [], startMs: start, endMs: start + 10_000, haltThresholdSeconds: 1,
+                             crashed: [], host: Self.host(busy: busy)).evaluate(spec)
+        }
+        // A 1 s stall (seconds 7–8 busy) made one second's answers late: the host explains it, though two
+        // busy seconds are a fifth of the window.
+        #expect(verdict(slowAt: [7], busy: [7, 8]).verdict == .inconclusive)
+        // The same two busy seconds, with late answers in five other seconds: a slow policy, not the host.
+        #expect(verdict(slowAt: [1, 3, 5, 7, 9], busy: [7, 8]).verdict == .failed)
+        // Late answers while nothing was busy: failed.
+        #expect(verdict(slowAt: [7], busy: []).verdict == .failed)
+    }
+
     @Test func aBriefSpikeInALongStretchIsNoEvidence() {
         // One saturated second in a 2.9 s gap is not half of it.
         #expect(Self.verdict(Self.host(busy: [4]), "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
