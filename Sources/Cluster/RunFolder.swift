@@ -284,7 +284,7 @@ enum PortAllocator {
         if basePort > 0 {
             return (0..<count).map { (basePort + 3 * $0, basePort + 3 * $0 + 1, basePort + 3 * $0 + 2, basePort + 3 * count + $0) }
         }
-        var picker = Picker(host: host, range: pickedPortMin..<max(ephemeralPortMin(), pickedPortMin + 1_000))
+        var picker = Picker(range: pickedPortMin..<max(ephemeralPortMin(), pickedPortMin + 1_000))
         return try (0..<count).map { _ in
             (try picker.next(SOCK_DGRAM, on: host), try picker.next(SOCK_DGRAM, on: host),
              try picker.next(SOCK_STREAM, on: "127.0.0.1"), try picker.next(SOCK_STREAM, on: "127.0.0.1"))
@@ -304,7 +304,7 @@ enum PortAllocator {
         var offset: Int
         var used = Set<Int>()
 
-        init(host: String, range: Range<Int>) {
+        init(range: Range<Int>) {
             self.range = range
             self.offset = Int.random(in: 0..<range.count)
         }

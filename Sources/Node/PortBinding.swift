@@ -67,15 +67,8 @@ struct NodeSockets {
         }
     }
 
-    /// Closes both without reading them (the path for a failure between binding and the main loop).
-    func close() async {
-        await Self.close(gossip)
-        if let vote { await Self.close(vote) }
-    }
-
     /// Finishes the writer and closes the socket of a channel that will not be read.
     static func close(_ channel: UDPEndpoint.Channel) async {
         try? await channel.executeThenClose { _, _ in }
     }
 }
-

@@ -52,7 +52,8 @@ import Transport
                                                  datagramBytesMax: 1_024, attempts: 1, pauseMs: 1)
         #expect(sockets.gossip.channel.localAddress?.port == ports.0)
         #expect(sockets.vote?.channel.localAddress?.port == ports.1)
-        await sockets.close()
+        await NodeSockets.close(sockets.gossip)
+        if let vote = sockets.vote { await NodeSockets.close(vote) }
     }
 
     @Test func anErrorOtherThanInUseIsNotRetried() async throws {
