@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
-# Mixed versions from a shell script (INCIDENTS.md §2): restart one validator on a version-2 binary
-# under load and watch it stop on the first state root mismatch while the others go on; put it back
-# on version 1 but on another fork id and watch every peer refuse it at the handshake (log line and
-# /metrics counter); put it back on fork 0 and watch it re-execute its last block and catch up.
-# Run from the repository root after `swift build -c release` (or set FAULTLINE=.build/debug/faultline).
+# Mixed versions from a shell script (Topologies/README.md, "Mixed validator versions"): restart one validator on a
+# version-2 binary under load and watch it stop on the first state root mismatch while the others go on; put it back on
+# version 1 but on another fork id and watch every peer refuse it at the handshake (log line and /metrics counter); put
+# it back on fork 0 and watch it re-execute its last block and catch up. Run from the repository root after `swift build
+# -c release` (or set FAULTLINE=.build/debug/faultline).
 set -euo pipefail
 FAULTLINE=${FAULTLINE:-.build/release/faultline}
 NODE=${1:-v4}

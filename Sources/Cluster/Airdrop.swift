@@ -5,9 +5,9 @@ import Sodium
 import Synchronization
 import Wire
 
-/// An airdrop rush (INCIDENTS.md §3, Optimism 2022): claims from many distinct, fresh accounts, signed
-/// ahead of the burst on every core, then sent to the sequencer at a rate. The client counts the
-/// sequencer's answers by reason, as a wallet would show them.
+/// An airdrop rush (Topologies/README.md, "L2 sequencer", Optimism 2022): claims from many distinct, fresh accounts,
+/// signed ahead of the burst on every core, then sent to the sequencer at a rate. The client counts the sequencer's
+/// answers by reason, as a wallet would show them.
 public final class AirdropPool: Sendable {
     public let datagrams: [[UInt8]]
     /// Each claim's short id, as the sequencer's block events name it.

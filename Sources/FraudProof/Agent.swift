@@ -1,8 +1,8 @@
 import Sodium
 import Wire
 
-/// How a party to disputes behaves (INCIDENTS.md §4): honest, or one of the lies the game must defeat.
-/// Selectable per node; the same strategies drive the property tests.
+/// How a party to disputes behaves (Topologies/README.md, "Fraud proofs"): honest, or one of the lies the game must
+/// defeat. Selectable per node; the same strategies drive the property tests.
 public enum Strategy: Sendable, Equatable, CustomStringConvertible {
     /// Executes truly and plays every move.
     case honest

@@ -3,7 +3,7 @@ import Wire
 
 /// The bisection game between a proposer (who asserted a state root with a trace commitment) and one
 /// challenger (who disputes it with its own commitment), as every L1 validator executes it
-/// (INCIDENTS.md §4). Pure: the L1 height arrives with every input.
+/// (Topologies/README.md, "Fraud proofs"). Pure: the L1 height arrives with every input.
 ///
 /// Both traces start from the same agreed state and have the same padded length L (a power of two).
 /// The disputed range [low, high] starts as [0, L]: agreed at `low`, disagreed at `high`. Each

@@ -1,10 +1,10 @@
 import Sodium
 import Wire
 
-/// The proposer's claim about one batch (INCIDENTS.md §4): executing the batch's input from the state
-/// its parent assertion claims ends at `root`, along a trace whose Merkle root is `commitment`.
-/// `endProof` proves the last leaf (the halted state on `root`) against the commitment, so a game can
-/// open on it without the proposer's help.
+/// The proposer's claim about one batch (Topologies/README.md, "Fraud proofs"): executing the batch's input from the
+/// state its parent assertion claims ends at `root`, along a trace whose Merkle root is `commitment`. `endProof` proves
+/// the last leaf (the halted state on `root`) against the commitment, so a game can open on it without the proposer's
+/// help.
 public struct Assertion: WireCodable, Equatable, Sendable {
     public var batch: UInt64
     /// The assertion for the batch before (zero: the L2 genesis).

@@ -1,10 +1,10 @@
 import Sodium
 import Wire
 
-/// The step machine for L2 execution (INCIDENTS.md §4): the L2 transaction rules cut into steps that
-/// each touch at most one account, so L1 can execute any single step from a small proof. The ledger
-/// applies L2 transactions through the same phase functions (`Machine.transfer`, `Machine.claim`), so
-/// there is one definition of the rules, stepped or not. Pure.
+/// The step machine for L2 execution (Topologies/README.md, "Fraud proofs"): the L2 transaction rules cut into steps
+/// that each touch at most one account, so L1 can execute any single step from a small proof. The ledger applies L2
+/// transactions through the same phase functions (`Machine.transfer`, `Machine.claim`), so there is one definition of
+/// the rules, stepped or not. Pure.
 ///
 /// A batch's input is a list of items: each L2 block's transactions, then a seal with its height. A
 /// transaction takes exactly `stepsPerTransaction` steps (phases 0–4; phases with nothing to do, or

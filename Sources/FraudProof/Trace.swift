@@ -1,7 +1,7 @@
 import Sodium
 import Wire
 
-/// An execution trace as the dispute game sees it (INCIDENTS.md §4): the hash of the agreed start
+/// An execution trace as the dispute game sees it (Topologies/README.md, "Fraud proofs"): the hash of the agreed start
 /// state, then the hash after each step. A halted machine is a fixed point, so the trace is padded
 /// to a power of two with its last hash; the commitment is the Merkle root over the post-step
 /// hashes (leaf i is the state after step i + 1). Pure.

@@ -98,7 +98,7 @@ public struct Settlement: Sendable, Equatable {
     public var refunded: UInt64
 }
 
-/// The dispute contract's state inside the L1 ledger (INCIDENTS.md §4): batches as machine input,
+/// The dispute contract's state inside the L1 ledger (Topologies/README.md, "Fraud proofs"): batches as machine input,
 /// assertions, games, bonds held and burned. Its digest is part of the L1 state root, so every
 /// validator replaying L1 reaches the same dispute state.
 public struct Disputes: Sendable {

@@ -2,13 +2,12 @@ import FraudProof
 import Sodium
 import Wire
 
-/// The dispute contract's rules (INCIDENTS.md §4), executed by every validator as part of L1 blocks:
-/// batches become machine input when their last chunk lands; the sequencer asserts each batch's end
-/// root with a bond; anyone challenges within the window with a bond; each challenge is a bisection
-/// game with chess clocks in L1 blocks, all games against an assertion running in parallel; the loser's
-/// bond goes half to the winner and half is burned; an assertion is confirmed once its window has
-/// passed, every game against it is over and its parent is confirmed; a defeated assertion is removed
-/// with every assertion built on it.
+/// The dispute contract's rules (Topologies/README.md, "Fraud proofs"), executed by every validator as part of L1
+/// blocks: batches become machine input when their last chunk lands; the sequencer asserts each batch's end root with a
+/// bond; anyone challenges within the window with a bond; each challenge is a bisection game with chess clocks in L1
+/// blocks, all games against an assertion running in parallel; the loser's bond goes half to the winner and half is
+/// burned; an assertion is confirmed once its window has passed, every game against it is over and its parent is
+/// confirmed; a defeated assertion is removed with every assertion built on it.
 extension Ledger {
     /// Takes a chunk the inbox recorded: a batch it completes becomes machine input, if well formed.
     mutating func recordDisputeChunk(_ chunk: BatchChunk, l1Height: UInt64) {

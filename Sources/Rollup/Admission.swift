@@ -2,8 +2,8 @@ import DequeModule
 import Sodium
 import Wire
 
-/// The sequencer's front door (INCIDENTS.md §3): which L2 transactions enter the ingest queue, and in
-/// what order they leave it for L2 blocks. Pure: time arrives as an argument.
+/// The sequencer's front door (Topologies/README.md, "L2 sequencer"): which L2 transactions enter the ingest queue, and
+/// in what order they leave it for L2 blocks. Pure: time arrives as an argument.
 ///
 /// Every refusal has a reason the sender is told: `queue_full` (the queue is at its bound),
 /// `rate_limited` (this sender's token bucket is empty), `underpriced` (the fee is below the base

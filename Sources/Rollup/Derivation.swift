@@ -3,11 +3,11 @@ import Ledger
 import Sodium
 import Wire
 
-/// Derivation: the L2 chain computed from L1 alone (INCIDENTS.md §3). Fed every committed L1 block's
-/// inbox items in order; assembles the sequencer's batches from their chunks, checks and executes
-/// each L2 block, compares its root with the one the sequencer claimed, and, when a forced
-/// transaction has waited `forcedInclusionBlocks` L1 blocks without being included, builds an L2
-/// block with it itself. Every replica (and the sequencer after a restart) gets the same chain. Pure.
+/// Derivation: the L2 chain computed from L1 alone (Topologies/README.md, "L2 sequencer"). Fed every committed L1
+/// block's inbox items in order; assembles the sequencer's batches from their chunks, checks and executes each L2
+/// block, compares its root with the one the sequencer claimed, and, when a forced transaction has waited
+/// `forcedInclusionBlocks` L1 blocks without being included, builds an L2 block with it itself. Every replica (and the
+/// sequencer after a restart) gets the same chain. Pure.
 public enum Derivation {
     public enum Event: Sendable, Equatable {
         /// An L2 block from a batch; `claimedRoot` is the sequencer's, `computedRoot` ours.

@@ -3,7 +3,7 @@ import Ledger
 import Sodium
 import Wire
 
-/// A node's part in the dispute game (INCIDENTS.md §4), as a pure instance fed every L1 block's
+/// A node's part in the dispute game (Topologies/README.md, "Fraud proofs"), as a pure instance fed every L1 block's
 /// dispute events and the contract's state after it:
 /// - the proposer (in the sequencer) executes each batch L1 records, asserts its end root with the
 ///   trace commitment, and answers every challenge; if one of its assertions is defeated it takes the

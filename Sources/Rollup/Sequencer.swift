@@ -3,9 +3,9 @@ import Ledger
 import Sodium
 import Wire
 
-/// The sequencer (INCIDENTS.md §3): admission into a queue, L2 blocks from the queue, and the batch
-/// poster that puts the blocks on L1 as chunks and re-sends what L1 has not taken. Pure: time, the
-/// L1 height and the inbox's progress arrive as arguments; blocks and chunks leave as values.
+/// The sequencer (Topologies/README.md, "L2 sequencer"): admission into a queue, L2 blocks from the queue, and the
+/// batch poster that puts the blocks on L1 as chunks and re-sends what L1 has not taken. Pure: time, the L1 height and
+/// the inbox's progress arrive as arguments; blocks and chunks leave as values.
 ///
 /// The backlog is everything produced and not yet taken by L1: blocks not batched yet plus chunks in
 /// flight, in bytes. The naive poster re-sends every chunk in flight each `resendMs`, so a stalled L1

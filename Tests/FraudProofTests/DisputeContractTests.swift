@@ -5,10 +5,10 @@ import Testing
 import Wire
 @testable import FraudProof
 
-/// The dispute contract inside the L1 ledger (INCIDENTS.md §4), driven by signed L1 transactions from
-/// the agents' strategies: the honest side wins every game in exactly log2(L) bisections plus one
-/// one-step proof or one timeout, bonds settle and are conserved, moves out of turn, late, by strangers
-/// or with forged proofs are refused, and two validators' ledgers agree on every root.
+/// The dispute contract inside the L1 ledger (Topologies/README.md, "Fraud proofs"), driven by signed L1 transactions
+/// from the agents' strategies: the honest side wins every game in exactly log2(L) bisections plus one one-step proof
+/// or one timeout, bonds settle and are conserved, moves out of turn, late, by strangers or with forged proofs are
+/// refused, and two validators' ledgers agree on every root.
 @Suite struct DisputeContractTests {
     typealias H = ContractHarness
 

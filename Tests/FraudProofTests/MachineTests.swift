@@ -6,7 +6,7 @@ import Wire
 @testable import FraudProof
 
 /// The step machine against the ledger, its one-step proofs against its traces, and the bisection game
-/// played with it: the properties of INCIDENTS.md §4 with real transactions, roots and witnesses.
+/// played with it: the properties of Topologies/README.md, "Fraud proofs" with real transactions, roots and witnesses.
 @Suite struct MachineTests {
     static let chainId = "machine-test"
     static let sequencer = SigningKey(label: "sequencer")
