@@ -145,6 +145,7 @@ let package = Package(
             dependencies: [
                 "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC",
                 .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
             ]
         ),

@@ -327,21 +327,22 @@ enum PortAllocator {
         let fd = socket(v6 ? AF_INET6 : AF_INET, Int32(type.rawValue), 0)
         guard fd >= 0 else { throw RunError("socket(): \(String(cString: strerror(errno)))") }
         defer { close(fd) }
+        func binds<Address>(_ address: Address) -> Bool {
+            withUnsafePointer(to: address) {
+                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<Address>.size)) }
+            } == 0
+        }
         if v6 {
             var address = sockaddr_in6()
             address.sin6_family = sa_family_t(AF_INET6)
             address.sin6_port = UInt16(port).bigEndian
-            guard inet_pton(AF_INET6, host, &address.sin6_addr) == 1 else { throw RunError("host \(host) is not an address") }
-            return withUnsafePointer(to: &address) {
-                $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in6>.size)) }
-            } == 0
+            if inet_pton(AF_INET6, host, &address.sin6_addr) == 1 { return binds(address) }
+        } else {
+            var address = sockaddr_in()
+            address.sin_family = sa_family_t(AF_INET)
+            address.sin_port = UInt16(port).bigEndian
+            if inet_pton(AF_INET, host, &address.sin_addr) == 1 { return binds(address) }
         }
-        var address = sockaddr_in()
-        address.sin_family = sa_family_t(AF_INET)
-        address.sin_port = UInt16(port).bigEndian
-        guard inet_pton(AF_INET, host, &address.sin_addr) == 1 else { throw RunError("host \(host) is not an address") }
-        return withUnsafePointer(to: &address) {
-            $0.withMemoryRebound(to: sockaddr.self, capacity: 1) { bind(fd, $0, socklen_t(MemoryLayout<sockaddr_in>.size)) }
-        } == 0
+        throw RunError("host \(host) is not an address")
     }
 }

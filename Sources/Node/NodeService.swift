@@ -103,6 +103,9 @@ public struct NodeService: Service {
         let (userEdge, voteEdge) = makeEdges(shell: shell, config: config, inbox: inbox, queueDepth: queueDepth,
                                              voteDepth: voteDepth, logger: logger)
         let interval = config.limits.statusIntervalMs
+        let eventLoopLateness = EventLoopLateness(loop: udp.channel.eventLoop, intervalMs: interval, clock: clock)
+        shell.eventLoopLateness = eventLoopLateness
+        defer { eventLoopLateness.cancel() }
         try await withGracefulShutdownHandler {
             try await udp.executeThenClose { inbound, outbound in
                 try await withThrowingTaskGroup(of: Void.self) { group in

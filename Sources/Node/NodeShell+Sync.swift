@@ -9,7 +9,9 @@ import Wire
 extension NodeShell {
     func onTick() {
         servedThisTick = 0
-        noteTickLateness()
+        // Ticks are due every `statusIntervalMs`: their lateness is how late the host ran this node's timers
+        // and main loop (CPU starved, or the process paused).
+        tickLateness.note(wallMs: clock())
         if let rollup {
             rollup.startSequencingIfReady(shell: self)
             rollup.sample(shell: self, now: clock())
@@ -43,18 +45,6 @@ extension NodeShell {
         events.write("votes_only", timeMs: now, [("on", .bool(turnOn))])
     }
 
-    /// Ticks are due every `statusIntervalMs`; the time past that between two arrivals is how late the
-    /// host ran this node's timers and main loop (CPU starved, or the process paused). `clock()` is wall
-    /// time without the injected skew, so a clock-skew fault does not read as lateness.
-    func noteTickLateness() {
-        let wall = clock()
-        if let last = lastTickWallMs, tickLateMs.count < NodeShell.tickLateSamplesMax {
-            let gap = wall > last ? wall - last : 0
-            tickLateMs.append(gap > config.limits.statusIntervalMs ? gap - config.limits.statusIntervalMs : 0)
-        }
-        lastTickWallMs = wall
-    }
-
     /// Once a second: vote queueing delay, timer lateness, memory, queue lengths and kernel socket drops.
     func logSample() {
         let now = clock()
@@ -62,8 +52,7 @@ extension NodeShell {
         lastSampleMs = now
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
-        let late = tickLateMs.sorted()
-        tickLateMs.removeAll(keepingCapacity: true)
+        let late = (tickLateness.drain() + (eventLoopLateness?.drain() ?? [])).sorted()
         var fields: [(String, JSONValue)] = [
             ("timerLateP99Ms", .uint(late.sampledPercentile(0.99))), ("timerLateMaxMs", .uint(late.last ?? 0)),
             ("votes", .uint(UInt64(delays.count))), ("voteDelayP50Ms", .uint(delays.sampledPercentile(0.5))),

@@ -155,10 +155,9 @@ final class NodeShell {
     static let voteDelaySamplesMax = 20_000
     var lastSampleMs: UInt64 = 0
     /// Host health: how late each tick reached the main loop (timer wake-up plus the queue in front of
-    /// it) since the last sample, and when the last one arrived (unskewed wall time).
-    var tickLateMs: [UInt64] = []
-    var lastTickWallMs: UInt64?
-    static let tickLateSamplesMax = 1_024
+    /// it), and how late the network event loop ran its own timer, since the last sample.
+    lazy var tickLateness = TickLateness(intervalMs: config.limits.statusIntervalMs)
+    var eventLoopLateness: EventLoopLateness?
     /// The main loop's queue lengths (urgent, bulk), set before each input.
     var queueLengths = (urgent: 0, bulk: 0)
     /// Local UDP ports, to read the kernel's receive-drop counters.

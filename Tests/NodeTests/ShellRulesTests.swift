@@ -1,6 +1,8 @@
 import Foundation
 import Ledger
 import Logging
+import NIOEmbedded
+import Synchronization
 import Sodium
 import Testing
 import Wire
@@ -264,6 +266,39 @@ import Wire
     ])
     func nearestRank(samples: [UInt64], quantile: Double, expected: UInt64) {
         #expect(samples.sampledPercentile(quantile) == expected)
+    }
+}
+
+/// Timer lateness, the host-health figure: for the main loop's ticks and for the network event loop's timer.
+@Suite struct TickLatenessTests {
+    @Test func eachArrivalCountsTheTimePastItsIntervalAndADrainEmpties() {
+        var lateness = TickLateness(intervalMs: 100)
+        for wall in [1_000, 1_100, 1_350, 1_420, 1_520] as [UInt64] { lateness.note(wallMs: wall) }
+        #expect(lateness.drain() == [0, 150, 0, 0])  // the first arrival only starts the count
+        #expect(lateness.drain().isEmpty)
+        lateness.note(wallMs: 3_620)
+        #expect(lateness.drain() == [2_000])  // a two-second stall shows on the next arrival
+    }
+
+    @Test func samplesAreBoundedBetweenDrains() {
+        var lateness = TickLateness(intervalMs: 10)
+        for step in 0...UInt64(TickLateness.samplesMax + 50) { lateness.note(wallMs: step * 10) }
+        #expect(lateness.drain().count == TickLateness.samplesMax)
+    }
+
+    /// The event loop's timer: a loop that ran its 100 ms timer 300 ms late shows it.
+    @Test func theEventLoopsTimerReportsHowLateTheLoopRanIt() async throws {
+        let loop = EmbeddedEventLoop()
+        let wall = Mutex<UInt64>(0)
+        let lateness = EventLoopLateness(loop: loop, intervalMs: 100, clock: { wall.withLock { $0 } })
+        for late in [0, 0, 300, 0] as [UInt64] {
+            wall.withLock { $0 += 100 + late }
+            loop.advanceTime(by: .milliseconds(100))
+        }
+        #expect(lateness.drain() == [0, 300, 0])
+        lateness.cancel()
+        loop.advanceTime(by: .milliseconds(500))
+        #expect(lateness.drain().isEmpty)
     }
 }
 
