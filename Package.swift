@@ -36,7 +36,10 @@ let package = Package(
             name: "Ledger",
             dependencies: ["Wire", "Sodium", "FraudProof", .product(name: "DequeModule", package: "swift-collections")]
         ),
-        .target(name: "Consensus", dependencies: ["Ledger", "Wire", .product(name: "DequeModule", package: "swift-collections")]),
+        .target(
+            name: "Consensus",
+            dependencies: ["Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
+        ),
         .target(
             name: "Rollup",
             dependencies: ["Ledger", "FraudProof", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
@@ -66,7 +69,7 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "Transport", "RPC", "RPCClient",
+                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "FraudProof", "Transport", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -104,7 +107,8 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Simulation", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium", "RPC",
+                "Cluster", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium",
+                "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -132,12 +136,12 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Cluster", "Liveness", "Ledger", "RPC", "RPCClient",
+                "Cluster", "Liveness", "Ledger", "RPC", "RPCClient", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
-        .testTarget(name: "LivenessTests", dependencies: ["Liveness"]),
+        .testTarget(name: "LivenessTests", dependencies: ["Liveness", "Wire"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Cluster", "Liveness", "Consensus", "Wire"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(
@@ -155,6 +159,7 @@ let package = Package(
                 "Cluster", "Liveness", "Wire", "Sodium", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ]
         ),
     ],
