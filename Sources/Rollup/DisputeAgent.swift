@@ -80,7 +80,7 @@ public enum DisputeAgent {
         /// unless `live`: while replaying stored blocks the contract state is not the current one).
         /// `tipHeight` is the highest L1 height this node has heard the chain reach (its peers' heights;
         /// `height` or less when it knows of none higher).
-        public mutating func onL1Block(height: UInt64, tipHeight: UInt64 = 0, events: [DisputeEvent],
+        public mutating func onL1Block(height: UInt64, tipHeight: UInt64, events: [DisputeEvent],
                                        disputes: Disputes, identities: [PublicKey], live: Bool) -> [Action] {
             var actions: [Action] = []
             for event in events { take(event) }
