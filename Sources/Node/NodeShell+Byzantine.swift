@@ -1,5 +1,5 @@
 import Consensus
-import DequeModule
+import Transport
 import Ledger
 import Sodium
 import Wire
@@ -12,19 +12,12 @@ import Wire
 /// second vote or proposal to half the peers, a wrong state root, votes kept back, old or foreign or
 /// out-of-range messages), so every lie is one an honest core must survive.
 extension NodeShell {
-    static let evidenceReportedMax = 4_096
-    static let replayPoolMax = 512
-    /// Messages a flooding or replaying node sends per tick.
-    static let byzantineMessagesPerTick = 50
-
     // MARK: evidence
 
     /// Reports an equivocation the core detected: one evidence transaction per offence from this node.
     func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
         let key = evidence.key
-        guard ledger.evidence(for: key) == nil, !evidenceReported.contains(key) else { return }
-        if evidenceReported.count >= NodeShell.evidenceReportedMax { evidenceReported.removeAll() }
-        evidenceReported.insert(key)
+        guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
         events.write("evidence", timeMs: clock(), [
             ("offender", .string(validatorName(evidence.validator))), ("height", .uint(key.height)),
             ("round", .uint(UInt64(key.round))), ("vote", .string(key.kind.description)),
@@ -76,105 +69,71 @@ extension NodeShell {
     // MARK: byzantine behaviour
 
     func setByzantine(_ modes: [ByzantineMode]) {
-        byzantine = Set(modes)
-        replayPool.removeAll()
+        replica.setByzantine(modes)
         logger.notice("byzantine modes now: \(modes.isEmpty ? "none" : modes.map(\.rawValue).joined(separator: ", "))")
         events.write("byzantine", timeMs: clock(), [("modes", .array(modes.map { .string($0.rawValue) }))])
         events.flush()
     }
 
-    /// Sends our own vote: to everyone, to no one (withheld), or a different vote to every other peer.
+    /// Peers in the order a lying node splits them.
+    private var peersByName: [Peer] { peers.values.sorted { $0.name < $1.name } }
+
+    /// Sends our own vote as the replica core plans it: to everyone, to no one (withheld), or a different
+    /// vote to every other peer.
     func sendOwnVote(_ envelope: Envelope, _ type: Tendermint.VoteType, _ vote: Vote) {
-        if byzantine.contains(.withholdVotes) {
-            byzantineSent["withheld_vote", default: 0] += 1
-            return
-        }
-        guard byzantine.contains(.equivocate) else {
+        switch replica.planOwnVote(vote) {
+        case .honest:
             broadcast(envelope)
-            return
-        }
-        let otherId: Bytes32? = vote.blockId == nil
-            ? Blake2b.hash(Array("faultline/equivocate/\(vote.height)/\(vote.round)".utf8)) : nil
-        let other = sign(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
-        byzantineSent["equivocating_vote", default: 0] += 1
-        for (index, peer) in peers.values.sorted(by: { $0.name < $1.name }).enumerated() {
-            send(index % 2 == 0 ? envelope : other, to: peer)
+        case .withhold:
+            break
+        case .equivocate(let otherId):
+            let other = sign(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
+            let (first, second) = Replica.halves(peersByName)
+            for peer in first { send(envelope, to: peer) }
+            for peer in second { send(other, to: peer) }
         }
     }
 
-    /// Sends our proposal and its parts: honestly, or with broken parts, or a second proposal for the
-    /// same round (the same transactions a millisecond later) to every other peer.
+    /// Sends our proposal and its parts as the replica core plans it: honestly, with broken parts, or a
+    /// second proposal for the same round to every other peer.
     func sendOwnProposal(_ envelopes: [Envelope], block: Block, height: UInt64, round: UInt32, polRound: Int32) {
-        if byzantine.contains(.badParts) {
-            byzantineSent["bad_parts", default: 0] += 1
+        switch replica.planOwnProposal(block) {
+        case .honest:
+            replica.proposed(envelopes)
+            for envelope in envelopes { broadcast(envelope) }
+        case .badParts:
             let broken = envelopes.map { envelope -> Envelope in
                 guard envelope.kind == .blockPart, var part = try? BlockPart(decoding: envelope.payload),
                       !part.part.data.isEmpty else { return envelope }
                 part.part.data[0] ^= 0xFF
                 return sign(.blockPart, part)
             }
+            replica.proposed(broken)
             for envelope in broken { broadcast(envelope) }
-            return
-        }
-        guard byzantine.contains(.doublePropose) else {
-            for envelope in envelopes { broadcast(envelope) }
-            return
-        }
-        var header = block.header
-        header.timeMs += 1
-        let twin = Block(header: header, txs: block.txs)
-        let (root, parts) = PartSet.split(twin.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
-                                          fixedOverhead: Envelope.overheadBytes + 12)
-        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: twin.id, partsRoot: root,
-                                partCount: UInt16(parts.count), blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
-        recordSigned(.proposal, height: height, round: round, value: twin.id)
-        let others = [sign(.proposal, proposal)] + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
-        byzantineSent["double_proposal", default: 0] += 1
-        for (index, peer) in peers.values.sorted(by: { $0.name < $1.name }).enumerated() {
-            for envelope in index % 2 == 0 ? envelopes : others { send(envelope, to: peer) }
+        case .double(let twin):
+            let (root, parts) = PartSet.split(twin.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
+                                              fixedOverhead: Envelope.overheadBytes + 12)
+            let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: twin.id, partsRoot: root,
+                                    partCount: UInt16(parts.count),
+                                    blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
+            recordSigned(.proposal, height: height, round: round, value: twin.id)
+            let others = [sign(.proposal, proposal)]
+                + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
+            replica.proposed(envelopes)
+            let (first, second) = Replica.halves(peersByName)
+            for peer in first { for envelope in envelopes { send(envelope, to: peer) } }
+            for peer in second { for envelope in others { send(envelope, to: peer) } }
         }
     }
 
-    /// The state root a proposal claims: ours, or (invalid_proposal) one that is wrong.
-    func claimedStateRoot(height: UInt64) -> Bytes32 {
-        guard byzantine.contains(.invalidProposal) else { return ledger.stateRoot }
-        byzantineSent["invalid_proposal", default: 0] += 1
-        return Blake2b.hash(Array("faultline/invalid-root/\(height)".utf8))
-    }
-
-    /// Keeps peers' consensus messages to replay later (only while replaying; bounded).
-    func keepForReplay(_ envelope: Envelope) {
-        guard byzantine.contains(.replay) else { return }
-        replayPool.append(envelope)
-        if replayPool.count > NodeShell.replayPoolMax { replayPool.removeFirst() }
-    }
-
-    /// Once per tick: the floods and replays this node is told to send.
+    /// Once per tick: the floods and replays the replica core plans for a byzantine node.
     func misbehaveOnTick() {
-        guard !byzantine.isEmpty, myIndex != nil else { return }
-        let count = NodeShell.byzantineMessagesPerTick
-        let height = consensus.height
-        if byzantine.contains(.replay) {
-            let old = replayPool.filter { envelope in
-                guard let vote = try? Vote(decoding: envelope.payload) else { return true }
-                return vote.height < height
-            }
-            for envelope in old.prefix(count) { broadcast(envelope) }
-            byzantineSent["replayed", default: 0] += min(count, old.count)
-        }
-        if byzantine.contains(.otherChain) {
-            let foreign = Domain(chainId: config.chainId + "/other", forkId: config.forkId)
-            for index in 0..<count {
-                let vote = Vote(height: height, round: UInt32(floodCounter &+ UInt32(index)), blockId: nil)
-                broadcast(Envelope(kind: .prevote, payload: vote.encoded, domain: foreign, key: key))
-            }
-            byzantineSent["other_chain", default: 0] += count
-        }
-        for (mode, vote) in ByzantineMode.floodVotes(byzantine, height: height, counter: floodCounter, count: count) {
-            broadcast(sign(.prevote, vote))
-            byzantineSent[mode.rawValue, default: 0] += 1
-        }
-        floodCounter &+= UInt32(count)
+        guard myIndex != nil else { return }
+        let plan = replica.misbehaviour(height: consensus.height)
+        for envelope in plan.replays { broadcast(envelope) }
+        let foreign = Domain(chainId: config.chainId + "/other", forkId: config.forkId)
+        for vote in plan.otherChain { broadcast(Envelope(kind: .prevote, payload: vote.encoded, domain: foreign, key: key)) }
+        for vote in plan.floods { broadcast(sign(.prevote, vote)) }
     }
 }

@@ -28,10 +28,7 @@ extension NodeShell: ConsensusShell {
             let envelope = sign(type.kind, vote)
             recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
             sendOwnVote(envelope, type, vote)
-            lastVoteSentMs = clock()
-            ownVotes.append(envelope)
-            if ownVotes.count > NodeShell.ownVotesMax { ownVotes.removeFirst() }
-            if type == .prevote, ownPrevotes.count < NodeShell.ownPrevotesMax { ownPrevotes[vote.round] = envelope }
+            replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
             feedback.append(.vote(type, vote, from: myIndex!, signature: envelope.signature))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             timers(durationMs, .timeout(kind, height: height, round: round))
@@ -47,10 +44,7 @@ extension NodeShell: ConsensusShell {
         case .equivocation(let evidence):
             reportEquivocation(evidence)
         case .newHeight(let height):
-            heldVotes.clear(for: height)
-            ownVotes.removeAll()
-            ownPrevotes.removeAll()
-            ownProposal.removeAll()
+            replica.startedHeight(height, nowMs: clock())
             pending = pending.filter { $0.key.height >= height }
             earlyParts = earlyParts.filter { $0.key.height >= height }
             earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
@@ -100,7 +94,7 @@ extension NodeShell: ConsensusShell {
                 txsMax: config.limits.blockTxsMax, bytesMax: min(config.limits.blockBytesMax, Block.bytesMax - 1_000))
             let header = BlockHeader(
                 protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
-                previousBlockId: ledger.lastBlockId, stateRoot: claimedStateRoot(height: height), txRoot: Block.txRoot(txs),
+                previousBlockId: ledger.lastBlockId, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot), txRoot: Block.txRoot(txs),
                 txCount: UInt32(txs.count))
             let block = Block(header: header, txs: txs)
             known = KnownBlock(block: block, partsRoot: .zero, parts: [])
@@ -117,12 +111,10 @@ extension NodeShell: ConsensusShell {
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: known.block.id,
                                 partsRoot: known.partsRoot, partCount: UInt16(known.parts.count),
                                 blockBytes: UInt32(blockBytes))
-        ownProposal = [sign(.proposal, proposal)]
         recordSigned(.proposal, height: height, round: round, value: known.block.id)
-        for part in known.parts {
-            ownProposal.append(sign(.blockPart, BlockPart(height: height, round: round, part: part)))
-        }
-        sendOwnProposal(ownProposal, block: known.block, height: height, round: round, polRound: polRound)
+        let envelopes = [sign(.proposal, proposal)]
+            + known.parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
+        sendOwnProposal(envelopes, block: known.block, height: height, round: round, polRound: polRound)
         let key = ProposalKey(height: height, round: round)
         pending[key] = PendingProposal(
             proposal: proposal, from: myIndex!,
@@ -184,7 +176,7 @@ extension NodeShell: ConsensusShell {
         txsCommitted += UInt64(block.txs.count)
         let now = clock()
         lastCommitTimeMs = now
-        lastProgressMs = now
+        replica.committed(nowMs: now)
         updateVotesOnly()
         metrics.height.record(Int(block.header.height))
         metrics.blocksCommitted.increment()

@@ -50,15 +50,11 @@ extension NodeShell {
             // rather than at the next tick (with no pause after commits a height takes a few ms).
             if vote.height > consensus.height + 1 { requestMissingBlocks() }
             if vote.height >= consensus.height { relay(envelope) }
-            keepForReplay(envelope)
             let type: Tendermint.VoteType = envelope.kind == .prevote ? .prevote : .precommit
-            heldVotes.keep(envelope, type, value: vote.blockId, height: vote.height, round: vote.round, validator: from,
-                           currentHeight: consensus.height, currentRound: consensus.round)
+            replica.heardVote(envelope, type, vote, validator: from, at: (consensus.height, consensus.round))
             drive(.vote(type, vote, from: from, signature: envelope.signature))
         case .status(let status):
-            let isNew = peerHeights[envelope.sender] == nil
-            peerHeights[envelope.sender] = (status.committedHeight, clock())
-            if isNew {
+            if replica.heardStatus(envelope.sender, committed: status.committedHeight, nowMs: clock()) {
                 // A peer we had not heard from (just started, or restarted): answer at once.
                 send(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())),
                      toKey: envelope.sender)
@@ -79,8 +75,7 @@ extension NodeShell {
     /// What a verified vote says about its author: it has committed the height before the vote's.
     func notePeerHeight(_ peer: PublicKey, committed height: UInt64) {
         guard peers[peer] != nil else { return }
-        let known = peerHeights[peer]?.height ?? 0
-        peerHeights[peer] = (max(known, height), clock())
+        replica.heard(peer, committedAtLeast: height, nowMs: clock())
     }
 
     private func onProposal(_ proposal: Proposal, envelope: Envelope) {

@@ -99,9 +99,7 @@ extension NodeShell {
     func stop(_ reason: String, event: String, _ fields: [(String, JSONValue)]) {
         guard stopped == nil else { return }
         stopped = reason
-        ownVotes.removeAll()
-        ownPrevotes.removeAll()
-        ownProposal.removeAll()
+        replica.forgetOwnMessages()
         metrics.stopped.record(1)
         logger.critical("stopped: \(reason)")
         events.write(event, timeMs: clock(), fields + [("reason", .string(reason))])

@@ -17,8 +17,7 @@ extension NodeShell {
             rollup.sample(shell: self, now: clock())
         }
         resendHellos()
-        let now = clock()
-        if now - lastStatusMs >= gossipIntervalMs, now - lastVoteSentMs >= gossipIntervalMs { broadcastStatus() }
+        if replica.statusDue(nowMs: clock()) { broadcastStatus() }
         startConsensusIfReady()
         requestMissingBlocks()
         if stopped == nil { rebroadcastIfStalled() }
@@ -73,7 +72,7 @@ extension NodeShell {
         let snapshot = drops.snapshot
             + shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
             + mempoolRejected.sorted { $0.key < $1.key }.map { ("checktx_" + $0.key, $0.value) }
-            + consensusRejects + byzantineSent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
+            + consensusRejects + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }
         lastDropsLogMs = now
@@ -83,20 +82,13 @@ extension NodeShell {
     }
 
     /// The highest committed height a peer has told this node of (0 before any status).
-    var bestPeerHeight: UInt64 { peerHeights.values.map(\.height).max() ?? 0 }
+    var bestPeerHeight: UInt64 { replica.bestPeerHeight }
 
     func requestMissingBlocks() {
         guard stopped == nil else { return }
         let now = clock()
-        let best = bestPeerHeight
-        guard best > store.height else { return }
-        syncRequested = syncRequested.filter { $0.key > store.height && now - $0.value < NodeShell.syncRetryMs }
-        let upper = min(best, store.height + NodeShell.syncWindow)
-        for height in (store.height + 1)...upper where syncRequested[height] == nil {
-            let holders = peerHeights.filter { $0.value.height >= height && now - $0.value.seenMs < max(5_000, peerSeenWindowMs) }.map(\.key)
-            guard let holder = holders.randomElement(), peers[holder] != nil else { continue }
+        for (height, holder) in replica.syncRequests(storeHeight: store.height, nowMs: now, rng: &rng) {
             send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), toKey: holder)
-            syncRequested[height] = now
         }
     }
 
@@ -107,9 +99,8 @@ extension NodeShell {
     /// light load with no pause after commits) whenever it proposed the next height.
     func fetchBlockDecidedElsewhere() {
         guard let decided = consensus.decidedElsewhere else { return }
-        for index in decided.signers where index != myIndex {
-            notePeerHeight(validators.members[index].publicKey, committed: consensus.height)
-        }
+        let signers = decided.signers.filter { $0 != myIndex }.map { validators.members[$0].publicKey }
+        replica.decidedElsewhere(height: consensus.height, signers: signers.filter { peers[$0] != nil }, nowMs: clock())
         requestMissingBlocks()
     }
 
@@ -151,7 +142,7 @@ extension NodeShell {
     }
 
     private func inSyncWindow(_ height: UInt64) -> Bool {
-        height > store.height && height <= store.height + 2 * NodeShell.syncWindow
+        height > store.height && height <= store.height + 2 * Replica.Settings.syncWindow
     }
 
     /// Parts of a committed block, from any peer: one assembly per root (a lying peer's root cannot

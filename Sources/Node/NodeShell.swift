@@ -62,9 +62,7 @@ final class NodeShell {
     }
 
     static let earlyPartsMax = 8_192
-    static let syncWindow: UInt64 = 4
     static let syncRootsPerHeightMax = 4
-    static let syncRetryMs: UInt64 = 300
     static let syncServePerTickMax = 32
 
     let config: NodeConfig
@@ -98,8 +96,11 @@ final class NodeShell {
     var earlyParts: [ProposalKey: [(BlockPart, Envelope)]] = [:]
     var earlyPartCount = 0
     var knownBlocks: [Bytes32: KnownBlock] = [:]
-    var peerHeights: [PublicKey: (height: UInt64, seenMs: UInt64)] = [:]
-    var syncRequested: [UInt64: UInt64] = [:]   // height -> sent at (ms)
+    /// The replica core: this height's message memory, stall re-sends, peers' heights and sync requests,
+    /// relay targets, reported offences and byzantine plans (shared with the simulator).
+    var replica: Replica.Instance<Envelope, PublicKey>
+    /// The core's randomness (sync peers, relay targets), seeded from this node's key and start time.
+    var rng: SplitMix64
     var syncAssemblers: [UInt64: [Bytes32: PartSet.Assembler]] = [:]
     var syncBlocks: [UInt64: [Bytes32: Block]] = [:]
     var syncVotes: [UInt64: [SyncVoteKey: [Int: Bytes64]]] = [:]
@@ -108,38 +109,8 @@ final class NodeShell {
     var invalidProposalCount = 0
     /// Transactions refused at mempool admission (CheckTx), by reason.
     var mempoolRejected: [String: Int] = [:]
-    /// Our own consensus messages for the current height, re-sent while the height makes no progress
-    /// (Tendermint assumes eventual delivery; a peer that was down or partitioned missed them).
-    var ownVotes: [Envelope] = []
-    /// Our prevote of each round of the current height (bounded by `ownPrevotesMax`): a proposal
-    /// that re-proposes a value from round r needs round r's prevotes at every peer (Algorithm 1,
-    /// L28), long after `ownVotes` has moved on; while stalled we re-send the one it names.
-    var ownPrevotes: [UInt32: Envelope] = [:]
-    static let ownPrevotesMax = 256
-    /// Peers' signed votes of the current height, passed on while stalled (see `Tendermint.HeldVotes`).
-    var heldVotes = Tendermint.HeldVotes<Envelope>()
-    var rebroadcasts = 0
-    /// Offences this node has reported (one evidence transaction each; see NodeShell+Byzantine).
-    var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
     /// Peers' consensus input refused by the shell, by reason (the core counts its own).
     var shellRejects: [String: Int] = [:]
-    /// Misbehaviour switched on (empty for an honest node) and what it sent, by kind.
-    var byzantine: Set<ByzantineMode> = []
-    var byzantineSent: [String: Int] = [:]
-    var replayPool: Deque<Envelope> = []
-    var floodCounter: UInt32 = 0
-    var ownProposal: [Envelope] = []
-    var lastProgressMs: UInt64 = 0
-    var lastRebroadcastMs: UInt64 = 0
-    var lastStatusMs: UInt64 = 0
-    /// A vote for height h tells every peer this node committed h - 1, so while votes flow the
-    /// periodic status is skipped (at 100 validators statuses were half of all signature checks).
-    var lastVoteSentMs: UInt64 = 0
-    /// Per peer, added to the status and re-send interval: every node broadcasts to every peer, so
-    /// with N nodes the cluster's signature checks grow as N² / interval. Stretching the interval with
-    /// the peer count keeps each node's checks for these near `statusIntervalMs` at three peers
-    /// (100 validators: one status a second, not ten; measured by `faultline bench`).
-    static let gossipIntervalPerPeerMs: UInt64 = 10
     var consensusStarted = false
     /// Non-zero while votes-only mode is on (read by the edges).
     let votesOnly = AtomicCounter()
@@ -168,7 +139,6 @@ final class NodeShell {
     let drops = DropCounters()
     var lastDropsLogged: [Int] = []
     var lastDropsLogMs: UInt64 = 0
-    static let ownVotesMax = 6
     var lastCommitTimeMs: UInt64 = 0
     let startedAtMs: UInt64
     /// The genesis's upgrade plans (checked).
@@ -212,6 +182,7 @@ final class NodeShell {
         self.clock = clock
         self.startedAtMs = clock()
         self.shaper = LinkShaper(seed: key.seed.storage.0 ^ UInt64(clock()))
+        self.rng = SplitMix64(seed: key.seed.storage.1 ^ UInt64(clock()))
         self.events = try EventLog(path: eventsPath, node: config.name)
         self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
         var peerTable: [PublicKey: Peer] = [:]
@@ -232,6 +203,10 @@ final class NodeShell {
             }
         }
         self.peers = peerTable
+        self.replica = Replica.Instance(
+            settings: Replica.Settings(statusIntervalMs: config.limits.statusIntervalMs, peerCount: peerTable.count,
+                                       relayFanout: config.limits.gossipRelayFanout),
+            nowMs: clock())
         self.twins = twinTable
         self.peerByName = Dictionary(uniqueKeysWithValues: (Array(peerTable.values) + twinTable.values.flatMap { $0 })
             .map { ($0.name, $0) })
@@ -329,7 +304,7 @@ final class NodeShell {
 
     func startConsensusIfReady() {
         guard !consensusStarted else { return }
-        let heard = Set(peerHeights.keys).union([key.publicKey])
+        let heard = Set(replica.peerHeights.keys).union([key.publicKey])
         let stake = heard.compactMap { validators.index(of: $0) }.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
         guard validators.isQuorum(stake) || clock() - startedAtMs >= NodeShell.startWaitMaxMs else { return }
         startConsensusNow()
@@ -338,7 +313,7 @@ final class NodeShell {
     func startConsensusNow() {
         guard !consensusStarted, stopped == nil else { return }
         consensusStarted = true
-        lastProgressMs = clock()
+        replica.committed(nowMs: clock())
         drive(.start)
         resendVoteSignedBeforeRestart()
     }
@@ -352,7 +327,7 @@ final class NodeShell {
               vote.height == state.height, vote.round == state.round else { return }
         let envelope = sign(kind, vote)
         recordSigned(kind, height: vote.height, round: vote.round, value: vote.blockId)
-        ownVotes.append(envelope)
+        replica.signedVote(envelope, kind == .prevote ? .prevote : .precommit, round: vote.round, nowMs: clock())
         broadcast(envelope)
         events.write("vote_restored", timeMs: clock(), [
             ("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))), ("kind", .string(kind.description)),
@@ -360,16 +335,8 @@ final class NodeShell {
         drive(.vote(kind == .prevote ? .prevote : .precommit, vote, from: index, signature: envelope.signature))
     }
 
-    /// How often this node announces its status and re-sends a stalled height's messages.
-    var gossipIntervalMs: UInt64 {
-        max(config.limits.statusIntervalMs, UInt64(peers.count) * NodeShell.gossipIntervalPerPeerMs)
-    }
-
-    /// A peer counts as up while its last status is this recent.
-    var peerSeenWindowMs: UInt64 { max(2_000, 3 * gossipIntervalMs) }
-
     func broadcastStatus() {
-        lastStatusMs = clock()
+        replica.sentStatus(nowMs: clock())
         broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
     }
 
@@ -427,7 +394,7 @@ final class NodeShell {
             name: config.name, role: config.role, version: FaultlineVersion.string,
             protocolVersion: config.protocolVersion, height: store.height, consensusHeight: consensus.height,
             round: consensus.round, step: consensus.step.description,
-            peers: peerHeights.values.filter { now - $0.seenMs < peerSeenWindowMs }.count, peersTotal: peers.count,
+            peers: replica.peersUp(nowMs: now), peersTotal: peers.count,
             mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
             lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
             txsCommitted: txsCommitted, startedAtMs: startedAtMs,
@@ -457,13 +424,13 @@ final class NodeShell {
             let entry = pending[key]!
             return "\(key.height)/\(key.round):\(entry.delivered ? "complete" : "\(entry.assembler.received)/\(entry.assembler.total)")"
         }.joined(separator: " ")
-        out["sync.requested"] = syncRequested.keys.sorted().map(String.init).joined(separator: " ")
+        out["sync.requested"] = replica.syncRequested.keys.sorted().map(String.init).joined(separator: " ")
         out["sync.blocks"] = syncBlocks.keys.sorted().map(String.init).joined(separator: " ")
         out["sync.votes"] = syncVotes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.values.map(\.count))" }
             .joined(separator: " ")
-        out["peers"] = peerHeights.map { "\(peers[$0.key]?.name ?? "?")@\($0.value.height)" }.sorted().joined(separator: " ")
+        out["peers"] = replica.peerHeights.map { "\(peers[$0.key]?.name ?? "?")@\($0.value.height)" }.sorted().joined(separator: " ")
         out["shaper.pending"] = "\(shaper.pendingCount)"
-        out["ownVotes"] = "\(ownVotes.count)"
+        out["ownVotes"] = "\(replica.ownVotes.count)"
         return out
     }
 
@@ -544,36 +511,27 @@ final class NodeShell {
         for peerKey in peers.keys where !except.contains(peerKey) { send(envelope, toKey: peerKey) }
     }
 
-    /// While no new height is committed, re-sends our proposal, its parts and our votes for the current
-    /// height every `stallMs`: a peer that lost some of them (loss, a partition, a restart) gets them
-    /// again; peers that have them drop the copies before verification.
+    /// Performs what the replica core plans to send.
+    func perform(_ sends: [Replica.Send<Envelope, PublicKey>]) {
+        for planned in sends {
+            switch planned {
+            case .everyone(let envelope): broadcast(envelope)
+            case .everyoneBut(let envelope, let validator):
+                broadcast(envelope, except: [validators.members[validator].publicKey])
+            case .peer(let envelope, let peer): send(envelope, toKey: peer)
+            }
+        }
+    }
+
+    /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
     func rebroadcastIfStalled() {
-        let now = clock()
-        // Twice the status interval in large clusters: at 100 validators a height takes about a second,
-        // and re-sending after one interval re-sent most votes to all 99 peers at every height.
-        let stallMs = max(config.limits.statusIntervalMs, 100, UInt64(peers.count) * 2 * NodeShell.gossipIntervalPerPeerMs)
-        guard now - lastProgressMs >= stallMs, now - lastRebroadcastMs >= stallMs else { return }
-        lastRebroadcastMs = now
-        for envelope in ownProposal + ownVotes { broadcast(envelope) }
-        // Like CometBFT's part gossip: every node holding the current round's block helps deliver it.
         let key = ProposalKey(height: consensus.height, round: consensus.round)
-        // A re-proposed value is only prevoted by peers that saw its proof-of-lock round's prevotes.
-        if let polRound = pending[key]?.proposal.polRound, polRound >= 0,
-           let prevote = ownPrevotes[UInt32(polRound)], !ownVotes.contains(prevote) {
-            broadcast(prevote)
+        let held = pending[key].map { entry in
+            Replica.Instance<Envelope, PublicKey>.HeldProposal(
+                polRound: entry.proposal.polRound, messages: entry.delivered ? entry.envelopes : nil, author: entry.from)
         }
-        if let entry = pending[key], entry.delivered, entry.from != myIndex {
-            let author = validators.members[entry.from].publicKey
-            for envelope in entry.envelopes { broadcast(envelope, except: [author]) }
-        }
-        // Peers' votes go to one peer per stall, in turn (to every peer at once would be N² per stall).
-        let peerKeys = peers.keys.sorted()
-        guard !peerKeys.isEmpty else { return }
-        let target = peerKeys[rebroadcasts % peerKeys.count]
-        rebroadcasts += 1
-        for envelope in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound) {
-            send(envelope, toKey: target)
-        }
+        perform(replica.stallResends(nowMs: clock(), step: consensus.step, round: consensus.round, me: myIndex,
+                                     proposal: held, peers: Array(peers.keys)))
     }
 
     func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {
@@ -582,10 +540,10 @@ final class NodeShell {
 
     /// Forwards a consensus message to a few random peers (epidemic gossip), when enabled.
     func relay(_ envelope: Envelope) {
-        let fanout = config.limits.gossipRelayFanout
-        guard fanout > 0 else { return }
-        let targets = peers.filter { $0.key != envelope.sender }.shuffled().prefix(fanout)
-        for (_, peer) in targets { send(envelope, to: peer) }
+        guard replica.settings.relayFanout > 0 else { return }
+        for peer in replica.relayTargets(peers.keys.filter { $0 != envelope.sender }, rng: &rng) {
+            send(envelope, to: peers[peer]!)
+        }
     }
 }
 

@@ -10,8 +10,8 @@ extension RollupShell {
     /// The readiness check before sequencing (the Base incident): the node must have heard from peers
     /// and caught up with L1, so the L2 chain it starts from is the one L1 has.
     func startSequencingIfReady(shell: NodeShell) {
-        guard role == .sequencer, sequencer == nil, halted == nil, !shell.peerHeights.isEmpty else { return }
-        let best = shell.peerHeights.values.map(\.height).max() ?? 0
+        guard role == .sequencer, sequencer == nil, halted == nil, !shell.replica.peerHeights.isEmpty else { return }
+        let best = shell.bestPeerHeight
         guard shell.store.height + 1 >= best, shell.clock() >= shell.startedAtMs + 500 else { return }
         let core = Sequencer.Instance(settings: sequencerSettings, derived: derivation.chain,
                                       nextSequence: shell.ledger.inbox.batchSequence,

@@ -7,56 +7,46 @@ import Wire
 /// core stays honest, the shell lies around it, so every lie is one an honest core must survive.
 extension SimNode {
     func setByzantine(_ modes: [ByzantineMode]) {
-        byzantine = Set(modes)
-        replayPool.removeAll()
+        replica.setByzantine(modes)
         log("byzantine", [("modes", .array(modes.map { .string($0.rawValue) }))])
     }
 
     /// Peers in name order, the order a lying node splits them in.
     private var peersByName: [Int] { world.peers(of: self).sorted { world.nodes[$0].name < world.nodes[$1].name } }
 
-    /// Our own vote: to everyone, to no one (withheld), or a different vote to every other peer.
+    /// Our own vote as the replica core plans it: to everyone, to no one (withheld), or a different vote
+    /// to every other peer.
     func sendOwnVote(_ type: Tendermint.VoteType, _ vote: Vote) {
         let message = SimMessage.vote(type, vote, from: me!, foreignChain: false)
-        ownVotes.append(message)
-        if ownVotes.count > SimNode.ownVotesMax { ownVotes.removeFirst() }
-        if type == .prevote, ownPrevotes.count < SimNode.ownPrevotesMax { ownPrevotes[vote.round] = message }
-        if byzantine.contains(.withholdVotes) {
-            byzantineSent["withheld_vote", default: 0] += 1
-            return
-        }
-        guard byzantine.contains(.equivocate) else {
+        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
+        switch replica.planOwnVote(vote) {
+        case .honest:
             world.broadcast(from: self, message)
-            return
-        }
-        let otherId: Bytes32? = vote.blockId == nil
-            ? Blake2b.hash(Array("faultline/equivocate/\(vote.height)/\(vote.round)".utf8)) : nil
-        let other = SimMessage.vote(type, Vote(height: vote.height, round: vote.round, blockId: otherId), from: me!,
-                                    foreignChain: false)
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
-        byzantineSent["equivocating_vote", default: 0] += 1
-        for (index, peer) in peersByName.enumerated() {
-            world.send(from: self, toSlot: peer, index % 2 == 0 ? message : other)
+        case .withhold:
+            break
+        case .equivocate(let otherId):
+            let other = SimMessage.vote(type, Vote(height: vote.height, round: vote.round, blockId: otherId), from: me!,
+                                        foreignChain: false)
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
+            let (first, second) = Replica.halves(peersByName)
+            for peer in first { world.send(from: self, toSlot: peer, message) }
+            for peer in second { world.send(from: self, toSlot: peer, other) }
         }
     }
 
-    /// Our proposal and its block: honestly, with broken parts, or a second proposal for the same
-    /// round (the same transactions a millisecond later) to every other peer.
+    /// Our proposal and its block as the replica core plans it: honestly, with broken parts, or a second
+    /// proposal for the same round to every other peer.
     func sendOwnProposal(_ proposal: Proposal, block: Block, id: Bytes32) {
+        let plan = replica.planOwnProposal(block)
         let messages: [SimMessage] = [
             .proposal(proposal, from: me!),
-            .block(height: proposal.height, round: proposal.round, byzantine.contains(.badParts) ? nil : block,
-                   id: id, from: me!),
+            .block(height: proposal.height, round: proposal.round, plan == .badParts ? nil : block, id: id, from: me!),
         ]
-        ownProposal = messages
-        if byzantine.contains(.badParts) { byzantineSent["bad_parts", default: 0] += 1 }
-        guard byzantine.contains(.doublePropose) else {
+        replica.proposed(messages)
+        guard case .double(let twin) = plan else {
             for message in messages { world.broadcast(from: self, message) }
             return
         }
-        var header = block.header
-        header.timeMs += 1
-        let twin = Block(header: header, txs: block.txs)
         let twinId = twin.id
         var twinProposal = proposal
         twinProposal.blockId = twinId
@@ -65,51 +55,18 @@ extension SimNode {
             .proposal(twinProposal, from: me!),
             .block(height: proposal.height, round: proposal.round, twin, id: twinId, from: me!),
         ]
-        byzantineSent["double_proposal", default: 0] += 1
-        for (index, peer) in peersByName.enumerated() {
-            for message in index % 2 == 0 ? messages : others { world.send(from: self, toSlot: peer, message) }
-        }
+        let (first, second) = Replica.halves(peersByName)
+        for peer in first { for message in messages { world.send(from: self, toSlot: peer, message) } }
+        for peer in second { for message in others { world.send(from: self, toSlot: peer, message) } }
     }
 
-    /// The state root a proposal claims: ours, or (invalid_proposal) one that is wrong.
-    func claimedStateRoot(height: UInt64) -> Bytes32 {
-        guard byzantine.contains(.invalidProposal) else { return ledger.stateRoot }
-        byzantineSent["invalid_proposal", default: 0] += 1
-        return Blake2b.hash(Array("faultline/invalid-root/\(height)".utf8))
-    }
-
-    /// Keeps peers' votes to replay later (only while replaying; bounded).
-    func keepForReplay(_ message: SimMessage) {
-        guard byzantine.contains(.replay) else { return }
-        replayPool.append(message)
-        if replayPool.count > SimNode.replayPoolMax { replayPool.removeFirst() }
-    }
-
-    /// Once per tick: the floods and replays this node is told to send.
+    /// Once per tick: the floods and replays the replica core plans for a byzantine node.
     func misbehaveOnTick() {
-        guard !byzantine.isEmpty, let me, let consensus else { return }
-        let count = SimNode.byzantineMessagesPerTick
-        let height = consensus.height
-        if byzantine.contains(.replay) {
-            let old = replayPool.filter { message in
-                if case .vote(_, let vote, _, _) = message { return vote.height < height }
-                return true
-            }
-            for message in old.prefix(count) { world.broadcast(from: self, message) }
-            byzantineSent["replayed", default: 0] += min(count, old.count)
-        }
-        if byzantine.contains(.otherChain) {
-            for index in 0..<count {
-                let vote = Vote(height: height, round: floodCounter &+ UInt32(index), blockId: nil)
-                world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: true))
-            }
-            byzantineSent["other_chain", default: 0] += count
-        }
-        for (mode, vote) in ByzantineMode.floodVotes(byzantine, height: height, counter: floodCounter, count: count) {
-            world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: false))
-            byzantineSent[mode.rawValue, default: 0] += 1
-        }
-        floodCounter &+= UInt32(count)
+        guard let me, let consensus else { return }
+        let plan = replica.misbehaviour(height: consensus.height)
+        for message in plan.replays { world.broadcast(from: self, message) }
+        for vote in plan.otherChain { world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: true)) }
+        for vote in plan.floods { world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: false)) }
     }
 
     // MARK: evidence
@@ -118,9 +75,7 @@ extension SimNode {
     /// offence is only as good as its signatures), gossiped, committed by the next proposer.
     func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
         let key = evidence.key
-        guard ledger.evidence(for: key) == nil, !evidenceReported.contains(key) else { return }
-        if evidenceReported.count >= SimNode.evidenceReportedMax { evidenceReported.removeAll() }
-        evidenceReported.insert(key)
+        guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
         log("evidence", [
             ("offender", .string(world.validatorName(evidence.validator))), ("height", .uint(key.height)),
             ("round", .uint(UInt64(key.round))), ("vote", .string(key.kind.description)),

@@ -17,21 +17,19 @@ extension SimNode {
                 rejects["wrong_chain", default: 0] += 1 // the edge's signature check under our chain id fails
                 return
             }
-            notePeerHeight(sender, committed: max(vote.height, 1) - 1)
+            notePeerHeight(validator: from, committed: max(vote.height, 1) - 1)
             guard let consensus else { return }
             if vote.height > consensus.height + 1 { requestMissingBlocks() }
             if vote.height >= consensus.height, relayed.count < SimNode.relayedMax,
                relayed.insert(RelayKey(vote: vote, type: type, from: from)).inserted {
                 relay(message, from: sender) // once per vote, as the transport's de-duplication allows
             }
-            keepForReplay(message)
-            heldVotes.keep(message, type, value: vote.blockId, height: vote.height, round: vote.round, validator: from,
-                           currentHeight: consensus.height, currentRound: consensus.round)
+            replica.heardVote(message, type, vote, validator: from, at: (consensus.height, consensus.round))
             drive(.vote(type, vote, from: from, signature: SimNode.unsigned))
         case .status(let height):
-            let isNew = peerHeights[sender] == nil
-            peerHeights[sender] = max(peerHeights[sender] ?? 0, height)
-            if isNew { world.send(from: self, toSlot: sender, .status(committedHeight: storeHeight)) }
+            if replica.heardStatus(world.keySlots[sender], committed: height, nowMs: nowMs) {
+                world.send(from: self, toSlot: sender, .status(committedHeight: storeHeight))
+            }
             requestMissingBlocks()
         case .blockRequest(let height):
             if height >= 1, height <= storeHeight {
@@ -50,8 +48,10 @@ extension SimNode {
         }
     }
 
-    func notePeerHeight(_ peer: Int, committed height: UInt64) {
-        peerHeights[peer] = max(peerHeights[peer] ?? 0, height)
+    /// What a validator's message says about it: it has committed `height` (as the node reads an envelope's signer).
+    func notePeerHeight(validator: Int, committed height: UInt64) {
+        guard validator != me, let slot = world.keySlot(ofValidator: validator) else { return }
+        replica.heard(slot, committedAtLeast: height, nowMs: nowMs)
     }
 
     // MARK: proposals
@@ -59,7 +59,7 @@ extension SimNode {
     private func onProposal(_ proposal: Proposal, from: Int, sender: Int) {
         guard let consensus else { return }
         if proposal.height > consensus.height + 1 {
-            notePeerHeight(sender, committed: proposal.height - 1)
+            notePeerHeight(validator: from, committed: proposal.height - 1)
             requestMissingBlocks()
         }
         guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1,
@@ -137,29 +137,23 @@ extension SimNode {
     // MARK: block sync
 
     func requestMissingBlocks() {
-        guard stopped == nil, let best = peerHeights.values.max(), best > storeHeight else { return }
-        let now = nowMs
-        syncRequested = syncRequested.filter { $0.key > storeHeight && now - $0.value < SimNode.syncRetryMs }
-        for height in (storeHeight + 1)...min(best, storeHeight + SimNode.syncWindow) where syncRequested[height] == nil {
-            let holders = peerHeights.filter { $0.value >= height }.map(\.key).sorted()
-            guard !holders.isEmpty else { continue }
-            syncRequested[height] = now
-            let holder = holders[Int(world.rng.next() % UInt64(holders.count))]
-            world.send(from: self, toSlot: holder, .blockRequest(height: height))
+        guard stopped == nil else { return }
+        for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &world.rng) {
+            world.sendToKeyOf(holder, from: self, .blockRequest(height: height))
         }
     }
 
-    /// A round past 0 while +2/3 precommitted a block this node lacks: ask those who signed it.
+    /// A round past 0 while +2/3 precommitted a block this node lacks: the signers hold it (as the node).
     func fetchBlockDecidedElsewhere() {
         guard let consensus, let decided = consensus.decidedElsewhere else { return }
-        for signer in decided.signers where signer != me {
-            world.sendToValidator(signer, from: self, .blockRequest(height: consensus.height))
-        }
+        let signers = decided.signers.filter { $0 != me }.compactMap { world.keySlot(ofValidator: $0) }
+        replica.decidedElsewhere(height: consensus.height, signers: signers, nowMs: nowMs)
+        requestMissingBlocks()
     }
 
     private func onSyncedBlock(_ committed: CommittedBlock) {
         let height = committed.block.header.height
-        guard height > storeHeight, height <= storeHeight + SimNode.syncWindow, syncBlocks[height] == nil else { return }
+        guard height > storeHeight, height <= storeHeight + Replica.Settings.syncWindow, syncBlocks[height] == nil else { return }
         syncBlocks[height] = committed
         while stopped == nil, let next = syncBlocks[storeHeight + 1] {
             syncBlocks[storeHeight + 1] = nil
@@ -191,58 +185,58 @@ extension SimNode {
     // MARK: gossip
 
     func broadcastStatus() {
-        lastStatusUs = world.nowUs
+        replica.sentStatus(nowMs: nowMs)
         world.broadcast(from: self, .status(committedHeight: storeHeight))
     }
 
     /// Forwards a consensus message to a few random peers (epidemic gossip), when enabled.
     func relay(_ message: SimMessage, from sender: Int) {
-        let fanout = world.topology.limits.gossipRelayFanout
-        guard fanout > 0 else { return }
-        var candidates = world.peers(of: self).filter { $0 != sender }
-        for _ in 0..<min(fanout, candidates.count) {
-            let target = candidates.remove(at: Int(world.rng.next() % UInt64(candidates.count)))
+        guard replica.settings.relayFanout > 0 else { return }
+        for target in replica.relayTargets(world.peers(of: self).filter { $0 != sender }, rng: &world.rng) {
             world.send(from: self, toSlot: target, message)
         }
     }
 
-    /// Every `tickMs`: status (unless votes are flowing), re-sending a stalled height's messages,
+    /// Every status interval (the node's tick): status (unless votes are flowing), re-sending a stalled height's messages,
     /// catching up, a byzantine node's floods, and the cumulative rejects.
     func tick() {
         guard state == .running else { return }
-        let now = world.nowUs
-        let intervalUs = world.settings.statusIntervalMs * 1_000
-        if now - lastVoteSentUs >= intervalUs, now - lastStatusUs >= intervalUs { broadcastStatus() }
+        if replica.statusDue(nowMs: nowMs) { broadcastStatus() }
         requestMissingBlocks()
-        rebroadcastIfStalled()
+        if stopped == nil { rebroadcastIfStalled() }
         misbehaveOnTick()
         logDrops()
     }
 
+    /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
     private func rebroadcastIfStalled() {
-        let now = world.nowUs
-        // Waiting out timeout_commit is not a stall (at 100 ms blocks the node's bare 100 ms would
-        // re-send every height's votes once).
-        let stallUs = (max(world.settings.statusIntervalMs, 100) + world.topology.timing.timeoutCommitMs) * 1_000
-        guard let consensus, now - lastProgressUs >= stallUs, now - lastRebroadcastUs >= stallUs else { return }
-        lastRebroadcastUs = now
-        for message in ownProposal + ownVotes { world.broadcast(from: self, message) }
+        guard let consensus else { return }
         let key = ProposalKey(height: consensus.height, round: consensus.round)
-        if let polRound = pending[key]?.proposal.polRound, polRound >= 0, let prevote = ownPrevotes[UInt32(polRound)] {
-            world.broadcast(from: self, prevote)
+        let held = pending[key].map { entry in
+            Replica.Instance<SimMessage, Int>.HeldProposal(
+                polRound: entry.proposal.polRound,
+                messages: entry.block.map { block in
+                    entry.delivered ? [.proposal(entry.proposal, from: entry.from),
+                                       .block(height: key.height, round: key.round, block, id: entry.proposal.blockId,
+                                              from: entry.from)] : nil
+                } ?? nil,
+                author: entry.from)
         }
-        if let entry = pending[key], entry.delivered, entry.from != me, let block = entry.block {
-            world.broadcast(from: self, .proposal(entry.proposal, from: entry.from))
-            world.broadcast(from: self, .block(height: key.height, round: key.round, block, id: entry.proposal.blockId,
-                                               from: entry.from))
-        }
-        // Peers' votes go to one peer per stall, in turn (to all at once would be N² per stall).
-        let peers = world.peers(of: self)
-        guard !peers.isEmpty else { return }
-        let target = peers[rebroadcasts % peers.count]
-        rebroadcasts += 1
-        for message in heldVotes.toResend(round: consensus.round, polRound: pending[key]?.proposal.polRound) {
-            world.send(from: self, toSlot: target, message)
+        perform(replica.stallResends(nowMs: nowMs, step: consensus.step, round: consensus.round, me: me,
+                                     proposal: held, peers: world.peerKeys(of: self)))
+    }
+
+    /// Performs what the replica core plans to send.
+    func perform(_ sends: [Replica.Send<SimMessage, Int>]) {
+        for planned in sends {
+            switch planned {
+            case .everyone(let message): world.broadcast(from: self, message)
+            case .everyoneBut(let message, let validator):
+                for slot in world.peers(of: self) where world.nodes[slot].me != validator {
+                    world.send(from: self, toSlot: slot, message)
+                }
+            case .peer(let message, let slot): world.sendToKeyOf(slot, from: self, message)
+            }
         }
     }
 
@@ -258,7 +252,7 @@ extension SimNode {
         ]
         all += rejects.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
         let snapshot = all.filter { $0.1 > 0 }.map { ("reject_" + $0.0, $0.1) }
-            + byzantineSent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
+            + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, !values.isEmpty else { return }
         lastDropsLogged = values

@@ -32,15 +32,8 @@ final class SimNode: ConsensusShell {
         var delivered = false
     }
 
-    static let syncWindow: UInt64 = 4
-    static let syncRetryMs: UInt64 = 300
     static let earlyBlocksMax = 256
     static let pausedInboxMax = 2_048
-    static let ownVotesMax = 6
-    static let ownPrevotesMax = 256
-    static let evidenceReportedMax = 4_096
-    static let replayPoolMax = 512
-    static let byzantineMessagesPerTick = 50
     static let relayedMax = 65_536
 
     let slot: Int
@@ -72,27 +65,15 @@ final class SimNode: ConsensusShell {
     static let knownBlocksMax = 64
     /// Votes this node has relayed (each once), for the current height and the next.
     var relayed: Set<RelayKey> = []
-    var peerHeights: [Int: UInt64] = [:]
-    var syncRequested: [UInt64: UInt64] = [:]
     var syncBlocks: [UInt64: CommittedBlock] = [:]
-    var ownVotes: [SimMessage] = []
-    var ownPrevotes: [UInt32: SimMessage] = [:]
-    var ownProposal: [SimMessage] = []
-    var lastProgressUs: UInt64 = 0
-    var lastRebroadcastUs: UInt64 = 0
-    /// Peers' votes of this height, passed on while stalled (see `Tendermint.HeldVotes`).
-    var heldVotes = Tendermint.HeldVotes<SimMessage>()
-    var rebroadcasts = 0
-    var lastVoteSentUs: UInt64 = 0
-    var lastStatusUs: UInt64 = 0
-    var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
+    /// The replica core, as the node's (see `Replica.Instance`); a fresh one at every start.
+    var replica: Replica.Instance<SimMessage, Int>
     var pausedInbox: Deque<SimEvent> = []
     var stopped: String?
     var clockSkewMs: Int64 = 0
-    var byzantine: Set<ByzantineMode> = []
-    var byzantineSent: [String: Int] = [:]
-    var replayPool: Deque<SimMessage> = []
-    var floodCounter: UInt32 = 0
+    /// Misbehaviour from the topology, switched on at every start (a fault's lasts until a restart, as
+    /// the node's does).
+    var configuredByzantine: [ByzantineMode] = []
     /// Peers' input refused by this node, by reason (the core's own counts are added when reported).
     var rejects: [String: Int] = [:]
     var invalidProposals = 0
@@ -107,6 +88,17 @@ final class SimNode: ConsensusShell {
         self.world = world
         self.ledger = try Ledger(genesis: genesis)
         self.mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
+        self.replica = SimNode.freshReplica(world: world, keyName: keyName)
+    }
+
+    /// Peers are the nodes signing with another key (as the node's peer table).
+    static func freshReplica(world: Simulator, keyName: String) -> Replica.Instance<SimMessage, Int> {
+        let limits = world.topology.limits
+        let peerCount = world.topology.nodes.filter { $0.keyName != keyName }.count
+        return Replica.Instance(
+            settings: Replica.Settings(statusIntervalMs: limits.statusIntervalMs, peerCount: peerCount,
+                                       relayFanout: limits.gossipRelayFanout),
+            nowMs: world.nowMs)
     }
 
     var validators: ValidatorSet { world.validators }
@@ -127,7 +119,8 @@ final class SimNode: ConsensusShell {
         consensus = Tendermint.Instance(validators: validators, me: me, settings: world.consensusSettings,
                                         height: storeHeight + 1, lastSigned: signState)
         mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
-        lastProgressUs = world.nowUs
+        replica = SimNode.freshReplica(world: world, keyName: keyName)
+        if !configuredByzantine.isEmpty { setByzantine(configuredByzantine) }
         log("start", [
             ("height", .uint(storeHeight)), ("round", .uint(0)), ("version", .string("simulated")),
             ("protocolVersion", .uint(1)), ("rulesVersionMax", .uint(1)), ("rulesVersionMin", .uint(1)),
@@ -135,12 +128,12 @@ final class SimNode: ConsensusShell {
             ("stateRoot", .string(ledger.stateRoot.hex)), ("discardedTailBytes", .uint(discarded)),
             ("lastSigned", signState.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
         ])
-        world.scheduleTick(self, afterMs: world.settings.tickMs)
+        world.scheduleTick(self, afterMs: world.topology.limits.statusIntervalMs)
         broadcastStatus()
         if let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1 {
             // Like the node: the vote signed before the crash goes out again (never a new signature).
             let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
-            ownVotes.append(message)
+            replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
             world.broadcast(from: self, message)
             log("vote_restored", [("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))),
                                   ("kind", .string(type.kind.description))])
@@ -158,16 +151,8 @@ final class SimNode: ConsensusShell {
         earlyBlocks.removeAll()
         knownBlocks.removeAll()
         relayed.removeAll()
-        peerHeights.removeAll()
-        syncRequested.removeAll()
         syncBlocks.removeAll()
-        ownVotes.removeAll()
-        ownPrevotes.removeAll()
-        ownProposal.removeAll()
-        heldVotes = .init()
-        evidenceReported.removeAll()
         pausedInbox.removeAll()
-        replayPool.removeAll()
         pendingSignState = nil
         lastDropsLogged = []
     }
@@ -197,7 +182,6 @@ final class SimNode: ConsensusShell {
             lastSignedVote = (type, vote)
             recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
             sendOwnVote(type, vote)
-            lastVoteSentUs = world.nowUs
             feedback.append(.vote(type, vote, from: me!, signature: SimNode.unsigned))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             world.scheduleTimer(self, afterMs: durationMs, .timeout(kind, height: height, round: round))
@@ -216,10 +200,7 @@ final class SimNode: ConsensusShell {
         case .equivocation(let evidence):
             reportEquivocation(evidence)
         case .newHeight(let height):
-            heldVotes.clear(for: height)
-            ownVotes.removeAll()
-            ownPrevotes.removeAll()
-            ownProposal.removeAll()
+            replica.startedHeight(height, nowMs: nowMs)
             pending = pending.filter { $0.key.height >= height }
             earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
             knownBlocks = knownBlocks.filter { $0.value.header.height >= height }
@@ -262,7 +243,8 @@ final class SimNode: ConsensusShell {
         if let blockId, let existing = knownBlock(blockId) {
             block = existing
         } else {
-            block = buildBlock(height: height, stateRoot: claimedStateRoot(height: height), timeMs: protocolClockMs)
+            block = buildBlock(height: height, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot),
+                               timeMs: protocolClockMs)
         }
         let id = block.id
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: id, partsRoot: .zero,
@@ -293,6 +275,7 @@ final class SimNode: ConsensusShell {
         precondition(block.header.height == storeHeight + 1, "\(name): commit of \(block.header.height) on \(storeHeight)")
         guard block.header.stateRoot == ledger.stateRoot else {
             stopped = "state root mismatch at height \(block.header.height)"
+            replica.forgetOwnMessages()
             log("state_mismatch", [("height", .uint(block.header.height)), ("reason", .string(stopped!))])
             return false
         }
@@ -300,7 +283,7 @@ final class SimNode: ConsensusShell {
         let result = ledger.execute(block)
         recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
         mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
-        lastProgressUs = world.nowUs
+        replica.committed(nowMs: nowMs)
         syncBlocks[block.header.height] = nil
         let id = committed.commit.blockId
         world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)

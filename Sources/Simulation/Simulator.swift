@@ -35,8 +35,6 @@ public final class Simulator {
         public var startupMs: UInt64 = 100
         /// The first starts spread over this long (a real cluster's processes start one by one).
         public var startSpreadMs: UInt64 = 200
-        public var tickMs: UInt64 = 100
-        public var statusIntervalMs: UInt64 = 100
         /// The quorum rule of every node (`.plantedHalf` only to prove the swarm catches it).
         public var quorum: Tendermint.QuorumRule = .twoThirds
         /// Write the nodes' event logs (a report needs them; the swarm checks safety in memory).
@@ -70,6 +68,10 @@ public final class Simulator {
     let consensusSettings: Tendermint.Settings
     var nodes: [SimNode] = []
     var peerSlots: [[Int]] = []
+    /// Per slot, the first slot signing with the same key: how a node's replica core names a peer (the
+    /// node's names a peer by its public key, so twins are one peer).
+    var keySlots: [Int] = []
+    var validatorSlots: [Int?] = []
     var shapers: [LinkShaper] = []
     var rng: SplitMix64
     var queue = EventQueue<SimEvent>()
@@ -119,8 +121,10 @@ public final class Simulator {
             shapers.append(LinkShaper(seed: settings.seed &+ UInt64(slot) &* 0x9E37_79B9))
         }
         peerSlots = nodes.map { node in nodes.filter { $0.keyName != node.keyName }.map(\.slot) }
+        keySlots = nodes.map { node in nodes.first { $0.keyName == node.keyName }!.slot }
+        validatorSlots = validators.members.indices.map { index in nodes.first { $0.me == index }?.slot }
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
-            nodes[node.offset].byzantine = Set(node.element.byzantine)
+            nodes[node.offset].configuredByzantine = node.element.byzantine
         }
     }
 
@@ -172,7 +176,7 @@ public final class Simulator {
                 node.buffer(item)
             } else {
                 node.tick()
-                scheduleTick(node, afterMs: settings.tickMs)
+                scheduleTick(node, afterMs: topology.limits.statusIntervalMs)
             }
         case .start(let slot):
             if nodes[slot].state == .down { nodes[slot].start() }
@@ -208,6 +212,12 @@ public final class Simulator {
     }
 
     func peers(of node: SimNode) -> [Int] { peerSlots[node.slot] }
+
+    /// The peers of `node` by key (one slot per key, see `keySlots`).
+    func peerKeys(of node: SimNode) -> [Int] { Array(Set(peerSlots[node.slot].map { keySlots[$0] })).sorted() }
+
+    /// The key slot of the nodes signing as validator `index` (nil: no node runs it).
+    func keySlot(ofValidator index: Int) -> Int? { index < validatorSlots.count ? validatorSlots[index] : nil }
 
     /// One message through the sender's link rules and the network's latency.
     func send(from node: SimNode, toSlot target: Int, _ message: SimMessage) {

@@ -70,7 +70,7 @@ import Wire
         let status = Envelope(kind: .status, payload: StatusMessage(committedHeight: 9, round: 0, timeMs: 6).encoded,
                               domain: Domain(chainId: Self.chainId), key: keys[1])
         node.handleMessage(status, try Message(kind: .status, payload: status.payload), fromPeer: true)
-        #expect(node.peerHeights[keys[1].publicKey] == nil)
+        #expect(node.replica.peerHeights[keys[1].publicKey] == nil)
         // v3 on fork 0: accepted, answered with a hello, and from then on gets everything.
         let (local, localHello) = hello(from: 2, forkId: 0)
         node.handleMessage(local, localHello, fromPeer: true)
@@ -162,18 +162,17 @@ import Wire
         }
         // Round 0: no proposal arrives; v1 prevotes nil, everyone precommits nil; round 1 starts.
         node.handle(.timeout(.propose, height: 1, round: 0))
-        let roundZero = try #require(node.ownPrevotes[0])
+        let roundZero = try #require(node.replica.ownPrevotes[0])
         nilVotes(.prevote, round: 0)
         node.handle(.timeout(.prevote, height: 1, round: 0))
         nilVotes(.precommit, round: 0)
         node.handle(.timeout(.precommit, height: 1, round: 0))
         #expect(node.consensus.round == 1)
-        // Round 1 re-proposes a value with proof-of-lock round 0; its prevote has left the recent votes.
+        // Round 1 re-proposes a value with proof-of-lock round 0: its prevote goes to every peer once.
         let id = Blake2b.hash([9])
         let proposal = Proposal(height: 1, round: 1, polRound: 0, blockId: id, partsRoot: id, partCount: 1, blockBytes: 10)
         node.pending[.init(height: 1, round: 1)] = .init(
             proposal: proposal, from: 1, assembler: .init(root: id, total: 1, bytesMax: 10))
-        node.ownVotes.removeAll()
         node.outbox.removeAll()
         clock.nowMs += 10_000
         node.rebroadcastIfStalled()
