@@ -19,17 +19,21 @@ extension Replica.Instance {
         var replayPool: Deque<(height: UInt64, message: Message)> = []
         var floodCounter: UInt32 = 0
 
-        mutating func keepForReplay(_ message: Message, height: UInt64) {
-            guard modes.contains(.replay) else { return }
-            replayPool.append((height, message))
-            if replayPool.count > Self.replayPoolMax { replayPool.removeFirst() }
-        }
+    }
+
+    /// Keeps a peer's vote to replay later (only while replaying; bounded).
+    @usableFromInline
+    mutating func keepForReplay(_ message: Message, height: UInt64) {
+        guard byzantine.modes.contains(.replay) else { return }
+        byzantine.replayPool.append((height, message))
+        if byzantine.replayPool.count > Byzantine.replayPoolMax { byzantine.replayPool.removeFirst() }
     }
 
     /// Switches misbehaviour on (an empty list: honest again).
     public mutating func setByzantine(_ modes: [ByzantineMode]) {
         byzantine.modes = Set(modes)
         byzantine.replayPool.removeAll()
+        keepsReplays = byzantine.modes.contains(.replay)
     }
 
     public enum VotePlan: Sendable, Equatable {

@@ -73,6 +73,12 @@ public enum Replica {
     public struct PeerHeight: Sendable, Equatable {
         public var height: UInt64
         public var seenMs: UInt64
+
+        @inlinable
+        public init(height: UInt64, seenMs: UInt64) {
+            self.height = height
+            self.seenMs = seenMs
+        }
     }
 
     public struct Instance<Message: Sendable, Peer: Hashable & Comparable & Sendable>: Sendable {
@@ -93,9 +99,15 @@ public enum Replica {
         /// Our proposal of the current height as it went to every peer (with its block or parts).
         public private(set) var ownProposal: [Message] = []
         /// Peers' signed votes of the current height, passed on while stalled (see `Tendermint.HeldVotes`).
-        public private(set) var heldVotes = Tendermint.HeldVotes<Message>()
+        public var heldVotes: Tendermint.HeldVotes<Message> { held }
         /// Peers' committed heights, from their statuses and votes.
-        public private(set) var peerHeights: [Peer: PeerHeight] = [:]
+        public var peerHeights: [Peer: PeerHeight] { heights }
+        // Inlinable (and so these internals usable from inline code): the shells call `heardVote` and
+        // `heard` for every vote, and unspecialized generic code cost the simulator 8% of its time.
+        @usableFromInline var held = Tendermint.HeldVotes<Message>()
+        @usableFromInline var heights: [Peer: PeerHeight] = [:]
+        /// True while the byzantine modes include `replay` (checked for every vote).
+        @usableFromInline var keepsReplays = false
         /// Block requests in flight: height → sent at.
         public private(set) var syncRequested: [UInt64: UInt64] = [:]
         /// Offences this node has reported (one evidence transaction each).
@@ -134,7 +146,7 @@ public enum Replica {
 
         /// A new height started: the last one's messages are of no use to anyone any more.
         public mutating func startedHeight(_ height: UInt64, nowMs: UInt64) {
-            heldVotes.clear(for: height)
+            held.clear(for: height)
             forgetOwnMessages()
             lastProgressMs = nowMs
         }
@@ -157,22 +169,24 @@ public enum Replica {
         /// Returns whether the peer is new to this node (just started, or restarted): it gets our status at once.
         @discardableResult
         public mutating func heardStatus(_ peer: Peer, committed height: UInt64, nowMs: UInt64) -> Bool {
-            let isNew = peerHeights[peer] == nil
-            peerHeights[peer] = PeerHeight(height: height, seenMs: nowMs)
+            let isNew = heights[peer] == nil
+            heights[peer] = PeerHeight(height: height, seenMs: nowMs)
             return isNew
         }
 
         /// What a peer's message implies about it: it has committed at least `height`.
+        @inlinable
         public mutating func heard(_ peer: Peer, committedAtLeast height: UInt64, nowMs: UInt64) {
-            let known = peerHeights[peer]?.height ?? 0
-            peerHeights[peer] = PeerHeight(height: max(known, height), seenMs: nowMs)
+            let known = heights[peer]?.height ?? 0
+            heights[peer] = PeerHeight(height: max(known, height), seenMs: nowMs)
         }
 
         /// A peer's verified vote: kept to pass on while stalled, and for a replaying node's pool.
+        @inlinable
         public mutating func heardVote(_ message: Message, _ type: Tendermint.VoteType, _ vote: Vote, validator: Int,
                                        at consensus: (height: UInt64, round: UInt32)) {
-            byzantine.keepForReplay(message, height: vote.height)
-            heldVotes.keep(message, type, value: vote.blockId, height: vote.height, round: vote.round,
+            if keepsReplays { keepForReplay(message, height: vote.height) }
+            held.keep(message, type, value: vote.blockId, height: vote.height, round: vote.round,
                            validator: validator, currentHeight: consensus.height, currentRound: consensus.round)
         }
 
@@ -241,7 +255,7 @@ public enum Replica {
             guard !sorted.isEmpty else { return sends }
             let target = sorted[rebroadcasts % sorted.count]
             rebroadcasts += 1
-            for message in heldVotes.toResend(round: round, polRound: proposal?.polRound) {
+            for message in held.toResend(round: round, polRound: proposal?.polRound) {
                 sends.append(.peer(message, target))
             }
             return sends

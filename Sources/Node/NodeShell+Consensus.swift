@@ -45,11 +45,13 @@ extension NodeShell: ConsensusShell {
             reportEquivocation(evidence)
         case .newHeight(let height):
             replica.startedHeight(height, nowMs: clock())
-            pending = pending.filter { $0.key.height >= height }
             earlyParts = earlyParts.filter { $0.key.height >= height }
             earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
-            knownBlocks = knownBlocks.filter { $0.value.block.header.height >= height }
-            feedback.append(contentsOf: bufferedProposals())
+            // Proposals for the new height that arrived early, checked now that the previous block is applied.
+            for (proposal, from, block) in proposals.startedHeight(height, me: myIndex) {
+                let key = ProposalKey(height: proposal.height, round: proposal.round)
+                feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
+            }
         }
     }
 
@@ -85,51 +87,38 @@ extension NodeShell: ConsensusShell {
 
     /// Builds (or re-uses the valid value) and broadcasts a signed proposal with its parts.
     private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
-        var known: KnownBlock
-        if let blockId, let existing = knownBlocks[blockId] {
-            known = existing
-        } else {
-            let txs = BlockBuilder.select(
-                candidates: mempool.candidates(limit: config.limits.blockTxsMax * 2), ledger: ledger,
-                txsMax: config.limits.blockTxsMax, bytesMax: min(config.limits.blockBytesMax, Block.bytesMax - 1_000))
-            let header = BlockHeader(
-                protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
-                previousBlockId: ledger.lastBlockId, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot), txRoot: Block.txRoot(txs),
-                txCount: UInt32(txs.count))
-            let block = Block(header: header, txs: txs)
-            known = KnownBlock(block: block, partsRoot: .zero, parts: [])
-        }
-        if known.parts.isEmpty {
-            let bytes = known.block.encoded
-            let (root, parts) = PartSet.split(bytes, payloadBytesMax: config.limits.datagramPayloadBytesMax,
-                                              fixedOverhead: Envelope.overheadBytes + 12)
-            known.partsRoot = root
-            known.parts = parts
-        }
-        knownBlocks[known.block.id] = known
-        let blockBytes = known.parts.reduce(0) { $0 + $1.data.count }
-        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: known.block.id,
-                                partsRoot: known.partsRoot, partCount: UInt16(known.parts.count),
-                                blockBytes: UInt32(blockBytes))
-        recordSigned(.proposal, height: height, round: round, value: known.block.id)
+        let block = blockId.flatMap { proposals.block($0) } ?? buildBlock(height: height)
+        let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
+                                          fixedOverhead: Envelope.overheadBytes + 12)
+        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: block.id, partsRoot: root,
+                                partCount: UInt16(parts.count), blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
+        recordSigned(.proposal, height: height, round: round, value: block.id)
         let envelopes = [sign(.proposal, proposal)]
-            + known.parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
-        sendOwnProposal(envelopes, block: known.block, height: height, round: round, polRound: polRound)
-        let key = ProposalKey(height: height, round: round)
-        pending[key] = PendingProposal(
-            proposal: proposal, from: myIndex!,
-            assembler: PartSet.Assembler(root: known.partsRoot, total: known.parts.count, bytesMax: Block.bytesMax),
-            delivered: true)
+            + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
+        proposals.proposed(proposal, from: myIndex!, block: block, body: PartAssembly(
+            assembler: PartSet.Assembler(root: root, total: parts.count, bytesMax: Block.bytesMax)))
+        sendOwnProposal(envelopes, block: block, height: height, round: round, polRound: polRound)
         return proposal
+    }
+
+    private func buildBlock(height: UInt64) -> Block {
+        let limits = config.limits
+        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
+                                      txsMax: limits.blockTxsMax, bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
+        let header = BlockHeader(
+            protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
+            previousBlockId: ledger.lastBlockId, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot),
+            txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
+        return Block(header: header, txs: txs)
     }
 
     private func commitDecided(height: UInt64, round: UInt32, blockId: Bytes32,
                                signatures: [CommitCertificate.Signature]) {
-        guard let known = knownBlocks[blockId] else {
+        guard let block = proposals.block(blockId) else {
             preconditionFailure("decided block \(blockId) at height \(height) is not known")
         }
         let certificate = CommitCertificate(height: height, round: round, blockId: blockId, signatures: signatures)
-        commit(CommittedBlock(block: known.block, commit: certificate), source: "consensus")
+        commit(CommittedBlock(block: block, commit: certificate), source: "consensus")
     }
 
     /// Stores (fsync), executes and records a committed block. The one path for consensus and sync.

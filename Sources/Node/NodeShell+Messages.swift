@@ -85,28 +85,23 @@ extension NodeShell {
             notePeerHeight(envelope.sender, committed: proposal.height - 1)
             requestMissingBlocks()
         }
-        guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1 else { return }
-        // Every validator proposes some far-future round; only rounds near ours are kept (bounded map).
-        guard proposal.round <= consensus.round + consensus.settings.roundsAheadMax else { return }
-        let key = ProposalKey(height: proposal.height, round: proposal.round)
-        if let existing = pending[key] {
-            if existing.proposal.blockId != proposal.blockId, existing.from == from {
-                shellRejects["conflicting_proposal", default: 0] += 1
-            }
-            return
-        }
-        guard from == validators.proposer(height: proposal.height, round: proposal.round) else {
-            logger.debug("proposal for \(proposal.height)/\(proposal.round) from non-proposer \(envelope.sender)")
-            return
-        }
-        relay(envelope)
-        pending[key] = PendingProposal(
-            proposal: proposal, from: from,
+        let assembly = PartAssembly(
             assembler: PartSet.Assembler(root: proposal.partsRoot, total: Int(proposal.partCount),
                                          bytesMax: min(Block.bytesMax, Int(proposal.blockBytes))),
             envelopes: [envelope])
-        if let known = knownBlocks[proposal.blockId], known.partsRoot == proposal.partsRoot {
-            deliver(key, block: known.block)
+        switch proposals.admit(proposal, from: from, body: assembly, at: (consensus.height, consensus.round),
+                               roundsAheadMax: consensus.settings.roundsAheadMax,
+                               proposer: validators.proposer(height: proposal.height, round: proposal.round)) {
+        case .accepted: break
+        case .conflicting:
+            shellRejects["conflicting_proposal", default: 0] += 1
+            return
+        case .ignored, .duplicate: return
+        }
+        relay(envelope)
+        let key = ProposalKey(height: proposal.height, round: proposal.round)
+        if let block = proposals.block(proposal.blockId) {
+            deliver(key, block: block)
             return
         }
         for (part, partEnvelope) in earlyParts.removeValue(forKey: key) ?? [] {
@@ -123,7 +118,7 @@ extension NodeShell {
         guard validators.index(of: envelope.sender) == validators.proposer(height: part.height, round: part.round) else {
             return
         }
-        if pending[key] == nil {
+        if proposals[key] == nil {
             if earlyPartCount < NodeShell.earlyPartsMax {
                 earlyParts[key, default: []].append((part, envelope))
                 earlyPartCount += 1
@@ -135,14 +130,18 @@ extension NodeShell {
     }
 
     private func addPart(_ part: BlockPart, envelope: Envelope, key: ProposalKey) {
-        // Mutated in place: a copy of the entry would copy the block's bytes gathered so far on every part.
-        guard pending[key]?.delivered == false else { return }
-        let result = pending[key]!.assembler.add(part.part)
-        if case .added = result { pending[key]!.envelopes.append(envelope) }
-        if case .complete = result { pending[key]!.envelopes.append(envelope) }
-        let entry = pending[key]!
+        guard let entry = proposals[key], !entry.delivered else { return }
+        // Changed in place: a copy of the assembly would copy the block's bytes gathered so far on every part.
+        let result = proposals.updateBody(key) { assembly -> PartSet.Assembler.AddResult in
+            let result = assembly.assembler.add(part.part)
+            switch result {
+            case .added, .complete: assembly.envelopes.append(envelope)
+            case .duplicate, .rejected: break
+            }
+            return result
+        }
         switch result {
-        case .added, .duplicate:
+        case .added, .duplicate, nil:
             break
         case .rejected(let reason):
             shellRejects["bad_part", default: 0] += 1
@@ -156,31 +155,21 @@ extension NodeShell {
                 reportInvalid(key, "block id \(block.id) does not match the proposal's \(entry.proposal.blockId)")
                 return
             }
-            knownBlocks[block.id] = KnownBlock(block: block, partsRoot: entry.proposal.partsRoot, parts: [])
             deliver(key, block: block)
         }
     }
 
-    /// Hands a complete proposal to consensus once its block is checked against the ledger.
+    /// Hands a complete proposal to consensus once its block is checked against the ledger (see
+    /// `Replica.Proposals.complete` for when that is).
     private func deliver(_ key: ProposalKey, block: Block) {
-        guard pending[key]?.delivered == false else { return }
-        pending[key]!.delivered = true
-        let entry = pending[key]!
-        if key.height > consensus.height {
-            // Next height: validity depends on the ledger after this height commits; checked then.
-            return
-        }
-        // Committed here already (the core waits out timeout_commit before the next height): the
-        // ledger has moved past this block's height, so checking it would call an honest late
-        // proposal (a restarted proposer's later round) invalid. Nothing is left to decide.
-        guard key.height > store.height else { return }
-        drive(.proposal(entry.proposal, from: entry.from, valid: isValid(block, key: key)))
+        guard case .now(let proposal, let from, let block) = proposals.complete(
+            key, block: block, consensusHeight: consensus.height, storeHeight: store.height) else { return }
+        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
     func isValid(_ block: Block, key: ProposalKey) -> Bool {
-        // A fresh proposal is built by the round's proposer; a re-proposed valid value keeps its builder.
-        let fresh = pending[key].map { $0.proposal.polRound == -1 } ?? true
-        let proposer = fresh ? validators.members[validators.proposer(height: key.height, round: key.round)].publicKey : nil
+        let proposer = Replica.Proposals<PartAssembly>.expectedProposer(proposals[key]?.proposal, validators: validators,
+                                                                        key: key)
         if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: config.protocolVersion) {
             reportInvalid(key, problem)
             return false
@@ -210,16 +199,5 @@ extension NodeShell {
         events.write("invalid_proposal", timeMs: clock(), [
             ("height", .uint(key.height)), ("round", .uint(UInt64(key.round))), ("reason", .string(problem)),
         ])
-    }
-
-    /// After moving to a new height, proposals for it that arrived early, validated now that the
-    /// previous block is applied. Returned as inputs so the caller queues them (never a nested drive).
-    func bufferedProposals() -> [Tendermint.Input] {
-        let keys = pending.keys.filter { $0.height == consensus.height }.sorted { $0.round < $1.round }
-        return keys.compactMap { key in
-            guard let entry = pending[key], entry.delivered, entry.from != myIndex,
-                  let known = knownBlocks[entry.proposal.blockId] else { return nil }
-            return .proposal(entry.proposal, from: entry.from, valid: isValid(known.block, key: key))
-        }
     }
 }

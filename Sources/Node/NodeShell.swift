@@ -44,21 +44,13 @@ struct Outgoing {
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
 /// the durable store and the event log. Not thread-safe: one task (the main loop) owns it.
 final class NodeShell {
-    struct ProposalKey: Hashable { var height: UInt64; var round: UInt32 }
+    typealias ProposalKey = Replica.ProposalKey
 
-    struct PendingProposal {
-        var proposal: Proposal
-        var from: Int
+    /// How a proposal's block arrives here: parts with Merkle proofs against the proposal's root.
+    struct PartAssembly: Sendable {
         var assembler: PartSet.Assembler
-        var delivered = false
         /// The signed proposal and part envelopes as received, re-sent to peers while a height stalls.
         var envelopes: [Envelope] = []
-    }
-
-    struct KnownBlock {
-        var block: Block
-        var partsRoot: Bytes32
-        var parts: [PartSet.Part]
     }
 
     static let earlyPartsMax = 8_192
@@ -92,10 +84,10 @@ final class NodeShell {
     var outbox: [Outgoing] = []
     var shaper: LinkShaper
     var clockSkewMs: Int64 = 0
-    var pending: [ProposalKey: PendingProposal] = [:]
+    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`).
+    var proposals = Replica.Proposals<PartAssembly>()
     var earlyParts: [ProposalKey: [(BlockPart, Envelope)]] = [:]
     var earlyPartCount = 0
-    var knownBlocks: [Bytes32: KnownBlock] = [:]
     /// The replica core: this height's message memory, stall re-sends, peers' heights and sync requests,
     /// relay targets, reported offences and byzantine plans (shared with the simulator).
     var replica: Replica.Instance<Envelope, PublicKey>
@@ -420,9 +412,10 @@ final class NodeShell {
     var consensusSnapshot: [String: String] {
         var out = consensus.snapshot
         out["store.height"] = "\(store.height)"
-        out["pending"] = pending.keys.sorted { ($0.height, $0.round) < ($1.height, $1.round) }.map { key in
-            let entry = pending[key]!
-            return "\(key.height)/\(key.round):\(entry.delivered ? "complete" : "\(entry.assembler.received)/\(entry.assembler.total)")"
+        out["pending"] = proposals.entries.keys.sorted().map { key in
+            let entry = proposals.entries[key]!
+            let assembler = entry.body.assembler
+            return "\(key.height)/\(key.round):\(entry.delivered ? "complete" : "\(assembler.received)/\(assembler.total)")"
         }.joined(separator: " ")
         out["sync.requested"] = replica.syncRequested.keys.sorted().map(String.init).joined(separator: " ")
         out["sync.blocks"] = syncBlocks.keys.sorted().map(String.init).joined(separator: " ")
@@ -526,9 +519,10 @@ final class NodeShell {
     /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
     func rebroadcastIfStalled() {
         let key = ProposalKey(height: consensus.height, round: consensus.round)
-        let held = pending[key].map { entry in
+        let held = proposals[key].map { entry in
             Replica.Instance<Envelope, PublicKey>.HeldProposal(
-                polRound: entry.proposal.polRound, messages: entry.delivered ? entry.envelopes : nil, author: entry.from)
+                polRound: entry.proposal.polRound, messages: entry.delivered ? entry.body.envelopes : nil,
+                author: entry.from)
         }
         perform(replica.stallResends(nowMs: clock(), step: consensus.step, round: consensus.round, me: myIndex,
                                      proposal: held, peers: Array(peers.keys)))

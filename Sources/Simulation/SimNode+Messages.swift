@@ -62,56 +62,51 @@ extension SimNode {
             notePeerHeight(validator: from, committed: proposal.height - 1)
             requestMissingBlocks()
         }
-        guard proposal.height >= consensus.height, proposal.height <= consensus.height + 1,
-              proposal.round <= consensus.round + consensus.settings.roundsAheadMax else { return }
-        let key = ProposalKey(height: proposal.height, round: proposal.round)
-        if let existing = pending[key] {
-            if existing.proposal.blockId != proposal.blockId, existing.from == from {
-                rejects["conflicting_proposal", default: 0] += 1
-            }
+        switch proposals.admit(proposal, from: from, body: WholeBlock(), at: (consensus.height, consensus.round),
+                               roundsAheadMax: consensus.settings.roundsAheadMax,
+                               proposer: validators.proposer(height: proposal.height, round: proposal.round)) {
+        case .accepted: break
+        case .conflicting:
+            rejects["conflicting_proposal", default: 0] += 1
             return
+        case .ignored, .duplicate: return
         }
-        guard from == validators.proposer(height: proposal.height, round: proposal.round) else { return }
-        relay(.proposal(proposal, from: from), from: sender) // new for this node: `pending` had no entry
-        pending[key] = PendingProposal(proposal: proposal, from: from)
-        if let (block, id) = earlyBlocks.removeValue(forKey: key) { onBlock(key, block, id: id, from: from) }
+        relay(.proposal(proposal, from: from), from: sender)
+        let key = ProposalKey(height: proposal.height, round: proposal.round)
+        if let block = proposals.block(proposal.blockId) {
+            deliver(key, block: block)
+        } else if let (block, id) = earlyBlocks.removeValue(forKey: key) {
+            onBlock(key, block, id: id, from: from)
+        }
     }
 
     private func onBlock(_ key: ProposalKey, _ block: Block?, id: Bytes32?, from: Int) {
         guard let consensus, key.height >= consensus.height, key.height <= consensus.height + 1 else { return }
         guard from == validators.proposer(height: key.height, round: key.round) else { return }
-        guard let entry = pending[key] else {
+        guard let entry = proposals[key] else {
             if earlyBlocks.count < SimNode.earlyBlocksMax { earlyBlocks[key] = (block, id) }
             return
         }
-        guard entry.block == nil, !entry.delivered else { return }
-        guard let block, let id else {
+        guard !entry.delivered else { return }
+        // No block: parts that fail their proofs. Another proposal's block (a liar's or a twin's): its parts
+        // fail this proposal's proofs.
+        guard let block, let id, id == entry.proposal.blockId else {
             rejects["bad_part", default: 0] += 1
             return
         }
-        guard id == entry.proposal.blockId else {
-            // Another proposal's block (a liar's or a twin's): its parts fail this proposal's proofs.
-            rejects["bad_part", default: 0] += 1
-            return
-        }
-        pending[key]!.block = block
-        remember(block, id: id)
-        deliver(key)
+        deliver(key, block: block)
     }
 
-    /// Hands a complete proposal to consensus once its block is checked against the ledger.
-    private func deliver(_ key: ProposalKey) {
-        guard let consensus, let entry = pending[key], !entry.delivered, let block = entry.block else { return }
-        pending[key]!.delivered = true
-        // Next height: checked when this one commits (`bufferedProposals`). Already committed: nothing
-        // is left to decide, and the advanced ledger would call an honest late proposal invalid.
-        guard key.height == consensus.height, key.height > storeHeight else { return }
-        drive(.proposal(entry.proposal, from: entry.from, valid: isValid(block, key: key)))
+    /// Hands a complete proposal to consensus once its block is checked against the ledger (see
+    /// `Replica.Proposals.complete` for when that is).
+    private func deliver(_ key: ProposalKey, block: Block) {
+        guard let consensus, case .now(let proposal, let from, let block) = proposals.complete(
+            key, block: block, consensusHeight: consensus.height, storeHeight: storeHeight) else { return }
+        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
-    private func isValid(_ block: Block, key: ProposalKey) -> Bool {
-        let fresh = pending[key].map { $0.proposal.polRound == -1 } ?? true
-        let proposer = fresh ? validators.members[validators.proposer(height: key.height, round: key.round)].publicKey : nil
+    func isValid(_ block: Block, key: ProposalKey) -> Bool {
+        let proposer = Replica.Proposals<WholeBlock>.expectedProposer(proposals[key]?.proposal, validators: validators, key: key)
         if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: 1) {
             reportInvalid(key, problem)
             return false
@@ -123,15 +118,6 @@ extension SimNode {
         invalidProposals += 1
         log("invalid_proposal", [("height", .uint(key.height)), ("round", .uint(UInt64(key.round))),
                                  ("reason", .string(problem))])
-    }
-
-    /// Proposals for the new height that arrived early, checked now that the previous block is applied.
-    func bufferedProposals() -> [Tendermint.Input] {
-        guard let consensus else { return [] }
-        return pending.keys.filter { $0.height == consensus.height }.sorted().compactMap { key in
-            guard let entry = pending[key], entry.delivered, entry.from != me, let block = entry.block else { return nil }
-            return .proposal(entry.proposal, from: entry.from, valid: isValid(block, key: key))
-        }
     }
 
     // MARK: block sync
@@ -212,14 +198,13 @@ extension SimNode {
     private func rebroadcastIfStalled() {
         guard let consensus else { return }
         let key = ProposalKey(height: consensus.height, round: consensus.round)
-        let held = pending[key].map { entry in
+        let held = proposals[key].map { entry in
             Replica.Instance<SimMessage, Int>.HeldProposal(
                 polRound: entry.proposal.polRound,
                 messages: entry.block.map { block in
-                    entry.delivered ? [.proposal(entry.proposal, from: entry.from),
-                                       .block(height: key.height, round: key.round, block, id: entry.proposal.blockId,
-                                              from: entry.from)] : nil
-                } ?? nil,
+                    [.proposal(entry.proposal, from: entry.from),
+                     .block(height: key.height, round: key.round, block, id: entry.proposal.blockId, from: entry.from)]
+                },
                 author: entry.from)
         }
         perform(replica.stallResends(nowMs: nowMs, step: consensus.step, round: consensus.round, me: me,

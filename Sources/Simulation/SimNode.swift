@@ -12,24 +12,14 @@ import Wire
 final class SimNode: ConsensusShell {
     enum State: Equatable { case down, running, paused }
 
-    struct ProposalKey: Hashable, Comparable {
-        var height: UInt64
-        var round: UInt32
-
-        static func < (lhs: ProposalKey, rhs: ProposalKey) -> Bool { (lhs.height, lhs.round) < (rhs.height, rhs.round) }
-    }
+    typealias ProposalKey = Replica.ProposalKey
+    /// A simulated block arrives whole: there is no assembly to keep with a proposal.
+    struct WholeBlock: Sendable {}
 
     struct RelayKey: Hashable {
         var vote: Vote
         var type: Tendermint.VoteType
         var from: Int
-    }
-
-    struct PendingProposal {
-        var proposal: Proposal
-        var from: Int
-        var block: Block?
-        var delivered = false
     }
 
     static let earlyBlocksMax = 256
@@ -57,12 +47,10 @@ final class SimNode: ConsensusShell {
     var incarnation = 0
     var consensus: Tendermint.Instance?
     var mempool: Mempool
-    var pending: [ProposalKey: PendingProposal] = [:]
+    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`); a simulated block
+    /// arrives whole, so there is no assembly to keep.
+    var proposals = Replica.Proposals<WholeBlock>()
     var earlyBlocks: [ProposalKey: (Block?, Bytes32?)] = [:]
-    /// Blocks of this height and the next by id, whichever round or proposer they came with (a twin's
-    /// two proposals share a round: the core may decide the one `pending` no longer holds), as the node's.
-    var knownBlocks: [Bytes32: Block] = [:]
-    static let knownBlocksMax = 64
     /// Votes this node has relayed (each once), for the current height and the next.
     var relayed: Set<RelayKey> = []
     var syncBlocks: [UInt64: CommittedBlock] = [:]
@@ -147,9 +135,8 @@ final class SimNode: ConsensusShell {
         state = .down
         incarnation += 1
         consensus = nil
-        pending.removeAll()
+        proposals = .init()
         earlyBlocks.removeAll()
-        knownBlocks.removeAll()
         relayed.removeAll()
         syncBlocks.removeAll()
         pausedInbox.removeAll()
@@ -186,7 +173,7 @@ final class SimNode: ConsensusShell {
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             world.scheduleTimer(self, afterMs: durationMs, .timeout(kind, height: height, round: round))
         case .decide(let height, let round, let blockId, let signatures):
-            guard let block = knownBlock(blockId) else {
+            guard let block = proposals.block(blockId) else {
                 preconditionFailure("\(name): decided block \(blockId) at height \(height) is not known")
             }
             commit(CommittedBlock(block: block, commit: CommitCertificate(height: height, round: round, blockId: blockId,
@@ -201,11 +188,13 @@ final class SimNode: ConsensusShell {
             reportEquivocation(evidence)
         case .newHeight(let height):
             replica.startedHeight(height, nowMs: nowMs)
-            pending = pending.filter { $0.key.height >= height }
             earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
-            knownBlocks = knownBlocks.filter { $0.value.header.height >= height }
             relayed = relayed.filter { $0.vote.height >= height }
-            feedback.append(contentsOf: bufferedProposals())
+            // Proposals for the new height that arrived early, checked now that the previous block is applied.
+            for (proposal, from, block) in proposals.startedHeight(height, me: me) {
+                let key = ProposalKey(height: proposal.height, round: proposal.round)
+                feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
+            }
         }
     }
 
@@ -229,18 +218,10 @@ final class SimNode: ConsensusShell {
         ])
     }
 
-    private func knownBlock(_ id: Bytes32) -> Block? {
-        knownBlocks[id] ?? pending.values.first { $0.proposal.blockId == id && $0.block != nil }?.block
-    }
-
-    func remember(_ block: Block, id: Bytes32) {
-        if knownBlocks.count < SimNode.knownBlocksMax || knownBlocks[id] != nil { knownBlocks[id] = block }
-    }
-
     /// Builds (or re-uses the valid value) and sends a proposal and its block.
     private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
         let block: Block
-        if let blockId, let existing = knownBlock(blockId) {
+        if let blockId, let existing = proposals.block(blockId) {
             block = existing
         } else {
             block = buildBlock(height: height, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot),
@@ -250,9 +231,7 @@ final class SimNode: ConsensusShell {
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: id, partsRoot: .zero,
                                 partCount: 1, blockBytes: UInt32(block.encoded.count))
         recordSigned(.proposal, height: height, round: round, value: id)
-        remember(block, id: id)
-        pending[ProposalKey(height: height, round: round)] = PendingProposal(proposal: proposal, from: me!, block: block,
-                                                                             delivered: true)
+        proposals.proposed(proposal, from: me!, block: block, body: WholeBlock())
         sendOwnProposal(proposal, block: block, id: id)
         return proposal
     }

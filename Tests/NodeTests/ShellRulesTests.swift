@@ -171,8 +171,9 @@ import Wire
         // Round 1 re-proposes a value with proof-of-lock round 0: its prevote goes to every peer once.
         let id = Blake2b.hash([9])
         let proposal = Proposal(height: 1, round: 1, polRound: 0, blockId: id, partsRoot: id, partCount: 1, blockBytes: 10)
-        node.pending[.init(height: 1, round: 1)] = .init(
-            proposal: proposal, from: 1, assembler: .init(root: id, total: 1, bytesMax: 10))
+        let admitted = node.proposals.admit(proposal, from: 1, body: .init(assembler: .init(root: id, total: 1, bytesMax: 10)),
+                                            at: (1, 1), roundsAheadMax: 64, proposer: 1)
+        #expect(admitted == .accepted)
         node.outbox.removeAll()
         clock.nowMs += 10_000
         node.rebroadcastIfStalled()
