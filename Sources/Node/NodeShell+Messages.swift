@@ -8,12 +8,10 @@ extension NodeShell {
     func handleMessage(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
         // Nothing but a hello (and user transactions) is taken from a peer before its handshake succeeded.
         if envelope.kind != .hello, !envelope.kind.isFromAnyone, let peer = peers[envelope.sender],
-           handshakes[peer.name] != .accepted {
+           !handshakes.isAccepted(peer.name) {
             // Not refused, only not yet accepted: consensus messages wait for the handshake (bounded).
-            if handshakes[peer.name] == nil, envelope.kind.isConsensusLane,
-               heldBeforeHandshake[peer.name, default: []].count < NodeShell.heldBeforeHandshakeMax {
-                heldBeforeHandshake[peer.name, default: []].append((envelope, message, fromPeer))
-            } else {
+            let message = HeldMessage(envelope: envelope, message: message, fromPeer: fromPeer)
+            if !handshakes.hold(message, from: peer.name, consensusLane: envelope.kind.isConsensusLane) {
                 metrics.noHandshakeDropped.increment()
             }
             return

@@ -3,7 +3,8 @@ import Sodium
 import Transport
 import Wire
 
-/// Execution rules by height (upgrade plans), stopping on a state root mismatch, and the handshake.
+/// Execution rules by height (upgrade plans), stopping on a state root mismatch, and the handshake
+/// (its rules are `Replica.Handshakes`).
 extension NodeShell {
     /// A binary started at a height whose rules it no longer implements refuses to run.
     struct StartRefused: Error, CustomStringConvertible {
@@ -126,25 +127,18 @@ extension NodeShell {
 
     // MARK: handshake
 
-    static let helloRetryMs: UInt64 = 500
-    /// At most one answer per peer this often, however many hellos it sends.
-    static let helloAnswerGapMs: UInt64 = 20
-
     func sendHello(to peer: Peer, now: UInt64) {
-        helloSentMs[peer.name] = now
         let hello = Hello(protocolVersion: config.protocolVersion, forkId: config.forkId, version: config.version,
                           versionMin: config.versionMin, committedHeight: store.height,
-                          replyWanted: handshakes[peer.name] != .accepted, timeMs: now)
+                          replyWanted: handshakes.sendingHello(to: peer.name, nowMs: now), timeMs: now)
         send(sign(.hello, hello), to: peer)
     }
 
-    /// Every tick: peers not accepted get another hello every `helloRetryMs` (a refused peer may come
-    /// back fixed; a lost hello is repeated).
+    /// Every tick: peers not accepted get another hello (see `Replica.Handshakes.hellosDue`).
     func resendHellos() {
         let now = clock()
-        for peer in everyPeer where handshakes[peer.name] != .accepted {
-            if now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs { sendHello(to: peer, now: now) }
-        }
+        let due = Set(handshakes.hellosDue(everyPeer.map(\.name), nowMs: now))
+        for peer in everyPeer where due.contains(peer.name) { sendHello(to: peer, now: now) }
     }
 
     /// A hello signed with a twinned key could come from either twin: both get the same answer.
@@ -162,41 +156,26 @@ extension NodeShell {
             ? "hello names fork id \(hello.forkId) but is signed for fork id \(envelope.forkId)"
             : HandshakePolicy.refusal(ours: ours, theirs: theirs, height: consensus.height, plans: plans,
                                       checkRules: config.handshakeChecksRules)
-        let previous = handshakes[peer.name]
         let now = clock()
-        if let refusal {
+        let outcome = handshakes.heardHello(from: peer.name, refusal: refusal, replyWanted: hello.replyWanted, nowMs: now)
+        switch (outcome.previous, outcome.link) {
+        case (let previous, .refused(let reason)):
             metrics.handshakeRefused.increment()
-            handshakes[peer.name] = .refused(refusal)
-            heldBeforeHandshake[peer.name] = nil
-            if previous != .refused(refusal) {
-                logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(refusal); no blocks or votes are exchanged with it")
-                events.write("handshake_refused", timeMs: now, [("peer", .string(peer.name)), ("reason", .string(refusal))])
+            if previous != outcome.link {
+                logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(reason); no blocks or votes are exchanged with it")
+                events.write("handshake_refused", timeMs: now, [("peer", .string(peer.name)), ("reason", .string(reason))])
                 events.flush()
             }
-        } else {
-            handshakes[peer.name] = .accepted
-            if previous != .accepted {
-                logger.info("handshake: accepted \(peer.name) (fork id \(hello.forkId), protocol \(hello.protocolVersion), rules v\(hello.versionMin)...v\(hello.version))")
-                if case .refused = previous {
-                    events.write("handshake_accepted", timeMs: now, [("peer", .string(peer.name))])
-                }
+        case (let previous, .accepted) where previous != .accepted:
+            logger.info("handshake: accepted \(peer.name) (fork id \(hello.forkId), protocol \(hello.protocolVersion), rules v\(hello.versionMin)...v\(hello.version))")
+            if case .refused = previous {
+                events.write("handshake_accepted", timeMs: now, [("peer", .string(peer.name))])
             }
+        case (_, .accepted):
+            break
         }
-        metrics.peersRefused.record(handshakes.values.filter { $0 != .accepted }.count)
-        if handshakes[peer.name] == .accepted, let held = heldBeforeHandshake.removeValue(forKey: peer.name) {
-            for item in held { handleMessage(item.envelope, item.message, fromPeer: item.fromPeer) }
-        }
-        // Answer a peer that has not accepted us yet, always when we accept it: our hello then goes
-        // out before any vote we send it, so it never drops one for want of a handshake (and an
-        // accepted peer's answer wants no reply, so this cannot ping-pong). Two nodes refusing each
-        // other answer at most once per `helloRetryMs / 5`.
-        let accepted = handshakes[peer.name] == .accepted
-        let sinceAnswer = now - (helloAnsweredMs[peer.name] ?? 0)
-        let answerAccepted = hello.replyWanted && accepted && sinceAnswer >= NodeShell.helloAnswerGapMs
-        let answerRefused = hello.replyWanted && now - (helloSentMs[peer.name] ?? 0) >= NodeShell.helloRetryMs / 5
-        if answerAccepted || answerRefused || previous != handshakes[peer.name] {
-            helloAnsweredMs[peer.name] = now
-            sendHello(to: peer, now: now)
-        }
+        metrics.peersRefused.record(handshakes.refused.count)
+        for item in outcome.release { handleMessage(item.envelope, item.message, fromPeer: item.fromPeer) }
+        if outcome.answer { sendHello(to: peer, now: now) }
     }
 }

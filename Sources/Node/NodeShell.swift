@@ -137,17 +137,16 @@ final class NodeShell {
     let plans: [UpgradePlan]
     /// Why this node stopped deciding, once it has (it keeps serving blocks and status).
     var stopped: String?
-    /// The handshake with each peer, by name: nothing but hellos goes to a peer not accepted.
-    var handshakes: [String: PeerLink] = [:]
-    /// Consensus messages from a peer whose hello has not been accepted yet, replayed when it is (the edge
-    /// has already marked them seen, so the peer's re-sends of the same bytes would be dropped as copies:
-    /// a restarted validator lost the prevotes that came before its handshake and held a height 2 s).
-    var heldBeforeHandshake: [String: [(envelope: Envelope, message: Message, fromPeer: Bool)]] = [:]
-    static let heldBeforeHandshakeMax = 64
+    /// The handshake with each peer, by name (see `Replica.Handshakes`): nothing but hellos goes to a peer
+    /// not accepted; its consensus messages wait for the handshake.
+    var handshakes = Replica.Handshakes<String, HeldMessage>()
+    struct HeldMessage: Sendable {
+        var envelope: Envelope
+        var message: Message
+        var fromPeer: Bool
+    }
     /// The last stored block as first executed, when a restart re-executed it under other rules.
     var tipAlternative: TipAlternative?
-    var helloSentMs: [String: UInt64] = [:]
-    var helloAnsweredMs: [String: UInt64] = [:]
     /// The rollup part of a sequencer or replica.
     var rollup: RollupShell?
     /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
@@ -155,11 +154,6 @@ final class NodeShell {
     /// An rpc node's served chain: updated at each commit and published to the JSON-RPC port's box.
     var rpcView: ChainView?
     let rpcBox: RPCViewBox?
-
-    enum PeerLink: Equatable {
-        case accepted
-        case refused(String)
-    }
 
     init(config: NodeConfig, key: SigningKey, genesis: Genesis, dataDir: String, eventsPath: String,
          logger: Logger, timers: @escaping (UInt64, NodeInput) -> Void, clock: @escaping () -> UInt64) throws {
@@ -401,10 +395,7 @@ final class NodeShell {
         status.stopped = stopped
         status.disputeGamesOpen = ledger.disputes?.gamesOpen ?? 0
         if let fault = rpcBox?.fault, fault.mode != "ok" { status.rpcFault = fault.description }
-        status.refusedPeers = handshakes.compactMapValues { link in
-            if case .refused(let reason) = link { return reason }
-            return nil
-        }
+        status.refusedPeers = handshakes.refused
         return status
     }
 
@@ -431,7 +422,7 @@ final class NodeShell {
 
     /// Queues a datagram for `peer`; only hellos go to a peer whose handshake has not succeeded.
     func send(_ envelope: Envelope, to peer: Peer) {
-        guard envelope.kind == .hello || handshakes[peer.name] == .accepted else { return }
+        guard envelope.kind == .hello || handshakes.isAccepted(peer.name) else { return }
         outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
                                kind: envelope.kind))
     }

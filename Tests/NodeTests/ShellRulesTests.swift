@@ -1,3 +1,4 @@
+import Consensus
 import Foundation
 import Ledger
 import Logging
@@ -65,7 +66,7 @@ import Wire
         // v2 on fork 1: refused; its status is dropped; nothing but hellos goes to it.
         let (foreign, foreignHello) = hello(from: 1, forkId: 1)
         node.handleMessage(foreign, foreignHello, fromPeer: true)
-        #expect(node.handshakes["v2"] == .refused("fork id 1, ours 0"))
+        #expect(node.handshakes.links["v2"] == .refused("fork id 1, ours 0"))
         #expect(node.status.refusedPeers == ["v2": "fork id 1, ours 0"])
         let status = Envelope(kind: .status, payload: StatusMessage(committedHeight: 9, round: 0, timeMs: 6).encoded,
                               domain: Domain(chainId: Self.chainId), key: keys[1])
@@ -74,7 +75,7 @@ import Wire
         // v3 on fork 0: accepted, answered with a hello, and from then on gets everything.
         let (local, localHello) = hello(from: 2, forkId: 0)
         node.handleMessage(local, localHello, fromPeer: true)
-        #expect(node.handshakes["v3"] == .accepted)
+        #expect(node.handshakes.links["v3"] == .accepted)
         node.broadcastStatus()
         #expect(node.outbox.filter { $0.kind == .status }.map(\.peer) == ["v3"])
         #expect(!node.outbox.contains { $0.peer == "v2" && $0.kind != .hello })
@@ -118,23 +119,23 @@ import Wire
         let prevote = Envelope(kind: .prevote, payload: vote.encoded, domain: node.domain, key: keys[1])
         node.handleMessage(prevote, .prevote(vote), fromPeer: true)
         #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 0)
-        #expect(node.heldBeforeHandshake["v2"]?.count == 1)
+        #expect(node.handshakes.heldCount("v2") == 1)
         let (v2Hello, v2Message) = hello(from: 1, forkId: 0)
         node.handleMessage(v2Hello, v2Message, fromPeer: true)
-        #expect(node.handshakes["v2"] == .accepted)
+        #expect(node.handshakes.links["v2"] == .accepted)
         #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 10)
-        #expect(node.heldBeforeHandshake["v2"] == nil)
+        #expect(node.handshakes.heldCount("v2") == 0)
         // v4 is refused: its prevotes never count and are not kept; nor are more than the bound of v4's before.
         let other = Vote(height: 1, round: 1, blockId: nil)
-        for round in UInt32(0)..<UInt32(NodeShell.heldBeforeHandshakeMax + 10) {
+        for round in UInt32(0)..<UInt32(Replica.Handshakes<String, NodeShell.HeldMessage>.heldMax + 10) {
             let early = Vote(height: 1, round: round, blockId: nil)
             node.handleMessage(Envelope(kind: .precommit, payload: early.encoded, domain: node.domain, key: keys[3]),
                                .precommit(early), fromPeer: true)
         }
-        #expect(node.heldBeforeHandshake["v4"]?.count == NodeShell.heldBeforeHandshakeMax)
+        #expect(node.handshakes.heldCount("v4") == Replica.Handshakes<String, NodeShell.HeldMessage>.heldMax)
         let (foreign, foreignHello) = hello(from: 3, forkId: 1)
         node.handleMessage(foreign, foreignHello, fromPeer: true)
-        #expect(node.heldBeforeHandshake["v4"] == nil)
+        #expect(node.handshakes.heldCount("v4") == 0)
         node.handleMessage(Envelope(kind: .prevote, payload: other.encoded, domain: node.domain, key: keys[3]),
                            .prevote(other), fromPeer: true)
         #expect(node.consensus.stake(.precommit, round: 0, blockId: nil) == 0)
