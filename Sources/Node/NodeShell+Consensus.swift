@@ -130,20 +130,12 @@ extension NodeShell: ConsensusShell {
         precondition(block.header.height == store.height + 1,
                      "commit of \(block.header.height) on a store at \(store.height)")
         resolveTip(for: block)
-        guard block.header.stateRoot == ledger.stateRoot else {
-            stopOnMismatch(block, source: source)
-            return false
-        }
         let rulesVersion: UInt16
-        switch rules(at: block.header.height) {
-        case .apply(let version):
+        switch Replica.commitRules(block, ledger: ledger, binary: binary, plans: plans, source: source) {
+        case .success(let version):
             rulesVersion = version
-        case .upgradeNeeded(let plan):
-            stopForUpgrade(plan, height: block.header.height)
-            return false
-        case .tooEarly(let version, _):
-            stop("height \(block.header.height) runs rules v\(version), older than this binary keeps (v\(config.versionMin))",
-                 event: "too_early", [("height", .uint(block.header.height))])
+        case .failure(let refusal):
+            stop(refusal.stop)
             return false
         }
         do {

@@ -1,3 +1,4 @@
+import Consensus
 import Ledger
 import Sodium
 import Transport
@@ -11,74 +12,39 @@ extension NodeShell {
         let description: String
     }
 
-    func rules(at height: UInt64) -> RulesSchedule.Decision {
-        RulesSchedule.decide(height: height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans)
+    /// This node's binary: its rules range, protocol version and fork.
+    var binary: Replica.Binary {
+        Replica.Binary(version: config.version, versionMin: config.versionMin, forkId: config.forkId,
+                       protocolVersion: config.protocolVersion)
     }
 
-    /// The last stored block's result is confirmed only by the next block's header. So a node restarted
-    /// on another binary executes its last block under the rules that binary applies now, and keeps
-    /// the result under the recorded rules as an alternative: the first block committed on top decides
-    /// which one the network built on (`resolveTip`). This is CometBFT's `rollback` of one height
-    /// before a restart on a fixed binary, done only when the chain has not moved on without it.
-    struct TipAlternative {
-        var ledger: Ledger
-        var recordedRules: UInt16
-        var currentRules: UInt16
-    }
+    func rules(at height: UInt64) -> RulesSchedule.Decision { binary.rules(at: height, plans: plans) }
 
-    static func reexecuteTip(_ tip: (block: Block, rules: UInt16)?, ledger: inout Ledger, config: NodeConfig,
-                             plans: [UpgradePlan], result: inout Ledger.BlockResult?) -> TipAlternative? {
-        guard let tip else { return nil }
-        var rules = tip.rules
-        if case .apply(let version) = RulesSchedule.decide(
-            height: tip.block.header.height, binaryVersion: config.version, versionMin: config.versionMin, plans: plans) {
-            rules = version
-        }
-        var recorded = ledger
-        recorded.rulesVersion = tip.rules
-        result = recorded.execute(tip.block)
-        guard rules != tip.rules else {
-            ledger = recorded
-            return nil
-        }
-        ledger.rulesVersion = rules
-        ledger.execute(tip.block)
-        guard recorded.stateRoot != ledger.stateRoot else {
-            ledger = recorded
-            return nil
-        }
-        return TipAlternative(ledger: recorded, recordedRules: tip.rules, currentRules: rules)
-    }
-
-    /// The ledger a block committed on top of the tip must extend: the re-executed tip, or the tip as
-    /// first executed when that is what the block's header carries.
-    func baseLedger(for block: Block) -> Ledger {
-        if let alternative = tipAlternative, block.header.stateRoot != ledger.stateRoot,
-           block.header.stateRoot == alternative.ledger.stateRoot {
-            return alternative.ledger
-        }
-        return ledger
-    }
+    /// The ledger a block committed on top of the tip must extend (see `Replica.TipAlternative`).
+    func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
 
     /// Called before a block on top of the tip is stored: settles which execution of the tip it extends.
     func resolveTip(for block: Block) {
         guard let alternative = tipAlternative else { return }
         tipAlternative = nil
         let height = store.height
-        if block.header.stateRoot == alternative.ledger.stateRoot, block.header.stateRoot != ledger.stateRoot {
-            ledger = alternative.ledger
+        switch alternative.resolve(for: block, current: ledger) {
+        case .keepRecorded(let recorded):
+            ledger = recorded
             logger.notice("the chain built block \(height + 1) on block \(height) as executed under rules v\(alternative.recordedRules); keeping that")
             events.write("reexecuted", timeMs: clock(), [
                 ("height", .uint(height)), ("from", .uint(UInt64(alternative.currentRules))),
                 ("to", .uint(UInt64(alternative.recordedRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
                 ("reason", .string("the next block's header carries this root")),
             ])
-        } else if block.header.stateRoot == ledger.stateRoot {
+        case .recordCurrent(let rules):
             do {
-                try store.rewriteLastRulesVersion(alternative.currentRules)
+                try store.rewriteLastRulesVersion(rules)
             } catch {
-                logger.error("store: cannot record rules v\(alternative.currentRules) for block \(height): \(error)")
+                logger.error("store: cannot record rules v\(rules) for block \(height): \(error)")
             }
+        case .neither:
+            break
         }
     }
 
@@ -86,10 +52,7 @@ extension NodeShell {
     /// binary keeps: a new binary started before its upgrade height.
     func refuseIfTooEarly() throws {
         let height = store.height + 1
-        guard case .tooEarly(let version, let plan) = rules(at: height) else { return }
-        let when = plan.map { "; start it at height \($0.height) (upgrade \($0.name)) or later" } ?? ""
-        let message = "refusing to run: this binary implements rules v\(config.versionMin)...v\(config.version), "
-            + "but height \(height) runs rules v\(version)\(when)"
+        guard let message = binary.refusalToStart(at: height, plans: plans) else { return }
         logger.critical("\(message)")
         events.write("refused_start", timeMs: clock(), [("height", .uint(height)), ("reason", .string(message))])
         events.flush()
@@ -97,32 +60,19 @@ extension NodeShell {
     }
 
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
-    func stop(_ reason: String, event: String, _ fields: [(String, JSONValue)]) {
+    func stop(_ stop: Replica.Stop) {
         guard stopped == nil else { return }
-        stopped = reason
+        stopped = stop.reason
         replica.forgetOwnMessages()
+        if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
         metrics.stopped.record(1)
-        logger.critical("stopped: \(reason)")
-        events.write(event, timeMs: clock(), fields + [("reason", .string(reason))])
+        logger.critical("stopped: \(stop.reason)")
+        events.write(stop.event, timeMs: clock(), stop.eventFields)
         events.flush()
     }
 
-    func stopOnMismatch(_ block: Block, source: String) {
-        metrics.stateMismatches.increment()
-        let height = block.header.height
-        stop("wrong state root at height \(height): expected \(ledger.stateRoot.hex), got \(block.header.stateRoot.hex)",
-             event: "state_mismatch", [
-                ("height", .uint(height)), ("expected", .string(ledger.stateRoot.hex)),
-                ("got", .string(block.header.stateRoot.hex)), ("rules", .uint(UInt64(ledger.rulesVersion))),
-                ("source", .string(source)),
-             ])
-    }
-
     func stopForUpgrade(_ plan: UpgradePlan, height: UInt64) {
-        stop("upgrade \(plan.name) needed at height \(plan.height)", event: "upgrade_needed", [
-            ("height", .uint(height)), ("plan", .string(plan.name)), ("planHeight", .uint(plan.height)),
-            ("planVersion", .uint(UInt64(plan.version))), ("binaryVersion", .uint(UInt64(config.version))),
-        ])
+        stop(.upgrade(plan, height: height, binary: binary))
     }
 
     // MARK: handshake
@@ -148,14 +98,10 @@ extension NodeShell {
     }
 
     private func onHello(_ hello: Hello, envelope: Envelope, peer: Peer) {
-        let ours = HandshakePolicy.Identity(forkId: config.forkId, protocolVersion: config.protocolVersion,
-                                            version: config.version, versionMin: config.versionMin)
         let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,
                                               version: hello.version, versionMin: hello.versionMin)
-        let refusal = hello.forkId != envelope.forkId
-            ? "hello names fork id \(hello.forkId) but is signed for fork id \(envelope.forkId)"
-            : HandshakePolicy.refusal(ours: ours, theirs: theirs, height: consensus.height, plans: plans,
-                                      checkRules: config.handshakeChecksRules)
+        let refusal = binary.refusal(of: theirs, signedForFork: envelope.forkId, height: consensus.height, plans: plans,
+                                     checkRules: config.handshakeChecksRules)
         let now = clock()
         let outcome = handshakes.heardHello(from: peer.name, refusal: refusal, replyWanted: hello.replyWanted, nowMs: now)
         switch (outcome.previous, outcome.link) {

@@ -146,7 +146,7 @@ final class NodeShell {
         var fromPeer: Bool
     }
     /// The last stored block as first executed, when a restart re-executed it under other rules.
-    var tipAlternative: TipAlternative?
+    var tipAlternative: Replica.TipAlternative?
     /// The rollup part of a sequencer or replica.
     var rollup: RollupShell?
     /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
@@ -199,7 +199,7 @@ final class NodeShell {
         let plans = try genesis.upgradePlans()
         self.plans = plans
         // Rebuild the ledger from the store: every committed block is executed again under the rules
-        // recorded with it, except the last one (see `reexecuteTip`).
+        // recorded with it, except the last one (see `Replica.TipAlternative`).
         var rebuilt = try Ledger(genesis: genesis, l2ForkId: config.forkId)
         var tip: (block: Block, rules: UInt16)?
         let keepsInbox = RollupShell.Role(rawValue: config.role) != nil
@@ -219,8 +219,11 @@ final class NodeShell {
         }
         self.store = store
         var tipResult: Ledger.BlockResult?
-        self.tipAlternative = NodeShell.reexecuteTip(tip, ledger: &rebuilt, config: config, plans: plans,
-                                                     result: &tipResult)
+        let binary = Replica.Binary(version: config.version, versionMin: config.versionMin, forkId: config.forkId,
+                                    protocolVersion: config.protocolVersion)
+        self.tipAlternative = tip.flatMap { tip in
+            Replica.TipAlternative.reexecute(tip, ledger: &rebuilt, binary: binary, plans: plans, result: &tipResult)
+        }
         if keepsInbox, let tip, let tipResult { inbox.append(RollupShell.L1Commit(tip.block, tipResult, ledger: rebuilt)) }
         if let tip, let tipResult { view?.record(tip.block, tipResult, ledger: rebuilt) }
         self.startupInbox = inbox
