@@ -49,6 +49,9 @@ public enum Replica {
         public static let syncWindow: UInt64 = 4
         /// A block request not answered within this is sent again (to a peer drawn again).
         public static let syncRetryMs: UInt64 = 300
+        /// Consensus starts once peers with +2/3 of the stake have been heard from, or this long after the
+        /// start at the latest, so the first proposal is not sent into the void.
+        public static let startWaitMaxMs: UInt64 = 2_000
 
         /// How often this node announces its status.
         public var gossipIntervalMs: UInt64 {

@@ -274,7 +274,7 @@ final class NodeShell {
     }
 
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)
-    /// have been heard from, or after `startWaitMaxMs`, so the first proposal is not sent into the void.
+    /// have been heard from, or after `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
         if let rollup {
             for entry in startupInbox { rollup.onL1Commit(entry, live: false, shell: self) }
@@ -289,13 +289,12 @@ final class NodeShell {
         startConsensusIfReady()
     }
 
-    static let startWaitMaxMs: UInt64 = 2_000
 
     func startConsensusIfReady() {
         guard !consensusStarted else { return }
         let heard = Set(replica.peerHeights.keys).union([key.publicKey])
         let stake = heard.compactMap { validators.index(of: $0) }.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
-        guard validators.isQuorum(stake) || clock() - startedAtMs >= NodeShell.startWaitMaxMs else { return }
+        guard validators.isQuorum(stake) || clock() - startedAtMs >= Replica.Settings.startWaitMaxMs else { return }
         startConsensusNow()
     }
 

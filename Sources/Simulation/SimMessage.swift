@@ -18,6 +18,9 @@ enum SimMessage {
     case blockRequest(height: UInt64)
     case blockResponse(CommittedBlock)
     case tx(Envelope)
+    /// The handshake: the sender's binary (the fork it names, signed for `signedForFork`), and whether it
+    /// wants an answer.
+    case hello(HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool)
 
     var kind: MessageKind {
         switch self {
@@ -28,6 +31,7 @@ enum SimMessage {
         case .blockRequest: return .blockRequest
         case .blockResponse: return .syncPart
         case .tx(let envelope): return envelope.kind
+        case .hello: return .hello
         }
     }
 
@@ -40,6 +44,7 @@ enum SimMessage {
         case .status, .blockRequest: return 130
         case .blockResponse(let committed): return 300 + committed.block.txs.reduce(0) { $0 + $1.bytes.count + 2 }
         case .tx(let envelope): return envelope.bytes.count
+        case .hello: return 140
         }
     }
 }

@@ -7,8 +7,12 @@ extension SimNode {
     /// One message from the node in `sender`'s slot (already past the simulated network's faults).
     func receive(_ message: SimMessage, from sender: Int) {
         guard state == .running else { return }
+        if sender >= 0, !admitted(message, from: sender) { return }
         switch message {
+        case .hello(let identity, let signedForFork, let replyWanted):
+            onHello(identity, signedForFork: signedForFork, replyWanted: replyWanted, from: sender)
         case .proposal(let proposal, let from):
+            startConsensusNow() // consensus traffic means peers are running already
             onProposal(proposal, from: from, sender: sender)
         case .block(let height, let round, let block, let id, let from):
             onBlock(ProposalKey(height: height, round: round), block, id: id, from: from)
@@ -17,6 +21,7 @@ extension SimNode {
                 rejects["wrong_chain", default: 0] += 1 // the edge's signature check under our chain id fails
                 return
             }
+            startConsensusNow()
             notePeerHeight(validator: from, committed: max(vote.height, 1) - 1)
             guard let consensus else { return }
             if vote.height > consensus.height + 1 { requestMissingBlocks() }
@@ -30,6 +35,7 @@ extension SimNode {
             if replica.heardStatus(world.keySlots[sender], committed: height, nowMs: nowMs) {
                 world.send(from: self, toSlot: sender, .status(committedHeight: storeHeight))
             }
+            startConsensusIfReady()
             requestMissingBlocks()
         case .blockRequest(let height):
             if height >= 1, height <= storeHeight {
@@ -52,6 +58,48 @@ extension SimNode {
     func notePeerHeight(validator: Int, committed height: UInt64) {
         guard validator != me, let slot = world.keySlot(ofValidator: validator) else { return }
         replica.heard(slot, committedAtLeast: height, nowMs: nowMs)
+    }
+
+    // MARK: handshake
+
+    /// The receiving edge and the handshake: a message signed for another fork fails its signature check
+    /// (hellos are checked under the fork they name); nothing but hellos and transactions is taken from
+    /// a peer not accepted yet, and its consensus messages wait for the handshake (as the node's).
+    private func admitted(_ message: SimMessage, from sender: Int) -> Bool {
+        let kind = message.kind
+        guard kind != .hello, !kind.isFromAnyone else { return true }
+        guard world.nodes[sender].binary.forkId == binary.forkId else {
+            rejects["wrong_fork", default: 0] += 1
+            return false
+        }
+        guard !handshakes.isAccepted(sender) else { return true }
+        _ = handshakes.hold(HeldMessage(message: message, sender: sender), from: sender,
+                            consensusLane: kind.isConsensusLane)
+        return false
+    }
+
+    func sendHello(to peer: Int) {
+        let replyWanted = handshakes.sendingHello(to: peer, nowMs: nowMs)
+        world.send(from: self, toSlot: peer, .hello(binary.identity, signedForFork: binary.forkId,
+                                                    replyWanted: replyWanted))
+    }
+
+    /// Every tick: peers not accepted get another hello (a refused peer may come back fixed).
+    func resendHellos() {
+        for peer in handshakes.hellosDue(world.peers(of: self), nowMs: nowMs) { sendHello(to: peer) }
+    }
+
+    private func onHello(_ theirs: HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool, from peer: Int) {
+        let refusal = binary.refusal(of: theirs, signedForFork: signedForFork, height: consensus?.height ?? storeHeight + 1,
+                                     plans: world.plans, checkRules: world.topology.handshakeChecksRules)
+        let outcome = handshakes.heardHello(from: peer, refusal: refusal, replyWanted: replyWanted, nowMs: nowMs)
+        if case .refused(let reason) = outcome.link, outcome.previous != outcome.link {
+            log("handshake_refused", [("peer", .string(world.nodes[peer].name)), ("reason", .string(reason))])
+        } else if outcome.link == .accepted, case .refused = outcome.previous {
+            log("handshake_accepted", [("peer", .string(world.nodes[peer].name))])
+        }
+        for held in outcome.release { receive(held.message, from: held.sender) }
+        if outcome.answer { sendHello(to: peer) }
     }
 
     // MARK: proposals
@@ -107,7 +155,7 @@ extension SimNode {
 
     func isValid(_ block: Block, key: ProposalKey) -> Bool {
         let proposer = Replica.Proposals<WholeBlock>.expectedProposer(proposals[key]?.proposal, validators: validators, key: key)
-        if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: 1) {
+        if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: binary.protocolVersion) {
             reportInvalid(key, problem)
             return false
         }
@@ -164,8 +212,11 @@ extension SimNode {
         for signature in certificate.signatures where Int(signature.validator) < validators.count {
             if signers.insert(signature.validator).inserted { stake += validators.stake(of: Int(signature.validator)) }
         }
+        // A block that carries another state root is committed (and stops this node), as the node's sync does.
+        let base = baseLedger(for: committed.block)
         return world.consensusSettings.isQuorum(stake, of: validators)
-            && ledger.validate(committed.block, expectedProposer: nil, protocolVersion: 1) == nil
+            && (committed.block.header.stateRoot != base.stateRoot
+                || base.validate(committed.block, expectedProposer: nil, protocolVersion: binary.protocolVersion) == nil)
     }
 
     // MARK: gossip
@@ -187,7 +238,9 @@ extension SimNode {
     /// catching up, a byzantine node's floods, and the cumulative rejects.
     func tick() {
         guard state == .running else { return }
+        resendHellos()
         if replica.statusDue(nowMs: nowMs) { broadcastStatus() }
+        startConsensusIfReady()
         requestMissingBlocks()
         if stopped == nil { rebroadcastIfStalled() }
         misbehaveOnTick()

@@ -41,6 +41,12 @@ final class SimNode: ConsensusShell {
     var lastSignedVote: (Tendermint.VoteType, Vote)?
     /// Bytes of a torn record after the stored blocks (a kill storm's), cut off at the next start.
     var tornTailBytes: UInt64 = 0
+    /// The binary this node runs (its configuration: an `upgrade` step changes it for the next start).
+    var binary: Replica.Binary
+    /// The rules version the last stored block was executed under, and (only where a run has versions or
+    /// upgrades) the ledger before it: what a node re-executes its tip from when it restarts on another binary.
+    var tipRules: UInt16 = 1
+    var ledgerBeforeTip: Ledger?
 
     // Volatile: lost at a crash.
     var state: State = .down
@@ -56,6 +62,16 @@ final class SimNode: ConsensusShell {
     var syncBlocks: [UInt64: CommittedBlock] = [:]
     /// The replica core, as the node's (see `Replica.Instance`); a fresh one at every start.
     var replica: Replica.Instance<SimMessage, Int>
+    /// The handshake with each peer slot (see `Replica.Handshakes`).
+    var handshakes = Replica.Handshakes<Int, HeldMessage>()
+    struct HeldMessage: Sendable {
+        var message: SimMessage
+        var sender: Int
+    }
+    /// See `Replica.TipAlternative`: set at a start on another binary, settled by the next commit.
+    var tipAlternative: Replica.TipAlternative?
+    var consensusStarted = false
+    var startedAtMs: UInt64 = 0
     var pausedInbox: Deque<SimEvent> = []
     var stopped: String?
     var clockSkewMs: Int64 = 0
@@ -68,8 +84,10 @@ final class SimNode: ConsensusShell {
     var lastDropsLogged: [Int] = []
     var pendingSignState: Tendermint.SignState?
 
-    init(slot: Int, name: String, me: Int?, keyName: String, genesis: Genesis, world: Simulator) throws {
+    init(slot: Int, name: String, me: Int?, keyName: String, binary: Replica.Binary, genesis: Genesis,
+         world: Simulator) throws {
         self.slot = slot
+        self.binary = binary
         self.name = name
         self.me = me
         self.keyName = keyName
@@ -97,13 +115,22 @@ final class SimNode: ConsensusShell {
 
     // MARK: lifecycle
 
-    /// A (re)start: a fresh process over the durable state.
+    /// A (re)start: a fresh process over the durable state. A binary started at a height whose rules it
+    /// no longer implements refuses to run (the process exits; the node stays down).
     func start() {
+        let discarded = tornTailBytes
+        tornTailBytes = 0
+        if let refusal = binary.refusalToStart(at: storeHeight + 1, plans: world.plans) {
+            log("refused_start", [("height", .uint(storeHeight + 1)), ("reason", .string(refusal))])
+            return
+        }
         state = .running
         incarnation += 1
         stopped = nil
-        let discarded = tornTailBytes
-        tornTailBytes = 0
+        consensusStarted = false
+        startedAtMs = nowMs
+        handshakes = .init()
+        reexecuteTip()
         consensus = Tendermint.Instance(validators: validators, me: me, settings: world.consensusSettings,
                                         height: storeHeight + 1, lastSigned: signState)
         mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
@@ -111,14 +138,44 @@ final class SimNode: ConsensusShell {
         if !configuredByzantine.isEmpty { setByzantine(configuredByzantine) }
         log("start", [
             ("height", .uint(storeHeight)), ("round", .uint(0)), ("version", .string("simulated")),
-            ("protocolVersion", .uint(1)), ("rulesVersionMax", .uint(1)), ("rulesVersionMin", .uint(1)),
-            ("forkId", .uint(0)), ("stake", .uint(me.map { validators.stake(of: $0) } ?? 0)),
+            ("protocolVersion", .uint(UInt64(binary.protocolVersion))),
+            ("rulesVersionMax", .uint(UInt64(binary.version))), ("rulesVersionMin", .uint(UInt64(binary.versionMin))),
+            ("forkId", .uint(UInt64(binary.forkId))), ("stake", .uint(me.map { validators.stake(of: $0) } ?? 0)),
             ("stateRoot", .string(ledger.stateRoot.hex)), ("discardedTailBytes", .uint(discarded)),
             ("lastSigned", signState.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
         ])
+        if let alternative = tipAlternative {
+            log("reexecuted", [
+                ("height", .uint(storeHeight)), ("from", .uint(UInt64(alternative.recordedRules))),
+                ("to", .uint(UInt64(alternative.currentRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
+            ])
+        }
         world.scheduleTick(self, afterMs: world.topology.limits.statusIntervalMs)
+        for peer in world.peers(of: self) { sendHello(to: peer) }
+        if case .upgradeNeeded(let plan) = binary.rules(at: storeHeight + 1, plans: world.plans) {
+            stop(.upgrade(plan, height: storeHeight + 1, binary: binary))
+        }
         broadcastStatus()
-        if let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1 {
+        startConsensusIfReady()
+    }
+
+    /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or
+    /// after `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void (as the node).
+    func startConsensusIfReady() {
+        guard !consensusStarted else { return }
+        let heard = Set(replica.peerHeights.keys.compactMap { world.nodes[$0].me } + (me.map { [$0] } ?? []))
+        let stake = heard.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
+        guard validators.isQuorum(stake) || nowMs - startedAtMs >= Replica.Settings.startWaitMaxMs else { return }
+        startConsensusNow()
+    }
+
+    func startConsensusNow() {
+        guard !consensusStarted, stopped == nil, state == .running else { return }
+        consensusStarted = true
+        replica.committed(nowMs: nowMs)
+        drive(.start)
+        if let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1, let consensus,
+           vote.height == consensus.height {
             // Like the node: the vote signed before the crash goes out again (never a new signature).
             let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
             replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
@@ -127,7 +184,26 @@ final class SimNode: ConsensusShell {
                                   ("kind", .string(type.kind.description))])
             drive(.vote(type, vote, from: me, signature: SimNode.unsigned))
         }
-        drive(.start)
+    }
+
+    /// The node's start-up re-execution of its last block under this binary's rules (see
+    /// `Replica.TipAlternative`); only runs that model versions keep the ledger it needs.
+    private func reexecuteTip() {
+        tipAlternative = nil
+        guard let before = ledgerBeforeTip, let tip = store.last else { return }
+        var rebuilt = before
+        var result: Ledger.BlockResult?
+        tipAlternative = Replica.TipAlternative.reexecute((tip.block, tipRules), ledger: &rebuilt, binary: binary,
+                                                         plans: world.plans, result: &result)
+        ledger = rebuilt
+    }
+
+    /// Stops deciding (state root mismatch, upgrade needed): blocks and status are still served.
+    func stop(_ stop: Replica.Stop) {
+        guard stopped == nil else { return }
+        stopped = stop.reason
+        replica.forgetOwnMessages()
+        log(stop.event, stop.eventFields)
     }
 
     /// SIGKILL: everything not on disk is gone.
@@ -135,6 +211,8 @@ final class SimNode: ConsensusShell {
         state = .down
         incarnation += 1
         consensus = nil
+        handshakes = .init()
+        tipAlternative = nil
         proposals = .init()
         earlyBlocks.removeAll()
         relayed.removeAll()
@@ -241,7 +319,7 @@ final class SimNode: ConsensusShell {
         let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
                                       txsMax: limits.blockTxsMax,
                                       bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
-        let header = BlockHeader(protocolVersion: 1, height: height, timeMs: timeMs,
+        let header = BlockHeader(protocolVersion: binary.protocolVersion, height: height, timeMs: timeMs,
                                  proposer: validators.members[me!].publicKey, previousBlockId: ledger.lastBlockId,
                                  stateRoot: stateRoot, txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
         return Block(header: header, txs: txs)
@@ -252,13 +330,19 @@ final class SimNode: ConsensusShell {
     func commit(_ committed: CommittedBlock, source: String) -> Bool {
         let block = committed.block
         precondition(block.header.height == storeHeight + 1, "\(name): commit of \(block.header.height) on \(storeHeight)")
-        guard block.header.stateRoot == ledger.stateRoot else {
-            stopped = "state root mismatch at height \(block.header.height)"
-            replica.forgetOwnMessages()
-            log("state_mismatch", [("height", .uint(block.header.height)), ("reason", .string(stopped!))])
+        resolveTip(for: block)
+        let rules: UInt16
+        switch Replica.commitRules(block, ledger: ledger, binary: binary, plans: world.plans, source: source) {
+        case .success(let version):
+            rules = version
+        case .failure(let refusal):
+            stop(refusal.stop)
             return false
         }
         store.append(committed)
+        if world.modelsVersions { ledgerBeforeTip = ledger }
+        tipRules = rules
+        ledger.rulesVersion = rules
         let result = ledger.execute(block)
         recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
         mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
@@ -273,11 +357,37 @@ final class SimNode: ConsensusShell {
             ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
             ("source", .string(source)),
             ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
-            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(1)),
+            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(UInt64(rules))),
             ("txIds", .array(block.txs.map { .string($0.id.short) })),
         ])
         world.noteCommit(self, height: block.header.height)
+        if case .upgradeNeeded(let plan) = binary.rules(at: block.header.height + 1, plans: world.plans) {
+            stop(.upgrade(plan, height: block.header.height + 1, binary: binary))
+        }
         return true
+    }
+
+    /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).
+    func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
+
+    /// Before a block on top of the tip is stored: which execution of the tip it extends.
+    private func resolveTip(for block: Block) {
+        guard let alternative = tipAlternative else { return }
+        tipAlternative = nil
+        switch alternative.resolve(for: block, current: ledger) {
+        case .keepRecorded(let recorded):
+            ledger = recorded
+            tipRules = alternative.recordedRules
+            log("reexecuted", [
+                ("height", .uint(storeHeight)), ("from", .uint(UInt64(alternative.currentRules))),
+                ("to", .uint(UInt64(alternative.recordedRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
+                ("reason", .string("the next block's header carries this root")),
+            ])
+        case .recordCurrent(let rules):
+            tipRules = rules
+        case .neither:
+            break
+        }
     }
 
     /// The fields are only built when event logs are on (the swarm and the bench's first run have none).

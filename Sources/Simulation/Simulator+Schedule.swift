@@ -43,10 +43,6 @@ extension Simulator {
         for node in topology.nodes where node.role != "validator" {
             throw refuse("node \(node.name)", "role \"\(node.role)\": the simulator runs validators only")
         }
-        for node in topology.nodes where node.version != 1 || node.versionMin != 1 || node.forkId != 0 {
-            throw refuse("node \(node.name)", "binary versions and fork ids are not simulated yet")
-        }
-        if !topology.upgrades.isEmpty { throw refuse("upgrade", "upgrade plans are not simulated yet") }
         if topology.rpcLoad != nil { throw refuse("rpc_load", "JSON-RPC load needs rpc nodes") }
         for step in scenario.steps {
             if step.spam != nil {
@@ -54,7 +50,6 @@ extension Simulator {
             }
             if step.rollupLoad != nil { throw refuse("step \(step.id)", "rollup load needs a sequencer") }
             switch step.action {
-            case .upgrade: throw refuse("step \(step.id)", "upgrades are not simulated yet")
             case .rpc: throw refuse("step \(step.id)", "rpc faults need rpc nodes")
             default: break
             }
@@ -220,7 +215,26 @@ extension Simulator {
                        description: "byzantine \(modes.map(\.rawValue).joined(separator: "+")) on "
                            + names.joined(separator: ","), nodes: names)
             }
-        case .upgrade, .rpc:
+        case .upgrade(let targets, let version, let versionMin, let forkId):
+            // Like an operator swapping binaries: the node stops, and starts again on the new one.
+            let chosen = slots(targets)
+            for slot in chosen {
+                let node = nodes[slot]
+                node.binary.version = version
+                node.binary.versionMin = versionMin ?? min(node.binary.versionMin, version)
+                if let forkId { node.binary.forkId = forkId }
+                node.crash()
+                queue.push(.start(node: slot), atUs: nowUs + settings.startupMs * 1_000)
+            }
+            let names = chosen.map { nodes[$0].name }
+            endWindows(action: "kill", nodes: names)
+            endWindows(action: "pause", nodes: names)
+            var changes = ["version \(version)"]
+            if let versionMin { changes.append("version_min \(versionMin)") }
+            if let forkId { changes.append("fork id \(forkId)") }
+            record("instant", id: id, action: "upgrade",
+                   description: "upgrade \(names.joined(separator: ",")) to \(changes.joined(separator: ", "))", nodes: names)
+        case .rpc:
             preconditionFailure("checkSupported lets no \(action.name) step through")
         }
     }

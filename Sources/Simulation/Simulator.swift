@@ -66,6 +66,10 @@ public final class Simulator {
     let validators: ValidatorSet
     let domain: Domain
     let consensusSettings: Tendermint.Settings
+    /// The genesis's upgrade plans.
+    let plans: [UpgradePlan]
+    /// The run has binary versions or upgrades: nodes keep what re-executing their tip needs.
+    let modelsVersions: Bool
     var nodes: [SimNode] = []
     var peerSlots: [[Int]] = []
     /// Per slot, the first slot signing with the same key: how a node's replica core names a peer (the
@@ -113,11 +117,15 @@ public final class Simulator {
         validators = try genesis.validatorSet()
         domain = Domain(chainId: topology.chainId)
         consensusSettings = Tendermint.Settings(timeouts: topology.timing, quorum: settings.quorum)
+        plans = try genesis.upgradePlans()
+        modelsVersions = !plans.isEmpty || scenario.steps.contains { if case .upgrade = $0.action { return true }; return false }
+            || topology.nodes.contains { $0.version != 1 || $0.versionMin != 1 || $0.forkId != 0 }
         logs = try SimLogs(dir: settings.eventLogs ? logDir : nil, nodes: topology.nodes.map(\.name))
         for (slot, node) in topology.nodes.enumerated() {
             let index = topology.validators.firstIndex { $0.name == node.keyName }
-            nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, genesis: genesis,
-                                     world: self))
+            let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId)
+            nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, binary: binary,
+                                     genesis: genesis, world: self))
             shapers.append(LinkShaper(seed: settings.seed &+ UInt64(slot) &* 0x9E37_79B9))
         }
         peerSlots = nodes.map { node in nodes.filter { $0.keyName != node.keyName }.map(\.slot) }
@@ -222,6 +230,8 @@ public final class Simulator {
     /// One message through the sender's link rules and the network's latency.
     func send(from node: SimNode, toSlot target: Int, _ message: SimMessage) {
         guard node.state == .running, target != node.slot else { return }
+        // Only hellos go to a peer whose handshake has not succeeded (as the node's `send`).
+        if case .hello = message {} else if !node.handshakes.isAccepted(target) { return }
         let decision = shapers[node.slot].decide(bytesCount: message.bytesCount, kind: message.kind,
                                                  peer: nodes[target].name, nowMs: Double(nowUs) / 1_000)
         guard case .send(let delays) = decision else { return }
