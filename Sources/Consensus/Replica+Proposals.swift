@@ -136,3 +136,30 @@ extension Replica {
         }
     }
 }
+
+extension Replica {
+    /// The block a proposer builds at `height`: the mempool's best candidates that still apply to the
+    /// ledger, within the cluster's limits.
+    public static func buildBlock(height: UInt64, proposer: PublicKey, timeMs: UInt64, stateRoot: Bytes32,
+                                  ledger: Ledger, mempool: Mempool, limits: NodeConfig.Limits,
+                                  protocolVersion: UInt16) -> Block {
+        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
+                                      txsMax: limits.blockTxsMax,
+                                      bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
+        let header = BlockHeader(protocolVersion: protocolVersion, height: height, timeMs: timeMs, proposer: proposer,
+                                 previousBlockId: ledger.lastBlockId, stateRoot: stateRoot, txRoot: Block.txRoot(txs),
+                                 txCount: UInt32(txs.count))
+        return Block(header: header, txs: txs)
+    }
+
+    /// The offences a committed block recorded (its evidence transactions that applied), with who reported each.
+    public static func committedEvidence(_ block: Block,
+                                         failedIndexes: [Int]) -> [(evidence: DuplicateVoteEvidence, reporter: PublicKey)] {
+        let failed = Set(failedIndexes)
+        return block.txs.enumerated().compactMap { index, tx in
+            guard tx.kind == .evidence, !failed.contains(index),
+                  let evidence = try? DuplicateVoteEvidence(decoding: tx.payload) else { return nil }
+            return (evidence, tx.sender)
+        }
+    }
+}

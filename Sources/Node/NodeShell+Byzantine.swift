@@ -18,12 +18,7 @@ extension NodeShell {
     func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
         let key = evidence.key
         guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
-        events.write("evidence", timeMs: clock(), [
-            ("offender", .string(validatorName(evidence.validator))), ("height", .uint(key.height)),
-            ("round", .uint(UInt64(key.round))), ("vote", .string(key.kind.description)),
-            ("blocks", .array([evidence.first.blockId, evidence.second.blockId].map { .string($0?.short ?? "nil") })),
-        ])
-        events.flush()
+        write(.evidence(evidence, offender: validatorName(evidence.validator)), flush: true)
         logger.warning("equivocation: \(validatorName(evidence.validator)) signed two \(key.kind)s at \(key.height)/\(key.round)")
         let envelope = sign(.evidence, evidence)
         guard ledger.admissionCheck(envelope) == .applied, mempool.add(envelope, id: envelope.id) else { return }
@@ -39,14 +34,9 @@ extension NodeShell {
 
     /// Records the offences a committed block carried (the ones it applied).
     func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
-        let failed = Set(failedIndexes)
-        for (index, tx) in block.txs.enumerated() where tx.kind == .evidence && !failed.contains(index) {
-            guard let evidence = try? DuplicateVoteEvidence(decoding: tx.payload) else { continue }
-            events.write("evidence_committed", timeMs: clock(), [
-                ("offender", .string(validatorName(evidence.validator))), ("height", .uint(evidence.key.height)),
-                ("round", .uint(UInt64(evidence.key.round))), ("vote", .string(evidence.kind.description)),
-                ("block", .uint(block.header.height)), ("reporter", .string(validatorName(tx.sender))),
-            ])
+        for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
+            write(.evidenceCommitted(evidence, offender: validatorName(evidence.validator), block: block.header.height,
+                                     reporter: validatorName(reporter)))
         }
     }
 
@@ -56,14 +46,7 @@ extension NodeShell {
 
     /// Rejections of peers' consensus input by reason, core and shell together, for the `drops` event.
     var consensusRejects: [(String, Int)] {
-        let core = consensus.metrics
-        let all: [(String, Int)] = [
-            ("stale_height", core.staleHeight), ("future_height", core.futureHeightDropped),
-            ("round_too_far", core.roundTooFarAhead), ("wrong_proposer", core.wrongProposer),
-            ("conflicting_vote", core.conflictingVote), ("unknown_validator", core.unknownValidator),
-            ("invalid_proposal", invalidProposalCount),
-        ] + shellRejects.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        return all.filter { $0.1 > 0 }.map { ("reject_" + $0.0, $0.1) }
+        Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposalCount, shell: shellRejects)
     }
 
     // MARK: byzantine behaviour
@@ -71,8 +54,7 @@ extension NodeShell {
     func setByzantine(_ modes: [ByzantineMode]) {
         replica.setByzantine(modes)
         logger.notice("byzantine modes now: \(modes.isEmpty ? "none" : modes.map(\.rawValue).joined(separator: ", "))")
-        events.write("byzantine", timeMs: clock(), [("modes", .array(modes.map { .string($0.rawValue) }))])
-        events.flush()
+        write(.byzantine(modes), flush: true)
     }
 
     /// Peers in the order a lying node splits them.

@@ -38,7 +38,7 @@ extension NodeShell: ConsensusShell {
             metrics.round.record(Int(round))
             if round > 0 {
                 metrics.roundsStarted.increment()
-                events.write("round", timeMs: clock(), [("height", .uint(height)), ("round", .uint(UInt64(round)))])
+                write(.round(height: height, round: round))
                 fetchBlockDecidedElsewhere()
             }
         case .equivocation(let evidence):
@@ -59,12 +59,8 @@ extension NodeShell: ConsensusShell {
     /// before the message leaves (so it survives SIGKILL): analysis proves from these that no
     /// height/round/step was ever signed for two values (a byzantine node's second value included).
     func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
-        events.write("signed", timeMs: clock(), [
-            ("height", .uint(height)), ("round", .uint(UInt64(round))), ("kind", .string(kind.description)),
-            ("value", .string(value?.hex ?? "nil")),
-            ("validator", .string(myIndex.map { validators.members[$0].name } ?? config.name)),
-        ])
-        events.flush()
+        write(.signed(kind, height: height, round: round, value: value,
+                      validator: myIndex.map { validators.members[$0].name } ?? config.name), flush: true)
     }
 
     /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
@@ -102,14 +98,9 @@ extension NodeShell: ConsensusShell {
     }
 
     private func buildBlock(height: UInt64) -> Block {
-        let limits = config.limits
-        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
-                                      txsMax: limits.blockTxsMax, bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
-        let header = BlockHeader(
-            protocolVersion: config.protocolVersion, height: height, timeMs: protocolClock, proposer: key.publicKey,
-            previousBlockId: ledger.lastBlockId, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot),
-            txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
-        return Block(header: header, txs: txs)
+        Replica.buildBlock(height: height, proposer: key.publicKey, timeMs: protocolClock,
+                           stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot), ledger: ledger,
+                           mempool: mempool, limits: config.limits, protocolVersion: config.protocolVersion)
     }
 
     private func commitDecided(height: UInt64, round: UInt32, blockId: Bytes32,
@@ -163,17 +154,9 @@ extension NodeShell: ConsensusShell {
         metrics.blocksCommitted.increment()
         metrics.txsCommitted.increment(by: Int64(block.txs.count))
         metrics.mempoolTxs.record(mempool.count)
-        events.write("commit", timeMs: now, [
-            ("height", .uint(block.header.height)), ("round", .uint(UInt64(committed.commit.round))),
-            ("hash", .string(block.id.hex)), ("stateRoot", .string(result.stateRoot.hex)),
-            ("txs", .uint(UInt64(block.txs.count))), ("failedTxs", .uint(UInt64(result.failed))),
-            ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
-            ("source", .string(source)),
-            ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
-            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(UInt64(rulesVersion))),
-            ("txIds", .array(block.txs.map { .string($0.id.short) })),
-        ])
-        events.flush()
+        write(.commit(committed, result: result, source: source,
+                      proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name,
+                      rules: rulesVersion), flush: true)
         if case .upgradeNeeded(let plan) = rules(at: block.header.height + 1) {
             stopForUpgrade(plan, height: block.header.height + 1)
         }

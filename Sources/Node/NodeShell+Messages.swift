@@ -194,8 +194,6 @@ extension NodeShell {
         metrics.invalidProposals.increment()
         invalidProposalCount += 1
         logger.warning("invalid proposal at \(key.height)/\(key.round): \(problem)")
-        events.write("invalid_proposal", timeMs: clock(), [
-            ("height", .uint(key.height)), ("round", .uint(UInt64(key.round))), ("reason", .string(problem)),
-        ])
+        write(.invalidProposal(key, problem: problem))
     }
 }

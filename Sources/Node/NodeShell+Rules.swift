@@ -32,11 +32,8 @@ extension NodeShell {
         case .keepRecorded(let recorded):
             ledger = recorded
             logger.notice("the chain built block \(height + 1) on block \(height) as executed under rules v\(alternative.recordedRules); keeping that")
-            events.write("reexecuted", timeMs: clock(), [
-                ("height", .uint(height)), ("from", .uint(UInt64(alternative.currentRules))),
-                ("to", .uint(UInt64(alternative.recordedRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
-                ("reason", .string("the next block's header carries this root")),
-            ])
+            write(.reexecuted(height: height, from: alternative.currentRules, to: alternative.recordedRules,
+                              stateRoot: ledger.stateRoot, reason: "the next block's header carries this root"))
         case .recordCurrent(let rules):
             do {
                 try store.rewriteLastRulesVersion(rules)
@@ -54,8 +51,7 @@ extension NodeShell {
         let height = store.height + 1
         guard let message = binary.refusalToStart(at: height, plans: plans) else { return }
         logger.critical("\(message)")
-        events.write("refused_start", timeMs: clock(), [("height", .uint(height)), ("reason", .string(message))])
-        events.flush()
+        write(.refusedStart(height: height, reason: message), flush: true)
         throw StartRefused(description: message)
     }
 
@@ -67,8 +63,7 @@ extension NodeShell {
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
         metrics.stopped.record(1)
         logger.critical("stopped: \(stop.reason)")
-        events.write(stop.event, timeMs: clock(), stop.eventFields)
-        events.flush()
+        write(Replica.Event(stop.event, stop.eventFields), flush: true)
     }
 
     func stopForUpgrade(_ plan: UpgradePlan, height: UInt64) {
@@ -109,13 +104,12 @@ extension NodeShell {
             metrics.handshakeRefused.increment()
             if previous != outcome.link {
                 logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(reason); no blocks or votes are exchanged with it")
-                events.write("handshake_refused", timeMs: now, [("peer", .string(peer.name)), ("reason", .string(reason))])
-                events.flush()
+                write(.handshakeRefused(peer: peer.name, reason: reason), flush: true)
             }
         case (let previous, .accepted) where previous != .accepted:
             logger.info("handshake: accepted \(peer.name) (fork id \(hello.forkId), protocol \(hello.protocolVersion), rules v\(hello.versionMin)...v\(hello.version))")
             if case .refused = previous {
-                events.write("handshake_accepted", timeMs: now, [("peer", .string(peer.name))])
+                write(.handshakeAccepted(peer: peer.name))
             }
         case (_, .accepted):
             break

@@ -77,8 +77,7 @@ extension NodeShell {
         guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }
         lastDropsLogMs = now
         lastDropsLogged = values
-        events.write("drops", timeMs: now, [("total", .object(snapshot.map { ($0.0, .uint(UInt64($0.1))) }))])
-        events.flush()
+        write(.drops(snapshot), flush: true)
     }
 
     /// The highest committed height a peer has told this node of (0 before any status).

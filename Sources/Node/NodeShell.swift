@@ -252,23 +252,13 @@ final class NodeShell {
         if store.discardedTailBytes > 0 {
             logger.warning("store: discarded a torn tail of \(store.discardedTailBytes) bytes; will fetch from peers")
         }
-        events.write("start", timeMs: clock(), [
-            ("height", .uint(store.height)), ("round", .uint(UInt64(startRound))),
-            ("version", .string(FaultlineVersion.string)), ("protocolVersion", .uint(UInt64(config.protocolVersion))),
-            ("rulesVersionMax", .uint(UInt64(config.version))), ("rulesVersionMin", .uint(UInt64(config.versionMin))),
-            ("forkId", .uint(UInt64(config.forkId))),
-            ("stake", .uint(myIndex.map { validators.stake(of: $0) } ?? 0)),
-            ("stateRoot", .string(rebuilt.stateRoot.hex)),
-            ("discardedTailBytes", .uint(UInt64(store.discardedTailBytes))),
-            ("lastSigned", lastSigned.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
-        ])
-        events.flush()
+        write(.start(height: store.height, round: startRound, version: FaultlineVersion.string, binary: binary,
+                     stake: myIndex.map { validators.stake(of: $0) } ?? 0, stateRoot: rebuilt.stateRoot,
+                     discardedTailBytes: UInt64(store.discardedTailBytes), lastSigned: lastSigned), flush: true)
         if let alternative = tipAlternative {
             logger.notice("re-executed block \(store.height) under rules v\(alternative.currentRules) (it was executed under v\(alternative.recordedRules)); state root now \(rebuilt.stateRoot.short), or \(alternative.ledger.stateRoot.short) if the chain built on the old result")
-            events.write("reexecuted", timeMs: clock(), [
-                ("height", .uint(store.height)), ("from", .uint(UInt64(alternative.recordedRules))),
-                ("to", .uint(UInt64(alternative.currentRules))), ("stateRoot", .string(rebuilt.stateRoot.hex)),
-            ])
+            write(.reexecuted(height: store.height, from: alternative.recordedRules, to: alternative.currentRules,
+                              stateRoot: rebuilt.stateRoot))
         }
         try refuseIfTooEarly()
     }
@@ -317,9 +307,7 @@ final class NodeShell {
         recordSigned(kind, height: vote.height, round: vote.round, value: vote.blockId)
         replica.signedVote(envelope, kind == .prevote ? .prevote : .precommit, round: vote.round, nowMs: clock())
         broadcast(envelope)
-        events.write("vote_restored", timeMs: clock(), [
-            ("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))), ("kind", .string(kind.description)),
-        ])
+        write(.voteRestored(vote, kind: kind))
         drive(.vote(kind == .prevote ? .prevote : .precommit, vote, from: index, signature: envelope.signature))
     }
 
@@ -519,6 +507,12 @@ final class NodeShell {
         }
         perform(replica.stallResends(nowMs: clock(), step: consensus.step, round: consensus.round, me: myIndex,
                                      proposal: held, peers: Array(peers.keys)))
+    }
+
+    /// Writes one of the replica's events to this node's event log (flushed to the kernel when asked).
+    func write(_ event: Replica.Event, flush: Bool = false) {
+        events.write(event.name, timeMs: clock(), event.fields)
+        if flush { events.flush() }
     }
 
     func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {

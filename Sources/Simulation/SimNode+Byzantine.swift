@@ -8,7 +8,7 @@ import Wire
 extension SimNode {
     func setByzantine(_ modes: [ByzantineMode]) {
         replica.setByzantine(modes)
-        log("byzantine", [("modes", .array(modes.map { .string($0.rawValue) }))])
+        log(.byzantine(modes))
     }
 
     /// Peers in name order, the order a lying node splits them in.
@@ -76,11 +76,7 @@ extension SimNode {
     func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
         let key = evidence.key
         guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
-        log("evidence", [
-            ("offender", .string(world.validatorName(evidence.validator))), ("height", .uint(key.height)),
-            ("round", .uint(UInt64(key.round))), ("vote", .string(key.kind.description)),
-            ("blocks", .array([evidence.first.blockId, evidence.second.blockId].map { .string($0?.short ?? "nil") })),
-        ])
+        log(.evidence(evidence, offender: world.validatorName(evidence.validator)))
         // The core saw the simulated network's unsigned votes; the offender did sign both, so the
         // evidence carries its real signatures (as checkable as a real node's).
         let offender = world.signingKey(keyName: world.validatorName(evidence.validator))
@@ -97,14 +93,9 @@ extension SimNode {
 
     /// Records the offences a committed block carried (the ones it applied).
     func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
-        let failed = Set(failedIndexes)
-        for (index, tx) in block.txs.enumerated() where tx.kind == .evidence && !failed.contains(index) {
-            guard let evidence = try? DuplicateVoteEvidence(decoding: tx.payload) else { continue }
-            log("evidence_committed", [
-                ("offender", .string(world.validatorName(evidence.validator))), ("height", .uint(evidence.key.height)),
-                ("round", .uint(UInt64(evidence.key.round))), ("vote", .string(evidence.kind.description)),
-                ("block", .uint(block.header.height)), ("reporter", .string(world.validatorName(tx.sender))),
-            ])
+        for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
+            log(.evidenceCommitted(evidence, offender: world.validatorName(evidence.validator), block: block.header.height,
+                                   reporter: world.validatorName(reporter)))
         }
     }
 }

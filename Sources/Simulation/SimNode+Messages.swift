@@ -94,9 +94,9 @@ extension SimNode {
                                      plans: world.plans, checkRules: world.topology.handshakeChecksRules)
         let outcome = handshakes.heardHello(from: peer, refusal: refusal, replyWanted: replyWanted, nowMs: nowMs)
         if case .refused(let reason) = outcome.link, outcome.previous != outcome.link {
-            log("handshake_refused", [("peer", .string(world.nodes[peer].name)), ("reason", .string(reason))])
+            log(.handshakeRefused(peer: world.nodes[peer].name, reason: reason))
         } else if outcome.link == .accepted, case .refused = outcome.previous {
-            log("handshake_accepted", [("peer", .string(world.nodes[peer].name))])
+            log(.handshakeAccepted(peer: world.nodes[peer].name))
         }
         for held in outcome.release { receive(held.message, from: held.sender) }
         if outcome.answer { sendHello(to: peer) }
@@ -164,8 +164,7 @@ extension SimNode {
 
     private func reportInvalid(_ key: ProposalKey, _ problem: String) {
         invalidProposals += 1
-        log("invalid_proposal", [("height", .uint(key.height)), ("round", .uint(UInt64(key.round))),
-                                 ("reason", .string(problem))])
+        log(.invalidProposal(key, problem: problem))
     }
 
     // MARK: block sync
@@ -281,19 +280,11 @@ extension SimNode {
     /// The node's `drops` event: cumulative rejects by reason, written when they change.
     func logDrops() {
         guard let consensus else { return }
-        let core = consensus.metrics
-        var all: [(String, Int)] = [
-            ("stale_height", core.staleHeight), ("future_height", core.futureHeightDropped),
-            ("round_too_far", core.roundTooFarAhead), ("wrong_proposer", core.wrongProposer),
-            ("conflicting_vote", core.conflictingVote), ("unknown_validator", core.unknownValidator),
-            ("invalid_proposal", invalidProposals),
-        ]
-        all += rejects.sorted { $0.key < $1.key }.map { ($0.key, $0.value) }
-        let snapshot = all.filter { $0.1 > 0 }.map { ("reject_" + $0.0, $0.1) }
+        let snapshot = Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposals, shell: rejects)
             + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, !values.isEmpty else { return }
         lastDropsLogged = values
-        log("drops", [("total", .object(snapshot.map { ($0.0, .uint(UInt64($0.1))) }))])
+        log(.drops(snapshot))
     }
 }

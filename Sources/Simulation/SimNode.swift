@@ -121,7 +121,7 @@ final class SimNode: ConsensusShell {
         let discarded = tornTailBytes
         tornTailBytes = 0
         if let refusal = binary.refusalToStart(at: storeHeight + 1, plans: world.plans) {
-            log("refused_start", [("height", .uint(storeHeight + 1)), ("reason", .string(refusal))])
+            log(.refusedStart(height: storeHeight + 1, reason: refusal))
             return
         }
         state = .running
@@ -136,19 +136,12 @@ final class SimNode: ConsensusShell {
         mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
         replica = SimNode.freshReplica(world: world, keyName: keyName)
         if !configuredByzantine.isEmpty { setByzantine(configuredByzantine) }
-        log("start", [
-            ("height", .uint(storeHeight)), ("round", .uint(0)), ("version", .string("simulated")),
-            ("protocolVersion", .uint(UInt64(binary.protocolVersion))),
-            ("rulesVersionMax", .uint(UInt64(binary.version))), ("rulesVersionMin", .uint(UInt64(binary.versionMin))),
-            ("forkId", .uint(UInt64(binary.forkId))), ("stake", .uint(me.map { validators.stake(of: $0) } ?? 0)),
-            ("stateRoot", .string(ledger.stateRoot.hex)), ("discardedTailBytes", .uint(discarded)),
-            ("lastSigned", signState.map { .string("\($0.height)/\($0.round)/\($0.step)") } ?? .string("none")),
-        ])
+        log(.start(height: storeHeight, round: 0, version: "simulated", binary: binary,
+                   stake: me.map { validators.stake(of: $0) } ?? 0, stateRoot: ledger.stateRoot,
+                   discardedTailBytes: discarded, lastSigned: signState))
         if let alternative = tipAlternative {
-            log("reexecuted", [
-                ("height", .uint(storeHeight)), ("from", .uint(UInt64(alternative.recordedRules))),
-                ("to", .uint(UInt64(alternative.currentRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
-            ])
+            log(.reexecuted(height: storeHeight, from: alternative.recordedRules, to: alternative.currentRules,
+                            stateRoot: ledger.stateRoot))
         }
         world.scheduleTick(self, afterMs: world.topology.limits.statusIntervalMs)
         for peer in world.peers(of: self) { sendHello(to: peer) }
@@ -180,8 +173,7 @@ final class SimNode: ConsensusShell {
             let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
             replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
             world.broadcast(from: self, message)
-            log("vote_restored", [("height", .uint(vote.height)), ("round", .uint(UInt64(vote.round))),
-                                  ("kind", .string(type.kind.description))])
+            log(.voteRestored(vote, kind: type.kind))
             drive(.vote(type, vote, from: me, signature: SimNode.unsigned))
         }
     }
@@ -203,7 +195,7 @@ final class SimNode: ConsensusShell {
         guard stopped == nil else { return }
         stopped = stop.reason
         replica.forgetOwnMessages()
-        log(stop.event, stop.eventFields)
+        log(Replica.Event(stop.event, stop.eventFields))
     }
 
     /// SIGKILL: everything not on disk is gone.
@@ -258,7 +250,7 @@ final class SimNode: ConsensusShell {
                                                                           signatures: signatures)), source: "consensus")
         case .roundStarted(let height, let round):
             if round > 0 {
-                log("round", [("height", .uint(height)), ("round", .uint(UInt64(round)))])
+                log(.round(height: height, round: round))
                 fetchBlockDecidedElsewhere()
             }
             world.noteRound(self, height: height, round: round)
@@ -290,10 +282,7 @@ final class SimNode: ConsensusShell {
         let validator = me.map { validators.members[$0].name } ?? name
         world.monitor.signed(validator: validator, node: name, height: height, round: round, kind: kind, value: value,
                              timeMs: nowMs)
-        log("signed", [
-            ("height", .uint(height)), ("round", .uint(UInt64(round))), ("kind", .string(kind.description)),
-            ("value", .string(value?.hex ?? "nil")), ("validator", .string(validator)),
-        ])
+        log(.signed(kind, height: height, round: round, value: value, validator: validator))
     }
 
     /// Builds (or re-uses the valid value) and sends a proposal and its block.
@@ -315,14 +304,9 @@ final class SimNode: ConsensusShell {
     }
 
     func buildBlock(height: UInt64, stateRoot: Bytes32, timeMs: UInt64) -> Block {
-        let limits = world.topology.limits
-        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
-                                      txsMax: limits.blockTxsMax,
-                                      bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
-        let header = BlockHeader(protocolVersion: binary.protocolVersion, height: height, timeMs: timeMs,
-                                 proposer: validators.members[me!].publicKey, previousBlockId: ledger.lastBlockId,
-                                 stateRoot: stateRoot, txRoot: Block.txRoot(txs), txCount: UInt32(txs.count))
-        return Block(header: header, txs: txs)
+        Replica.buildBlock(height: height, proposer: validators.members[me!].publicKey, timeMs: timeMs,
+                           stateRoot: stateRoot, ledger: ledger, mempool: mempool, limits: world.topology.limits,
+                           protocolVersion: binary.protocolVersion)
     }
 
     /// Stores, executes and records a committed block: the one path for consensus and sync.
@@ -350,16 +334,8 @@ final class SimNode: ConsensusShell {
         syncBlocks[block.header.height] = nil
         let id = committed.commit.blockId
         world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)
-        log("commit", [
-            ("height", .uint(block.header.height)), ("round", .uint(UInt64(committed.commit.round))),
-            ("hash", .string(id.hex)), ("stateRoot", .string(result.stateRoot.hex)),
-            ("txs", .uint(UInt64(block.txs.count))), ("failedTxs", .uint(UInt64(result.failed))),
-            ("signers", .array(committed.commit.signatures.map { .uint(UInt64($0.validator)) })),
-            ("source", .string(source)),
-            ("proposer", .string(validators.members[validators.index(of: block.header.proposer) ?? 0].name)),
-            ("blockTimeMs", .uint(block.header.timeMs)), ("rules", .uint(UInt64(rules))),
-            ("txIds", .array(block.txs.map { .string($0.id.short) })),
-        ])
+        log(.commit(committed, result: result, source: source,
+                    proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name, rules: rules))
         world.noteCommit(self, height: block.header.height)
         if case .upgradeNeeded(let plan) = binary.rules(at: block.header.height + 1, plans: world.plans) {
             stop(.upgrade(plan, height: block.header.height + 1, binary: binary))
@@ -378,11 +354,8 @@ final class SimNode: ConsensusShell {
         case .keepRecorded(let recorded):
             ledger = recorded
             tipRules = alternative.recordedRules
-            log("reexecuted", [
-                ("height", .uint(storeHeight)), ("from", .uint(UInt64(alternative.currentRules))),
-                ("to", .uint(UInt64(alternative.recordedRules))), ("stateRoot", .string(ledger.stateRoot.hex)),
-                ("reason", .string("the next block's header carries this root")),
-            ])
+            log(.reexecuted(height: storeHeight, from: alternative.currentRules, to: alternative.recordedRules,
+                            stateRoot: ledger.stateRoot, reason: "the next block's header carries this root"))
         case .recordCurrent(let rules):
             tipRules = rules
         case .neither:
@@ -391,7 +364,9 @@ final class SimNode: ConsensusShell {
     }
 
     /// The fields are only built when event logs are on (the swarm and the bench's first run have none).
-    func log(_ event: String, _ fields: @autoclosure () -> [(String, JSONValue)]) {
-        world.log(self, event, fields())
+    func log(_ event: @autoclosure () -> Replica.Event) {
+        guard world.logs.enabled else { return }
+        let built = event()
+        world.log(self, built.name, built.fields)
     }
 }

@@ -195,7 +195,7 @@ extension Simulator {
             let chosen = slots(targets)
             for slot in chosen {
                 nodes[slot].clockSkewMs = ms
-                nodes[slot].log("clock_skew", [("skewMs", .int(ms))])
+                nodes[slot].log(Replica.Event("clock_skew", [("skewMs", .int(ms))]))
             }
             let names = chosen.map { nodes[$0].name }
             if ms == 0 {
