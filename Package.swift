@@ -147,7 +147,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC",
+                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC", "Simulation", "Cluster",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

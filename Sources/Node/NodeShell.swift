@@ -292,8 +292,10 @@ final class NodeShell {
         guard !consensusStarted, stopped == nil else { return }
         consensusStarted = true
         replica.committed(nowMs: clock())
+        let signedBefore = signStore.state
         drive(.start)
-        resendVoteSignedBeforeRestart()
+        // Only a vote from before this start is restored: one the core signed just now has gone out already.
+        if signStore.state == signedBefore { resendVoteSignedBeforeRestart() }
     }
 
     /// A vote signed just before a crash may never have left: sign the recorded vote again (the

@@ -166,11 +166,15 @@ final class SimNode: ConsensusShell {
         guard !consensusStarted, stopped == nil, state == .running else { return }
         consensusStarted = true
         replica.committed(nowMs: nowMs)
+        let signedBefore = signState
         drive(.start)
-        if let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1, let consensus,
-           vote.height == consensus.height {
-            // Like the node: the vote signed before the crash goes out again (never a new signature).
+        // Like the node: the vote signed before the crash goes out again (never a new signature); one the
+        // core signed just now has gone out already.
+        if signState == signedBefore, let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1,
+           let consensus, vote.height == consensus.height, let state = signState, state.height == vote.height,
+           state.round == vote.round {
             let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
             replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
             world.broadcast(from: self, message)
             log(.voteRestored(vote, kind: type.kind))
