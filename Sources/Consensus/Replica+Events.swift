@@ -125,8 +125,10 @@ extension Replica {
 
     /// Peers' consensus input refused, by reason, the core's and the shell's together, as `reject_…` counts
     /// (only those above zero).
-    public static func rejectCounts(core: Tendermint.Metrics, invalidProposals: Int,
+    public static func rejectCounts(core: Tendermint.Metrics, invalidProposals: Int, conflictingProposals: Int,
                                     shell: [String: Int]) -> [(String, Int)] {
+        var shell = shell
+        if conflictingProposals > 0 { shell["conflicting_proposal", default: 0] += conflictingProposals }
         let all: [(String, Int)] = [
             ("stale_height", core.staleHeight), ("future_height", core.futureHeightDropped),
             ("round_too_far", core.roundTooFarAhead), ("wrong_proposer", core.wrongProposer),

@@ -48,6 +48,8 @@ extension Replica {
         public static var knownBlocksMax: Int { 256 }
 
         public private(set) var entries: [ProposalKey: Entry] = [:]
+        /// Proposals refused because their round's proposer had signed another block for it (`conflicting_proposal`).
+        public private(set) var conflicting = 0
         /// Blocks by id, whichever round or proposer they came with: a twin's two proposals share a round,
         /// so the core may decide a block no entry holds any more.
         public private(set) var knownBlocks: [Bytes32: Block] = [:]
@@ -57,7 +59,17 @@ extension Replica {
         public subscript(key: ProposalKey) -> Entry? { entries[key] }
 
         /// Takes `proposal` from validator `from` if it is for the current height or the next, at most
-        /// `roundsAheadMax` rounds ahead, by the round's proposer, and new.
+        /// `roundsAheadMax` rounds ahead, by the round's proposer, and new (true); counts it when the round's
+        /// proposer signed another block for the round.
+        public mutating func take(_ proposal: Proposal, from: Int, body: @autoclosure () -> Body,
+                                  at consensus: (height: UInt64, round: UInt32), roundsAheadMax: UInt32,
+                                  proposer: Int) -> Bool {
+            let admission = admit(proposal, from: from, body: body(), at: consensus, roundsAheadMax: roundsAheadMax,
+                                  proposer: proposer)
+            if admission == .conflicting { conflicting += 1 }
+            return admission == .accepted
+        }
+
         public mutating func admit(_ proposal: Proposal, from: Int, body: @autoclosure () -> Body,
                                    at consensus: (height: UInt64, round: UInt32), roundsAheadMax: UInt32,
                                    proposer: Int) -> Admission {

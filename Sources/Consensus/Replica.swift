@@ -159,7 +159,18 @@ public enum Replica {
             lastProgressMs = nowMs
         }
 
-        /// This node stopped deciding (state root mismatch, upgrade needed): nothing of ours goes out again.
+        /// Why this node stopped deciding, once it has (it keeps serving blocks and status until restarted).
+        public private(set) var stopped: String?
+
+        /// Stops deciding (state root mismatch, upgrade needed): nothing of ours goes out again. False if
+        /// stopped already (the first reason stands).
+        public mutating func stop(_ stop: Replica.Stop) -> Bool {
+            guard stopped == nil else { return false }
+            stopped = stop.reason
+            forgetOwnMessages()
+            return true
+        }
+
         public mutating func forgetOwnMessages() {
             ownVotes.removeAll()
             ownPrevotes.removeAll()

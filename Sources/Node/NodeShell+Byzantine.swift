@@ -46,7 +46,8 @@ extension NodeShell {
 
     /// Rejections of peers' consensus input by reason, core and shell together, for the `drops` event.
     var consensusRejects: [(String, Int)] {
-        Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposalCount, shell: shellRejects)
+        Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposalCount,
+                             conflictingProposals: proposals.conflicting, shell: shellRejects)
     }
 
     // MARK: byzantine behaviour

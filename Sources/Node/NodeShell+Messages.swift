@@ -87,15 +87,9 @@ extension NodeShell {
             assembler: PartSet.Assembler(root: proposal.partsRoot, total: Int(proposal.partCount),
                                          bytesMax: min(Block.bytesMax, Int(proposal.blockBytes))),
             envelopes: [envelope])
-        switch proposals.admit(proposal, from: from, body: assembly, at: (consensus.height, consensus.round),
-                               roundsAheadMax: consensus.settings.roundsAheadMax,
-                               proposer: validators.proposer(height: proposal.height, round: proposal.round)) {
-        case .accepted: break
-        case .conflicting:
-            shellRejects["conflicting_proposal", default: 0] += 1
-            return
-        case .ignored, .duplicate: return
-        }
+        guard proposals.take(proposal, from: from, body: assembly, at: (consensus.height, consensus.round),
+                             roundsAheadMax: consensus.settings.roundsAheadMax,
+                             proposer: validators.proposer(height: proposal.height, round: proposal.round)) else { return }
         relay(envelope)
         let key = ProposalKey(height: proposal.height, round: proposal.round)
         if let block = proposals.block(proposal.blockId) {

@@ -57,9 +57,7 @@ extension NodeShell {
 
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
     func stop(_ stop: Replica.Stop) {
-        guard stopped == nil else { return }
-        stopped = stop.reason
-        replica.forgetOwnMessages()
+        guard replica.stop(stop) else { return }
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
         metrics.stopped.record(1)
         logger.critical("stopped: \(stop.reason)")

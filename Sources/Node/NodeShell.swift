@@ -136,7 +136,7 @@ final class NodeShell {
     /// The genesis's upgrade plans (checked).
     let plans: [UpgradePlan]
     /// Why this node stopped deciding, once it has (it keeps serving blocks and status).
-    var stopped: String?
+    var stopped: String? { replica.stopped }
     /// The handshake with each peer, by name (see `Replica.Handshakes`): nothing but hellos goes to a peer
     /// not accepted; its consensus messages wait for the handshake.
     var handshakes = Replica.Handshakes<String, HeldMessage>()

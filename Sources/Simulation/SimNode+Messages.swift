@@ -110,15 +110,9 @@ extension SimNode {
             notePeerHeight(validator: from, committed: proposal.height - 1)
             requestMissingBlocks()
         }
-        switch proposals.admit(proposal, from: from, body: WholeBlock(), at: (consensus.height, consensus.round),
-                               roundsAheadMax: consensus.settings.roundsAheadMax,
-                               proposer: validators.proposer(height: proposal.height, round: proposal.round)) {
-        case .accepted: break
-        case .conflicting:
-            rejects["conflicting_proposal", default: 0] += 1
-            return
-        case .ignored, .duplicate: return
-        }
+        guard proposals.take(proposal, from: from, body: WholeBlock(), at: (consensus.height, consensus.round),
+                             roundsAheadMax: consensus.settings.roundsAheadMax,
+                             proposer: validators.proposer(height: proposal.height, round: proposal.round)) else { return }
         relay(.proposal(proposal, from: from), from: sender)
         let key = ProposalKey(height: proposal.height, round: proposal.round)
         if let block = proposals.block(proposal.blockId) {
@@ -280,7 +274,8 @@ extension SimNode {
     /// The node's `drops` event: cumulative rejects by reason, written when they change.
     func logDrops() {
         guard let consensus else { return }
-        let snapshot = Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposals, shell: rejects)
+        let snapshot = Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposals,
+                                            conflictingProposals: proposals.conflicting, shell: rejects)
             + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, !values.isEmpty else { return }

@@ -73,7 +73,7 @@ final class SimNode: ConsensusShell {
     var consensusStarted = false
     var startedAtMs: UInt64 = 0
     var pausedInbox: Deque<SimEvent> = []
-    var stopped: String?
+    var stopped: String? { replica.stopped }
     var clockSkewMs: Int64 = 0
     /// Misbehaviour from the topology, switched on at every start (a fault's lasts until a restart, as
     /// the node's does).
@@ -126,7 +126,6 @@ final class SimNode: ConsensusShell {
         }
         state = .running
         incarnation += 1
-        stopped = nil
         consensusStarted = false
         startedAtMs = nowMs
         handshakes = .init()
@@ -196,9 +195,7 @@ final class SimNode: ConsensusShell {
 
     /// Stops deciding (state root mismatch, upgrade needed): blocks and status are still served.
     func stop(_ stop: Replica.Stop) {
-        guard stopped == nil else { return }
-        stopped = stop.reason
-        replica.forgetOwnMessages()
+        guard replica.stop(stop) else { return }
         log(Replica.Event(stop.event, stop.eventFields))
     }
 
