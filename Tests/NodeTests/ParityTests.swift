@@ -38,7 +38,8 @@ import Wire
     final class Engines {
         let sim: Simulator
         let simNode: SimNode
-        let node: NodeShell
+        var node: NodeShell
+        let makeNode: () throws -> NodeShell
         let keys: [String: SigningKey]
         let names: [String]
         let me: Int
@@ -72,9 +73,23 @@ import Wire
                                     controlPort: 0, keyFile: "", genesisFile: "", tokenFile: "", dataDir: dir + "/node",
                                     eventsFile: "", peers: peers, timing: topology.timing, limits: topology.limits)
             let now = sim.nowMs
-            node = try NodeShell(config: config, key: keys[names[me]]!, genesis: sim.genesis, dataDir: dir + "/node",
-                                 eventsPath: dir + "/node/events.jsonl", logger: Logger(label: "parity"),
-                                 timers: { _, _ in }, clock: { now })
+            let genesis = sim.genesis
+            let key = keys[names[me]]!
+            makeNode = {
+                try NodeShell(config: config, key: key, genesis: genesis, dataDir: dir + "/node",
+                              eventsPath: dir + "/node/events.jsonl", logger: Logger(label: "parity"),
+                              timers: { _, _ in }, clock: { now })
+            }
+            node = try makeNode()
+        }
+
+        /// SIGKILL and a start on the same disk: a new shell over the node's folder, the simulated node's crash.
+        func restart() throws {
+            node.events.flush()
+            node = try makeNode()
+            simNode.crash()
+            node.start()
+            simNode.start()
         }
 
         var domain: Domain { node.domain }
@@ -167,5 +182,40 @@ import Wire
         #expect(nodeEvents.compactMap { $0["event"] as? String } == simEvents.compactMap { $0["event"] as? String })
         let commits = [nodeEvents, simEvents].map { $0.first { $0["event"] as? String == "commit" }?["hash"] as? String }
         #expect(commits[0] != nil && commits[0] == commits[1] && commits[0] == proposed.hex)
+    }
+
+    @Test func aRestartResendsTheVoteSignedBeforeTheCrashInBothEngines() throws {
+        let engines = try Engines()
+        defer { try? FileManager.default.removeItem(atPath: engines.dir) }
+        let peers = engines.names.filter { $0 != engines.names[engines.me] }
+        func expectSameSends(_ step: String) -> [String] {
+            let (node, sim) = engines.sends()
+            #expect(node == sim, "\(step): the node sent \(node), the simulator \(sim)")
+            return node
+        }
+        func handshakeAndStatuses() {
+            for peer in peers { engines.hello(from: peer) }
+            engines.status(from: peers[0])
+            engines.status(from: peers[1])
+        }
+        engines.node.start()
+        engines.simNode.start()
+        handshakeAndStatuses()
+        #expect(expectSameSends("first start").filter { $0.hasPrefix("prevote→") }.count == 3)
+        // Killed after its prevote: back on the same disk, it does not propose again (it signed that step),
+        // and re-sends the very prevote it signed before the crash.
+        try engines.restart()
+        #expect(expectSameSends("restart") == peers.map { "hello→\($0)" }.sorted())
+        handshakeAndStatuses()
+        let resumed = expectSameSends("after the restart")
+        #expect(resumed.filter { $0.hasPrefix("prevote→") }.count == 3)
+        #expect(!resumed.contains { $0.hasPrefix("proposal→") })
+        try engines.sim.logs.close()
+        engines.node.events.flush()
+        let nodeEvents = try engines.events(engines.dir + "/node/events.jsonl").compactMap { $0["event"] as? String }
+        let simEvents = try engines.events(engines.dir + "/sim/nodes/\(engines.names[engines.me])/events.jsonl")
+            .compactMap { $0["event"] as? String }
+        #expect(nodeEvents == simEvents)
+        #expect(nodeEvents.filter { $0 == "vote_restored" }.count == 1 && nodeEvents.filter { $0 == "start" }.count == 2)
     }
 }
