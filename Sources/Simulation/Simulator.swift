@@ -284,6 +284,13 @@ public final class Simulator {
         checkWaitingSteps()
     }
 
+    /// How long ago the chain moved past `height` (the first commit of `height + 1` anywhere), in seconds; 0
+    /// when no node has.
+    public func secondsBehind(height: UInt64) -> Double {
+        guard height < highestCommitted, Int(height) < newHeightTimesUs.count else { return 0 }
+        return Double(nowUs - newHeightTimesUs[Int(height)]) / 1_000_000
+    }
+
     /// The longest wait for a new height from `offsetUs` after the schedule began to the end of the run.
     public func longestGapAfter(_ offsetUs: UInt64) -> Double {
         guard let start = scenarioStartUs else { return Double(nowUs) / 1_000_000 }
