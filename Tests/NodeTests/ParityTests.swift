@@ -112,6 +112,13 @@ import Wire
             return (fromNode, fromSim.sorted())
         }
 
+        /// The sends of one step, which must be the same in both engines.
+        func expectSameSends(_ step: String) -> [String] {
+            let (node, sim) = sends()
+            #expect(node == sim, "\(step): the node sent \(node), the simulator \(sim)")
+            return node
+        }
+
         func hello(from name: String) {
             let peer = names.firstIndex(of: name)!
             let hello = Hello(protocolVersion: 1, forkId: 0, version: 1, versionMin: 1, committedHeight: 0,
@@ -146,11 +153,7 @@ import Wire
         let engines = try Engines()
         defer { try? FileManager.default.removeItem(atPath: engines.dir) }
         let peers = engines.names.filter { $0 != engines.names[engines.me] }
-        func expectSameSends(_ step: String) -> [String] {
-            let (node, sim) = engines.sends()
-            #expect(node == sim, "\(step): the node sent \(node), the simulator \(sim)")
-            return node
-        }
+        let expectSameSends = engines.expectSameSends
 
         // Start: a hello to every peer and nothing else (no handshake yet: the status stays in).
         engines.node.start()
@@ -188,11 +191,7 @@ import Wire
         let engines = try Engines()
         defer { try? FileManager.default.removeItem(atPath: engines.dir) }
         let peers = engines.names.filter { $0 != engines.names[engines.me] }
-        func expectSameSends(_ step: String) -> [String] {
-            let (node, sim) = engines.sends()
-            #expect(node == sim, "\(step): the node sent \(node), the simulator \(sim)")
-            return node
-        }
+        let expectSameSends = engines.expectSameSends
         func handshakeAndStatuses() {
             for peer in peers { engines.hello(from: peer) }
             engines.status(from: peers[0])
