@@ -76,6 +76,8 @@ public final class Simulator {
     /// node's names a peer by its public key, so twins are one peer).
     var keySlots: [Int] = []
     var validatorSlots: [Int?] = []
+    /// Per slot, its peers by key (see `peerKeys(of:)`), fixed at the start.
+    var peerKeySlots: [[Int]] = []
     var shapers: [LinkShaper] = []
     var rng: SplitMix64
     var queue = EventQueue<SimEvent>()
@@ -131,6 +133,7 @@ public final class Simulator {
         peerSlots = nodes.map { node in nodes.filter { $0.keyName != node.keyName }.map(\.slot) }
         keySlots = nodes.map { node in nodes.first { $0.keyName == node.keyName }!.slot }
         validatorSlots = validators.members.indices.map { index in nodes.first { $0.me == index }?.slot }
+        peerKeySlots = peerSlots.map { slots in Array(Set(slots.map { keySlots[$0] })).sorted() }
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
@@ -222,7 +225,7 @@ public final class Simulator {
     func peers(of node: SimNode) -> [Int] { peerSlots[node.slot] }
 
     /// The peers of `node` by key (one slot per key, see `keySlots`).
-    func peerKeys(of node: SimNode) -> [Int] { Array(Set(peerSlots[node.slot].map { keySlots[$0] })).sorted() }
+    func peerKeys(of node: SimNode) -> [Int] { peerKeySlots[node.slot] }
 
     /// The key slot of the nodes signing as validator `index` (nil: no node runs it).
     func keySlot(ofValidator index: Int) -> Int? { index < validatorSlots.count ? validatorSlots[index] : nil }
