@@ -95,14 +95,16 @@ let package = Package(
                 "Cluster", "Consensus", "Ledger", "Wire", "Sodium", "Transport",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .target(
             name: "Liveness",
             dependencies: [
                 "Wire",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
-            ]
+            ],
+            exclude: ["README.md"]
         ),
         .executableTarget(
             name: "faultline",
