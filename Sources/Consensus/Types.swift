@@ -114,7 +114,8 @@ public enum Tendermint {
         case newHeight(UInt64)
         /// A validator signed two different votes of one type for one height and round: the proof,
         /// for the shell to report as an evidence transaction. The second vote is not counted.
-        case equivocation(DuplicateVoteEvidence)
+        /// (Boxed: it is rare and large, and every effect list is sized by its largest case.)
+        indirect case equivocation(DuplicateVoteEvidence)
     }
 
     /// Inputs the instance set aside, by reason; the shell exports these as metrics.

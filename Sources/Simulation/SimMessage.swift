@@ -8,16 +8,18 @@ import Wire
 /// way a real node's edge has verified every signature before the core sees the message; what a
 /// signature proves on chain (equivocation evidence) is signed for real.
 enum SimMessage {
-    case proposal(Proposal, from: Int)
+    // The large, rarer cases are boxed (`indirect`) so that a vote, the common message, is a small
+    // value: the agenda moves every pending message each time it reorders.
+    indirect case proposal(Proposal, from: Int)
     /// The proposed block (a real proposal's parts, reassembled). Nil: parts that do not match their
     /// proofs (`bad_parts`), so the block never assembles.
-    case block(height: UInt64, round: UInt32, Block?, id: Bytes32?, from: Int)
+    indirect case block(height: UInt64, round: UInt32, Block?, id: Bytes32?, from: Int)
     /// `foreignChain`: signed for another chain id (`other_chain`); the receiving edge refuses it.
     case vote(Tendermint.VoteType, Vote, from: Int, foreignChain: Bool)
     case status(committedHeight: UInt64)
     case blockRequest(height: UInt64)
-    case blockResponse(CommittedBlock)
-    case tx(Envelope)
+    indirect case blockResponse(CommittedBlock)
+    indirect case tx(Envelope)
     /// The handshake: the sender's binary (the fork it names, signed for `signedForFork`), and whether it
     /// wants an answer.
     case hello(HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool)

@@ -23,13 +23,13 @@ extension SimNode {
             }
             startConsensusNow()
             notePeerHeight(validator: from, committed: max(vote.height, 1) - 1)
-            guard let consensus else { return }
-            if vote.height > consensus.height + 1 { requestMissingBlocks() }
-            if vote.height >= consensus.height, relayed.count < SimNode.relayedMax,
+            guard let at = position else { return }
+            if vote.height > at.height + 1 { requestMissingBlocks() }
+            if vote.height >= at.height, relayed.count < SimNode.relayedMax,
                relayed.insert(RelayKey(vote: vote, type: type, from: from)).inserted {
                 relay(message, from: sender) // once per vote, as the transport's de-duplication allows
             }
-            replica.heardVote(message, type, vote, validator: from, at: (consensus.height, consensus.round))
+            replica.heardVote(message, type, vote, validator: from, at: at)
             drive(.vote(type, vote, from: from, signature: SimNode.unsigned))
         case .status(let height):
             if replica.heardStatus(world.keySlots[sender], committed: height, nowMs: nowMs) {
@@ -105,13 +105,13 @@ extension SimNode {
     // MARK: proposals
 
     private func onProposal(_ proposal: Proposal, from: Int, sender: Int) {
-        guard let consensus else { return }
-        if proposal.height > consensus.height + 1 {
+        guard let at = position else { return }
+        if proposal.height > at.height + 1 {
             notePeerHeight(validator: from, committed: proposal.height - 1)
             requestMissingBlocks()
         }
-        guard proposals.take(proposal, from: from, body: WholeBlock(), at: (consensus.height, consensus.round),
-                             roundsAheadMax: consensus.settings.roundsAheadMax,
+        guard proposals.take(proposal, from: from, body: WholeBlock(), at: at,
+                             roundsAheadMax: world.consensusSettings.roundsAheadMax,
                              proposer: validators.proposer(height: proposal.height, round: proposal.round)) else { return }
         relay(.proposal(proposal, from: from), from: sender)
         let key = ProposalKey(height: proposal.height, round: proposal.round)
@@ -123,7 +123,7 @@ extension SimNode {
     }
 
     private func onBlock(_ key: ProposalKey, _ block: Block?, id: Bytes32?, from: Int) {
-        guard let consensus, key.height >= consensus.height, key.height <= consensus.height + 1 else { return }
+        guard let height = position?.height, key.height >= height, key.height <= height + 1 else { return }
         guard from == validators.proposer(height: key.height, round: key.round) else { return }
         guard let entry = proposals[key] else {
             if earlyBlocks.count < SimNode.earlyBlocksMax { earlyBlocks[key] = (block, id) }
@@ -142,8 +142,8 @@ extension SimNode {
     /// Hands a complete proposal to consensus once its block is checked against the ledger (see
     /// `Replica.Proposals.complete` for when that is).
     private func deliver(_ key: ProposalKey, block: Block) {
-        guard let consensus, case .now(let proposal, let from, let block) = proposals.complete(
-            key, block: block, consensusHeight: consensus.height, storeHeight: storeHeight) else { return }
+        guard let height = position?.height, case .now(let proposal, let from, let block) = proposals.complete(
+            key, block: block, consensusHeight: height, storeHeight: storeHeight) else { return }
         drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
@@ -172,9 +172,9 @@ extension SimNode {
 
     /// A round past 0 while +2/3 precommitted a block this node lacks: the signers hold it (as the node).
     func fetchBlockDecidedElsewhere() {
-        guard let consensus, let decided = consensus.decidedElsewhere else { return }
+        guard let height = position?.height, let decided = consensus?.decidedElsewhere else { return }
         let signers = decided.signers.filter { $0 != me }.compactMap { world.keySlot(ofValidator: $0) }
-        replica.decidedElsewhere(height: consensus.height, signers: signers, nowMs: nowMs)
+        replica.decidedElsewhere(height: height, signers: signers, nowMs: nowMs)
         requestMissingBlocks()
     }
 
@@ -242,8 +242,8 @@ extension SimNode {
 
     /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
     private func rebroadcastIfStalled() {
-        guard let consensus else { return }
-        let key = ProposalKey(height: consensus.height, round: consensus.round)
+        guard let at = position, let step = consensus?.step else { return }
+        let key = ProposalKey(height: at.height, round: at.round)
         let held = proposals[key].map { entry in
             Replica.Instance<SimMessage, Int>.HeldProposal(
                 polRound: entry.proposal.polRound,
@@ -253,7 +253,7 @@ extension SimNode {
                 },
                 author: entry.from)
         }
-        perform(replica.stallResends(nowMs: nowMs, step: consensus.step, round: consensus.round, me: me,
+        perform(replica.stallResends(nowMs: nowMs, step: step, round: at.round, me: me,
                                      proposal: held, peers: world.peerKeys(of: self)))
     }
 

@@ -226,6 +226,13 @@ final class SimNode: ConsensusShell {
 
     func consensusEffects(for input: Tendermint.Input) -> [Tendermint.Effect]? { consensus?.process(input) }
 
+    /// The core's height and round (nil: no core running), read in place: `guard let consensus` would copy
+    /// the whole instance (and retain everything it holds) on every message.
+    var position: (height: UInt64, round: UInt32)? {
+        guard let height = consensus?.height, let round = consensus?.round else { return nil }
+        return (height, round)
+    }
+
     func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let newState):
@@ -242,7 +249,7 @@ final class SimNode: ConsensusShell {
             sendOwnVote(type, vote)
             feedback.append(.vote(type, vote, from: me!, signature: SimNode.unsigned))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
-            world.scheduleTimer(self, afterMs: durationMs, .timeout(kind, height: height, round: round))
+            world.scheduleTimeout(self, afterMs: durationMs, kind, height: height, round: round)
         case .decide(let height, let round, let blockId, let signatures):
             guard let block = proposals.block(blockId) else {
                 preconditionFailure("\(name): decided block \(blockId) at height \(height) is not known")

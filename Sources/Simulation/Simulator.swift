@@ -10,7 +10,8 @@ import Wire
 enum SimEvent {
     /// A message arriving at `to` from the node in slot `from` (-1: a client).
     case deliver(to: Int, from: Int, SimMessage)
-    case timer(node: Int, incarnation: Int, Tendermint.Input)
+    /// A consensus timeout (only its kind, height and round: events are copied as the agenda reorders).
+    case timer(node: Int, incarnation: Int, Tendermint.TimeoutKind, height: UInt64, round: UInt32)
     case tick(node: Int, incarnation: Int)
     case start(node: Int)
     case step(Int)
@@ -176,10 +177,10 @@ public final class Simulator {
             case .paused: node.buffer(item)
             case .running: node.receive(message, from: from)
             }
-        case .timer(let slot, let incarnation, let input):
+        case .timer(let slot, let incarnation, let kind, let height, let round):
             let node = nodes[slot]
             guard node.incarnation == incarnation else { return }
-            if node.state == .paused { node.buffer(item) } else { node.drive(input) }
+            if node.state == .paused { node.buffer(item) } else { node.drive(.timeout(kind, height: height, round: round)) }
         case .tick(let slot, let incarnation):
             let node = nodes[slot]
             guard node.incarnation == incarnation else { return }
@@ -214,8 +215,9 @@ public final class Simulator {
 
     // MARK: the nodes' view of the world
 
-    func scheduleTimer(_ node: SimNode, afterMs: UInt64, _ input: Tendermint.Input) {
-        queue.push(.timer(node: node.slot, incarnation: node.incarnation, input), atUs: nowUs + afterMs * 1_000)
+    func scheduleTimeout(_ node: SimNode, afterMs: UInt64, _ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32) {
+        queue.push(.timer(node: node.slot, incarnation: node.incarnation, kind, height: height, round: round),
+                   atUs: nowUs + afterMs * 1_000)
     }
 
     func scheduleTick(_ node: SimNode, afterMs: UInt64) {
