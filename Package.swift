@@ -11,7 +11,7 @@ let package = Package(
         // The protocol cores, for Tools/Benchmarks (ordo-one/benchmark micro-benchmarks) and Tools/Fuzz.
         .library(name: "FaultlineCores", targets: ["Sodium", "Wire", "Ledger", "Consensus", "RPC"]),
         // The topology and scenario file parsers, for the fuzzers in Tools/Fuzz.
-        .library(name: "FaultlineFiles", targets: ["Cluster"]),
+        .library(name: "FaultlineFiles", targets: ["Formats"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-nio", from: "2.80.0"),
@@ -63,13 +63,12 @@ let package = Package(
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
-                .product(name: "HeapModule", package: "swift-collections"),
             ]
         ),
         .target(
             name: "Node",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "FraudProof", "Transport", "RPC", "RPCClient",
+                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "FraudProof", "Transport", "Formats", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -80,10 +79,16 @@ let package = Package(
                 .product(name: "DequeModule", package: "swift-collections"),
             ]
         ),
+        // The harness's pure half: topology and scenario files, the fault vocabulary and link shaping, the keys
+        // and genesis a topology determines. No NIO: the simulator uses these without the process supervisor.
+        .target(
+            name: "Formats",
+            dependencies: ["Wire", "Sodium", "Ledger", "RPC", .product(name: "HeapModule", package: "swift-collections")]
+        ),
         .target(
             name: "Cluster",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
+                "Formats", "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -92,7 +97,7 @@ let package = Package(
         .target(
             name: "Simulation",
             dependencies: [
-                "Cluster", "Consensus", "Ledger", "Wire", "Sodium", "Transport",
+                "Formats", "Consensus", "Ledger", "Wire", "Sodium",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
@@ -109,8 +114,8 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Wire", "Sodium",
-                "RPC",
+                "Cluster", "Formats", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Wire",
+                "Sodium", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),
@@ -138,18 +143,19 @@ let package = Package(
         .testTarget(
             name: "ClusterTests",
             dependencies: [
-                "Cluster", "Liveness", "Ledger", "RPC", "RPCClient", "Wire",
+                "Cluster", "Formats", "Liveness", "Ledger", "RPC", "RPCClient", "Wire",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
+        .testTarget(name: "FormatsTests", dependencies: ["Formats", "Wire"]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness", "Wire"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Cluster", "Liveness", "Consensus", "Wire"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Liveness", "Consensus", "Wire"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC", "Simulation", "Cluster",
+                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC", "Simulation", "Formats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),
@@ -158,7 +164,7 @@ let package = Package(
         .testTarget(
             name: "EndToEndTests",
             dependencies: [
-                "Cluster", "Liveness", "Wire", "Sodium", "RPC", "RPCClient",
+                "Cluster", "Formats", "Liveness", "Wire", "Sodium", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import NIOCore
 import NIOPosix
@@ -132,7 +133,7 @@ public enum ClusterBench {
     static func presignedTransfers(manifest: RunManifest, count: Int) async -> [[UInt8]] {
         let domain = Domain(chainId: manifest.chainId)
         let accounts = (0..<manifest.accounts).map {
-            RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
+            ClusterSetup.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
         }
         let nonceBase = nowMs() * 1_000
         let workers = max(UsableCores.count, 1)

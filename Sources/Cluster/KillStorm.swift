@@ -1,46 +1,11 @@
 import Foundation
+import Formats
 import Wire
-
-/// Many SIGKILLs at random moments under load: the crash-safety test. Each kill picks a random
-/// running target, keeps it down for a random time up to `downMsMax`, then starts it again; at most
-/// `downMax` targets are down at once (1 of 4 validators keeps the chain live; 2 halt it).
-public struct KillStormSpec: Sendable, Equatable, CustomStringConvertible {
-    public var targets: [String]
-    public var count: Int
-    public var seconds: Double
-    public var downMsMax: Int
-    public var downMax: Int
-    /// The share of kills after which the victim's block store gets a torn record appended: what a
-    /// crash in the middle of an append leaves (a header promising more bytes than follow).
-    public var tornPercent: Double
-
-    public static let countMax = 100_000
-
-    public init(targets: [String], count: Int, seconds: Double, downMsMax: Int = 1_000, downMax: Int = 1,
-                tornPercent: Double = 0) {
-        self.targets = targets
-        self.count = count
-        self.seconds = seconds
-        self.downMsMax = downMsMax
-        self.downMax = downMax
-        self.tornPercent = tornPercent
-    }
-
-    public var description: String {
-        "kill storm: \(count) SIGKILLs on \(targets.joined(separator: ",")) over \(Self.format(seconds)) s, "
-            + "down up to \(downMsMax) ms, at most \(downMax) down at once"
-            + (tornPercent > 0 ? ", \(Self.format(tornPercent))% torn store tails" : "")
-    }
-
-    static func format(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
-    }
-}
 
 /// Runs a kill storm against a run folder's cluster. Every kill and restart is a line of the run's
 /// `kills.jsonl` (what analysis counts); the storm as a whole is one `kill_storm` fault window.
 /// A restarted target counts as down until its control port answers and it has caught up (finalized
-/// within `caughtUpHeights` of the best running validator or target), so "at most one down" holds for nodes still
+/// within `KillStormSpec.caughtUpHeights` of the best running validator or target), so "at most one down" holds for nodes still
 /// replaying their store or syncing blocks, not only for dead processes: on a slow or busy host a node
 /// that answers but is still syncing does not vote, and killing the next one then would leave two of
 /// four out.
@@ -52,14 +17,9 @@ public enum KillStorm {
         public var seconds: Double
     }
 
-    /// Shortest time a killed target stays down, as a share of `downMsMax`.
-    public static let downShareMin = 0.2
     /// A restarted node that does not answer in this long counts as up again (it may be stuck; the
     /// report will show it), so the storm cannot stall.
     static let startWaitMaxSeconds = 15.0
-    public static let probeIntervalMs = 50
-    /// A restarted target this close to the best running validator's or target's height has caught up.
-    public static let caughtUpHeights: UInt64 = 2
 
     struct Victim {
         var node: RunManifest.NodeEntry
@@ -125,13 +85,13 @@ public enum KillStorm {
                 } else if now.timeIntervalSince(down[index].startedAt) > startWaitMaxSeconds {
                     onEvent("\(down[index].node.name) did not answer \(Int(startWaitMaxSeconds)) s after its restart")
                     down.remove(at: index)
-                } else if now.timeIntervalSince(down[index].lastProbe) * 1000 >= Double(probeIntervalMs) {
+                } else if now.timeIntervalSince(down[index].lastProbe) * 1000 >= Double(KillStormSpec.probeIntervalMs) {
                     down[index].lastProbe = now
                     if let height = await height(of: down[index].node, token: token) {
                         let others = peers.filter { node in !down.contains { $0.node.name == node.name } }
                         var best: UInt64 = 0
                         for node in others { best = max(best, await self.height(of: node, token: token) ?? 0) }
-                        if height + caughtUpHeights >= best { down.remove(at: index) }
+                        if height + KillStormSpec.caughtUpHeights >= best { down.remove(at: index) }
                     }
                 }
             }
@@ -146,14 +106,14 @@ public enum KillStorm {
                         log.write(event: "kill", node: node.name, pid: pid, storm: id)
                         stats.kills += 1
                         onEvent("kill \(node.name) (pid \(pid)), \(stats.kills)/\(spec.count)")
-                        let downMs = Double(spec.downMsMax) * (downShareMin + (1 - downShareMin) * rng.nextUnit())
+                        let downMs = Double(spec.downMsMax) * (KillStormSpec.downShareMin + (1 - KillStormSpec.downShareMin) * rng.nextUnit())
                         down.append(Victim(node: node, pid: pid, restartAt: now.addingTimeInterval(downMs / 1000)))
                     }
                     nextKill = now.addingTimeInterval(meanGapMs * (0.25 + 1.5 * rng.nextUnit()) / 1000)
                 }
             }
             let wake = ([nextKill] + down.map { $0.restartAt ?? now }).min()!
-            let waitMs = min(max(wake.timeIntervalSince(Date()) * 1000, 1), Double(probeIntervalMs))
+            let waitMs = min(max(wake.timeIntervalSince(Date()) * 1000, 1), Double(KillStormSpec.probeIntervalMs))
             try? await Task.sleep(for: .milliseconds(Int(waitMs)))
         }
         // Everything the storm killed runs again when it ends (bounded: a process that will not die

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import NIOCore
 import NIOPosix
@@ -23,7 +24,7 @@ public final class LoadGenerator: @unchecked Sendable {
     public init(manifest: RunManifest, runDir: String, l2: Bool = false) throws {
         domain = Domain(chainId: manifest.chainId)
         accounts = (0..<manifest.accounts).map {
-            RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
+            ClusterSetup.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0)
         }
         kind = l2 ? .l2Transfer : .transfer
         targets = try manifest.nodes.filter { $0.role == (l2 ? "sequencer" : "validator") }.map {

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import RPC
 import RPCClient
@@ -68,7 +69,7 @@ public enum RPCLoad {
                                 mode: 0o644)
         for client in clients { await client.client.start() }
         let addresses = (0..<max(manifest.accounts, 1)).map {
-            Address(RunFolder.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0).publicKey).description
+            Address(ClusterSetup.accountKey(chainId: manifest.chainId, seed: manifest.seed, index: $0).publicKey).description
         }
         let sent = await withTaskGroup(of: (String, Int).self) { group in
             for client in clients {

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import NIOCore
 import NIOPosix
@@ -49,10 +50,10 @@ extension ScenarioRunner {
             let claimer = SigningKey(label: "\(manifest.chainId)/\(step.id)/forced-claimer/\(index)")
             claimers.append(claimer.publicKey.hex)
             let inner = Envelope(kind: .l2Claim, payload: Claim(fee: 0).encoded, domain: domain, key: claimer)
-            let sender = RunFolder.forcedSenderKey(chainId: manifest.chainId, seed: manifest.seed,
-                                                   index: index % RunFolder.forcedSendersCount)
+            let sender = ClusterSetup.forcedSenderKey(chainId: manifest.chainId, seed: manifest.seed,
+                                                   index: index % ClusterSetup.forcedSendersCount)
             // Nonces from the clock: a later step (or run) always uses higher ones.
-            let nonce = sentMs * 1_000 + UInt64(index / RunFolder.forcedSendersCount)
+            let nonce = sentMs * 1_000 + UInt64(index / ClusterSetup.forcedSendersCount)
             let forced = ForcedTx(fee: 10, nonce: nonce, l2Tx: inner.bytes)
             let envelope = Envelope(kind: .forcedTx, payload: forced.encoded, domain: domain, key: sender)
             for target in targets {

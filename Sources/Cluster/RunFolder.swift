@@ -3,6 +3,7 @@ import Ledger
 import RPC
 import RPCClient
 import Sodium
+import Formats
 import Wire
 
 /// What `faultline up` leaves in a run folder so every later command can find the cluster.
@@ -42,74 +43,6 @@ public struct RunManifest: Codable, Sendable {
 
 /// Creates and reads run folders: keys, genesis, per-node configs, the run token.
 public enum RunFolder {
-    public static let accountBalance: UInt64 = 1_000_000_000_000
-
-    /// Deterministic keys: the same topology and seed give the same cluster.
-    public static func nodeKey(chainId: String, seed: UInt64, name: String) -> SigningKey {
-        SigningKey(label: "\(chainId)/\(seed)/node/\(name)")
-    }
-
-    public static func accountKey(chainId: String, seed: UInt64, index: Int) -> SigningKey {
-        SigningKey(label: "\(chainId)/\(seed)/account/\(index)")
-    }
-
-    /// L1 accounts that post forced transactions (funded in genesis when there is a rollup).
-    public static let forcedSendersCount = 16
-
-    public static func forcedSenderKey(chainId: String, seed: UInt64, index: Int) -> SigningKey {
-        SigningKey(label: "\(chainId)/\(seed)/forced-sender/\(index)")
-    }
-
-    public static func airdropPoolKey(chainId: String, seed: UInt64) -> SigningKey {
-        SigningKey(label: "\(chainId)/\(seed)/airdrop-pool")
-    }
-
-    /// The rollup section of genesis: the load accounts are funded on L2 as on L1, plus the airdrop pool.
-    static func rollupGenesis(_ topology: Topology, seed: UInt64) -> RollupGenesis? {
-        guard let rollup = topology.rollup, let sequencer = topology.sequencerNode else { return nil }
-        let pool = airdropPoolKey(chainId: topology.chainId, seed: seed).publicKey
-        let accounts = (0..<topology.load.accounts).map {
-            Genesis.Allocation(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
-                               balance: accountBalance)
-        }
-        let (poolBalance, overflow) = rollup.airdropClaims.multipliedReportingOverflow(by: rollup.airdropAmount)
-        return RollupGenesis(sequencer: nodeKey(chainId: topology.chainId, seed: seed, name: sequencer.name).publicKey,
-                             forcedInclusionBlocks: rollup.forcedInclusionBlocks,
-                             l2Allocations: accounts + [.init(publicKey: pool, balance: overflow ? UInt64.max : poolBalance)],
-                             airdropPool: pool, airdropAmount: rollup.airdropAmount, disputes: rollup.disputes)
-    }
-
-    /// L1 funds for bonds: the sequencer and every replica identity, when the rollup has disputes.
-    static func disputeAllocations(_ topology: Topology, seed: UInt64) -> [Genesis.Allocation] {
-        guard topology.rollup?.disputes != nil else { return [] }
-        return topology.nodes.filter { $0.role == "sequencer" || $0.role == "replica" }.flatMap { node in
-            DisputeIdentity.keys(of: nodeKey(chainId: topology.chainId, seed: seed, name: node.name),
-                                 count: node.dispute.identities).map { .init(publicKey: $0.publicKey, balance: disputeFunds) }
-        }
-    }
-
-    static let disputeFunds: UInt64 = 1_000_000
-
-    /// The chain's genesis for a topology and seed: validators' keys and stakes, funded load accounts
-    /// (and the rollup's), upgrade plans. The real cluster and the simulator start from the same one.
-    public static func genesis(topology: Topology, seed: UInt64, timeMs: UInt64) -> Genesis {
-        Genesis(
-            chainId: topology.chainId, protocolVersion: 1, genesisTimeMs: timeMs,
-            validators: topology.validators.map {
-                .init(name: $0.name, publicKey: nodeKey(chainId: topology.chainId, seed: seed, name: $0.name).publicKey,
-                      stake: $0.stake)
-            },
-            allocations: (0..<topology.load.accounts).map {
-                .init(publicKey: accountKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
-                      balance: accountBalance)
-            } + (topology.rollup == nil ? [] : (0..<forcedSendersCount).map {
-                .init(publicKey: forcedSenderKey(chainId: topology.chainId, seed: seed, index: $0).publicKey,
-                      balance: accountBalance)
-            }) + disputeAllocations(topology, seed: seed),
-            upgrades: topology.upgrades.isEmpty ? nil : topology.upgrades,
-            rollup: rollupGenesis(topology, seed: seed))
-    }
-
     public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
         let seed = seed ?? topology.seed
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt,
@@ -125,7 +58,7 @@ public enum RunFolder {
         let ports = try PortAllocator.allocate(count: topology.nodes.count, basePort: topology.basePort, host: topology.host)
         var entries: [RunManifest.NodeEntry] = []
         for (index, node) in topology.nodes.enumerated() {
-            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
+            let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             let servesRPC = node.role == "rpc" || node.role == "gateway"
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
                                  publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
@@ -133,13 +66,13 @@ public enum RunFolder {
                                  controlPort: ports[index].control, dir: "nodes/\(node.name)",
                                  rpcPort: servesRPC ? ports[index].rpc : nil))
         }
-        let genesis = genesis(topology: topology, seed: seed, timeMs: UInt64(Date().timeIntervalSince1970 * 1000))
+        let genesis = ClusterSetup.genesis(topology: topology, seed: seed, timeMs: UInt64(Date().timeIntervalSince1970 * 1000))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
         for (index, node) in topology.nodes.enumerated() {
             let nodeDir = dir + "/" + entries[index].dir
             try fm.createDirectory(atPath: nodeDir, withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
-            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
+            let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
             // A gateway speaks HTTP to the rpc nodes only: it is no one's gossip peer.
             let peers = node.role == "gateway" ? [] : entries.enumerated().filter {
@@ -191,7 +124,7 @@ public enum RunFolder {
         }
         var entries: [RunManifest.NodeEntry] = []
         for node in topology.nodes {
-            let key = nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
+            let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
                                  publicKey: key.publicKey.hex, host: "simulated", gossipPort: 0, votePort: 0,
                                  controlPort: 0, dir: "nodes/\(node.name)", rpcPort: nil))
@@ -200,7 +133,7 @@ public enum RunFolder {
         }
         try fm.createDirectory(atPath: dir + "/load", withIntermediateDirectories: true,
                                attributes: [.posixPermissions: 0o700])
-        try writeJSON(dir + "/genesis.json", genesis(topology: topology, seed: seed, timeMs: timeMs), mode: 0o644)
+        try writeJSON(dir + "/genesis.json", ClusterSetup.genesis(topology: topology, seed: seed, timeMs: timeMs), mode: 0o644)
         let manifest = RunManifest(
             name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
             createdAtMs: timeMs, nodes: entries, accounts: topology.load.accounts,
@@ -263,11 +196,6 @@ public enum RunFolder {
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try writeFile(path, String(decoding: try encoder.encode(value), as: UTF8.self) + "\n", mode: mode)
     }
-}
-
-public struct RunError: Error, CustomStringConvertible {
-    public let description: String
-    public init(_ description: String) { self.description = description }
 }
 
 /// Picks free loopback ports (or consecutive ones from a base port). Free ports come from below the

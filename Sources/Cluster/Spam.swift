@@ -2,45 +2,12 @@ import Foundation
 import Synchronization
 import NIOCore
 import NIOPosix
+import Formats
 import Sodium
 import Wire
 
-/// What one validator can take in per second on this machine, measured at the start of a run (not
-/// assumed) with the same libsodium call and codec the nodes use.
-///
-/// A spam datagram costs CPU three times on a one-machine cluster: the spammer sends it over loopback,
-/// the kernel hands it to the validator's socket, and the validator decodes, hashes and verifies it.
-/// `ingressPerCorePerSecond` times that whole path on one core; `verifyPerCorePerSecond` is the
-/// signature check alone, for reference (both per second of CPU time). All validators and the spammer
-/// share `cores`, of which the run gets `cpuShare` (what the probe got), so the bound for one validator is
-/// `ingressPerCorePerSecond × cores × cpuShare ÷ validators`.
-public struct VerificationCapacity: Codable, Sendable, Equatable {
-    public var verifyPerCorePerSecond: Double
-    public var ingressPerCorePerSecond: Double
-    public var cores: Int
-    public var validators: Int
-    /// The share of a core the probe got while it measured (its CPU time ÷ wall time): below 1 when other
-    /// work shares the machine (a CPU hog, other clusters). Absent in run records written before it was.
-    public var cpuShare: Double?
-
-    public init(verifyPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int, validators: Int,
-                cpuShare: Double? = nil) {
-        self.verifyPerCorePerSecond = verifyPerCorePerSecond
-        self.ingressPerCorePerSecond = ingressPerCorePerSecond
-        self.cores = cores
-        self.validators = validators
-        self.cpuShare = cpuShare
-    }
-
-    /// The cores' worth of CPU this run can have: the usable cores times the share the probe got.
-    public var availableCores: Double { Double(cores) * (cpuShare ?? 1) }
-
-    /// What the machine can take in per second now: datagrams received and verified, over the available cores.
-    public var ingressPerSecond: Double { ingressPerCorePerSecond * availableCores }
-
-    /// What one validator can take in when all validators and the spammer share this machine's cores.
-    public var perNodeBound: Double { ingressPerSecond / Double(max(validators, 1)) }
-
+extension VerificationCapacity {
+    /// Measures this machine now (see the type's documentation in `Formats`).
     public static func measure(validators: Int, seconds: Double = 0.6) -> VerificationCapacity {
         let domain = Domain(chainId: "capacity-probe")
         let receiver = SigningKey(label: "capacity-probe/receiver").publicKey

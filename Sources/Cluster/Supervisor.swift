@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 
 /// Starts, signals and stops node processes. Nodes run in their own session (setsid) so a cluster

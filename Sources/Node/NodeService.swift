@@ -8,6 +8,7 @@ import ServiceLifecycle
 import Sodium
 import Synchronization
 import Transport
+import Formats
 import Wire
 import Ledger
 import RPC

@@ -6,6 +6,7 @@ import NIOCore
 import RPC
 import Sodium
 import Transport
+import Formats
 import Wire
 
 /// Inputs to the node's main loop. Everything that changes node state arrives as one of these.

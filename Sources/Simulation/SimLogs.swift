@@ -1,4 +1,4 @@
-import Cluster
+import Formats
 import Foundation
 import Wire
 

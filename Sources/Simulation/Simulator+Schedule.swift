@@ -1,4 +1,4 @@
-import Cluster
+import Formats
 import Consensus
 import Ledger
 import Sodium
@@ -15,7 +15,7 @@ struct StormState {
     var targets: [Int]
     var startUs: UInt64
     var kills = 0
-    /// Victims not back yet: dead, starting, or running but not caught up (`KillStorm.caughtUpHeights`).
+    /// Victims not back yet: dead, starting, or running but not caught up (`KillStormSpec.caughtUpHeights`).
     var down: [Int] = []
     var finished = false
 }
@@ -259,12 +259,12 @@ extension Simulator {
         if due > 0 {
             for _ in 0..<due {
                 let index = load.sent % load.accounts.count
-                let key = load.accounts[index] ?? RunFolder.accountKey(chainId: topology.chainId, seed: settings.seed,
+                let key = load.accounts[index] ?? ClusterSetup.accountKey(chainId: topology.chainId, seed: settings.seed,
                                                                        index: index)
                 load.accounts[index] = key
                 let next = (index + 1) % load.accounts.count
                 let receiver = load.accounts[next]?.publicKey
-                    ?? RunFolder.accountKey(chainId: topology.chainId, seed: settings.seed, index: next).publicKey
+                    ?? ClusterSetup.accountKey(chainId: topology.chainId, seed: settings.seed, index: next).publicKey
                 let transfer = Transfer(to: receiver, amount: 1, fee: 1, nonce: load.nonces[index])
                 load.nonces[index] += 1
                 let envelope = Envelope(kind: .transfer, payload: transfer.encoded, domain: domain, key: key)
@@ -312,7 +312,7 @@ extension Simulator {
         }
         let best = peers.filter { nodes[$0].state == .running && !storm.down.contains($0) }
             .map { nodes[$0].storeHeight }.max() ?? 0
-        storm.down.removeAll { nodes[$0].state == .running && nodes[$0].storeHeight + KillStorm.caughtUpHeights >= best }
+        storm.down.removeAll { nodes[$0].state == .running && nodes[$0].storeHeight + KillStormSpec.caughtUpHeights >= best }
         let downNow = storm.down.count
         let candidates = storm.targets.filter { nodes[$0].state == .running && !storm.down.contains($0) }
         if downNow < storm.spec.downMax, !candidates.isEmpty {
@@ -321,7 +321,7 @@ extension Simulator {
             storm.kills += 1
             storm.down.append(slot)
             logs.killLine(timeMs: nowMs, event: "kill", node: nodes[slot].name, storm: storm.id)
-            let share = KillStorm.downShareMin + (1 - KillStorm.downShareMin) * rng.nextUnit()
+            let share = KillStormSpec.downShareMin + (1 - KillStormSpec.downShareMin) * rng.nextUnit()
             queue.push(.stormRestart(step: step, node: slot), atUs: nowUs + UInt64(Double(storm.spec.downMsMax) * share * 1_000))
             storms[step] = storm
             scheduleStormKill(step)
@@ -331,7 +331,7 @@ extension Simulator {
             // quarter less often than the real storm, and the simulated run never halted where the
             // real one did for 4 s; the fidelity check caught it).
             storms[step] = storm
-            queue.push(.stormKill(step: step), atUs: nowUs + UInt64(KillStorm.probeIntervalMs) * 1_000)
+            queue.push(.stormKill(step: step), atUs: nowUs + UInt64(KillStormSpec.probeIntervalMs) * 1_000)
         }
     }
 

@@ -1,9 +1,9 @@
-import Cluster
+import Formats
 import Consensus
 import Foundation
 import Ledger
 import Sodium
-import Transport
+
 import Wire
 
 /// What the simulator runs on an agenda entry.
@@ -116,7 +116,7 @@ public final class Simulator {
         self.settings = settings
         self.rng = SplitMix64(seed: settings.seed ^ 0x5349_4D55_4C41_5445) // "SIMULATE"
         let topology = scenario.topology
-        genesis = RunFolder.genesis(topology: topology, seed: settings.seed, timeMs: Simulator.epochMs)
+        genesis = ClusterSetup.genesis(topology: topology, seed: settings.seed, timeMs: Simulator.epochMs)
         validators = try genesis.validatorSet()
         domain = Domain(chainId: topology.chainId)
         consensusSettings = Tendermint.Settings(timeouts: topology.timing, quorum: settings.quorum)
@@ -268,7 +268,7 @@ public final class Simulator {
     /// A node's real signing key (for what is signed for real: evidence, load transactions).
     func signingKey(keyName: String) -> SigningKey {
         if let key = keys[keyName] { return key }
-        let key = RunFolder.nodeKey(chainId: topology.chainId, seed: settings.seed, name: keyName)
+        let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: settings.seed, name: keyName)
         keys[keyName] = key
         return key
     }

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Formats
 import Foundation
 import Ledger
 import RPC

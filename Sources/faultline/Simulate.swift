@@ -1,6 +1,7 @@
 import ArgumentParser
 import Cluster
 import Consensus
+import Formats
 import Foundation
 import Liveness
 import Simulation

@@ -1,3 +1,4 @@
+@testable import Formats
 import Foundation
 import Ledger
 import Testing
@@ -88,10 +89,10 @@ import Testing
         let topology = try Topology.parse(text, path: "rollup.toml")
         #expect(topology.validators.map(\.name) == ["v"])
         #expect(topology.rollup?.settings.queueTxsMax == 1024 && topology.rollup?.settings.feedPeers == ["r1", "r2"])
-        let genesis = try #require(RunFolder.rollupGenesis(topology, seed: 1))
-        let pool = RunFolder.airdropPoolKey(chainId: topology.chainId, seed: 1).publicKey.hex
+        let genesis = try #require(ClusterSetup.rollupGenesis(topology, seed: 1))
+        let pool = ClusterSetup.airdropPoolKey(chainId: topology.chainId, seed: 1).publicKey.hex
         #expect(genesis.airdropAmount == 7 && genesis.l2Allocations.first { $0.publicKey == pool }?.balance == 70)
-        #expect(genesis.sequencer == RunFolder.nodeKey(chainId: topology.chainId, seed: 1, name: "s").publicKey.hex)
+        #expect(genesis.sequencer == ClusterSetup.nodeKey(chainId: topology.chainId, seed: 1, name: "s").publicKey.hex)
     }
 
     @Test func versionsForkIdsAndUpgradePlans() throws {
@@ -158,7 +159,7 @@ import Testing
         #expect(keyMode == 0o600)
         // Same seed, same keys.
         #expect(manifest.nodes[0].publicKey
-                == RunFolder.nodeKey(chainId: "test-chain", seed: 7, name: "a").publicKey.hex)
+                == ClusterSetup.nodeKey(chainId: "test-chain", seed: 7, name: "a").publicKey.hex)
         let reloaded = try RunFolder.load(dir)
         #expect(reloaded.nodes.map(\.name) == ["a", "b"])
     }

@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import NIOCore
 import NIOPosix
@@ -62,7 +63,7 @@ extension Tag {
         let v1 = node("v1")
         let domain = Domain(chainId: manifest.chainId)
         let outsider = SigningKey(label: "outsider")
-        let insider = RunFolder.nodeKey(chainId: manifest.chainId, seed: manifest.seed, name: "v2")
+        let insider = ClusterSetup.nodeKey(chainId: manifest.chainId, seed: manifest.seed, name: "v2")
         // A height no node has reached: votes for committed heights are dropped before their signature
         // is checked (stale_height), and these must reach the check.
         let ahead: UInt64 = 1 << 40

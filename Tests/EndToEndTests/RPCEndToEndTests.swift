@@ -1,3 +1,4 @@
+import Formats
 import Foundation
 import NIOHTTP1
 import RPC
@@ -88,8 +89,8 @@ import Wire
         }
 
         // A transfer submitted through the gateway lands in a block with a successful receipt.
-        let sender = RunFolder.accountKey(chainId: up.manifest.chainId, seed: up.manifest.seed, index: 0)
-        let receiver = RunFolder.accountKey(chainId: up.manifest.chainId, seed: up.manifest.seed, index: 1)
+        let sender = ClusterSetup.accountKey(chainId: up.manifest.chainId, seed: up.manifest.seed, index: 0)
+        let receiver = ClusterSetup.accountKey(chainId: up.manifest.chainId, seed: up.manifest.seed, index: 1)
         let account = try await Self.call(gateway, "faultline_getAccount", [.string(sender.publicKey.hex)])
         let nonce = account?["nonce"]?.quantity ?? 0
         let tx = Envelope(kind: .transfer, payload: Transfer(to: receiver.publicKey, amount: 7, fee: 1, nonce: nonce).encoded,

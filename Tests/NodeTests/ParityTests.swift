@@ -1,4 +1,4 @@
-import Cluster
+import Formats
 import Consensus
 import Foundation
 import Ledger
@@ -61,7 +61,7 @@ import Wire
             simNode = sim.nodes[me]
             let topology = scenario.topology
             let keys = Dictionary(uniqueKeysWithValues: names.map {
-                ($0, RunFolder.nodeKey(chainId: topology.chainId, seed: 1, name: $0))
+                ($0, ClusterSetup.nodeKey(chainId: topology.chainId, seed: 1, name: $0))
             })
             self.keys = keys
             let peers = names.enumerated().filter { $0.offset != me }.map { index, name in

@@ -1,4 +1,4 @@
-import Cluster
+import Formats
 import Consensus
 import Foundation
 import Simulation

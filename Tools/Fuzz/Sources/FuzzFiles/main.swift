@@ -1,7 +1,7 @@
 // libFuzzer target: the files a user writes. Any text given to the topology and scenario parsers
 // either parses or comes back as an error that names the file and the field (or line) that was
 // wrong; it never traps. Seeds: the outage library (Tools/fuzz.sh copies Topologies/*.toml).
-import Cluster
+import Formats
 
 let path = "fuzz.toml"
 

@@ -1,6 +1,6 @@
 import Testing
 import Wire
-@testable import Transport
+@testable import Formats
 
 @Suite struct LinkShaperTests {
     func shaper(_ rule: LinkRule, seed: UInt64 = 1) -> LinkShaper {

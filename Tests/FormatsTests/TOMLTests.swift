@@ -1,5 +1,5 @@
 import Testing
-@testable import Cluster
+@testable import Formats
 
 /// The TOML reader of topology and scenario files: TOML 1.0 values as the spec defines them, and
 /// every malformed input an error with its line and column, never a trap.
