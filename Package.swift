@@ -88,7 +88,7 @@ let package = Package(
         .target(
             name: "Cluster",
             dependencies: [
-                "Formats", "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
+                "Formats", "Transport", "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -106,7 +106,7 @@ let package = Package(
         .target(
             name: "Liveness",
             dependencies: [
-                "Wire",
+                "Formats", "Wire",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             exclude: ["README.md"]
@@ -114,7 +114,7 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Formats", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Wire",
+                "Cluster", "Formats", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Transport", "Wire",
                 "Sodium", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
@@ -149,7 +149,7 @@ let package = Package(
                 .product(name: "AsyncHTTPClient", package: "async-http-client"),
             ]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Wire"]),
-        .testTarget(name: "LivenessTests", dependencies: ["Liveness", "Wire"]),
+        .testTarget(name: "LivenessTests", dependencies: ["Liveness", "Formats", "Wire"]),
         .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Liveness", "Consensus", "Wire"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(

@@ -1,8 +1,10 @@
+import Formats
 import Foundation
 import NIOCore
 import NIOPosix
 import Sodium
 import Synchronization
+import Transport
 import Wire
 
 /// An airdrop rush (Topologies/README.md, "L2 sequencer", Optimism 2022): claims from many distinct, fresh accounts,

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import NIOPosix
 import Sodium
+import Transport
 import Wire
 
 /// The cluster phases of `faultline bench`: start a cluster and time it to the first finalized block,

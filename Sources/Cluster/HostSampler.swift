@@ -1,5 +1,6 @@
 import Formats
 import Foundation
+import Transport
 import Wire
 
 /// Samples the host's CPU load once a second while a run runs and appends it to the run folder's

@@ -3,6 +3,7 @@ import Foundation
 import NIOCore
 import Synchronization
 import Sodium
+import Transport
 import Wire
 
 /// `faultline bench sequencer`: how many signed L2 transactions a real sequencer process takes in per

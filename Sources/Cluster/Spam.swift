@@ -4,6 +4,7 @@ import NIOCore
 import NIOPosix
 import Formats
 import Sodium
+import Transport
 import Wire
 
 extension VerificationCapacity {

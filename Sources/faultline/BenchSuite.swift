@@ -3,6 +3,7 @@ import Cluster
 import Formats
 import Foundation
 import Liveness
+import Transport
 import Wire
 
 /// `faultline bench` (no subcommand): the machine's limits first, then the product against them, in

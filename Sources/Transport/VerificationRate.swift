@@ -1,4 +1,5 @@
 import Sodium
+import Wire
 #if canImport(Glibc)
 import Glibc
 #endif
