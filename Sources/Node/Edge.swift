@@ -13,15 +13,8 @@ struct Edge: Sendable {
     /// "" (legacy, one lane), "user" or "vote": prefixes this edge's drop reasons.
     let lane: String
     let urgent: Bool
-    /// Admission for transactions, checked before the expensive verification: forwarded by a
-    /// validator (staked) or sent by a client (unstaked).
-    let stakedAdmission: TokenBucket?
-    let unstakedAdmission: TokenBucket?
-    /// Per validator identity on the vote lane.
-    let senderBudget: TokenBucket?
-    /// A sequencer's verification budget for client (L2) transactions: past it they are shed unchecked
-    /// and answered `busy` by the main loop.
-    let clientBudget: CheckTimeBudget?
+    /// What is dropped before the expensive verification (each reader task works on its own copy).
+    let admission: Admission
     /// Set by the main loop while votes-only mode is on.
     let votesOnly: AtomicCounter
     /// The height the main loop is deciding (for the vote budget).
@@ -43,8 +36,7 @@ struct Edge: Sendable {
     let logger: Logger
 
     func read(_ inbound: NIOAsyncChannelInboundStream<[Datagram]>) async throws {
-        var state = ReaderState(ingress: ingress, staked: stakedAdmission, unstaked: unstakedAdmission,
-                                clientBudget: clientBudget)
+        var state = ReaderState(ingress: ingress, admission: admission)
         var accepted: [NodeInput] = []
         var acceptedUrgent: [NodeInput] = []
         var checks: [(pending: Ingress.Pending, address: SocketAddress)] = []
@@ -54,7 +46,7 @@ struct Edge: Sendable {
         func finishChecks() {
             let started = ContinuousClock.now
             let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
-            state.clientBudget?.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
+            state.admission.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
             for (check, result) in zip(checks, results) {
                 let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
                 queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
@@ -126,20 +118,24 @@ struct Edge: Sendable {
     /// What one reader task owns: its copy of the ingress (de-duplication memory) and admission buckets.
     struct ReaderState {
         var ingress: Ingress
-        var staked: TokenBucket?
-        var unstaked: TokenBucket?
-        var senders: [PublicKey: TokenBucket] = [:]
+        var admission: Admission
         var rejectLogBudget = 20
-        var clientBudget: CheckTimeBudget?
         /// Client transactions shed in this read burst, by the address to answer (ids: BLAKE2b of the bytes).
         var shed: [SocketAddress: [Bytes32]] = [:]
     }
 
-    /// Load shedding before any decoding: false when the datagram is dropped.
+    /// Load shedding before any decoding (`Admission`): false when the datagram is dropped.
     private func shed(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState) -> Bool {
-        // Everything before `ingress.admit` happens before the signature check, so shed traffic costs almost nothing.
-        if state.clientBudget != nil, let kind = Envelope.peekKind(bytes), kind.isL2Transaction,
-           !state.clientBudget!.takeCheck(nowMs: nowMs) {
+        let sender = state.admission.needsSender ? Envelope.peekSender(bytes) : nil
+        switch state.admission.decide(kind: Envelope.peekKind(bytes), sender: sender,
+                                      fromPeer: peerAddresses.contains(address), votesOnly: votesOnly.value > 0,
+                                      nowMs: nowMs) {
+        case .check:
+            return true
+        case .drop(let reason):
+            drops.count(lane: lane, reason)
+            return false
+        case .busy:
             drops.count(lane: lane, "busy")
             state.shed[address, default: []].append(Blake2b.hash(bytes))
             if state.shed[address]!.count >= L2Reject.txIdsMax {
@@ -147,29 +143,6 @@ struct Edge: Sendable {
             }
             return false
         }
-        if let kind = Envelope.peekKind(bytes), kind == .transfer || kind == .forcedTx {
-            if votesOnly.value > 0 {
-                drops.count(lane: lane, "votes_only")
-                return false
-            }
-            let fromPeer = peerAddresses.contains(address)
-            if fromPeer, state.staked != nil, !state.staked!.take(nowMs: nowMs) {
-                drops.count(lane: lane, "staked_rate_limited")
-                return false
-            }
-            if !fromPeer, state.unstaked != nil, !state.unstaked!.take(nowMs: nowMs) {
-                drops.count(lane: lane, "unstaked_rate_limited")
-                return false
-            }
-        } else if let budget = senderBudget, let sender = Envelope.peekSender(bytes),
-                  state.ingress.members.contains(sender) {
-            // Bounded: only member identities get a bucket.
-            if !state.senders[sender, default: budget].take(nowMs: nowMs) {
-                drops.count(lane: lane, "sender_rate_limited")
-                return false
-            }
-        }
-        return true
     }
 
     /// Turns a checked datagram into the input to queue in the ordinary way, or nil when it was
@@ -179,7 +152,7 @@ struct Edge: Sendable {
         switch outcome {
         case .accepted(let envelope, let message):
             // With lanes, each port carries one class: anything else is dropped, not queued.
-            if !lane.isEmpty, (lane == "user") == envelope.kind.isConsensusLane {
+            if !Admission.lane(lane, carries: envelope.kind) {
                 drops.count(lane: lane, "wrong_lane")
                 return nil
             }
@@ -220,39 +193,5 @@ struct Edge: Sendable {
             }
             return nil
         }
-    }
-}
-
-/// A share of the reader's wall time for signature checks: each check is charged what checks last cost in
-/// wall time (measured per read burst), so the budget shrinks when the host is busy. A budget in checks per
-/// second, sized from a start-up benchmark, let a sequencer on a contended host spend all its time verifying
-/// while the kernel dropped three quarters of a burst unanswered; charged in time, the reader keeps the rest
-/// of each second for reading and shedding.
-struct CheckTimeBudget: Sendable {
-    let share: Double
-    /// Milliseconds of checking left (refilled at `share` ms per ms, up to a tenth of a second's worth).
-    private var milliseconds: TokenBucket
-    /// Wall time one check costs, as last measured (moving average over read bursts).
-    private(set) var costMs: Double
-
-    static let costMsRange = 0.001...50.0
-    /// Bursts with fewer checks than this do not move the estimate (too noisy).
-    static let checksMeasuredMin = 8
-
-    init(share: Double, checksPerSecond: Double) {
-        self.share = share
-        milliseconds = TokenBucket(ratePerSecond: share * 1_000, burst: share * 100)
-        costMs = min(max(1_000 / max(checksPerSecond, 1), Self.costMsRange.lowerBound), Self.costMsRange.upperBound)
-    }
-
-    /// Checks per second the budget allows at the measured cost.
-    var checksPerSecond: Double { share * 1_000 / costMs }
-
-    mutating func takeCheck(nowMs: UInt64) -> Bool { milliseconds.take(costMs, nowMs: nowMs) }
-
-    mutating func measured(checks: Int, elapsedMs: Double) {
-        guard checks >= Self.checksMeasuredMin, elapsedMs >= 0 else { return }
-        let cost = min(max(elapsedMs / Double(checks), Self.costMsRange.lowerBound), Self.costMsRange.upperBound)
-        costMs = 0.7 * costMs + 0.3 * cost
     }
 }

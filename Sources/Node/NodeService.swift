@@ -195,14 +195,18 @@ public struct NodeService: Service {
                 ("voteSenderPerSecond", .uint(UInt64(limits.voteSenderPerSecond))),
             ])
         }
-        let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false, stakedAdmission: staked,
-                        unstakedAdmission: unstaked, senderBudget: nil, clientBudget: clientBudget, votesOnly: shell.votesOnly,
+        let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false,
+                        admission: Admission(staked: staked, unstaked: unstaked, senderBudget: nil,
+                                             clientBudget: clientBudget, members: ingress.members),
+                        votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums,
                         committedTxs: shell.committedTxs, voteStakes: nil,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
-        let vote = Edge(ingress: ingress, lane: "vote", urgent: true, stakedAdmission: nil, unstakedAdmission: nil,
-                        senderBudget: senderBudget, clientBudget: nil, votesOnly: shell.votesOnly,
+        let vote = Edge(ingress: ingress, lane: "vote", urgent: true,
+                        admission: Admission(staked: nil, unstaked: nil, senderBudget: senderBudget, clientBudget: nil,
+                                             members: ingress.members),
+                        votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight,
                         voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {

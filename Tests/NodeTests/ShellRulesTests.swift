@@ -302,27 +302,3 @@ import Wire
         #expect(lateness.drain().isEmpty)
     }
 }
-
-/// The sequencer's client-check budget is a share of the reader's time, charged at the measured cost.
-@Suite struct CheckTimeBudgetTests {
-    @Test func slowerChecksBuyFewerOfThem() {
-        var budget = CheckTimeBudget(share: 0.5, checksPerSecond: 20_000)
-        #expect(abs(budget.checksPerSecond - 10_000) < 1)
-        // A busy host: a burst of 100 checks took 10 ms of wall time (0.1 ms each, four times the guess).
-        for _ in 0..<20 { budget.measured(checks: 100, elapsedMs: 10) }
-        #expect(abs(budget.costMs - 0.1) < 0.001 && abs(budget.checksPerSecond - 5_000) < 50)
-        // Tiny bursts do not move the estimate.
-        budget.measured(checks: 2, elapsedMs: 40)
-        #expect(abs(budget.costMs - 0.1) < 0.001)
-    }
-
-    @Test func theBucketAdmitsTheShareOfASecondAndNoMore() {
-        var budget = CheckTimeBudget(share: 0.5, checksPerSecond: 1_000) // 1 ms per check
-        // The burst holds a tenth of a second's share: 50 ms, so 50 checks at once, then none.
-        let admitted = (0..<200).filter { _ in budget.takeCheck(nowMs: 10_000) }.count
-        #expect(admitted == 50)
-        // A second later, the share of that second: another 50 (capped at the burst).
-        let later = (0..<200).filter { _ in budget.takeCheck(nowMs: 11_000) }.count
-        #expect(later == 50)
-    }
-}
