@@ -34,10 +34,14 @@ public enum Replica {
         /// Forwards of each new consensus message to this many random peers (0: no epidemic relay).
         public var relayFanout: Int
 
-        public init(statusIntervalMs: UInt64, peerCount: Int, relayFanout: Int) {
+        /// Votes-only mode after this long without a new height (`limits.votes_only_after_ms`; 0: never).
+        public var votesOnlyAfterMs: UInt64
+
+        public init(statusIntervalMs: UInt64, peerCount: Int, relayFanout: Int, votesOnlyAfterMs: UInt64 = 0) {
             self.statusIntervalMs = statusIntervalMs
             self.peerCount = peerCount
             self.relayFanout = relayFanout
+            self.votesOnlyAfterMs = votesOnlyAfterMs
         }
 
         /// Per peer, added to the status and re-send interval: every node broadcasts to every peer, so with
@@ -157,6 +161,26 @@ public enum Replica {
         /// A block was committed (by consensus or sync).
         public mutating func committed(nowMs: UInt64) {
             lastProgressMs = nowMs
+        }
+
+        /// Votes-only mode: while on, the receiving edge drops every user transaction before its signature
+        /// check, so the votes behind a flood get through (the mitigation the 2022 Solana outage report
+        /// calls for). On once nothing was committed for `votesOnlyAfterMs`; off once blocks flow again and
+        /// it has been on for at least twice that (so the flood does not return at once).
+        public private(set) var votesOnly = false
+        var votesOnlySinceMs: UInt64 = 0
+
+        /// Checks the votes-only rule (each tick, once consensus runs): the new state when it changes.
+        public mutating func updateVotesOnly(nowMs: UInt64) -> Bool? {
+            let threshold = settings.votesOnlyAfterMs
+            guard threshold > 0 else { return nil }
+            let sinceProgress = nowMs - min(lastProgressMs, nowMs)
+            let turnOn = !votesOnly && sinceProgress >= threshold
+            let turnOff = votesOnly && sinceProgress < threshold / 2 && nowMs - min(votesOnlySinceMs, nowMs) >= 2 * threshold
+            guard turnOn || turnOff else { return nil }
+            votesOnly = turnOn
+            votesOnlySinceMs = nowMs
+            return turnOn
         }
 
         /// Why this node stopped deciding, once it has (it keeps serving blocks and status until restarted).

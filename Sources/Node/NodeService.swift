@@ -180,9 +180,8 @@ public struct NodeService: Service {
             shell.events.write("client_budget", timeMs: shell.clock(), [("perSecond", .uint(UInt64(rate)))])
         }
         if limits.lanes {
-            let rate = VerificationRate.measure(seconds: 0.15) * limits.userVerifyShare
-            let stakedRate = rate * limits.stakedShare
-            let unstakedRate = rate - stakedRate
+            let (stakedRate, unstakedRate) = limits.userAdmissionRates(verifyPerSecond: VerificationRate.measure(seconds: 0.15))
+            let rate = stakedRate + unstakedRate
             staked = TokenBucket(ratePerSecond: stakedRate, burst: max(stakedRate / 10, 1))
             unstaked = TokenBucket(ratePerSecond: unstakedRate, burst: max(unstakedRate / 10, 1))
             if limits.voteSenderPerSecond > 0 {

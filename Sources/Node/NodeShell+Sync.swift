@@ -27,21 +27,13 @@ extension NodeShell {
         misbehaveOnTick()
     }
 
-    /// Votes-only mode: on when nothing was finalized for `votesOnlyAfterMs`; off once blocks flow
-    /// again and it has been on for at least twice that (so the flood does not return at once).
+    /// Votes-only mode (`Replica.Instance.updateVotesOnly`): the edge reads the switch.
     func updateVotesOnly() {
+        guard consensusStarted, let turnedOn = replica.updateVotesOnly(nowMs: clock()) else { return }
+        votesOnly.add(turnedOn ? 1 : -1)
         let threshold = config.limits.votesOnlyAfterMs
-        guard threshold > 0, consensusStarted else { return }
-        let now = clock()
-        let sinceCommit = now - max(lastCommitTimeMs, startedAtMs)
-        let on = votesOnly.value > 0
-        let turnOn = !on && sinceCommit >= threshold
-        let turnOff = on && sinceCommit < threshold / 2 && now - votesOnlySinceMs >= 2 * threshold
-        guard turnOn || turnOff else { return }
-        votesOnly.add(turnOn ? 1 : -1)
-        votesOnlySinceMs = now
-        logger.notice("votes-only mode \(turnOn ? "on: no block finalized for \(threshold) ms" : "off")")
-        events.write("votes_only", timeMs: now, [("on", .bool(turnOn))])
+        logger.notice("votes-only mode \(turnedOn ? "on: no block finalized for \(threshold) ms" : "off")")
+        write(.votesOnly(turnedOn), flush: false)
     }
 
     /// Once a second: vote queueing delay, timer lateness, memory, queue lengths and kernel socket drops.
@@ -52,17 +44,13 @@ extension NodeShell {
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
         let late = (tickLateness.drain() + (eventLoopLateness?.drain() ?? [])).sorted()
-        var fields: [(String, JSONValue)] = [
-            ("timerLateP99Ms", .uint(late.sampledPercentile(0.99))), ("timerLateMaxMs", .uint(late.last ?? 0)),
-            ("votes", .uint(UInt64(delays.count))), ("voteDelayP50Ms", .uint(delays.sampledPercentile(0.5))),
-            ("voteDelayP99Ms", .uint(delays.sampledPercentile(0.99))), ("voteDelayMaxMs", .uint(delays.last ?? 0)),
-            ("rssKiB", .uint(ProcessStats.residentKiB())), ("urgentQueue", .uint(UInt64(queueLengths.urgent))),
-            ("bulkQueue", .uint(UInt64(queueLengths.bulk))), ("mempool", .uint(UInt64(mempool.count))),
-        ]
-        for (lane, port) in localPorts {
-            fields.append(((lane.isEmpty ? "kernel" : "kernel_" + lane) + "Drops", .uint(ProcessStats.udpDrops(port: port))))
-        }
-        events.write("sample", timeMs: now, fields)
+        write(.sample(voteDelaysMs: delays,
+                      kernelDrops: localPorts.map { ($0.lane, ProcessStats.udpDrops(port: $0.port)) },
+                      extra: [
+                        ("timerLateP99Ms", .uint(late.sampledPercentile(0.99))), ("timerLateMaxMs", .uint(late.last ?? 0)),
+                        ("rssKiB", .uint(ProcessStats.residentKiB())), ("urgentQueue", .uint(UInt64(queueLengths.urgent))),
+                        ("bulkQueue", .uint(UInt64(queueLengths.bulk))), ("mempool", .uint(UInt64(mempool.count))),
+                      ]))
     }
 
     /// Once a second at most: the cumulative ingress drops by reason, when they changed.

@@ -113,7 +113,6 @@ final class NodeShell {
     let voteQuorums = VoteQuorums()
     /// Ids of the transactions in recently committed blocks, for the receiving edges (see `CommittedTransactions`).
     let committedTxs = CommittedTransactions()
-    var votesOnlySinceMs: UInt64 = 0
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []
     static let voteDelaySamplesMax = 20_000
@@ -192,7 +191,8 @@ final class NodeShell {
         self.peers = peerTable
         self.replica = Replica.Instance(
             settings: Replica.Settings(statusIntervalMs: config.limits.statusIntervalMs, peerCount: peerTable.count,
-                                       relayFanout: config.limits.gossipRelayFanout),
+                                       relayFanout: config.limits.gossipRelayFanout,
+                                       votesOnlyAfterMs: config.limits.votesOnlyAfterMs),
             nowMs: clock())
         self.twins = twinTable
         self.peerByName = Dictionary(uniqueKeysWithValues: (Array(peerTable.values) + twinTable.values.flatMap { $0 })

@@ -71,6 +71,14 @@ public struct NodeConfig: Codable, Sendable, Equatable {
         }
 
         public var lanes: Bool { ingressMode == "lanes" }
+
+        /// With lanes: user transactions admitted per second before their signature check, forwarded by
+        /// validators (staked) and sent by clients (unstaked), out of this node's measured verification rate.
+        public func userAdmissionRates(verifyPerSecond: Double) -> (staked: Double, unstaked: Double) {
+            let rate = verifyPerSecond * userVerifyShare
+            let staked = rate * stakedShare
+            return (staked, rate - staked)
+        }
     }
 
     public var name: String

@@ -214,3 +214,36 @@ import Wire
         #expect(honest.misbehaviour(height: 60).floods.isEmpty)
     }
 }
+
+/// Votes-only mode, the rule both engines now take from the core.
+@Suite struct VotesOnlyRuleTests {
+    static func core(afterMs: UInt64) -> Replica.Instance<String, Int> {
+        Replica.Instance(settings: Replica.Settings(statusIntervalMs: 100, peerCount: 3, relayFanout: 0,
+                                                    votesOnlyAfterMs: afterMs), nowMs: 1_000)
+    }
+
+    @Test func onAfterTheThresholdWithoutProgressOffOnceBlocksFlowAndTwiceTheThresholdPassed() {
+        var core = Self.core(afterMs: 600)
+        // Step table: (ms, a commit at that time first?, the change expected).
+        let steps: [(nowMs: UInt64, commit: Bool, change: Bool?)] = [
+            (1_500, false, nil),     // 500 ms without progress: not yet
+            (1_600, false, true),    // 600 ms: on
+            (1_700, false, nil),     // stays on
+            (1_800, true, nil),      // blocks flow again, but it has been on 200 ms < 2 × 600
+            (2_810, true, false),    // progress 0 ms ago (< 300) and on for 1,210 ms ≥ 1,200: off
+            (3_200, false, nil),     // 390 ms since the commit
+            (3_410, false, true),    // 600 ms: on again
+        ]
+        for step in steps {
+            if step.commit { core.committed(nowMs: step.nowMs) }
+            let change = core.updateVotesOnly(nowMs: step.nowMs)
+            #expect(change == step.change, "at \(step.nowMs) ms")
+        }
+        #expect(core.votesOnly)
+    }
+
+    @Test func neverWithoutAThreshold() {
+        var core = Self.core(afterMs: 0)
+        #expect(core.updateVotesOnly(nowMs: 1_000_000) == nil && !core.votesOnly)
+    }
+}
