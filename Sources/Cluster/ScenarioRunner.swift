@@ -20,17 +20,6 @@ public enum ScenarioRunner {
         public var spam: [SpamRecord]
     }
 
-    /// What a spam step asked for and what the blaster achieved.
-    public struct SpamRecord: Codable, Sendable {
-        public var id: String
-        public var spec: String
-        public var targetPerNode: Int
-        public var validators: Int
-        public var sent: Int
-        public var seconds: Double
-        public var achievedPerNode: Double
-    }
-
     final class SpamResults: @unchecked Sendable {
         private let lock = NSLock()
         private var records: [SpamRecord] = []

@@ -34,3 +34,26 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
     /// What one validator can take in when all validators and the spammer share this machine's cores.
     public var perNodeBound: Double { ingressPerSecond / Double(max(validators, 1)) }
 }
+
+/// What a spam step asked for and what was sent (by the real blaster, or the simulator's model), as the
+/// run's `scenario-run.json` records it for the report.
+public struct SpamRecord: Codable, Sendable {
+    public var id: String
+    public var spec: String
+    public var targetPerNode: Int
+    public var validators: Int
+    public var sent: Int
+    public var seconds: Double
+    public var achievedPerNode: Double
+
+    public init(id: String, spec: String, targetPerNode: Int, validators: Int, sent: Int, seconds: Double,
+                achievedPerNode: Double) {
+        self.id = id
+        self.spec = spec
+        self.targetPerNode = targetPerNode
+        self.validators = validators
+        self.sent = sent
+        self.seconds = seconds
+        self.achievedPerNode = achievedPerNode
+    }
+}

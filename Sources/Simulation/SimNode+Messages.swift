@@ -237,7 +237,28 @@ extension SimNode {
         requestMissingBlocks()
         if stopped == nil { rebroadcastIfStalled() }
         misbehaveOnTick()
+        if consensusStarted, let on = replica.updateVotesOnly(nowMs: nowMs) {
+            world.ingress[slot]?.setVotesOnly(on, nowUs: world.nowUs)
+            log(.votesOnly(on))
+        }
         logDrops()
+        logSample()
+    }
+
+    /// A vote waited this long at the modelled ingress before its check (see `SimIngress`).
+    func votesWaited(_ waitedUs: UInt64) {
+        if world.logs.enabled, voteWaitsMs.count < SimNode.voteWaitsMax { voteWaitsMs.append(waitedUs / 1_000) }
+    }
+
+    static let voteWaitsMax = 100_000
+
+    /// Once a second, with a modelled ingress: the node's sample (vote waits, kernel drops).
+    private func logSample() {
+        guard world.ingress[slot] != nil, nowMs - lastSampleMs >= 1_000 else { return }
+        lastSampleMs = nowMs
+        world.ingress[slot]!.advance(to: world.nowUs)
+        log(.sample(voteDelaysMs: voteWaitsMs.sorted(), kernelDrops: world.ingress[slot]!.kernelDrops))
+        voteWaitsMs.removeAll(keepingCapacity: true)
     }
 
     /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
@@ -277,6 +298,7 @@ extension SimNode {
         let snapshot = Replica.rejectCounts(core: consensus.metrics, invalidProposals: invalidProposals,
                                             conflictingProposals: proposals.conflicting, shell: rejects)
             + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
+            + (world.ingress[slot]?.dropCounts ?? [])
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, !values.isEmpty else { return }
         lastDropsLogged = values

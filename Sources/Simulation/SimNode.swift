@@ -83,6 +83,9 @@ final class SimNode: ConsensusShell {
     var invalidProposals = 0
     var lastDropsLogged: [Int] = []
     var pendingSignState: Tendermint.SignState?
+    /// With a modelled ingress: how long each vote handed to consensus this second waited there (ms).
+    var voteWaitsMs: [UInt64] = []
+    var lastSampleMs: UInt64 = 0
 
     init(slot: Int, name: String, me: Int?, keyName: String, binary: Replica.Binary, genesis: Genesis,
          world: Simulator) throws {
@@ -103,7 +106,8 @@ final class SimNode: ConsensusShell {
         let peerCount = world.topology.nodes.filter { $0.keyName != keyName }.count
         return Replica.Instance(
             settings: Replica.Settings(statusIntervalMs: limits.statusIntervalMs, peerCount: peerCount,
-                                       relayFanout: limits.gossipRelayFanout),
+                                       relayFanout: limits.gossipRelayFanout,
+                                       votesOnlyAfterMs: limits.votesOnlyAfterMs),
             nowMs: world.nowMs)
     }
 
@@ -213,6 +217,8 @@ final class SimNode: ConsensusShell {
         pausedInbox.removeAll()
         pendingSignState = nil
         lastDropsLogged = []
+        voteWaitsMs.removeAll()
+        world.ingressRestarted(slot)
     }
 
     /// Signatures are not computed in simulation (see `SimMessage`); the core keeps this in their place.

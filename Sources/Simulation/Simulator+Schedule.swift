@@ -48,9 +48,6 @@ extension Simulator {
         }
         if topology.rpcLoad != nil { throw refuse("rpc_load", "JSON-RPC load needs rpc nodes") }
         for step in scenario.steps {
-            if step.spam != nil {
-                throw refuse("step \(step.id)", "spam measures a node's CPU budget, which the simulator does not model")
-            }
             if step.rollupLoad != nil { throw refuse("step \(step.id)", "rollup load needs a sequencer") }
             switch step.action {
             case .rpc: throw refuse("step \(step.id)", "rpc faults need rpc nodes")
@@ -125,12 +122,21 @@ extension Simulator {
             startStorm(storm, step: index)
             return
         }
+        if let spam = step.spam {
+            setSpam(spam, step: step, on: true)
+            queue.push(.undo(index), atUs: nowUs + UInt64((step.durationSeconds ?? 1) * 1_000_000))
+            return
+        }
         apply(step.action, id: step.id)
         if let duration = step.durationSeconds { queue.push(.undo(index), atUs: nowUs + UInt64(duration * 1_000_000)) }
     }
 
     /// The heal of a step with a duration (as the real runner's).
     func undo(_ step: Scenario.Step) {
+        if let spam = step.spam {
+            setSpam(spam, step: step, on: false)
+            return
+        }
         switch step.action {
         case .kill(let targets): apply(.restart(targets: targets), id: step.id + "-heal")
         case .pause(let targets): apply(.resume(targets: targets), id: step.id + "-heal")
@@ -369,5 +375,45 @@ extension Simulator {
         for node in nodes where node.state == .paused { node.resume() }
         for node in nodes where node.state == .running { node.logDrops() }
         ended = true
+    }
+}
+
+// MARK: spam
+
+extension Simulator {
+    /// A run with a spam step models every validator's receive path (`SimIngress`) from its start.
+    var modelsIngress: Bool { scenario.steps.contains { $0.spam != nil } }
+
+    func freshIngress(_ slot: Int) -> SimIngress? {
+        guard modelsIngress, nodes[slot].me != nil else { return nil }
+        let limits = topology.limits
+        return SimIngress(capacityPerSecond: capacity.perNodeBound, lanes: limits.lanes,
+                          unstakedPerSecond: limits.userAdmissionRates(verifyPerSecond: capacity.verifyPerCorePerSecond).unstaked,
+                          nowUs: nowUs)
+    }
+
+    /// A process's new sockets: nothing queued, votes-only off; the spam aimed at it goes on.
+    func ingressRestarted(_ slot: Int) {
+        guard ingress.indices.contains(slot), let old = ingress[slot], var fresh = freshIngress(slot) else { return }
+        fresh.setSpam(perSecond: old.spamPerSecond, nowUs: nowUs)
+        ingress[slot] = fresh
+    }
+
+    /// A spam step's window: every validator gets `spam` (a rate, or k× its share of the capacity).
+    func setSpam(_ spam: SpamSpec, step: Scenario.Step, on: Bool) {
+        let perNode = spam.ratePerNode(capacity)
+        for slot in nodes.indices where nodes[slot].me != nil {
+            if ingress[slot] == nil { ingress[slot] = freshIngress(slot) }
+            ingress[slot]?.setSpam(perSecond: on ? Double(perNode) : 0, nowUs: nowUs)
+        }
+        record(on ? "start" : "end", id: step.id, action: "spam", description: "\(spam) (\(perNode) tx/s per validator)",
+               nodes: [])
+        if !on {
+            let validators = nodes.filter { $0.me != nil }.count
+            let seconds = step.durationSeconds ?? 1
+            spamSent.append(SpamRecord(id: step.id, spec: "\(spam)", targetPerNode: perNode, validators: validators,
+                                       sent: Int(Double(perNode * validators) * seconds), seconds: seconds,
+                                       achievedPerNode: Double(perNode)))
+        }
     }
 }

@@ -10,6 +10,8 @@ import Wire
 enum SimEvent {
     /// A message arriving at `to` from the node in slot `from` (-1: a client).
     case deliver(to: Int, from: Int, SimMessage)
+    /// A message that waited `waitedUs` at `to`'s modelled ingress (`SimIngress`) and is checked now.
+    case checked(to: Int, from: Int, SimMessage, waitedUs: UInt64)
     /// A consensus timeout (only its kind, height and round: events are copied as the agenda reorders).
     case timer(node: Int, incarnation: Int, Tendermint.TimeoutKind, height: UInt64, round: UInt32)
     case tick(node: Int, incarnation: Int)
@@ -42,6 +44,16 @@ public final class Simulator {
         public var eventLogs = true
         /// Give up when no node has committed a block this long after the start.
         public var firstBlockWithinSeconds = 30.0
+        /// The machine a spam step is measured against, as `faultline run` measures it at the start
+        /// (`VerificationCapacity`): datagrams one core receives and checks per second, signature checks
+        /// alone per second of one core, and the cores the cluster shares. A node takes in its share,
+        /// `ingress × cores ÷ validators` a second; spam at k× is k times that. Set here, not measured, so a
+        /// seed replays the same anywhere (defaults: what a 2-core machine here measures).
+        public var ingressPerCorePerSecond = Settings.ingressPerCoreDefault
+        public var verifyPerCorePerSecond = 20_600.0
+        public var cores = Settings.coresDefault
+        public static let ingressPerCoreDefault = 12_800.0
+        public static let coresDefault = 2
 
         public init(seed: UInt64) { self.seed = seed }
     }
@@ -55,6 +67,9 @@ public final class Simulator {
         public var agendaItems: UInt64
         public var virtualSeconds: Double
         public var kills: Int
+        /// With a spam step: what the spam was measured against, and each step's spam as sent.
+        public var capacity: VerificationCapacity?
+        public var spam: [SpamRecord]
     }
 
     /// Virtual time 0, as wall-clock milliseconds in the logs (fixed, so logs never depend on the day).
@@ -95,6 +110,11 @@ public final class Simulator {
     var activeLinkFaults: [(id: String, links: [FaultEngine.Link])] = []
     var storms: [Int: StormState] = [:]
     var loadState: LoadState?
+    var spamSent: [SpamRecord] = []
+    /// Per slot, the modelled receive path (only in runs with a spam step; nil elsewhere and for non-validators).
+    var ingress: [SimIngress?] = []
+    /// What the spam is measured against (`Settings`), for the run's validators.
+    let capacity: VerificationCapacity
     var agendaItems: UInt64 = 0
     /// Steps whose heal has run (a heal runs once: when due, or at the end of the scenario).
     var healed: Set<Int> = []
@@ -124,6 +144,9 @@ public final class Simulator {
         modelsVersions = !plans.isEmpty || scenario.steps.contains { if case .upgrade = $0.action { return true }; return false }
             || topology.nodes.contains { $0.version != 1 || $0.versionMin != 1 || $0.forkId != 0 }
         logs = try SimLogs(dir: settings.eventLogs ? logDir : nil, nodes: topology.nodes.map(\.name))
+        capacity = VerificationCapacity(verifyPerCorePerSecond: settings.verifyPerCorePerSecond,
+                                        ingressPerCorePerSecond: settings.ingressPerCorePerSecond, cores: settings.cores,
+                                        validators: topology.validators.count)
         for (slot, node) in topology.nodes.enumerated() {
             let index = topology.validators.firstIndex { $0.name == node.keyName }
             let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId)
@@ -138,6 +161,7 @@ public final class Simulator {
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
+        ingress = Array(repeating: nil, count: nodes.count)
     }
 
     // MARK: running
@@ -165,7 +189,8 @@ public final class Simulator {
         return Outcome(startedAtMs: Simulator.epochMs + start / 1_000, endedAtMs: nowMs, stepsFired: stepsFired,
                        heights: Dictionary(uniqueKeysWithValues: nodes.map { ($0.name, $0.storeHeight) }),
                        violations: monitor.violations, agendaItems: agendaItems,
-                       virtualSeconds: Double(nowUs) / 1_000_000, kills: storms.values.reduce(0) { $0 + $1.kills })
+                       virtualSeconds: Double(nowUs) / 1_000_000, kills: storms.values.reduce(0) { $0 + $1.kills },
+                       capacity: modelsIngress ? capacity : nil, spam: spamSent)
     }
 
     private func handle(_ item: SimEvent) {
@@ -175,7 +200,22 @@ public final class Simulator {
             switch node.state {
             case .down: break
             case .paused: node.buffer(item)
-            case .running: node.receive(message, from: from)
+            case .running:
+                if ingress[to] != nil {
+                    guard let waitUs = ingress[to]!.arrive(message.kind, nowUs: nowUs, draw: rng.nextUnit()) else { return }
+                    queue.push(.checked(to: to, from: from, message, waitedUs: UInt64(waitUs)), atUs: nowUs + UInt64(waitUs))
+                } else {
+                    node.receive(message, from: from)
+                }
+            }
+        case .checked(let to, let from, let message, let waitedUs):
+            let node = nodes[to]
+            switch node.state {
+            case .down: break
+            case .paused: node.buffer(item)
+            case .running:
+                if case .vote = message { node.votesWaited(waitedUs) }
+                node.receive(message, from: from)
             }
         case .timer(let slot, let incarnation, let kind, let height, let round):
             let node = nodes[slot]

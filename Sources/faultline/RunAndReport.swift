@@ -15,7 +15,7 @@ struct ScenarioRecord: Codable {
     var stepsFired: [String]
     var firstBlockMs: Double
     var capacity: VerificationCapacity?
-    var spam: [ScenarioRunner.SpamRecord]?
+    var spam: [SpamRecord]?
 }
 
 struct Run: AsyncParsableCommand {

@@ -42,6 +42,13 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "One-way latency of every simulated link before faults, in ms (jitter is half of it).")
     var latencyMs = 1.0
 
+    @Option(help: ArgumentHelp("Spam steps: datagrams one core receives and checks per second on the machine modelled "
+                               + "(a real run measures it; here it is set, so a seed replays the same anywhere)."))
+    var ingressPerCore = Simulator.Settings.ingressPerCoreDefault
+
+    @Option(help: "Spam steps: the cores the modelled machine's nodes share.")
+    var cores = Simulator.Settings.coresDefault
+
     @Option(help: "Plant a consensus bug, to see the checks catch it: \(Tendermint.QuorumRule.plantable).")
     var plant: String?
 
@@ -64,6 +71,10 @@ struct Simulate: AsyncParsableCommand {
         guard latencyMs >= 0, latencyMs <= 10_000 else {
             throw ValidationError("--latency-ms must be in 0…10000, got \(latencyMs)")
         }
+        guard ingressPerCore >= 100, ingressPerCore <= 10_000_000 else {
+            throw ValidationError("--ingress-per-core must be in 100…10000000, got \(ingressPerCore)")
+        }
+        guard (1...1_024).contains(cores) else { throw ValidationError("--cores must be in 1…1024, got \(cores)") }
         if let plant, Tendermint.QuorumRule.planted(plant) == nil {
             throw ValidationError("--plant: expected \(Tendermint.QuorumRule.plantable), got '\(plant)'")
         }
@@ -81,6 +92,8 @@ struct Simulate: AsyncParsableCommand {
         var settings = Simulator.Settings(seed: seed ?? scenario.topology.seed)
         settings.latencyMs = latencyMs
         settings.jitterMs = latencyMs / 2
+        settings.ingressPerCorePerSecond = ingressPerCore
+        settings.cores = cores
         if let plant { settings.quorum = Tendermint.QuorumRule.planted(plant)! }
         print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s, seed \(settings.seed)"
@@ -93,7 +106,9 @@ struct Simulate: AsyncParsableCommand {
                      outcome.virtualSeconds, wallSeconds, outcome.virtualSeconds / max(wallSeconds, 1e-6),
                      outcome.agendaItems))
         print("  replay: faultline simulate \(file) --seed \(settings.seed)"
-              + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? ""))
+              + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? "")
+              + (ingressPerCore != Simulator.Settings.ingressPerCoreDefault ? " --ingress-per-core \(Int(ingressPerCore))" : "")
+              + (cores != Simulator.Settings.coresDefault ? " --cores \(cores)" : ""))
         if let compare, let real {
             var reports = [report.report]
             for extra in 1..<UInt64(seeds) {
@@ -124,7 +139,8 @@ struct Simulate: AsyncParsableCommand {
         let wallSeconds = Date().timeIntervalSince(wallStart)
         let record = ScenarioRecord(scenario: scenario.topology.name + " (simulated)", seed: settings.seed,
                                     startedAtMs: outcome.startedAtMs, endedAtMs: outcome.endedAtMs, crashed: [],
-                                    stepsFired: outcome.stepsFired, firstBlockMs: 0, capacity: nil, spam: nil)
+                                    stepsFired: outcome.stepsFired, firstBlockMs: 0, capacity: outcome.capacity,
+                                    spam: outcome.spam.isEmpty ? nil : outcome.spam)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(record).write(to: URL(fileURLWithPath: dir + "/scenario-run.json"))
