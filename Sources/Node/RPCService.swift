@@ -1,4 +1,3 @@
-import DequeModule
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
@@ -6,53 +5,19 @@ import RPC
 import Synchronization
 import Wire
 
-/// What an rpc node's JSON-RPC port serves: the chain view the main loop publishes after each
-/// commit, bent by the injected upstream fault (frozen, lagging, wrong, errors, latency).
+/// What an rpc node's JSON-RPC port serves (`ServedViews`: the chain view the main loop publishes after
+/// each commit, bent by the injected upstream fault) behind a lock: the main loop publishes, HTTP threads serve.
 final class RPCViewBox: Sendable {
-    struct State {
-        var views: Deque<ChainView> = []
-        var frozen: ChainView?
-        var falsified: (head: UInt64, view: ChainView)?
-        var fault = UpstreamFault.ok
-        var rng = SplitMix64(seed: 0x5eed)
-    }
+    private let state = Mutex(ServedViews())
 
-    private let state = Mutex(State())
+    func publish(_ view: ChainView) { state.withLock { $0.publish(view) } }
 
-    func publish(_ view: ChainView) {
-        state.withLock { state in
-            state.views.append(view)
-            if state.views.count > ChainView.lagViewsKept + 1 { state.views.removeFirst() }
-        }
-    }
-
-    func setFault(_ fault: UpstreamFault) {
-        state.withLock { state in
-            state.fault = fault
-            state.frozen = fault.mode == "frozen" ? state.views.last : nil
-        }
-    }
+    func setFault(_ fault: UpstreamFault) { state.withLock { $0.setFault(fault) } }
 
     var fault: UpstreamFault { state.withLock { $0.fault } }
 
-    /// The view to answer one request from, and what the fault does to it.
-    func take() -> (ChainView?, UpstreamFault.Decision) {
-        state.withLock { state in
-            let decision = state.fault.decide(&state.rng)
-            var view: ChainView?
-            switch state.fault.mode {
-            case "frozen": view = state.frozen ?? state.views.last
-            case "lag":
-                let back = Int(min(state.fault.lagBlocks, UInt64(max(state.views.count - 1, 0))))
-                view = state.views.isEmpty ? nil : state.views[state.views.count - 1 - back]
-            default: view = state.views.last
-            }
-            if decision.wrong, let current = view {
-                if state.falsified?.head != current.head { state.falsified = (current.head, current.falsified()) }
-                view = state.falsified?.view
-            }
-            return (view, decision)
-        }
+    func serve(_ body: [UInt8], submit: (JSON, Envelope) -> JSON) -> (answer: Served, faulted: Bool, malformed: Bool) {
+        state.withLock { $0.serve(body, submit: submit) }
     }
 }
 
@@ -77,62 +42,23 @@ enum RPCEndpoint {
             return json(.methodNotAllowed, JSONRPC.error(id: .null, JSONRPC.Failure(.invalidRequest,
                 "JSON-RPC is served by POST with a JSON body")))
         }
-        let (view, decision) = box.take()
         metrics.rpcRequests.increment()
-        if let status = decision.errorStatus {
-            metrics.rpcFaulted.increment()
-            if status == 200 {
-                return json(.ok, JSONRPC.error(id: .null, JSONRPC.Failure(.internalError, "injected upstream error")),
-                            delayMs: decision.delayMs)
+        let (served, faulted, malformed) = box.serve(body) { id, envelope in
+            if queueDepth.value >= queueMax {
+                return JSONRPC.error(id: id, JSONRPC.Failure(.limitExceeded, "node busy: \(queueMax) inputs queued; try again"))
             }
-            return .init(status: HTTPResponseStatus(statusCode: status), contentType: "text/plain",
-                         body: Array("injected upstream error \(status)\n".utf8), delayMs: decision.delayMs)
-        }
-        guard let view else {
-            return json(.serviceUnavailable, JSONRPC.error(id: .null, JSONRPC.Failure(.resourceUnavailable,
-                "no block committed yet")))
-        }
-        func answer(_ item: JSONRPC.Item) -> JSON? {
-            switch item {
-            case .invalid(let id, let failure):
-                return JSONRPC.error(id: id, failure)
-            case .request(let request):
-                let response: JSON
-                switch Methods.handle(request, view: view) {
-                case .result(let value):
-                    response = JSONRPC.result(id: request.id ?? .null, value)
-                case .failure(let failure):
-                    response = JSONRPC.error(id: request.id ?? .null, failure)
-                case .submit(let envelope):
-                    // Signature checked by the method; the main loop runs CheckTx and gossips it. The
-                    // main loop's queue is bounded like the UDP edge's: full means busy, not queued.
-                    if queueDepth.value >= queueMax {
-                        response = JSONRPC.error(id: request.id ?? .null, JSONRPC.Failure(.limitExceeded,
-                            "node busy: \(queueMax) inputs queued; try again"))
-                    } else if let transfer = try? Transfer(decoding: envelope.payload) {
-                        queueDepth.add(1)
-                        let now = UInt64(Date().timeIntervalSince1970 * 1000)
-                        inbox.push(.message(envelope, .transfer(transfer), fromPeer: false, receivedMs: now), urgent: false)
-                        response = JSONRPC.result(id: request.id ?? .null, .string("0x" + envelope.id.hex))
-                    } else {
-                        response = JSONRPC.error(id: request.id ?? .null, JSONRPC.Failure(.invalidParams, "not a transfer"))
-                    }
-                }
-                return request.id == nil ? nil : response
+            guard let transfer = try? Transfer(decoding: envelope.payload) else {
+                return JSONRPC.error(id: id, JSONRPC.Failure(.invalidParams, "not a transfer"))
             }
+            queueDepth.add(1)
+            let now = UInt64(Date().timeIntervalSince1970 * 1000)
+            inbox.push(.message(envelope, .transfer(transfer), fromPeer: false, receivedMs: now), urgent: false)
+            return JSONRPC.result(id: id, .string("0x" + envelope.id.hex))
         }
-        switch JSONRPC.parse(body) {
-        case .unusable(let failure):
-            metrics.rpcMalformed.increment()
-            return json(.ok, JSONRPC.error(id: .null, failure), delayMs: decision.delayMs)
-        case .single(let item):
-            guard let response = answer(item) else {
-                return .init(status: .noContent, contentType: "application/json", body: [], delayMs: decision.delayMs)
-            }
-            return json(.ok, response, delayMs: decision.delayMs)
-        case .batch(let items):
-            return json(.ok, .array(items.compactMap(answer)), delayMs: decision.delayMs)
-        }
+        if faulted { metrics.rpcFaulted.increment() }
+        if malformed { metrics.rpcMalformed.increment() }
+        return .init(status: HTTPResponseStatus(statusCode: served.status), contentType: served.contentType,
+                     body: served.body, delayMs: served.delayMs)
     }
 }
 
