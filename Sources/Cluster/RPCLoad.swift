@@ -19,41 +19,26 @@ public enum RPCLoad {
         var client: FailoverClient
     }
 
-    /// The client policies of `spec` over the run's rpc nodes and gateway.
+    /// The client policies of `spec` over the run's rpc nodes and gateway (`RPCLoadSpec.policy`).
     static func clients(_ spec: RPCLoadSpec, topology: Topology, manifest: RunManifest, seed: UInt64) throws -> [Client] {
         let upstreams = RunFolder.endpoints(topology, entries: manifest.nodes)
         guard let primary = upstreams.min(by: { $0.tier < $1.tier }) else { throw RunError("[rpc_load] needs rpc nodes") }
-        func naive(_ retries: Int) -> Failover.Settings {
-            var settings = Failover.Settings.naiveFallback(retries: retries)
-            settings.attemptTimeoutMs = spec.timeoutMs
-            settings.requestDeadlineMs = spec.timeoutMs * UInt64(retries + 1)
-            return settings
-        }
-        return try spec.clients.enumerated().map { index, policy in
-            let seed = seed &+ UInt64(index)
-            switch policy {
-            case "single":
-                return Client(name: policy, client: FailoverClient(endpoints: [primary], settings: naive(0), seed: seed))
-            case "fallback":
-                let ordered = upstreams.sorted { $0.tier < $1.tier }
-                return Client(name: policy, client: FailoverClient(endpoints: ordered, settings: naive(spec.retries), seed: seed))
-            case "gateway":
+        return try spec.clients.enumerated().map { index, name in
+            let (which, settings) = spec.policy(name, gateway: topology.gateway)
+            let endpoints: [Endpoint]
+            switch which {
+            case .primary: endpoints = [primary]
+            case .byTier: endpoints = upstreams.sorted { $0.tier < $1.tier }
+            case .all: endpoints = upstreams
+            case .gateway:
                 guard let gateway = manifest.nodes.first(where: { $0.role == "gateway" }), let port = gateway.rpcPort else {
                     throw RunError("the gateway client needs a gateway node")
                 }
-                // The gateway makes its own attempts; the client waits for its deadline, plus a margin.
-                var settings = naive(0)
-                settings.attemptTimeoutMs = max(spec.timeoutMs, topology.gateway.requestDeadlineMs + 500)
-                settings.requestDeadlineMs = settings.attemptTimeoutMs
-                let endpoint = Endpoint(name: gateway.name, host: "127.0.0.1", port: port, tier: 0)
-                return Client(name: policy, client: FailoverClient(endpoints: [endpoint], settings: settings, seed: seed))
-            case "library":
-                let client = FailoverClient(endpoints: upstreams, settings: topology.gateway, seed: seed)
-                return Client(name: policy, client: client)
-            default: // external
-                let endpoint = Endpoint(name: "external", host: spec.endpointHost, port: spec.endpointPort, tier: 0)
-                return Client(name: policy, client: FailoverClient(endpoints: [endpoint], settings: naive(0), seed: seed))
+                endpoints = [Endpoint(name: gateway.name, host: "127.0.0.1", port: port, tier: 0)]
+            case .external:
+                endpoints = [Endpoint(name: "external", host: spec.endpointHost, port: spec.endpointPort, tier: 0)]
             }
+            return Client(name: name, client: FailoverClient(endpoints: endpoints, settings: settings, seed: seed &+ UInt64(index)))
         }
     }
 
@@ -92,16 +77,14 @@ public enum RPCLoad {
         let started = Date()
         let total = Int(Double(spec.ratePerSecond) * seconds)
         let inFlight = Counter()
-        // Blocks are asked for a little below the last head this client saw: a fixed height has one
-        // right answer on every honest upstream (what a quorum compares, and what `wrong` is judged by).
-        let lastHead = Counter()
+        let lastHead = Counter() // the highest head an answer named (see `RPCLoadSpec.request`)
         await withTaskGroup(of: Void.self) { group in
             for index in 0..<total {
                 let due = started.addingTimeInterval(Double(index) / Double(spec.ratePerSecond))
                 let wait = due.timeIntervalSinceNow
                 if wait > 0 { try? await Task.sleep(for: .milliseconds(Int64(wait * 1000))) }
                 if Task.isCancelled { break }
-                let request = makeRequest(index, spec: spec, addresses: addresses, head: UInt64(max(lastHead.add(0), 0)))
+                let request = spec.request(index, addresses: addresses, head: UInt64(max(lastHead.add(0), 0)))
                 let sentMs = nowMs()
                 guard inFlight.add(1) <= inFlightMax else {
                     inFlight.add(-1)
@@ -113,43 +96,15 @@ public enum RPCLoad {
                     let reply = await client.client.call(request)
                     inFlight.add(-1)
                     let done = nowMs()
-                    var record = Record(t: sentMs, client: client.name, method: request.method, ok: true, error: nil,
-                                        ms: done - min(done, sentMs), attempts: reply.attempts, head: nil)
-                    switch JSONRPC.outcome(of: reply.response) {
-                    case .success(let result)?:
-                        if request.method == "eth_blockNumber", let head = result.quantity {
-                            record.head = head
-                            lastHead.raise(to: Int(clamping: head))
-                        }
-                        if request.method == "eth_getBlockByNumber" {
-                            record.block = result["number"]?.quantity
-                            record.hash = result["hash"]?.string.map { String($0.dropFirst(2)) }
-                        }
-                    case .failure(let failure)?:
-                        record.ok = false
-                        record.error = "\(failure.code) \(failure.message.prefix(100))"
-                    case nil:
-                        record.ok = false
-                        record.error = "not a JSON-RPC response"
-                    }
+                    let record = Record(t: sentMs, client: client.name, method: request.method, response: reply.response,
+                                        ms: done - min(done, sentMs), attempts: reply.attempts)
+                    if let head = record.head { lastHead.raise(to: Int(clamping: head)) }
                     log.write(record)
                 }
             }
             if Task.isCancelled { group.cancelAll() }
         }
         return total
-    }
-
-    static func makeRequest(_ index: Int, spec: RPCLoadSpec, addresses: [String], head: UInt64) -> JSONRPC.Request {
-        let method = spec.methods[index % spec.methods.count]
-        let params: [JSON]
-        switch method {
-        case "eth_getBalance", "eth_getTransactionCount":
-            params = [.string(addresses[index % addresses.count]), .string("latest")]
-        case "eth_getBlockByNumber": params = [head > 2 ? JSON.quantity(head - 2) : .string("latest"), .bool(false)]
-        default: params = []
-        }
-        return JSONRPC.Request(id: .int(Int64(index)), method: method, params: params)
     }
 
     static func nowMs() -> UInt64 { UInt64(Date().timeIntervalSince1970 * 1000) }
@@ -186,12 +141,4 @@ public enum RPCLoad {
 
         func close() { lock.withLock { fflush(file); fclose(file) } }
     }
-}
-
-/// `load/rpc-load.json`: what the analysis needs to know about the RPC load.
-public struct RPCLoadRecord: Codable, Sendable {
-    public var clients: [String]
-    public var ratePerSecond: Int
-    public var staleBlocks: UInt64
-    public var methods: [String]
 }

@@ -31,3 +31,18 @@ public struct RPCRequestRecord: Codable, Sendable, Equatable {
         self.hash = hash
     }
 }
+
+/// `load/rpc-load.json`: what the analysis needs to know about the RPC load.
+public struct RPCLoadRecord: Codable, Sendable {
+    public var clients: [String]
+    public var ratePerSecond: Int
+    public var staleBlocks: UInt64
+    public var methods: [String]
+
+    public init(clients: [String], ratePerSecond: Int, staleBlocks: UInt64, methods: [String]) {
+        self.clients = clients
+        self.ratePerSecond = ratePerSecond
+        self.staleBlocks = staleBlocks
+        self.methods = methods
+    }
+}

@@ -175,3 +175,19 @@ extension Failover {
         Blake2b.hash(bytes).bytes.prefix(8).reduce(UInt64(0)) { $0 << 8 | UInt64($1) }
     }
 }
+
+extension Failover {
+    /// The JSON-RPC response the policy's answer stands for: the body an attempt received as it came, a
+    /// clamped head, or an error saying why no upstream could answer. `bodies`: what each attempt received.
+    public static func response(_ answer: Response, requestId: JSON, bodies: [Int: [UInt8]]) -> (json: JSON, attempt: Int?) {
+        switch answer {
+        case .attempt(let attempt):
+            if let body = bodies[attempt], let json = JSON.parse(body) { return (json, attempt) }
+            return (JSONRPC.error(id: requestId, JSONRPC.Failure(.internalError, "answer lost")), nil)
+        case .head(let head):
+            return (JSONRPC.result(id: requestId, JSON.quantity(head)), nil)
+        case .failure(let failure):
+            return (JSONRPC.error(id: requestId, failure), nil)
+        }
+    }
+}

@@ -163,21 +163,9 @@ public actor FailoverClient {
         let clientId = request?.id ?? .null
         let attempts = attemptCounts.removeValue(forKey: id) ?? 0
         let bodies = received.removeValue(forKey: id) ?? [:]
-        let reply: Reply
-        switch response {
-        case .attempt(let attempt):
-            if let got = bodies[attempt], let json = JSON.parse(got.body) {
-                reply = Reply(response: json, attempts: attempts, upstream: endpoints[got.upstream].name)
-            } else {
-                reply = Reply(response: JSONRPC.error(id: clientId, JSONRPC.Failure(.internalError, "answer lost")),
-                              attempts: attempts, upstream: nil)
-            }
-        case .head(let head):
-            reply = Reply(response: JSONRPC.result(id: clientId, JSON.quantity(head)), attempts: attempts, upstream: nil)
-        case .failure(let failure):
-            reply = Reply(response: JSONRPC.error(id: clientId, failure), attempts: attempts, upstream: nil)
-        }
-        continuation.resume(returning: reply)
+        let (json, attempt) = Failover.response(response, requestId: clientId, bodies: bodies.mapValues(\.body))
+        let upstream = attempt.flatMap { bodies[$0] }.map { endpoints[$0.upstream].name }
+        continuation.resume(returning: Reply(response: json, attempts: attempts, upstream: upstream))
     }
 
     /// One HTTP exchange with an upstream, classified for the policy.
