@@ -15,6 +15,8 @@ struct SimLogs {
     private var submissionsHandle: FileHandle?
     var timeline: [FaultEvent] = []
     var kills: [String] = []
+    /// `[rpc_load]`: its settings and every request's record (`load/rpc-load.json`, `load/rpc-clients.jsonl`).
+    var rpcLoad: (settings: RPCLoadRecord, requests: [RPCRequestRecord])?
 
     init(dir: String?, nodes: [String]) throws {
         self.dir = dir
@@ -77,5 +79,14 @@ struct SimLogs {
         for event in timeline { faults += String(decoding: try encoder.encode(event), as: UTF8.self) + "\n" }
         try Data(faults.utf8).write(to: URL(fileURLWithPath: dir + "/faults.jsonl"))
         if !kills.isEmpty { try Data(kills.joined().utf8).write(to: URL(fileURLWithPath: dir + "/kills.jsonl")) }
+        if let rpcLoad {
+            try encoder.encode(rpcLoad.settings).write(to: URL(fileURLWithPath: dir + "/load/rpc-load.json"))
+            var lines = Data()
+            for record in rpcLoad.requests.sorted(by: { $0.t < $1.t }) {
+                lines.append(try encoder.encode(record))
+                lines.append(10)
+            }
+            try lines.write(to: URL(fileURLWithPath: dir + "/load/rpc-clients.jsonl"))
+        }
     }
 }

@@ -1,6 +1,7 @@
 import Consensus
 import DequeModule
 import Ledger
+import RPC
 import Sodium
 import Wire
 
@@ -31,7 +32,14 @@ final class SimNode: ConsensusShell {
     /// The validator whose key this node signs with (a twin shares its original's), nil for none.
     let me: Int?
     let keyName: String
+    /// "validator", "rpc" (follows the chain and serves JSON-RPC) or "gateway" (JSON-RPC only, see `SimRPC`).
+    let role: String
+    var isGateway: Bool { role == "gateway" }
     unowned let world: Simulator
+    /// An rpc node: the chain as it serves it, what it answers from, and the upstream fault it plays.
+    var rpcView: ChainView?
+    var served: ServedViews?
+    var rpcFault = UpstreamFault.ok
 
     // Durable: what a real node keeps on disk across a crash.
     var store: [CommittedBlock] = []
@@ -87,9 +95,14 @@ final class SimNode: ConsensusShell {
     var voteWaitsMs: [UInt64] = []
     var lastSampleMs: UInt64 = 0
 
-    init(slot: Int, name: String, me: Int?, keyName: String, binary: Replica.Binary, genesis: Genesis,
+    init(slot: Int, name: String, me: Int?, keyName: String, role: String, binary: Replica.Binary, genesis: Genesis,
          world: Simulator) throws {
         self.slot = slot
+        self.role = role
+        if role == "rpc" {
+            rpcView = ChainView(chainName: world.topology.chainId, domain: world.domain,
+                                clientVersion: "faultline/simulated/\(name)")
+        }
         self.binary = binary
         self.name = name
         self.me = me
@@ -130,6 +143,15 @@ final class SimNode: ConsensusShell {
         }
         state = .running
         incarnation += 1
+        if isGateway {
+            log(Replica.Event("start", [("role", .string("gateway")), ("version", .string("simulated"))]))
+            return
+        }
+        if let rpcView {
+            served = ServedViews(seed: world.settings.seed &+ UInt64(slot))
+            served!.setFault(rpcFault)
+            if rpcView.head > 0 { served!.publish(rpcView) }
+        }
         consensusStarted = false
         startedAtMs = nowMs
         handshakes = .init()
@@ -203,9 +225,16 @@ final class SimNode: ConsensusShell {
         log(Replica.Event(stop.event, stop.eventFields))
     }
 
+    /// An rpc node's upstream fault (`ok` ends it); it outlives restarts, as the run folder's record does.
+    func setRPCFault(_ fault: UpstreamFault) {
+        rpcFault = fault
+        served?.setFault(fault)
+    }
+
     /// SIGKILL: everything not on disk is gone.
     func crash() {
         state = .down
+        served = nil
         incarnation += 1
         consensus = nil
         handshakes = .init()
@@ -218,7 +247,7 @@ final class SimNode: ConsensusShell {
         pendingSignState = nil
         lastDropsLogged = []
         voteWaitsMs.removeAll()
-        world.ingressRestarted(slot)
+        world.processEnded(slot)
     }
 
     /// Signatures are not computed in simulation (see `SimMessage`); the core keeps this in their place.
@@ -348,6 +377,10 @@ final class SimNode: ConsensusShell {
         syncBlocks[block.header.height] = nil
         let id = committed.commit.blockId
         world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)
+        if rpcView != nil {
+            rpcView!.record(block, result, ledger: ledger)
+            served?.publish(rpcView!)
+        }
         log(.commit(committed, result: result, source: source,
                     proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name, rules: rules))
         world.noteCommit(self, height: block.header.height)

@@ -43,16 +43,15 @@ extension Simulator {
             UnsupportedInSimulation(description: "\(topology.path): \(field): \(problem) (not simulated; "
                                     + "run it on a real cluster with `faultline run`)")
         }
-        for node in topology.nodes where node.role != "validator" {
-            throw refuse("node \(node.name)", "role \"\(node.role)\": the simulator runs validators only")
+        for node in topology.nodes where !["validator", "rpc", "gateway"].contains(node.role) {
+            throw refuse("node \(node.name)", "role \"\(node.role)\": the simulator runs validators, rpc nodes and "
+                         + "gateways, not the rollup's nodes yet")
         }
-        if topology.rpcLoad != nil { throw refuse("rpc_load", "JSON-RPC load needs rpc nodes") }
+        if topology.rpcLoad?.clients.contains("external") == true {
+            throw refuse("rpc_load", "the \"external\" client's endpoint is outside the simulated cluster")
+        }
         for step in scenario.steps {
             if step.rollupLoad != nil { throw refuse("step \(step.id)", "rollup load needs a sequencer") }
-            switch step.action {
-            case .rpc: throw refuse("step \(step.id)", "rpc faults need rpc nodes")
-            default: break
-            }
             if case .whenGameOpen = step.trigger { throw refuse("step \(step.id)", "dispute games need a rollup") }
         }
     }
@@ -69,6 +68,7 @@ extension Simulator {
     /// The first finalized block: the scenario's clock starts (steps, load, end).
     func beginSchedule() {
         scenarioStartUs = nowUs
+        beginRPC()
         for (index, step) in scenario.steps.enumerated() {
             if case .atSeconds(let seconds) = step.trigger {
                 queue.push(.step(index), atUs: nowUs + UInt64(seconds * 1_000_000))
@@ -83,7 +83,7 @@ extension Simulator {
                                   endUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000),
                                   accounts: Array(repeating: nil, count: max(load.accounts, 1)),
                                   nonces: Array(repeating: 0, count: max(load.accounts, 1)),
-                                  targets: nodes.map(\.slot))
+                                  targets: nodes.filter { $0.role == "validator" }.map(\.slot))
             queue.push(.load, atUs: startUs)
         }
         queue.push(.end, atUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000))
@@ -143,7 +143,8 @@ extension Simulator {
         case .partition, .link: apply(.heal(id: step.id), id: step.id + "-heal")
         case .skew(let targets, _): apply(.skew(targets: targets, ms: 0), id: step.id + "-heal")
         case .byzantine(let targets, _): apply(.byzantine(targets: targets, modes: []), id: step.id + "-heal")
-        case .resume, .restart, .heal, .upgrade, .rpc: break
+        case .rpc(let targets, _): apply(.rpc(targets: targets, fault: .ok), id: step.id + "-heal")
+        case .resume, .restart, .heal, .upgrade: break
         }
     }
 
@@ -243,8 +244,15 @@ extension Simulator {
             if let forkId { changes.append("fork id \(forkId)") }
             record("instant", id: id, action: "upgrade",
                    description: "upgrade \(names.joined(separator: ",")) to \(changes.joined(separator: ", "))", nodes: names)
-        case .rpc:
-            preconditionFailure("checkSupported lets no \(action.name) step through")
+        case .rpc(let targets, let fault):
+            let chosen = slots(targets).filter { nodes[$0].rpcView != nil }
+            for slot in chosen { nodes[slot].setRPCFault(fault) }
+            let names = chosen.map { nodes[$0].name }
+            endWindows(action: "rpc", nodes: names)
+            if fault.mode != "ok" {
+                record("start", id: id, action: "rpc", description: "rpc \(fault) on \(names.joined(separator: ","))",
+                       nodes: names)
+            }
         }
     }
 
@@ -392,8 +400,10 @@ extension Simulator {
                           nowUs: nowUs)
     }
 
-    /// A process's new sockets: nothing queued, votes-only off; the spam aimed at it goes on.
-    func ingressRestarted(_ slot: Int) {
+    /// A process is gone: what lived in it goes too. Its sockets come back empty, votes-only off (the spam
+    /// aimed at it goes on); a gateway's policy starts afresh and its open requests are never answered.
+    func processEnded(_ slot: Int) {
+        resetGateway(slot)
         guard ingress.indices.contains(slot), let old = ingress[slot], var fresh = freshIngress(slot) else { return }
         fresh.setSpam(perSecond: old.spamPerSecond, nowUs: nowUs)
         ingress[slot] = fresh

@@ -21,6 +21,8 @@ enum SimEvent {
     case load
     case stormKill(step: Int)
     case stormRestart(step: Int, node: Int)
+    /// The JSON-RPC side (`SimRPC`).
+    case rpc(RPCEvent)
     case end
 }
 
@@ -111,6 +113,8 @@ public final class Simulator {
     var storms: [Int: StormState] = [:]
     var loadState: LoadState?
     var spamSent: [SpamRecord] = []
+    /// The rpc nodes' clients: the gateway's engine and the load's (nil: no rpc node in the run).
+    var rpc: RPCState?
     /// Per slot, the modelled receive path (only in runs with a spam step; nil elsewhere and for non-validators).
     var ingress: [SimIngress?] = []
     /// What the spam is measured against (`Settings`), for the run's validators.
@@ -150,11 +154,14 @@ public final class Simulator {
         for (slot, node) in topology.nodes.enumerated() {
             let index = topology.validators.firstIndex { $0.name == node.keyName }
             let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId)
-            nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, binary: binary,
+            nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, role: node.role, binary: binary,
                                      genesis: genesis, world: self))
             shapers.append(LinkShaper(seed: settings.seed &+ UInt64(slot) &* 0x9E37_79B9))
         }
-        peerSlots = nodes.map { node in nodes.filter { $0.keyName != node.keyName }.map(\.slot) }
+        // A gateway gossips with no one: it only speaks JSON-RPC to the rpc nodes.
+        peerSlots = nodes.map { node in
+            node.isGateway ? [] : nodes.filter { $0.keyName != node.keyName && !$0.isGateway }.map(\.slot)
+        }
         keySlots = nodes.map { node in nodes.first { $0.keyName == node.keyName }!.slot }
         validatorSlots = validators.members.indices.map { index in nodes.first { $0.me == index }?.slot }
         peerKeySlots = peerSlots.map { slots in Array(Set(slots.map { keySlots[$0] })).sorted() }
@@ -162,6 +169,7 @@ public final class Simulator {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
         ingress = Array(repeating: nil, count: nodes.count)
+        rpc = makeRPC()
     }
 
     // MARK: running
@@ -183,6 +191,10 @@ public final class Simulator {
             if scenarioStartUs == nil, nowUs > firstBlockDeadlineUs {
                 throw RunError("no block finalized \(Int(settings.firstBlockWithinSeconds)) s (simulated) after the start")
             }
+        }
+        if let rpc, let spec = rpc.spec {
+            logs.rpcLoad = (RPCLoadRecord(clients: spec.clients, ratePerSecond: spec.ratePerSecond,
+                                          staleBlocks: spec.staleBlocks, methods: spec.methods), rpc.records)
         }
         try logs.close()
         let start = scenarioStartUs ?? 0
@@ -242,6 +254,8 @@ public final class Simulator {
             stormKill(step)
         case .stormRestart(let step, let slot):
             stormRestart(step, slot: slot)
+        case .rpc(let event):
+            handleRPC(event)
         case .end:
             // `until_height`: past `duration_s`, run on until a node has finalized it (or the longest time).
             if let target = scenario.untilHeight, !nodes.contains(where: { $0.storeHeight >= target }),
