@@ -136,7 +136,7 @@ extension NodeShell: ConsensusShell {
         }
         ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
-        rollup?.onL1Commit(RollupShell.L1Commit(block, result, ledger: ledger), live: true, shell: self)
+        rollup?.onL1Commit(RollupShell.L1Commit(block, result, ledger: ledger), live: true, host: self)
         if rpcView != nil {
             rpcView!.record(block, result, ledger: ledger)
             rpcBox?.publish(rpcView!)

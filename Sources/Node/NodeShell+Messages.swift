@@ -66,7 +66,7 @@ extension NodeShell {
         case .syncCommit(let commit):
             onSyncCommit(commit, from: envelope.sender)
         case .l2Transfer, .l2Claim, .l2Reject, .l2BlockPart:
-            rollup?.onPeerMessage(envelope, message, shell: self)
+            rollup?.onPeerMessage(envelope, message, host: self)
         }
     }
 

@@ -13,8 +13,8 @@ extension NodeShell {
         // and main loop (CPU starved, or the process paused).
         tickLateness.note(wallMs: clock())
         if let rollup {
-            rollup.startSequencingIfReady(shell: self)
-            rollup.sample(shell: self, now: clock())
+            rollup.startSequencingIfReady(host: self)
+            rollup.sample(host: self, now: clock())
         }
         resendHellos()
         if replica.statusDue(nowMs: clock()) { broadcastStatus() }

@@ -268,7 +268,7 @@ final class NodeShell {
     /// have been heard from, or after `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void.
     func start() {
         if let rollup {
-            for entry in startupInbox { rollup.onL1Commit(entry, live: false, shell: self) }
+            for entry in startupInbox { rollup.onL1Commit(entry, live: false, host: self) }
             startupInbox = []
             logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
         }
@@ -346,11 +346,11 @@ final class NodeShell {
             events.flush()
         case .l2Client(let envelope, let address, let receivedMs):
             metrics.received[envelope.kind]?.increment()
-            rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, shell: self)
+            rollup?.onClientTransaction(envelope, from: address, receivedMs: receivedMs, host: self)
         case .l2Shed(let ids, let address):
-            rollup?.onShed(ids, from: address, shell: self)
+            rollup?.onShed(ids, from: address, host: self)
         case .l2Tick:
-            rollup?.onBlockTimer(shell: self)
+            rollup?.onBlockTimer(host: self)
         case .setByzantine(let modes):
             setByzantine(modes)
         case .setRPCFault(let fault):
@@ -424,7 +424,7 @@ final class NodeShell {
     /// After a batch of inputs: answers the refusals they collected (one signed message per client and reason).
     func finishInputs() {
         guard let rollup, rollup.hasRefusals else { return }
-        rollup.flushRefusals(shell: self)
+        rollup.flushRefusals(host: self)
         outbox += rollup.uplink.drain(nowMs: clock())
     }
 

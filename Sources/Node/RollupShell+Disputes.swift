@@ -31,13 +31,13 @@ extension RollupShell {
     }
 
     /// One L1 block's dispute events: logged, confirmations made final, and the agent's moves sent.
-    func onDisputes(_ events: [DisputeEvent], l1Height: UInt64, live: Bool, shell: NodeShell) {
-        let now = shell.clock()
+    func onDisputes(_ events: [DisputeEvent], l1Height: UInt64, live: Bool, host: RollupHost) {
+        let now = host.nowMs
         var rejected = false
         for event in events {
-            log(event, l1Height: l1Height, now: now, shell: shell)
+            log(event, l1Height: l1Height, now: now, host: host)
             if case .confirmed(_, _, _, let lastHeight) = event {
-                for final in derivation.confirmed(l2Height: lastHeight) { record(final, l1Height: l1Height, now: now, shell: shell) }
+                for final in derivation.confirmed(l2Height: lastHeight) { record(final, l1Height: l1Height, now: now, host: host) }
             }
             if case .rejected = event { rejected = true }
         }
@@ -45,61 +45,61 @@ extension RollupShell {
         if rejected, sequencer != nil {
             let before = sequencer!.chain.stateRoot
             let count = sequencer!.rebase(onto: derivation.chain)
-            shell.logger.notice("sequencer: rebased onto the L1-derived chain at L2 \(derivation.chain.height): \(count.map { "\($0) block(s) re-executed" } ?? "not possible (derivation behind)")")
-            shell.events.write("sequencer_rebased", timeMs: now, [
+            host.logger.notice("sequencer: rebased onto the L1-derived chain at L2 \(derivation.chain.height): \(count.map { "\($0) block(s) re-executed" } ?? "not possible (derivation behind)")")
+            host.events.write("sequencer_rebased", timeMs: now, [
                 ("derivedHeight", .uint(derivation.chain.height)), ("rebased", .bool(count != nil)),
                 ("reexecuted", .uint(UInt64(count ?? 0))),
                 ("rootBefore", .string(before.hex)), ("rootAfter", .string(sequencer!.chain.stateRoot.hex)),
                 ("l1Height", .uint(l1Height)),
             ])
         }
-        guard disputeAgent != nil, let disputes = shell.ledger.disputes else { return }
-        let actions = disputeAgent!.onL1Block(height: l1Height, tipHeight: shell.bestPeerHeight, events: events,
+        guard disputeAgent != nil, let disputes = host.ledger.disputes else { return }
+        let actions = disputeAgent!.onL1Block(height: l1Height, tipHeight: host.bestPeerHeight, events: events,
                                               disputes: disputes, identities: disputeKeys.map(\.publicKey), live: live)
         for action in actions {
-            let envelope = Envelope(kind: .dispute, payload: action.tx.encoded, domain: shell.domain, key: disputeKeys[action.identity])
-            shell.events.write("dispute_sent", timeMs: now, [
+            let envelope = Envelope(kind: .dispute, payload: action.tx.encoded, domain: host.domain, key: disputeKeys[action.identity])
+            host.events.write("dispute_sent", timeMs: now, [
                 ("tx", .string(action.tx.label)), ("identity", .uint(UInt64(action.identity))), ("l1Height", .uint(l1Height)),
             ])
-            shell.broadcast(envelope)
+            host.broadcast(envelope)
         }
     }
 
-    private func log(_ event: DisputeEvent, l1Height: UInt64, now: UInt64, shell: NodeShell) {
+    private func log(_ event: DisputeEvent, l1Height: UInt64, now: UInt64, host: RollupHost) {
         let height: (String, JSONValue) = ("l1Height", .uint(l1Height))
-        guard let settings = shell.ledger.disputes?.settings else { return }
+        guard let settings = host.ledger.disputes?.settings else { return }
         switch event {
         case .batchRecorded(let record, _):
-            shell.events.write("dispute_batch", timeMs: now, [
+            host.events.write("dispute_batch", timeMs: now, [
                 ("batch", .uint(record.index)), ("steps", .uint(UInt64(record.steps))), ("length", .uint(UInt64(record.length))),
                 ("lastHeight", .uint(record.lastHeight)), height,
             ])
         case .batchVoid(let index, let reason):
-            shell.events.write("dispute_batch_void", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason)), height])
+            host.events.write("dispute_batch_void", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason)), height])
         case .asserted(let id, let batch, let root, _, let length, let windowEnd):
-            shell.events.write("dispute_asserted", timeMs: now, [
+            host.events.write("dispute_asserted", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("length", .uint(UInt64(length))), ("windowEnd", .uint(windowEnd)), ("bond", .uint(settings.assertionBond)),
                 height,
             ])
         case .challenged(let id, let game, let challenger, _):
-            shell.events.write("dispute_challenged", timeMs: now, [
+            host.events.write("dispute_challenged", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("challenger", .string(challenger.hex)),
                 ("bond", .uint(settings.challengeBond)), ("clock", .uint(settings.clockBlocks)), height,
             ])
         case .moved(let id, let game, let side, let index, let low, let high, let clockProposer, let clockChallenger):
-            shell.events.write("dispute_move", timeMs: now, [
+            host.events.write("dispute_move", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("side", .string(side.rawValue)),
                 ("index", .uint(UInt64(index))), ("low", .uint(UInt64(low))), ("high", .uint(UInt64(high))),
                 ("clockProposer", .uint(clockProposer)), ("clockChallenger", .uint(clockChallenger)), height,
             ])
         case .oneStep(let id, let game, let step):
-            shell.events.write("dispute_one_step", timeMs: now, [
+            host.events.write("dispute_one_step", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("step", .uint(UInt64(step))), height,
             ])
         case .gameEnded(let id, let game, let batch, let challenger, let outcome, let bisections, let clockProposer,
                         let clockChallenger, let settlement):
-            shell.events.write("dispute_game_ended", timeMs: now, [
+            host.events.write("dispute_game_ended", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("batch", .uint(batch)),
                 ("challenger", .string(challenger.hex)), ("winner", .string(outcome.winner.rawValue)),
                 ("reason", .string(outcome.reason)), ("bisections", .uint(UInt64(bisections))),
@@ -108,13 +108,13 @@ extension RollupShell {
                 ("refunded", .uint(settlement.refunded)), height,
             ])
         case .confirmed(let id, let batch, let root, let lastHeight):
-            shell.events.write("dispute_confirmed", timeMs: now, [
+            host.events.write("dispute_confirmed", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("lastHeight", .uint(lastHeight)), height,
             ])
         case .rejected(let id, let batch, let root, let reason):
-            shell.logger.notice("rollup: assertion \(id.short) of batch \(batch) rejected: \(reason)")
-            shell.events.write("dispute_rejected", timeMs: now, [
+            host.logger.notice("rollup: assertion \(id.short) of batch \(batch) rejected: \(reason)")
+            host.events.write("dispute_rejected", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("reason", .string(reason)), height,
             ])

@@ -9,32 +9,32 @@ import Wire
 extension RollupShell {
     /// The readiness check before sequencing (the Base incident): the node must have heard from peers
     /// and caught up with L1, so the L2 chain it starts from is the one L1 has.
-    func startSequencingIfReady(shell: NodeShell) {
-        guard role == .sequencer, sequencer == nil, halted == nil, !shell.replica.peerHeights.isEmpty else { return }
-        let best = shell.bestPeerHeight
-        guard shell.store.height + 1 >= best, shell.clock() >= shell.startedAtMs + 500 else { return }
+    func startSequencingIfReady(host: RollupHost) {
+        guard role == .sequencer, sequencer == nil, halted == nil, host.hasHeardPeers else { return }
+        let best = host.bestPeerHeight
+        guard host.l1Height + 1 >= best, host.nowMs >= host.startedAtMs + 500 else { return }
         let core = Sequencer.Instance(settings: sequencerSettings, derived: derivation.chain,
-                                      nextSequence: shell.ledger.inbox.batchSequence,
+                                      nextSequence: host.ledger.inbox.batchSequence,
                                       nextBatchIndex: derivation.lastBatchIndex.map { $0 + 1 } ?? 0)
         sequencer = core
-        shell.logger.notice("sequencer ready at L1 height \(shell.store.height): L2 head \(core.chain.height) (root \(core.chain.stateRoot.short)), next batch \(core.nextBatchIndex), next chunk \(core.nextSequence)")
-        shell.events.write("sequencer_ready", timeMs: shell.clock(), [
-            ("l1Height", .uint(shell.store.height)), ("l2Height", .uint(core.chain.height)),
+        host.logger.notice("sequencer ready at L1 height \(host.l1Height): L2 head \(core.chain.height) (root \(core.chain.stateRoot.short)), next batch \(core.nextBatchIndex), next chunk \(core.nextSequence)")
+        host.events.write("sequencer_ready", timeMs: host.nowMs, [
+            ("l1Height", .uint(host.l1Height)), ("l2Height", .uint(core.chain.height)),
             ("batch", .uint(core.nextBatchIndex)), ("sequence", .uint(core.nextSequence)),
         ])
-        shell.events.flush()
+        host.events.flush()
     }
 
     /// An L2 transaction from a client, verified at the edge. Refusals are answered with the reason.
-    func onClientTransaction(_ envelope: Envelope, from address: SocketAddress, receivedMs: UInt64, shell: NodeShell) {
+    func onClientTransaction(_ envelope: Envelope, from address: SocketAddress, receivedMs: UInt64, host: RollupHost) {
         guard role == .sequencer else { return }
         // The core is mutated in place (`sequencer!`): a copy would copy its queue and ledger per transaction.
         guard sequencer != nil else {
-            refuse([envelope.id], reason: halted == nil ? "not_ready" : "stopped", to: address, shell: shell)
+            refuse([envelope.id], reason: halted == nil ? "not_ready" : "stopped", to: address, host: host)
             return
         }
         if let reject = sequencer!.offer(envelope, nowMs: receivedMs) {
-            refuse([envelope.id], reason: reject.rawValue, to: address, shell: shell)
+            refuse([envelope.id], reason: reject.rawValue, to: address, host: host)
         } else {
             admittedSinceSample += 1
             queuePeakSinceSample = max(queuePeakSinceSample, sequencer!.admission.queue.count)
@@ -42,31 +42,31 @@ extension RollupShell {
     }
 
     /// Transactions the edge shed before checking them: answered `busy`.
-    func onShed(_ ids: [Bytes32], from address: SocketAddress, shell: NodeShell) {
+    func onShed(_ ids: [Bytes32], from address: SocketAddress, host: RollupHost) {
         guard role == .sequencer else { return }
-        refuse(ids, reason: "busy", to: address, shell: shell)
+        refuse(ids, reason: "busy", to: address, host: host)
     }
 
     /// Collects refusals per client address and reason; they leave as one signed `L2Reject` each at the end
     /// of the input batch (`flushRefusals`), or as soon as one holds `L2Reject.txIdsMax` ids.
-    private func refuse(_ ids: [Bytes32], reason: String, to address: SocketAddress, shell: NodeShell) {
+    private func refuse(_ ids: [Bytes32], reason: String, to address: SocketAddress, host: RollupHost) {
         rejectedSinceSample[reason, default: 0] += ids.count
         let key = RefusalKey(address: address, reason: reason)
-        if refusals[key] == nil, refusals.count >= RollupShell.refusalKeysMax { flushRefusals(shell: shell) }
+        if refusals[key] == nil, refusals.count >= RollupShell.refusalKeysMax { flushRefusals(host: host) }
         refusals[key, default: []].append(contentsOf: ids)
-        if refusals[key]!.count >= L2Reject.txIdsMax { flushRefusals(shell: shell) }
+        if refusals[key]!.count >= L2Reject.txIdsMax { flushRefusals(host: host) }
     }
 
     var hasRefusals: Bool { !refusals.isEmpty }
 
     /// One signed refusal per (client, reason) for up to `L2Reject.txIdsMax` ids, into the uplink.
-    func flushRefusals(shell: NodeShell) {
+    func flushRefusals(host: RollupHost) {
         let baseFee = sequencer?.admission.baseFee ?? 0
         for (key, ids) in refusals {
             var start = 0
             while start < ids.count {
                 let end = min(start + L2Reject.txIdsMax, ids.count)
-                let reply = shell.sign(.l2Reject, L2Reject(txIds: Array(ids[start..<end]), reason: key.reason, baseFee: baseFee))
+                let reply = host.sign(.l2Reject, L2Reject(txIds: Array(ids[start..<end]), reason: key.reason, baseFee: baseFee))
                 uplink.enqueue(Outgoing(bytes: reply.bytes, address: key.address, peer: "client", kind: .l2Reject))
                 start = end
             }
@@ -75,36 +75,36 @@ extension RollupShell {
     }
 
     /// Every `blockIntervalMs`: an L2 block if there is anything to include, its feed, and the poster's chunks.
-    func onBlockTimer(shell: NodeShell) {
-        startSequencingIfReady(shell: shell)
+    func onBlockTimer(host: RollupHost) {
+        startSequencingIfReady(host: host)
         guard sequencer != nil else { return }
-        let now = shell.clock()
+        let now = host.nowMs
         // The poster's chunks (new and re-sent) are offered to the uplink before this tick's feed: at
         // tick granularity both arrive together, and a drop-tail queue full of re-sends has no room
         // for whichever comes second.
         for chunk in sequencer!.post(nowMs: now) {
-            let envelope = shell.sign(.batchChunk, chunk)
+            let envelope = host.sign(.batchChunk, chunk)
             signedChunks.insert(envelope.id)
-            for (key, peer) in shell.peers where shell.validators.index(of: key) != nil {
-                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .batchChunk), peer: peer.name,
-                                        kind: .batchChunk))
+            for validator in host.validatorPeers {
+                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: validator.address(for: .batchChunk),
+                                        peer: validator.name, kind: .batchChunk))
             }
         }
         let forcedPending = derivation.forced.recorded > sequencer!.chain.forcedConsumed
         if !sequencer!.admission.queue.isEmpty || forcedPending,
-           let produced = sequencer!.produce(nowMs: now, l1Height: shell.store.height, forced: derivation.forced) {
+           let produced = sequencer!.produce(nowMs: now, l1Height: host.l1Height, forced: derivation.forced) {
             let core = sequencer!
             producedIds[produced.block.header.height] = produced.block.id
             if let batch = sequencer!.phantomDepositBatch, disputeAgent?.settings.lieBatch == .max {
                 disputeAgent!.lie(atBatch: batch)
-                shell.logger.notice("sequencer: credited a deposit from an L1 block L1 did not finalize (missed reorg) before L2 block \(produced.block.header.height), the first of batch \(batch)")
-                shell.events.write("phantom_deposit", timeMs: now, [
+                host.logger.notice("sequencer: credited a deposit from an L1 block L1 did not finalize (missed reorg) before L2 block \(produced.block.header.height), the first of batch \(batch)")
+                host.events.write("phantom_deposit", timeMs: now, [
                     ("batch", .uint(batch)), ("l2Height", .uint(produced.block.header.height)), ("amount", .uint(sequencer!.settings.phantomDeposit?.amount ?? 0)),
                 ])
             }
             for entry in produced.included { waitsMs.append(now > entry.enqueuedMs ? now - entry.enqueuedMs : 0) }
             if waitsMs.count > 200_000 { waitsMs.removeFirst(100_000) }
-            shell.events.write("l2_block", timeMs: now, [
+            host.events.write("l2_block", timeMs: now, [
                 ("l2Height", .uint(produced.block.header.height)), ("txs", .uint(UInt64(produced.block.txs.count))),
                 ("forcedThrough", .uint(produced.block.header.forcedThrough)),
                 ("expired", .uint(UInt64(produced.expired.count))), ("refused", .uint(UInt64(produced.refused.count))),
@@ -112,19 +112,19 @@ extension RollupShell {
                 ("stateRoot", .string(produced.block.header.stateRoot.hex)), ("id", .string(produced.block.id.hex)),
                 ("txIds", .array(produced.block.txs.map { .string($0.id.short) })),
             ])
-            sendFeed(produced.block, shell: shell)
+            sendFeed(produced.block, host: host)
         }
-        sample(shell: shell, now: now)
+        sample(host: host, now: now)
     }
 
-    private func sendFeed(_ block: L2Block, shell: NodeShell) {
-        let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: shell.config.limits.datagramPayloadBytesMax,
+    private func sendFeed(_ block: L2Block, host: RollupHost) {
+        let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: host.datagramPayloadBytesMax,
                                           fixedOverhead: Envelope.overheadBytes + 72)
         for part in parts {
-            let envelope = shell.sign(.l2BlockPart, L2BlockPart(height: block.header.height, blockId: block.id,
+            let envelope = host.sign(.l2BlockPart, L2BlockPart(height: block.header.height, blockId: block.id,
                                                                partsRoot: root, part: part))
             for name in settings.feedPeers {
-                guard let peer = shell.peerByName[name] else { continue }
+                guard let peer = host.peer(named: name) else { continue }
                 uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .l2BlockPart), peer: name,
                                         kind: .l2BlockPart))
             }
@@ -132,11 +132,11 @@ extension RollupShell {
     }
 
     /// Once a second: the queue, waits, rejects, backlog and memory.
-    func sample(shell: NodeShell, now: UInt64) {
+    func sample(host: RollupHost, now: UInt64) {
         guard now >= lastSampleMs + 1_000 else { return }
         lastSampleMs = now
         var fields: [(String, JSONValue)] = [("rssKiB", .uint(ProcessStats.residentKiB())), ("role", .string(role.rawValue)),
-                                             ("l2Safe", .uint(safeHeight)), ("l1Height", .uint(shell.store.height))]
+                                             ("l2Safe", .uint(safeHeight)), ("l1Height", .uint(host.l1Height))]
         if let core = sequencer {
             let waits = waitsMs.sorted()
             waitsMs.removeAll(keepingCapacity: true)
@@ -158,8 +158,8 @@ extension RollupShell {
         admittedSinceSample = 0
         queuePeakSinceSample = 0
         rejectedSinceSample.removeAll(keepingCapacity: true)
-        shell.events.write("l2_sample", timeMs: now, fields)
-        shell.events.flush()
+        host.events.write("l2_sample", timeMs: now, fields)
+        host.events.flush()
     }
 }
 

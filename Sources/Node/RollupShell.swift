@@ -112,97 +112,97 @@ final class RollupShell {
 
     /// A committed L1 block: live, or replayed from the store at start (then the dispute agent only
     /// learns from it; it acts on live blocks, against the contract as it stands).
-    func onL1Commit(_ commit: L1Commit, live: Bool, shell: NodeShell) {
-        let now = shell.clock()
+    func onL1Commit(_ commit: L1Commit, live: Bool, host: RollupHost) {
+        let now = host.nowMs
         let height = commit.height
         for event in derivation.onL1Block(height: height, timeMs: commit.timeMs, inbox: commit.inbox, trusted: producedIds) {
-            record(event, l1Height: height, now: now, shell: shell)
+            record(event, l1Height: height, now: now, host: host)
         }
         if sequencer != nil {
             for landed in sequencer!.onInbox(batchSequence: commit.batchSequence) {
-                shell.events.write("batch_landed", timeMs: now, [
+                host.events.write("batch_landed", timeMs: now, [
                     ("batch", .uint(landed.batchIndex)), ("lastHeight", .uint(landed.lastHeight)), ("l1Height", .uint(height)),
                 ])
             }
         }
-        onDisputes(commit.disputes, l1Height: height, live: live, shell: shell)
+        onDisputes(commit.disputes, l1Height: height, live: live, host: host)
     }
 
-    func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, shell: NodeShell) {
+    func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, host: RollupHost) {
         switch event {
         case .derived(let block, _, _):
             let height = block.header.height
             if let fed = feedIds.removeValue(forKey: height), fed != block.id {
-                shell.events.write("feed_mismatch", timeMs: now, [
+                host.events.write("feed_mismatch", timeMs: now, [
                     ("l2Height", .uint(height)), ("feed", .string(fed.hex)), ("derived", .string(block.id.hex)),
                 ])
             }
             if let produced = producedIds.removeValue(forKey: height), produced != block.id {
-                stopSequencing("L1 has another L2 block \(height) than this sequencer made (\(block.id.short), ours \(produced.short)); restart it to rebuild from L1", shell: shell)
+                stopSequencing("L1 has another L2 block \(height) than this sequencer made (\(block.id.short), ours \(produced.short)); restart it to rebuild from L1", host: host)
             }
         case .batchApplied(let index, let first, let last, let blocks, let root):
             safeHeight = last
-            shell.events.write("l2_safe", timeMs: now, [
+            host.events.write("l2_safe", timeMs: now, [
                 ("batch", .uint(index)), ("firstHeight", .uint(first)), ("lastHeight", .uint(last)),
                 ("blocks", .uint(UInt64(blocks))), ("l1Height", .uint(l1Height)),
                 ("stateRoot", .string(root.hex)),
             ])
-            catchUpUnsafe(shell: shell)
+            catchUpUnsafe(host: host)
         case .batchRejected(let index, let reason):
-            shell.logger.warning("rollup: batch \(index) rejected: \(reason)")
-            shell.events.write("batch_rejected", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason))])
+            host.logger.warning("rollup: batch \(index) rejected: \(reason)")
+            host.events.write("batch_rejected", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason))])
         case .forcedBlock(let block):
             safeHeight = block.header.height
-            shell.logger.notice("rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
-            shell.events.write("l2_forced_block", timeMs: now, [
+            host.logger.notice("rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
+            host.events.write("l2_forced_block", timeMs: now, [
                 ("l2Height", .uint(block.header.height)), ("txs", .uint(UInt64(block.header.txCount))), ("l1Height", .uint(l1Height)),
                 ("stateRoot", .string(block.header.stateRoot.hex)),
             ])
             if let produced = producedIds.removeValue(forKey: block.header.height), produced != block.id {
-                stopSequencing("derivation built L2 block \(block.header.height) from overdue forced transactions; this sequencer's block \(block.header.height) is void; restart it to rebuild from L1", shell: shell)
+                stopSequencing("derivation built L2 block \(block.header.height) from overdue forced transactions; this sequencer's block \(block.header.height) is void; restart it to rebuild from L1", host: host)
             }
-            catchUpUnsafe(shell: shell)
+            catchUpUnsafe(host: host)
         case .forcedRecorded(let index):
-            shell.events.write("forced_recorded", timeMs: now, [("index", .uint(index)), ("l1Height", .uint(l1Height))])
+            host.events.write("forced_recorded", timeMs: now, [("index", .uint(index)), ("l1Height", .uint(l1Height))])
         case .forcedIncluded(let index, let l2Height, let l1Blocks, let l1WaitMs, let bySequencer):
-            shell.events.write("forced_included", timeMs: now, [
+            host.events.write("forced_included", timeMs: now, [
                 ("index", .uint(index)), ("l2Height", .uint(l2Height)), ("l1Blocks", .uint(l1Blocks)),
                 ("l1WaitMs", .uint(l1WaitMs)), ("bySequencer", .bool(bySequencer)),
             ])
         case .finalized(let l2Height, let safeL1Height):
-            shell.events.write("l2_final", timeMs: now, [
+            host.events.write("l2_final", timeMs: now, [
                 ("l2Height", .uint(l2Height)), ("safeL1Height", .uint(safeL1Height)), ("l1Height", .uint(l1Height)),
             ])
         case .rootMismatch(let l2Height, let batch, let claimed, let computed):
             if rootMismatchesLogged < Self.rootMismatchLogMax {
                 rootMismatchesLogged += 1
-                shell.logger.warning("rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
+                host.logger.warning("rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
             }
-            shell.events.write("l2_root_mismatch", timeMs: now, [
+            host.events.write("l2_root_mismatch", timeMs: now, [
                 ("l2Height", .uint(l2Height)), ("batch", .uint(batch)), ("claimed", .string(claimed.hex)),
                 ("computed", .string(computed.hex)), ("l1Height", .uint(l1Height)),
             ])
         case .halted(let reason):
             halted = reason
-            shell.logger.critical("rollup: derivation stopped: \(reason)")
-            shell.events.write("derivation_halted", timeMs: now, [("reason", .string(reason))])
+            host.logger.critical("rollup: derivation stopped: \(reason)")
+            host.events.write("derivation_halted", timeMs: now, [("reason", .string(reason))])
         }
     }
 
     /// The safe chain is authoritative: an unsafe head behind it (missed feed blocks) jumps to it.
-    private func catchUpUnsafe(shell: NodeShell) {
+    private func catchUpUnsafe(host: RollupHost) {
         guard role == .replica, derivation.chain.height > unsafe.height else { return }
         unsafe = derivation.chain
-        applyBufferedFeed(shell: shell)
+        applyBufferedFeed(host: host)
     }
 
-    private func stopSequencing(_ reason: String, shell: NodeShell) {
+    private func stopSequencing(_ reason: String, host: RollupHost) {
         guard sequencer != nil else { return }
         sequencer = nil
         halted = reason
-        shell.logger.critical("sequencer stopped: \(reason)")
-        shell.events.write("sequencer_stopped", timeMs: shell.clock(), [("reason", .string(reason))])
-        shell.events.flush()
+        host.logger.critical("sequencer stopped: \(reason)")
+        host.events.write("sequencer_stopped", timeMs: host.nowMs, [("reason", .string(reason))])
+        host.events.flush()
     }
 }
 
@@ -224,4 +224,41 @@ struct BoundedIdSet {
         order.append(id)
         if order.count > countMax, let oldest = order.popFirst() { members.remove(oldest) }
     }
+}
+
+/// What the rollup part uses of its node, as ports instead of the whole shell: where its events and log
+/// lines go, how it signs and sends, and what it reads of L1 and of its peers. `NodeShell` is one.
+protocol RollupHost: AnyObject {
+    var events: EventLog { get }
+    var logger: Logger { get }
+    /// The node's clock (ms since the epoch).
+    var nowMs: UInt64 { get }
+    var startedAtMs: UInt64 { get }
+    /// Envelopes signed with the node's key for its chain and fork.
+    func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope
+    var domain: Domain { get }
+    var datagramPayloadBytesMax: Int { get }
+    /// L1 as this node has committed it (height, ledger: the inbox and the dispute contract).
+    var l1Height: UInt64 { get }
+    var ledger: Ledger { get }
+    /// Peers' committed L1 heights: whether any was heard, and the best.
+    var hasHeardPeers: Bool { get }
+    var bestPeerHeight: UInt64 { get }
+    /// Where batch chunks go (every validator) and the feed (by peer name).
+    var validatorPeers: [Peer] { get }
+    func peer(named name: String) -> Peer?
+    func broadcast(_ envelope: Envelope, except: Set<PublicKey>)
+}
+
+extension RollupHost {
+    func broadcast(_ envelope: Envelope) { broadcast(envelope, except: []) }
+}
+
+extension NodeShell: RollupHost {
+    var nowMs: UInt64 { clock() }
+    var datagramPayloadBytesMax: Int { config.limits.datagramPayloadBytesMax }
+    var l1Height: UInt64 { store.height }
+    var hasHeardPeers: Bool { !replica.peerHeights.isEmpty }
+    var validatorPeers: [Peer] { peers.filter { validators.index(of: $0.key) != nil }.map(\.value) }
+    func peer(named name: String) -> Peer? { peerByName[name] }
 }
