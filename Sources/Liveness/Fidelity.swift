@@ -1,8 +1,9 @@
 /// Does a simulated run tell the same story as a real run of the same scenario? Compared on what
 /// the scenario is about: for each fault, whether finality halted while it lasted; whether the run
 /// ended halted; and safety (agreement, double signs, state roots). Timing figures (latency, exact
-/// gap lengths, throughput) are the real machine's and are not compared; expectations that differ
-/// are listed as notes.
+/// gap lengths, throughput) are the real machine's and are not compared: timing expectations that differ
+/// are listed as notes, while a mechanism expectation (drops, stale or wrong answers, amplification, a
+/// halt that must happen, ...) that passes in one and fails in the other is a mismatch.
 public enum Fidelity {
     /// One run's outcome, as compared.
     public struct Outcome: Sendable, Equatable {
@@ -15,6 +16,10 @@ public enum Fidelity {
         public var stateRootDivergences: Int
         /// Expectation name → passed.
         public var expectations: [String: Bool]
+        /// The expectations about a mechanism, not timing (`ExpectationSpec.sensitivity` is nil: no host load
+        /// moves them): one that passes in one run and fails in the other is a mismatch, not a note. Set from
+        /// the scenario file (a report does not say which bounds the file marked `timing`).
+        public var mechanisms: Set<String> = []
         /// Faults (and "end" for the end of the run) whose real halt came while the host was overloaded:
         /// a real halt the simulation does not show is then a note, not a mismatch.
         public var haltsOnOverloadedHost: Set<String> = []
@@ -132,8 +137,13 @@ public enum Fidelity {
             guard let r = real.expectations[name] else { continue }
             let verdicts = simulated.compactMap { $0.expectations[name] }
             if !verdicts.isEmpty, !verdicts.contains(r) {
-                result.notes.append("expectation \"\(name)\": real \(r ? "passed" : "failed"), simulated "
-                                    + (seeds == 1 ? (r ? "failed" : "passed") : "\(r ? "failed" : "passed") in every seed"))
+                let line = "expectation \"\(name)\": real \(r ? "passed" : "failed"), simulated "
+                    + (seeds == 1 ? (r ? "failed" : "passed") : "\(r ? "failed" : "passed") in every seed")
+                if real.mechanisms.contains(name) {
+                    result.mismatches.append(line + " (a mechanism, not timing)")
+                } else {
+                    result.notes.append(line)
+                }
             }
         }
         return result

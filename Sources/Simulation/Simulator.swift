@@ -372,9 +372,13 @@ extension SimNode {
     /// A paused process: datagrams wait in the socket's buffer (bounded: more are dropped, as the
     /// kernel does), timers fire late, once it runs again.
     func buffer(_ item: SimEvent) {
-        if case .deliver = item, pausedInbox.count >= SimNode.pausedInboxMax {
-            rejects["paused_buffer_full", default: 0] += 1
-            return
+        switch item {
+        case .deliver, .checked:
+            guard pausedInbox.count < SimNode.pausedInboxMax else {
+                rejects["paused_buffer_full", default: 0] += 1
+                return
+            }
+        default: break
         }
         pausedInbox.append(item)
     }

@@ -164,7 +164,9 @@ struct Simulate: AsyncParsableCommand {
     /// `--compare`: the fidelity check against a real run's report (from `faultline run` or `ci/liveness.sh`).
     func compareWithRealRun(_ path: String, real: Report, simulated: [Report], scenario: Scenario,
                             firstSeed: UInt64) throws {
-        let comparison = Fidelity.compare(real: Fidelity.Outcome(real), simulated: simulated.map(Fidelity.Outcome.init),
+        var outcome = Fidelity.Outcome(real)
+        outcome.mechanisms = Set(scenario.expectations.filter { $0.sensitivity == nil }.map(\.name))
+        let comparison = Fidelity.compare(real: outcome, simulated: simulated.map(Fidelity.Outcome.init),
                                           haltThresholdSeconds: scenario.haltThresholdSeconds)
         print("fidelity against \(path)" + (simulated.count > 1
             ? " (simulated seeds \(firstSeed)…\(firstSeed + UInt64(simulated.count) - 1)):" : ":"))

@@ -21,6 +21,21 @@ import Testing
         #expect(comparison.notes == ["expectation \"p99 latency under 300 ms\": real passed, simulated failed"])
     }
 
+    @Test func aMechanismExpectationThatDiffersIsAMismatch() {
+        var real = Self.outcome(["spam": 0], expectations: ["no vote is dropped": true, "p99 latency under 300 ms": true])
+        real.mechanisms = ["no vote is dropped"]
+        let simulated = Self.outcome(["spam": 0], expectations: ["no vote is dropped": false,
+                                                                 "p99 latency under 300 ms": false])
+        let comparison = Fidelity.compare(real: real, simulated: [simulated, simulated], haltThresholdSeconds: 1)
+        #expect(!comparison.agrees)
+        #expect(comparison.mismatches == ["expectation \"no vote is dropped\": real passed, simulated failed in every "
+                                          + "seed (a mechanism, not timing)"])
+        #expect(comparison.notes == ["expectation \"p99 latency under 300 ms\": real passed, simulated failed in every seed"])
+        // One seed that agrees is enough: a real run is one sample.
+        let mixed = Fidelity.compare(real: real, simulated: [simulated, real], haltThresholdSeconds: 1)
+        #expect(mixed.agrees)
+    }
+
     @Test func aHaltOnOneSideOnlyIsAMismatchUnlessTooCloseToCall() {
         let real = Self.outcome(["split": 0, "pause": 1.3])
         let simulated = Self.outcome(["split": 6, "pause": 0])
