@@ -58,7 +58,9 @@ extension Report {
         page += disputeSection()
         page += rpcSection()
         if let load, !load.spam.isEmpty {
-            page += "<h2>Spam</h2>\n<p>Measured verification capacity: "
+            // No host figures: simulated time, where the capacity is the model's, set rather than measured.
+            page += "<h2>Spam</h2>\n<p>" + (host == nil ? "Modelled (simulated time; <code>faultline simulate --ingress-per-core "
+                                            + "--cores</code>)" : "Measured") + " verification capacity: "
                 + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
                          + "checks alone: %.0f/s) × %d cores × %.2f of a core free while it was measured ÷ "
                          + "validators = <b>%.0f per validator</b>.</p>",

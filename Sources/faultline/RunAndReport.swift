@@ -226,10 +226,10 @@ enum Reports {
             print("  vote inclusion: p50 \(p50), p99 \(p99) heights until a certificate carries a validator's precommit")
         }
         if let load = report.load, !load.spam.isEmpty {
-            print(String(format: "  capacity: %.0f datagrams/s per core received and verified (%.0f verifications alone) "
+            print(String(format: "  capacity%@: %.0f datagrams/s per core received and verified (%.0f verifications alone) "
                          + "× %d cores × %.2f of a core free ÷ validators = %.0f per validator",
-                         load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
-                         load.cpuShare ?? 1, load.perValidatorBound))
+                         report.host == nil ? " (modelled)" : "", load.ingressPerCorePerSecond,
+                         load.verificationsPerCorePerSecond, load.cores, load.cpuShare ?? 1, load.perValidatorBound))
             for spam in load.spam {
                 print(String(format: "  spam %@: target %d tx/s per validator, achieved %.0f (%.2f× capacity; %d sent in %.1f s)",
                              spam.id, spam.targetPerValidator, spam.achievedPerValidator,
