@@ -5,7 +5,8 @@ extension Swarm {
 
     /// A random cluster (4 to 7 validators, equal or random stakes, half the time one liar holding
     /// under 1/3 of the stake: a twin or a byzantine mode) and 1 to 5 faults from the shared
-    /// vocabulary, all healed before the last `healSeconds`. The same seed draws the same case.
+    /// vocabulary (a quarter of the cases also spam at 0.5–3× capacity), all healed before the last
+    /// `healSeconds`. The same seed draws the same case.
     public static func draw(seed: UInt64) -> Case {
         var rng = SplitMix64(seed: seed ^ 0x5357_4152_4D21) // "SWARM!"
         func pick<T>(_ items: [T]) -> T { items[Int(rng.next() % UInt64(items.count))] }
@@ -58,6 +59,17 @@ extension Swarm {
             }
             steps.append(Case.Step(id: "f\(index + 1)", atSeconds: (at * 100).rounded() / 100,
                                    durationSeconds: (duration * 100).rounded() / 100, fields: fields))
+        }
+        // A quarter of the cases also get spam, drawn from a stream of its own so the rest of every
+        // case is what the same seed drew before spam could be simulated.
+        var spamRng = SplitMix64(seed: seed ^ 0x5350_414D) // "SPAM"
+        if spamRng.nextUnit() < 0.25 {
+            let at = 0.5 + spamRng.nextUnit() * (faultSeconds - 1.5)
+            let duration = 0.3 + spamRng.nextUnit() * (min(4, faultSeconds - at - 0.1) - 0.3)
+            let k = ((0.5 + spamRng.nextUnit() * 2.5) * 100).rounded() / 100
+            steps.append(Case.Step(id: "spam", atSeconds: (at * 100).rounded() / 100,
+                                   durationSeconds: (max(duration, 0.3) * 100).rounded() / 100,
+                                   fields: ["action = \"spam\"", "k = \(k)"]))
         }
         return Case(seed: seed, nodes: nodes, steps: steps.sorted { $0.atSeconds < $1.atSeconds },
                     loadRate: rng.nextUnit() < 0.5 ? 0 : 50, faultSeconds: faultSeconds, healSeconds: 8,

@@ -35,3 +35,18 @@ import Testing
                 "votes-only: short pauses of about its threshold, gap \(votesOnly.gapMs) ms")
     }
 }
+
+/// The swarm draws spam too (a quarter of its cases, from a stream of its own).
+@Suite struct SwarmSpamTests {
+    @Test func aQuarterOfTheCasesSpamAndTheyRunWithoutABreach() throws {
+        let drawn = (1...40).map { Swarm.draw(seed: UInt64($0)) }
+        let spamming = drawn.filter { $0.steps.contains { $0.id == "spam" } }
+        #expect((4...18).contains(spamming.count), "\(spamming.count) of 40 cases spam")
+        let first = try #require(spamming.first)
+        #expect(first.toml.contains("action = \"spam\""))
+        let (verdict, outcome) = try Swarm.check(first, quorum: .twoThirds)
+        #expect(outcome.stepsFired.contains("spam"), "\(outcome.stepsFired)")
+        #expect(outcome.spam.count == 1 && outcome.capacity != nil)
+        #expect(outcome.violations.isEmpty, "\(verdict)")
+    }
+}
