@@ -154,16 +154,3 @@ extension Replica {
         return all.filter { $0.1 > 0 }.map { ("reject_" + $0.0, $0.1) }
     }
 }
-
-extension Array where Element == UInt64 {
-    /// The value at quantile `q` of an ascending array (0 when empty): the once-a-second samples' figure.
-    /// Nearest rank (the smallest value with at least q of the samples at or below it), so the p99 of the
-    /// ten ticks in a second is their largest: interpolating down from index 0.99 × (n − 1) gave the
-    /// second largest, and a node stalled for two seconds (one tick 1,900 ms late among on-time ones)
-    /// reported 8 ms.
-    public func sampledPercentile(_ q: Double) -> UInt64 {
-        guard !isEmpty else { return 0 }
-        let rank = Int((Double(count) * q).rounded(.up))
-        return self[Swift.min(Swift.max(rank, 1), count) - 1]
-    }
-}

@@ -1,6 +1,7 @@
 import Consensus
 import DequeModule
 import Ledger
+import Rollup
 import Sodium
 import Transport
 import Wire
@@ -136,7 +137,7 @@ extension NodeShell: ConsensusShell {
         }
         ledger.rulesVersion = rulesVersion
         let result = ledger.execute(block)
-        rollup?.onL1Commit(RollupShell.L1Commit(block, result, ledger: ledger), live: true, host: self)
+        rollup?.onL1Commit(L1Commit(block, result, ledger: ledger), live: true, host: self)
         if rpcView != nil {
             rpcView!.record(block, result, ledger: ledger)
             rpcBox?.publish(rpcView!)

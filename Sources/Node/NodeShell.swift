@@ -3,6 +3,7 @@ import DequeModule
 import Ledger
 import Logging
 import NIOCore
+import Rollup
 import RPC
 import Sodium
 import Transport
@@ -40,6 +41,12 @@ struct Outgoing {
     var address: SocketAddress
     var peer: String
     var kind: MessageKind
+}
+
+extension Outgoing {
+    init(_ item: UplinkItem<SocketAddress>) {
+        self.init(bytes: item.bytes, address: item.address, peer: item.peer, kind: item.kind)
+    }
 }
 
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
@@ -148,9 +155,9 @@ final class NodeShell {
     /// The last stored block as first executed, when a restart re-executed it under other rules.
     var tipAlternative: Replica.TipAlternative?
     /// The rollup part of a sequencer or replica.
-    var rollup: RollupShell?
+    var rollup: RollupNode<NodeShell>?
     /// The stored blocks' inbox items, kept from start-up until the rollup replays them.
-    var startupInbox: [RollupShell.L1Commit] = []
+    var startupInbox: [L1Commit] = []
     /// An rpc node's served chain: updated at each commit and published to the JSON-RPC port's box.
     var rpcView: ChainView?
     let rpcBox: RPCViewBox?
@@ -203,8 +210,8 @@ final class NodeShell {
         // recorded with it, except the last one (see `Replica.TipAlternative`).
         var rebuilt = try Ledger(genesis: genesis, l2ForkId: config.forkId)
         var tip: (block: Block, rules: UInt16)?
-        let keepsInbox = RollupShell.Role(rawValue: config.role) != nil
-        var inbox: [RollupShell.L1Commit] = []
+        let keepsInbox = RollupRole(rawValue: config.role) != nil
+        var inbox: [L1Commit] = []
         var view: ChainView? = config.role == "rpc"
             ? ChainView(chainName: config.chainId, domain: Domain(chainId: config.chainId, forkId: config.forkId),
                         clientVersion: "faultline/\(FaultlineVersion.string)/\(config.name)")
@@ -213,7 +220,7 @@ final class NodeShell {
             if let previous = tip {
                 rebuilt.rulesVersion = previous.rules
                 let result = rebuilt.execute(previous.block)
-                if keepsInbox { inbox.append(RollupShell.L1Commit(previous.block, result, ledger: rebuilt)) }
+                if keepsInbox { inbox.append(L1Commit(previous.block, result, ledger: rebuilt)) }
                 view?.record(previous.block, result, ledger: rebuilt)
             }
             tip = (committed.block, rules)
@@ -225,7 +232,7 @@ final class NodeShell {
         self.tipAlternative = tip.flatMap { tip in
             Replica.TipAlternative.reexecute(tip, ledger: &rebuilt, binary: binary, plans: plans, result: &tipResult)
         }
-        if keepsInbox, let tip, let tipResult { inbox.append(RollupShell.L1Commit(tip.block, tipResult, ledger: rebuilt)) }
+        if keepsInbox, let tip, let tipResult { inbox.append(L1Commit(tip.block, tipResult, ledger: rebuilt)) }
         if let tip, let tipResult { view?.record(tip.block, tipResult, ledger: rebuilt) }
         self.startupInbox = inbox
         self.rpcView = view
@@ -234,11 +241,11 @@ final class NodeShell {
             if view.head > 0 { box.publish(view) }
             return box
         }
-        if let role = RollupShell.Role(rawValue: config.role) {
+        if let role = RollupRole(rawValue: config.role) {
             guard let settings = config.rollup else {
                 throw ConfigError(field: "rollup", problem: "a \(config.role) node needs rollup settings")
             }
-            self.rollup = try RollupShell(role: role, settings: settings, genesis: genesis, forkId: config.forkId)
+            self.rollup = try RollupNode(role: role, settings: settings, genesis: genesis, forkId: config.forkId)
         }
         self.ledger = rebuilt
         rollup?.startDisputeAgent(ledger: rebuilt, key: key)
@@ -360,7 +367,7 @@ final class NodeShell {
             events.flush()
         }
         if let rollup, !rollup.uplink.queue.isEmpty {
-            outbox += rollup.uplink.drain(nowMs: clock())
+            outbox += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
         }
     }
 
@@ -425,7 +432,7 @@ final class NodeShell {
     func finishInputs() {
         guard let rollup, rollup.hasRefusals else { return }
         rollup.flushRefusals(host: self)
-        outbox += rollup.uplink.drain(nowMs: clock())
+        outbox += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
     }
 
     func takeOutgoing() -> [Datagram] {

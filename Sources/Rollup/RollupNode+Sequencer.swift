@@ -1,15 +1,10 @@
-import DequeModule
-import Ledger
-import NIOCore
-import Rollup
 import Sodium
-import Transport
 import Wire
 
-extension RollupShell {
+extension RollupNode {
     /// The readiness check before sequencing (the Base incident): the node must have heard from peers
     /// and caught up with L1, so the L2 chain it starts from is the one L1 has.
-    func startSequencingIfReady(host: RollupHost) {
+    public func startSequencingIfReady(host: Host) {
         guard role == .sequencer, sequencer == nil, halted == nil, host.hasHeardPeers else { return }
         let best = host.bestPeerHeight
         guard host.l1Height + 1 >= best, host.nowMs >= host.startedAtMs + 500 else { return }
@@ -17,16 +12,16 @@ extension RollupShell {
                                       nextSequence: host.ledger.inbox.batchSequence,
                                       nextBatchIndex: derivation.lastBatchIndex.map { $0 + 1 } ?? 0)
         sequencer = core
-        host.logger.notice("sequencer ready at L1 height \(host.l1Height): L2 head \(core.chain.height) (root \(core.chain.stateRoot.short)), next batch \(core.nextBatchIndex), next chunk \(core.nextSequence)")
-        host.events.write("sequencer_ready", timeMs: host.nowMs, [
+        host.log(.notice, "sequencer ready at L1 height \(host.l1Height): L2 head \(core.chain.height) (root \(core.chain.stateRoot.short)), next batch \(core.nextBatchIndex), next chunk \(core.nextSequence)")
+        host.record("sequencer_ready", timeMs: host.nowMs, [
             ("l1Height", .uint(host.l1Height)), ("l2Height", .uint(core.chain.height)),
             ("batch", .uint(core.nextBatchIndex)), ("sequence", .uint(core.nextSequence)),
         ])
-        host.events.flush()
+        host.flushRecords()
     }
 
     /// An L2 transaction from a client, verified at the edge. Refusals are answered with the reason.
-    func onClientTransaction(_ envelope: Envelope, from address: SocketAddress, receivedMs: UInt64, host: RollupHost) {
+    public func onClientTransaction(_ envelope: Envelope, from address: Address, receivedMs: UInt64, host: Host) {
         guard role == .sequencer else { return }
         // The core is mutated in place (`sequencer!`): a copy would copy its queue and ledger per transaction.
         guard sequencer != nil else {
@@ -42,32 +37,32 @@ extension RollupShell {
     }
 
     /// Transactions the edge shed before checking them: answered `busy`.
-    func onShed(_ ids: [Bytes32], from address: SocketAddress, host: RollupHost) {
+    public func onShed(_ ids: [Bytes32], from address: Address, host: Host) {
         guard role == .sequencer else { return }
         refuse(ids, reason: "busy", to: address, host: host)
     }
 
     /// Collects refusals per client address and reason; they leave as one signed `L2Reject` each at the end
     /// of the input batch (`flushRefusals`), or as soon as one holds `L2Reject.txIdsMax` ids.
-    private func refuse(_ ids: [Bytes32], reason: String, to address: SocketAddress, host: RollupHost) {
+    private func refuse(_ ids: [Bytes32], reason: String, to address: Address, host: Host) {
         rejectedSinceSample[reason, default: 0] += ids.count
         let key = RefusalKey(address: address, reason: reason)
-        if refusals[key] == nil, refusals.count >= RollupShell.refusalKeysMax { flushRefusals(host: host) }
+        if refusals[key] == nil, refusals.count >= RollupNodeLimits.refusalKeysMax { flushRefusals(host: host) }
         refusals[key, default: []].append(contentsOf: ids)
         if refusals[key]!.count >= L2Reject.txIdsMax { flushRefusals(host: host) }
     }
 
-    var hasRefusals: Bool { !refusals.isEmpty }
+    public var hasRefusals: Bool { !refusals.isEmpty }
 
     /// One signed refusal per (client, reason) for up to `L2Reject.txIdsMax` ids, into the uplink.
-    func flushRefusals(host: RollupHost) {
+    public func flushRefusals(host: Host) {
         let baseFee = sequencer?.admission.baseFee ?? 0
         for (key, ids) in refusals {
             var start = 0
             while start < ids.count {
                 let end = min(start + L2Reject.txIdsMax, ids.count)
                 let reply = host.sign(.l2Reject, L2Reject(txIds: Array(ids[start..<end]), reason: key.reason, baseFee: baseFee))
-                uplink.enqueue(Outgoing(bytes: reply.bytes, address: key.address, peer: "client", kind: .l2Reject))
+                uplink.enqueue(UplinkItem(bytes: reply.bytes, address: key.address, peer: "client", kind: .l2Reject))
                 start = end
             }
         }
@@ -75,7 +70,7 @@ extension RollupShell {
     }
 
     /// Every `blockIntervalMs`: an L2 block if there is anything to include, its feed, and the poster's chunks.
-    func onBlockTimer(host: RollupHost) {
+    public func onBlockTimer(host: Host) {
         startSequencingIfReady(host: host)
         guard sequencer != nil else { return }
         let now = host.nowMs
@@ -85,9 +80,9 @@ extension RollupShell {
         for chunk in sequencer!.post(nowMs: now) {
             let envelope = host.sign(.batchChunk, chunk)
             signedChunks.insert(envelope.id)
-            for validator in host.validatorPeers {
-                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: validator.address(for: .batchChunk),
-                                        peer: validator.name, kind: .batchChunk))
+            for target in host.chunkTargets {
+                uplink.enqueue(UplinkItem(bytes: envelope.bytes, address: target.address, peer: target.name,
+                                          kind: .batchChunk))
             }
         }
         let forcedPending = derivation.forced.recorded > sequencer!.chain.forcedConsumed
@@ -97,14 +92,14 @@ extension RollupShell {
             producedIds[produced.block.header.height] = produced.block.id
             if let batch = sequencer!.phantomDepositBatch, disputeAgent?.settings.lieBatch == .max {
                 disputeAgent!.lie(atBatch: batch)
-                host.logger.notice("sequencer: credited a deposit from an L1 block L1 did not finalize (missed reorg) before L2 block \(produced.block.header.height), the first of batch \(batch)")
-                host.events.write("phantom_deposit", timeMs: now, [
+                host.log(.notice, "sequencer: credited a deposit from an L1 block L1 did not finalize (missed reorg) before L2 block \(produced.block.header.height), the first of batch \(batch)")
+                host.record("phantom_deposit", timeMs: now, [
                     ("batch", .uint(batch)), ("l2Height", .uint(produced.block.header.height)), ("amount", .uint(sequencer!.settings.phantomDeposit?.amount ?? 0)),
                 ])
             }
             for entry in produced.included { waitsMs.append(now > entry.enqueuedMs ? now - entry.enqueuedMs : 0) }
             if waitsMs.count > 200_000 { waitsMs.removeFirst(100_000) }
-            host.events.write("l2_block", timeMs: now, [
+            host.record("l2_block", timeMs: now, [
                 ("l2Height", .uint(produced.block.header.height)), ("txs", .uint(UInt64(produced.block.txs.count))),
                 ("forcedThrough", .uint(produced.block.header.forcedThrough)),
                 ("expired", .uint(UInt64(produced.expired.count))), ("refused", .uint(UInt64(produced.refused.count))),
@@ -117,25 +112,24 @@ extension RollupShell {
         sample(host: host, now: now)
     }
 
-    private func sendFeed(_ block: L2Block, host: RollupHost) {
+    private func sendFeed(_ block: L2Block, host: Host) {
         let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: host.datagramPayloadBytesMax,
                                           fixedOverhead: Envelope.overheadBytes + 72)
         for part in parts {
             let envelope = host.sign(.l2BlockPart, L2BlockPart(height: block.header.height, blockId: block.id,
                                                                partsRoot: root, part: part))
             for name in settings.feedPeers {
-                guard let peer = host.peer(named: name) else { continue }
-                uplink.enqueue(Outgoing(bytes: envelope.bytes, address: peer.address(for: .l2BlockPart), peer: name,
-                                        kind: .l2BlockPart))
+                guard let address = host.feedAddress(named: name) else { continue }
+                uplink.enqueue(UplinkItem(bytes: envelope.bytes, address: address, peer: name, kind: .l2BlockPart))
             }
         }
     }
 
     /// Once a second: the queue, waits, rejects, backlog and memory.
-    func sample(host: RollupHost, now: UInt64) {
+    public func sample(host: Host, now: UInt64) {
         guard now >= lastSampleMs + 1_000 else { return }
         lastSampleMs = now
-        var fields: [(String, JSONValue)] = [("rssKiB", .uint(ProcessStats.residentKiB())), ("role", .string(role.rawValue)),
+        var fields: [(String, JSONValue)] = [("rssKiB", .uint(host.residentKiB)), ("role", .string(role.rawValue)),
                                              ("l2Safe", .uint(safeHeight)), ("l1Height", .uint(host.l1Height))]
         if let core = sequencer {
             let waits = waitsMs.sorted()
@@ -158,46 +152,7 @@ extension RollupShell {
         admittedSinceSample = 0
         queuePeakSinceSample = 0
         rejectedSinceSample.removeAll(keepingCapacity: true)
-        host.events.write("l2_sample", timeMs: now, fields)
-        host.events.flush()
-    }
-}
-
-/// The sequencer's uplink: what it can send per second, with a bounded drop-tail queue in front.
-/// The batch poster, the feed and the answers to clients share it.
-struct Uplink {
-    let queueMax: Int
-    private(set) var queue: Deque<Outgoing> = []
-    private(set) var dropped: [String: Int] = [:]
-    /// Bytes; nil: unlimited. Up to a tenth of a second builds up while idle (at least one datagram).
-    private var budget: TokenBucket?
-
-    init(bytesPerSecond: Int, queueMax: Int) {
-        self.queueMax = max(queueMax, 1)
-        if bytesPerSecond > 0 {
-            let rate = Double(bytesPerSecond)
-            budget = TokenBucket(ratePerSecond: rate, burst: max(rate / 10, Double(Envelope.payloadBytesMax + Envelope.overheadBytes)))
-        }
-    }
-
-    mutating func enqueue(_ item: Outgoing) {
-        guard queue.count < queueMax else {
-            dropped[item.kind.description, default: 0] += 1
-            return
-        }
-        queue.append(item)
-    }
-
-    /// What may go out now.
-    mutating func drain(nowMs: UInt64) -> [Outgoing] {
-        guard budget != nil else {
-            defer { queue.removeAll(keepingCapacity: true) }
-            return Array(queue)
-        }
-        var out: [Outgoing] = []
-        while let first = queue.first, budget!.take(Double(first.bytes.count), nowMs: nowMs) {
-            out.append(queue.removeFirst())
-        }
-        return out
+        host.record("l2_sample", timeMs: now, fields)
+        host.flushRecords()
     }
 }

@@ -1,12 +1,10 @@
-import FraudProof
 import Ledger
-import Rollup
 import Sodium
 import Wire
 
-extension RollupShell {
+extension RollupNode {
     /// The sequencer as proposer, a replica as challenger, behaving as its config says.
-    func startDisputeAgent(ledger: Ledger, key: SigningKey) {
+    public func startDisputeAgent(ledger: Ledger, key: SigningKey) {
         guard let disputes = ledger.disputes else { return }
         let behaviour = settings.dispute
         var agent = DisputeAgent.Settings(role: role == .sequencer ? .proposer : .challenger)
@@ -31,7 +29,7 @@ extension RollupShell {
     }
 
     /// One L1 block's dispute events: logged, confirmations made final, and the agent's moves sent.
-    func onDisputes(_ events: [DisputeEvent], l1Height: UInt64, live: Bool, host: RollupHost) {
+    func onDisputes(_ events: [DisputeEvent], l1Height: UInt64, live: Bool, host: Host) {
         let now = host.nowMs
         var rejected = false
         for event in events {
@@ -45,8 +43,8 @@ extension RollupShell {
         if rejected, sequencer != nil {
             let before = sequencer!.chain.stateRoot
             let count = sequencer!.rebase(onto: derivation.chain)
-            host.logger.notice("sequencer: rebased onto the L1-derived chain at L2 \(derivation.chain.height): \(count.map { "\($0) block(s) re-executed" } ?? "not possible (derivation behind)")")
-            host.events.write("sequencer_rebased", timeMs: now, [
+            host.log(.notice, "sequencer: rebased onto the L1-derived chain at L2 \(derivation.chain.height): \(count.map { "\($0) block(s) re-executed" } ?? "not possible (derivation behind)")")
+            host.record("sequencer_rebased", timeMs: now, [
                 ("derivedHeight", .uint(derivation.chain.height)), ("rebased", .bool(count != nil)),
                 ("reexecuted", .uint(UInt64(count ?? 0))),
                 ("rootBefore", .string(before.hex)), ("rootAfter", .string(sequencer!.chain.stateRoot.hex)),
@@ -58,48 +56,48 @@ extension RollupShell {
                                               disputes: disputes, identities: disputeKeys.map(\.publicKey), live: live)
         for action in actions {
             let envelope = Envelope(kind: .dispute, payload: action.tx.encoded, domain: host.domain, key: disputeKeys[action.identity])
-            host.events.write("dispute_sent", timeMs: now, [
+            host.record("dispute_sent", timeMs: now, [
                 ("tx", .string(action.tx.label)), ("identity", .uint(UInt64(action.identity))), ("l1Height", .uint(l1Height)),
             ])
-            host.broadcast(envelope)
+            host.sendToPeers(envelope)
         }
     }
 
-    private func log(_ event: DisputeEvent, l1Height: UInt64, now: UInt64, host: RollupHost) {
+    private func log(_ event: DisputeEvent, l1Height: UInt64, now: UInt64, host: Host) {
         let height: (String, JSONValue) = ("l1Height", .uint(l1Height))
         guard let settings = host.ledger.disputes?.settings else { return }
         switch event {
         case .batchRecorded(let record, _):
-            host.events.write("dispute_batch", timeMs: now, [
+            host.record("dispute_batch", timeMs: now, [
                 ("batch", .uint(record.index)), ("steps", .uint(UInt64(record.steps))), ("length", .uint(UInt64(record.length))),
                 ("lastHeight", .uint(record.lastHeight)), height,
             ])
         case .batchVoid(let index, let reason):
-            host.events.write("dispute_batch_void", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason)), height])
+            host.record("dispute_batch_void", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason)), height])
         case .asserted(let id, let batch, let root, _, let length, let windowEnd):
-            host.events.write("dispute_asserted", timeMs: now, [
+            host.record("dispute_asserted", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("length", .uint(UInt64(length))), ("windowEnd", .uint(windowEnd)), ("bond", .uint(settings.assertionBond)),
                 height,
             ])
         case .challenged(let id, let game, let challenger, _):
-            host.events.write("dispute_challenged", timeMs: now, [
+            host.record("dispute_challenged", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("challenger", .string(challenger.hex)),
                 ("bond", .uint(settings.challengeBond)), ("clock", .uint(settings.clockBlocks)), height,
             ])
         case .moved(let id, let game, let side, let index, let low, let high, let clockProposer, let clockChallenger):
-            host.events.write("dispute_move", timeMs: now, [
+            host.record("dispute_move", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("side", .string(side.rawValue)),
                 ("index", .uint(UInt64(index))), ("low", .uint(UInt64(low))), ("high", .uint(UInt64(high))),
                 ("clockProposer", .uint(clockProposer)), ("clockChallenger", .uint(clockChallenger)), height,
             ])
         case .oneStep(let id, let game, let step):
-            host.events.write("dispute_one_step", timeMs: now, [
+            host.record("dispute_one_step", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("step", .uint(UInt64(step))), height,
             ])
         case .gameEnded(let id, let game, let batch, let challenger, let outcome, let bisections, let clockProposer,
                         let clockChallenger, let settlement):
-            host.events.write("dispute_game_ended", timeMs: now, [
+            host.record("dispute_game_ended", timeMs: now, [
                 ("assertion", .string(id.hex)), ("game", .uint(UInt64(game))), ("batch", .uint(batch)),
                 ("challenger", .string(challenger.hex)), ("winner", .string(outcome.winner.rawValue)),
                 ("reason", .string(outcome.reason)), ("bisections", .uint(UInt64(bisections))),
@@ -108,13 +106,13 @@ extension RollupShell {
                 ("refunded", .uint(settlement.refunded)), height,
             ])
         case .confirmed(let id, let batch, let root, let lastHeight):
-            host.events.write("dispute_confirmed", timeMs: now, [
+            host.record("dispute_confirmed", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("lastHeight", .uint(lastHeight)), height,
             ])
         case .rejected(let id, let batch, let root, let reason):
-            host.logger.notice("rollup: assertion \(id.short) of batch \(batch) rejected: \(reason)")
-            host.events.write("dispute_rejected", timeMs: now, [
+            host.log(.notice, "rollup: assertion \(id.short) of batch \(batch) rejected: \(reason)")
+            host.record("dispute_rejected", timeMs: now, [
                 ("assertion", .string(id.hex)), ("batch", .uint(batch)), ("root", .string(root.hex)),
                 ("reason", .string(reason)), height,
             ])

@@ -1,11 +1,5 @@
-import DequeModule
 import Ledger
-import Logging
-import Metrics
-import NIOCore
-import Rollup
 import Sodium
-import Transport
 import Wire
 
 /// The rollup part of a `sequencer` or `replica` node. The node follows L1 as a non-voting member
@@ -15,35 +9,33 @@ import Wire
 /// - as a replica, follows the feed (the unsafe head) and checks it against what it derives from
 ///   L1 (the safe head).
 /// Owned by the node's main loop, like `NodeShell`.
-final class RollupShell {
-    enum Role: String { case sequencer, replica }
+public final class RollupNode<Host: RollupHost> {
+    public typealias Address = Host.Address
 
-    let role: Role
+    public let role: RollupRole
     let settings: RollupSettings
     let sequencerKey: PublicKey
-    var derivation: Derivation.Instance
+    public var derivation: Derivation.Instance
     /// The sequencer's core, once the node has caught up with L1 (its readiness check).
     var sequencer: Sequencer.Instance?
     /// The replica's feed-following chain.
     var unsafe: L2Chain
-    var uplink: Uplink
+    public var uplink: Uplink<Address>
     var feed: FeedAssembler
     /// Block ids the sequencer produced and L1 has not made safe yet, by height (bounded by the backlog).
     var producedIds: [UInt64: Bytes32] = [:]
     /// Feed block ids by height, kept until derivation reaches them (bounded).
     var feedIds: [UInt64: Bytes32] = [:]
-    static let feedIdsMax = 100_000
     var halted: String?
     /// Ids of the batch chunks this sequencer signed, so L1 blocks carrying them are not checked again.
-    var signedChunks = BoundedIdSet(countMax: 50_000)
+    public var signedChunks = BoundedIdSet(countMax: 50_000)
     var rejectedSinceSample: [String: Int] = [:]
     /// Refusals not yet answered, per client address and reason (see `flushRefusals`); at most
     /// `refusalKeysMax` keys.
     var refusals: [RefusalKey: [Bytes32]] = [:]
-    static let refusalKeysMax = 1_024
 
     struct RefusalKey: Hashable {
-        var address: SocketAddress
+        var address: Address
         var reason: String
     }
     var admittedSinceSample = 0
@@ -55,13 +47,12 @@ final class RollupShell {
     var feedRootMismatches = 0
     /// Derived root mismatches logged at warning level (each is in the event log; the log stays short).
     var rootMismatchesLogged = 0
-    static let rootMismatchLogMax = 20
     var safeHeight: UInt64 = 0
     /// The node's part in disputes (when genesis has the dispute contract), and the keys it plays as.
     var disputeAgent: DisputeAgent.Instance?
     var disputeKeys: [SigningKey] = []
 
-    init(role: Role, settings: RollupSettings, genesis: Genesis, forkId: UInt32) throws {
+    public init(role: RollupRole, settings: RollupSettings, genesis: Genesis, forkId: UInt32) throws {
         self.role = role
         self.settings = settings
         let chain = try L2Chain(genesis: genesis, forkId: forkId)
@@ -85,34 +76,14 @@ final class RollupShell {
             postIntervalMs: settings.postIntervalMs, chunkDataBytesMax: settings.chunkDataBytesMax,
             resendMs: settings.resendMs, backlogBlocksMax: settings.backlogBlocksMax,
             phantomDeposit: settings.dispute.lie == "missed-reorg"
-                ? .init(fromBatch: settings.dispute.batch ?? 1, account: Self.reorgedDepositAccount, amount: 50_000) : nil)
+                ? .init(fromBatch: settings.dispute.batch ?? 1, account: RollupNodeLimits.reorgedDepositAccount, amount: 50_000) : nil)
     }
-
-    /// Where the `missed-reorg` fault's deposit goes: an account no one holds a key for.
-    static let reorgedDepositAccount = PublicKey(Blake2b.hash(Array("faultline/reorged-deposit".utf8)))
 
     // MARK: L1
 
-    /// What a committed L1 block means for the rollup.
-    struct L1Commit {
-        var height: UInt64
-        var timeMs: UInt64
-        var inbox: [InboxItem]
-        var batchSequence: UInt64
-        var disputes: [DisputeEvent]
-
-        init(_ block: Block, _ result: Ledger.BlockResult, ledger: Ledger) {
-            height = block.header.height
-            timeMs = block.header.timeMs
-            inbox = result.inbox
-            batchSequence = ledger.inbox.batchSequence
-            disputes = result.disputes
-        }
-    }
-
     /// A committed L1 block: live, or replayed from the store at start (then the dispute agent only
     /// learns from it; it acts on live blocks, against the contract as it stands).
-    func onL1Commit(_ commit: L1Commit, live: Bool, host: RollupHost) {
+    public func onL1Commit(_ commit: L1Commit, live: Bool, host: Host) {
         let now = host.nowMs
         let height = commit.height
         for event in derivation.onL1Block(height: height, timeMs: commit.timeMs, inbox: commit.inbox, trusted: producedIds) {
@@ -120,7 +91,7 @@ final class RollupShell {
         }
         if sequencer != nil {
             for landed in sequencer!.onInbox(batchSequence: commit.batchSequence) {
-                host.events.write("batch_landed", timeMs: now, [
+                host.record("batch_landed", timeMs: now, [
                     ("batch", .uint(landed.batchIndex)), ("lastHeight", .uint(landed.lastHeight)), ("l1Height", .uint(height)),
                 ])
             }
@@ -128,12 +99,12 @@ final class RollupShell {
         onDisputes(commit.disputes, l1Height: height, live: live, host: host)
     }
 
-    func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, host: RollupHost) {
+    func record(_ event: Derivation.Event, l1Height: UInt64, now: UInt64, host: Host) {
         switch event {
         case .derived(let block, _, _):
             let height = block.header.height
             if let fed = feedIds.removeValue(forKey: height), fed != block.id {
-                host.events.write("feed_mismatch", timeMs: now, [
+                host.record("feed_mismatch", timeMs: now, [
                     ("l2Height", .uint(height)), ("feed", .string(fed.hex)), ("derived", .string(block.id.hex)),
                 ])
             }
@@ -142,19 +113,19 @@ final class RollupShell {
             }
         case .batchApplied(let index, let first, let last, let blocks, let root):
             safeHeight = last
-            host.events.write("l2_safe", timeMs: now, [
+            host.record("l2_safe", timeMs: now, [
                 ("batch", .uint(index)), ("firstHeight", .uint(first)), ("lastHeight", .uint(last)),
                 ("blocks", .uint(UInt64(blocks))), ("l1Height", .uint(l1Height)),
                 ("stateRoot", .string(root.hex)),
             ])
             catchUpUnsafe(host: host)
         case .batchRejected(let index, let reason):
-            host.logger.warning("rollup: batch \(index) rejected: \(reason)")
-            host.events.write("batch_rejected", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason))])
+            host.log(.warning, "rollup: batch \(index) rejected: \(reason)")
+            host.record("batch_rejected", timeMs: now, [("batch", .uint(index)), ("reason", .string(reason))])
         case .forcedBlock(let block):
             safeHeight = block.header.height
-            host.logger.notice("rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
-            host.events.write("l2_forced_block", timeMs: now, [
+            host.log(.notice, "rollup: derivation included \(block.header.txCount) forced transaction(s) in L2 block \(block.header.height) (the sequencer missed the deadline)")
+            host.record("l2_forced_block", timeMs: now, [
                 ("l2Height", .uint(block.header.height)), ("txs", .uint(UInt64(block.header.txCount))), ("l1Height", .uint(l1Height)),
                 ("stateRoot", .string(block.header.stateRoot.hex)),
             ])
@@ -163,102 +134,45 @@ final class RollupShell {
             }
             catchUpUnsafe(host: host)
         case .forcedRecorded(let index):
-            host.events.write("forced_recorded", timeMs: now, [("index", .uint(index)), ("l1Height", .uint(l1Height))])
+            host.record("forced_recorded", timeMs: now, [("index", .uint(index)), ("l1Height", .uint(l1Height))])
         case .forcedIncluded(let index, let l2Height, let l1Blocks, let l1WaitMs, let bySequencer):
-            host.events.write("forced_included", timeMs: now, [
+            host.record("forced_included", timeMs: now, [
                 ("index", .uint(index)), ("l2Height", .uint(l2Height)), ("l1Blocks", .uint(l1Blocks)),
                 ("l1WaitMs", .uint(l1WaitMs)), ("bySequencer", .bool(bySequencer)),
             ])
         case .finalized(let l2Height, let safeL1Height):
-            host.events.write("l2_final", timeMs: now, [
+            host.record("l2_final", timeMs: now, [
                 ("l2Height", .uint(l2Height)), ("safeL1Height", .uint(safeL1Height)), ("l1Height", .uint(l1Height)),
             ])
         case .rootMismatch(let l2Height, let batch, let claimed, let computed):
-            if rootMismatchesLogged < Self.rootMismatchLogMax {
+            if rootMismatchesLogged < RollupNodeLimits.rootMismatchLogMax {
                 rootMismatchesLogged += 1
-                host.logger.warning("rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
+                host.log(.warning, "rollup: L2 block \(l2Height) of batch \(batch) claims root \(claimed.short), L1's transactions give \(computed.short); deriving on")
             }
-            host.events.write("l2_root_mismatch", timeMs: now, [
+            host.record("l2_root_mismatch", timeMs: now, [
                 ("l2Height", .uint(l2Height)), ("batch", .uint(batch)), ("claimed", .string(claimed.hex)),
                 ("computed", .string(computed.hex)), ("l1Height", .uint(l1Height)),
             ])
         case .halted(let reason):
             halted = reason
-            host.logger.critical("rollup: derivation stopped: \(reason)")
-            host.events.write("derivation_halted", timeMs: now, [("reason", .string(reason))])
+            host.log(.critical, "rollup: derivation stopped: \(reason)")
+            host.record("derivation_halted", timeMs: now, [("reason", .string(reason))])
         }
     }
 
     /// The safe chain is authoritative: an unsafe head behind it (missed feed blocks) jumps to it.
-    private func catchUpUnsafe(host: RollupHost) {
+    private func catchUpUnsafe(host: Host) {
         guard role == .replica, derivation.chain.height > unsafe.height else { return }
         unsafe = derivation.chain
         applyBufferedFeed(host: host)
     }
 
-    private func stopSequencing(_ reason: String, host: RollupHost) {
+    private func stopSequencing(_ reason: String, host: Host) {
         guard sequencer != nil else { return }
         sequencer = nil
         halted = reason
-        host.logger.critical("sequencer stopped: \(reason)")
-        host.events.write("sequencer_stopped", timeMs: host.nowMs, [("reason", .string(reason))])
-        host.events.flush()
+        host.log(.critical, "sequencer stopped: \(reason)")
+        host.record("sequencer_stopped", timeMs: host.nowMs, [("reason", .string(reason))])
+        host.flushRecords()
     }
-}
-
-/// A set of ids that forgets the oldest past `countMax`.
-struct BoundedIdSet {
-    let countMax: Int
-    private var members: Set<Bytes32> = []
-    private var order: Deque<Bytes32> = []
-
-    init(countMax: Int) {
-        precondition(countMax > 0, "countMax \(countMax)")
-        self.countMax = countMax
-    }
-
-    func contains(_ id: Bytes32) -> Bool { members.contains(id) }
-
-    mutating func insert(_ id: Bytes32) {
-        guard members.insert(id).inserted else { return }
-        order.append(id)
-        if order.count > countMax, let oldest = order.popFirst() { members.remove(oldest) }
-    }
-}
-
-/// What the rollup part uses of its node, as ports instead of the whole shell: where its events and log
-/// lines go, how it signs and sends, and what it reads of L1 and of its peers. `NodeShell` is one.
-protocol RollupHost: AnyObject {
-    var events: EventLog { get }
-    var logger: Logger { get }
-    /// The node's clock (ms since the epoch).
-    var nowMs: UInt64 { get }
-    var startedAtMs: UInt64 { get }
-    /// Envelopes signed with the node's key for its chain and fork.
-    func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope
-    var domain: Domain { get }
-    var datagramPayloadBytesMax: Int { get }
-    /// L1 as this node has committed it (height, ledger: the inbox and the dispute contract).
-    var l1Height: UInt64 { get }
-    var ledger: Ledger { get }
-    /// Peers' committed L1 heights: whether any was heard, and the best.
-    var hasHeardPeers: Bool { get }
-    var bestPeerHeight: UInt64 { get }
-    /// Where batch chunks go (every validator) and the feed (by peer name).
-    var validatorPeers: [Peer] { get }
-    func peer(named name: String) -> Peer?
-    func broadcast(_ envelope: Envelope, except: Set<PublicKey>)
-}
-
-extension RollupHost {
-    func broadcast(_ envelope: Envelope) { broadcast(envelope, except: []) }
-}
-
-extension NodeShell: RollupHost {
-    var nowMs: UInt64 { clock() }
-    var datagramPayloadBytesMax: Int { config.limits.datagramPayloadBytesMax }
-    var l1Height: UInt64 { store.height }
-    var hasHeardPeers: Bool { !replica.peerHeights.isEmpty }
-    var validatorPeers: [Peer] { peers.filter { validators.index(of: $0.key) != nil }.map(\.value) }
-    func peer(named name: String) -> Peer? { peerByName[name] }
 }
