@@ -1,5 +1,3 @@
-import Foundation
-
 /// Many SIGKILLs at random moments under load: the crash-safety test. Each kill picks a random
 /// running target, keeps it down for a random time up to `downMsMax`, then starts it again; at most
 /// `downMax` targets are down at once (1 of 4 validators keeps the chain live; 2 halt it).
@@ -38,6 +36,6 @@ public struct KillStormSpec: Sendable, Equatable, CustomStringConvertible {
     }
 
     static func format(_ value: Double) -> String {
-        value == value.rounded() ? String(Int(value)) : String(format: "%.1f", value)
+        value == value.rounded() ? String(Int(value)) : String((value * 10).rounded() / 10)
     }
 }

@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Ledger
 import RPC
 import Wire

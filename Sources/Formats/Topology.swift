@@ -1,4 +1,4 @@
-import Foundation
+import FoundationEssentials
 import Ledger
 import RPC
 import Wire
@@ -108,7 +108,7 @@ extension Topology {
             throw cluster.fail("handshake", "expected \"fork\" (fork id and protocol version) or \"rules\" "
                                + "(also the execution rules), got '\(handshake)'")
         }
-        let name = try cluster.string("name") ?? ((path as NSString).lastPathComponent as NSString).deletingPathExtension
+        let name = try cluster.string("name") ?? Topology.fileStem(path)
         let chainId = try cluster.string("chain_id") ?? "faultline-\(name)"
         let seed = try cluster.uint("seed", range: 0...UInt64(Int64.max)) ?? 1
         let host = try cluster.string("host") ?? "127.0.0.1"
@@ -171,7 +171,10 @@ extension Topology {
                                  "dispute_batch", "dispute_step", "dispute_silent", "dispute_identities",
                                  "dispute_at_window_end", "rpc_tier", "byzantine", "twin_of"])
             let nodeName = try table.string("name", required: true)!
-            guard nodeName.range(of: "^[A-Za-z0-9_-]{1,32}$", options: .regularExpression) != nil else {
+            guard (1...32).contains(nodeName.utf8.count), nodeName.unicodeScalars.allSatisfy({ scalar in
+                scalar.isASCII && (scalar.properties.isAlphabetic || ("0"..."9").contains(scalar) || scalar == "-"
+                                   || scalar == "_")
+            }) else {
                 throw TopologyError(file: path, field: "\(table.prefix)name",
                                     problem: "'\(nodeName)' must be 1-32 letters, digits, '-' or '_'")
             }
@@ -439,5 +442,14 @@ struct TableReader {
             out.append(TableReader(file: file, prefix: "\(prefix)\(key)[\(index + 1)].", table: inner))
         }
         return out
+    }
+}
+
+extension Topology {
+    /// A path's file name without its extension ("Topologies/quickstart.toml" → "quickstart").
+    static func fileStem(_ path: String) -> String {
+        let file = path.split(separator: "/").last.map(String.init) ?? path
+        guard let dot = file.lastIndex(of: "."), dot != file.startIndex else { return file }
+        return String(file[..<dot])
     }
 }
