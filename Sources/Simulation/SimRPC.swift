@@ -230,8 +230,8 @@ extension Simulator {
                                           method: poll.method, poll: true), body: poll.body.rendered)
             case .event(let kind, let upstream):
                 if let slot = rpc!.engines[engine].slot {
-                    log(nodes[slot], "gateway_upstream", [("kind", .string(kind)),
-                                                          ("upstream", .string(rpc!.engines[engine].policy.upstreams[upstream].upstream.name))])
+                    let name = rpc!.engines[engine].policy.upstreams[upstream].upstream.name
+                    log(nodes[slot], "gateway_upstream", [("kind", .string(kind)), ("upstream", .string(name))])
                 }
             }
         }
