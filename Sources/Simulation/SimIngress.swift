@@ -60,22 +60,26 @@ struct SimIngress {
         guard nowUs > updatedUs else { return }
         let seconds = Double(nowUs - updatedUs) / 1_000_000
         updatedUs = nowUs
-        let spam = spamPerSecond
-        if lanes, votesOnly {
-            if spam > 0 { dropsBeforeCheck["user_votes_only", default: 0] += spam * seconds }
-            Self.flow(&user, spamPerSecond: 0, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
-            Self.flow(&vote, spamPerSecond: 0, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
-        } else if lanes {
-            let admitted = min(spam, unstakedPerSecond)
-            if spam > admitted { dropsBeforeCheck["user_unstaked_rate_limited", default: 0] += (spam - admitted) * seconds }
-            Self.flow(&user, spamPerSecond: admitted, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
-            Self.flow(&vote, spamPerSecond: 0, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
-        } else if votesOnly {
-            if spam > 0 { dropsBeforeCheck["votes_only", default: 0] += spam * seconds }
-            Self.flow(&one, spamPerSecond: 0, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
-        } else {
-            Self.flow(&one, spamPerSecond: spam, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
+        if let reason = uncheckedReason, spamPerSecond > spamChecked {
+            dropsBeforeCheck[reason, default: 0] += (spamPerSecond - spamChecked) * seconds
         }
+        if lanes {
+            Self.flow(&user, spamPerSecond: spamChecked, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
+            Self.flow(&vote, spamPerSecond: 0, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
+        } else {
+            Self.flow(&one, spamPerSecond: spamChecked, seconds: seconds, checkUs: checkUs, bufferUs: bufferUs)
+        }
+    }
+
+    /// The spam that reaches the signature checks (the user queue with lanes, the one queue without), per
+    /// second: none in votes-only mode, with lanes what the clients' bucket admits.
+    private var spamChecked: Double {
+        votesOnly ? 0 : lanes ? min(spamPerSecond, unstakedPerSecond) : spamPerSecond
+    }
+
+    /// What the rest of the spam is counted as, dropped before its check (nil: nothing is dropped there).
+    private var uncheckedReason: String? {
+        votesOnly ? (lanes ? "user_votes_only" : "votes_only") : lanes ? "user_unstaked_rate_limited" : nil
     }
 
     private static func flow(_ queue: inout Queue, spamPerSecond: Double, seconds: Double, checkUs: Double,
@@ -100,7 +104,7 @@ struct SimIngress {
         }
         if queue.backlogUs + checkUs > bufferUs {
             // Full: the spam and this message compete for the room the checks free.
-            let spam = votesOnly ? 0 : lanes ? (toUser ? min(spamPerSecond, unstakedPerSecond) : 0) : spamPerSecond
+            let spam = lanes && !toUser ? 0 : spamChecked
             let admitted = spam * checkUs > 1_000_000 ? 1_000_000 / (spam * checkUs) : 1
             if draw >= admitted {
                 queue.kernelDrops += 1

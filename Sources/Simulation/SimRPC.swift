@@ -13,8 +13,6 @@ struct RPCState {
     enum Target {
         case node(slot: Int)
         case gateway(engine: Int, slot: Int)
-        /// `external`: nothing in the simulated cluster answers.
-        case nowhere
     }
 
     /// One policy instance and what it has open: a load client, or the gateway node's engine.
@@ -117,9 +115,11 @@ extension Simulator {
             case .byTier: chosen = byTier.map { (failoverUpstreams[$0], rpcTargets[$0]) }
             case .all: chosen = Array(zip(failoverUpstreams, rpcTargets))
             case .gateway:
-                let target = gatewayEngine.map { RPCState.Target.gateway(engine: $0.engine, slot: $0.slot) } ?? .nowhere
-                chosen = [(Failover.Upstream(name: topology.gatewayNodes.first?.name ?? "gateway", tier: 0), target)]
-            case .external: chosen = [(Failover.Upstream(name: "external", tier: 0), .nowhere)]
+                // The file has a gateway node (`[rpc_load]` refuses the gateway client without one).
+                guard let (engine, slot) = gatewayEngine else { preconditionFailure("a gateway client without a gateway") }
+                chosen = [(Failover.Upstream(name: nodes[slot].name, tier: 0), .gateway(engine: engine, slot: slot))]
+            case .external:
+                preconditionFailure("checkSupported refuses the external client")
             }
             state.streams.append(.init(engine: state.engines.count, startUs: 0, total: 0))
             state.engines.append(.init(name: name, slot: nil,
@@ -250,10 +250,6 @@ extension Simulator {
         var attempt = attempt
         let roundTripUs = UInt64(2 * settings.latencyMs * 1_000)
         switch rpc!.engines[attempt.engine].targets[attempt.upstream] {
-        case .nowhere:
-            attempt.answer = (.connectFailed, nil)
-            rpc!.attempts[token] = attempt
-            queue.push(.rpc(.answer(token: token)), atUs: nowUs + roundTripUs)
         case .node(let slot):
             let node = nodes[slot]
             rpc!.attempts[token] = attempt
