@@ -97,7 +97,7 @@ let package = Package(
         .target(
             name: "Simulation",
             dependencies: [
-                "Formats", "Consensus", "Ledger", "RPC", "Wire", "Sodium",
+                "Formats", "Consensus", "Ledger", "Rollup", "RPC", "Wire", "Sodium",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],

@@ -24,8 +24,9 @@ extension Evaluator {
                 "\($0) L2 blocks made but not yet derived from L1 (peak)"
             }
         case "l2_sequencer_rss_max_mib":
-            let peak = samples.map(\.rssKiB).max()
-            return (peak.map { Double($0) / 1024 }, peak.map { String(format: "%.1f MiB", Double($0) / 1024) } ?? "no samples")
+            let peak = samples.compactMap(\.rssKiB).max()
+            return (peak.map { Double($0) / 1024 }, peak.map { String(format: "%.1f MiB", Double($0) / 1024) }
+                ?? (samples.isEmpty ? "no samples" : "not measured (no process: simulated)"))
         case "l2_admitted":
             let total = samples.reduce(0) { $0 + $1.admitted }
             return (Double(total), "\(total) transactions queued")

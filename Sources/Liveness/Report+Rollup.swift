@@ -33,7 +33,8 @@ extension Report {
         public var batchesChecked: Int
         public var problems: [String]
         public var forced: [ForcedEntry]
-        public var sequencerRssMaxMiB: Double
+        /// Nil where no sample measured it (simulated).
+        public var sequencerRssMaxMiB: Double?
         /// L2 heights whose claimed root differs from what L1's transactions give (any replica).
         public var rootMismatchHeights: [UInt64]
         /// Submit → included → posted → safe → final, for the L2 load and each airdrop.
@@ -70,7 +71,7 @@ extension Report {
             forced: worstForced.values.sorted { $0.index < $1.index }.map {
                 .init(index: $0.index, l1Blocks: $0.l1Blocks, l1WaitMs: $0.l1WaitMs, bySequencer: $0.bySequencer)
             },
-            sequencerRssMaxMiB: Double(samples.map(\.rssKiB).max() ?? 0) / 1024,
+            sequencerRssMaxMiB: samples.compactMap(\.rssKiB).max().map { Double($0) / 1024 },
             rootMismatchHeights: rollup.rootMismatches.values.reduce(into: Set<UInt64>()) { $0.formUnion($1) }.sorted(),
             latencies: rollup.latencies, finalHeights: rollup.replicaFinal,
             series: samples.map {
@@ -98,9 +99,10 @@ extension Report {
         }
         lines.append("L2 (\(rollup.sequencer)): \(rollup.admitted) queued, \(rollup.included) included, refused: "
                      + (refused.isEmpty ? "none" : refused.joined(separator: ", ")))
-        lines.append(String(format: "L2 queue peak %llu, wait p99 peak %llu ms, backlog peak %.0f KiB, unsafe−safe gap peak %llu blocks, sequencer RSS peak %.1f MiB",
-                            rollup.queueMax, rollup.waitP99MaxMs, rollup.backlogMaxKiB, rollup.unsafeSafeGapMax,
-                            rollup.sequencerRssMaxMiB))
+        lines.append(String(format: "L2 queue peak %llu, wait p99 peak %llu ms, backlog peak %.0f KiB, unsafe−safe gap peak %llu blocks, ",
+                            rollup.queueMax, rollup.waitP99MaxMs, rollup.backlogMaxKiB, rollup.unsafeSafeGapMax)
+                     + (rollup.sequencerRssMaxMiB.map { String(format: "sequencer RSS peak %.1f MiB", $0) }
+                        ?? "sequencer RSS not measured (simulated)"))
         if let lag = rollup.feedLagMaxSeconds {
             lines.append(String(format: "feed: every replica (%@) had each L2 block within %.2f s; roots checked for %d posted batches%@",
                                 rollup.replicas.joined(separator: ", "), lag, rollup.batchesChecked,

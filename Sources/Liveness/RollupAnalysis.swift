@@ -15,7 +15,8 @@ public struct RollupAnalysis: Sendable {
         public var backlogBytes: UInt64
         public var unsafeHeight: UInt64
         public var safeHeight: UInt64
-        public var rssKiB: UInt64
+        /// Nil where the run measured none (a simulated sequencer has no process).
+        public var rssKiB: UInt64?
     }
 
     public struct L2Block: Sendable, Equatable {
@@ -90,7 +91,7 @@ public struct RollupAnalysis: Sendable {
                         rejected: ((object["rejected"] as? [String: Any]) ?? [:]).compactMapValues { RunAnalysis.uint($0) },
                         backlogBytes: RunAnalysis.uint(object["backlogBytes"]) ?? 0,
                         unsafeHeight: RunAnalysis.uint(object["l2Unsafe"]) ?? 0,
-                        safeHeight: RunAnalysis.uint(object["l2Safe"]) ?? 0, rssKiB: RunAnalysis.uint(object["rssKiB"]) ?? 0))
+                        safeHeight: RunAnalysis.uint(object["l2Safe"]) ?? 0, rssKiB: RunAnalysis.uint(object["rssKiB"])))
                 case "l2_block":
                     role = "sequencer"
                     let height = RunAnalysis.uint(object["l2Height"]) ?? 0

@@ -13,7 +13,7 @@ extension NodeShell: RollupHost {
     var chunkTargets: [(name: String, address: SocketAddress)] {
         peers.filter { validators.index(of: $0.key) != nil }.map { ($0.value.name, $0.value.address(for: .batchChunk)) }
     }
-    var residentKiB: UInt64 { ProcessStats.residentKiB() }
+    var residentKiB: UInt64? { ProcessStats.residentKiB() }
 
     func feedAddress(named name: String) -> SocketAddress? { peerByName[name]?.address(for: .l2BlockPart) }
 

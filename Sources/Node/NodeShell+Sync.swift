@@ -12,10 +12,7 @@ extension NodeShell {
         // Ticks are due every `statusIntervalMs`: their lateness is how late the host ran this node's timers
         // and main loop (CPU starved, or the process paused).
         tickLateness.note(wallMs: clock())
-        if let rollup {
-            rollup.startSequencingIfReady(host: self)
-            rollup.sample(host: self, now: clock())
-        }
+        rollup?.onStatusTick(host: self)
         resendHellos()
         if replica.statusDue(nowMs: clock()) { broadcastStatus() }
         startConsensusIfReady()

@@ -31,8 +31,8 @@ public protocol RollupHost: AnyObject {
     func flushRecords()
     /// A line for the operator (the node's logger).
     func log(_ level: RollupLogLevel, _ message: String)
-    /// The process's resident memory, for the samples (0 where there is no process).
-    var residentKiB: UInt64 { get }
+    /// The process's resident memory, for the samples (nil where there is no process to measure).
+    var residentKiB: UInt64? { get }
 }
 
 public enum RollupLogLevel: Sendable { case info, notice, warning, critical }

@@ -125,12 +125,19 @@ extension RollupNode {
         }
     }
 
+    /// The node's status tick: the sequencer's readiness check, and the sample when one is due.
+    public func onStatusTick(host: Host) {
+        startSequencingIfReady(host: host)
+        sample(host: host, now: host.nowMs)
+    }
+
     /// Once a second: the queue, waits, rejects, backlog and memory.
     public func sample(host: Host, now: UInt64) {
         guard now >= lastSampleMs + 1_000 else { return }
         lastSampleMs = now
-        var fields: [(String, JSONValue)] = [("rssKiB", .uint(host.residentKiB)), ("role", .string(role.rawValue)),
-                                             ("l2Safe", .uint(safeHeight)), ("l1Height", .uint(host.l1Height))]
+        var fields: [(String, JSONValue)] = [("role", .string(role.rawValue)), ("l2Safe", .uint(safeHeight)),
+                                             ("l1Height", .uint(host.l1Height))]
+        if let resident = host.residentKiB { fields.append(("rssKiB", .uint(resident))) }
         if let core = sequencer {
             let waits = waitsMs.sorted()
             waitsMs.removeAll(keepingCapacity: true)

@@ -13,6 +13,10 @@ struct SimLogs {
     private var buffers: [String] = []
     private var submissions = ""
     private var submissionsHandle: FileHandle?
+    /// `layer = "l2"`: the L2 load's submissions (`load/l2-submissions.jsonl`), written at the end.
+    private var l2Submissions = ""
+    /// `forced_tx` steps' records (`rollup/<step>.json`).
+    var forced: [ForcedClaims.Record] = []
     var timeline: [FaultEvent] = []
     var kills: [String] = []
     /// `[rpc_load]`: its settings and every request's record (`load/rpc-load.json`, `load/rpc-clients.jsonl`).
@@ -47,8 +51,12 @@ struct SimLogs {
         }
     }
 
-    mutating func submitted(timeMs: UInt64, tx: String) {
+    mutating func submitted(timeMs: UInt64, tx: String, l2: Bool) {
         guard dir != nil else { return }
+        if l2 {
+            l2Submissions += "{\"t\":\(timeMs),\"tx\":\"\(tx)\"}\n"
+            return
+        }
         submissions += "{\"t\":\(timeMs),\"tx\":\"\(tx)\"}\n"
         if submissions.utf8.count >= SimLogs.bufferBytesMax {
             submissionsHandle?.write(Data(submissions.utf8))
@@ -72,6 +80,13 @@ struct SimLogs {
         }
         submissionsHandle?.write(Data(submissions.utf8))
         try submissionsHandle?.close()
+        if !l2Submissions.isEmpty { try Data(l2Submissions.utf8).write(to: URL(fileURLWithPath: dir + "/load/l2-submissions.jsonl")) }
+        if !forced.isEmpty {
+            try FileManager.default.createDirectory(atPath: dir + "/rollup", withIntermediateDirectories: true)
+            let writer = JSONEncoder()
+            writer.outputFormatting = [.prettyPrinted, .sortedKeys]
+            for record in forced { try writer.encode(record).write(to: URL(fileURLWithPath: dir + "/rollup/\(record.id).json")) }
+        }
         buffers = buffers.map { _ in "" }
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]

@@ -44,6 +44,10 @@ extension SimNode {
         case .blockResponse(let committed):
             onSyncedBlock(committed)
         case .tx(let envelope):
+            if envelope.kind.isL2Transaction || envelope.kind == .l2BlockPart {
+                receiveRollup(envelope, from: sender)
+                return
+            }
             let outcome = ledger.admissionCheck(envelope)
             guard outcome == .applied else {
                 rejects["mempool_" + outcome.label, default: 0] += 1
@@ -231,6 +235,7 @@ extension SimNode {
     /// catching up, a byzantine node's floods, and the cumulative rejects.
     func tick() {
         guard state == .running else { return }
+        rollup?.onStatusTick(host: self)
         resendHellos()
         if replica.statusDue(nowMs: nowMs) { broadcastStatus() }
         startConsensusIfReady()

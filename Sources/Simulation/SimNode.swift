@@ -2,6 +2,7 @@ import Consensus
 import DequeModule
 import Ledger
 import RPC
+import Rollup
 import Sodium
 import Wire
 
@@ -32,10 +33,15 @@ final class SimNode: ConsensusShell {
     /// The validator whose key this node signs with (a twin shares its original's), nil for none.
     let me: Int?
     let keyName: String
-    /// "validator", "rpc" (follows the chain and serves JSON-RPC) or "gateway" (JSON-RPC only, see `SimRPC`).
+    /// "validator", "rpc" (follows the chain and serves JSON-RPC), "gateway" (JSON-RPC only, see `SimRPC`),
+    /// "sequencer" or "replica" (follow the chain; the rollup, see `SimRollup`).
     let role: String
     var isGateway: Bool { role == "gateway" }
     unowned let world: Simulator
+    /// A sequencer or replica: its rollup part (a fresh one at every start), and what derivation needs of
+    /// every stored L1 block (durable: the node re-executes its store at a start).
+    var rollup: RollupNode<SimNode>?
+    var l1Commits: [L1Commit] = []
     /// An rpc node: the chain as it serves it, what it answers from, and the upstream fault it plays.
     var rpcView: ChainView?
     var served: ServedViews?
@@ -168,6 +174,7 @@ final class SimNode: ConsensusShell {
             log(.reexecuted(height: storeHeight, from: alternative.recordedRules, to: alternative.currentRules,
                             stateRoot: ledger.stateRoot))
         }
+        startRollup()
         world.scheduleTick(self, afterMs: world.topology.limits.statusIntervalMs)
         for peer in world.peers(of: self) { sendHello(to: peer) }
         if case .upgradeNeeded(let plan) = binary.rules(at: storeHeight + 1, plans: world.plans) {
@@ -235,6 +242,7 @@ final class SimNode: ConsensusShell {
     func crash() {
         state = .down
         served = nil
+        rollup = nil
         incarnation += 1
         consensus = nil
         handshakes = .init()
@@ -381,6 +389,7 @@ final class SimNode: ConsensusShell {
             rpcView!.record(block, result, ledger: ledger)
             served?.publish(rpcView!)
         }
+        rollupCommitted(block, result)
         log(.commit(committed, result: result, source: source,
                     proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name, rules: rules))
         world.noteCommit(self, height: block.header.height)

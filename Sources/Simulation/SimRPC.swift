@@ -247,7 +247,6 @@ extension Simulator {
         }
         let token = rpc!.nextToken
         rpc!.nextToken += 1
-        var attempt = attempt
         let roundTripUs = UInt64(2 * settings.latencyMs * 1_000)
         switch rpc!.engines[attempt.engine].targets[attempt.upstream] {
         case .node(let slot):

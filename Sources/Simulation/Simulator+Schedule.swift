@@ -28,6 +28,8 @@ struct LoadState {
     var accounts: [SigningKey?]
     var nonces: [UInt64]
     var targets: [Int]
+    /// `layer = "l2"`: L2 transfers to the sequencer.
+    var l2: Bool
 }
 
 extension Simulator {
@@ -43,16 +45,13 @@ extension Simulator {
             UnsupportedInSimulation(description: "\(topology.path): \(field): \(problem) (not simulated; "
                                     + "run it on a real cluster with `faultline run`)")
         }
-        for node in topology.nodes where !["validator", "rpc", "gateway"].contains(node.role) {
-            throw refuse("node \(node.name)", "role \"\(node.role)\": the simulator runs validators, rpc nodes and "
-                         + "gateways, not the rollup's nodes yet")
-        }
         if topology.rpcLoad?.clients.contains("external") == true {
             throw refuse("rpc_load", "the \"external\" client's endpoint is outside the simulated cluster")
         }
         for step in scenario.steps {
-            if step.rollupLoad != nil { throw refuse("step \(step.id)", "rollup load needs a sequencer") }
-            if case .whenGameOpen = step.trigger { throw refuse("step \(step.id)", "dispute games need a rollup") }
+            if case .airdrop = step.rollupLoad {
+                throw refuse("step \(step.id)", "an airdrop burst needs the sequencer's check budget modelled")
+            }
         }
     }
 
@@ -83,7 +82,8 @@ extension Simulator {
                                   endUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000),
                                   accounts: Array(repeating: nil, count: max(load.accounts, 1)),
                                   nonces: Array(repeating: 0, count: max(load.accounts, 1)),
-                                  targets: nodes.filter { $0.role == "validator" }.map(\.slot))
+                                  targets: nodes.filter { $0.role == (load.l2 ? "sequencer" : "validator") }.map(\.slot),
+                                  l2: load.l2)
             queue.push(.load, atUs: startUs)
         }
         queue.push(.end, atUs: nowUs + UInt64(scenario.durationSeconds * 1_000_000))
@@ -104,7 +104,9 @@ extension Simulator {
                     guard node.name != name, let consensus = node.consensus else { return false }
                     return validators.proposer(height: consensus.height, round: consensus.round) == target
                 }
-            case .atSeconds, .whenGameOpen:
+            case .whenGameOpen:
+                due = nodes.contains { $0.state == .running && ($0.ledger.disputes?.gamesOpen ?? 0) > 0 }
+            case .atSeconds:
                 due = false
             }
             if due {
@@ -125,6 +127,10 @@ extension Simulator {
         if let spam = step.spam {
             setSpam(spam, step: step, on: true)
             queue.push(.undo(index), atUs: nowUs + UInt64((step.durationSeconds ?? 1) * 1_000_000))
+            return
+        }
+        if case .forced(let count) = step.rollupLoad {
+            postForced(step: step, count: count)
             return
         }
         apply(step.action, id: step.id)
@@ -281,16 +287,32 @@ extension Simulator {
                     ?? ClusterSetup.accountKey(chainId: topology.chainId, seed: settings.seed, index: next).publicKey
                 let transfer = Transfer(to: receiver, amount: 1, fee: 1, nonce: load.nonces[index])
                 load.nonces[index] += 1
-                let envelope = Envelope(kind: .transfer, payload: transfer.encoded, domain: domain, key: key)
+                let envelope = Envelope(kind: load.l2 ? .l2Transfer : .transfer, payload: transfer.encoded, domain: domain,
+                                        key: key)
                 let target = load.targets[load.sent % load.targets.count]
                 load.sent += 1
-                logs.submitted(timeMs: nowMs, tx: envelope.id.short)
+                logs.submitted(timeMs: nowMs, tx: envelope.id.short, l2: load.l2)
                 let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
                 queue.push(.deliver(to: target, from: -1, .tx(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
             }
         }
         loadState = load
         if nowUs < load.endUs { queue.push(.load, atUs: nowUs + Simulator.loadIntervalMs * 1_000) }
+    }
+
+    /// A `forced_tx` step: the claims to every validator as L1 transactions (as the runner posts them).
+    func postForced(step: Scenario.Step, count: Int) {
+        let claims = ForcedClaims(chainId: topology.chainId, seed: settings.seed, stepId: step.id, count: count,
+                                  sentMs: nowMs)
+        for envelope in claims.envelopes {
+            for target in nodes where target.role == "validator" {
+                let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
+                queue.push(.deliver(to: target.slot, from: -1, .tx(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
+            }
+        }
+        record("instant", id: step.id, action: "forced_tx", description: "\(count) forced transaction(s) to the L1 inbox",
+               nodes: [])
+        logs.forced.append(claims.record)
     }
 
     // MARK: kill storms

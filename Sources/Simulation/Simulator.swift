@@ -15,6 +15,8 @@ enum SimEvent {
     /// A consensus timeout (only its kind, height and round: events are copied as the agenda reorders).
     case timer(node: Int, incarnation: Int, Tendermint.TimeoutKind, height: UInt64, round: UInt32)
     case tick(node: Int, incarnation: Int)
+    /// The sequencer's L2 block timer (`RollupNode.onBlockTimer`).
+    case blockTimer(node: Int, incarnation: Int)
     case start(node: Int)
     case step(Int)
     case undo(Int)
@@ -24,6 +26,17 @@ enum SimEvent {
     /// The JSON-RPC side (`SimRPC`).
     case rpc(RPCEvent)
     case end
+}
+
+extension SimEvent {
+    /// The node an input is for (nil: the schedule's own events).
+    var slot: Int? {
+        switch self {
+        case .deliver(let to, _, _), .checked(let to, _, _, _): return to
+        case .timer(let node, _, _, _, _), .tick(let node, _), .blockTimer(let node, _), .start(let node): return node
+        case .step, .undo, .load, .stormKill, .stormRestart, .rpc, .end: return nil
+        }
+    }
 }
 
 /// Runs a scenario's validators in one process, in virtual time: the real consensus core, ledger and
@@ -119,6 +132,8 @@ public final class Simulator {
     var ingress: [SimIngress?] = []
     /// What the spam is measured against (`Settings`), for the run's validators.
     let capacity: VerificationCapacity
+    /// The run has a sequencer: nodes' uplinks are drained after every input.
+    let hasRollup: Bool
     var agendaItems: UInt64 = 0
     /// Steps whose heal has run (a heal runs once: when due, or at the end of the scenario).
     var healed: Set<Int> = []
@@ -151,6 +166,7 @@ public final class Simulator {
         capacity = VerificationCapacity(verifyPerCorePerSecond: settings.verifyPerCorePerSecond,
                                         ingressPerCorePerSecond: settings.ingressPerCorePerSecond, cores: settings.cores,
                                         validators: topology.validators.count)
+        hasRollup = topology.rollup != nil
         for (slot, node) in topology.nodes.enumerated() {
             let index = topology.validators.firstIndex { $0.name == node.keyName }
             let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId)
@@ -187,6 +203,7 @@ public final class Simulator {
             nowUs = entry.timeUs
             agendaItems += 1
             handle(entry.item)
+            if hasRollup, let slot = entry.item.slot { nodes[slot].flushRollup() }
             if stopAtFirstViolation, !monitor.violations.isEmpty { break }
             if scenarioStartUs == nil, nowUs > firstBlockDeadlineUs {
                 throw RunError("no block finalized \(Int(settings.firstBlockWithinSeconds)) s (simulated) after the start")
@@ -242,6 +259,15 @@ public final class Simulator {
                 node.tick()
                 scheduleTick(node, afterMs: topology.limits.statusIntervalMs)
             }
+        case .blockTimer(let slot, let incarnation):
+            let node = nodes[slot]
+            guard node.incarnation == incarnation, let rollup = node.rollup else { return }
+            if node.state == .paused {
+                node.buffer(item)
+            } else {
+                rollup.onBlockTimer(host: node)
+                scheduleBlockTimer(node, afterMs: topology.rollup?.settings.blockIntervalMs ?? 100)
+            }
         case .start(let slot):
             if nodes[slot].state == .down { nodes[slot].start() }
         case .step(let index):
@@ -276,6 +302,11 @@ public final class Simulator {
 
     func scheduleTick(_ node: SimNode, afterMs: UInt64) {
         queue.push(.tick(node: node.slot, incarnation: node.incarnation), atUs: nowUs + afterMs * 1_000)
+    }
+
+    /// As the node's timer task: never more often than every 10 ms.
+    func scheduleBlockTimer(_ node: SimNode, afterMs: UInt64) {
+        queue.push(.blockTimer(node: node.slot, incarnation: node.incarnation), atUs: nowUs + max(afterMs, 10) * 1_000)
     }
 
     func peers(of node: SimNode) -> [Int] { peerSlots[node.slot] }
