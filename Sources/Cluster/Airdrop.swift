@@ -23,11 +23,6 @@ public final class AirdropPool: Sendable {
         self.domain = domain
     }
 
-    /// The key of claimer `index` of airdrop `seed` (a fresh account on L2).
-    public static func claimerKey(seed: UInt64, index: Int) -> SigningKey {
-        SigningKey(label: "airdrop/\(seed)/claimer/\(index)")
-    }
-
     public static func make(count: Int, fee: UInt64, chainId: String, seed: UInt64) async -> AirdropPool {
         let domain = Domain(chainId: chainId)
         let workers = max(UsableCores.count, 1)
@@ -39,7 +34,7 @@ public final class AirdropPool: Sendable {
                     out.reserveCapacity(count / workers + 1)
                     for index in stride(from: worker, to: count, by: workers) {
                         out.append(Envelope(kind: .l2Claim, payload: payload, domain: domain,
-                                            key: claimerKey(seed: seed, index: index)))
+                                            key: ClusterSetup.airdropClaimerKey(seed: seed, index: index)))
                     }
                     return (worker, out)
                 }

@@ -28,6 +28,11 @@ public enum ClusterSetup {
         SigningKey(label: "\(chainId)/\(seed)/airdrop-pool")
     }
 
+    /// The key of claimer `index` of an airdrop drawn from `seed` (a fresh account on L2).
+    public static func airdropClaimerKey(seed: UInt64, index: Int) -> SigningKey {
+        SigningKey(label: "airdrop/\(seed)/claimer/\(index)")
+    }
+
     /// The rollup section of genesis: the load accounts are funded on L2 as on L1, plus the airdrop pool.
     static func rollupGenesis(_ topology: Topology, seed: UInt64) -> RollupGenesis? {
         guard let rollup = topology.rollup, let sequencer = topology.sequencerNode else { return nil }

@@ -17,6 +17,9 @@ struct SimLogs {
     private var l2Submissions = ""
     /// `forced_tx` steps' records (`rollup/<step>.json`).
     var forced: [ForcedClaims.Record] = []
+    /// Airdrop steps' records and submissions (`rollup/<step>.json`, `rollup/<step>-submissions.jsonl`).
+    var airdrops: [AirdropRecord] = []
+    private var airdropSubmissions: [String: String] = [:]
     var timeline: [FaultEvent] = []
     var kills: [String] = []
     /// `[rpc_load]`: its settings and every request's record (`load/rpc-load.json`, `load/rpc-clients.jsonl`).
@@ -64,6 +67,11 @@ struct SimLogs {
         }
     }
 
+    mutating func airdropSubmitted(step: String, timeMs: UInt64, tx: String) {
+        guard dir != nil else { return }
+        airdropSubmissions[step, default: ""] += "{\"t\":\(timeMs),\"tx\":\"\(tx)\"}\n"
+    }
+
     mutating func record(_ event: FaultEvent) { timeline.append(event) }
 
     mutating func killLine(timeMs: UInt64, event: String, node: String, storm: String, bytes: UInt64? = nil) {
@@ -81,11 +89,16 @@ struct SimLogs {
         submissionsHandle?.write(Data(submissions.utf8))
         try submissionsHandle?.close()
         if !l2Submissions.isEmpty { try Data(l2Submissions.utf8).write(to: URL(fileURLWithPath: dir + "/load/l2-submissions.jsonl")) }
-        if !forced.isEmpty {
+        if !forced.isEmpty || !airdrops.isEmpty {
             try FileManager.default.createDirectory(atPath: dir + "/rollup", withIntermediateDirectories: true)
             let writer = JSONEncoder()
             writer.outputFormatting = [.prettyPrinted, .sortedKeys]
             for record in forced { try writer.encode(record).write(to: URL(fileURLWithPath: dir + "/rollup/\(record.id).json")) }
+            for record in airdrops {
+                try writer.encode(record).write(to: URL(fileURLWithPath: dir + "/rollup/\(record.id).json"))
+                try Data((airdropSubmissions[record.id] ?? "").utf8)
+                    .write(to: URL(fileURLWithPath: dir + "/rollup/\(record.id)-submissions.jsonl"))
+            }
         }
         buffers = buffers.map { _ in "" }
         let encoder = JSONEncoder()

@@ -85,12 +85,16 @@ extension SimNode: RollupHost {
     }
 
     /// After every input, as the node's main loop: refusals answered, and what the uplink lets out now
-    /// sent (an answer to a client is dropped: the load's clients do not read them).
+    /// sent (an answer to a client goes to its airdrop's count; the load's clients do not read them).
     func flushRollup() {
         guard let rollup, state == .running else { return }
         if rollup.hasRefusals { rollup.flushRefusals(host: self) }
         guard !rollup.uplink.queue.isEmpty else { return }
-        for item in rollup.uplink.drain(nowMs: nowMs) where item.address >= 0 {
+        for item in rollup.uplink.drain(nowMs: nowMs) {
+            guard item.address >= 0 else {
+                world.heard(item.bytes, by: item.address)
+                continue
+            }
             guard let envelope = try? Envelope(decoding: item.bytes) else {
                 preconditionFailure("\(name): the rollup signed an envelope that does not decode (\(item.kind))")
             }

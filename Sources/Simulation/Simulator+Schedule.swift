@@ -48,11 +48,6 @@ extension Simulator {
         if topology.rpcLoad?.clients.contains("external") == true {
             throw refuse("rpc_load", "the \"external\" client's endpoint is outside the simulated cluster")
         }
-        for step in scenario.steps {
-            if case .airdrop = step.rollupLoad {
-                throw refuse("step \(step.id)", "an airdrop burst needs the sequencer's check budget modelled")
-            }
-        }
     }
 
     var selectable: [(name: String, labels: [String: String])] { topology.nodes.map { ($0.name, $0.labels) } }
@@ -129,9 +124,15 @@ extension Simulator {
             queue.push(.undo(index), atUs: nowUs + UInt64((step.durationSeconds ?? 1) * 1_000_000))
             return
         }
-        if case .forced(let count) = step.rollupLoad {
+        switch step.rollupLoad {
+        case .forced(let count):
             postForced(step: step, count: count)
             return
+        case .airdrop(let count, let rate, let fee):
+            startAirdrop(step: index, count: count, rate: rate, fee: fee)
+            return
+        case nil:
+            break
         }
         apply(step.action, id: step.id)
         if let duration = step.durationSeconds { queue.push(.undo(index), atUs: nowUs + UInt64(duration * 1_000_000)) }

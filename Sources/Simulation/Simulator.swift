@@ -21,6 +21,9 @@ enum SimEvent {
     case step(Int)
     case undo(Int)
     case load
+    /// An airdrop step's next claims (`SimAirdrop`), and its client's end.
+    case airdrop(step: Int)
+    case airdropEnd(step: Int)
     case stormKill(step: Int)
     case stormRestart(step: Int, node: Int)
     /// The JSON-RPC side (`SimRPC`).
@@ -34,7 +37,7 @@ extension SimEvent {
         switch self {
         case .deliver(let to, _, _), .checked(let to, _, _, _): return to
         case .timer(let node, _, _, _, _), .tick(let node, _), .blockTimer(let node, _), .start(let node): return node
-        case .step, .undo, .load, .stormKill, .stormRestart, .rpc, .end: return nil
+        case .step, .undo, .load, .airdrop, .airdropEnd, .stormKill, .stormRestart, .rpc, .end: return nil
         }
     }
 }
@@ -110,6 +113,9 @@ public final class Simulator {
     /// Per slot, its peers by key (see `peerKeys(of:)`), fixed at the start.
     var peerKeySlots: [[Int]] = []
     var shapers: [LinkShaper] = []
+    /// Per link (sender slot × node count + receiver slot): when its last datagram without a fault's delay
+    /// arrives (see `send`).
+    var linkLastUs: [UInt64] = []
     var rng: SplitMix64
     var queue = EventQueue<SimEvent>()
     public private(set) var nowUs: UInt64 = 0
@@ -125,6 +131,8 @@ public final class Simulator {
     var activeLinkFaults: [(id: String, links: [FaultEngine.Link])] = []
     var storms: [Int: StormState] = [:]
     var loadState: LoadState?
+    /// Airdrop steps fired, by step index.
+    var airdrops: [Int: AirdropState] = [:]
     var spamSent: [SpamRecord] = []
     /// The rpc nodes' clients: the gateway's engine and the load's (nil: no rpc node in the run).
     var rpc: RPCState?
@@ -185,6 +193,7 @@ public final class Simulator {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
         ingress = Array(repeating: nil, count: nodes.count)
+        linkLastUs = Array(repeating: 0, count: nodes.count * nodes.count)
         rpc = makeRPC()
     }
 
@@ -213,6 +222,7 @@ public final class Simulator {
             logs.rpcLoad = (RPCLoadRecord(clients: spec.clients, ratePerSecond: spec.ratePerSecond,
                                           staleBlocks: spec.staleBlocks, methods: spec.methods), rpc.records)
         }
+        logs.airdrops = airdrops.sorted { $0.key < $1.key }.map(\.value.record)
         try logs.close()
         let start = scenarioStartUs ?? 0
         return Outcome(startedAtMs: Simulator.epochMs + start / 1_000, endedAtMs: nowMs, stepsFired: stepsFired,
@@ -276,6 +286,10 @@ public final class Simulator {
             if healed.insert(index).inserted { undo(scenario.steps[index]) }
         case .load:
             sendLoad()
+        case .airdrop(let step):
+            sendAirdrop(step: step)
+        case .airdropEnd(let step):
+            endAirdrop(step: step)
         case .stormKill(let step):
             stormKill(step)
         case .stormRestart(let step, let slot):
@@ -327,8 +341,15 @@ public final class Simulator {
         guard case .send(let delays) = decision else { return }
         for delayMs in delays {
             let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
-            queue.push(.deliver(to: target, from: node.slot, message),
-                       atUs: nowUs + UInt64(max(0, latencyMs + delayMs) * 1_000))
+            var atUs = nowUs + UInt64(max(0, latencyMs + delayMs) * 1_000)
+            // A link keeps order, as loopback UDP between two sockets does: the jitter varies how long a
+            // datagram takes, not which of two comes first. Only a link fault's delay reorders.
+            if delayMs == 0 {
+                let link = node.slot * nodes.count + target
+                atUs = max(atUs, linkLastUs[link])
+                linkLastUs[link] = atUs
+            }
+            queue.push(.deliver(to: target, from: node.slot, message), atUs: atUs)
         }
     }
 
