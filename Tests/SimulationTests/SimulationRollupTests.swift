@@ -9,39 +9,19 @@ import Testing
 /// against the sequencer's modelled receive path).
 @Suite struct SimulationRollupTests {
     static func scenario(rollup: String, steps: String, duration: Double = 8) throws -> Scenario {
-        try Scenario.parse("""
-            [cluster]
-            name = "sim-rollup"
-            seed = 1
-            [timing]
-            timeout_propose_ms = 300
-            timeout_commit_ms = 20
-            [load]
-            rate_tx_per_s = 100
-            accounts = 32
-            layer = "l2"
-            start_s = 0.5
+        try SimulationTests.scenario("""
             [rollup]
             block_interval_ms = 100
             \(rollup)
-            [scenario]
-            duration_s = \(duration)
-            [[node]]
-            name = "v1"
-            [[node]]
-            name = "v2"
-            [[node]]
-            name = "v3"
-            [[node]]
-            name = "v4"
+            \(steps)
+            """, duration: duration, extraNodes: """
             [[node]]
             name = "seq"
             role = "sequencer"
             [[node]]
             name = "r1"
             role = "replica"
-            \(steps)
-            """, path: "sim-rollup.toml")
+            """, load: "layer = \"l2\"\nstart_s = 0.5")
     }
 
     /// Runs it with event logs in a fresh folder and reads the L2 side back as `faultline report` does.

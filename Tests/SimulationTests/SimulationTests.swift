@@ -8,7 +8,8 @@ import Wire
 /// The simulator on small scenarios: exact replay by seed, faults that do what the real ones do,
 /// and safety checks that catch a planted consensus bug.
 @Suite struct SimulationTests {
-    static func scenario(_ body: String, validators: Int = 4, duration: Double = 6, extraNodes: String = "") throws -> Scenario {
+    static func scenario(_ body: String, validators: Int = 4, duration: Double = 6, extraNodes: String = "",
+                         load: String = "") throws -> Scenario {
         let nodes = (1...validators).map { "[[node]]\nname = \"v\($0)\"\n" }.joined()
         let text = """
             [cluster]
@@ -20,6 +21,7 @@ import Wire
             [load]
             rate_tx_per_s = 100
             accounts = 32
+            \(load)
             [scenario]
             duration_s = \(duration)
             halt_threshold_s = 1.0
