@@ -16,6 +16,8 @@ public enum Fidelity {
         public var stateRootDivergences: Int
         /// Expectation name → passed.
         public var expectations: [String: Bool]
+        /// Expectation name → what was observed, as the report words it (the figures side by side).
+        public var observed: [String: String] = [:]
         /// The expectations about a mechanism, not timing (`ExpectationSpec.sensitivity` is nil: no host load
         /// moves them): one that passes in one run and fails in the other is a mismatch, not a note. Set from
         /// the scenario file (a report does not say which bounds the file marked `timing`).
@@ -51,6 +53,7 @@ public enum Fidelity {
                       agreement: report.safety.agreement, doubleSigns: report.safety.doubleSigns.count,
                       stateRootDivergences: report.safety.stateRootDivergences.count,
                       expectations: Dictionary(report.expectations.map { ($0.name, $0.passed) }) { first, _ in first })
+            observed = Dictionary(report.expectations.map { ($0.name, $0.observed) }) { first, _ in first }
             // The stretches the real run's analysis judged overloaded, and the halts that overlap them.
             let busy = (report.host?.overloaded ?? []).filter { $0.count == 2 }.map { ($0[0], $0[1]) }
             func overloaded(_ halt: Report.HaltEntry) -> Bool { busy.contains { $0.0 < halt.end && $0.1 > halt.start } }
@@ -70,6 +73,9 @@ public enum Fidelity {
         public var notes: [String] = []
         /// What agreed, one line each.
         public var agreements: [String] = []
+        /// Each expectation's figure in the real run beside the simulated ones (not judged: how close the
+        /// model comes, for the reader).
+        public var figures: [String] = []
 
         public var agrees: Bool { mismatches.isEmpty }
     }
@@ -135,6 +141,14 @@ public enum Fidelity {
         }
         for name in real.expectations.keys.sorted() {
             guard let r = real.expectations[name] else { continue }
+            if let observed = real.observed[name] {
+                let theirs = simulated.compactMap { $0.observed[name] }
+                let distinct = theirs.reduce(into: [String]()) { if !$0.contains($1) { $0.append($1) } }
+                if !distinct.isEmpty {
+                    result.figures.append("\(name): real \(observed); simulated " + (distinct.count == 1 ? distinct[0]
+                        : "\(distinct[0]) (the first seed's; \(distinct.count) different figures over \(seeds) seeds)"))
+                }
+            }
             let verdicts = simulated.compactMap { $0.expectations[name] }
             if !verdicts.isEmpty, !verdicts.contains(r) {
                 let line = "expectation \"\(name)\": real \(r ? "passed" : "failed"), simulated "

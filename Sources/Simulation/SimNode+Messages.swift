@@ -242,12 +242,17 @@ extension SimNode {
         requestMissingBlocks()
         if stopped == nil { rebroadcastIfStalled() }
         misbehaveOnTick()
-        if consensusStarted, let on = replica.updateVotesOnly(nowMs: nowMs) {
-            world.ingress[slot]?.setVotesOnly(on, nowUs: world.nowUs)
-            log(.votesOnly(on))
-        }
+        updateVotesOnly()
         logDrops()
         logSample()
+    }
+
+    /// Votes-only mode (`Replica.Instance.updateVotesOnly`), checked at every tick and commit as the node does:
+    /// the modelled ingress reads the switch.
+    func updateVotesOnly() {
+        guard consensusStarted, let on = replica.updateVotesOnly(nowMs: nowMs) else { return }
+        world.ingress[slot]?.setVotesOnly(on, nowUs: world.nowUs)
+        log(.votesOnly(on))
     }
 
     /// A vote waited this long at the modelled ingress before its check (see `SimIngress`).

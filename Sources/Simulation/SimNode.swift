@@ -382,6 +382,7 @@ final class SimNode: ConsensusShell {
         recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
         mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
         replica.committed(nowMs: nowMs)
+        updateVotesOnly()
         syncBlocks[block.header.height] = nil
         let id = committed.commit.blockId
         world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)

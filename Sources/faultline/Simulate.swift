@@ -173,6 +173,10 @@ struct Simulate: AsyncParsableCommand {
         for line in comparison.agreements { print("  = \(line)") }
         for line in comparison.notes { print("  ~ \(line)") }
         for line in comparison.mismatches { print("  ✘ \(line)") }
+        if !comparison.figures.isEmpty {
+            print("figures (not compared: the real machine's and the model's):")
+            for line in comparison.figures { print("  · \(line)") }
+        }
         print(comparison.agrees ? "fidelity: the simulated run agrees with the real one on halts and safety"
                                 : "fidelity: the simulated run DIFFERS from the real one (\(comparison.mismatches.count) mismatches)")
         if !comparison.agrees { throw ExitCode(1) }

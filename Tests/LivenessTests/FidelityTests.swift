@@ -36,6 +36,21 @@ import Testing
         #expect(mixed.agrees)
     }
 
+    @Test func eachExpectationsFigureIsShownBesideTheSimulatedOnesWithoutBeingJudged() {
+        var real = Self.outcome(["burst": 0], expectations: ["the queue grows": true])
+        real.observed = ["the queue grows": "18015 transactions queued (peak)"]
+        var first = Self.outcome(["burst": 0], expectations: ["the queue grows": true])
+        first.observed = ["the queue grows": "43905 transactions queued (peak)"]
+        var second = first
+        second.observed = ["the queue grows": "41200 transactions queued (peak)"]
+        let one = Fidelity.compare(real: real, simulated: [first, first], haltThresholdSeconds: 1)
+        #expect(one.agrees && one.notes.isEmpty)
+        #expect(one.figures == ["the queue grows: real 18015 transactions queued (peak); simulated 43905 transactions queued (peak)"])
+        let two = Fidelity.compare(real: real, simulated: [first, second], haltThresholdSeconds: 1)
+        #expect(two.figures == ["the queue grows: real 18015 transactions queued (peak); simulated 43905 transactions "
+                                + "queued (peak) (the first seed's; 2 different figures over 2 seeds)"])
+    }
+
     @Test func aHaltOnOneSideOnlyIsAMismatchUnlessTooCloseToCall() {
         let real = Self.outcome(["split": 0, "pause": 1.3])
         let simulated = Self.outcome(["split": 6, "pause": 0])
