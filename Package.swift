@@ -9,7 +9,7 @@ let package = Package(
         .executable(name: "faultline-node", targets: ["faultline-node"]),
         .library(name: "RPCClient", targets: ["RPCClient", "RPC"]),
         // The protocol cores, for Tools/Benchmarks (ordo-one/benchmark micro-benchmarks) and Tools/Fuzz.
-        .library(name: "FaultlineCores", targets: ["Sodium", "Wire", "Ledger", "Consensus", "RPC"]),
+        .library(name: "FaultlineCores", targets: ["Basics", "Sodium", "Wire", "Ledger", "Consensus", "RPC"]),
         // The topology and scenario file parsers, for the fuzzers in Tools/Fuzz.
         .library(name: "FaultlineFiles", targets: ["Formats"]),
     ],
@@ -31,6 +31,8 @@ let package = Package(
             providers: [.apt(["libsodium-dev"])]
         ),
         .target(name: "Sodium", dependencies: ["CSodium"]),
+        // Small pure values every layer shares: event-line JSON, a seeded generator, token buckets.
+        .target(name: "Basics"),
         .target(name: "Wire", dependencies: ["Sodium"]),
         .target(
             name: "Ledger",
@@ -38,14 +40,15 @@ let package = Package(
         ),
         .target(
             name: "Consensus",
-            dependencies: ["Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
+            dependencies: ["Basics", "Ledger", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
         ),
         .target(
             name: "Rollup",
-            dependencies: ["Ledger", "FraudProof", "Wire", "Sodium", .product(name: "DequeModule", package: "swift-collections")]
+            dependencies: ["Basics", "Ledger", "FraudProof", "Wire", "Sodium",
+                           .product(name: "DequeModule", package: "swift-collections")]
         ),
-        .target(name: "FraudProof", dependencies: ["Wire", "Sodium"]),
-        .target(name: "RPC", dependencies: ["Wire", "Ledger", "Sodium"]),
+        .target(name: "FraudProof", dependencies: ["Basics", "Wire", "Sodium"]),
+        .target(name: "RPC", dependencies: ["Basics", "Wire", "Ledger", "Sodium"]),
         .target(
             name: "RPCClient",
             dependencies: [
@@ -59,7 +62,7 @@ let package = Package(
         .target(
             name: "Transport",
             dependencies: [
-                "Wire", "Sodium",
+                "Basics", "Wire", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "DequeModule", package: "swift-collections"),
@@ -68,7 +71,8 @@ let package = Package(
         .target(
             name: "Node",
             dependencies: [
-                "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "FraudProof", "Transport", "Formats", "RPC", "RPCClient",
+                "Basics", "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "FraudProof", "Transport", "Formats", "RPC",
+                "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -83,12 +87,13 @@ let package = Package(
         // and genesis a topology determines. No NIO: the simulator uses these without the process supervisor.
         .target(
             name: "Formats",
-            dependencies: ["Wire", "Sodium", "Ledger", "RPC", .product(name: "HeapModule", package: "swift-collections")]
+            dependencies: ["Basics", "Wire", "Sodium", "Ledger", "Consensus", "Rollup", "RPC",
+                           .product(name: "HeapModule", package: "swift-collections")]
         ),
         .target(
             name: "Cluster",
             dependencies: [
-                "Formats", "Transport", "Sodium", "Wire", "Ledger", "RPC", "RPCClient",
+                "Basics", "Formats", "Transport", "Sodium", "Wire", "Ledger", "Consensus", "Rollup", "RPC", "RPCClient",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
                 .product(name: "NIOHTTP1", package: "swift-nio"),
@@ -97,7 +102,7 @@ let package = Package(
         .target(
             name: "Simulation",
             dependencies: [
-                "Formats", "Consensus", "Ledger", "Rollup", "RPC", "Wire", "Sodium",
+                "Basics", "Formats", "Consensus", "Ledger", "Rollup", "RPC", "Wire", "Sodium",
                 .product(name: "DequeModule", package: "swift-collections"),
                 .product(name: "HeapModule", package: "swift-collections"),
             ],
@@ -106,7 +111,7 @@ let package = Package(
         .target(
             name: "Liveness",
             dependencies: [
-                "Formats", "Wire",
+                "Basics", "Formats", "Wire",
                 .product(name: "Histogram", package: "hdrhistogram-swift"),
             ],
             exclude: ["README.md"]
@@ -114,8 +119,8 @@ let package = Package(
         .executableTarget(
             name: "faultline",
             dependencies: [
-                "Cluster", "Formats", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof", "Transport", "Wire",
-                "Sodium", "RPC",
+                "Basics", "Cluster", "Formats", "Liveness", "Simulation", "Consensus", "Ledger", "Rollup", "FraudProof",
+                "Transport", "Wire", "Sodium", "RPC",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
             ]
         ),

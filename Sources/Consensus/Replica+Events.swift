@@ -1,3 +1,4 @@
+import Basics
 import Ledger
 import Sodium
 import Wire

@@ -151,13 +151,12 @@ extension Replica {
 
 extension Replica {
     /// The block a proposer builds at `height`: the mempool's best candidates that still apply to the
-    /// ledger, within the cluster's limits.
+    /// ledger, within the cluster's limits (`block_txs_max`, `block_bytes_max`).
     public static func buildBlock(height: UInt64, proposer: PublicKey, timeMs: UInt64, stateRoot: Bytes32,
-                                  ledger: Ledger, mempool: Mempool, limits: NodeConfig.Limits,
+                                  ledger: Ledger, mempool: Mempool, txsMax: Int, bytesMax: Int,
                                   protocolVersion: UInt16) -> Block {
-        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: limits.blockTxsMax * 2), ledger: ledger,
-                                      txsMax: limits.blockTxsMax,
-                                      bytesMax: min(limits.blockBytesMax, Block.bytesMax - 1_000))
+        let txs = BlockBuilder.select(candidates: mempool.candidates(limit: txsMax * 2), ledger: ledger,
+                                      txsMax: txsMax, bytesMax: min(bytesMax, Block.bytesMax - 1_000))
         let header = BlockHeader(protocolVersion: protocolVersion, height: height, timeMs: timeMs, proposer: proposer,
                                  previousBlockId: ledger.lastBlockId, stateRoot: stateRoot, txRoot: Block.txRoot(txs),
                                  txCount: UInt32(txs.count))

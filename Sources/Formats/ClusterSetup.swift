@@ -1,4 +1,5 @@
 import Ledger
+import Rollup
 import Sodium
 import Wire
 

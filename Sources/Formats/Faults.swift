@@ -1,3 +1,4 @@
+import Consensus
 import RPC
 import Wire
 

@@ -1,4 +1,5 @@
 import Ledger
+import Rollup
 import Wire
 
 /// The `[rollup]` table: the sequencer's settings, the forced-inclusion bound and the L2 airdrop.

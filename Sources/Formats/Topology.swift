@@ -1,5 +1,7 @@
+import Consensus
 import FoundationEssentials
 import Ledger
+import Rollup
 import RPC
 import Wire
 

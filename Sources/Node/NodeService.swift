@@ -1,3 +1,5 @@
+import Basics
+import Consensus
 import FoundationEssentials
 import Logging
 import Metrics

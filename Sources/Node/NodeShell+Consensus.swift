@@ -101,7 +101,8 @@ extension NodeShell: ConsensusShell {
     private func buildBlock(height: UInt64) -> Block {
         Replica.buildBlock(height: height, proposer: key.publicKey, timeMs: protocolClock,
                            stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot), ledger: ledger,
-                           mempool: mempool, limits: config.limits, protocolVersion: config.protocolVersion)
+                           mempool: mempool, txsMax: config.limits.blockTxsMax,
+                           bytesMax: config.limits.blockBytesMax, protocolVersion: config.protocolVersion)
     }
 
     private func commitDecided(height: UInt64, round: UInt32, blockId: Bytes32,

@@ -1,3 +1,4 @@
+import Basics
 import NIOCore
 import Rollup
 import Wire

@@ -1,3 +1,4 @@
+import Basics
 import Consensus
 import DequeModule
 import Ledger

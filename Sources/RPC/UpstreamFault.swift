@@ -1,3 +1,4 @@
+import Basics
 import Sodium
 import Wire
 

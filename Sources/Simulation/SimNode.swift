@@ -356,7 +356,8 @@ final class SimNode: ConsensusShell {
 
     func buildBlock(height: UInt64, stateRoot: Bytes32, timeMs: UInt64) -> Block {
         Replica.buildBlock(height: height, proposer: validators.members[me!].publicKey, timeMs: timeMs,
-                           stateRoot: stateRoot, ledger: ledger, mempool: mempool, limits: world.topology.limits,
+                           stateRoot: stateRoot, ledger: ledger, mempool: mempool,
+                           txsMax: world.topology.limits.blockTxsMax, bytesMax: world.topology.limits.blockBytesMax,
                            protocolVersion: binary.protocolVersion)
     }
 

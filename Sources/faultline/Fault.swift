@@ -1,5 +1,6 @@
 import ArgumentParser
 import Cluster
+import Consensus
 import Formats
 import Foundation
 import Ledger

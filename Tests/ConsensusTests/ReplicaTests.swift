@@ -1,3 +1,4 @@
+import Basics
 @testable import Consensus
 import Ledger
 import Sodium

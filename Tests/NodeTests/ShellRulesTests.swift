@@ -1,4 +1,6 @@
+import Basics
 import Consensus
+import Formats
 import Foundation
 import Ledger
 import Logging

@@ -1,3 +1,5 @@
+import Wire
+
 /// Ways a node can misbehave on purpose (topology `byzantine = [...]`, `faultline fault byzantine`).
 /// The consensus core stays honest; the node's shell lies around it.
 public enum ByzantineMode: String, Sendable, Codable, CaseIterable, CustomStringConvertible {
