@@ -113,55 +113,50 @@ extension NodeShell: ConsensusShell {
         let certificate = CommitCertificate(height: height, round: round, blockId: blockId, signatures: signatures)
         commit(CommittedBlock(block: block, commit: certificate), source: "consensus")
     }
+}
 
-    /// Stores (fsync), executes and records a committed block. The one path for consensus and sync.
-    /// A block whose state root is not this node's, or that needs rules this binary lacks, is not
-    /// stored: the node stops deciding instead (returns false).
-    @discardableResult
-    func commit(_ committed: CommittedBlock, source: String) -> Bool {
-        let block = committed.block
-        precondition(block.header.height == store.height + 1,
-                     "commit of \(block.header.height) on a store at \(store.height)")
-        resolveTip(for: block)
-        let rulesVersion: UInt16
-        switch Replica.commitRules(block, ledger: ledger, binary: binary, plans: plans, source: source) {
-        case .success(let version):
-            rulesVersion = version
-        case .failure(let refusal):
-            stop(refusal.stop)
-            return false
+/// The node as the host of the shared replica logic (`ReplicaHost`: the commit path): its block store, event
+/// log, metrics and views.
+extension NodeShell: ReplicaHost {
+    var storeHeight: UInt64 { store.height }
+
+    /// fsynced before the block is executed: a `kill -9` at any moment loses no committed block.
+    func storeCommitted(_ committed: CommittedBlock, rules: UInt16) {
+        do {
+            try store.append(committed, rulesVersion: rules)
+        } catch {
+            fatalError("cannot store block \(committed.block.header.height): \(error)")
+        }
+    }
+
+    func settleTipRules(_ rules: UInt16, stored: Bool) {
+        let height = store.height
+        guard !stored else {
+            logger.notice("the chain built block \(height + 1) on block \(height) as executed under rules v\(rules); keeping that")
+            return
         }
         do {
-            try store.append(committed, rulesVersion: rulesVersion)
+            try store.rewriteLastRulesVersion(rules)
         } catch {
-            fatalError("cannot store block \(block.header.height): \(error)")
+            logger.error("store: cannot record rules v\(rules) for block \(height): \(error)")
         }
-        ledger.rulesVersion = rulesVersion
-        let result = ledger.execute(block)
+    }
+
+    func committed(_ committed: CommittedBlock, result: Ledger.BlockResult) {
+        let block = committed.block
         rollup?.onL1Commit(L1Commit(block, result, ledger: ledger), live: true, host: self)
         if rpcView != nil {
             rpcView!.record(block, result, ledger: ledger)
             rpcBox?.publish(rpcView!)
         }
-        recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
-        let ids = Set(block.txs.map(\.id))
-        mempool.prune(committed: ids, senders: Set(block.txs.map(\.sender)), ledger: ledger)
-        committedTxs.insert(ids)
+        committedTxs.insert(Set(block.txs.map(\.id)))
         txsCommitted += UInt64(block.txs.count)
-        let now = clock()
-        lastCommitTimeMs = now
-        replica.committed(nowMs: now)
-        updateVotesOnly()
+        lastCommitTimeMs = clock()
         metrics.height.record(Int(block.header.height))
         metrics.blocksCommitted.increment()
         metrics.txsCommitted.increment(by: Int64(block.txs.count))
         metrics.mempoolTxs.record(mempool.count)
-        write(.commit(committed, result: result, source: source,
-                      proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name,
-                      rules: rulesVersion), flush: true)
-        if case .upgradeNeeded(let plan) = rules(at: block.header.height + 1) {
-            stopForUpgrade(plan, height: block.header.height + 1)
-        }
-        return true
     }
+
+    func record(_ event: @autoclosure () -> Replica.Event, flush: Bool) { write(event(), flush: flush) }
 }

@@ -20,31 +20,6 @@ extension NodeShell {
 
     func rules(at height: UInt64) -> RulesSchedule.Decision { binary.rules(at: height, plans: plans) }
 
-    /// The ledger a block committed on top of the tip must extend (see `Replica.TipAlternative`).
-    func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
-
-    /// Called before a block on top of the tip is stored: settles which execution of the tip it extends.
-    func resolveTip(for block: Block) {
-        guard let alternative = tipAlternative else { return }
-        tipAlternative = nil
-        let height = store.height
-        switch alternative.resolve(for: block, current: ledger) {
-        case .keepRecorded(let recorded):
-            ledger = recorded
-            logger.notice("the chain built block \(height + 1) on block \(height) as executed under rules v\(alternative.recordedRules); keeping that")
-            write(.reexecuted(height: height, from: alternative.currentRules, to: alternative.recordedRules,
-                              stateRoot: ledger.stateRoot, reason: "the next block's header carries this root"))
-        case .recordCurrent(let rules):
-            do {
-                try store.rewriteLastRulesVersion(rules)
-            } catch {
-                logger.error("store: cannot record rules v\(rules) for block \(height): \(error)")
-            }
-        case .neither:
-            break
-        }
-    }
-
     /// Throws (after writing a `refused_start` event) when the next height runs rules older than this
     /// binary keeps: a new binary started before its upgrade height.
     func refuseIfTooEarly() throws {

@@ -361,70 +361,38 @@ final class SimNode: ConsensusShell {
                            protocolVersion: binary.protocolVersion)
     }
 
-    /// Stores, executes and records a committed block: the one path for consensus and sync.
-    @discardableResult
-    func commit(_ committed: CommittedBlock, source: String) -> Bool {
-        let block = committed.block
-        precondition(block.header.height == storeHeight + 1, "\(name): commit of \(block.header.height) on \(storeHeight)")
-        resolveTip(for: block)
-        let rules: UInt16
-        switch Replica.commitRules(block, ledger: ledger, binary: binary, plans: world.plans, source: source) {
-        case .success(let version):
-            rules = version
-        case .failure(let refusal):
-            stop(refusal.stop)
-            return false
-        }
-        store.append(committed)
-        if world.modelsVersions { ledgerBeforeTip = ledger }
-        tipRules = rules
-        ledger.rulesVersion = rules
-        let result = ledger.execute(block)
-        recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
-        mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
-        replica.committed(nowMs: nowMs)
-        updateVotesOnly()
-        syncBlocks[block.header.height] = nil
-        let id = committed.commit.blockId
-        world.monitor.committed(node: name, height: block.header.height, blockId: id, timeMs: nowMs)
-        if rpcView != nil {
-            rpcView!.record(block, result, ledger: ledger)
-            served?.publish(rpcView!)
-        }
-        rollupCommitted(block, result)
-        log(.commit(committed, result: result, source: source,
-                    proposer: validators.members[validators.index(of: block.header.proposer) ?? 0].name, rules: rules))
-        world.noteCommit(self, height: block.header.height)
-        if case .upgradeNeeded(let plan) = binary.rules(at: block.header.height + 1, plans: world.plans) {
-            stop(.upgrade(plan, height: block.header.height + 1, binary: binary))
-        }
-        return true
-    }
-
-    /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).
-    func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
-
-    /// Before a block on top of the tip is stored: which execution of the tip it extends.
-    private func resolveTip(for block: Block) {
-        guard let alternative = tipAlternative else { return }
-        tipAlternative = nil
-        switch alternative.resolve(for: block, current: ledger) {
-        case .keepRecorded(let recorded):
-            ledger = recorded
-            tipRules = alternative.recordedRules
-            log(.reexecuted(height: storeHeight, from: alternative.currentRules, to: alternative.recordedRules,
-                            stateRoot: ledger.stateRoot, reason: "the next block's header carries this root"))
-        case .recordCurrent(let rules):
-            tipRules = rules
-        case .neither:
-            break
-        }
-    }
-
     /// The fields are only built when event logs are on (the swarm and the bench's first run have none).
     func log(_ event: @autoclosure () -> Replica.Event) {
         guard world.logs.enabled else { return }
         let built = event()
         world.log(self, built.name, built.fields)
     }
+}
+
+/// The simulated node as the host of the shared replica logic (`ReplicaHost`: the commit path): durable state
+/// in memory, the event log, the safety monitor, the rpc view and the rollup.
+extension SimNode: ReplicaHost {
+    var plans: [UpgradePlan] { world.plans }
+
+    func storeCommitted(_ committed: CommittedBlock, rules: UInt16) {
+        store.append(committed)
+        if world.modelsVersions { ledgerBeforeTip = ledger }
+        tipRules = rules
+    }
+
+    func settleTipRules(_ rules: UInt16, stored: Bool) { tipRules = rules }
+
+    func committed(_ committed: CommittedBlock, result: Ledger.BlockResult) {
+        let block = committed.block
+        syncBlocks[block.header.height] = nil
+        world.monitor.committed(node: name, height: block.header.height, blockId: committed.commit.blockId, timeMs: nowMs)
+        if rpcView != nil {
+            rpcView!.record(block, result, ledger: ledger)
+            served?.publish(rpcView!)
+        }
+        rollupCommitted(block, result)
+        world.noteCommit(self, height: block.header.height)
+    }
+
+    func record(_ event: @autoclosure () -> Replica.Event, flush: Bool) { log(event()) }
 }
