@@ -1,4 +1,6 @@
+import DequeModule
 import Ledger
+import Sodium
 import Wire
 
 /// What the replica logic both shells run needs of the shell it runs in: the node's (a block store on
@@ -36,9 +38,76 @@ public protocol ReplicaHost: ConsensusShell {
     func stop(_ stop: Replica.Stop)
     /// A line of the event log (built only when the shell writes one); `flush`: before anything else happens.
     func record(_ event: @autoclosure () -> Replica.Event, flush: Bool)
+
+    // The effects of the consensus core (`execute`).
+    /// This node's validator index (nil: it follows without voting).
+    var me: Int? { get }
+    /// The sign state the core asked to persist, written with the signature that follows it.
+    var pendingSignState: Tendermint.SignState? { get set }
+    /// The write-ahead rule: durable before the signature exists; false: do not sign.
+    func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool
+    /// Builds (or re-uses) a block, signs and sends the proposal with it.
+    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal?
+    /// Signs, records and sends this node's vote (as the replica core plans it); returns the signature.
+    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
+    func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
+    /// The block of a proposal this node has (nil: unknown).
+    func decidedBlock(_ id: Bytes32) -> Block?
+    /// What only this shell does when a round starts (metrics, the simulator's step triggers).
+    func roundStarted(height: UInt64, round: UInt32)
+    /// A new height: the proposals for it that arrived early, each with its block (the shell drops what is older).
+    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)]
+    /// Checks a proposed block against the ledger (and counts it when invalid).
+    func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool
+    func reportEquivocation(_ evidence: DuplicateVoteEvidence)
+    /// A round past 0 while +2/3 precommitted a block this node lacks: ask the signers.
+    func fetchBlockDecidedElsewhere()
 }
 
 extension ReplicaHost {
+    /// Carries out one effect of the consensus core, the same way in both shells; what it feeds back (this
+    /// node's own proposal and vote) goes to `feedback`.
+    public func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
+        switch effect {
+        case .persistSignState(let state):
+            pendingSignState = state // made durable with the message, by the signing effect that follows
+        case .propose(let height, let round, let blockId, let polRound):
+            guard let state = pendingSignState.take(), persistSignState(state, kind: .proposal, payload: []) else { return }
+            if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
+                feedback.append(.proposal(proposal, from: me!, valid: true))
+            }
+        case .broadcastVote(let type, let vote):
+            guard let state = pendingSignState.take(), persistSignState(state, kind: type.kind, payload: vote.encoded) else {
+                return
+            }
+            let signature = castVote(type, vote)
+            feedback.append(.vote(type, vote, from: me!, signature: signature))
+        case .scheduleTimeout(let kind, let height, let round, let durationMs):
+            scheduleTimeout(kind, height: height, round: round, afterMs: durationMs)
+        case .decide(let height, let round, let blockId, let signatures):
+            guard let block = decidedBlock(blockId) else {
+                preconditionFailure("decided block \(blockId) at height \(height) is not known")
+            }
+            commit(CommittedBlock(block: block, commit: CommitCertificate(height: height, round: round, blockId: blockId,
+                                                                          signatures: signatures)), source: "consensus")
+        case .roundStarted(let height, let round):
+            if round > 0 {
+                record(.round(height: height, round: round), flush: false)
+                fetchBlockDecidedElsewhere()
+            }
+            roundStarted(height: height, round: round)
+        case .equivocation(let evidence):
+            reportEquivocation(evidence)
+        case .newHeight(let height):
+            replica.startedHeight(height, nowMs: nowMs)
+            // Proposals for the new height that arrived early, checked now that the previous block is applied.
+            for (proposal, from, block) in proposalsForNewHeight(height) {
+                let key = Replica.ProposalKey(height: proposal.height, round: proposal.round)
+                feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
+            }
+        }
+    }
+
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).
     public func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
 

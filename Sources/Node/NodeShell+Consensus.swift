@@ -12,48 +12,31 @@ extension NodeShell: ConsensusShell {
 
     func consensusEffects(for input: Tendermint.Input) -> [Tendermint.Effect]? { consensus.process(input) }
 
-    func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
-        switch effect {
-        case .persistSignState(let state):
-            // Written (and fsynced) together with the message, by the signing effect that follows.
-            pendingSignState = state
-        case .propose(let height, let round, let blockId, let polRound):
-            guard let state = pendingSignState.take(), persistSignState(state, kind: .proposal, payload: []) else { return }
-            if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
-                feedback.append(.proposal(proposal, from: myIndex!, valid: true))
-            }
-        case .broadcastVote(let type, let vote):
-            guard let state = pendingSignState.take(), persistSignState(state, kind: type.kind, payload: vote.encoded) else {
-                return
-            }
-            let envelope = sign(type.kind, vote)
-            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-            sendOwnVote(envelope, type, vote)
-            replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
-            feedback.append(.vote(type, vote, from: myIndex!, signature: envelope.signature))
-        case .scheduleTimeout(let kind, let height, let round, let durationMs):
-            timers(durationMs, .timeout(kind, height: height, round: round))
-        case .decide(let height, let round, let blockId, let signatures):
-            commitDecided(height: height, round: round, blockId: blockId, signatures: signatures)
-        case .roundStarted(let height, let round):
-            metrics.round.record(Int(round))
-            if round > 0 {
-                metrics.roundsStarted.increment()
-                write(.round(height: height, round: round))
-                fetchBlockDecidedElsewhere()
-            }
-        case .equivocation(let evidence):
-            reportEquivocation(evidence)
-        case .newHeight(let height):
-            replica.startedHeight(height, nowMs: clock())
-            earlyParts = earlyParts.filter { $0.key.height >= height }
-            earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
-            // Proposals for the new height that arrived early, checked now that the previous block is applied.
-            for (proposal, from, block) in proposals.startedHeight(height, me: myIndex) {
-                let key = ProposalKey(height: proposal.height, round: proposal.round)
-                feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
-            }
-        }
+    var me: Int? { myIndex }
+
+    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        let envelope = sign(type.kind, vote)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        sendOwnVote(envelope, type, vote)
+        replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
+        return envelope.signature
+    }
+
+    func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {
+        timers(afterMs, .timeout(kind, height: height, round: round))
+    }
+
+    func decidedBlock(_ id: Bytes32) -> Block? { proposals.block(id) }
+
+    func roundStarted(height: UInt64, round: UInt32) {
+        metrics.round.record(Int(round))
+        if round > 0 { metrics.roundsStarted.increment() }
+    }
+
+    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)] {
+        earlyParts = earlyParts.filter { $0.key.height >= height }
+        earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
+        return proposals.startedHeight(height, me: myIndex)
     }
 
     /// Every consensus signature this validator makes, in the event log and flushed to the kernel
@@ -66,7 +49,7 @@ extension NodeShell: ConsensusShell {
 
     /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
     /// not above the last one recorded (which the core never emits) or a failed write means: do not sign.
-    private func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
+    func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         if let last = signStore.state, state <= last {
             logger.error("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
             refusedSignatures += 1
@@ -83,7 +66,7 @@ extension NodeShell: ConsensusShell {
     }
 
     /// Builds (or re-uses the valid value) and broadcasts a signed proposal with its parts.
-    private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
+    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
         let block = blockId.flatMap { proposals.block($0) } ?? buildBlock(height: height)
         let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
                                           fixedOverhead: Envelope.overheadBytes + 12)
@@ -105,14 +88,6 @@ extension NodeShell: ConsensusShell {
                            bytesMax: config.limits.blockBytesMax, protocolVersion: config.protocolVersion)
     }
 
-    private func commitDecided(height: UInt64, round: UInt32, blockId: Bytes32,
-                               signatures: [CommitCertificate.Signature]) {
-        guard let block = proposals.block(blockId) else {
-            preconditionFailure("decided block \(blockId) at height \(height) is not known")
-        }
-        let certificate = CommitCertificate(height: height, round: round, blockId: blockId, signatures: signatures)
-        commit(CommittedBlock(block: block, commit: certificate), source: "consensus")
-    }
 }
 
 /// The node as the host of the shared replica logic (`ReplicaHost`: the commit path): its block store, event

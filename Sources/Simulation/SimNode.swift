@@ -276,51 +276,29 @@ final class SimNode: ConsensusShell {
         return (height, round)
     }
 
-    func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
-        switch effect {
-        case .persistSignState(let newState):
-            pendingSignState = newState
-        case .propose(let height, let round, let blockId, let polRound):
-            guard let newState = pendingSignState.take(), persist(newState) else { return }
-            if let proposal = propose(height: height, round: round, reuse: blockId, polRound: polRound) {
-                feedback.append(.proposal(proposal, from: me!, valid: true))
-            }
-        case .broadcastVote(let type, let vote):
-            guard let newState = pendingSignState.take(), persist(newState) else { return }
-            lastSignedVote = (type, vote)
-            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-            sendOwnVote(type, vote)
-            feedback.append(.vote(type, vote, from: me!, signature: SimNode.unsigned))
-        case .scheduleTimeout(let kind, let height, let round, let durationMs):
-            world.scheduleTimeout(self, afterMs: durationMs, kind, height: height, round: round)
-        case .decide(let height, let round, let blockId, let signatures):
-            guard let block = proposals.block(blockId) else {
-                preconditionFailure("\(name): decided block \(blockId) at height \(height) is not known")
-            }
-            commit(CommittedBlock(block: block, commit: CommitCertificate(height: height, round: round, blockId: blockId,
-                                                                          signatures: signatures)), source: "consensus")
-        case .roundStarted(let height, let round):
-            if round > 0 {
-                log(.round(height: height, round: round))
-                fetchBlockDecidedElsewhere()
-            }
-            world.noteRound(self, height: height, round: round)
-        case .equivocation(let evidence):
-            reportEquivocation(evidence)
-        case .newHeight(let height):
-            replica.startedHeight(height, nowMs: nowMs)
-            earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
-            relayed = relayed.filter { $0.vote.height >= height }
-            // Proposals for the new height that arrived early, checked now that the previous block is applied.
-            for (proposal, from, block) in proposals.startedHeight(height, me: me) {
-                let key = ProposalKey(height: proposal.height, round: proposal.round)
-                feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
-            }
-        }
+    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        lastSignedVote = (type, vote)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        sendOwnVote(type, vote)
+        return SimNode.unsigned
+    }
+
+    func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {
+        world.scheduleTimeout(self, afterMs: afterMs, kind, height: height, round: round)
+    }
+
+    func decidedBlock(_ id: Bytes32) -> Block? { proposals.block(id) }
+
+    func roundStarted(height: UInt64, round: UInt32) { world.noteRound(self, height: height, round: round) }
+
+    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)] {
+        earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
+        relayed = relayed.filter { $0.vote.height >= height }
+        return proposals.startedHeight(height, me: me)
     }
 
     /// The write-ahead rule: the sign state is durable before the signature exists.
-    private func persist(_ newState: Tendermint.SignState) -> Bool {
+    func persistSignState(_ newState: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         if let last = signState, newState <= last {
             rejects["refused_to_resign", default: 0] += 1
             return false
@@ -337,7 +315,7 @@ final class SimNode: ConsensusShell {
     }
 
     /// Builds (or re-uses the valid value) and sends a proposal and its block.
-    private func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
+    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
         let block: Block
         if let blockId, let existing = proposals.block(blockId) {
             block = existing
