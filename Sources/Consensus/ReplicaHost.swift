@@ -67,6 +67,7 @@ public protocol ReplicaHost: ConsensusShell {
 extension ReplicaHost {
     /// Carries out one effect of the consensus core, the same way in both shells; what it feeds back (this
     /// node's own proposal and vote) goes to `feedback`.
+    @inlinable
     public func execute(_ effect: Tendermint.Effect, feedback: inout Deque<Tendermint.Input>) {
         switch effect {
         case .persistSignState(let state):
@@ -114,7 +115,7 @@ extension ReplicaHost {
     /// Stores, executes and records a committed block: the one path for consensus and sync. A block whose
     /// state root is not this node's, or that needs rules this binary lacks, is not stored: the node stops
     /// deciding instead (returns false).
-    @discardableResult
+    @inlinable @discardableResult
     public func commit(_ committed: CommittedBlock, source: String) -> Bool {
         let block = committed.block
         precondition(block.header.height == storeHeight + 1, "commit of \(block.header.height) on a store at \(storeHeight)")
@@ -144,6 +145,7 @@ extension ReplicaHost {
     }
 
     /// Before a block on top of the tip is stored: which execution of the tip it extends.
+    @usableFromInline
     func resolveTip(for block: Block) {
         guard let alternative = tipAlternative else { return }
         tipAlternative = nil
