@@ -62,6 +62,21 @@ public protocol ReplicaHost: ConsensusShell {
     func reportEquivocation(_ evidence: DuplicateVoteEvidence)
     /// A round past 0 while +2/3 precommitted a block this node lacks: ask the signers.
     func fetchBlockDecidedElsewhere()
+
+    // Starting consensus (`startConsensusIfReady`).
+    var consensusStarted: Bool { get set }
+    /// When this process started (its clock).
+    var startedAtMs: UInt64 { get }
+    /// The validators this node has heard from (by index), itself included.
+    var heardValidators: Set<Int> { get }
+    /// The core's height (nil: no core running).
+    var coreHeight: UInt64? { get }
+    /// The last sign state made durable, and the vote signed with it (as the sign-state file keeps them).
+    var lastSignState: Tendermint.SignState? { get }
+    var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)? { get }
+    /// Sends that vote again to every peer and records it (never a new signature: Ed25519 signs the same
+    /// message identically); returns its signature.
+    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
 }
 
 extension ReplicaHost {
@@ -107,6 +122,30 @@ extension ReplicaHost {
                 feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
             }
         }
+    }
+
+    /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or after
+    /// `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void.
+    public func startConsensusIfReady() {
+        guard !consensusStarted else { return }
+        let stake = heardValidators.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
+        guard validators.isQuorum(stake) || nowMs - startedAtMs >= Replica.Settings.startWaitMaxMs else { return }
+        startConsensusNow()
+    }
+
+    /// Starts the core. A vote signed just before a crash may never have left: the recorded one goes out
+    /// again (one the core signed just now has gone out already).
+    public func startConsensusNow() {
+        guard !consensusStarted, decidesNow else { return }
+        consensusStarted = true
+        replica.committed(nowMs: nowMs)
+        let signedBefore = lastSignState
+        drive(.start)
+        guard lastSignState == signedBefore, let me, let state = lastSignState, state.height == coreHeight,
+              let (type, vote) = lastSignedVote, vote.height == state.height, vote.round == state.round else { return }
+        let signature = resendVote(type, vote)
+        record(.voteRestored(vote, kind: type.kind), flush: false)
+        drive(.vote(type, vote, from: me, signature: signature))
     }
 
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).

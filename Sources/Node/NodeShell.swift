@@ -289,37 +289,25 @@ final class NodeShell {
     }
 
 
-    func startConsensusIfReady() {
-        guard !consensusStarted else { return }
-        let heard = Set(replica.peerHeights.keys).union([key.publicKey])
-        let stake = heard.compactMap { validators.index(of: $0) }.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
-        guard validators.isQuorum(stake) || clock() - startedAtMs >= Replica.Settings.startWaitMaxMs else { return }
-        startConsensusNow()
+    var heardValidators: Set<Int> {
+        Set(Set(replica.peerHeights.keys).union([key.publicKey]).compactMap { validators.index(of: $0) })
     }
 
-    func startConsensusNow() {
-        guard !consensusStarted, stopped == nil else { return }
-        consensusStarted = true
-        replica.committed(nowMs: clock())
-        let signedBefore = signStore.state
-        drive(.start)
-        // Only a vote from before this start is restored: one the core signed just now has gone out already.
-        if signStore.state == signedBefore { resendVoteSignedBeforeRestart() }
+    var coreHeight: UInt64? { consensus.height }
+    var lastSignState: Tendermint.SignState? { signStore.state }
+
+    var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)? {
+        guard let signed = signStore.signed, let kind = MessageKind(rawValue: signed.kind),
+              kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: signed.payload) else { return nil }
+        return (kind == .prevote ? .prevote : .precommit, vote)
     }
 
-    /// A vote signed just before a crash may never have left: sign the recorded vote again (the
-    /// identical message, Ed25519 being deterministic), count it, and keep re-sending it while stalled.
-    func resendVoteSignedBeforeRestart() {
-        guard let index = myIndex, let state = signStore.state, state.height == consensus.height,
-              let signed = signStore.signed, let kind = MessageKind(rawValue: signed.kind),
-              kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: signed.payload),
-              vote.height == state.height, vote.round == state.round else { return }
-        let envelope = sign(kind, vote)
-        recordSigned(kind, height: vote.height, round: vote.round, value: vote.blockId)
-        replica.signedVote(envelope, kind == .prevote ? .prevote : .precommit, round: vote.round, nowMs: clock())
+    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        let envelope = sign(type.kind, vote)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
         broadcast(envelope)
-        write(.voteRestored(vote, kind: kind))
-        drive(.vote(kind == .prevote ? .prevote : .precommit, vote, from: index, signature: envelope.signature))
+        return envelope.signature
     }
 
     func broadcastStatus() {

@@ -52,7 +52,7 @@ final class SimNode: ConsensusShell {
     var ledger: Ledger
     var signState: Tendermint.SignState?
     /// The last vote signed, re-sent after a restart (the node's sign-state file keeps its payload).
-    var lastSignedVote: (Tendermint.VoteType, Vote)?
+    var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)?
     /// Bytes of a torn record after the stored blocks (a kill storm's), cut off at the next start.
     var tornTailBytes: UInt64 = 0
     /// The binary this node runs (its configuration: an `upgrade` step changes it for the next start).
@@ -184,34 +184,19 @@ final class SimNode: ConsensusShell {
         startConsensusIfReady()
     }
 
-    /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or
-    /// after `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void (as the node).
-    func startConsensusIfReady() {
-        guard !consensusStarted else { return }
-        let heard = Set(replica.peerHeights.keys.compactMap { world.nodes[$0].me } + (me.map { [$0] } ?? []))
-        let stake = heard.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
-        guard validators.isQuorum(stake) || nowMs - startedAtMs >= Replica.Settings.startWaitMaxMs else { return }
-        startConsensusNow()
+    var heardValidators: Set<Int> {
+        Set(replica.peerHeights.keys.compactMap { world.nodes[$0].me } + (me.map { [$0] } ?? []))
     }
 
-    func startConsensusNow() {
-        guard !consensusStarted, stopped == nil, state == .running else { return }
-        consensusStarted = true
-        replica.committed(nowMs: nowMs)
-        let signedBefore = signState
-        drive(.start)
-        // Like the node: the vote signed before the crash goes out again (never a new signature); one the
-        // core signed just now has gone out already.
-        if signState == signedBefore, let (type, vote) = lastSignedVote, let me, vote.height == storeHeight + 1,
-           let consensus, vote.height == consensus.height, let state = signState, state.height == vote.height,
-           state.round == vote.round {
-            let message = SimMessage.vote(type, vote, from: me, foreignChain: false)
-            recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-            replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
-            world.broadcast(from: self, message)
-            log(.voteRestored(vote, kind: type.kind))
-            drive(.vote(type, vote, from: me, signature: SimNode.unsigned))
-        }
+    var coreHeight: UInt64? { position?.height }
+    var lastSignState: Tendermint.SignState? { signState }
+
+    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        let message = SimMessage.vote(type, vote, from: me!, foreignChain: false)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
+        world.broadcast(from: self, message)
+        return SimNode.unsigned
     }
 
     /// The node's start-up re-execution of its last block under this binary's rules (see
