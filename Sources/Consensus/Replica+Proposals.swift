@@ -138,18 +138,18 @@ extension Replica {
                 return (entry.proposal, entry.from, block)
             }
         }
-
-        /// The proposer a block of this entry must name: the round's for a fresh proposal, any for a
-        /// re-proposed valid value (it keeps its builder).
-        public static func expectedProposer(_ proposal: Proposal?, validators: ValidatorSet,
-                                            key: ProposalKey) -> PublicKey? {
-            guard proposal.map({ $0.polRound == -1 }) ?? true else { return nil }
-            return validators.members[validators.proposer(height: key.height, round: key.round)].publicKey
-        }
     }
 }
 
 extension Replica {
+    /// The proposer a block of this entry must name: the round's for a fresh proposal, any for a
+    /// re-proposed valid value (it keeps its builder).
+    public static func expectedProposer(_ proposal: Proposal?, validators: ValidatorSet,
+                                        key: ProposalKey) -> PublicKey? {
+        guard proposal.map({ $0.polRound == -1 }) ?? true else { return nil }
+        return validators.members[validators.proposer(height: key.height, round: key.round)].publicKey
+    }
+
     /// The block a proposer builds at `height`: the mempool's best candidates that still apply to the
     /// ledger, within the cluster's limits (`block_txs_max`, `block_bytes_max`).
     public static func buildBlock(height: UInt64, proposer: PublicKey, timeMs: UInt64, stateRoot: Bytes32,

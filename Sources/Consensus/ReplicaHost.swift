@@ -30,12 +30,8 @@ public protocol ReplicaHost: ConsensusShell {
     func settleTipRules(_ rules: UInt16, stored: Bool)
     /// What only this shell does once a block is executed (its views, metrics, the simulator's monitor).
     func committed(_ committed: CommittedBlock, result: Ledger.BlockResult)
-    /// Evidence a committed block carries, and whether it took effect.
-    func recordCommittedEvidence(_ block: Block, failedIndexes: [Int])
     /// Votes-only mode checked again (a commit may end it).
     func updateVotesOnly()
-    /// Stops deciding for good (until restarted).
-    func stop(_ stop: Replica.Stop)
     /// A line of the event log (built only when the shell writes one); `flush`: before anything else happens.
     func record(_ event: @autoclosure () -> Replica.Event, flush: Bool)
 
@@ -57,9 +53,12 @@ public protocol ReplicaHost: ConsensusShell {
     func roundStarted(height: UInt64, round: UInt32)
     /// A new height: the proposals for it that arrived early, each with its block (the shell drops what is older).
     func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)]
-    /// Checks a proposed block against the ledger (and counts it when invalid).
-    func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool
-    func reportEquivocation(_ evidence: DuplicateVoteEvidence)
+    /// The proposal this node took for `key`, if any.
+    func proposal(at key: Replica.ProposalKey) -> Proposal?
+    /// What the shell checks of a block beyond the ledger's rules (the node: signatures not yet checked); nil: fine.
+    func transactionProblem(_ block: Block) -> String?
+    /// An invalid proposal, counted as the shell counts it.
+    func countInvalidProposal(_ key: Replica.ProposalKey, _ problem: String)
     /// A round past 0 while +2/3 precommitted a block this node lacks: ask the signers.
     func fetchBlockDecidedElsewhere()
 
@@ -77,6 +76,18 @@ public protocol ReplicaHost: ConsensusShell {
     /// Sends that vote again to every peer and records it (never a new signature: Ed25519 signs the same
     /// message identically); returns its signature.
     func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
+
+    // Evidence, stops and byzantine modes.
+    /// A validator's name for the event log.
+    func validatorName(_ key: PublicKey) -> String
+    /// The evidence transaction this node sends for an equivocation (signed with both offending signatures).
+    func evidenceTransaction(_ evidence: DuplicateVoteEvidence) -> Envelope
+    /// Sends a transaction to every peer.
+    func gossip(_ transaction: Envelope)
+    /// What only this shell does when it stops (metrics, the operator's log).
+    func stopped(_ stop: Replica.Stop)
+    /// What only this shell does when its byzantine modes change.
+    func byzantineChanged(_ modes: [ByzantineMode])
 }
 
 extension ReplicaHost {
@@ -146,6 +157,52 @@ extension ReplicaHost {
         let signature = resendVote(type, vote)
         record(.voteRestored(vote, kind: type.kind), flush: false)
         drive(.vote(type, vote, from: me, signature: signature))
+    }
+
+    /// Checks a proposed block against the ledger (and what the shell checks); an invalid one is counted.
+    public func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool {
+        let proposer = Replica.expectedProposer(proposal(at: key), validators: validators, key: key)
+        guard let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: binary.protocolVersion)
+                ?? transactionProblem(block) else { return true }
+        reportInvalid(key, problem)
+        return false
+    }
+
+    /// A proposal whose block is invalid (or whose parts do not make one).
+    public func reportInvalid(_ key: Replica.ProposalKey, _ problem: String) {
+        countInvalidProposal(key, problem)
+        record(.invalidProposal(key, problem: problem), flush: false)
+    }
+
+    /// Reports an equivocation the core detected: one evidence transaction per offence from this node.
+    public func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
+        let key = evidence.key
+        guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
+        record(.evidence(evidence, offender: validatorName(evidence.validator)), flush: true)
+        let envelope = evidenceTransaction(evidence)
+        guard ledger.admissionCheck(envelope) == .applied, mempool.add(envelope, id: envelope.id) else { return }
+        gossip(envelope)
+    }
+
+    /// Records the offences a committed block carried (the ones it applied).
+    public func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
+        for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
+            record(.evidenceCommitted(evidence, offender: validatorName(evidence.validator), block: block.header.height,
+                                      reporter: validatorName(reporter)), flush: false)
+        }
+    }
+
+    /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
+    public func stop(_ stop: Replica.Stop) {
+        guard replica.stop(stop) else { return }
+        stopped(stop)
+        record(Replica.Event(stop.event, stop.eventFields), flush: true)
+    }
+
+    public func setByzantine(_ modes: [ByzantineMode]) {
+        replica.setByzantine(modes)
+        byzantineChanged(modes)
+        record(.byzantine(modes), flush: true)
     }
 
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).

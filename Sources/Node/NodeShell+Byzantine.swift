@@ -14,30 +14,18 @@ import Wire
 extension NodeShell {
     // MARK: evidence
 
-    /// Reports an equivocation the core detected: one evidence transaction per offence from this node.
-    func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
-        let key = evidence.key
-        guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
-        write(.evidence(evidence, offender: validatorName(evidence.validator)), flush: true)
-        logger.warning("equivocation: \(validatorName(evidence.validator)) signed two \(key.kind)s at \(key.height)/\(key.round)")
-        let envelope = sign(.evidence, evidence)
-        guard ledger.admissionCheck(envelope) == .applied, mempool.add(envelope, id: envelope.id) else { return }
-        broadcast(envelope)
+    func evidenceTransaction(_ evidence: DuplicateVoteEvidence) -> Envelope {
+        logger.warning("equivocation: \(validatorName(evidence.validator)) signed two \(evidence.key.kind)s at \(evidence.key.height)/\(evidence.key.round)")
+        return sign(.evidence, evidence)
     }
+
+    func gossip(_ transaction: Envelope) { broadcast(transaction) }
 
     /// Evidence from a peer or a block: both votes must carry the offender's signatures under our domain.
     func evidenceSignatureProblem(_ tx: Envelope) -> String? {
         guard tx.kind == .evidence else { return nil }
         guard let evidence = try? DuplicateVoteEvidence(decoding: tx.payload) else { return "evidence does not decode" }
         return evidence.problem(domain: domain)
-    }
-
-    /// Records the offences a committed block carried (the ones it applied).
-    func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
-        for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
-            write(.evidenceCommitted(evidence, offender: validatorName(evidence.validator), block: block.header.height,
-                                     reporter: validatorName(reporter)))
-        }
     }
 
     func validatorName(_ key: PublicKey) -> String {
@@ -52,10 +40,8 @@ extension NodeShell {
 
     // MARK: byzantine behaviour
 
-    func setByzantine(_ modes: [ByzantineMode]) {
-        replica.setByzantine(modes)
+    func byzantineChanged(_ modes: [ByzantineMode]) {
         logger.notice("byzantine modes now: \(modes.isEmpty ? "none" : modes.map(\.rawValue).joined(separator: ", "))")
-        write(.byzantine(modes), flush: true)
     }
 
     /// Peers in the order a lying node splits them.

@@ -159,18 +159,14 @@ extension NodeShell {
         drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
-    func isValid(_ block: Block, key: ProposalKey) -> Bool {
-        let proposer = Replica.Proposals<PartAssembly>.expectedProposer(proposals[key]?.proposal, validators: validators,
-                                                                        key: key)
-        if let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: config.protocolVersion) {
-            reportInvalid(key, problem)
-            return false
-        }
-        if let problem = unverifiedTransactionProblem(block) {
-            reportInvalid(key, problem)
-            return false
-        }
-        return true
+    func proposal(at key: ProposalKey) -> Proposal? { proposals[key]?.proposal }
+
+    func transactionProblem(_ block: Block) -> String? { unverifiedTransactionProblem(block) }
+
+    func countInvalidProposal(_ key: ProposalKey, _ problem: String) {
+        metrics.invalidProposals.increment()
+        invalidProposalCount += 1
+        logger.warning("invalid proposal at \(key.height)/\(key.round): \(problem)")
     }
 
     /// Every transaction's signature is checked, except those already verified into the mempool and
@@ -182,12 +178,5 @@ extension NodeShell {
             if let problem = evidenceSignatureProblem(tx) { return "evidence \(tx.id): \(problem)" }
         }
         return nil
-    }
-
-    private func reportInvalid(_ key: ProposalKey, _ problem: String) {
-        metrics.invalidProposals.increment()
-        invalidProposalCount += 1
-        logger.warning("invalid proposal at \(key.height)/\(key.round): \(problem)")
-        write(.invalidProposal(key, problem: problem))
     }
 }

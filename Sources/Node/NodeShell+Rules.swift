@@ -31,12 +31,10 @@ extension NodeShell {
     }
 
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
-    func stop(_ stop: Replica.Stop) {
-        guard replica.stop(stop) else { return }
+    func stopped(_ stop: Replica.Stop) {
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
         metrics.stopped.record(1)
         logger.critical("stopped: \(stop.reason)")
-        write(Replica.Event(stop.event, stop.eventFields), flush: true)
     }
 
     func stopForUpgrade(_ plan: UpgradePlan, height: UInt64) {

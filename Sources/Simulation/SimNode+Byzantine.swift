@@ -6,10 +6,7 @@ import Wire
 /// Equivocation evidence (every node) and misbehaviour on purpose, as the node's shell does it: the
 /// core stays honest, the shell lies around it, so every lie is one an honest core must survive.
 extension SimNode {
-    func setByzantine(_ modes: [ByzantineMode]) {
-        replica.setByzantine(modes)
-        log(.byzantine(modes))
-    }
+    func byzantineChanged(_ modes: [ByzantineMode]) {}
 
     /// Peers in name order, the order a lying node splits them in.
     private var peersByName: [Int] { world.peers(of: self).sorted { world.nodes[$0].name < world.nodes[$1].name } }
@@ -71,31 +68,20 @@ extension SimNode {
 
     // MARK: evidence
 
-    /// One evidence transaction per offence from this node: signed for real (a ledger record of an
-    /// offence is only as good as its signatures), gossiped, committed by the next proposer.
-    func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
-        let key = evidence.key
-        guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
-        log(.evidence(evidence, offender: world.validatorName(evidence.validator)))
-        // The core saw the simulated network's unsigned votes; the offender did sign both, so the
-        // evidence carries its real signatures (as checkable as a real node's).
+    /// Evidence is signed for real (a ledger record of an offence is only as good as its signatures): the
+    /// core saw the simulated network's unsigned votes; the offender did sign both, so the evidence carries
+    /// its real signatures (as checkable as a real node's).
+    func evidenceTransaction(_ evidence: DuplicateVoteEvidence) -> Envelope {
         let offender = world.signingKey(keyName: world.validatorName(evidence.validator))
         var signed = evidence
         signed.firstSignature = Envelope(kind: evidence.kind, payload: evidence.first.encoded, domain: world.domain,
                                          key: offender).signature
         signed.secondSignature = Envelope(kind: evidence.kind, payload: evidence.second.encoded, domain: world.domain,
                                           key: offender).signature
-        let envelope = Envelope(kind: .evidence, payload: signed.encoded, domain: world.domain,
-                                key: world.signingKey(keyName: keyName))
-        guard ledger.admissionCheck(envelope) == .applied, mempool.add(envelope, id: envelope.id) else { return }
-        world.broadcast(from: self, .tx(envelope))
+        return Envelope(kind: .evidence, payload: signed.encoded, domain: world.domain, key: world.signingKey(keyName: keyName))
     }
 
-    /// Records the offences a committed block carried (the ones it applied).
-    func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
-        for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
-            log(.evidenceCommitted(evidence, offender: world.validatorName(evidence.validator), block: block.header.height,
-                                   reporter: world.validatorName(reporter)))
-        }
-    }
+    func gossip(_ transaction: Envelope) { world.broadcast(from: self, .tx(transaction)) }
+
+    func validatorName(_ key: PublicKey) -> String { world.validatorName(key) }
 }

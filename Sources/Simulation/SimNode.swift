@@ -212,10 +212,7 @@ final class SimNode: ConsensusShell {
     }
 
     /// Stops deciding (state root mismatch, upgrade needed): blocks and status are still served.
-    func stop(_ stop: Replica.Stop) {
-        guard replica.stop(stop) else { return }
-        log(Replica.Event(stop.event, stop.eventFields))
-    }
+    func stopped(_ stop: Replica.Stop) {}
 
     /// An rpc node's upstream fault (`ok` ends it); it outlives restarts, as the run folder's record does.
     func setRPCFault(_ fault: UpstreamFault) {

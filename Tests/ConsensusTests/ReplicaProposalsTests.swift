@@ -88,9 +88,9 @@ import Wire
         })
         let key = Replica.ProposalKey(height: 3, round: 1)
         let proposer = validators.members[validators.proposer(height: 3, round: 1)].publicKey
-        #expect(Book.expectedProposer(Self.proposal(Self.block(height: 3)), validators: validators, key: key) == proposer)
-        #expect(Book.expectedProposer(nil, validators: validators, key: key) == proposer)
-        #expect(Book.expectedProposer(Self.proposal(Self.block(height: 3), polRound: 0), validators: validators,
+        #expect(Replica.expectedProposer(Self.proposal(Self.block(height: 3)), validators: validators, key: key) == proposer)
+        #expect(Replica.expectedProposer(nil, validators: validators, key: key) == proposer)
+        #expect(Replica.expectedProposer(Self.proposal(Self.block(height: 3), polRound: 0), validators: validators,
                                       key: key) == nil)
     }
 }
