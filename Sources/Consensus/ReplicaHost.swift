@@ -1,3 +1,4 @@
+import Basics
 import DequeModule
 import Ledger
 import Sodium
@@ -10,10 +11,15 @@ import Wire
 public protocol ReplicaHost: ConsensusShell {
     associatedtype ReplicaMessage: Sendable
     associatedtype ReplicaPeer: Hashable & Comparable & Sendable
+    /// How the shell assembles a proposal's block (the node's parts; the simulator's whole block).
+    associatedtype ProposalBody: Sendable
 
     var ledger: Ledger { get set }
     var mempool: Mempool { get set }
     var replica: Replica.Instance<ReplicaMessage, ReplicaPeer> { get set }
+    var proposals: Replica.Proposals<ProposalBody> { get set }
+    /// The run's seeded generator (the node's own; the simulator's one for the whole run).
+    var rng: SplitMix64 { get set }
     /// Set at a start on another binary, settled by the next commit (see `Replica.TipAlternative`).
     var tipAlternative: Replica.TipAlternative? { get set }
     var binary: Replica.Binary { get }
@@ -47,20 +53,14 @@ public protocol ReplicaHost: ConsensusShell {
     /// Signs, records and sends this node's vote (as the replica core plans it); returns the signature.
     func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
-    /// The block of a proposal this node has (nil: unknown).
-    func decidedBlock(_ id: Bytes32) -> Block?
     /// What only this shell does when a round starts (metrics, the simulator's step triggers).
     func roundStarted(height: UInt64, round: UInt32)
-    /// A new height: the proposals for it that arrived early, each with its block (the shell drops what is older).
-    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)]
-    /// The proposal this node took for `key`, if any.
-    func proposal(at key: Replica.ProposalKey) -> Proposal?
+    /// A new height: the shell forgets what it kept for older ones (early parts or blocks, relayed votes).
+    func forgetBelow(height: UInt64)
     /// What the shell checks of a block beyond the ledger's rules (the node: signatures not yet checked); nil: fine.
     func transactionProblem(_ block: Block) -> String?
     /// An invalid proposal, counted as the shell counts it.
     func countInvalidProposal(_ key: Replica.ProposalKey, _ problem: String)
-    /// A round past 0 while +2/3 precommitted a block this node lacks: ask the signers.
-    func fetchBlockDecidedElsewhere()
 
     // Starting consensus (`startConsensusIfReady`).
     var consensusStarted: Bool { get set }
@@ -68,8 +68,8 @@ public protocol ReplicaHost: ConsensusShell {
     var startedAtMs: UInt64 { get }
     /// The validators this node has heard from (by index), itself included.
     var heardValidators: Set<Int> { get }
-    /// The core's height (nil: no core running).
-    var coreHeight: UInt64? { get }
+    /// The core's height, round and step (nil: no core running).
+    var corePosition: (height: UInt64, round: UInt32, step: Tendermint.Step)? { get }
     /// The last sign state made durable, and the vote signed with it (as the sign-state file keeps them).
     var lastSignState: Tendermint.SignState? { get }
     var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)? { get }
@@ -88,6 +88,20 @@ public protocol ReplicaHost: ConsensusShell {
     func stopped(_ stop: Replica.Stop)
     /// What only this shell does when its byzantine modes change.
     func byzantineChanged(_ modes: [ByzantineMode])
+
+    // Re-sends and block sync.
+    /// Every peer, by the id the replica core names it with.
+    var peerIds: [ReplicaPeer] { get }
+    /// The peer signing as validator `index` (nil: not this node's peer).
+    func peer(ofValidator index: Int) -> ReplicaPeer?
+    /// The messages that carry a proposal and its block, as this shell sends them.
+    func proposalMessages(_ entry: Replica.Proposals<ProposalBody>.Entry) -> [ReplicaMessage]
+    /// Sends what the replica core plans.
+    func perform(_ sends: [Replica.Send<ReplicaMessage, ReplicaPeer>])
+    /// Asks `holder` for the committed block at `height`.
+    func requestBlock(_ height: UInt64, from holder: ReplicaPeer)
+    /// The signers of the block +2/3 precommitted at this height in an earlier round, when the core saw one.
+    var decidedElsewhereSigners: [Int]? { get }
 }
 
 extension ReplicaHost {
@@ -112,7 +126,7 @@ extension ReplicaHost {
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             scheduleTimeout(kind, height: height, round: round, afterMs: durationMs)
         case .decide(let height, let round, let blockId, let signatures):
-            guard let block = decidedBlock(blockId) else {
+            guard let block = proposals.block(blockId) else {
                 preconditionFailure("decided block \(blockId) at height \(height) is not known")
             }
             commit(CommittedBlock(block: block, commit: CommitCertificate(height: height, round: round, blockId: blockId,
@@ -128,7 +142,8 @@ extension ReplicaHost {
         case .newHeight(let height):
             replica.startedHeight(height, nowMs: nowMs)
             // Proposals for the new height that arrived early, checked now that the previous block is applied.
-            for (proposal, from, block) in proposalsForNewHeight(height) {
+            forgetBelow(height: height)
+            for (proposal, from, block) in proposals.startedHeight(height, me: me) {
                 let key = Replica.ProposalKey(height: proposal.height, round: proposal.round)
                 feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
             }
@@ -152,7 +167,7 @@ extension ReplicaHost {
         replica.committed(nowMs: nowMs)
         let signedBefore = lastSignState
         drive(.start)
-        guard lastSignState == signedBefore, let me, let state = lastSignState, state.height == coreHeight,
+        guard lastSignState == signedBefore, let me, let state = lastSignState, state.height == corePosition?.height,
               let (type, vote) = lastSignedVote, vote.height == state.height, vote.round == state.round else { return }
         let signature = resendVote(type, vote)
         record(.voteRestored(vote, kind: type.kind), flush: false)
@@ -161,7 +176,7 @@ extension ReplicaHost {
 
     /// Checks a proposed block against the ledger (and what the shell checks); an invalid one is counted.
     public func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool {
-        let proposer = Replica.expectedProposer(proposal(at: key), validators: validators, key: key)
+        let proposer = Replica.expectedProposer(proposals[key]?.proposal, validators: validators, key: key)
         guard let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: binary.protocolVersion)
                 ?? transactionProblem(block) else { return true }
         reportInvalid(key, problem)
@@ -203,6 +218,38 @@ extension ReplicaHost {
         replica.setByzantine(modes)
         byzantineChanged(modes)
         record(.byzantine(modes), flush: true)
+    }
+
+    /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
+    public func rebroadcastIfStalled() {
+        guard let at = corePosition else { return }
+        let held = proposals[Replica.ProposalKey(height: at.height, round: at.round)].map { entry in
+            Replica.Instance<ReplicaMessage, ReplicaPeer>.HeldProposal(
+                polRound: entry.proposal.polRound, messages: entry.delivered ? proposalMessages(entry) : nil,
+                author: entry.from)
+        }
+        perform(replica.stallResends(nowMs: nowMs, step: at.step, round: at.round, me: me, proposal: held,
+                                     peers: peerIds))
+    }
+
+    /// Asks peers for the committed blocks this node is missing (see `Replica.Instance.syncRequests`).
+    public func requestMissingBlocks() {
+        guard replica.stopped == nil else { return }
+        for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &rng) {
+            requestBlock(height, from: holder)
+        }
+    }
+
+    /// +2/3 precommitted a block of this height in an earlier round and this node still has not decided (it
+    /// missed parts of the proposal, say, while finishing the previous height): the validators who
+    /// precommitted it hold it, so ask them now instead of waiting for their next status. Without this a
+    /// node that missed one proposal stalled the whole cluster until a status arrived (~190 ms at light
+    /// load) whenever it proposed the next height.
+    public func fetchBlockDecidedElsewhere() {
+        guard let height = corePosition?.height, let signers = decidedElsewhereSigners else { return }
+        replica.decidedElsewhere(height: height, signers: signers.filter { $0 != me }.compactMap { peer(ofValidator: $0) },
+                                 nowMs: nowMs)
+        requestMissingBlocks()
     }
 
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).

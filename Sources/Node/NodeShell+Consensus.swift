@@ -26,17 +26,14 @@ extension NodeShell: ConsensusShell {
         timers(afterMs, .timeout(kind, height: height, round: round))
     }
 
-    func decidedBlock(_ id: Bytes32) -> Block? { proposals.block(id) }
-
     func roundStarted(height: UInt64, round: UInt32) {
         metrics.round.record(Int(round))
         if round > 0 { metrics.roundsStarted.increment() }
     }
 
-    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)] {
+    func forgetBelow(height: UInt64) {
         earlyParts = earlyParts.filter { $0.key.height >= height }
         earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
-        return proposals.startedHeight(height, me: myIndex)
     }
 
     /// Every consensus signature this validator makes, in the event log and flushed to the kernel

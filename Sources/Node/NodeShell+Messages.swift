@@ -159,8 +159,6 @@ extension NodeShell {
         drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
-    func proposal(at key: ProposalKey) -> Proposal? { proposals[key]?.proposal }
-
     func transactionProblem(_ block: Block) -> String? { unverifiedTransactionProblem(block) }
 
     func countInvalidProposal(_ key: ProposalKey, _ problem: String) {

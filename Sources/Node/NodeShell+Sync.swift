@@ -69,25 +69,11 @@ extension NodeShell {
     /// The highest committed height a peer has told this node of (0 before any status).
     var bestPeerHeight: UInt64 { replica.bestPeerHeight }
 
-    func requestMissingBlocks() {
-        guard stopped == nil else { return }
-        let now = clock()
-        for (height, holder) in replica.syncRequests(storeHeight: store.height, nowMs: now, rng: &rng) {
-            send(sign(.blockRequest, BlockRequest(height: height, timeMs: now)), toKey: holder)
-        }
+    func requestBlock(_ height: UInt64, from holder: PublicKey) {
+        send(sign(.blockRequest, BlockRequest(height: height, timeMs: clock())), toKey: holder)
     }
 
-    /// +2/3 precommitted a block of this height in an earlier round and this node still has not decided
-    /// (it missed parts of the proposal, say, while finishing the previous height): the validators who
-    /// precommitted it hold it, so ask them now instead of waiting for their next status. Without this a
-    /// node that missed one proposal stalled the whole cluster until a status arrived (~190 ms at
-    /// light load with no pause after commits) whenever it proposed the next height.
-    func fetchBlockDecidedElsewhere() {
-        guard let decided = consensus.decidedElsewhere else { return }
-        let signers = decided.signers.filter { $0 != myIndex }.map { validators.members[$0].publicKey }
-        replica.decidedElsewhere(height: consensus.height, signers: signers.filter { peers[$0] != nil }, nowMs: clock())
-        requestMissingBlocks()
-    }
+    var decidedElsewhereSigners: [Int]? { consensus.decidedElsewhere?.signers }
 
     /// Answers with the block's parts and, separately, the precommit signatures that committed it. A
     /// twinned key's request could come from either twin: both get the answer.

@@ -293,7 +293,9 @@ final class NodeShell {
         Set(Set(replica.peerHeights.keys).union([key.publicKey]).compactMap { validators.index(of: $0) })
     }
 
-    var coreHeight: UInt64? { consensus.height }
+    var corePosition: (height: UInt64, round: UInt32, step: Tendermint.Step)? {
+        (consensus.height, consensus.round, consensus.step)
+    }
     var lastSignState: Tendermint.SignState? { signStore.state }
 
     var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)? {
@@ -496,17 +498,14 @@ final class NodeShell {
         }
     }
 
-    /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
-    func rebroadcastIfStalled() {
-        let key = ProposalKey(height: consensus.height, round: consensus.round)
-        let held = proposals[key].map { entry in
-            Replica.Instance<Envelope, PublicKey>.HeldProposal(
-                polRound: entry.proposal.polRound, messages: entry.delivered ? entry.body.envelopes : nil,
-                author: entry.from)
-        }
-        perform(replica.stallResends(nowMs: clock(), step: consensus.step, round: consensus.round, me: myIndex,
-                                     proposal: held, peers: Array(peers.keys)))
+    var peerIds: [PublicKey] { Array(peers.keys) }
+
+    func peer(ofValidator index: Int) -> PublicKey? {
+        let key = validators.members[index].publicKey
+        return peers[key] != nil ? key : nil
     }
+
+    func proposalMessages(_ entry: Replica.Proposals<PartAssembly>.Entry) -> [Envelope] { entry.body.envelopes }
 
     /// Writes one of the replica's events to this node's event log (flushed to the kernel when asked).
     func write(_ event: Replica.Event, flush: Bool = false) {

@@ -1,3 +1,4 @@
+import Basics
 import Consensus
 import Ledger
 import Sodium
@@ -151,8 +152,6 @@ extension SimNode {
         drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
-    func proposal(at key: ProposalKey) -> Proposal? { proposals[key]?.proposal }
-
     /// The simulated network is authenticated by construction: nothing more to check.
     func transactionProblem(_ block: Block) -> String? { nil }
 
@@ -160,19 +159,16 @@ extension SimNode {
 
     // MARK: block sync
 
-    func requestMissingBlocks() {
-        guard stopped == nil else { return }
-        for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &world.rng) {
-            world.sendToKeyOf(holder, from: self, .blockRequest(height: height))
-        }
-    }
+    func requestBlock(_ height: UInt64, from holder: Int) { world.sendToKeyOf(holder, from: self, .blockRequest(height: height)) }
 
-    /// A round past 0 while +2/3 precommitted a block this node lacks: the signers hold it (as the node).
-    func fetchBlockDecidedElsewhere() {
-        guard let height = position?.height, let decided = consensus?.decidedElsewhere else { return }
-        let signers = decided.signers.filter { $0 != me }.compactMap { world.keySlot(ofValidator: $0) }
-        replica.decidedElsewhere(height: height, signers: signers, nowMs: nowMs)
-        requestMissingBlocks()
+    var decidedElsewhereSigners: [Int]? { consensus?.decidedElsewhere?.signers }
+
+    func peer(ofValidator index: Int) -> Int? { world.keySlot(ofValidator: index) }
+
+    /// The run's generator, drawn from in agenda order by every node.
+    var rng: SplitMix64 {
+        get { world.rng }
+        set { world.rng = newValue }
     }
 
     private func onSyncedBlock(_ committed: CommittedBlock) {
@@ -264,21 +260,12 @@ extension SimNode {
         voteWaitsMs.removeAll(keepingCapacity: true)
     }
 
-    /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
-    private func rebroadcastIfStalled() {
-        guard let at = position, let step = consensus?.step else { return }
-        let key = ProposalKey(height: at.height, round: at.round)
-        let held = proposals[key].map { entry in
-            Replica.Instance<SimMessage, Int>.HeldProposal(
-                polRound: entry.proposal.polRound,
-                messages: entry.block.map { block in
-                    [.proposal(entry.proposal, from: entry.from),
-                     .block(height: key.height, round: key.round, block, id: entry.proposal.blockId, from: entry.from)]
-                },
-                author: entry.from)
-        }
-        perform(replica.stallResends(nowMs: nowMs, step: step, round: at.round, me: me,
-                                     proposal: held, peers: world.peerKeys(of: self)))
+    var peerIds: [Int] { world.peerKeys(of: self) }
+
+    func proposalMessages(_ entry: Replica.Proposals<WholeBlock>.Entry) -> [SimMessage] {
+        let key = entry.proposal
+        return [.proposal(entry.proposal, from: entry.from),
+                .block(height: key.height, round: key.round, entry.block, id: entry.proposal.blockId, from: entry.from)]
     }
 
     /// Performs what the replica core plans to send.

@@ -188,7 +188,10 @@ final class SimNode: ConsensusShell {
         Set(replica.peerHeights.keys.compactMap { world.nodes[$0].me } + (me.map { [$0] } ?? []))
     }
 
-    var coreHeight: UInt64? { position?.height }
+    var corePosition: (height: UInt64, round: UInt32, step: Tendermint.Step)? {
+        guard let height = consensus?.height, let round = consensus?.round, let step = consensus?.step else { return nil }
+        return (height, round, step)
+    }
     var lastSignState: Tendermint.SignState? { signState }
 
     func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
@@ -269,14 +272,11 @@ final class SimNode: ConsensusShell {
         world.scheduleTimeout(self, afterMs: afterMs, kind, height: height, round: round)
     }
 
-    func decidedBlock(_ id: Bytes32) -> Block? { proposals.block(id) }
-
     func roundStarted(height: UInt64, round: UInt32) { world.noteRound(self, height: height, round: round) }
 
-    func proposalsForNewHeight(_ height: UInt64) -> [(proposal: Proposal, from: Int, block: Block)] {
+    func forgetBelow(height: UInt64) {
         earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
         relayed = relayed.filter { $0.vote.height >= height }
-        return proposals.startedHeight(height, me: me)
     }
 
     /// The write-ahead rule: the sign state is durable before the signature exists.
