@@ -152,6 +152,7 @@ extension ReplicaHost {
 
     /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or after
     /// `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void.
+    @inlinable
     public func startConsensusIfReady() {
         guard !consensusStarted else { return }
         let stake = heardValidators.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
@@ -161,6 +162,7 @@ extension ReplicaHost {
 
     /// Starts the core. A vote signed just before a crash may never have left: the recorded one goes out
     /// again (one the core signed just now has gone out already).
+    @inlinable
     public func startConsensusNow() {
         guard !consensusStarted, decidesNow else { return }
         consensusStarted = true
@@ -175,6 +177,7 @@ extension ReplicaHost {
     }
 
     /// Checks a proposed block against the ledger (and what the shell checks); an invalid one is counted.
+    @inlinable
     public func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool {
         let proposer = Replica.expectedProposer(proposals[key]?.proposal, validators: validators, key: key)
         guard let problem = ledger.validate(block, expectedProposer: proposer, protocolVersion: binary.protocolVersion)
@@ -184,12 +187,14 @@ extension ReplicaHost {
     }
 
     /// A proposal whose block is invalid (or whose parts do not make one).
+    @inlinable
     public func reportInvalid(_ key: Replica.ProposalKey, _ problem: String) {
         countInvalidProposal(key, problem)
         record(.invalidProposal(key, problem: problem), flush: false)
     }
 
     /// Reports an equivocation the core detected: one evidence transaction per offence from this node.
+    @inlinable
     public func reportEquivocation(_ evidence: DuplicateVoteEvidence) {
         let key = evidence.key
         guard replica.shouldReport(key, onChain: ledger.evidence(for: key) != nil) else { return }
@@ -200,6 +205,7 @@ extension ReplicaHost {
     }
 
     /// Records the offences a committed block carried (the ones it applied).
+    @inlinable
     public func recordCommittedEvidence(_ block: Block, failedIndexes: [Int]) {
         for (evidence, reporter) in Replica.committedEvidence(block, failedIndexes: failedIndexes) {
             record(.evidenceCommitted(evidence, offender: validatorName(evidence.validator), block: block.header.height,
@@ -208,12 +214,14 @@ extension ReplicaHost {
     }
 
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
+    @inlinable
     public func stop(_ stop: Replica.Stop) {
         guard replica.stop(stop) else { return }
         stopped(stop)
         record(Replica.Event(stop.event, stop.eventFields), flush: true)
     }
 
+    @inlinable
     public func setByzantine(_ modes: [ByzantineMode]) {
         replica.setByzantine(modes)
         byzantineChanged(modes)
@@ -221,6 +229,7 @@ extension ReplicaHost {
     }
 
     /// While no new height is committed: what the replica core re-sends (see `Replica.Instance.stallResends`).
+    @inlinable
     public func rebroadcastIfStalled() {
         guard let at = corePosition else { return }
         let held = proposals[Replica.ProposalKey(height: at.height, round: at.round)].map { entry in
@@ -233,6 +242,7 @@ extension ReplicaHost {
     }
 
     /// Asks peers for the committed blocks this node is missing (see `Replica.Instance.syncRequests`).
+    @inlinable
     public func requestMissingBlocks() {
         guard replica.stopped == nil else { return }
         for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &rng) {
@@ -245,6 +255,7 @@ extension ReplicaHost {
     /// precommitted it hold it, so ask them now instead of waiting for their next status. Without this a
     /// node that missed one proposal stalled the whole cluster until a status arrived (~190 ms at light
     /// load) whenever it proposed the next height.
+    @inlinable
     public func fetchBlockDecidedElsewhere() {
         guard let height = corePosition?.height, let signers = decidedElsewhereSigners else { return }
         replica.decidedElsewhere(height: height, signers: signers.filter { $0 != me }.compactMap { peer(ofValidator: $0) },
@@ -253,6 +264,7 @@ extension ReplicaHost {
     }
 
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).
+    @inlinable
     public func baseLedger(for block: Block) -> Ledger { tipAlternative?.base(for: block, current: ledger) ?? ledger }
 
     /// Stores, executes and records a committed block: the one path for consensus and sync. A block whose
