@@ -13,6 +13,10 @@ public protocol ReplicaHost: ConsensusShell {
     associatedtype ReplicaPeer: Hashable & Comparable & Sendable
     /// How the shell assembles a proposal's block (the node's parts; the simulator's whole block).
     associatedtype ProposalBody: Sendable
+    /// How the shell names a peer in the handshake (the node: by name, twins apart; the simulator: by
+    /// slot), and what it keeps of a message held until the handshake succeeds.
+    associatedtype LinkPeer: Hashable & Comparable & Sendable
+    associatedtype HeldInput: Sendable
 
     var ledger: Ledger { get set }
     var mempool: Mempool { get set }
@@ -102,6 +106,21 @@ public protocol ReplicaHost: ConsensusShell {
     func requestBlock(_ height: UInt64, from holder: ReplicaPeer)
     /// The signers of the block +2/3 precommitted at this height in an earlier round, when the core saw one.
     var decidedElsewhereSigners: [Int]? { get }
+
+    // The handshake (`heardHello`).
+    var handshakes: Replica.Handshakes<LinkPeer, HeldInput> { get set }
+    /// Every peer the handshake runs with.
+    var linkPeers: [LinkPeer] { get }
+    /// `[cluster] handshake = "rules"`: peers whose binary applies other rules are refused too.
+    var handshakeChecksRules: Bool { get }
+    /// Sends this node's hello to `peer`, asking for an answer or not.
+    func sendHello(replyWanted: Bool, to peer: LinkPeer)
+    /// A peer's name for the event log.
+    func linkName(_ peer: LinkPeer) -> String
+    /// What only this shell does with a hello's outcome (metrics, the operator's log).
+    func handshakeHeard(_ peer: LinkPeer, _ outcome: Replica.Handshakes<LinkPeer, HeldInput>.HelloOutcome)
+    /// A message held until the handshake succeeded, taken now.
+    func receiveHeld(_ input: HeldInput)
 }
 
 extension ReplicaHost {
@@ -261,6 +280,36 @@ extension ReplicaHost {
         replica.decidedElsewhere(height: height, signers: signers.filter { $0 != me }.compactMap { peer(ofValidator: $0) },
                                  nowMs: nowMs)
         requestMissingBlocks()
+    }
+
+    /// This node's hello to `peer` (asking for an answer until the peer has accepted us).
+    @inlinable
+    public func sendHello(to peer: LinkPeer) {
+        sendHello(replyWanted: handshakes.sendingHello(to: peer, nowMs: nowMs), to: peer)
+    }
+
+    /// Every tick: peers not accepted get another hello (a refused peer may come back fixed).
+    @inlinable
+    public func resendHellos() {
+        for peer in handshakes.hellosDue(linkPeers, nowMs: nowMs) { sendHello(to: peer) }
+    }
+
+    /// A peer's hello, judged by this binary (fork, protocol, rules at the height): the link is accepted or
+    /// refused, held messages are taken once accepted, and the hello is answered when it should be.
+    @inlinable
+    public func heardHello(_ theirs: HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool,
+                           from peer: LinkPeer) {
+        let refusal = binary.refusal(of: theirs, signedForFork: signedForFork, height: corePosition?.height ?? storeHeight + 1,
+                                     plans: plans, checkRules: handshakeChecksRules)
+        let outcome = handshakes.heardHello(from: peer, refusal: refusal, replyWanted: replyWanted, nowMs: nowMs)
+        if case .refused(let reason) = outcome.link, outcome.previous != outcome.link {
+            record(.handshakeRefused(peer: linkName(peer), reason: reason), flush: true)
+        } else if outcome.link == .accepted, case .refused = outcome.previous {
+            record(.handshakeAccepted(peer: linkName(peer)), flush: false)
+        }
+        handshakeHeard(peer, outcome)
+        for held in outcome.release { receiveHeld(held) }
+        if outcome.answer { sendHello(to: peer) }
     }
 
     /// The ledger a block on top of the tip must extend (see `Replica.TipAlternative`).

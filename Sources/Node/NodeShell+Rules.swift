@@ -43,50 +43,45 @@ extension NodeShell {
 
     // MARK: handshake
 
-    func sendHello(to peer: Peer, now: UInt64) {
+    var linkPeers: [String] { everyPeer.map(\.name) }
+    var handshakeChecksRules: Bool { config.handshakeChecksRules }
+
+    func sendHello(replyWanted: Bool, to name: String) {
+        guard let peer = peerByName[name] else { return }
+        let now = clock()
         let hello = Hello(protocolVersion: config.protocolVersion, forkId: config.forkId, version: config.version,
-                          versionMin: config.versionMin, committedHeight: store.height,
-                          replyWanted: handshakes.sendingHello(to: peer.name, nowMs: now), timeMs: now)
+                          versionMin: config.versionMin, committedHeight: store.height, replyWanted: replyWanted,
+                          timeMs: now)
         send(sign(.hello, hello), to: peer)
     }
 
-    /// Every tick: peers not accepted get another hello (see `Replica.Handshakes.hellosDue`).
-    func resendHellos() {
-        let now = clock()
-        let due = Set(handshakes.hellosDue(everyPeer.map(\.name), nowMs: now))
-        for peer in everyPeer where due.contains(peer.name) { sendHello(to: peer, now: now) }
-    }
+    func linkName(_ peer: String) -> String { peer }
+
+    func receiveHeld(_ input: HeldMessage) { handleMessage(input.envelope, input.message, fromPeer: input.fromPeer) }
 
     /// A hello signed with a twinned key could come from either twin: both get the same answer.
     func onHello(_ hello: Hello, envelope: Envelope) {
         guard let peer = peers[envelope.sender] else { return }
-        for each in [peer] + (twins[envelope.sender] ?? []) { onHello(hello, envelope: envelope, peer: each) }
-    }
-
-    private func onHello(_ hello: Hello, envelope: Envelope, peer: Peer) {
         let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,
                                               version: hello.version, versionMin: hello.versionMin)
-        let refusal = binary.refusal(of: theirs, signedForFork: envelope.forkId, height: consensus.height, plans: plans,
-                                     checkRules: config.handshakeChecksRules)
-        let now = clock()
-        let outcome = handshakes.heardHello(from: peer.name, refusal: refusal, replyWanted: hello.replyWanted, nowMs: now)
+        for each in [peer] + (twins[envelope.sender] ?? []) {
+            heardHello(theirs, signedForFork: envelope.forkId, replyWanted: hello.replyWanted, from: each.name)
+        }
+    }
+
+    func handshakeHeard(_ peer: String, _ outcome: Replica.Handshakes<String, HeldMessage>.HelloOutcome) {
         switch (outcome.previous, outcome.link) {
         case (let previous, .refused(let reason)):
             metrics.handshakeRefused.increment()
             if previous != outcome.link {
-                logger.warning("handshake: refusing \(peer.name) (\(peer.address)): \(reason); no blocks or votes are exchanged with it")
-                write(.handshakeRefused(peer: peer.name, reason: reason), flush: true)
+                let address = peerByName[peer].map { "\($0.address)" } ?? "?"
+                logger.warning("handshake: refusing \(peer) (\(address)): \(reason); no blocks or votes are exchanged with it")
             }
         case (let previous, .accepted) where previous != .accepted:
-            logger.info("handshake: accepted \(peer.name) (fork id \(hello.forkId), protocol \(hello.protocolVersion), rules v\(hello.versionMin)...v\(hello.version))")
-            if case .refused = previous {
-                write(.handshakeAccepted(peer: peer.name))
-            }
+            logger.info("handshake: accepted \(peer)")
         case (_, .accepted):
             break
         }
         metrics.peersRefused.record(handshakes.refused.count)
-        for item in outcome.release { handleMessage(item.envelope, item.message, fromPeer: item.fromPeer) }
-        if outcome.answer { sendHello(to: peer, now: now) }
     }
 }

@@ -280,7 +280,7 @@ final class NodeShell {
             startupInbox = []
             logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
         }
-        for peer in everyPeer { sendHello(to: peer, now: clock()) }
+        for peer in everyPeer { sendHello(to: peer.name) }
         if case .upgradeNeeded(let plan) = rules(at: store.height + 1) {
             stopForUpgrade(plan, height: store.height + 1)
         }

@@ -11,7 +11,7 @@ extension SimNode {
         if sender >= 0, !admitted(message, from: sender) { return }
         switch message {
         case .hello(let identity, let signedForFork, let replyWanted):
-            onHello(identity, signedForFork: signedForFork, replyWanted: replyWanted, from: sender)
+            heardHello(identity, signedForFork: signedForFork, replyWanted: replyWanted, from: sender)
         case .proposal(let proposal, let from):
             startConsensusNow() // consensus traffic means peers are running already
             onProposal(proposal, from: from, sender: sender)
@@ -83,29 +83,18 @@ extension SimNode {
         return false
     }
 
-    func sendHello(to peer: Int) {
-        let replyWanted = handshakes.sendingHello(to: peer, nowMs: nowMs)
-        world.send(from: self, toSlot: peer, .hello(binary.identity, signedForFork: binary.forkId,
-                                                    replyWanted: replyWanted))
+    var linkPeers: [Int] { world.peers(of: self) }
+    var handshakeChecksRules: Bool { world.topology.handshakeChecksRules }
+
+    func sendHello(replyWanted: Bool, to peer: Int) {
+        world.send(from: self, toSlot: peer, .hello(binary.identity, signedForFork: binary.forkId, replyWanted: replyWanted))
     }
 
-    /// Every tick: peers not accepted get another hello (a refused peer may come back fixed).
-    func resendHellos() {
-        for peer in handshakes.hellosDue(world.peers(of: self), nowMs: nowMs) { sendHello(to: peer) }
-    }
+    func linkName(_ peer: Int) -> String { world.nodes[peer].name }
 
-    private func onHello(_ theirs: HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool, from peer: Int) {
-        let refusal = binary.refusal(of: theirs, signedForFork: signedForFork, height: consensus?.height ?? storeHeight + 1,
-                                     plans: world.plans, checkRules: world.topology.handshakeChecksRules)
-        let outcome = handshakes.heardHello(from: peer, refusal: refusal, replyWanted: replyWanted, nowMs: nowMs)
-        if case .refused(let reason) = outcome.link, outcome.previous != outcome.link {
-            log(.handshakeRefused(peer: world.nodes[peer].name, reason: reason))
-        } else if outcome.link == .accepted, case .refused = outcome.previous {
-            log(.handshakeAccepted(peer: world.nodes[peer].name))
-        }
-        for held in outcome.release { receive(held.message, from: held.sender) }
-        if outcome.answer { sendHello(to: peer) }
-    }
+    func handshakeHeard(_ peer: Int, _ outcome: Replica.Handshakes<Int, HeldMessage>.HelloOutcome) {}
+
+    func receiveHeld(_ input: HeldMessage) { receive(input.message, from: input.sender) }
 
     // MARK: proposals
 
