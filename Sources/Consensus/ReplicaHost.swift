@@ -54,8 +54,17 @@ public protocol ReplicaHost: ConsensusShell {
     func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool
     /// Builds (or re-uses) a block, signs and sends the proposal with it.
     func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal?
-    /// Signs, records and sends this node's vote (as the replica core plans it); returns the signature.
-    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
+    /// This node's vote as a message (the node signs it; the simulator's network is authenticated).
+    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> ReplicaMessage
+    /// A message's signature (the simulator's placeholder).
+    func signature(of message: ReplicaMessage) -> Bytes64
+    /// Every signature this validator makes, in the event log (and the simulator's monitor) before it leaves.
+    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?)
+    /// Sends to every peer, and to one peer.
+    func sendToAll(_ message: ReplicaMessage)
+    func send(_ message: ReplicaMessage, toLink peer: LinkPeer)
+    /// Peers in name order, one per key: the order a lying node splits them in.
+    var peersByName: [LinkPeer] { get }
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
     /// What only this shell does when a round starts (metrics, the simulator's step triggers).
     func roundStarted(height: UInt64, round: UInt32)
@@ -166,6 +175,34 @@ extension ReplicaHost {
                 let key = Replica.ProposalKey(height: proposal.height, round: proposal.round)
                 feedback.append(.proposal(proposal, from: from, valid: isValid(block, key: key)))
             }
+        }
+    }
+
+    /// Signs, records and sends this node's vote; returns its signature.
+    @inlinable
+    public func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        let message = voteMessage(type, vote)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
+        sendOwnVote(message, type, vote)
+        return signature(of: message)
+    }
+
+    /// Sends our own vote as the replica core plans it: to everyone, to no one (withheld), or a different
+    /// vote to half of the peers.
+    @inlinable
+    public func sendOwnVote(_ message: ReplicaMessage, _ type: Tendermint.VoteType, _ vote: Vote) {
+        switch replica.planOwnVote(vote) {
+        case .honest:
+            sendToAll(message)
+        case .withhold:
+            break
+        case .equivocate(let otherId):
+            let other = voteMessage(type, Vote(height: vote.height, round: vote.round, blockId: otherId))
+            recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
+            let (first, second) = Replica.halves(peersByName)
+            for peer in first { send(message, toLink: peer) }
+            for peer in second { send(other, toLink: peer) }
         }
     }
 

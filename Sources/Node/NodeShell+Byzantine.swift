@@ -45,24 +45,7 @@ extension NodeShell {
     }
 
     /// Peers in the order a lying node splits them.
-    private var peersByName: [Peer] { peers.values.sorted { $0.name < $1.name } }
-
-    /// Sends our own vote as the replica core plans it: to everyone, to no one (withheld), or a different
-    /// vote to every other peer.
-    func sendOwnVote(_ envelope: Envelope, _ type: Tendermint.VoteType, _ vote: Vote) {
-        switch replica.planOwnVote(vote) {
-        case .honest:
-            broadcast(envelope)
-        case .withhold:
-            break
-        case .equivocate(let otherId):
-            let other = sign(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
-            recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
-            let (first, second) = Replica.halves(peersByName)
-            for peer in first { send(envelope, to: peer) }
-            for peer in second { send(other, to: peer) }
-        }
-    }
+    var peersByName: [String] { peers.values.map(\.name).sorted() }
 
     /// Sends our proposal and its parts as the replica core plans it: honestly, with broken parts, or a
     /// second proposal for the same round to every other peer.
@@ -91,8 +74,8 @@ extension NodeShell {
                 + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
             replica.proposed(envelopes)
             let (first, second) = Replica.halves(peersByName)
-            for peer in first { for envelope in envelopes { send(envelope, to: peer) } }
-            for peer in second { for envelope in others { send(envelope, to: peer) } }
+            for peer in first { for envelope in envelopes { send(envelope, toLink: peer) } }
+            for peer in second { for envelope in others { send(envelope, toLink: peer) } }
         }
     }
 

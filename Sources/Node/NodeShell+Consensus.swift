@@ -14,12 +14,15 @@ extension NodeShell: ConsensusShell {
 
     var me: Int? { myIndex }
 
-    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
-        let envelope = sign(type.kind, vote)
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-        sendOwnVote(envelope, type, vote)
-        replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
-        return envelope.signature
+    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> Envelope { sign(type.kind, vote) }
+
+    func signature(of message: Envelope) -> Bytes64 { message.signature }
+
+    func sendToAll(_ message: Envelope) { broadcast(message) }
+
+    func send(_ message: Envelope, toLink name: String) {
+        guard let peer = peerByName[name] else { return }
+        send(message, to: peer)
     }
 
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {

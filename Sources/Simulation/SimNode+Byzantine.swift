@@ -8,28 +8,8 @@ import Wire
 extension SimNode {
     func byzantineChanged(_ modes: [ByzantineMode]) {}
 
-    /// Peers in name order, the order a lying node splits them in.
-    private var peersByName: [Int] { world.peers(of: self).sorted { world.nodes[$0].name < world.nodes[$1].name } }
-
-    /// Our own vote as the replica core plans it: to everyone, to no one (withheld), or a different vote
-    /// to every other peer.
-    func sendOwnVote(_ type: Tendermint.VoteType, _ vote: Vote) {
-        let message = SimMessage.vote(type, vote, from: me!, foreignChain: false)
-        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
-        switch replica.planOwnVote(vote) {
-        case .honest:
-            world.broadcast(from: self, message)
-        case .withhold:
-            break
-        case .equivocate(let otherId):
-            let other = SimMessage.vote(type, Vote(height: vote.height, round: vote.round, blockId: otherId), from: me!,
-                                        foreignChain: false)
-            recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
-            let (first, second) = Replica.halves(peersByName)
-            for peer in first { world.send(from: self, toSlot: peer, message) }
-            for peer in second { world.send(from: self, toSlot: peer, other) }
-        }
-    }
+    /// Peers in name order, one per key (as the node's peer table), the order a lying node splits them in.
+    var peersByName: [Int] { world.peerKeys(of: self).sorted { world.nodes[$0].name < world.nodes[$1].name } }
 
     /// Our proposal and its block as the replica core plans it: honestly, with broken parts, or a second
     /// proposal for the same round to every other peer.

@@ -261,12 +261,15 @@ final class SimNode: ConsensusShell {
         return (height, round)
     }
 
-    func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
-        lastSignedVote = (type, vote)
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-        sendOwnVote(type, vote)
-        return SimNode.unsigned
+    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> SimMessage {
+        .vote(type, vote, from: me!, foreignChain: false)
     }
+
+    func signature(of message: SimMessage) -> Bytes64 { SimNode.unsigned }
+
+    func sendToAll(_ message: SimMessage) { world.broadcast(from: self, message) }
+
+    func send(_ message: SimMessage, toLink peer: Int) { world.send(from: self, toSlot: peer, message) }
 
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {
         world.scheduleTimeout(self, afterMs: afterMs, kind, height: height, round: round)
@@ -286,6 +289,10 @@ final class SimNode: ConsensusShell {
             return false
         }
         signState = newState
+        // As the node's sign-state file keeps the vote signed with it (to send it again after a crash).
+        if kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: payload) {
+            lastSignedVote = (kind == .prevote ? .prevote : .precommit, vote)
+        }
         return true
     }
 
