@@ -40,8 +40,8 @@ public protocol ReplicaHost: ConsensusShell {
     func settleTipRules(_ rules: UInt16, stored: Bool)
     /// What only this shell does once a block is executed (its views, metrics, the simulator's monitor).
     func committed(_ committed: CommittedBlock, result: Ledger.BlockResult)
-    /// Votes-only mode checked again (a commit may end it).
-    func updateVotesOnly()
+    /// Votes-only mode switched: what the shell's receiving edge must now do (drop transactions unchecked).
+    func votesOnlyChanged(_ on: Bool)
     /// A line of the event log (built only when the shell writes one); `flush`: before anything else happens.
     func record(_ event: @autoclosure () -> Replica.Event, flush: Bool)
 
@@ -65,6 +65,8 @@ public protocol ReplicaHost: ConsensusShell {
     func send(_ message: ReplicaMessage, toLink peer: LinkPeer)
     /// Peers in name order, one per key: the order a lying node splits them in.
     var peersByName: [LinkPeer] { get }
+    /// A prevote signed for another chain (a byzantine node's junk: the receiving edge refuses it).
+    func foreignVoteMessage(_ vote: Vote) -> ReplicaMessage
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
     /// What only this shell does when a round starts (metrics, the simulator's step triggers).
     func roundStarted(height: UInt64, round: UInt32)
@@ -204,6 +206,24 @@ extension ReplicaHost {
             for peer in first { send(message, toLink: peer) }
             for peer in second { send(other, toLink: peer) }
         }
+    }
+
+    /// Votes-only mode (`Replica.Instance.updateVotesOnly`), checked at every tick and commit.
+    @inlinable
+    public func updateVotesOnly() {
+        guard consensusStarted, let on = replica.updateVotesOnly(nowMs: nowMs) else { return }
+        votesOnlyChanged(on)
+        record(.votesOnly(on), flush: false)
+    }
+
+    /// Once per tick: the floods and replays the replica core plans for a byzantine node.
+    @inlinable
+    public func misbehaveOnTick() {
+        guard me != nil, let height = corePosition?.height else { return }
+        let plan = replica.misbehaviour(height: height)
+        for message in plan.replays { sendToAll(message) }
+        for vote in plan.otherChain { sendToAll(foreignVoteMessage(vote)) }
+        for vote in plan.floods { sendToAll(voteMessage(.prevote, vote)) }
     }
 
     /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or after

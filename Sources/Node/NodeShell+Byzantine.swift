@@ -79,13 +79,8 @@ extension NodeShell {
         }
     }
 
-    /// Once per tick: the floods and replays the replica core plans for a byzantine node.
-    func misbehaveOnTick() {
-        guard myIndex != nil else { return }
-        let plan = replica.misbehaviour(height: consensus.height)
-        for envelope in plan.replays { broadcast(envelope) }
-        let foreign = Domain(chainId: config.chainId + "/other", forkId: config.forkId)
-        for vote in plan.otherChain { broadcast(Envelope(kind: .prevote, payload: vote.encoded, domain: foreign, key: key)) }
-        for vote in plan.floods { broadcast(sign(.prevote, vote)) }
+    func foreignVoteMessage(_ vote: Vote) -> Envelope {
+        Envelope(kind: .prevote, payload: vote.encoded, domain: Domain(chainId: config.chainId + "/other", forkId: config.forkId),
+                 key: key)
     }
 }

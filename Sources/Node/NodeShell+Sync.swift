@@ -26,12 +26,9 @@ extension NodeShell {
     }
 
     /// Votes-only mode (`Replica.Instance.updateVotesOnly`): the edge reads the switch.
-    func updateVotesOnly() {
-        guard consensusStarted, let turnedOn = replica.updateVotesOnly(nowMs: clock()) else { return }
-        votesOnly.add(turnedOn ? 1 : -1)
-        let threshold = config.limits.votesOnlyAfterMs
-        logger.notice("votes-only mode \(turnedOn ? "on: no block finalized for \(threshold) ms" : "off")")
-        write(.votesOnly(turnedOn), flush: false)
+    func votesOnlyChanged(_ on: Bool) {
+        votesOnly.add(on ? 1 : -1)
+        logger.notice("votes-only mode \(on ? "on: no block finalized for \(config.limits.votesOnlyAfterMs) ms" : "off")")
     }
 
     /// Once a second: vote queueing delay, timer lateness, memory, queue lengths and kernel socket drops.

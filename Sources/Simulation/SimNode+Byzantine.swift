@@ -37,14 +37,7 @@ extension SimNode {
         for peer in second { for message in others { world.send(from: self, toSlot: peer, message) } }
     }
 
-    /// Once per tick: the floods and replays the replica core plans for a byzantine node.
-    func misbehaveOnTick() {
-        guard let me, let consensus else { return }
-        let plan = replica.misbehaviour(height: consensus.height)
-        for message in plan.replays { world.broadcast(from: self, message) }
-        for vote in plan.otherChain { world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: true)) }
-        for vote in plan.floods { world.broadcast(from: self, .vote(.prevote, vote, from: me, foreignChain: false)) }
-    }
+    func foreignVoteMessage(_ vote: Vote) -> SimMessage { .vote(.prevote, vote, from: me!, foreignChain: true) }
 
     // MARK: evidence
 

@@ -225,13 +225,8 @@ extension SimNode {
         logSample()
     }
 
-    /// Votes-only mode (`Replica.Instance.updateVotesOnly`), checked at every tick and commit as the node does:
-    /// the modelled ingress reads the switch.
-    func updateVotesOnly() {
-        guard consensusStarted, let on = replica.updateVotesOnly(nowMs: nowMs) else { return }
-        world.ingress[slot]?.setVotesOnly(on, nowUs: world.nowUs)
-        log(.votesOnly(on))
-    }
+    /// The modelled ingress reads the switch.
+    func votesOnlyChanged(_ on: Bool) { world.ingress[slot]?.setVotesOnly(on, nowUs: world.nowUs) }
 
     /// A vote waited this long at the modelled ingress before its check (see `SimIngress`).
     func votesWaited(_ waitedUs: UInt64) {
