@@ -252,6 +252,15 @@ extension ReplicaHost {
         drive(.vote(type, vote, from: me, signature: signature))
     }
 
+    /// Hands a complete proposal to consensus once its block is checked against the ledger (see
+    /// `Replica.Proposals.complete` for when that is).
+    @inlinable
+    public func deliver(_ key: Replica.ProposalKey, block: Block) {
+        guard let height = corePosition?.height, case .now(let proposal, let from, let block) = proposals.complete(
+            key, block: block, consensusHeight: height, storeHeight: storeHeight) else { return }
+        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
+    }
+
     /// Checks a proposed block against the ledger (and what the shell checks); an invalid one is counted.
     @inlinable
     public func isValid(_ block: Block, key: Replica.ProposalKey) -> Bool {

@@ -151,14 +151,6 @@ extension NodeShell {
         }
     }
 
-    /// Hands a complete proposal to consensus once its block is checked against the ledger (see
-    /// `Replica.Proposals.complete` for when that is).
-    private func deliver(_ key: ProposalKey, block: Block) {
-        guard case .now(let proposal, let from, let block) = proposals.complete(
-            key, block: block, consensusHeight: consensus.height, storeHeight: store.height) else { return }
-        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
-    }
-
     func transactionProblem(_ block: Block) -> String? { unverifiedTransactionProblem(block) }
 
     func countInvalidProposal(_ key: ProposalKey, _ problem: String) {

@@ -133,14 +133,6 @@ extension SimNode {
         deliver(key, block: block)
     }
 
-    /// Hands a complete proposal to consensus once its block is checked against the ledger (see
-    /// `Replica.Proposals.complete` for when that is).
-    private func deliver(_ key: ProposalKey, block: Block) {
-        guard let height = position?.height, case .now(let proposal, let from, let block) = proposals.complete(
-            key, block: block, consensusHeight: height, storeHeight: storeHeight) else { return }
-        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
-    }
-
     /// The simulated network is authenticated by construction: nothing more to check.
     func transactionProblem(_ block: Block) -> String? { nil }
 
