@@ -132,15 +132,15 @@ let package = Package(
             ]
         ),
         .testTarget(name: "SodiumTests", dependencies: ["Sodium"]),
-        .testTarget(name: "WireTests", dependencies: ["Wire", "Sodium"]),
+        .testTarget(name: "WireTests", dependencies: ["Basics", "Wire", "Sodium"]),
         .testTarget(name: "LedgerTests", dependencies: ["Ledger", "Wire", "Sodium"]),
-        .testTarget(name: "ConsensusTests", dependencies: ["Consensus", "Ledger", "Wire", "Sodium"]),
+        .testTarget(name: "ConsensusTests", dependencies: ["Basics", "Consensus", "Ledger", "Wire", "Sodium"]),
         .testTarget(name: "RollupTests", dependencies: ["Rollup", "Ledger", "Wire", "Sodium"]),
-        .testTarget(name: "FraudProofTests", dependencies: ["FraudProof", "Wire", "Sodium", "Ledger", "Rollup"]),
+        .testTarget(name: "FraudProofTests", dependencies: ["Basics", "FraudProof", "Wire", "Sodium", "Ledger", "Rollup"]),
         .testTarget(
             name: "TransportTests",
             dependencies: [
-                "Transport", "Wire", "Sodium",
+                "Basics", "Transport", "Wire", "Sodium",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
             ]
@@ -160,7 +160,7 @@ let package = Package(
         .testTarget(
             name: "NodeTests",
             dependencies: [
-                "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC", "Simulation", "Formats",
+                "Basics", "Node", "Consensus", "Wire", "Sodium", "Ledger", "Transport", "RPC", "Simulation", "Formats",
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOEmbedded", package: "swift-nio"),
                 .product(name: "Logging", package: "swift-log"),

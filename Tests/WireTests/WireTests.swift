@@ -1,5 +1,4 @@
 import Basics
-import Formats
 import Sodium
 import Testing
 @testable import Wire
