@@ -114,7 +114,9 @@ extension Report {
         page += "\n<h2>Nodes</h2>\n<table><tr><th>node</th><th>stake</th><th>binary</th><th>height</th><th>restarts</th>"
             + "<th>blocks by sync</th><th>stopped</th><th>drops</th></tr>"
         for node in nodes {
-            let drops = node.drops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }.joined(separator: ", ")
+            // The kernel's drops at the node's sockets (by lane) first: what never reached the node at all.
+            let drops = (node.kernelDrops.sorted { $0.key < $1.key }.map { "kernel_\($0.key) \($0.value)" }
+                + node.drops.sorted { $0.key < $1.key }.map { "\($0.key) \($0.value)" }).joined(separator: ", ")
             let stopped = ([node.stopped].compactMap { $0 } + node.refusedStarts).joined(separator: "; ")
             page += "<tr><td>\(Self.xml(node.name))</td><td>\(node.stake)</td><td>\(Self.xml(node.binary))</td>"
                 + "<td>\(node.height)</td><td>\(node.restarts)</td><td>\(node.syncedBlocks)</td>"

@@ -227,13 +227,21 @@ extension SimNode {
 
     static let voteWaitsMax = 100_000
 
-    /// Once a second, with a modelled ingress: the node's sample (vote waits, kernel drops).
+    /// Once a second, with a modelled receive path (a validator's under spam, the sequencer's under an
+    /// airdrop): the node's sample (vote waits, kernel drops), as the node writes it.
     private func logSample() {
-        guard world.ingress[slot] != nil, nowMs - lastSampleMs >= 1_000 else { return }
-        lastSampleMs = nowMs
-        world.ingress[slot]!.advance(to: world.nowUs)
-        log(.sample(voteDelaysMs: voteWaitsMs.sorted(), kernelDrops: world.ingress[slot]!.kernelDrops))
-        voteWaitsMs.removeAll(keepingCapacity: true)
+        guard nowMs - lastSampleMs >= 1_000 else { return }
+        if world.ingress[slot] != nil {
+            lastSampleMs = nowMs
+            world.ingress[slot]!.advance(to: world.nowUs)
+            log(.sample(voteDelaysMs: voteWaitsMs.sorted(), kernelDrops: world.ingress[slot]!.kernelDrops))
+            voteWaitsMs.removeAll(keepingCapacity: true)
+        } else if role == "sequencer", !world.airdrops.isEmpty {
+            lastSampleMs = nowMs
+            // The clients' socket: the user lane's with lanes, the one socket without.
+            let dropped = world.airdrops.values.reduce(0) { $0 + $1.path.kernelDrops }
+            log(.sample(voteDelaysMs: [], kernelDrops: [(world.topology.limits.lanes ? "user" : "", UInt64(dropped))]))
+        }
     }
 
     var peerIds: [Int] { world.peerKeys(of: self) }

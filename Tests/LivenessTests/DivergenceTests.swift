@@ -90,6 +90,22 @@ import Wire
         #expect(html.contains("State roots diverged") && html.contains("v3 stopped") && html.contains("diverged at 5"))
     }
 
+    /// The node table shows what the kernel dropped at a node's sockets (a sequencer under an airdrop) before
+    /// the drops the node counted itself.
+    @Test func theNodeTableShowsKernelDropsFirst() throws {
+        let logs: [String: [String]] = [
+            "seq": [start("seq", stake: 0, t: 0), commit(1, root: "a", t: 100),
+                    "{\"t\":1000,\"event\":\"sample\",\"votes\":0,\"kernel_userDrops\":42}",
+                    "{\"t\":1100,\"event\":\"drops\",\"total\":{\"reject_stale_height\":3}}"],
+        ]
+        let analysis = try analyze(logs)
+        let evaluator = Evaluator(analysis: analysis, windows: [], startMs: 0, endMs: 2_000, haltThresholdSeconds: 1,
+                                  crashed: [])
+        let report = Report(scenario: "drops", seed: 1, evaluator: evaluator, expectations: [])
+        #expect(report.nodes.first?.kernelDrops == ["user": 42])
+        #expect(report.html().contains("<td>kernel_user 42, reject_stale_height 3</td>"))
+    }
+
     /// The gap around the first height under newer rules, against the run's median gap.
     @Test func upgradeGapRatio() throws {
         var lines = [start("v1", stake: 10, t: 0)]
