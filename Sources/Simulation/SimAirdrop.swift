@@ -73,8 +73,6 @@ struct AirdropState {
     var lastSentMs: UInt64 = 0
     var heard: [String: Int] = [:]
     var path: SimClientPath
-    /// Claims refused unchecked this tick, answered together (as the edge hands over a read burst's).
-    var shedIds: [Bytes32] = []
 
     /// A claim that was never checked is never signed: it is named by a stand-in id, which only its refusal
     /// and the submissions file carry.
@@ -118,6 +116,8 @@ extension Simulator {
         let sequencer = nodes.first { $0.role == "sequencer" }
         let domain = Domain(chainId: topology.chainId)
         let payload = Claim(fee: airdrop.fee).encoded
+        // Claims refused unchecked this tick, answered together (as the edge hands over a read burst's).
+        var shed: [Bytes32] = []
         for _ in 0..<max(due, 0) {
             let claim = airdrop.sent
             airdrop.sent += 1
@@ -130,13 +130,11 @@ extension Simulator {
                 queue.push(.deliver(to: sequencer!.slot, from: airdrop.client, .tx(envelope)), atUs: readUs)
             } else {
                 id = airdrop.standInId(claim)
-                if case .shed = fate { airdrop.shedIds.append(id) }
+                if case .shed = fate { shed.append(id) }
             }
             logs.airdropSubmitted(step: airdrop.stepId, timeMs: nowMs, tx: id.short)
         }
         airdrop.lastSentMs = nowMs
-        let shed = airdrop.shedIds
-        airdrop.shedIds.removeAll(keepingCapacity: true)
         let finished = airdrop.sent >= airdrop.count
         airdrops[index] = airdrop // before the answers below are counted into it
         if let sequencer, !shed.isEmpty, let rollup = sequencer.rollup {
