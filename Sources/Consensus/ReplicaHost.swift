@@ -9,19 +9,16 @@ import Wire
 /// simulated crash). The state is the shell's; the logic below is written once, for both, and a shell
 /// only says how to store, record and count (its ports).
 public protocol ReplicaHost: ConsensusShell {
-    associatedtype ReplicaMessage: Sendable
+    /// How the replica core names a peer (the node: by key, twins together; the simulator: by key slot).
     associatedtype ReplicaPeer: Hashable & Comparable & Sendable
-    /// How the shell assembles a proposal's block (the node's parts; the simulator's whole block).
-    associatedtype ProposalBody: Sendable
-    /// How the shell names a peer in the handshake (the node: by name, twins apart; the simulator: by
-    /// slot), and what it keeps of a message held until the handshake succeeds.
+    /// How the shell names a peer in the handshake (the node: by name, twins apart; the simulator: by slot).
     associatedtype LinkPeer: Hashable & Comparable & Sendable
-    associatedtype HeldInput: Sendable
 
     var ledger: Ledger { get set }
     var mempool: Mempool { get set }
-    var replica: Replica.Instance<ReplicaMessage, ReplicaPeer> { get set }
-    var proposals: Replica.Proposals<ProposalBody> { get set }
+    var replica: Replica.Instance<Envelope, ReplicaPeer> { get set }
+    var proposals: Replica.Proposals<Replica.PartAssembly> { get set }
+    var reception: Replica.Reception { get set }
     /// The run's seeded generator (the node's own; the simulator's one for the whole run).
     var rng: SplitMix64 { get set }
     /// Set at a start on another binary, settled by the next commit (see `Replica.TipAlternative`).
@@ -29,8 +26,16 @@ public protocol ReplicaHost: ConsensusShell {
     var binary: Replica.Binary { get }
     var plans: [UpgradePlan] { get }
     var validators: ValidatorSet { get }
-    /// The highest block stored.
+    /// The chain and fork this node signs for.
+    var domain: Domain { get }
+    var datagramPayloadBytesMax: Int { get }
+    /// Block building limits and the clock block timestamps come from (skewed when a fault says so).
+    var blockTxsMax: Int { get }
+    var blockBytesMax: Int { get }
+    var protocolClockMs: UInt64 { get }
+    /// The highest block stored, and a stored block (nil: not there, or unreadable).
     var storeHeight: UInt64 { get }
+    func committedBlock(at height: UInt64) -> CommittedBlock?
     var nowMs: UInt64 { get }
 
     /// Makes the committed block durable, with the rules it is executed under, before anything else happens.
@@ -44,6 +49,27 @@ public protocol ReplicaHost: ConsensusShell {
     func votesOnlyChanged(_ on: Bool)
     /// A line of the event log (built only when the shell writes one); `flush`: before anything else happens.
     func record(_ event: @autoclosure () -> Replica.Event, flush: Bool)
+    /// A line of the operator's log (the simulator has none: every fact it matters for is also an event).
+    func warn(_ text: @autoclosure () -> String)
+    /// Counts in the shell's own metrics.
+    func count(_ counter: Replica.Counter)
+
+    // Messages.
+    /// This node's message for `domain`: signed by the node; the simulator's network is authenticated by
+    /// construction, so its envelopes carry no signature.
+    func envelope(_ kind: MessageKind, _ payload: [UInt8], domain: Domain) -> Envelope
+    /// Checks a signature the shared logic must check itself (a synced precommit's): the node verifies it.
+    func signatureHolds(_ envelope: Envelope) -> Bool
+    /// Sends to every peer, to one peer by the core's name for it (and its twins), and to one link.
+    func sendToAll(_ envelope: Envelope)
+    func send(_ envelope: Envelope, toPeer peer: ReplicaPeer)
+    func send(_ envelope: Envelope, toLink peer: LinkPeer)
+    /// The peer signing with `key` (nil: not this node's peer).
+    func peerId(signing key: PublicKey) -> ReplicaPeer?
+    /// Whether to relay this message (the node's transport has de-duplicated already).
+    func shouldRelay(_ envelope: Envelope) -> Bool
+    /// Rollup traffic from a peer (a sequencer's feed, a rejection), for the shell's rollup part.
+    func receiveRollup(_ envelope: Envelope, _ message: Message)
 
     // The effects of the consensus core (`execute`).
     /// This node's validator index (nil: it follows without voting).
@@ -52,29 +78,18 @@ public protocol ReplicaHost: ConsensusShell {
     var pendingSignState: Tendermint.SignState? { get set }
     /// The write-ahead rule: durable before the signature exists; false: do not sign.
     func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool
-    /// Builds (or re-uses) a block, signs and sends the proposal with it.
-    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal?
-    /// This node's vote as a message (the node signs it; the simulator's network is authenticated).
-    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> ReplicaMessage
-    /// A message's signature (the simulator's placeholder).
-    func signature(of message: ReplicaMessage) -> Bytes64
     /// Every signature this validator makes, in the event log (and the simulator's monitor) before it leaves.
     func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?)
-    /// Sends to every peer, and to one peer.
-    func sendToAll(_ message: ReplicaMessage)
-    func send(_ message: ReplicaMessage, toLink peer: LinkPeer)
     /// Peers in name order, one per key: the order a lying node splits them in.
     var peersByName: [LinkPeer] { get }
-    /// A prevote signed for another chain (a byzantine node's junk: the receiving edge refuses it).
-    func foreignVoteMessage(_ vote: Vote) -> ReplicaMessage
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
     /// What only this shell does when a round starts (metrics, the simulator's step triggers).
     func roundStarted(height: UInt64, round: UInt32)
-    /// A new height: the shell forgets what it kept for older ones (early parts or blocks, relayed votes).
+    /// A new height: the shell forgets what it kept for older ones (relayed votes).
     func forgetBelow(height: UInt64)
     /// What the shell checks of a block beyond the ledger's rules (the node: signatures not yet checked); nil: fine.
     func transactionProblem(_ block: Block) -> String?
-    /// An invalid proposal, counted as the shell counts it.
+    /// What only this shell does with an invalid proposal (metrics, the operator's log).
     func countInvalidProposal(_ key: Replica.ProposalKey, _ problem: String)
 
     // Starting consensus (`startConsensusIfReady`).
@@ -83,22 +98,20 @@ public protocol ReplicaHost: ConsensusShell {
     var startedAtMs: UInt64 { get }
     /// The validators this node has heard from (by index), itself included.
     var heardValidators: Set<Int> { get }
-    /// The core's height, round and step (nil: no core running).
+    /// The core's height, round and step (nil: no core running), and its counters.
     var corePosition: (height: UInt64, round: UInt32, step: Tendermint.Step)? { get }
+    var coreMetrics: Tendermint.Metrics? { get }
+    /// The core's settings (how far ahead it looks, its quorum rule).
+    var coreSettings: Tendermint.Settings { get }
     /// The last sign state made durable, and the vote signed with it (as the sign-state file keeps them).
     var lastSignState: Tendermint.SignState? { get }
     var lastSignedVote: (type: Tendermint.VoteType, vote: Vote)? { get }
-    /// Sends that vote again to every peer and records it (never a new signature: Ed25519 signs the same
-    /// message identically); returns its signature.
-    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64
 
     // Evidence, stops and byzantine modes.
     /// A validator's name for the event log.
     func validatorName(_ key: PublicKey) -> String
     /// The evidence transaction this node sends for an equivocation (signed with both offending signatures).
     func evidenceTransaction(_ evidence: DuplicateVoteEvidence) -> Envelope
-    /// Sends a transaction to every peer.
-    func gossip(_ transaction: Envelope)
     /// What only this shell does when it stops (metrics, the operator's log).
     func stopped(_ stop: Replica.Stop)
     /// What only this shell does when its byzantine modes change.
@@ -109,29 +122,23 @@ public protocol ReplicaHost: ConsensusShell {
     var peerIds: [ReplicaPeer] { get }
     /// The peer signing as validator `index` (nil: not this node's peer).
     func peer(ofValidator index: Int) -> ReplicaPeer?
-    /// The messages that carry a proposal and its block, as this shell sends them.
-    func proposalMessages(_ entry: Replica.Proposals<ProposalBody>.Entry) -> [ReplicaMessage]
-    /// Sends what the replica core plans.
-    func perform(_ sends: [Replica.Send<ReplicaMessage, ReplicaPeer>])
-    /// Asks `holder` for the committed block at `height`.
-    func requestBlock(_ height: UInt64, from holder: ReplicaPeer)
     /// The signers of the block +2/3 precommitted at this height in an earlier round, when the core saw one.
     var decidedElsewhereSigners: [Int]? { get }
 
     // The handshake (`heardHello`).
-    var handshakes: Replica.Handshakes<LinkPeer, HeldInput> { get set }
-    /// Every peer the handshake runs with.
+    var handshakes: Replica.Handshakes<LinkPeer, Replica.HeldMessage> { get set }
+    /// Every peer the handshake runs with, and the ones signing with `key` (a twinned key's message could
+    /// come from any of them).
     var linkPeers: [LinkPeer] { get }
+    func linkPeers(signing key: PublicKey) -> [LinkPeer]
+    /// The first of those: whose handshake admits the key's messages.
+    func handshakeLink(signing key: PublicKey) -> LinkPeer?
     /// `[cluster] handshake = "rules"`: peers whose binary applies other rules are refused too.
     var handshakeChecksRules: Bool { get }
-    /// Sends this node's hello to `peer`, asking for an answer or not.
-    func sendHello(replyWanted: Bool, to peer: LinkPeer)
     /// A peer's name for the event log.
     func linkName(_ peer: LinkPeer) -> String
     /// What only this shell does with a hello's outcome (metrics, the operator's log).
-    func handshakeHeard(_ peer: LinkPeer, _ outcome: Replica.Handshakes<LinkPeer, HeldInput>.HelloOutcome)
-    /// A message held until the handshake succeeded, taken now.
-    func receiveHeld(_ input: HeldInput)
+    func handshakeHeard(_ peer: LinkPeer, _ outcome: Replica.Handshakes<LinkPeer, Replica.HeldMessage>.HelloOutcome)
 }
 
 extension ReplicaHost {
@@ -172,6 +179,7 @@ extension ReplicaHost {
         case .newHeight(let height):
             replica.startedHeight(height, nowMs: nowMs)
             // Proposals for the new height that arrived early, checked now that the previous block is applied.
+            reception.forgetBelow(height: height)
             forgetBelow(height: height)
             for (proposal, from, block) in proposals.startedHeight(height, me: me) {
                 let key = Replica.ProposalKey(height: proposal.height, round: proposal.round)
@@ -180,27 +188,48 @@ extension ReplicaHost {
         }
     }
 
+    /// This node's message, for its own chain and fork.
+    @inlinable
+    public func envelope(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {
+        envelope(kind, payload.encoded, domain: domain)
+    }
+
+    /// By default a shell keeps nothing per height beyond what the shared logic keeps.
+    @inlinable
+    public func forgetBelow(height: UInt64) {}
+
     /// Signs, records and sends this node's vote; returns its signature.
     @inlinable
     public func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
-        let message = voteMessage(type, vote)
+        let message = envelope(type.kind, vote)
         recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
         replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
         sendOwnVote(message, type, vote)
-        return signature(of: message)
+        return message.signature
+    }
+
+    /// Sends the vote signed before a crash again to every peer and records it (never a new signature:
+    /// Ed25519 signs the same message identically); returns its signature.
+    @inlinable
+    public func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+        let message = envelope(type.kind, vote)
+        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
+        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
+        sendToAll(message)
+        return message.signature
     }
 
     /// Sends our own vote as the replica core plans it: to everyone, to no one (withheld), or a different
     /// vote to half of the peers.
     @inlinable
-    public func sendOwnVote(_ message: ReplicaMessage, _ type: Tendermint.VoteType, _ vote: Vote) {
+    public func sendOwnVote(_ message: Envelope, _ type: Tendermint.VoteType, _ vote: Vote) {
         switch replica.planOwnVote(vote) {
         case .honest:
             sendToAll(message)
         case .withhold:
             break
         case .equivocate(let otherId):
-            let other = voteMessage(type, Vote(height: vote.height, round: vote.round, blockId: otherId))
+            let other = envelope(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
             recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
             let (first, second) = Replica.halves(peersByName)
             for peer in first { send(message, toLink: peer) }
@@ -222,8 +251,10 @@ extension ReplicaHost {
         guard me != nil, let height = corePosition?.height else { return }
         let plan = replica.misbehaviour(height: height)
         for message in plan.replays { sendToAll(message) }
-        for vote in plan.otherChain { sendToAll(foreignVoteMessage(vote)) }
-        for vote in plan.floods { sendToAll(voteMessage(.prevote, vote)) }
+        // Junk signed for another chain: the receiving edge refuses it.
+        let otherChain = Domain(chainId: domain.chainId + "/other", forkId: domain.forkId)
+        for vote in plan.otherChain { sendToAll(envelope(.prevote, vote.encoded, domain: otherChain)) }
+        for vote in plan.floods { sendToAll(envelope(.prevote, vote)) }
     }
 
     /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or after
@@ -274,6 +305,7 @@ extension ReplicaHost {
     /// A proposal whose block is invalid (or whose parts do not make one).
     @inlinable
     public func reportInvalid(_ key: Replica.ProposalKey, _ problem: String) {
+        reception.invalidProposals += 1
         countInvalidProposal(key, problem)
         record(.invalidProposal(key, problem: problem), flush: false)
     }
@@ -286,7 +318,7 @@ extension ReplicaHost {
         record(.evidence(evidence, offender: validatorName(evidence.validator)), flush: true)
         let envelope = evidenceTransaction(evidence)
         guard ledger.admissionCheck(envelope) == .applied, mempool.add(envelope, id: envelope.id) else { return }
-        gossip(envelope)
+        sendToAll(envelope)
     }
 
     /// Records the offences a committed block carried (the ones it applied).
@@ -318,8 +350,8 @@ extension ReplicaHost {
     public func rebroadcastIfStalled() {
         guard let at = corePosition else { return }
         let held = proposals[Replica.ProposalKey(height: at.height, round: at.round)].map { entry in
-            Replica.Instance<ReplicaMessage, ReplicaPeer>.HeldProposal(
-                polRound: entry.proposal.polRound, messages: entry.delivered ? proposalMessages(entry) : nil,
+            Replica.Instance<Envelope, ReplicaPeer>.HeldProposal(
+                polRound: entry.proposal.polRound, messages: entry.delivered ? entry.body.envelopes : nil,
                 author: entry.from)
         }
         perform(replica.stallResends(nowMs: nowMs, step: at.step, round: at.round, me: me, proposal: held,
@@ -331,7 +363,7 @@ extension ReplicaHost {
     public func requestMissingBlocks() {
         guard replica.stopped == nil else { return }
         for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &rng) {
-            requestBlock(height, from: holder)
+            send(envelope(.blockRequest, BlockRequest(height: height, timeMs: nowMs)), toPeer: holder)
         }
     }
 
@@ -351,7 +383,10 @@ extension ReplicaHost {
     /// This node's hello to `peer` (asking for an answer until the peer has accepted us).
     @inlinable
     public func sendHello(to peer: LinkPeer) {
-        sendHello(replyWanted: handshakes.sendingHello(to: peer, nowMs: nowMs), to: peer)
+        let hello = Hello(protocolVersion: binary.protocolVersion, forkId: binary.forkId, version: binary.version,
+                          versionMin: binary.versionMin, committedHeight: storeHeight,
+                          replyWanted: handshakes.sendingHello(to: peer, nowMs: nowMs), timeMs: nowMs)
+        send(envelope(.hello, hello), toLink: peer)
     }
 
     /// Every tick: peers not accepted get another hello (a refused peer may come back fixed).
@@ -374,7 +409,7 @@ extension ReplicaHost {
             record(.handshakeAccepted(peer: linkName(peer)), flush: false)
         }
         handshakeHeard(peer, outcome)
-        for held in outcome.release { receiveHeld(held) }
+        for held in outcome.release { receive(held.envelope, held.message, fromPeer: held.fromPeer) }
         if outcome.answer { sendHello(to: peer) }
     }
 

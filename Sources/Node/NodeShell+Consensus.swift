@@ -14,16 +14,43 @@ extension NodeShell: ConsensusShell {
 
     var me: Int? { myIndex }
 
-    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> Envelope { sign(type.kind, vote) }
+    var coreSettings: Tendermint.Settings { consensus.settings }
+    var coreMetrics: Tendermint.Metrics? { consensus.metrics }
 
-    func signature(of message: Envelope) -> Bytes64 { message.signature }
+    func envelope(_ kind: MessageKind, _ payload: [UInt8], domain: Domain) -> Envelope {
+        Envelope(kind: kind, payload: payload, domain: domain, key: key)
+    }
+
+    func signatureHolds(_ envelope: Envelope) -> Bool { envelope.verify(domain: domain) == .valid }
 
     func sendToAll(_ message: Envelope) { broadcast(message) }
+
+    func send(_ envelope: Envelope, toPeer peer: PublicKey) { send(envelope, toKey: peer) }
 
     func send(_ message: Envelope, toLink name: String) {
         guard let peer = peerByName[name] else { return }
         send(message, to: peer)
     }
+
+    func peerId(signing key: PublicKey) -> PublicKey? { peers[key] != nil ? key : nil }
+
+    /// The transport has de-duplicated every message already: each is relayed once.
+    func shouldRelay(_ envelope: Envelope) -> Bool { true }
+
+    func receiveRollup(_ envelope: Envelope, _ message: Message) { rollup?.onPeerMessage(envelope, message, host: self) }
+
+    func warn(_ text: @autoclosure () -> String) { logger.warning("\(text())") }
+
+    func count(_ counter: Replica.Counter) {
+        switch counter {
+        case .heldDropped: metrics.noHandshakeDropped.increment()
+        case .syncedBlock: metrics.syncBlocks.increment()
+        case .mempool: metrics.mempoolTxs.record(mempool.count)
+        }
+    }
+
+    var blockTxsMax: Int { config.limits.blockTxsMax }
+    var blockBytesMax: Int { config.limits.blockBytesMax }
 
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {
         timers(afterMs, .timeout(kind, height: height, round: round))
@@ -32,11 +59,6 @@ extension NodeShell: ConsensusShell {
     func roundStarted(height: UInt64, round: UInt32) {
         metrics.round.record(Int(round))
         if round > 0 { metrics.roundsStarted.increment() }
-    }
-
-    func forgetBelow(height: UInt64) {
-        earlyParts = earlyParts.filter { $0.key.height >= height }
-        earlyPartCount = earlyParts.values.reduce(0) { $0 + $1.count }
     }
 
     /// Every consensus signature this validator makes, in the event log and flushed to the kernel
@@ -64,36 +86,22 @@ extension NodeShell: ConsensusShell {
             return false
         }
     }
-
-    /// Builds (or re-uses the valid value) and broadcasts a signed proposal with its parts.
-    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
-        let block = blockId.flatMap { proposals.block($0) } ?? buildBlock(height: height)
-        let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: config.limits.datagramPayloadBytesMax,
-                                          fixedOverhead: Envelope.overheadBytes + 12)
-        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: block.id, partsRoot: root,
-                                partCount: UInt16(parts.count), blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
-        recordSigned(.proposal, height: height, round: round, value: block.id)
-        let envelopes = [sign(.proposal, proposal)]
-            + parts.map { sign(.blockPart, BlockPart(height: height, round: round, part: $0)) }
-        proposals.proposed(proposal, from: myIndex!, block: block, body: PartAssembly(
-            assembler: PartSet.Assembler(root: root, total: parts.count, bytesMax: Block.bytesMax)))
-        sendOwnProposal(envelopes, block: block, height: height, round: round, polRound: polRound)
-        return proposal
-    }
-
-    private func buildBlock(height: UInt64) -> Block {
-        Replica.buildBlock(height: height, proposer: key.publicKey, timeMs: protocolClock,
-                           stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot), ledger: ledger,
-                           mempool: mempool, txsMax: config.limits.blockTxsMax,
-                           bytesMax: config.limits.blockBytesMax, protocolVersion: config.protocolVersion)
-    }
-
 }
 
 /// The node as the host of the shared replica logic (`ReplicaHost`: the commit path): its block store, event
 /// log, metrics and views.
 extension NodeShell: ReplicaHost {
     var storeHeight: UInt64 { store.height }
+
+    func committedBlock(at height: UInt64) -> CommittedBlock? {
+        do {
+            guard let stored = try store.encodedBlock(at: height) else { return nil }
+            return try CommittedBlock(decoding: stored)
+        } catch {
+            logger.error("store: cannot read block \(height): \(error)")
+            return nil
+        }
+    }
 
     /// fsynced before the block is executed: a `kill -9` at any moment loses no committed block.
     func storeCommitted(_ committed: CommittedBlock, rules: UInt16) {

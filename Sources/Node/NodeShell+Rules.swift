@@ -46,30 +46,17 @@ extension NodeShell {
     var linkPeers: [String] { everyPeer.map(\.name) }
     var handshakeChecksRules: Bool { config.handshakeChecksRules }
 
-    func sendHello(replyWanted: Bool, to name: String) {
-        guard let peer = peerByName[name] else { return }
-        let now = clock()
-        let hello = Hello(protocolVersion: config.protocolVersion, forkId: config.forkId, version: config.version,
-                          versionMin: config.versionMin, committedHeight: store.height, replyWanted: replyWanted,
-                          timeMs: now)
-        send(sign(.hello, hello), to: peer)
+    /// A twinned key's peer and its twins: which of them a message came from is unknown.
+    func linkPeers(signing key: PublicKey) -> [String] {
+        guard let peer = peers[key] else { return [] }
+        return [peer.name] + (twins[key] ?? []).map(\.name)
     }
+
+    func handshakeLink(signing key: PublicKey) -> String? { peers[key]?.name }
 
     func linkName(_ peer: String) -> String { peer }
 
-    func receiveHeld(_ input: HeldMessage) { handleMessage(input.envelope, input.message, fromPeer: input.fromPeer) }
-
-    /// A hello signed with a twinned key could come from either twin: both get the same answer.
-    func onHello(_ hello: Hello, envelope: Envelope) {
-        guard let peer = peers[envelope.sender] else { return }
-        let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,
-                                              version: hello.version, versionMin: hello.versionMin)
-        for each in [peer] + (twins[envelope.sender] ?? []) {
-            heardHello(theirs, signedForFork: envelope.forkId, replyWanted: hello.replyWanted, from: each.name)
-        }
-    }
-
-    func handshakeHeard(_ peer: String, _ outcome: Replica.Handshakes<String, HeldMessage>.HelloOutcome) {
+    func handshakeHeard(_ peer: String, _ outcome: Replica.Handshakes<String, Replica.HeldMessage>.HelloOutcome) {
         switch (outcome.previous, outcome.link) {
         case (let previous, .refused(let reason)):
             metrics.handshakeRefused.increment()

@@ -53,19 +53,6 @@ extension Outgoing {
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
 /// the durable store and the event log. Not thread-safe: one task (the main loop) owns it.
 final class NodeShell {
-    typealias ProposalKey = Replica.ProposalKey
-
-    /// How a proposal's block arrives here: parts with Merkle proofs against the proposal's root.
-    struct PartAssembly: Sendable {
-        var assembler: PartSet.Assembler
-        /// The signed proposal and part envelopes as received, re-sent to peers while a height stalls.
-        var envelopes: [Envelope] = []
-    }
-
-    static let earlyPartsMax = 8_192
-    static let syncRootsPerHeightMax = 4
-    static let syncServePerTickMax = 32
-
     let config: NodeConfig
     let domain: Domain
     let key: SigningKey
@@ -93,25 +80,16 @@ final class NodeShell {
     var outbox: [Outgoing] = []
     var shaper: LinkShaper
     var clockSkewMs: Int64 = 0
-    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`).
-    var proposals = Replica.Proposals<PartAssembly>()
-    var earlyParts: [ProposalKey: [(BlockPart, Envelope)]] = [:]
-    var earlyPartCount = 0
+    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`), and the messages
+    /// in flight around them (early parts, heights being synced, refusals).
+    var proposals = Replica.Proposals<Replica.PartAssembly>()
+    var reception = Replica.Reception()
     /// The replica core: this height's message memory, stall re-sends, peers' heights and sync requests,
     /// relay targets, reported offences and byzantine plans (shared with the simulator).
     var replica: Replica.Instance<Envelope, PublicKey>
     /// The core's randomness (sync peers, relay targets), seeded from this node's key and start time.
     var rng: SplitMix64
-    var syncAssemblers: [UInt64: [Bytes32: PartSet.Assembler]] = [:]
-    var syncBlocks: [UInt64: [Bytes32: Block]] = [:]
-    var syncVotes: [UInt64: [SyncVoteKey: [Int: Bytes64]]] = [:]
-    var servedThisTick = 0
     var txsCommitted: UInt64 = 0
-    var invalidProposalCount = 0
-    /// Transactions refused at mempool admission (CheckTx), by reason.
-    var mempoolRejected: [String: Int] = [:]
-    /// Peers' consensus input refused by the shell, by reason (the core counts its own).
-    var shellRejects: [String: Int] = [:]
     var consensusStarted = false
     /// Non-zero while votes-only mode is on (read by the edges).
     let votesOnly = AtomicCounter()
@@ -147,12 +125,7 @@ final class NodeShell {
     var stopped: String? { replica.stopped }
     /// The handshake with each peer, by name (see `Replica.Handshakes`): nothing but hellos goes to a peer
     /// not accepted; its consensus messages wait for the handshake.
-    var handshakes = Replica.Handshakes<String, HeldMessage>()
-    struct HeldMessage: Sendable {
-        var envelope: Envelope
-        var message: Message
-        var fromPeer: Bool
-    }
+    var handshakes = Replica.Handshakes<String, Replica.HeldMessage>()
     /// The last stored block as first executed, when a restart re-executed it under other rules.
     var tipAlternative: Replica.TipAlternative?
     /// The rollup part of a sequencer or replica.
@@ -304,19 +277,6 @@ final class NodeShell {
         return (kind == .prevote ? .prevote : .precommit, vote)
     }
 
-    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
-        let envelope = sign(type.kind, vote)
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-        replica.signedVote(envelope, type, round: vote.round, nowMs: clock())
-        broadcast(envelope)
-        return envelope.signature
-    }
-
-    func broadcastStatus() {
-        replica.sentStatus(nowMs: clock())
-        broadcast(sign(.status, StatusMessage(committedHeight: store.height, round: consensus.round, timeMs: clock())))
-    }
-
     func handle(_ input: NodeInput) {
         switch input {
         case .message(let envelope, let message, let fromPeer, let receivedMs):
@@ -325,7 +285,7 @@ final class NodeShell {
                 let now = clock()
                 voteDelaysMs.append(now > receivedMs ? now - receivedMs : 0)
             }
-            handleMessage(envelope, message, fromPeer: fromPeer)
+            receive(envelope, message, fromPeer: fromPeer)
         case .timeout(let kind, let height, let round):
             drive(.timeout(kind, height: height, round: round))
         case .tick:
@@ -363,7 +323,7 @@ final class NodeShell {
     }
 
     /// This node's protocol clock: wall time plus any injected skew (used for block timestamps).
-    var protocolClock: UInt64 { UInt64(max(0, Int64(clock()) + clockSkewMs)) }
+    var protocolClockMs: UInt64 { UInt64(max(0, Int64(clock()) + clockSkewMs)) }
 
     var status: NodeStatus {
         let now = clock()
@@ -375,7 +335,7 @@ final class NodeShell {
             mempoolTxs: mempool.count, ingressQueue: 0, ingressQueueMax: config.limits.ingressQueueMax,
             lastCommitTimeMs: lastCommitTimeMs, lastBlockId: ledger.lastBlockId.hex, stateRoot: ledger.stateRoot.hex,
             txsCommitted: txsCommitted, startedAtMs: startedAtMs,
-            conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: invalidProposalCount,
+            conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: reception.invalidProposals,
             proposer: validators.members[validators.proposer(height: consensus.height, round: consensus.round)].name,
             linkFaults: shaper.table.links.count, shapedDrops: shaper.droppedByReason.values.reduce(0, +),
             clockSkewMs: clockSkewMs)
@@ -400,8 +360,8 @@ final class NodeShell {
             return "\(key.height)/\(key.round):\(entry.delivered ? "complete" : "\(assembler.received)/\(assembler.total)")"
         }.joined(separator: " ")
         out["sync.requested"] = replica.syncRequested.keys.sorted().map(String.init).joined(separator: " ")
-        out["sync.blocks"] = syncBlocks.keys.sorted().map(String.init).joined(separator: " ")
-        out["sync.votes"] = syncVotes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.values.map(\.count))" }
+        out["sync.blocks"] = reception.syncBlocks.keys.sorted().map(String.init).joined(separator: " ")
+        out["sync.votes"] = reception.syncVotes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.values.map(\.count))" }
             .joined(separator: " ")
         out["peers"] = replica.peerHeights.map { "\(peers[$0.key]?.name ?? "?")@\($0.value.height)" }.sorted().joined(separator: " ")
         out["shaper.pending"] = "\(shaper.pendingCount)"
@@ -482,20 +442,8 @@ final class NodeShell {
         for twin in twins[peerKey] ?? [] { send(envelope, to: twin) }
     }
 
-    func broadcast(_ envelope: Envelope, except: Set<PublicKey> = []) {
-        for peerKey in peers.keys where !except.contains(peerKey) { send(envelope, toKey: peerKey) }
-    }
-
-    /// Performs what the replica core plans to send.
-    func perform(_ sends: [Replica.Send<Envelope, PublicKey>]) {
-        for planned in sends {
-            switch planned {
-            case .everyone(let envelope): broadcast(envelope)
-            case .everyoneBut(let envelope, let validator):
-                broadcast(envelope, except: [validators.members[validator].publicKey])
-            case .peer(let envelope, let peer): send(envelope, toKey: peer)
-            }
-        }
+    func broadcast(_ envelope: Envelope) {
+        for peerKey in peers.keys { send(envelope, toKey: peerKey) }
     }
 
     var peerIds: [PublicKey] { Array(peers.keys) }
@@ -505,8 +453,6 @@ final class NodeShell {
         return peers[key] != nil ? key : nil
     }
 
-    func proposalMessages(_ entry: Replica.Proposals<PartAssembly>.Entry) -> [Envelope] { entry.body.envelopes }
-
     /// Writes one of the replica's events to this node's event log (flushed to the kernel when asked).
     func write(_ event: Replica.Event, flush: Bool = false) {
         events.write(event.name, timeMs: clock(), event.fields)
@@ -515,14 +461,6 @@ final class NodeShell {
 
     func sign(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {
         Envelope(kind: kind, payload: payload.encoded, domain: domain, key: key)
-    }
-
-    /// Forwards a consensus message to a few random peers (epidemic gossip), when enabled.
-    func relay(_ envelope: Envelope) {
-        guard replica.settings.relayFanout > 0 else { return }
-        for peer in replica.relayTargets(peers.keys.filter { $0 != envelope.sender }, rng: &rng) {
-            send(envelope, to: peers[peer]!)
-        }
     }
 }
 

@@ -127,7 +127,7 @@ extension Simulator {
                 let key = ClusterSetup.airdropClaimerKey(seed: airdrop.poolSeed, index: claim)
                 let envelope = Envelope(kind: .l2Claim, payload: payload, domain: domain, key: key)
                 id = envelope.id
-                queue.push(.deliver(to: sequencer!.slot, from: airdrop.client, .tx(envelope)), atUs: readUs)
+                queue.push(.deliver(to: sequencer!.slot, from: airdrop.client, .made(envelope)), atUs: readUs)
             } else {
                 id = airdrop.standInId(claim)
                 if case .shed = fate { shed.append(id) }

@@ -14,17 +14,6 @@ import Wire
 final class SimNode: ConsensusShell {
     enum State: Equatable { case down, running, paused }
 
-    typealias ProposalKey = Replica.ProposalKey
-    /// A simulated block arrives whole: there is no assembly to keep with a proposal.
-    struct WholeBlock: Sendable {}
-
-    struct RelayKey: Hashable {
-        var vote: Vote
-        var type: Tendermint.VoteType
-        var from: Int
-    }
-
-    static let earlyBlocksMax = 256
     static let pausedInboxMax = 2_048
     static let relayedMax = 65_536
 
@@ -33,6 +22,7 @@ final class SimNode: ConsensusShell {
     /// The validator whose key this node signs with (a twin shares its original's), nil for none.
     let me: Int?
     let keyName: String
+    let publicKey: PublicKey
     /// "validator", "rpc" (follows the chain and serves JSON-RPC), "gateway" (JSON-RPC only, see `SimRPC`),
     /// "sequencer" or "replica" (follow the chain; the rollup, see `SimRollup`).
     let role: String
@@ -67,21 +57,16 @@ final class SimNode: ConsensusShell {
     var incarnation = 0
     var consensus: Tendermint.Instance?
     var mempool: Mempool
-    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`); a simulated block
-    /// arrives whole, so there is no assembly to keep.
-    var proposals = Replica.Proposals<WholeBlock>()
-    var earlyBlocks: [ProposalKey: (Block?, Bytes32?)] = [:]
-    /// Votes this node has relayed (each once), for the current height and the next.
-    var relayed: Set<RelayKey> = []
-    var syncBlocks: [UInt64: CommittedBlock] = [:]
+    /// Proposals of this height and the next with their blocks (see `Replica.Proposals`), and the messages
+    /// in flight around them (early parts, heights being synced, refusals).
+    var proposals = Replica.Proposals<Replica.PartAssembly>()
+    var reception = Replica.Reception()
+    /// Messages this node has relayed (each once, as the node's transport de-duplicates), by id, with height.
+    var relayed: [Bytes32: UInt64] = [:]
     /// The replica core, as the node's (see `Replica.Instance`); a fresh one at every start.
-    var replica: Replica.Instance<SimMessage, Int>
+    var replica: Replica.Instance<Envelope, Int>
     /// The handshake with each peer slot (see `Replica.Handshakes`).
-    var handshakes = Replica.Handshakes<Int, HeldMessage>()
-    struct HeldMessage: Sendable {
-        var message: SimMessage
-        var sender: Int
-    }
+    var handshakes = Replica.Handshakes<Int, Replica.HeldMessage>()
     /// See `Replica.TipAlternative`: set at a start on another binary, settled by the next commit.
     var tipAlternative: Replica.TipAlternative?
     var consensusStarted = false
@@ -92,9 +77,6 @@ final class SimNode: ConsensusShell {
     /// Misbehaviour from the topology, switched on at every start (a fault's lasts until a restart, as
     /// the node's does).
     var configuredByzantine: [ByzantineMode] = []
-    /// Peers' input refused by this node, by reason (the core's own counts are added when reported).
-    var rejects: [String: Int] = [:]
-    var invalidProposals = 0
     var lastDropsLogged: [Int] = []
     var pendingSignState: Tendermint.SignState?
     /// With a modelled ingress: how long each vote handed to consensus this second waited there (ms).
@@ -113,6 +95,7 @@ final class SimNode: ConsensusShell {
         self.name = name
         self.me = me
         self.keyName = keyName
+        self.publicKey = world.signingKey(keyName: keyName).publicKey
         self.world = world
         self.ledger = try Ledger(genesis: genesis)
         self.mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
@@ -120,7 +103,7 @@ final class SimNode: ConsensusShell {
     }
 
     /// Peers are the nodes signing with another key (as the node's peer table).
-    static func freshReplica(world: Simulator, keyName: String) -> Replica.Instance<SimMessage, Int> {
+    static func freshReplica(world: Simulator, keyName: String) -> Replica.Instance<Envelope, Int> {
         let limits = world.topology.limits
         let peerCount = world.topology.nodes.filter { $0.keyName != keyName }.count
         return Replica.Instance(
@@ -194,14 +177,6 @@ final class SimNode: ConsensusShell {
     }
     var lastSignState: Tendermint.SignState? { signState }
 
-    func resendVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
-        let message = SimMessage.vote(type, vote, from: me!, foreignChain: false)
-        recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
-        replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
-        world.broadcast(from: self, message)
-        return SimNode.unsigned
-    }
-
     /// The node's start-up re-execution of its last block under this binary's rules (see
     /// `Replica.TipAlternative`); only runs that model versions keep the ledger it needs.
     private func reexecuteTip() {
@@ -233,18 +208,14 @@ final class SimNode: ConsensusShell {
         handshakes = .init()
         tipAlternative = nil
         proposals = .init()
-        earlyBlocks.removeAll()
+        reception = .init()
         relayed.removeAll()
-        syncBlocks.removeAll()
         pausedInbox.removeAll()
         pendingSignState = nil
         lastDropsLogged = []
         voteWaitsMs.removeAll()
         world.processEnded(slot)
     }
-
-    /// Signatures are not computed in simulation (see `SimMessage`); the core keeps this in their place.
-    static let unsigned = Bytes64.zero
 
     // MARK: the core
 
@@ -261,15 +232,64 @@ final class SimNode: ConsensusShell {
         return (height, round)
     }
 
-    func voteMessage(_ type: Tendermint.VoteType, _ vote: Vote) -> SimMessage {
-        .vote(type, vote, from: me!, foreignChain: false)
+    var coreSettings: Tendermint.Settings { world.consensusSettings }
+    var coreMetrics: Tendermint.Metrics? { consensus?.metrics }
+
+    /// Unsigned (see `SimMessage`).
+    func envelope(_ kind: MessageKind, _ payload: [UInt8], domain: Domain) -> Envelope {
+        Envelope(kind: kind, payload: payload, domain: domain, sender: publicKey, signature: .zero)
     }
 
-    func signature(of message: SimMessage) -> Bytes64 { SimNode.unsigned }
+    /// The simulated network vouches for its envelopes' authors.
+    func signatureHolds(_ envelope: Envelope) -> Bool { true }
 
-    func sendToAll(_ message: SimMessage) { world.broadcast(from: self, message) }
+    func sendToAll(_ envelope: Envelope) { world.broadcast(from: self, SimMessage(envelope, decoded(envelope))) }
 
-    func send(_ message: SimMessage, toLink peer: Int) { world.send(from: self, toSlot: peer, message) }
+    func send(_ envelope: Envelope, toPeer slot: Int) {
+        world.sendToKeyOf(slot, from: self, SimMessage(envelope, decoded(envelope)))
+    }
+
+    func send(_ envelope: Envelope, toLink slot: Int) {
+        world.send(from: self, toSlot: slot, SimMessage(envelope, decoded(envelope)))
+    }
+
+    /// This node's envelopes, decoded once for every receiver (as each node's edge would).
+    private func decoded(_ envelope: Envelope) -> Message {
+        guard let message = try? Message(kind: envelope.kind, payload: envelope.payload) else {
+            preconditionFailure("\(name): a \(envelope.kind) it made does not decode")
+        }
+        return message
+    }
+
+    /// The peer's key slot (see `Simulator.keySlots`), when it is one of this node's peers.
+    func peerId(signing key: PublicKey) -> Int? {
+        guard let slot = world.slotsByKey[key]?.first, world.peerKeySlots[self.slot].contains(slot) else { return nil }
+        return slot
+    }
+
+    func linkPeers(signing key: PublicKey) -> [Int] {
+        (world.slotsByKey[key] ?? []).filter { world.peerSlots[slot].contains($0) }
+    }
+
+    func handshakeLink(signing key: PublicKey) -> Int? { peerId(signing: key) }
+
+    /// Each message once, as the node's transport de-duplicates (bounded: forgotten at the next height).
+    func shouldRelay(_ envelope: Envelope) -> Bool {
+        guard relayed.count < SimNode.relayedMax, relayed[envelope.id] == nil else { return false }
+        relayed[envelope.id] = position?.height ?? 0
+        return true
+    }
+
+    func warn(_ text: @autoclosure () -> String) {}
+
+    func count(_ counter: Replica.Counter) {}
+
+    var blockTxsMax: Int { world.topology.limits.blockTxsMax }
+    var blockBytesMax: Int { world.topology.limits.blockBytesMax }
+
+    func committedBlock(at height: UInt64) -> CommittedBlock? {
+        height >= 1 && height <= storeHeight ? store[Int(height - 1)] : nil
+    }
 
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64) {
         world.scheduleTimeout(self, afterMs: afterMs, kind, height: height, round: round)
@@ -278,14 +298,13 @@ final class SimNode: ConsensusShell {
     func roundStarted(height: UInt64, round: UInt32) { world.noteRound(self, height: height, round: round) }
 
     func forgetBelow(height: UInt64) {
-        earlyBlocks = earlyBlocks.filter { $0.key.height >= height }
-        relayed = relayed.filter { $0.vote.height >= height }
+        relayed = relayed.filter { $0.value >= height }
     }
 
     /// The write-ahead rule: the sign state is durable before the signature exists.
     func persistSignState(_ newState: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         if let last = signState, newState <= last {
-            rejects["refused_to_resign", default: 0] += 1
+            reception.rejects["refused_to_resign", default: 0] += 1
             return false
         }
         signState = newState
@@ -301,31 +320,6 @@ final class SimNode: ConsensusShell {
         world.monitor.signed(validator: validator, node: name, height: height, round: round, kind: kind, value: value,
                              timeMs: nowMs)
         log(.signed(kind, height: height, round: round, value: value, validator: validator))
-    }
-
-    /// Builds (or re-uses the valid value) and sends a proposal and its block.
-    func propose(height: UInt64, round: UInt32, reuse blockId: Bytes32?, polRound: Int32) -> Proposal? {
-        let block: Block
-        if let blockId, let existing = proposals.block(blockId) {
-            block = existing
-        } else {
-            block = buildBlock(height: height, stateRoot: replica.claimedStateRoot(height: height, ours: ledger.stateRoot),
-                               timeMs: protocolClockMs)
-        }
-        let id = block.id
-        let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: id, partsRoot: .zero,
-                                partCount: 1, blockBytes: UInt32(block.encoded.count))
-        recordSigned(.proposal, height: height, round: round, value: id)
-        proposals.proposed(proposal, from: me!, block: block, body: WholeBlock())
-        sendOwnProposal(proposal, block: block, id: id)
-        return proposal
-    }
-
-    func buildBlock(height: UInt64, stateRoot: Bytes32, timeMs: UInt64) -> Block {
-        Replica.buildBlock(height: height, proposer: validators.members[me!].publicKey, timeMs: timeMs,
-                           stateRoot: stateRoot, ledger: ledger, mempool: mempool,
-                           txsMax: world.topology.limits.blockTxsMax, bytesMax: world.topology.limits.blockBytesMax,
-                           protocolVersion: binary.protocolVersion)
     }
 
     /// The fields are only built when event logs are on (the swarm and the bench's first run have none).
@@ -351,7 +345,6 @@ extension SimNode: ReplicaHost {
 
     func committed(_ committed: CommittedBlock, result: Ledger.BlockResult) {
         let block = committed.block
-        syncBlocks[block.header.height] = nil
         world.monitor.committed(node: name, height: block.header.height, blockId: committed.commit.blockId, timeMs: nowMs)
         if rpcView != nil {
             rpcView!.record(block, result, ledger: ledger)

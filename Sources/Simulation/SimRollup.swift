@@ -28,7 +28,7 @@ extension SimNode: RollupHost {
 
     func feedAddress(named name: String) -> Int? { world.nodes.first { $0.name == name }?.slot }
 
-    func sendToPeers(_ envelope: Envelope) { world.broadcast(from: self, .tx(envelope)) }
+    func sendToPeers(_ envelope: Envelope) { world.broadcast(from: self, .made(envelope)) }
 
     func record(_ name: String, timeMs: UInt64, _ fields: [(String, JSONValue)]) {
         guard world.logs.enabled else { return }
@@ -69,21 +69,9 @@ extension SimNode: RollupHost {
         rollup?.onL1Commit(entry, live: true, host: self)
     }
 
-    /// Rollup traffic: a client's L2 transaction (to the sequencer), or a feed part (to replicas).
-    func receiveRollup(_ envelope: Envelope, from sender: Int) {
-        guard let rollup else { return }
-        switch envelope.kind {
-        case .l2Transfer, .l2Claim:
-            guard sender < 0 else { return } // peers do not relay clients' L2 transactions
-            rollup.onClientTransaction(envelope, from: sender, receivedMs: nowMs, host: self)
-        default:
-            guard let message = try? Message(kind: envelope.kind, payload: envelope.payload) else {
-                rejects["undecodable", default: 0] += 1
-                return
-            }
-            rollup.onPeerMessage(envelope, message, host: self)
-        }
-    }
+    /// Rollup traffic from a peer (a sequencer's feed, a rejection); clients' transactions come through
+    /// `receive(_:from:)`.
+    func receiveRollup(_ envelope: Envelope, _ message: Message) { rollup?.onPeerMessage(envelope, message, host: self) }
 
     /// After every input, as the node's main loop: refusals answered, and what the uplink lets out now
     /// sent (an answer to a client goes to its airdrop's count; the load's clients do not read them).
@@ -99,7 +87,7 @@ extension SimNode: RollupHost {
             guard let envelope = try? Envelope(decoding: item.bytes) else {
                 preconditionFailure("\(name): the rollup signed an envelope that does not decode (\(item.kind))")
             }
-            world.send(from: self, toSlot: item.address, .tx(envelope))
+            world.send(from: self, toSlot: item.address, .made(envelope))
         }
     }
 }

@@ -294,7 +294,7 @@ extension Simulator {
                 load.sent += 1
                 logs.submitted(timeMs: nowMs, tx: envelope.id.short, l2: load.l2)
                 let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
-                queue.push(.deliver(to: target, from: -1, .tx(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
+                queue.push(.deliver(to: target, from: -1, .made(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
             }
         }
         loadState = load
@@ -308,7 +308,7 @@ extension Simulator {
         for envelope in claims.envelopes {
             for target in nodes where target.role == "validator" {
                 let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
-                queue.push(.deliver(to: target.slot, from: -1, .tx(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
+                queue.push(.deliver(to: target.slot, from: -1, .made(envelope)), atUs: nowUs + UInt64(max(0, latencyMs) * 1_000))
             }
         }
         record("instant", id: step.id, action: "forced_tx", description: "\(count) forced transaction(s) to the L1 inbox",

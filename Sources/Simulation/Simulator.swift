@@ -113,6 +113,8 @@ public final class Simulator {
     var validatorSlots: [Int?] = []
     /// Per slot, its peers by key (see `peerKeys(of:)`), fixed at the start.
     var peerKeySlots: [[Int]] = []
+    /// The slots signing with each key (a twin pair's two), in slot order.
+    var slotsByKey: [PublicKey: [Int]] = [:]
     var shapers: [LinkShaper] = []
     /// Per link (sender slot × node count + receiver slot): when its last datagram without a fault's delay
     /// arrives (see `send`).
@@ -190,6 +192,7 @@ public final class Simulator {
         keySlots = nodes.map { node in nodes.first { $0.keyName == node.keyName }!.slot }
         validatorSlots = validators.members.indices.map { index in nodes.first { $0.me == index }?.slot }
         peerKeySlots = peerSlots.map { slots in Array(Set(slots.map { keySlots[$0] })).sorted() }
+        for node in nodes { slotsByKey[node.publicKey, default: []].append(node.slot) }
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
@@ -254,7 +257,7 @@ public final class Simulator {
             case .down: break
             case .paused: node.buffer(item)
             case .running:
-                if case .vote = message { node.votesWaited(waitedUs) }
+                if message.kind == .prevote || message.kind == .precommit { node.votesWaited(waitedUs) }
                 node.receive(message, from: from)
             }
         case .timer(let slot, let incarnation, let kind, let height, let round):
@@ -336,7 +339,7 @@ public final class Simulator {
     func send(from node: SimNode, toSlot target: Int, _ message: SimMessage) {
         guard node.state == .running, target != node.slot else { return }
         // Only hellos go to a peer whose handshake has not succeeded (as the node's `send`).
-        if case .hello = message {} else if !node.handshakes.isAccepted(target) { return }
+        if message.kind != .hello, !node.handshakes.isAccepted(target) { return }
         let decision = shapers[node.slot].decide(bytesCount: message.bytesCount, kind: message.kind,
                                                  peer: nodes[target].name, nowMs: Double(nowUs) / 1_000)
         guard case .send(let delays) = decision else { return }
@@ -428,7 +431,7 @@ extension SimNode {
         switch item {
         case .deliver, .checked:
             guard pausedInbox.count < SimNode.pausedInboxMax else {
-                rejects["paused_buffer_full", default: 0] += 1
+                reception.rejects["paused_buffer_full", default: 0] += 1
                 return
             }
         default: break

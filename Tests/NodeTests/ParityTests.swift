@@ -119,27 +119,27 @@ import Wire
             return node
         }
 
+        /// The same signed envelope to both engines (the simulated edge takes a real one as it takes its own).
+        func deliver(_ envelope: Envelope, _ message: Message, from name: String) {
+            node.receive(envelope, message, fromPeer: true)
+            simNode.receive(SimMessage(envelope, message), from: names.firstIndex(of: name)!)
+        }
+
         func hello(from name: String) {
-            let peer = names.firstIndex(of: name)!
             let hello = Hello(protocolVersion: 1, forkId: 0, version: 1, versionMin: 1, committedHeight: 0,
                               replyWanted: true, timeMs: 0)
-            node.handleMessage(Envelope(kind: .hello, payload: hello.encoded, domain: domain, key: keys[name]!),
-                               .hello(hello), fromPeer: true)
-            simNode.receive(.hello(simNode.binary.identity, signedForFork: 0, replyWanted: true), from: peer)
+            deliver(Envelope(kind: .hello, payload: hello.encoded, domain: domain, key: keys[name]!), .hello(hello), from: name)
         }
 
         func status(from name: String) {
             let status = StatusMessage(committedHeight: 0, round: 0, timeMs: 0)
-            node.handleMessage(Envelope(kind: .status, payload: status.encoded, domain: domain, key: keys[name]!),
-                               .status(status), fromPeer: true)
-            simNode.receive(.status(committedHeight: 0), from: names.firstIndex(of: name)!)
+            deliver(Envelope(kind: .status, payload: status.encoded, domain: domain, key: keys[name]!), .status(status),
+                    from: name)
         }
 
         func vote(_ type: Tendermint.VoteType, _ vote: Vote, from name: String) {
             let envelope = Envelope(kind: type.kind, payload: vote.encoded, domain: domain, key: keys[name]!)
-            node.handleMessage(envelope, type == .prevote ? .prevote(vote) : .precommit(vote), fromPeer: true)
-            let index = names.firstIndex(of: name)!
-            simNode.receive(.vote(type, vote, from: index, foreignChain: false), from: index)
+            deliver(envelope, type == .prevote ? .prevote(vote) : .precommit(vote), from: name)
         }
 
         func events(_ path: String) throws -> [[String: Any]] {

@@ -67,16 +67,16 @@ import Wire
         node.outbox.removeAll()
         // v2 on fork 1: refused; its status is dropped; nothing but hellos goes to it.
         let (foreign, foreignHello) = hello(from: 1, forkId: 1)
-        node.handleMessage(foreign, foreignHello, fromPeer: true)
+        node.receive(foreign, foreignHello, fromPeer: true)
         #expect(node.handshakes.links["v2"] == .refused("fork id 1, ours 0"))
         #expect(node.status.refusedPeers == ["v2": "fork id 1, ours 0"])
         let status = Envelope(kind: .status, payload: StatusMessage(committedHeight: 9, round: 0, timeMs: 6).encoded,
                               domain: Domain(chainId: Self.chainId), key: keys[1])
-        node.handleMessage(status, try Message(kind: .status, payload: status.payload), fromPeer: true)
+        node.receive(status, try Message(kind: .status, payload: status.payload), fromPeer: true)
         #expect(node.replica.peerHeights[keys[1].publicKey] == nil)
         // v3 on fork 0: accepted, answered with a hello, and from then on gets everything.
         let (local, localHello) = hello(from: 2, forkId: 0)
-        node.handleMessage(local, localHello, fromPeer: true)
+        node.receive(local, localHello, fromPeer: true)
         #expect(node.handshakes.links["v3"] == .accepted)
         node.broadcastStatus()
         #expect(node.outbox.filter { $0.kind == .status }.map(\.peer) == ["v3"])
@@ -92,17 +92,17 @@ import Wire
         let node = try shell(dir: dir, clock: clock)
         node.start()
         let (first, firstHello) = hello(from: 2, forkId: 0, timeMs: 5)
-        node.handleMessage(first, firstHello, fromPeer: true)
+        node.receive(first, firstHello, fromPeer: true)
         node.outbox.removeAll()
         clock.nowMs += 30
         let (again, againHello) = hello(from: 2, forkId: 0, timeMs: 6)
-        node.handleMessage(again, againHello, fromPeer: true)
+        node.receive(again, againHello, fromPeer: true)
         #expect(node.outbox.map(\.kind) == [.hello] && node.outbox.map(\.peer) == ["v3"])
         // …but not more often than every 20 ms, however many hellos it sends.
         node.outbox.removeAll()
         clock.nowMs += 5
         let (third, thirdHello) = hello(from: 2, forkId: 0, timeMs: 7)
-        node.handleMessage(third, thirdHello, fromPeer: true)
+        node.receive(third, thirdHello, fromPeer: true)
         #expect(node.outbox.isEmpty)
     }
 
@@ -115,30 +115,30 @@ import Wire
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let node = try shell(dir: dir)
         let (v3Hello, v3Message) = hello(from: 2, forkId: 0)
-        node.handleMessage(v3Hello, v3Message, fromPeer: true)
+        node.receive(v3Hello, v3Message, fromPeer: true)
         node.startConsensusNow()
         let vote = Vote(height: 1, round: 0, blockId: nil)
         let prevote = Envelope(kind: .prevote, payload: vote.encoded, domain: node.domain, key: keys[1])
-        node.handleMessage(prevote, .prevote(vote), fromPeer: true)
+        node.receive(prevote, .prevote(vote), fromPeer: true)
         #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 0)
         #expect(node.handshakes.heldCount("v2") == 1)
         let (v2Hello, v2Message) = hello(from: 1, forkId: 0)
-        node.handleMessage(v2Hello, v2Message, fromPeer: true)
+        node.receive(v2Hello, v2Message, fromPeer: true)
         #expect(node.handshakes.links["v2"] == .accepted)
         #expect(node.consensus.stake(.prevote, round: 0, blockId: nil) == 10)
         #expect(node.handshakes.heldCount("v2") == 0)
         // v4 is refused: its prevotes never count and are not kept; nor are more than the bound of v4's before.
         let other = Vote(height: 1, round: 1, blockId: nil)
-        for round in UInt32(0)..<UInt32(Replica.Handshakes<String, NodeShell.HeldMessage>.heldMax + 10) {
+        for round in UInt32(0)..<UInt32(Replica.Handshakes<String, Replica.HeldMessage>.heldMax + 10) {
             let early = Vote(height: 1, round: round, blockId: nil)
-            node.handleMessage(Envelope(kind: .precommit, payload: early.encoded, domain: node.domain, key: keys[3]),
+            node.receive(Envelope(kind: .precommit, payload: early.encoded, domain: node.domain, key: keys[3]),
                                .precommit(early), fromPeer: true)
         }
-        #expect(node.handshakes.heldCount("v4") == Replica.Handshakes<String, NodeShell.HeldMessage>.heldMax)
+        #expect(node.handshakes.heldCount("v4") == Replica.Handshakes<String, Replica.HeldMessage>.heldMax)
         let (foreign, foreignHello) = hello(from: 3, forkId: 1)
-        node.handleMessage(foreign, foreignHello, fromPeer: true)
+        node.receive(foreign, foreignHello, fromPeer: true)
         #expect(node.handshakes.heldCount("v4") == 0)
-        node.handleMessage(Envelope(kind: .prevote, payload: other.encoded, domain: node.domain, key: keys[3]),
+        node.receive(Envelope(kind: .prevote, payload: other.encoded, domain: node.domain, key: keys[3]),
                            .prevote(other), fromPeer: true)
         #expect(node.consensus.stake(.precommit, round: 0, blockId: nil) == 0)
         #expect(node.consensus.stake(.prevote, round: 1, blockId: nil) == 0)
@@ -153,14 +153,14 @@ import Wire
         let node = try shell(dir: dir, clock: clock)
         for index in 1..<4 {
             let (envelope, message) = hello(from: index, forkId: 0)
-            node.handleMessage(envelope, message, fromPeer: true)
+            node.receive(envelope, message, fromPeer: true)
         }
         node.startConsensusNow()
         func nilVotes(_ kind: MessageKind, round: UInt32) {
             for index in 1..<4 {
                 let vote = Vote(height: 1, round: round, blockId: nil)
                 let envelope = Envelope(kind: kind, payload: vote.encoded, domain: node.domain, key: keys[index])
-                node.handleMessage(envelope, kind == .prevote ? .prevote(vote) : .precommit(vote), fromPeer: true)
+                node.receive(envelope, kind == .prevote ? .prevote(vote) : .precommit(vote), fromPeer: true)
             }
         }
         // Round 0: no proposal arrives; v1 prevotes nil, everyone precommits nil; round 1 starts.
