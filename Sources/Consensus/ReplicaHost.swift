@@ -76,10 +76,13 @@ public protocol ReplicaHost: ConsensusShell {
     var me: Int? { get }
     /// The sign state the core asked to persist, written with the signature that follows it.
     var pendingSignState: Tendermint.SignState? { get set }
-    /// The write-ahead rule: durable before the signature exists; false: do not sign.
-    func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool
-    /// Every signature this validator makes, in the event log (and the simulator's monitor) before it leaves.
-    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?)
+    /// Makes the sign state durable with the message signed under it (see `persistSignState`); false: the
+    /// write failed, do not sign.
+    func writeSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool
+    /// What only this shell does with each signature it makes (the simulator's safety monitor).
+    func signed(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?, validator: String)
+    /// The name this node signs under (its validator's; its own when it is none).
+    var signerName: String { get }
     /// Peers in name order, one per key: the order a lying node splits them in.
     var peersByName: [LinkPeer] { get }
     func scheduleTimeout(_ kind: Tendermint.TimeoutKind, height: UInt64, round: UInt32, afterMs: UInt64)
@@ -192,6 +195,27 @@ extension ReplicaHost {
     @inlinable
     public func envelope(_ kind: MessageKind, _ payload: some WireCodable) -> Envelope {
         envelope(kind, payload.encoded, domain: domain)
+    }
+
+    /// The write-ahead rule: the sign state is durable before the signature exists. A state that is not
+    /// above the last one made durable (which the core never emits) or a failed write means: do not sign.
+    @inlinable
+    public func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
+        if let last = lastSignState, state <= last {
+            reception.rejects["refused_to_resign", default: 0] += 1
+            warn("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
+            return false
+        }
+        return writeSignState(state, kind: kind, payload: payload)
+    }
+
+    /// Every consensus signature this validator makes, in the event log and flushed to the kernel before the
+    /// message leaves (so it survives SIGKILL): analysis proves from these that no height/round/step was ever
+    /// signed for two values (a byzantine node's second value included).
+    @inlinable
+    public func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
+        signed(kind, height: height, round: round, value: value, validator: signerName)
+        record(.signed(kind, height: height, round: round, value: value, validator: signerName), flush: true)
     }
 
     /// By default a shell keeps nothing per height beyond what the shared logic keeps.

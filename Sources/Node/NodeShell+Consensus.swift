@@ -61,28 +61,17 @@ extension NodeShell: ConsensusShell {
         if round > 0 { metrics.roundsStarted.increment() }
     }
 
-    /// Every consensus signature this validator makes, in the event log and flushed to the kernel
-    /// before the message leaves (so it survives SIGKILL): analysis proves from these that no
-    /// height/round/step was ever signed for two values (a byzantine node's second value included).
-    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
-        write(.signed(kind, height: height, round: round, value: value,
-                      validator: myIndex.map { validators.members[$0].name } ?? config.name), flush: true)
-    }
+    var signerName: String { myIndex.map { validators.members[$0].name } ?? config.name }
 
-    /// The write-ahead rule: the sign state is fsynced before the signature exists. A state that is
-    /// not above the last one recorded (which the core never emits) or a failed write means: do not sign.
-    func persistSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
-        if let last = signStore.state, state <= last {
-            logger.error("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
-            refusedSignatures += 1
-            return false
-        }
+    func signed(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?, validator: String) {}
+
+    /// fsynced before the signature exists.
+    func writeSignState(_ state: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         do {
             try signStore.record(state, kind: kind, payload: payload)
             return true
         } catch {
             logger.error("cannot persist sign state, not signing: \(error)")
-            refusedSignatures += 1
             return false
         }
     }

@@ -113,7 +113,6 @@ final class NodeShell {
     var localPorts: [(lane: String, port: Int)] = []
     /// The sign state announced by the core, persisted with the message by the signing effect.
     var pendingSignState: Tendermint.SignState?
-    var refusedSignatures = 0
     let drops = DropCounters()
     var lastDropsLogged: [Int] = []
     var lastDropsLogMs: UInt64 = 0

@@ -301,12 +301,8 @@ final class SimNode: ConsensusShell {
         relayed = relayed.filter { $0.value >= height }
     }
 
-    /// The write-ahead rule: the sign state is durable before the signature exists.
-    func persistSignState(_ newState: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
-        if let last = signState, newState <= last {
-            reception.rejects["refused_to_resign", default: 0] += 1
-            return false
-        }
+    /// In memory, which a simulated crash keeps.
+    func writeSignState(_ newState: Tendermint.SignState, kind: MessageKind, payload: [UInt8]) -> Bool {
         signState = newState
         // As the node's sign-state file keeps the vote signed with it (to send it again after a crash).
         if kind == .prevote || kind == .precommit, let vote = try? Vote(decoding: payload) {
@@ -315,11 +311,11 @@ final class SimNode: ConsensusShell {
         return true
     }
 
-    func recordSigned(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?) {
-        let validator = me.map { validators.members[$0].name } ?? name
+    var signerName: String { me.map { validators.members[$0].name } ?? name }
+
+    func signed(_ kind: MessageKind, height: UInt64, round: UInt32, value: Bytes32?, validator: String) {
         world.monitor.signed(validator: validator, node: name, height: height, round: round, kind: kind, value: value,
                              timeMs: nowMs)
-        log(.signed(kind, height: height, round: round, value: value, validator: validator))
     }
 
     /// The fields are only built when event logs are on (the swarm and the bench's first run have none).
