@@ -281,6 +281,28 @@ extension ReplicaHost {
         for vote in plan.floods { sendToAll(envelope(.prevote, vote)) }
     }
 
+    /// A binary started at a height whose rules it no longer implements refuses to run: the reason, recorded
+    /// (nil: it may run).
+    @inlinable
+    public func refusalToStart() -> String? {
+        guard let reason = binary.refusalToStart(at: storeHeight + 1, plans: plans) else { return nil }
+        warn(reason)
+        record(.refusedStart(height: storeHeight + 1, reason: reason), flush: true)
+        return reason
+    }
+
+    /// A started process: a hello to every peer, a stop if the next height needs rules this binary lacks,
+    /// this node's status, and consensus once enough peers are heard from.
+    @inlinable
+    public func startReplica() {
+        for peer in linkPeers { sendHello(to: peer) }
+        if case .upgradeNeeded(let plan) = binary.rules(at: storeHeight + 1, plans: plans) {
+            stop(.upgrade(plan, height: storeHeight + 1, binary: binary))
+        }
+        broadcastStatus()
+        startConsensusIfReady()
+    }
+
     /// Consensus starts once peers with +2/3 of the stake (counting this node) have been heard from, or after
     /// `Replica.Settings.startWaitMaxMs`, so the first proposal is not sent into the void.
     @inlinable

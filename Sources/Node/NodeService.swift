@@ -249,7 +249,7 @@ public struct NodeService: Service {
             })
             try await flush(shell, outbound)
             // Delayed datagrams (link faults): one wake-up for the earliest, re-armed as needed.
-            if let due = shell.shaper.nextDueMs, wakeAtMs.map({ due < $0 }) ?? true {
+            if let due = shell.outbox.shaper.nextDueMs, wakeAtMs.map({ due < $0 }) ?? true {
                 wakeAtMs = due
                 let delayMs = max(0, due - Double(shell.clock()))
                 Task {
@@ -284,7 +284,7 @@ public struct NodeService: Service {
     }
 
     private func flush(_ shell: NodeShell, _ outbound: NIOAsyncChannelOutboundWriter<Datagram>) async throws {
-        guard !shell.outbox.isEmpty || shell.shaper.pendingCount > 0 else { return }
+        guard !shell.outbox.isIdle else { return }
         let batch = shell.takeOutgoing()
         if !batch.isEmpty { try await outbound.write(contentsOf: batch) }
     }

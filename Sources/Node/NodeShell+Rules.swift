@@ -18,27 +18,11 @@ extension NodeShell {
                        protocolVersion: config.protocolVersion)
     }
 
-    func rules(at height: UInt64) -> RulesSchedule.Decision { binary.rules(at: height, plans: plans) }
-
-    /// Throws (after writing a `refused_start` event) when the next height runs rules older than this
-    /// binary keeps: a new binary started before its upgrade height.
-    func refuseIfTooEarly() throws {
-        let height = store.height + 1
-        guard let message = binary.refusalToStart(at: height, plans: plans) else { return }
-        logger.critical("\(message)")
-        write(.refusedStart(height: height, reason: message), flush: true)
-        throw StartRefused(description: message)
-    }
-
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
     func stopped(_ stop: Replica.Stop) {
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
         metrics.stopped.record(1)
         logger.critical("stopped: \(stop.reason)")
-    }
-
-    func stopForUpgrade(_ plan: UpgradePlan, height: UInt64) {
-        stop(.upgrade(plan, height: height, binary: binary))
     }
 
     // MARK: handshake

@@ -45,7 +45,7 @@ extension NodeShell {
         let now = clock()
         guard now - lastDropsLogMs >= 1_000 else { return }
         let snapshot = drops.snapshot
-            + shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
+            + outbox.shaper.droppedByReason.sorted { $0.key < $1.key }.map { ("link_" + $0.key, $0.value) }
             + replicaRejects
         let values = snapshot.map(\.1)
         guard values != lastDropsLogged, values.contains(where: { $0 > 0 }) else { return }

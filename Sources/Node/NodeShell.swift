@@ -36,20 +36,6 @@ enum NodeInput: Sendable {
     case setByzantine([ByzantineMode])
 }
 
-/// A datagram to send, with what the link shaper needs to know about it.
-struct Outgoing {
-    var bytes: [UInt8]
-    var address: SocketAddress
-    var peer: String
-    var kind: MessageKind
-}
-
-extension Outgoing {
-    init(_ item: UplinkItem<SocketAddress>) {
-        self.init(bytes: item.bytes, address: item.address, peer: item.peer, kind: item.kind)
-    }
-}
-
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
 /// the durable store and the event log. Not thread-safe: one task (the main loop) owns it.
 final class NodeShell {
@@ -77,8 +63,7 @@ final class NodeShell {
     let clock: () -> UInt64
 
     /// Datagrams produced while handling one input; the main loop shapes and sends them.
-    var outbox: [Outgoing] = []
-    var shaper: LinkShaper
+    var outbox: Outbox
     var clockSkewMs: Int64 = 0
     /// Proposals of this height and the next with their blocks (see `Replica.Proposals`), and the messages
     /// in flight around them (early parts, heights being synced, refusals).
@@ -147,7 +132,7 @@ final class NodeShell {
         self.timers = timers
         self.clock = clock
         self.startedAtMs = clock()
-        self.shaper = LinkShaper(seed: key.seed.storage.0 ^ UInt64(clock()))
+        self.outbox = Outbox(shaper: LinkShaper(seed: key.seed.storage.0 ^ UInt64(clock())))
         self.rng = SplitMix64(seed: key.seed.storage.1 ^ UInt64(clock()))
         self.events = try EventLog(path: eventsPath, node: config.name)
         self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
@@ -241,7 +226,7 @@ final class NodeShell {
             write(.reexecuted(height: store.height, from: alternative.recordedRules, to: alternative.currentRules,
                               stateRoot: rebuilt.stateRoot))
         }
-        try refuseIfTooEarly()
+        if let reason = refusalToStart() { throw StartRefused(description: reason) }
     }
 
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)
@@ -252,12 +237,7 @@ final class NodeShell {
             startupInbox = []
             logger.info("rollup: \(rollup.role.rawValue); derived L2 height \(rollup.derivation.chain.height) from \(store.height) L1 blocks")
         }
-        for peer in everyPeer { sendHello(to: peer.name) }
-        if case .upgradeNeeded(let plan) = rules(at: store.height + 1) {
-            stopForUpgrade(plan, height: store.height + 1)
-        }
-        broadcastStatus()
-        startConsensusIfReady()
+        startReplica()
     }
 
 
@@ -292,7 +272,7 @@ final class NodeShell {
         case .sendDue:
             break // the main loop releases due datagrams after every input
         case .setLinkFaults(let table):
-            shaper.setTable(table)
+            outbox.shaper.setTable(table)
             let described = table.links.filter { !$0.value.isClear }.sorted { $0.key < $1.key }
             logger.notice("link faults now: \(described.isEmpty ? "none" : described.map { "\($0.key): \($0.value)" }.joined(separator: "; "))")
             events.write("link_faults", timeMs: clock(), [("links", .array(described.map { .string($0.key) }))])
@@ -317,7 +297,7 @@ final class NodeShell {
             events.flush()
         }
         if let rollup, !rollup.uplink.queue.isEmpty {
-            outbox += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
+            outbox.items += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
         }
     }
 
@@ -336,7 +316,7 @@ final class NodeShell {
             txsCommitted: txsCommitted, startedAtMs: startedAtMs,
             conflictingVotes: consensus.metrics.conflictingVote, invalidProposals: reception.invalidProposals,
             proposer: validators.members[validators.proposer(height: consensus.height, round: consensus.round)].name,
-            linkFaults: shaper.table.links.count, shapedDrops: shaper.droppedByReason.values.reduce(0, +),
+            linkFaults: outbox.shaper.table.links.count, shapedDrops: outbox.shaper.droppedByReason.values.reduce(0, +),
             clockSkewMs: clockSkewMs)
         status.rulesVersionMax = config.version
         status.rulesVersionMin = config.versionMin
@@ -363,7 +343,7 @@ final class NodeShell {
         out["sync.votes"] = reception.syncVotes.sorted { $0.key < $1.key }.map { "\($0.key):\($0.value.values.map(\.count))" }
             .joined(separator: " ")
         out["peers"] = replica.peerHeights.map { "\(peers[$0.key]?.name ?? "?")@\($0.value.height)" }.sorted().joined(separator: " ")
-        out["shaper.pending"] = "\(shaper.pendingCount)"
+        out["shaper.pending"] = "\(outbox.shaper.pendingCount)"
         out["ownVotes"] = "\(replica.ownVotes.count)"
         return out
     }
@@ -373,65 +353,21 @@ final class NodeShell {
     /// Queues a datagram for `peer`; only hellos go to a peer whose handshake has not succeeded.
     func send(_ envelope: Envelope, to peer: Peer) {
         guard envelope.kind == .hello || handshakes.isAccepted(peer.name) else { return }
-        outbox.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
+        outbox.items.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
                                kind: envelope.kind))
     }
 
-    /// Applies link faults to the outbox: returns what goes out now; delayed copies wait in the shaper.
     /// After a batch of inputs: answers the refusals they collected (one signed message per client and reason).
     func finishInputs() {
         guard let rollup, rollup.hasRefusals else { return }
         rollup.flushRefusals(host: self)
-        outbox += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
+        outbox.items += rollup.uplink.drain(nowMs: clock()).map(Outgoing.init)
     }
 
     func takeOutgoing() -> [Datagram] {
-        defer { outbox.removeAll(keepingCapacity: true) }
-        guard shaper.isActive || shaper.pendingCount > 0 else {
-            return bundled(outbox.map { ($0.bytes, $0.address, $0.kind) })
+        outbox.take(nowMs: clock(), datagramBytesMax: config.limits.datagramPayloadBytesMax) { [peerByName] name, kind in
+            peerByName[name]?.address(for: kind)
         }
-        let now = Double(clock())
-        var ready: [(bytes: [UInt8], address: SocketAddress, kind: MessageKind)] = []
-        for item in outbox {
-            if case .send(let delays) = shaper.route(item.bytes, kind: item.kind, peer: item.peer, nowMs: now) {
-                for delay in delays where delay == 0 { ready.append((item.bytes, item.address, item.kind)) }
-            }
-        }
-        for due in shaper.due(nowMs: now) {
-            guard let peer = peerByName[due.peer] else { continue }
-            ready.append((due.bytes, peer.address(for: due.kind), due.kind))
-        }
-        return bundled(ready)
-    }
-
-    /// The datagrams for what goes out now, in order: runs of transfers share bundles per address (see
-    /// `Bundle`), anything else goes alone and after the transfers queued before it — a block must not
-    /// overtake the transfers it carries, or peers verify them twice (in the block, then the late copy).
-    /// Link faults were applied per envelope before.
-    func bundled(_ items: [(bytes: [UInt8], address: SocketAddress, kind: MessageKind)]) -> [Datagram] {
-        var datagrams: [Datagram] = []
-        var transfers: [SocketAddress: [[UInt8]]] = [:]
-        var order: [SocketAddress] = []
-        func emitTransfers() {
-            for address in order {
-                for bytes in Bundle.pack(transfers[address]!, datagramBytesMax: config.limits.datagramPayloadBytesMax) {
-                    datagrams.append(UDPEndpoint.datagram(bytes, to: address))
-                }
-            }
-            transfers.removeAll(keepingCapacity: true)
-            order.removeAll(keepingCapacity: true)
-        }
-        for item in items {
-            guard item.kind == .transfer else {
-                emitTransfers()
-                datagrams.append(UDPEndpoint.datagram(item.bytes, to: item.address))
-                continue
-            }
-            if transfers[item.address] == nil { order.append(item.address) }
-            transfers[item.address, default: []].append(item.bytes)
-        }
-        emitTransfers()
-        return datagrams
     }
 
     /// To the node with this key, and to its twins (which of them a message came from is unknown).

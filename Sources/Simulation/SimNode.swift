@@ -126,10 +126,7 @@ final class SimNode: ConsensusShell {
     func start() {
         let discarded = tornTailBytes
         tornTailBytes = 0
-        if let refusal = binary.refusalToStart(at: storeHeight + 1, plans: world.plans) {
-            log(.refusedStart(height: storeHeight + 1, reason: refusal))
-            return
-        }
+        guard refusalToStart() == nil else { return } // the process exits; the node stays down
         state = .running
         incarnation += 1
         if isGateway {
@@ -159,12 +156,7 @@ final class SimNode: ConsensusShell {
         }
         startRollup()
         world.scheduleTick(self, afterMs: world.topology.limits.statusIntervalMs)
-        for peer in world.peers(of: self) { sendHello(to: peer) }
-        if case .upgradeNeeded(let plan) = binary.rules(at: storeHeight + 1, plans: world.plans) {
-            stop(.upgrade(plan, height: storeHeight + 1, binary: binary))
-        }
-        broadcastStatus()
-        startConsensusIfReady()
+        startReplica()
     }
 
     var heardValidators: Set<Int> {

@@ -97,8 +97,8 @@ import Wire
         /// What each engine sent since the last call, as "kind→peer", sorted (broadcast order is each
         /// engine's own).
         func sends() -> (node: [String], sim: [String]) {
-            let fromNode = node.outbox.map { "\($0.kind)→\($0.peer)" }.sorted()
-            node.outbox.removeAll()
+            let fromNode = node.outbox.items.map { "\($0.kind)→\($0.peer)" }.sorted()
+            node.outbox.items.removeAll()
             var fromSim: [String] = []
             var other: [(SimEvent, UInt64)] = []
             while let entry = sim.queue.pop() {

@@ -63,8 +63,8 @@ import Wire
         defer { try? FileManager.default.removeItem(atPath: dir) }
         let node = try shell(dir: dir)
         node.start()
-        #expect(node.outbox.map(\.kind) == [.hello, .hello, .hello])
-        node.outbox.removeAll()
+        #expect(node.outbox.items.map(\.kind) == [.hello, .hello, .hello])
+        node.outbox.items.removeAll()
         // v2 on fork 1: refused; its status is dropped; nothing but hellos goes to it.
         let (foreign, foreignHello) = hello(from: 1, forkId: 1)
         node.receive(foreign, foreignHello, fromPeer: true)
@@ -79,8 +79,8 @@ import Wire
         node.receive(local, localHello, fromPeer: true)
         #expect(node.handshakes.links["v3"] == .accepted)
         node.broadcastStatus()
-        #expect(node.outbox.filter { $0.kind == .status }.map(\.peer) == ["v3"])
-        #expect(!node.outbox.contains { $0.peer == "v2" && $0.kind != .hello })
+        #expect(node.outbox.items.filter { $0.kind == .status }.map(\.peer) == ["v3"])
+        #expect(!node.outbox.items.contains { $0.peer == "v2" && $0.kind != .hello })
     }
 
     /// A peer that restarted (or started after our first hello was lost) asks again: it is answered
@@ -93,17 +93,17 @@ import Wire
         node.start()
         let (first, firstHello) = hello(from: 2, forkId: 0, timeMs: 5)
         node.receive(first, firstHello, fromPeer: true)
-        node.outbox.removeAll()
+        node.outbox.items.removeAll()
         clock.nowMs += 30
         let (again, againHello) = hello(from: 2, forkId: 0, timeMs: 6)
         node.receive(again, againHello, fromPeer: true)
-        #expect(node.outbox.map(\.kind) == [.hello] && node.outbox.map(\.peer) == ["v3"])
+        #expect(node.outbox.items.map(\.kind) == [.hello] && node.outbox.items.map(\.peer) == ["v3"])
         // …but not more often than every 20 ms, however many hellos it sends.
-        node.outbox.removeAll()
+        node.outbox.items.removeAll()
         clock.nowMs += 5
         let (third, thirdHello) = hello(from: 2, forkId: 0, timeMs: 7)
         node.receive(third, thirdHello, fromPeer: true)
-        #expect(node.outbox.isEmpty)
+        #expect(node.outbox.items.isEmpty)
     }
 
     /// A restarted validator hears a peer's prevotes before that peer's hello: they wait for the handshake
@@ -177,10 +177,10 @@ import Wire
         let admitted = node.proposals.admit(proposal, from: 1, body: .init(assembler: .init(root: id, total: 1, bytesMax: 10)),
                                             at: (1, 1), roundsAheadMax: 64, proposer: 1)
         #expect(admitted == .accepted)
-        node.outbox.removeAll()
+        node.outbox.items.removeAll()
         clock.nowMs += 10_000
         node.rebroadcastIfStalled()
-        #expect(node.outbox.filter { $0.bytes == roundZero.bytes }.map(\.peer).sorted() == ["v2", "v3", "v4"])
+        #expect(node.outbox.items.filter { $0.bytes == roundZero.bytes }.map(\.peer).sorted() == ["v2", "v3", "v4"])
     }
 
     func committed(height: UInt64, on ledger: Ledger, root: Bytes32? = nil, txs: [Envelope] = []) -> CommittedBlock {
@@ -252,7 +252,8 @@ import Wire
                                 + "start it at height 50 (upgrade burn) or later"))
         // The same binary with v1 rules kept runs, and applies v1 until the plan's height.
         let kept = try shell(version: 2, versionMin: 1, plans: [later], dir: dir + "/kept")
-        #expect(kept.rules(at: 1) == .apply(version: 1) && kept.rules(at: 50) == .apply(version: 2))
+        #expect(kept.binary.rules(at: 1, plans: kept.plans) == .apply(version: 1)
+                && kept.binary.rules(at: 50, plans: kept.plans) == .apply(version: 2))
     }
 }
 
