@@ -286,7 +286,6 @@ extension ReplicaHost {
     @inlinable
     public func refusalToStart() -> String? {
         guard let reason = binary.refusalToStart(at: storeHeight + 1, plans: plans) else { return nil }
-        warn(reason)
         record(.refusedStart(height: storeHeight + 1, reason: reason), flush: true)
         return reason
     }

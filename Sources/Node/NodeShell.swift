@@ -226,7 +226,10 @@ final class NodeShell {
             write(.reexecuted(height: store.height, from: alternative.recordedRules, to: alternative.currentRules,
                               stateRoot: rebuilt.stateRoot))
         }
-        if let reason = refusalToStart() { throw StartRefused(description: reason) }
+        if let reason = refusalToStart() {
+            logger.critical("\(reason)")
+            throw StartRefused(description: reason)
+        }
     }
 
     /// Announces this node, and starts consensus once peers with +2/3 of stake (counting itself)

@@ -6,11 +6,11 @@ import Rollup
 import Sodium
 import Wire
 
-/// One simulated validator: the real consensus core, ledger and mempool, driven by the simulator's
-/// virtual clock and network instead of sockets and timers. This is the simulator's shell, the
-/// counterpart of the node's `NodeShell`: it builds and checks blocks, stores what a real node stores
-/// (committed blocks and the sign state survive a crash; everything else is lost), syncs blocks from
-/// peers, re-sends a stalled height's messages, reports equivocation, and lies when told to.
+/// One simulated node: the real consensus core, ledger and mempool and the replica logic the node runs
+/// (`ReplicaHost`), driven by the simulator's virtual clock and network instead of sockets and timers.
+/// This is the simulator's shell, the counterpart of the node's `NodeShell`: its ports keep in memory what
+/// a real node keeps on disk (committed blocks and the sign state survive a crash; everything else is
+/// lost), put envelopes on the simulated network, and write the event log and the safety monitor.
 final class SimNode: ConsensusShell {
     enum State: Equatable { case down, running, paused }
 
