@@ -55,15 +55,16 @@ public struct Block: WireCodable, Equatable {
     public static let bytesMax = 3_000_000
     public static let txsMax = 20_000
 
-    public var header: BlockHeader
+    public var header: BlockHeader { didSet { id = header.id } }
     public var txs: [Envelope]
+    /// The header's hash, kept with it (a block's id is asked for at every step from proposal to commit).
+    public private(set) var id: Bytes32
 
     public init(header: BlockHeader, txs: [Envelope]) {
         self.header = header
         self.txs = txs
+        self.id = header.id
     }
-
-    public var id: Bytes32 { header.id }
 
     /// The root over the transactions' ids, as committed in the header.
     public static func txRoot(_ txs: [Envelope]) -> Bytes32 {
@@ -83,6 +84,7 @@ public struct Block: WireCodable, Equatable {
         header = try BlockHeader(from: &reader)
         txs = try reader.transactions("block", count: header.txCount, countMax: Block.txsMax, bytesMax: 2048,
                                       what: "a transaction", allowed: \.isL1Transaction)
+        id = header.id
     }
 }
 
