@@ -77,7 +77,7 @@ extension NodeShell: ConsensusShell {
     }
 }
 
-/// The node as the host of the shared replica logic (`ReplicaHost`: the commit path): its block store, event
+/// The node as the host of the shared replica logic (`ReplicaHost`): its block store, event
 /// log, metrics and views.
 extension NodeShell: ReplicaHost {
     var storeHeight: UInt64 { store.height }

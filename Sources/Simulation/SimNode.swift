@@ -318,7 +318,7 @@ final class SimNode: ConsensusShell {
     }
 }
 
-/// The simulated node as the host of the shared replica logic (`ReplicaHost`: the commit path): durable state
+/// The simulated node as the host of the shared replica logic (`ReplicaHost`): durable state
 /// in memory, the event log, the safety monitor, the rpc view and the rollup.
 extension SimNode: ReplicaHost {
     var plans: [UpgradePlan] { world.plans }
