@@ -155,7 +155,7 @@ let package = Package(
             ]),
         .testTarget(name: "FormatsTests", dependencies: ["Formats", "Wire"]),
         .testTarget(name: "LivenessTests", dependencies: ["Liveness", "Formats", "Wire"]),
-        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Liveness", "Consensus", "Wire"]),
+        .testTarget(name: "SimulationTests", dependencies: ["Simulation", "Formats", "Liveness", "Consensus", "Wire", "Sodium"]),
         .testTarget(name: "RPCTests", dependencies: ["RPC", "Ledger", "Wire", "Sodium"]),
         .testTarget(
             name: "NodeTests",

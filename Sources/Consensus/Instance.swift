@@ -35,7 +35,7 @@ extension Tendermint {
 
         public func isProposer(round: UInt32) -> Bool { me == validators.proposer(height: height, round: round) }
 
-        /// +2/3 of the stake, or what a planted bug says instead (`Settings.quorum`).
+        /// +2/3 of the stake, or what a planted bug says instead (`Settings.planted`).
         func isQuorum(_ stake: UInt64) -> Bool { settings.isQuorum(stake, of: validators) }
 
         /// Stake that has voted for `blockId` (or nil) in `round` (for status and tests).
@@ -113,6 +113,11 @@ extension Tendermint {
             }
             let stake = validators.stake(of: from)
             var state = rounds[vote.round, default: RoundState()]
+            if settings.planted == .equivocationUncounted,
+               let first = (type == .prevote ? state.prevotes : state.precommits).entries[from], first.blockId != vote.blockId {
+                metrics.conflictingVote += 1
+                return
+            }
             let result = type == .prevote
                 ? state.prevotes.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
                 : state.precommits.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
@@ -141,7 +146,9 @@ extension Tendermint {
                 if lastSigned.map({ state > $0 }) ?? true {
                     lastSigned = state
                     effects.append(.persistSignState(state))
-                    effects.append(.propose(height: height, round: round, blockId: validValue, polRound: validRound))
+                    let fresh = settings.planted == .proposeNewL14
+                    effects.append(.propose(height: height, round: round, blockId: fresh ? nil : validValue,
+                                            polRound: fresh ? -1 : validRound))
                 } else {
                     metrics.refusedToResign += 1
                 }

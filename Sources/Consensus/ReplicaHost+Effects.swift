@@ -68,6 +68,7 @@ extension ReplicaHost {
             warn("refusing to sign at \(state.height)/\(state.round)/\(state.step): already signed \(last.height)/\(last.round)/\(last.step)")
             return false
         }
+        if coreSettings.planted == .signStateUnpersisted { return true } // the planted bug: signed, not made durable
         return writeSignState(state, kind: kind, payload: payload)
     }
 

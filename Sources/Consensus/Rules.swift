@@ -20,7 +20,7 @@ extension Tendermint.Instance {
         for (proposalRound, index) in roundIndices() {
             guard let proposal = rounds.values[index].proposal, rounds.values[index].proposalValid else { continue }
             let stake = rounds.values[index].precommits.stake(for: proposal.blockId)
-            if isQuorum(stake) {
+            if settings.planted == .decideOneThirdL49 ? validators.isOneThirdPlus(stake) : isQuorum(stake) {
                 markDecided()
                 effects.append(.decide(height: height, round: proposalRound, blockId: proposal.blockId,
                                        signatures: rounds.values[index].precommits.signatures(for: proposal.blockId)))
@@ -34,7 +34,7 @@ extension Tendermint.Instance {
 
     // L55: upon f+1 messages (h, round r' > r) from distinct validators: StartRound(r').
     private mutating func skipRoundIfBehind(_ effects: inout [Tendermint.Effect]) -> Bool {
-        guard step != .commit else { return false }
+        guard step != .commit, settings.planted != .noRoundSkipL55 else { return false }
         for (futureRound, index) in roundIndices() where futureRound > round {
             var voters = Set(rounds.values[index].prevotes.voters)
             voters.formUnion(rounds.values[index].precommits.voters)
@@ -54,14 +54,17 @@ extension Tendermint.Instance {
         if step == .propose, let proposal = state.proposal {
             let value = proposal.blockId
             if proposal.polRound == -1 { // L22
-                let accept = state.proposalValid && (lockedRound == -1 || lockedValue == value)
+                let accept = state.proposalValid
+                    && (lockedRound == -1 || lockedValue == value || settings.planted == .lockL22)
                 sign(.prevote, accept ? value : nil, &effects)
                 setStep(.prevote)
                 return true
             }
             let pol = UInt32(proposal.polRound)
             if pol < round, quorum(roundState(pol).prevotes.stake(for: value)) { // L28
-                let accept = state.proposalValid && (lockedRound <= proposal.polRound || lockedValue == value)
+                var accept = state.proposalValid && (lockedRound <= proposal.polRound || lockedValue == value)
+                if settings.planted == .lockL28 { accept = state.proposalValid }
+                if settings.planted == .neverUnlockL28 { accept = state.proposalValid && (lockedRound == -1 || lockedValue == value) }
                 sign(.prevote, accept ? value : nil, &effects)
                 setStep(.prevote)
                 return true
@@ -81,11 +84,12 @@ extension Tendermint.Instance {
                 sign(.precommit, proposal.blockId, &effects)
                 setStep(.precommit)
             }
-            setValid(proposal.blockId, round: Int32(round))
+            if settings.planted != .validValueL36 { setValid(proposal.blockId, round: Int32(round)) }
             return true
         }
         if step == .prevote, quorum(state.prevotes.stake(for: nil)) { // L44
-            sign(.precommit, nil, &effects)
+            let planted = settings.planted == .precommitValueL44 && state.proposalValid ? state.proposal?.blockId : nil
+            sign(.precommit, planted, &effects)
             setStep(.precommit)
             return true
         }

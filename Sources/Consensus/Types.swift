@@ -13,29 +13,27 @@ public enum Tendermint {
         /// Inputs for the next height kept until this node gets there.
         public var futureInputsMax: Int
 
-        /// The quorum rule: +2/3 of the stake. `.plantedHalf` is a deliberate bug (a majority quorum,
-        /// unsafe with an equivocating validator) that only the simulator's `--plant` switches on, to
-        /// prove the swarm finds a broken quorum check.
-        public var quorum: QuorumRule
+        /// A deliberately wrong rule (`PlantedBug`), nil in every real node: only the simulator's `--plant`
+        /// and `faultline mutants` switch one on, to prove the checkers catch it.
+        public var planted: PlantedBug?
 
         public init(timeouts: ConsensusTimeouts = ConsensusTimeouts(), roundsAheadMax: UInt32 = 64,
-                    futureInputsMax: Int = 4096, quorum: QuorumRule = .twoThirds) {
+                    futureInputsMax: Int = 4096, planted: PlantedBug? = nil) {
             self.timeouts = timeouts
             self.roundsAheadMax = roundsAheadMax
             self.futureInputsMax = futureInputsMax
-            self.quorum = quorum
+            self.planted = planted
         }
 
-        /// The quorum check of this rule (a node's sync check of commit certificates uses it too).
+        /// +2/3 of the stake (a node's sync check of commit certificates uses it too).
+        @inlinable
         public func isQuorum(_ stake: UInt64, of validators: ValidatorSet) -> Bool {
-            switch quorum {
-            case .twoThirds: return validators.isQuorum(stake)
-            case .plantedHalf: return stake * 2 > validators.totalStake
-            }
+            if planted == .quorumHalf { return stake * 2 > validators.totalStake }
+            return validators.isQuorum(stake)
         }
 
         func duration(_ kind: TimeoutKind, round: UInt32) -> UInt64 {
-            let r = UInt64(round)
+            let r = planted == .fixedTimeouts ? 0 : UInt64(round)
             switch kind {
             case .propose: return timeouts.timeoutProposeMs + r * timeouts.timeoutProposeDeltaMs
             case .prevote: return timeouts.timeoutPrevoteMs + r * timeouts.timeoutPrevoteDeltaMs
@@ -45,9 +43,49 @@ public enum Tendermint {
         }
     }
 
-    public enum QuorumRule: String, Sendable, Equatable, CaseIterable {
-        case twoThirds = "two_thirds"
-        case plantedHalf = "half"
+    /// The catalog of planted bugs: each breaks one rule of Algorithm 1 (or of the write-ahead sign state, or of
+    /// vote counting) the way a plausible coding mistake would. `faultline mutants` runs each against the rule
+    /// checks, the Twins-style schedules and the swarm and says which checker caught it.
+    public enum PlantedBug: String, Sendable, Equatable, CaseIterable {
+        /// Every quorum (L28, L34, L36, L44, L47, L49) is a majority of the stake instead of +2/3.
+        case quorumHalf = "quorum-half"
+        /// L22: prevote any valid new proposal, whatever this validator is locked on.
+        case lockL22 = "lock-l22"
+        /// L28: prevote any valid re-proposal with a proof-of-lock, even one older than this validator's lock.
+        case lockL28 = "lock-l28"
+        /// L28: never unlock: prevote a re-proposal only if it is the locked value (a newer proof-of-lock ignored).
+        case neverUnlockL28 = "never-unlock-l28"
+        /// L36: lock, but never record the valid value and round.
+        case validValueL36 = "valid-value-l36"
+        /// L14-L16: the proposer builds a new block even when it has a valid value to propose.
+        case proposeNewL14 = "propose-new-l14"
+        /// L44: on +2/3 prevotes for nil, precommit the round's proposal instead of nil.
+        case precommitValueL44 = "precommit-value-l44"
+        /// L49: decide on the precommits of more than a third of the stake instead of +2/3.
+        case decideOneThirdL49 = "decide-one-third-l49"
+        /// L55: never skip to a round that f+1 validators are already in.
+        case noRoundSkipL55 = "no-round-skip-l55"
+        /// The timeouts of later rounds are as short as round 0's (no growth: no progress once the network is
+        /// slower than them).
+        case fixedTimeouts = "fixed-timeouts"
+        /// The write-ahead rule broken: a validator signs without making its sign state durable, so after a crash it
+        /// signs the same height, round and step again.
+        case signStateUnpersisted = "sign-state-unpersisted"
+        /// A validator's second, conflicting vote is dropped: it counts toward no value and yields no evidence.
+        case equivocationUncounted = "equivocation-uncounted"
+
+        /// What the bug breaks when a checker catches it: safety (two decisions, a double sign) or liveness.
+        public var breaks: String {
+            switch self {
+            case .quorumHalf, .lockL22, .lockL28, .precommitValueL44, .decideOneThirdL49, .signStateUnpersisted:
+                return "safety"
+            case .neverUnlockL28, .validValueL36, .proposeNewL14, .noRoundSkipL55, .fixedTimeouts, .equivocationUncounted:
+                return "liveness"
+            }
+        }
+
+        /// The names, for help texts and errors.
+        public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
     }
 
     public enum Step: UInt8, Sendable, Comparable, CustomStringConvertible {

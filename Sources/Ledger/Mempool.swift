@@ -51,9 +51,16 @@ public struct Mempool: Sendable {
         for id in order {
             guard let tx = txs[id] else { continue }
             let dependsOnSenderOnly = tx.kind == .transfer || tx.kind == .forcedTx
-            if !dependsOnSenderOnly || senders.contains(tx.sender), case .badNonce = ledger.admissionCheck(tx) {
-                txs[id] = nil
-                continue
+            if !dependsOnSenderOnly || senders.contains(tx.sender) {
+                // A stale nonce, or evidence of an offence now on record (or too old): it can never apply again.
+                // (Kept, refused evidence was re-checked at every block and height: with twins equivocating every
+                // round it was a third of the simulator's time.)
+                switch ledger.admissionCheck(tx) {
+                case .badNonce, .evidenceRefused:
+                    txs[id] = nil
+                    continue
+                default: break
+                }
             }
             kept.append(id)
         }

@@ -57,8 +57,8 @@ public final class Simulator {
         public var startupMs: UInt64 = 100
         /// The first starts spread over this long (a real cluster's processes start one by one).
         public var startSpreadMs: UInt64 = 200
-        /// The quorum rule of every node (`.plantedHalf` only to prove the swarm catches it).
-        public var quorum: Tendermint.QuorumRule = .twoThirds
+        /// A bug planted in every node's consensus (only to prove the checkers catch it; nil: none).
+        public var planted: Tendermint.PlantedBug?
         /// Write the nodes' event logs (a report needs them; the swarm checks safety in memory).
         public var eventLogs = true
         /// Give up when no node has committed a block this long after the start.
@@ -155,6 +155,13 @@ public final class Simulator {
     public private(set) var longestCommitGapMs: UInt64 = 0
     /// When each new height was first committed (any node), for liveness after a heal.
     var newHeightTimesUs: [UInt64] = []
+    /// Twins-style delivery by round and step (nil: the network as the scenario's faults make it).
+    var roundSchedule: RoundSchedule?
+    /// End the run as soon as, from `afterUs` on, every node in `slots` has committed `height` (a check that
+    /// needs no more: Twins' liveness). Nil: run the scenario to its end.
+    var goal: (height: UInt64, slots: [Int], afterUs: UInt64)?
+    /// The goal was met (the run ended early, all its nodes at the height).
+    public private(set) var goalMet = false
     /// End the run at the first safety violation (the swarm needs no more).
     public var stopAtFirstViolation = false
     var settling = false
@@ -169,7 +176,7 @@ public final class Simulator {
         genesis = ClusterSetup.genesis(topology: topology, seed: settings.seed, timeMs: Simulator.epochMs)
         validators = try genesis.validatorSet()
         domain = Domain(chainId: topology.chainId)
-        consensusSettings = Tendermint.Settings(timeouts: topology.timing, quorum: settings.quorum)
+        consensusSettings = Tendermint.Settings(timeouts: topology.timing, planted: settings.planted)
         plans = try genesis.upgradePlans()
         modelsVersions = !plans.isEmpty || scenario.steps.contains { if case .upgrade = $0.action { return true }; return false }
             || topology.nodes.contains { $0.version != 1 || $0.versionMin != 1 || $0.forkId != 0 }
@@ -343,8 +350,14 @@ public final class Simulator {
         let decision = shapers[node.slot].decide(bytesCount: message.bytesCount, kind: message.kind,
                                                  peer: nodes[target].name, nowMs: Double(nowUs) / 1_000)
         guard case .send(let delays) = decision else { return }
+        var scheduledMs = 0.0
+        if let roundSchedule {
+            guard let extra = roundSchedule.fate(from: node.slot, to: target, message, nowUs: nowUs,
+                                                   senderAt: node.consensus.map { ($0.height, $0.round, $0.step) }) else { return }
+            scheduledMs = extra
+        }
         for delayMs in delays {
-            let latencyMs = settings.latencyMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
+            let latencyMs = settings.latencyMs + scheduledMs + (rng.nextUnit() * 2 - 1) * settings.jitterMs
             var atUs = nowUs + UInt64(max(0, latencyMs + delayMs) * 1_000)
             // A link keeps order, as loopback UDP between two sockets does: the jitter varies how long a
             // datagram takes, not which of two comes first. Only a link fault's delay reorders.
@@ -397,6 +410,10 @@ public final class Simulator {
             newHeightTimesUs.append(nowUs)
         }
         checkWaitingSteps()
+        if let goal, nowUs >= goal.afterUs, goal.slots.allSatisfy({ nodes[$0].storeHeight >= goal.height }) {
+            goalMet = true
+            ended = true
+        }
     }
 
     /// How long ago the chain moved past `height` (the first commit of `height + 1` anywhere), in seconds; 0

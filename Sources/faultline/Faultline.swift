@@ -10,7 +10,7 @@ struct Faultline: AsyncParsableCommand {
         commandName: "faultline",
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
         subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self,
-                      Bench.self, Simulate.self])
+                      Bench.self, Simulate.self, Mutants.self])
 }
 
 /// `--run DIR` shared by the commands that act on a running cluster.

@@ -20,7 +20,12 @@ struct Simulate: AsyncParsableCommand {
                                + "from --seed, default 1). Exit 3 if one broke safety, 4 liveness, 5 if the simulator crashed."))
     var swarm: Int?
 
-    @Option(help: "With --swarm: stop drawing new cases after this many seconds of wall time.")
+    @Option(help: ArgumentHelp("Twins-style schedules: draw and run this many cases in this process (a validator run "
+                               + "twice with one key, the first rounds' steps split into groups, then a whole network; "
+                               + "seeds from --seed, default 1). Exit 3 if one broke safety, 4 liveness."))
+    var twins: Int?
+
+    @Option(help: "With --swarm or --twins: stop drawing new cases after this many seconds of wall time.")
     var budget: Double?
 
     @Option(help: ArgumentHelp("Shrink the failing swarm case of this seed to a smaller schedule that still fails; "
@@ -49,7 +54,7 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: "Spam steps: the cores the modelled machine's nodes share.")
     var cores = Simulator.Settings.coresDefault
 
-    @Option(help: "Plant a consensus bug, to see the checks catch it: \(Tendermint.QuorumRule.plantable).")
+    @Option(help: "Plant a consensus bug, to see the checks catch it (`faultline mutants` lists them): \(Tendermint.PlantedBug.names).")
     var plant: String?
 
     @Option(help: ArgumentHelp("The fidelity check: compare the outcome with a real run's report.json of the same "
@@ -64,8 +69,12 @@ struct Simulate: AsyncParsableCommand {
         if compare != nil, file == nil { throw ValidationError("--compare goes with a scenario FILE") }
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be in 1…100, got \(seeds)") }
         if seeds > 1, compare == nil { throw ValidationError("--seeds goes with --compare") }
-        let modes = [file != nil, swarm != nil, shrink != nil, swarmCase != nil].filter { $0 }.count
-        guard modes == 1 else { throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --shrink SEED") }
+        let modes = [file != nil, swarm != nil, twins != nil, shrink != nil && twins == nil, swarmCase != nil]
+            .filter { $0 }.count
+        guard modes == 1 else {
+            throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --twins COUNT, --shrink SEED")
+        }
+        if let twins, twins < 1 || twins > 10_000_000 { throw ValidationError("--twins must be in 1…10000000, got \(twins)") }
         if let swarm, swarm < 1 || swarm > 1_000_000 { throw ValidationError("--swarm must be in 1…1000000, got \(swarm)") }
         if let budget, budget <= 0 { throw ValidationError("--budget must be above 0 seconds, got \(budget)") }
         guard latencyMs >= 0, latencyMs <= 10_000 else {
@@ -75,12 +84,13 @@ struct Simulate: AsyncParsableCommand {
             throw ValidationError("--ingress-per-core must be in 100…10000000, got \(ingressPerCore)")
         }
         guard (1...1_024).contains(cores) else { throw ValidationError("--cores must be in 1…1024, got \(cores)") }
-        if let plant, Tendermint.QuorumRule.planted(plant) == nil {
-            throw ValidationError("--plant: expected \(Tendermint.QuorumRule.plantable), got '\(plant)'")
+        if let plant, Tendermint.PlantedBug(rawValue: plant) == nil {
+            throw ValidationError("--plant: expected one of \(Tendermint.PlantedBug.names), got '\(plant)'")
         }
     }
 
     func run() async throws {
+        if let twins { return try runTwins(count: twins) }
         if let swarm { return try runSwarm(count: swarm) }
         if let shrink { return try runShrink(seed: shrink) }
         if let swarmCase { return try runCase(seed: swarmCase) }
@@ -94,7 +104,7 @@ struct Simulate: AsyncParsableCommand {
         settings.jitterMs = latencyMs / 2
         settings.ingressPerCorePerSecond = ingressPerCore
         settings.cores = cores
-        if let plant { settings.quorum = Tendermint.QuorumRule.planted(plant)! }
+        settings.planted = planted
         print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s, seed \(settings.seed)"
               + (plant.map { ", planted bug: \($0)" } ?? ""))
@@ -183,8 +193,3 @@ struct Simulate: AsyncParsableCommand {
     }
 }
 
-extension Tendermint.QuorumRule {
-    static var plantable: String { "quorum-half (a majority quorum instead of +2/3)" }
-
-    static func planted(_ name: String) -> Tendermint.QuorumRule? { name == "quorum-half" ? .plantedHalf : nil }
-}

@@ -10,13 +10,13 @@ extension Simulate {
     static let exitLiveness: Int32 = 4
     static let exitCrash: Int32 = 5
 
-    var quorum: Tendermint.QuorumRule { plant.flatMap(Tendermint.QuorumRule.planted) ?? .twoThirds }
+    var planted: Tendermint.PlantedBug? { plant.flatMap(Tendermint.PlantedBug.init(rawValue:)) }
     var plantFlag: String { plant.map { " --plant \($0)" } ?? "" }
 
     /// One case in this process: prints its verdict, exits with its code (a crash is a signal).
     func runCase(seed: UInt64) throws {
         let drawn = Swarm.draw(seed: seed)
-        let (verdict, outcome) = try Swarm.check(drawn, quorum: quorum)
+        let (verdict, outcome) = try Swarm.check(drawn, planted: planted)
         print("\(verdict.kind)\t\(outcome.agendaItems)\t\(outcome.virtualSeconds)\t\(verdict)")
         switch verdict {
         case .passed: return
@@ -91,7 +91,7 @@ extension Simulate {
 
     func runShrink(seed: UInt64) throws {
         var current = Swarm.draw(seed: seed)
-        var (verdict, _) = try Swarm.check(current, quorum: quorum)
+        var (verdict, _) = try Swarm.check(current, planted: planted)
         guard verdict != .passed else {
             throw Exit.badInput("seed \(seed) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
         }
@@ -103,7 +103,7 @@ extension Simulate {
             progress = false
             for candidate in Swarm.simplifications(of: current) {
                 tries += 1
-                let (candidateVerdict, _) = try Swarm.check(candidate, quorum: quorum)
+                let (candidateVerdict, _) = try Swarm.check(candidate, planted: planted)
                 if candidateVerdict.kind == verdict.kind {
                     current = candidate
                     verdict = candidateVerdict

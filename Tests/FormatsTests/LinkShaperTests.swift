@@ -54,7 +54,10 @@ import Wire
         let big = [UInt8](repeating: 0, count: 1_000)
         var last = 0.0
         for _ in 0..<10 {
-            guard case .send(let d) = s.route(big, kind: .blockPart, peer: "v2", nowMs: 0) else { return }
+            guard case .send(let d) = s.route(big, kind: .blockPart, peer: "v2", nowMs: 0) else {
+                Issue.record("a bandwidth limit dropped a datagram it should have queued")
+                return
+            }
             last = d[0]
         }
         #expect(abs(last - 100) < 0.001)

@@ -44,7 +44,7 @@ import Testing
         #expect((4...18).contains(spamming.count), "\(spamming.count) of 40 cases spam")
         let first = try #require(spamming.first)
         #expect(first.toml.contains("action = \"spam\""))
-        let (verdict, outcome) = try Swarm.check(first, quorum: .twoThirds)
+        let (verdict, outcome) = try Swarm.check(first)
         #expect(outcome.stepsFired.contains("spam"), "\(outcome.stepsFired)")
         #expect(outcome.spam.count == 1 && outcome.capacity != nil)
         #expect(outcome.violations.isEmpty, "\(verdict)")

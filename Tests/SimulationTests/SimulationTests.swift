@@ -32,10 +32,10 @@ import Wire
     }
 
     static func run(_ scenario: Scenario, seed: UInt64, logDir: String? = nil,
-                    quorum: Tendermint.QuorumRule = .twoThirds) throws -> Simulator.Outcome {
+                    planted: Tendermint.PlantedBug? = nil) throws -> Simulator.Outcome {
         var settings = Simulator.Settings(seed: seed)
         settings.eventLogs = logDir != nil
-        settings.quorum = quorum
+        settings.planted = planted
         return try Simulator(scenario: scenario, settings: settings, logDir: logDir).run()
     }
 
@@ -145,7 +145,7 @@ import Wire
             """, validators: 5, extraNodes: "[[node]]\nname = \"v5b\"\ntwin_of = \"v5\"\n")
         let safe = try Self.run(scenario, seed: 1)
         #expect(safe.violations.filter { $0.kind == .agreement }.isEmpty, "\(safe.violations.prefix(3))")
-        let broken = try Self.run(scenario, seed: 1, quorum: .plantedHalf)
+        let broken = try Self.run(scenario, seed: 1, planted: .quorumHalf)
         #expect(broken.violations.contains { $0.kind == .agreement }, "\(broken.violations.prefix(3))")
     }
 

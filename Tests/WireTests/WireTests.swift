@@ -65,8 +65,12 @@ import Testing
         }
     }
 
-    @Test func randomBytesNeverTrap() {
+    /// Random and half-framed bytes: decoding returns an envelope that is exactly those bytes (what the peek
+    /// functions read agrees with it), or a typed error; a decoded payload is a message of the envelope's kind or a
+    /// typed error. Enough inputs get through the framing for the payload decoders to be exercised.
+    @Test func randomBytesDecodeToThemselvesOrATypedError() {
         var generator = SplitMix64(seed: 7)
+        var framed = 0, typed = 0
         for _ in 0..<5_000 {
             let length = Int(generator.next() % 300)
             var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: generator.next()) }
@@ -75,10 +79,28 @@ import Testing
                 bytes[1] = Envelope.version
                 bytes[2] = UInt8(generator.next() % 9)
             }
-            if let envelope = try? Envelope(decoding: bytes) {
-                _ = try? Message(kind: envelope.kind, payload: envelope.payload)
+            if length >= 47 + 2 + 64, generator.next() % 2 == 0 {
+                // A consistent payload length, so the framing holds and the payload decoders see the rest.
+                let payloadCount = length - 47 - 2 - 64
+                bytes[47] = UInt8(payloadCount >> 8)
+                bytes[48] = UInt8(payloadCount & 0xff)
             }
+            let envelope: Envelope
+            do {
+                envelope = try Envelope(decoding: bytes)
+            } catch {
+                continue // typed: `DecodeError`, by the signature of `init(decoding:)`
+            }
+            framed += 1
+            #expect(envelope.bytes == bytes)
+            #expect(Envelope.peekKind(bytes) == envelope.kind)
+            #expect(Envelope.peekSender(bytes) == envelope.sender)
+            guard let message = try? Message(kind: envelope.kind, payload: envelope.payload) else { continue }
+            typed += 1
+            #expect(MessageKind(of: message) == envelope.kind)
         }
+        #expect(framed >= 100, "only \(framed) of 5000 inputs framed: the payload decoders were hardly exercised")
+        #expect(typed >= 1, "no payload decoded as its kind")
     }
 }
 
@@ -296,6 +318,32 @@ import Testing
             var bytes = (0..<length).map { _ in UInt8(truncatingIfNeeded: random.next()) }
             if !bytes.isEmpty { bytes[0] = Bundle.magic }
             _ = try? Bundle.split(bytes) // never traps
+        }
+    }
+}
+
+extension MessageKind {
+    /// The kind a decoded message has (for the decoding property above).
+    init(of message: Message) {
+        switch message {
+        case .transfer: self = .transfer
+        case .proposal: self = .proposal
+        case .blockPart: self = .blockPart
+        case .prevote: self = .prevote
+        case .precommit: self = .precommit
+        case .status: self = .status
+        case .blockRequest: self = .blockRequest
+        case .syncPart: self = .syncPart
+        case .syncCommit: self = .syncCommit
+        case .hello: self = .hello
+        case .batchChunk: self = .batchChunk
+        case .forcedTx: self = .forcedTx
+        case .l2Transfer: self = .l2Transfer
+        case .l2Claim: self = .l2Claim
+        case .l2Reject: self = .l2Reject
+        case .l2BlockPart: self = .l2BlockPart
+        case .dispute: self = .dispute
+        case .evidence: self = .evidence
         }
     }
 }

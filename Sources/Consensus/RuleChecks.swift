@@ -1,0 +1,231 @@
+import Ledger
+import Sodium
+import Wire
+
+/// The rule checks: one scripted round trip per rule of Algorithm 1 that matters for safety or liveness,
+/// each driving one validator's consensus core by hand (proposals, others' votes, timeouts) and checking
+/// what it signs or decides. The unit tests run them on the real rules (each must pass); `faultline
+/// mutants` runs them with every planted bug (each bug should fail at least one), so the same script is the
+/// unit test and the "unit" checker.
+public enum RuleChecks {
+    public struct Check: Sendable {
+        public let name: String
+        /// The line(s) of Algorithm 1 it checks.
+        public let rule: String
+        let script: @Sendable (Tendermint.PlantedBug?) -> String?
+
+        /// Why the check failed with `planted` (nil: it passed).
+        public func failure(planted: Tendermint.PlantedBug? = nil) -> String? { script(planted) }
+    }
+
+    public static let all: [Check] = [
+        Check(name: "locked validator refuses a new value", rule: "L22", script: lockedRefusesNewValue),
+        Check(name: "locked validator refuses an older proof-of-lock", rule: "L28", script: lockedRefusesOlderProofOfLock),
+        Check(name: "locked validator unlocks on a newer proof-of-lock", rule: "L28", script: unlocksOnNewerProofOfLock),
+        Check(name: "+2/3 prevotes record the valid value and round", rule: "L36", script: recordsValidValue),
+        Check(name: "proposer re-proposes its valid value", rule: "L14-L16", script: reproposesValidValue),
+        Check(name: "+2/3 nil prevotes make a nil precommit", rule: "L44", script: nilQuorumPrecommitsNil),
+        Check(name: "a decision needs +2/3 of the stake", rule: "L49", script: decisionNeedsTwoThirds),
+        Check(name: "f+1 in a later round make it skip there", rule: "L55", script: skipsToRoundOfOneThird),
+        Check(name: "timeouts grow with the round", rule: "L21, L57-L65", script: timeoutsGrow),
+        Check(name: "a conflicting vote counts and makes evidence", rule: "VoteSet", script: equivocationCounts),
+    ]
+
+    /// The checks `planted` fails, with why.
+    public static func failures(planted: Tendermint.PlantedBug?) -> [(check: Check, why: String)] {
+        all.compactMap { check in check.failure(planted: planted).map { (check, $0) } }
+    }
+
+    // MARK: the scripts
+
+    static func lockedRefusesNewValue(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
+        _ = t.timeout(.precommit, round: 0)
+        let cast = t.cast(t.propose(t.b, round: 1))
+        return cast == [.init(.prevote, nil)] ? nil : "locked on A in round 0, a new B in round 1 got \(cast), not a nil prevote"
+    }
+
+    static func lockedRefusesOlderProofOfLock(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1, 2])
+        _ = t.start()
+        _ = t.votes(.prevote, t.b, round: 0, from: t.others) // B's proof-of-lock in round 0
+        _ = t.timeout(.precommit, round: 0)
+        _ = t.propose(t.a, round: 1)
+        _ = t.votes(.prevote, t.a, round: 1, from: [t.me] + t.others.prefix(2)) // locks A in round 1
+        _ = t.timeout(.precommit, round: 1)
+        let cast = t.cast(t.propose(t.b, round: 2, polRound: 0))
+        return cast == [.init(.prevote, nil)] ? nil
+            : "locked on A in round 1, B re-proposed with round 0's proof-of-lock got \(cast), not a nil prevote"
+    }
+
+    static func unlocksOnNewerProofOfLock(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1, 2])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2)) // locks A in round 0
+        _ = t.timeout(.precommit, round: 0)
+        _ = t.votes(.prevote, t.b, round: 1, from: t.others) // B's proof-of-lock in round 1
+        _ = t.timeout(.precommit, round: 1)
+        let cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
+        return cast == [.init(.prevote, t.b)] ? nil
+            : "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
+    }
+
+    static func recordsValidValue(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
+        let instance = t.instance
+        return instance.validValue == t.a && instance.validRound == 0 ? nil
+            : "after +2/3 prevotes for A in round 0 the valid value is \(instance.validValue?.short ?? "none")@\(instance.validRound)"
+    }
+
+    static func reproposesValidValue(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0], proposing: 1)
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
+        let effects = t.timeout(.precommit, round: 0)
+        let proposed = effects.compactMap { effect -> String? in
+            if case .propose(_, 1, let blockId, let polRound) = effect { return "\(blockId?.short ?? "a new block")@\(polRound)" }
+            return nil
+        }
+        return proposed == ["\(t.a.short)@0"] ? nil
+            : "proposer of round 1 with valid value A from round 0 proposed \(proposed), not A with proof-of-lock round 0"
+    }
+
+    static func nilQuorumPrecommitsNil(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        let cast = t.cast(t.votes(.prevote, nil, round: 0, from: t.others))
+        return cast == [.init(.precommit, nil)] ? nil : "after +2/3 nil prevotes it signed \(cast), not a nil precommit"
+    }
+
+    static func decisionNeedsTwoThirds(_ planted: Tendermint.PlantedBug?) -> String? {
+        // Stakes 2,1,1,1: the first two hold 3 of 5, a majority and more than a third, not +2/3.
+        var t = Table(planted: planted, notProposing: [0], stakes: [2, 1, 1, 1])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        let heavy = t.others.contains(0) ? 0 : t.me
+        let light = t.others.first { $0 != heavy }!
+        if t.decided(t.votes(.precommit, t.a, round: 0, from: [heavy, light])) {
+            return "decided A on precommits of 3 of 5 stake (under +2/3)"
+        }
+        let rest = t.others.filter { $0 != heavy && $0 != light }
+        return t.decided(t.votes(.precommit, t.a, round: 0, from: rest)) ? nil : "did not decide A with all precommits for it"
+    }
+
+    static func skipsToRoundOfOneThird(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0])
+        _ = t.start()
+        _ = t.votes(.precommit, nil, round: 3, from: [t.others[0]])
+        if t.instance.round != 0 { return "moved to round \(t.instance.round) on one validator's vote (a quarter of the stake)" }
+        _ = t.votes(.precommit, nil, round: 3, from: [t.others[1]])
+        return t.instance.round == 3 ? nil : "stayed in round \(t.instance.round) with half the stake's votes in round 3"
+    }
+
+    static func timeoutsGrow(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [])
+        var proposeMs: [UInt64] = []
+        var effects = t.start()
+        for round in 0..<3 {
+            for case .scheduleTimeout(.propose, _, _, let durationMs) in effects { proposeMs.append(durationMs) }
+            effects = t.timeout(.precommit, round: UInt32(round))
+        }
+        return zip(proposeMs, proposeMs.dropFirst()).allSatisfy { $0 < $1 } && proposeMs.count == 3 ? nil
+            : "propose timeouts of rounds 0, 1, 2: \(proposeMs) ms (must grow)"
+    }
+
+    static func equivocationCounts(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0])
+        _ = t.start()
+        let liar = t.others[0]
+        var effects = t.votes(.prevote, t.a, round: 0, from: [liar])
+        effects += t.votes(.prevote, t.b, round: 0, from: [liar])
+        let evidence = effects.contains { if case .equivocation = $0 { return true } else { return false } }
+        let counted = t.instance.stake(.prevote, round: 0, blockId: t.b)
+        return evidence && counted == 1 ? nil
+            : "a validator's prevotes for A then B: evidence \(evidence ? "made" : "not made"), B counted \(counted) of stake 1"
+    }
+}
+
+extension RuleChecks {
+    /// One signed vote as the checks compare them.
+    struct Cast: Equatable, CustomStringConvertible {
+        var type: Tendermint.VoteType
+        var value: Bytes32?
+
+        init(_ type: Tendermint.VoteType, _ value: Bytes32?) {
+            self.type = type
+            self.value = value
+        }
+
+        var description: String { "\(type) \(value?.short ?? "nil")" }
+    }
+
+    /// Four validators (equal stakes unless given) and the one driven, `me`, chosen so that it proposes none of
+    /// `notProposing` (and `proposing`, if given).
+    struct Table {
+        static let keys = (0..<4).map { SigningKey(label: "rule-check-\($0)") }
+        var instance: Tendermint.Instance
+        let me: Int
+        let others: [Int]
+        let a = Blake2b.hash(Array("A".utf8))
+        let b = Blake2b.hash(Array("B".utf8))
+
+        init(planted: Tendermint.PlantedBug?, notProposing: [UInt32], proposing: UInt32? = nil,
+             stakes: [UInt64] = [1, 1, 1, 1]) {
+            let members = stakes.indices.map {
+                ValidatorSet.Member(name: "v\($0)", publicKey: Table.keys[$0].publicKey, stake: stakes[$0])
+            }
+            let validators = ValidatorSet(members: members)
+            let chosen = (0..<4).first { v in
+                notProposing.allSatisfy { validators.proposer(height: 1, round: $0) != v }
+                    && proposing.map { validators.proposer(height: 1, round: $0) == v } ?? true
+            }
+            precondition(chosen != nil, "no validator proposes none of rounds \(notProposing)")
+            me = chosen!
+            others = (0..<4).filter { $0 != chosen! }
+            instance = Tendermint.Instance(validators: validators, me: me, settings: .init(planted: planted), height: 1)
+        }
+
+        mutating func start() -> [Tendermint.Effect] { instance.process(.start) }
+
+        mutating func propose(_ value: Bytes32, round: UInt32, polRound: Int32 = -1) -> [Tendermint.Effect] {
+            let proposal = Proposal(height: 1, round: round, polRound: polRound, blockId: value, partsRoot: value,
+                                    partCount: 1, blockBytes: 1)
+            return instance.process(.proposal(proposal, from: instance.validators.proposer(height: 1, round: round),
+                                              valid: true))
+        }
+
+        /// Votes from `from`; this validator's own vote among them only if it has not signed one (as a shell
+        /// feeds back only what it signed).
+        mutating func votes(_ type: Tendermint.VoteType, _ value: Bytes32?, round: UInt32, from: [Int]) -> [Tendermint.Effect] {
+            var effects: [Tendermint.Effect] = []
+            for validator in from where validator != me {
+                effects += instance.process(.vote(type, Vote(height: 1, round: round, blockId: value), from: validator,
+                                                  signature: Bytes64.zero))
+            }
+            if from.contains(me) { effects += instance.process(.vote(type, Vote(height: 1, round: round, blockId: value),
+                                                                     from: me, signature: Bytes64.zero)) }
+            return effects
+        }
+
+        mutating func timeout(_ kind: Tendermint.TimeoutKind, round: UInt32) -> [Tendermint.Effect] {
+            instance.process(.timeout(kind, height: 1, round: round))
+        }
+
+        func cast(_ effects: [Tendermint.Effect]) -> [Cast] {
+            effects.compactMap { if case .broadcastVote(let type, let vote) = $0 { return Cast(type, vote.blockId) } else { return nil } }
+        }
+
+        func decided(_ effects: [Tendermint.Effect]) -> Bool {
+            effects.contains { if case .decide = $0 { return true } else { return false } }
+        }
+    }
+}
