@@ -74,7 +74,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "rpc_stale_answers": false, "rpc_head_decreases": false, "rpc_latency_p50_ms": false,
         "rpc_latency_p99_ms": false, "rpc_amplification": false, "rpc_wrong_answers": false,
         "evidence_committed": false, "evidence_offenders": false, "double_signs": false, "kills": false,
-        "torn_tails_missed": false,
+        "torn_tails_missed": false, "torn_tails_written": false, "rejects": false,
     ]
 
     /// Which way a timing metric goes when the machine is too slow or too busy.
@@ -115,6 +115,9 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
     public var bound: Bound
     /// For `rpc_*` metrics: which client policy of `[rpc_load]` the metric is about.
     public var client: String?
+    /// For `rejects`: the reason counted, as in the report's drops column (`invalid_proposal`, `bad_part`,
+    /// `stale_height`, `future_height`, `wrong_chain`, …): its `reject_` and `ignored_` counts together.
+    public var reason: String?
     /// `timing = true|false` in the file: overrides the metric's class (true: a failure either way may be
     /// inconclusive on an overloaded host; false: never).
     public var timing: Bool?
@@ -133,7 +136,8 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
     public static func isDuration(_ metric: String) -> Bool { metric.hasSuffix("_s") || metric.hasSuffix("_ms") }
 
     public init(name: String, metric: String, window: Window, bound: Bound, client: String? = nil,
-                timing: Bool? = nil, unit: Unit? = nil) {
+                timing: Bool? = nil, unit: Unit? = nil, reason: String? = nil) {
+        self.reason = reason
         self.name = name
         self.metric = metric
         self.window = window

@@ -379,7 +379,7 @@ public struct Scenario: Sendable {
 
     static func parseExpectation(_ table: TableReader, steps: [Step],
                                  rpcClients: [String] = []) throws(TopologyError) -> ExpectationSpec {
-        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing", "unit"])
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing", "unit", "reason"])
         guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
             throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
         }
@@ -436,9 +436,17 @@ public struct Scenario: Sendable {
             }
             unit = parsed
         }
-        let name = try table.string("name") ?? "\(metric)\(client.map { "[\($0)]" } ?? "") \(bound) (\(window))"
+        let reason = try table.string("reason")
+        if metric == "rejects", reason?.isEmpty ?? true {
+            throw table.fail("reason", "rejects counts one reason: give reason = \"invalid_proposal\", \"bad_part\", "
+                             + "\"stale_height\", \"future_height\", \"wrong_chain\" or another of the report's drops column")
+        } else if metric != "rejects", reason != nil {
+            throw table.fail("reason", "only the rejects metric takes a reason")
+        }
+        let name = try table.string("name")
+            ?? "\(metric)\(client.map { "[\($0)]" } ?? "")\(reason.map { "[\($0)]" } ?? "") \(bound) (\(window))"
         return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client,
-                               timing: try table.bool("timing"), unit: unit)
+                               timing: try table.bool("timing"), unit: unit, reason: reason)
     }
 }
 

@@ -369,6 +369,21 @@ public struct Evaluator: Sendable {
             text = "\(analysis.tornTailsWritten) torn store tails written, \(analysis.tornTailsCut) cut off at start"
                 + (missed.isEmpty ? "" : "; not detected: " + missed.prefix(5).map { "\($0.node) at \($0.t)" }
                     .joined(separator: ", "))
+        case "torn_tails_written":
+            observed = Double(analysis.tornTailsWritten)
+            text = "\(analysis.tornTailsWritten) torn store tails written by the kill storm"
+        case "rejects":
+            let reason = spec.reason ?? ""
+            let keys: Set<String> = [reason, "reject_" + reason, "ignored_" + reason]
+            var byNode: [(String, UInt64)] = []
+            for node in analysis.nodes {
+                let count = node.drops.filter { keys.contains($0.key) }.values.reduce(0, +)
+                if count > 0 { byNode.append((node.name, count)) }
+            }
+            let total = byNode.reduce(UInt64(0)) { $0 + $1.1 }
+            observed = Double(total)
+            text = "\(total) \(reason) (all nodes, whole run" + (byNode.isEmpty ? ")" : ": "
+                + byNode.map { "\($0.0) \($0.1)" }.joined(separator: ", ") + ")")
         case "all_nodes_running":
             observed = crashed.isEmpty ? 1 : 0
             text = crashed.isEmpty ? "all running" : "not running: " + crashed.joined(separator: ", ")

@@ -83,6 +83,8 @@ import Wire
         ("[rpc_load]\n[[expect]]\nmetric = \"rpc_error_percent\"\nclient = \"library\"\nmax = 1", "expect[1].client",
          "not a client of [rpc_load]"),
         ("[[expect]]\nmetric = \"halt\"\nclient = \"gateway\"\nequals = false", "expect[1].client", "only rpc_* metrics"),
+        ("[[expect]]\nmetric = \"rejects\"\nmin = 1", "expect[1].reason", "rejects counts one reason"),
+        ("[[expect]]\nmetric = \"halt\"\nreason = \"bad_part\"\nequals = false", "expect[1].reason", "only the rejects"),
     ])
     func mistakesNameTheField(body: String, field: String, problem: String) {
         do {
