@@ -22,6 +22,7 @@ public enum RuleChecks {
         Check(name: "locked validator refuses a new value", rule: "L22", script: lockedRefusesNewValue),
         Check(name: "locked validator refuses an older proof-of-lock", rule: "L28", script: lockedRefusesOlderProofOfLock),
         Check(name: "locked validator unlocks on a newer proof-of-lock", rule: "L28", script: unlocksOnNewerProofOfLock),
+        Check(name: "a re-proposal's proof-of-lock needs +2/3 prevotes", rule: "L28", script: proofOfLockNeedsQuorum),
         Check(name: "+2/3 prevotes record the valid value and round", rule: "L36", script: recordsValidValue),
         Check(name: "proposer re-proposes its valid value", rule: "L14-L16", script: reproposesValidValue),
         Check(name: "+2/3 nil prevotes make a nil precommit", rule: "L44", script: nilQuorumPrecommitsNil),
@@ -72,6 +73,23 @@ public enum RuleChecks {
         let cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
         return cast == [.init(.prevote, t.b)] ? nil
             : "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
+    }
+
+    /// Found by mutating `Rules.swift` by hand (L28's quorum made "more than a third"), which every other check
+    /// and test passed: a third of the stake prevoting B is no proof-of-lock, so a validator locked on A must not
+    /// prevote B for it (a byzantine third plus one honest vote would unlock every honest validator).
+    static func proofOfLockNeedsQuorum(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1, 2])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2)) // locks A in round 0
+        _ = t.timeout(.precommit, round: 0)
+        _ = t.votes(.prevote, t.b, round: 1, from: Array(t.others.prefix(2))) // half the stake: not +2/3
+        _ = t.timeout(.precommit, round: 1)
+        var cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
+        cast += t.cast(t.timeout(.propose, round: 2))
+        return cast == [.init(.prevote, nil)] ? nil
+            : "locked on A, B re-proposed with half the stake's prevotes as its proof-of-lock got \(cast), not a nil prevote"
     }
 
     static func recordsValidValue(_ planted: Tendermint.PlantedBug?) -> String? {

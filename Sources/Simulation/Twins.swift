@@ -1,6 +1,7 @@
 import Basics
 import Consensus
 import Formats
+import Sodium
 import Wire
 
 /// Twins-style schedules (Bano et al., "Twins: BFT Systems Made Robust", OPODIS 2021): a validator may run
@@ -12,14 +13,14 @@ import Wire
 /// liveness at the end. A case runs in this process in simulated time, so many run each second.
 public enum Twins {
     /// The step of a round whose messages a partition applies to.
-    public enum Phase: Int, Sendable, CaseIterable, CustomStringConvertible {
+    public enum Phase: Int, Sendable, CaseIterable, Codable, CustomStringConvertible {
         case propose = 0, prevote = 1, precommit = 2
 
         public var description: String { ["proposal", "prevote", "precommit"][rawValue] }
     }
 
     /// One drawn case: the same seed draws the same case.
-    public struct Case: Sendable, Equatable, CustomStringConvertible {
+    public struct Case: Sendable, Equatable, Codable, CustomStringConvertible {
         /// Process names in slot order (validators `v1…`, then the twin `vNb`).
         public var nodes: [String]
         /// The validator a twin process speaks for.
@@ -34,7 +35,7 @@ public enum Twins {
         /// partition is symmetric; a cut is not, and that is what lets one node see a quorum its peers do not.
         public var cuts: [Key: Set<Link>] = [:]
         /// A validator killed (and restarted `downSeconds` later) `atSeconds` after the first block.
-        public var crash: (node: String, atSeconds: Double, downSeconds: Double)?
+        public var crash: Crash?
         /// The final stretch's one-way delay on top of the base latency, in ms (above round 0's timeouts at times):
         /// a network that is whole again, but slower than the first rounds.
         public var finalDelayMs: Double
@@ -45,7 +46,13 @@ public enum Twins {
         /// message a partition dropped is gone, its re-sends get through).
         public var wholeAtSeconds = 2.5
 
-        public struct Key: Hashable, Sendable, Comparable, CustomStringConvertible {
+        public struct Crash: Sendable, Equatable, Codable {
+            public var node: String
+            public var atSeconds: Double
+            public var downSeconds: Double
+        }
+
+        public struct Key: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
             public var height: UInt64
             public var round: UInt32
             public var phase: Phase
@@ -57,19 +64,13 @@ public enum Twins {
             public var description: String { "h\(height) r\(round) \(phase)" }
         }
 
-        public struct Link: Hashable, Sendable, Comparable, CustomStringConvertible {
+        public struct Link: Hashable, Sendable, Comparable, Codable, CustomStringConvertible {
             public var from: String
             public var to: String
 
             public static func < (lhs: Link, rhs: Link) -> Bool { (lhs.from, lhs.to) < (rhs.from, rhs.to) }
 
             public var description: String { "\(from)→\(to)" }
-        }
-
-        public static func == (lhs: Case, rhs: Case) -> Bool {
-            lhs.nodes == rhs.nodes && lhs.twinOf == rhs.twinOf && lhs.seed == rhs.seed && lhs.partitions == rhs.partitions && lhs.cuts == rhs.cuts
-                && lhs.crash?.node == rhs.crash?.node && lhs.crash?.atSeconds == rhs.crash?.atSeconds
-                && lhs.crash?.downSeconds == rhs.crash?.downSeconds && lhs.finalDelayMs == rhs.finalDelayMs
         }
 
         public var validators: [String] { nodes.filter { twinOf[$0] == nil } }
@@ -143,32 +144,81 @@ public enum Twins {
             for round in 0..<rounds {
                 for phase in Phase.allCases where rng.nextUnit() < splitChance {
                     let key = Case.Key(height: height, round: round, phase: phase)
-                    if rng.nextUnit() < 0.25 {
-                        let cutChance = rng.nextUnit() < 0.5 ? 0.3 : 0.6
-                        var links: Set<Case.Link> = []
-                        for from in nodes { for to in nodes where to != from && rng.nextUnit() < cutChance {
-                            links.insert(Case.Link(from: from, to: to))
-                        } }
-                        if !links.isEmpty { cuts[key] = links }
-                        continue
-                    }
-                    let groupCount = rng.nextUnit() < 0.8 ? 2 : 3
-                    var groups = Array(repeating: [String](), count: groupCount)
-                    for node in nodes { groups[below(groupCount)].append(node) }
-                    groups = groups.filter { !$0.isEmpty }
-                    if groups.count >= 2 { partitions[key] = groups }
+                    (partitions[key], cuts[key]) = drawSplit(nodes, cutShare: 0.25, rng: &rng)
                 }
             }
         }
-        var crash: (node: String, atSeconds: Double, downSeconds: Double)?
+        var crash: Case.Crash?
         if rng.nextUnit() < 0.25 {
             let honest = nodes.filter { twinOf[$0] == nil && !twinOf.values.contains($0) }
-            crash = (honest[below(honest.count)], ((rng.nextUnit() * 1.5) * 100).rounded() / 100,
-                     ((0.05 + rng.nextUnit() * 0.5) * 100).rounded() / 100)
+            crash = Case.Crash(node: honest[below(honest.count)], atSeconds: ((rng.nextUnit() * 1.5) * 100).rounded() / 100,
+                               downSeconds: ((0.05 + rng.nextUnit() * 0.5) * 100).rounded() / 100)
         }
         let finalDelayMs = [0.0, 0, 0, 150][below(4)]
         return Case(nodes: nodes, twinOf: twinOf, seed: seed, heights: heights, rounds: rounds, partitions: partitions,
                     cuts: cuts, crash: crash, finalDelayMs: finalDelayMs, durationSeconds: 9)
+    }
+
+    /// One step's split: random groups (2, sometimes 3) or, `cutShare` of the time, random one-way links cut.
+    static func drawSplit(_ nodes: [String], cutShare: Double, rng: inout SplitMix64) -> ([[String]]?, Set<Case.Link>?) {
+        if rng.nextUnit() < cutShare {
+            let cutChance = rng.nextUnit() < 0.5 ? 0.3 : 0.6
+            var links: Set<Case.Link> = []
+            for from in nodes {
+                for to in nodes where to != from && rng.nextUnit() < cutChance { links.insert(Case.Link(from: from, to: to)) }
+            }
+            return (nil, links.isEmpty ? nil : links)
+        }
+        let groupCount = rng.nextUnit() < 0.8 ? 2 : 3
+        var groups = Array(repeating: [String](), count: groupCount)
+        for node in nodes { groups[Int(rng.next() % UInt64(groupCount))].append(node) }
+        groups = groups.filter { !$0.isEmpty }
+        return (groups.count >= 2 ? groups : nil, nil)
+    }
+
+    /// A neighbour of `parent`, for the guided search: one scheduled step re-drawn (whole, split or cut), one
+    /// link of a cut step flipped, or the crash moved, dropped or added. The cluster (validators, twins) stays.
+    public static func mutate(_ parent: Case, rng: inout SplitMix64) -> Case {
+        var child = parent
+        let keys = (1...parent.heights).flatMap { height in
+            (0..<parent.rounds).flatMap { round in Phase.allCases.map { Case.Key(height: height, round: round, phase: $0) } }
+        }
+        let key = keys[Int(rng.next() % UInt64(keys.count))]
+        switch rng.next() % 6 {
+        case 0:
+            child.partitions[key] = nil
+            child.cuts[key] = nil
+        case 1, 2:
+            (child.partitions[key], child.cuts[key]) = drawSplit(parent.nodes, cutShare: 0.5, rng: &rng)
+        case 3, 4:
+            let from = parent.nodes[Int(rng.next() % UInt64(parent.nodes.count))]
+            let others = parent.nodes.filter { $0 != from }
+            let link = Case.Link(from: from, to: others[Int(rng.next() % UInt64(others.count))])
+            child.partitions[key] = nil
+            var links = parent.cuts[key] ?? []
+            if links.remove(link) == nil { links.insert(link) }
+            child.cuts[key] = links.isEmpty ? nil : links
+        default:
+            let honest = parent.nodes.filter { parent.twinOf[$0] == nil && !parent.twinOf.values.contains($0) }
+            child.crash = rng.nextUnit() < 0.3 ? nil
+                : Case.Crash(node: honest[Int(rng.next() % UInt64(honest.count))],
+                             atSeconds: ((rng.nextUnit() * 1.5) * 100).rounded() / 100,
+                             downSeconds: ((0.05 + rng.nextUnit() * 0.5) * 100).rounded() / 100)
+        }
+        return child
+    }
+
+    /// How close a run came to a disagreement, from what the honest validators signed: at the worst height, the
+    /// distinct blocks they precommitted (two is legitimate in Tendermint, a lock given up for a newer
+    /// proof-of-lock, and rare: the state every lock bug needs), then the distinct blocks they prevoted.
+    static func nearness(_ monitor: SafetyMonitor) -> Int {
+        var precommitted: [UInt64: Set<Bytes32>] = [:], prevoted: [UInt64: Set<Bytes32>] = [:]
+        for (key, entry) in monitor.signatures where !monitor.ignoredValidators.contains(key.validator) {
+            guard let value = entry.value else { continue }
+            if key.kind == MessageKind.precommit.rawValue { precommitted[key.height, default: []].insert(value) }
+            if key.kind == MessageKind.prevote.rawValue { prevoted[key.height, default: []].insert(value) }
+        }
+        return 10 * (precommitted.values.map(\.count).max() ?? 0) + (prevoted.values.map(\.count).max() ?? 0)
     }
 
     /// The heights every honest process must have committed by the end: the scheduled ones and two more.
@@ -176,6 +226,13 @@ public enum Twins {
 
     /// Runs one case in this process; the verdict and the simulator's outcome (nil when nothing was finalized).
     public static func check(_ drawn: Case, planted: Tendermint.PlantedBug? = nil) throws -> (Swarm.Verdict, Simulator.Outcome?) {
+        let (verdict, outcome, _) = try run(drawn, planted: planted)
+        return (verdict, outcome)
+    }
+
+    /// `check`, with how near the run came to a disagreement (`nearness`) for the guided search.
+    public static func run(_ drawn: Case, planted: Tendermint.PlantedBug? = nil) throws
+        -> (Swarm.Verdict, Simulator.Outcome?, nearness: Int) {
         let scenario = try Scenario.parse(drawn.toml, path: "twins-\(drawn.seed).toml")
         var settings = Simulator.Settings(seed: drawn.seed)
         settings.eventLogs = false
@@ -191,17 +248,18 @@ public enum Twins {
         do {
             outcome = try simulator.run()
         } catch let error as RunError {
-            if let first = simulator.monitor.violations.first { return (.safety(first.description), nil) }
-            return (.liveness("\(error)"), nil)
+            if let first = simulator.monitor.violations.first { return (.safety(first.description), nil, 0) }
+            return (.liveness("\(error)"), nil, 0)
         }
-        if let first = outcome.violations.first { return (.safety(first.description), outcome) }
+        let near = nearness(simulator.monitor)
+        if let first = outcome.violations.first { return (.safety(first.description), outcome, near) }
         if !simulator.goalMet {
             let worst = outcome.heights.filter { !drawn.byzantineNodes.contains($0.key) }.min { $0.value < $1.value }
             return (.liveness("\(worst?.key ?? "?") at height \(worst?.value ?? 0) at the end, "
                               + "\(Swarm.format(drawn.durationSeconds)) s after the network was whole (every honest node "
-                              + "must reach \(heightsDue(drawn)))"), outcome)
+                              + "must reach \(heightsDue(drawn)))"), outcome, near)
         }
-        return (.passed, outcome)
+        return (.passed, outcome, near)
     }
 
     /// Smaller cases that may still fail: each split step made whole, the crash removed, the final stretch

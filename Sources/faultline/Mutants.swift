@@ -120,36 +120,34 @@ struct Mutants: AsyncParsableCommand {
         fflush(nil)
         let limit = budgetSeconds(bug)
         var started = Date()
-        var cases = 0
         var caught: (seed: UInt64, verdict: Swarm.Verdict, drawn: Twins.Case)?
-        var twinsSeed = seed
+        var search = Twins.Search(planted: bug, firstSeed: seed)
         while caught == nil, Date().timeIntervalSince(started) < limit {
-            let drawn = Twins.draw(seed: twinsSeed)
-            cases += 1
-            let (verdict, _) = try Twins.check(drawn, planted: bug)
-            if verdict != .passed { caught = (twinsSeed, verdict, drawn) }
-            twinsSeed += 1
+            let (drawn, verdict, _) = try search.next()
+            if verdict != .passed { caught = (drawn.seed, verdict, drawn) }
         }
+        let cases = search.cases
         print("twins\t\(caught?.verdict.kind ?? "none")\t\(cases)\t" + String(format: "%.2f", Date().timeIntervalSince(started))
               + "\t\(caught.map { String($0.seed) } ?? "")\t\(caught.map { "\($0.verdict)" } ?? "")")
         fflush(nil)
         if let caught {
             let (small, verdict, tries) = Twins.shrink(caught.drawn, verdict: caught.verdict, planted: bug, triesMax: 150)
-            print("shrunk\tseed \(caught.seed), \(tries) runs: \(small) → \(verdict.kind)")
+            print("shrunk\t\(tries) runs: \(small) → \(verdict.kind); replay: faultline simulate --twins-case "
+                  + "\(try Simulate.writeTwinsCase(small)) --plant \(bug.rawValue)")
             fflush(nil)
         }
         guard swarm else { return }
         started = Date()
-        cases = 0
+        var swarmCases = 0
         var swarmCaught: (seed: UInt64, verdict: Swarm.Verdict)?
         var swarmSeed = seed
         while swarmCaught == nil, Date().timeIntervalSince(started) < limit {
             let (verdict, _) = try Swarm.check(Swarm.draw(seed: swarmSeed), planted: bug)
-            cases += 1
+            swarmCases += 1
             if verdict != .passed { swarmCaught = (swarmSeed, verdict) }
             swarmSeed += 1
         }
-        print("swarm\t\(swarmCaught?.verdict.kind ?? "none")\t\(cases)\t" + String(format: "%.2f", Date().timeIntervalSince(started))
+        print("swarm\t\(swarmCaught?.verdict.kind ?? "none")\t\(swarmCases)\t" + String(format: "%.2f", Date().timeIntervalSince(started))
               + "\t\(swarmCaught.map { String($0.seed) } ?? "")\t\(swarmCaught.map { "\($0.verdict)" } ?? "")")
     }
 }

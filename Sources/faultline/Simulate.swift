@@ -25,6 +25,9 @@ struct Simulate: AsyncParsableCommand {
                                + "seeds from --seed, default 1). Exit 3 if one broke safety, 4 liveness."))
     var twins: Int?
 
+    @Option(help: "Replay a Twins case that --twins wrote (JSON), and shrink it if it fails.")
+    var twinsCase: String?
+
     @Option(help: "With --swarm or --twins: stop drawing new cases after this many seconds of wall time.")
     var budget: Double?
 
@@ -69,10 +72,11 @@ struct Simulate: AsyncParsableCommand {
         if compare != nil, file == nil { throw ValidationError("--compare goes with a scenario FILE") }
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be in 1…100, got \(seeds)") }
         if seeds > 1, compare == nil { throw ValidationError("--seeds goes with --compare") }
-        let modes = [file != nil, swarm != nil, twins != nil, shrink != nil && twins == nil, swarmCase != nil]
+        let modes = [file != nil, swarm != nil, twins != nil, shrink != nil && twins == nil, swarmCase != nil,
+                     twinsCase != nil]
             .filter { $0 }.count
         guard modes == 1 else {
-            throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --twins COUNT, --shrink SEED")
+            throw ValidationError("give one of: a scenario FILE, --swarm COUNT, --twins COUNT, --twins-case FILE, --shrink SEED")
         }
         if let twins, twins < 1 || twins > 10_000_000 { throw ValidationError("--twins must be in 1…10000000, got \(twins)") }
         if let swarm, swarm < 1 || swarm > 1_000_000 { throw ValidationError("--swarm must be in 1…1000000, got \(swarm)") }
@@ -91,6 +95,7 @@ struct Simulate: AsyncParsableCommand {
 
     func run() async throws {
         if let twins { return try runTwins(count: twins) }
+        if let twinsCase { return try replayTwinsCase(twinsCase) }
         if let swarm { return try runSwarm(count: swarm) }
         if let shrink { return try runShrink(seed: shrink) }
         if let swarmCase { return try runCase(seed: swarmCase) }

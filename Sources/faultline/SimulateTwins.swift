@@ -3,48 +3,73 @@ import Consensus
 import Foundation
 import Simulation
 
-/// `simulate --twins COUNT` (and `--twins 1 --shrink SEED`): Twins-style schedules, every case in this process.
+/// `simulate --twins COUNT` (guided Twins-style search, every case in this process), `--twins-case FILE` (replay a
+/// case it wrote, and shrink it if it fails) and `--twins 1 --shrink SEED` (shrink a drawn case).
 extension Simulate {
     func runTwins(count: Int) throws {
-        if let shrink { return try shrinkTwins(seed: shrink) }
+        if let shrink { return try shrinkTwins(Twins.draw(seed: shrink), label: "twins seed \(shrink)") }
         let first = seed ?? 1
         let started = Date()
-        var ran = 0, simulated = 0.0
-        var failures: [(seed: UInt64, verdict: Swarm.Verdict)] = []
-        print("twins: \(count) cases from seed \(first)" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
+        var failures: [(drawn: Twins.Case, verdict: Swarm.Verdict)] = []
+        var search = Twins.Search(planted: planted, firstSeed: first)
+        print("twins: \(count) cases from seed \(first), guided" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
               + (plant.map { ", planted bug: \($0)" } ?? ""))
         fflush(nil)
-        for seed in first..<(first + UInt64(count)) {
+        while search.cases < count {
             if let budget, Date().timeIntervalSince(started) >= budget { break }
-            let drawn = Twins.draw(seed: seed)
-            let (verdict, outcome) = try Twins.check(drawn, planted: planted)
-            ran += 1
-            simulated += outcome?.virtualSeconds ?? drawn.durationSeconds
+            let (drawn, verdict, _) = try search.next()
             guard verdict != .passed else { continue }
-            failures.append((seed, verdict))
-            print("✘ seed \(seed): \(verdict)")
+            failures.append((drawn, verdict))
+            let path = try Simulate.writeTwinsCase(drawn)
+            print("✘ case \(search.cases) (seed \(drawn.seed)\(search.cases % 2 == 1 ? "" : ", varied")): \(verdict)")
             print("  case: \(drawn)")
-            print("  replay: faultline simulate --twins 1 --seed \(seed)\(plantFlag)")
-            print("  shrink: faultline simulate --twins 1 --shrink \(seed)\(plantFlag)")
+            print("  replay and shrink: faultline simulate --twins-case \(path)\(plantFlag)")
             fflush(nil)
         }
         let wall = Date().timeIntervalSince(started)
-        print(String(format: "twins: %d cases in %.1f s (%.1f cases/s, %.0f simulated s), %d failed", ran, wall,
-                     Double(ran) / max(wall, 1e-6), simulated, failures.count))
+        print(String(format: "twins: %d cases (%d drawn, %d varied from %d near misses) in %.1f s (%.1f cases/s), %d failed",
+                     search.cases, search.fresh, search.cases - search.fresh, search.corpus.count, wall,
+                     Double(search.cases) / max(wall, 1e-6), failures.count))
         if failures.contains(where: { $0.verdict.kind == "safety" }) { throw ExitCode(Simulate.exitSafety) }
         if !failures.isEmpty { throw ExitCode(Simulate.exitLiveness) }
     }
 
-    func shrinkTwins(seed: UInt64) throws {
-        let drawn = Twins.draw(seed: seed)
+    /// A failing case as JSON under `.faultline/twins/`, for `--twins-case`.
+    static func writeTwinsCase(_ drawn: Twins.Case) throws -> String {
+        let dir = ".faultline/twins"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        let data = try encoder.encode(drawn)
+        let path = dir + "/case-\(drawn.seed)-\(String(format: "%08x", UInt32(truncatingIfNeeded: data.hashValue))).json"
+        try data.write(to: URL(fileURLWithPath: path))
+        return path
+    }
+
+    func replayTwinsCase(_ path: String) throws {
+        let drawn: Twins.Case
+        do {
+            drawn = try JSONDecoder().decode(Twins.Case.self, from: Data(contentsOf: URL(fileURLWithPath: path)))
+        } catch {
+            throw Exit.badInput("\(path): not a Twins case written by `faultline simulate --twins` (\(error))")
+        }
+        let (verdict, _) = try Twins.check(drawn, planted: planted)
+        print("twins case \(path): \(verdict)")
+        print("  case: \(drawn)")
+        if verdict != .passed { try shrinkTwins(drawn, label: path) }
+    }
+
+    func shrinkTwins(_ drawn: Twins.Case, label: String) throws {
         let (verdict, _) = try Twins.check(drawn, planted: planted)
         guard verdict != .passed else {
-            throw Exit.badInput("twins seed \(seed) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
+            throw Exit.badInput("\(label) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
         }
-        print("twins seed \(seed): \(verdict)")
+        print("\(label): \(verdict)")
         print("  drawn: \(drawn)")
         let (small, smallVerdict, tries) = Twins.shrink(drawn, verdict: verdict, planted: planted)
         print("  shrunk after \(tries) runs: \(small)")
         print("  still \(smallVerdict)")
+        if verdict.kind == "safety" { throw ExitCode(Simulate.exitSafety) }
+        throw ExitCode(Simulate.exitLiveness)
     }
 }
