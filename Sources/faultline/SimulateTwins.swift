@@ -56,16 +56,19 @@ extension Simulate {
         let (verdict, _) = try Twins.check(drawn, planted: planted)
         print("twins case \(path): \(verdict)")
         print("  case: \(drawn)")
-        if verdict != .passed { try shrinkTwins(drawn, label: path) }
+        if verdict != .passed { try shrinkTwins(drawn, label: path, verdict: verdict) }
     }
 
-    func shrinkTwins(_ drawn: Twins.Case, label: String) throws {
-        let (verdict, _) = try Twins.check(drawn, planted: planted)
+    /// Shrinks a failing case (`verdict`: its failure, already printed; nil: run it first).
+    func shrinkTwins(_ drawn: Twins.Case, label: String, verdict known: Swarm.Verdict? = nil) throws {
+        let verdict = try known ?? Twins.check(drawn, planted: planted).0
         guard verdict != .passed else {
             throw Exit.badInput("\(label) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
         }
-        print("\(label): \(verdict)")
-        print("  drawn: \(drawn)")
+        if known == nil {
+            print("\(label): \(verdict)")
+            print("  drawn: \(drawn)")
+        }
         let (small, smallVerdict, tries) = Twins.shrink(drawn, verdict: verdict, planted: planted)
         print("  shrunk after \(tries) runs: \(small)")
         print("  still \(smallVerdict)")
