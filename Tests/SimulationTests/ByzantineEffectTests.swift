@@ -1,4 +1,5 @@
 import Consensus
+import Foundation
 import Formats
 import Testing
 import Wire
@@ -15,6 +16,19 @@ import Wire
         var rejects: [String: Int]
     }
 
+    /// The run with v4 honest, made once (these tests run beside the end-to-end clusters: keep them light).
+    nonisolated(unsafe) static var honestRun: Run?
+    static let honestLock = NSLock()
+
+    static func honest() throws -> Run {
+        try honestLock.withLock {
+            if let honestRun { return honestRun }
+            let made = try run(nil)
+            honestRun = made
+            return made
+        }
+    }
+
     static func run(_ mode: ByzantineMode?) throws -> Run {
         let text = """
             [cluster]
@@ -26,7 +40,7 @@ import Wire
             rate_tx_per_s = 50
             accounts = 16
             [scenario]
-            duration_s = 3
+            duration_s = 2
             [[node]]
             name = "v1"
             [[node]]
@@ -54,12 +68,12 @@ import Wire
                       (.replay, "reject_stale_height", 100), (.otherChain, "reject_wrong_chain", 100),
                       (.staleFlood, "reject_stale_height", 100), (.futureFlood, "reject_future_height", 100)])
     func refusedAndCounted(mode: ByzantineMode, counter: String, least: Int) throws {
-        let honest = try Self.run(nil)
+        let honest = try Self.honest()
         let lying = try Self.run(mode)
         let before = honest.rejects[counter] ?? 0, after = lying.rejects[counter] ?? 0
         #expect(after >= before + least, "\(mode): \(counter) \(before) honest, \(after) with v4 lying; all: \(lying.rejects)")
         #expect(lying.outcome.violations.isEmpty, "\(lying.outcome.violations)")
-        #expect((lying.outcome.heights["v1"] ?? 0) >= 20, "v1 at \(lying.outcome.heights["v1"] ?? 0)")
+        #expect((lying.outcome.heights["v1"] ?? 0) >= 15, "v1 at \(lying.outcome.heights["v1"] ?? 0)")
     }
 
     /// `equivocate`: two votes per step, and the honest nodes commit the evidence against v4.
@@ -91,9 +105,9 @@ import Wire
             let v4 = UInt16(run.simulator.validators.index(of: run.simulator.nodes[3].publicKey)!)
             return run.simulator.nodes[0].store.filter { $0.commit.signatures.contains { $0.validator == v4 } }.count
         }
-        let honest = try Self.run(nil), lying = try Self.run(.withholdVotes)
+        let honest = try Self.honest(), lying = try Self.run(.withholdVotes)
         #expect(v4Signed(honest) * 2 > honest.simulator.nodes[0].store.count, "v4 in \(v4Signed(honest)) certificates")
         #expect(v4Signed(lying) == 0, "v4's signature in \(v4Signed(lying)) certificates while withholding")
-        #expect(lying.simulator.nodes[0].store.count >= 50)
+        #expect(lying.simulator.nodes[0].store.count >= 30)
     }
 }

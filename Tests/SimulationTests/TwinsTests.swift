@@ -49,9 +49,10 @@ import Wire
         #expect(Twins.draw(seed: 42) != Twins.draw(seed: 43))
     }
 
-    /// The real rules: safe and live in every case (twins, split rounds, a crash, a slow final stretch).
+    /// The real rules: safe and live in every case (twins, split rounds, a crash, a slow final stretch). Few
+    /// cases: they run beside the end-to-end clusters, and CI runs thousands (`simulate --twins`).
     @Test func correctRulesPassTwinsCases() throws {
-        for seed in UInt64(1)...12 {
+        for seed in UInt64(1)...4 {
             let (verdict, _) = try Twins.check(Twins.draw(seed: seed))
             #expect(verdict == .passed, "seed \(seed): \(verdict)")
         }
