@@ -30,30 +30,12 @@ import Wire
     }
 
     static func run(_ mode: ByzantineMode?) throws -> Run {
-        let text = """
-            [cluster]
-            name = "byzantine-\(mode?.rawValue ?? "none")"
-            seed = 1
-            [limits]
-            gossip_relay_fanout = 2
-            [load]
-            rate_tx_per_s = 50
-            accounts = 16
-            [scenario]
-            duration_s = 2
-            [[node]]
-            name = "v1"
-            [[node]]
-            name = "v2"
-            [[node]]
-            name = "v3"
-            [[node]]
-            name = "v4"
-            \(mode.map { "byzantine = [\"\($0.rawValue)\"]" } ?? "")
-            """
+        let v4 = "[[node]]\nname = \"v4\"\n" + (mode.map { "byzantine = [\"\($0.rawValue)\"]\n" } ?? "")
+        let scenario = try SimulationTests.scenario("[limits]\ngossip_relay_fanout = 2", validators: 3, duration: 2,
+                                                    extraNodes: v4)
         var settings = Simulator.Settings(seed: 1)
         settings.eventLogs = false
-        let simulator = try Simulator(scenario: try Scenario.parse(text, path: "byzantine.toml"), settings: settings, logDir: nil)
+        let simulator = try Simulator(scenario: scenario, settings: settings, logDir: nil)
         simulator.monitor.ignore(nodes: ["v4"], validators: ["v4"])
         let outcome = try simulator.run()
         var rejects: [String: Int] = [:]
