@@ -203,6 +203,9 @@ public final class Simulator {
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
+        monitor.checkCertificates(
+            stakes: Dictionary(validators.members.map { ($0.name, $0.stake) }, uniquingKeysWith: +),
+            liars: Set(topology.nodes.filter { !$0.byzantine.isEmpty }.map(\.keyName)))
         ingress = Array(repeating: nil, count: nodes.count)
         linkLastUs = Array(repeating: 0, count: nodes.count * nodes.count)
         rpc = makeRPC()
