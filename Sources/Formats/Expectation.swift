@@ -73,7 +73,7 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "rpc_requests": false, "rpc_error_percent": false, "rpc_failover_ms": false, "rpc_first_success_ms": false,
         "rpc_stale_answers": false, "rpc_head_decreases": false, "rpc_latency_p50_ms": false,
         "rpc_latency_p99_ms": false, "rpc_amplification": false, "rpc_wrong_answers": false,
-        "evidence_committed": false, "evidence_offenders": false, "double_signs": false, "kills": false,
+        "evidence_committed": false, "evidence_offenders": false, "double_signs": false, "forks": false, "kills": false,
         "torn_tails_missed": false, "torn_tails_written": false, "rejects": false,
     ]
 

@@ -357,6 +357,9 @@ public struct Evaluator: Sendable {
         case "double_signs":
             observed = Double(analysis.doubleSigns.count)
             text = analysis.doubleSignSummary
+        case "forks":
+            observed = Double(analysis.forks.count)
+            text = analysis.forkSummary
         case "kills":
             let kills = analysis.kills.filter { kill in kill.event == "kill" && ranges.contains { $0.contains(kill.t) } }
             let restarts = analysis.nodes.reduce(0) { $0 + max($1.starts - 1, 0) }

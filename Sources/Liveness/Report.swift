@@ -53,6 +53,9 @@ public struct Report: Codable, Sendable {
         /// height/round/step.
         public var signaturesRecorded: Int
         public var doubleSigns: [RunAnalysis.DoubleSign]
+        /// Commit certificates for two different blocks at one height (nil in reports written before forks were
+        /// checked).
+        public var forks: [RunAnalysis.Fork]?
         /// Kill storms: SIGKILLs, restarts, torn store tails written and cut off (nil without a storm).
         public var killStorm: KillStormEntry?
     }
@@ -273,6 +276,7 @@ public struct Report: Codable, Sendable {
                              evidence: analysis.evidence,
                              evidenceDetections: analysis.evidenceDetections,
                              signaturesRecorded: analysis.signaturesRecorded, doubleSigns: analysis.doubleSigns,
+                             forks: analysis.forks,
                              killStorm: analysis.kills.isEmpty ? nil : KillStormEntry(
                                 kills: analysis.killCount,
                                 restarts: analysis.kills.filter { $0.event == "restart" }.count,

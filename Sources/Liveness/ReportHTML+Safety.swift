@@ -19,6 +19,18 @@ extension Report {
             }
             page += "</table>\n"
         }
+        if let forks = safety.forks, !forks.isEmpty {
+            page += "<p class=\"bad\">\(forks.count) forks: +2/3 of the stake precommitted two different blocks at one "
+                + "height.</p>\n<table><tr><th>height</th><th>round</th><th>block</th><th>signed by</th></tr>"
+            for fork in forks.prefix(50) {
+                for index in fork.values.indices {
+                    page += "<tr><td>\(fork.height)</td><td>\(fork.rounds[index])</td><td><code>"
+                        + Self.xml(String(fork.values[index].prefix(16))) + "</code></td><td>"
+                        + Self.xml(fork.signers[index].joined(separator: ", ")) + "</td></tr>"
+                }
+            }
+            page += "</table>\n"
+        }
         if !safety.evidence.isEmpty || safety.evidenceDetections > 0 {
             page += "<h2>Equivocation evidence</h2>\n<p>\(safety.evidence.count) offences committed in blocks "
                 + "(\(safety.evidenceDetections) detections by nodes).</p>\n"

@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 /// Crash safety from the files of a run: every consensus signature each validator made (its
@@ -33,44 +34,66 @@ extension RunAnalysis {
         public var discardedTailBytes: UInt64
     }
 
-    /// Accumulates `signed` events: the first value per (node, height, round, kind) and any other.
+    /// Two commit certificates for different blocks at one height: +2/3 of the stake precommitted each (see
+    /// `SignatureAudit`).
+    public struct Fork: Sendable, Equatable, Codable {
+        public var height: UInt64
+        /// Per certificate: its round, its block id (hex) and the validators that signed it.
+        public var rounds: [UInt64]
+        public var values: [String]
+        public var signers: [[String]]
+    }
+
+    /// Collects `signed` events; once every log is read, `audit(stakes:)` runs the shared `SignatureAudit` over
+    /// them (the simulator's safety monitor runs the same one as it goes): a fork needs the stakes, and who
+    /// lied — validators that signed two values, or signed from two processes (twins).
     struct SignatureLedger {
-        struct Key: Hashable {
+        struct Record {
+            var validator: String
             var node: String
             var height: UInt64
             var round: UInt64
             var kind: String
+            var value: String?
         }
 
-        private var first: [Key: (value: String, node: String)] = [:]
-        private var doubles: [Key: (values: [String], nodes: [String])] = [:]
-        private(set) var count = 0
-        /// Distinct double signs kept (each is a safety failure; the first ones are enough to show).
-        static let doubleSignsMax = 1_000
+        private(set) var records: [Record] = []
+        var count: Int { records.count }
 
         mutating func record(node: String, _ object: [String: Any]) -> Bool {
             guard let height = RunAnalysis.uint(object["height"]), let round = RunAnalysis.uint(object["round"]),
                   let kind = object["kind"] as? String, let value = object["value"] as? String else { return false }
-            count += 1
-            let validator = object["validator"] as? String ?? node
-            let key = Key(node: validator, height: height, round: round, kind: kind)
-            guard let seen = first[key] else {
-                first[key] = (value, node)
-                return true
-            }
-            guard seen.value != value else { return true }
-            if doubles[key] == nil, doubles.count >= SignatureLedger.doubleSignsMax { return true }
-            var entry = doubles[key] ?? ([seen.value], [seen.node])
-            if !entry.values.contains(value) { entry.values.append(value) }
-            if !entry.nodes.contains(node) { entry.nodes.append(node) }
-            doubles[key] = entry
+            records.append(Record(validator: object["validator"] as? String ?? node, node: node, height: height,
+                                  round: round, kind: kind, value: value == "nil" ? nil : value))
             return true
         }
 
-        var doubleSigns: [DoubleSign] {
-            doubles.map { DoubleSign(node: $0.key.node, nodes: $0.value.nodes.sorted(), height: $0.key.height,
-                                     round: $0.key.round, kind: $0.key.kind, values: $0.value.values) }
-                .sorted { ($0.height, $0.round, $0.kind, $0.node) < ($1.height, $1.round, $1.kind, $1.node) }
+        /// `stakes`: per node process (twin processes are left out: their validator's stake counts once).
+        func audit(stakes: [String: UInt64]) -> (doubleSigns: [DoubleSign], forks: [Fork]) {
+            var plain = SignatureAudit<String, String>(certificateKind: "precommit", stakes: [:])
+            var processes: [String: Set<String>] = [:]
+            for record in records {
+                _ = plain.record(validator: record.validator, node: record.node, height: record.height,
+                                 round: record.round, kind: record.kind, value: record.value)
+                processes[record.validator, default: []].insert(record.node)
+            }
+            let doubleSigns = plain.doubleSigns.map { double in
+                DoubleSign(node: double.key.validator, nodes: double.nodes.sorted(), height: double.key.height,
+                           round: double.key.round, kind: double.key.kind, values: double.values.map { $0 ?? "nil" })
+            }.sorted { ($0.height, $0.round, $0.kind, $0.node) < ($1.height, $1.round, $1.kind, $1.node) }
+            let twinProcesses = Set(records.filter { $0.node != $0.validator }.map(\.node))
+            var certified = SignatureAudit<String, String>(
+                certificateKind: "precommit", stakes: stakes.filter { !twinProcesses.contains($0.key) && $0.value > 0 })
+            certified.addLiars(Set(doubleSigns.map(\.node)).union(processes.filter { $0.value.count > 1 }.keys))
+            for record in records {
+                _ = certified.record(validator: record.validator, node: record.node, height: record.height,
+                                     round: record.round, kind: record.kind, value: record.value)
+            }
+            let forks = certified.forks.map { fork in
+                Fork(height: fork.height, rounds: [fork.first.round, fork.second.round],
+                     values: [fork.first.value, fork.second.value], signers: [fork.first.signers, fork.second.signers])
+            }
+            return (doubleSigns, forks)
         }
     }
 
@@ -113,6 +136,17 @@ extension RunAnalysis {
             }
         }
         return missed
+    }
+
+    /// "no two commit certificates for different blocks at one height" or the first forks.
+    public var forkSummary: String {
+        guard !forks.isEmpty else { return "no two commit certificates for different blocks at one height" }
+        let shown = forks.prefix(3).map { fork in
+            "height \(fork.height): " + zip(fork.values, zip(fork.rounds, fork.signers)).map { value, certificate in
+                "\(value.prefix(12)) in round \(certificate.0) (\(certificate.1.joined(separator: ",")))"
+            }.joined(separator: " vs ")
+        }
+        return "\(forks.count) forks: " + shown.joined(separator: "; ") + (forks.count > 3 ? "; …" : "")
     }
 
     /// "no validator signed two values for one height/round/step (12,408 signatures)" or the first offences.

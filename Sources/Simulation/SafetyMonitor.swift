@@ -1,13 +1,14 @@
+import Basics
 import Sodium
 import Wire
 
 /// Safety checked as the simulation runs, after every commit and every signature: two nodes that
-/// commit different blocks at one height; a validator (any of its processes and twins) that signs
-/// two values for one height, round and step; or two commit certificates for different blocks at one
-/// height (+2/3 of the stake precommitted one block in some round and another block in some round: a fork
-/// a light client can be shown, whether or not two nodes have committed each side yet). With the liars'
-/// stake under 1/3, Tendermint allows none of them. The event logs let the analysis find the first two
-/// after the run; this lets the swarm stop at the first violation without writing them.
+/// commit different blocks at one height, and what the shared `SignatureAudit` finds in the signatures
+/// (the analysis of a real run's logs uses the same one): a validator (any of its processes and twins)
+/// that signs two values for one height, round and step, or a fork — two commit certificates for
+/// different blocks at one height (+2/3 of the stake precommitted one block in some round and another
+/// block in some round), whether or not two nodes have committed each side yet. This lets the swarm and
+/// Twins stop at the first violation without writing event logs.
 public struct SafetyMonitor: Sendable {
     public struct Violation: Sendable, Equatable, CustomStringConvertible {
         public enum Kind: String, Sendable { case agreement, doubleSign = "double_sign", fork }
@@ -20,66 +21,40 @@ public struct SafetyMonitor: Sendable {
         public var description: String { "\(kind.rawValue) at height \(height): \(detail)" }
     }
 
-    struct SignKey: Hashable {
-        var validator: String
-        var height: UInt64
-        var round: UInt32
-        var kind: UInt8
-    }
-
-    struct CertificateKey: Hashable {
-        var height: UInt64
-        var round: UInt32
-        var value: Bytes32
-    }
-
     public static let violationsMax = 100
     /// Signatures kept this many heights below the highest signed one (a restarted validator's
     /// double sign would be at the height it crashed in, far above this).
     static let signatureWindow: UInt64 = 1_000
 
     var committed: [UInt64: (id: Bytes32, node: String)] = [:]
-    var signatures: [SignKey: (value: Bytes32?, node: String)] = [:]
-    var signedHeightMax: UInt64 = 0
+    /// Every signature, the liars' too (their precommits count in certificates); kinds are `MessageKind` raw values.
+    var audit = SignatureAudit<UInt8, Bytes32>(certificateKind: MessageKind.precommit.rawValue, stakes: [:])
     var prunedBelow: UInt64 = 0
     public private(set) var violations: [Violation] = []
     /// Liars and what they speak for (the swarm's twins and byzantine nodes): their commits and
-    /// signatures are not the honest nodes' safety.
+    /// double signs are not the honest nodes' safety.
     var ignoredNodes: Set<String> = []
     var ignoredValidators: Set<String> = []
-    public private(set) var signaturesSeen = 0
-    /// Stake per validator name (from genesis), for commit certificates; empty: certificates are not checked.
-    var stakes: [String: UInt64] = [:]
-    var totalStake: UInt64 = 0
-    /// Who precommitted each value in each round of a height (liars included: their signatures count in a
-    /// certificate as they would for a light client).
-    var precommitters: [CertificateKey: Set<String>] = [:]
-    /// Per height, the first commit certificate seen.
-    var certificates: [UInt64: (round: UInt32, value: Bytes32, signers: [String])] = [:]
+    public var signaturesSeen: Int { audit.count }
 
     public init() {}
 
-    /// Validators configured to lie (byzantine modes), besides the ignored ones.
-    var liars: Set<String> = []
+    public var safe: Bool { violations.isEmpty }
 
     /// Checks commit certificates against these stakes (validator name → stake); `liars`: the validators
-    /// configured to misbehave.
-    public mutating func checkCertificates(stakes: [String: UInt64], liars: Set<String>) {
-        self.stakes = stakes
-        self.liars = liars
-        totalStake = stakes.values.reduce(0, +)
+    /// configured to misbehave. Before the first signature.
+    mutating func checkCertificates(stakes: [String: UInt64], liars: Set<String>) {
+        precondition(audit.count == 0, "certificate stakes set after \(audit.count) signatures")
+        audit = SignatureAudit(certificateKind: MessageKind.precommit.rawValue, stakes: stakes)
+        audit.addLiars(liars.union(ignoredValidators))
     }
 
-    /// Certificates say something only while the liars hold under a third of the stake.
-    var certificatesMeaningful: Bool {
-        totalStake > 0 && liars.union(ignoredValidators).reduce(UInt64(0)) { $0 + (stakes[$1] ?? 0) } * 3 < totalStake
-    }
-
-    public var safe: Bool { violations.isEmpty }
+    mutating func addLiars(_ names: [String]) { audit.addLiars(names) }
 
     public mutating func ignore(nodes: Set<String>, validators: Set<String>) {
         ignoredNodes = nodes
         ignoredValidators = validators
+        audit.addLiars(validators)
     }
 
     mutating func committed(node: String, height: UInt64, blockId: Bytes32, timeMs: UInt64) {
@@ -96,47 +71,29 @@ public struct SafetyMonitor: Sendable {
 
     mutating func signed(validator: String, node: String, height: UInt64, round: UInt32, kind: MessageKind,
                          value: Bytes32?, timeMs: UInt64) {
-        signaturesSeen += 1
-        if kind == .precommit, let value, height >= prunedBelow, certificatesMeaningful {
-            certify(validator: validator, height: height, round: round, value: value, timeMs: timeMs)
+        let finding = audit.record(validator: validator, node: node, height: height, round: UInt64(round),
+                                   kind: kind.rawValue, value: value)
+        switch finding {
+        case .doubleSign(let double) where !ignoredValidators.contains(validator):
+            let values = double.values.map { $0?.short ?? "nil" }
+            add(Violation(kind: .doubleSign, timeMs: timeMs, height: height,
+                          detail: "\(validator) signed \(kind) round \(round) for \(values[0]) (on \(double.nodes[0])) "
+                              + "and \(values[1]) (on \(double.nodes.last!))"))
+        case .fork(let fork):
+            add(Violation(kind: .fork, timeMs: timeMs, height: height, detail: Self.describe(fork)))
+        case .doubleSign, nil:
+            break
         }
-        guard !ignoredValidators.contains(validator) else { return }
-        let key = SignKey(validator: validator, height: height, round: round, kind: kind.rawValue)
-        if let earlier = signatures[key] {
-            if earlier.value != value {
-                add(Violation(kind: .doubleSign, timeMs: timeMs, height: height,
-                              detail: "\(validator) signed \(kind) round \(round) for \(earlier.value?.short ?? "nil") "
-                                  + "(on \(earlier.node)) and \(value?.short ?? "nil") (on \(node))"))
-            }
-            return
-        }
-        signatures[key] = (value, node)
-        signedHeightMax = max(signedHeightMax, height)
-        if signedHeightMax > prunedBelow + 2 * SafetyMonitor.signatureWindow {
-            prunedBelow = signedHeightMax - SafetyMonitor.signatureWindow
-            signatures = signatures.filter { $0.key.height >= prunedBelow }
-            precommitters = precommitters.filter { $0.key.height >= prunedBelow }
-            certificates = certificates.filter { $0.key >= prunedBelow }
+        if audit.heightMax > prunedBelow + 2 * SafetyMonitor.signatureWindow {
+            prunedBelow = audit.heightMax - SafetyMonitor.signatureWindow
+            audit.forget(below: prunedBelow)
         }
     }
 
-    private mutating func certify(validator: String, height: UInt64, round: UInt32, value: Bytes32, timeMs: UInt64) {
-        let key = CertificateKey(height: height, round: round, value: value)
-        guard precommitters[key, default: []].insert(validator).inserted else { return }
-        let signers = precommitters[key]!
-        let stake = signers.reduce(UInt64(0)) { $0 + (stakes[$1] ?? 0) }
-        guard stake * 3 > totalStake * 2 else { return }
-        guard let first = certificates[height] else {
-            certificates[height] = (round, value, signers.sorted())
-            return
-        }
-        if first.value != value {
-            certificates[height] = (round, value, signers.sorted()) // reported once per new value
-            add(Violation(kind: .fork, timeMs: timeMs, height: height,
-                          detail: "+2/3 precommitted \(first.value.short) in round \(first.round) ("
-                              + first.signers.joined(separator: ",") + ") and \(value.short) in round \(round) ("
-                              + signers.sorted().joined(separator: ",") + ")"))
-        }
+    static func describe(_ fork: SignatureAudit<UInt8, Bytes32>.Fork) -> String {
+        "+2/3 precommitted \(fork.first.value.short) in round \(fork.first.round) ("
+            + fork.first.signers.joined(separator: ",") + ") and \(fork.second.value.short) in round \(fork.second.round) ("
+            + fork.second.signers.joined(separator: ",") + ")"
     }
 
     private mutating func add(_ violation: Violation) {

@@ -225,7 +225,7 @@ extension Simulator {
             let chosen = slots(targets)
             for slot in chosen { nodes[slot].setByzantine(modes) }
             let names = chosen.map { nodes[$0].name }
-            monitor.liars.formUnion(chosen.map { nodes[$0].keyName })
+            monitor.addLiars(chosen.map { nodes[$0].keyName })
             if modes.isEmpty {
                 endWindows(action: "byzantine", nodes: names)
             } else {

@@ -213,7 +213,7 @@ public enum Twins {
     /// proof-of-lock, and rare: the state every lock bug needs), then the distinct blocks they prevoted.
     static func nearness(_ monitor: SafetyMonitor) -> Int {
         var precommitted: [UInt64: Set<Bytes32>] = [:], prevoted: [UInt64: Set<Bytes32>] = [:]
-        for (key, entry) in monitor.signatures where !monitor.ignoredValidators.contains(key.validator) {
+        for (key, entry) in monitor.audit.first where !monitor.ignoredValidators.contains(key.validator) {
             guard let value = entry.value else { continue }
             if key.kind == MessageKind.precommit.rawValue { precommitted[key.height, default: []].insert(value) }
             if key.kind == MessageKind.prevote.rawValue { prevoted[key.height, default: []].insert(value) }

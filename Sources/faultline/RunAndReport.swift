@@ -151,6 +151,8 @@ enum Reports {
         ExpectationSpec(name: "no node crashed", metric: "all_nodes_running", window: .whole, bound: .equals(true)),
         ExpectationSpec(name: "no validator signed two values for one height/round/step", metric: "double_signs",
                         window: .whole, bound: .max(0)),
+        ExpectationSpec(name: "no two commit certificates for different blocks at one height", metric: "forks",
+                        window: .whole, bound: .max(0)),
     ]
 
     static func build(dir: String) throws -> Report {

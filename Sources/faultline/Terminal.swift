@@ -91,6 +91,7 @@ enum Terminal {
             }
         }
         lines.append("  signing            " + analysis.doubleSignSummary)
+        if !analysis.forks.isEmpty { lines.append("  forks              " + analysis.forkSummary) }
         if !analysis.kills.isEmpty {
             lines.append("  kill storm         \(analysis.killCount) SIGKILLs, \(analysis.tornTailsWritten) torn store tails "
                          + "written, \(analysis.tornTailsCut) cut off at start")

@@ -72,6 +72,51 @@ import Wire
         #expect(kills.observed.hasPrefix("2 SIGKILLs (a 1, b 1); 2 restarts logged"))
     }
 
+    func start(_ node: String, stake: Int, t: Int = 0) -> String {
+        "{\"t\":\(t),\"node\":\"\(node)\",\"event\":\"start\",\"height\":0,\"stake\":\(stake)}"
+    }
+
+    func precommit(_ node: String, _ round: Int, _ value: String, validator: String? = nil) -> String {
+        "{\"t\":10,\"node\":\"\(node)\",\"event\":\"signed\",\"height\":7,\"round\":\(round),"
+            + "\"kind\":\"precommit\",\"value\":\"\(value)\",\"validator\":\"\(validator ?? node)\"}"
+    }
+
+    /// The same fork check as the simulator's, on a real run's signature logs: +2/3 precommitting "aa" in round 0
+    /// and "bb" in round 1 at one height is a fork even though no node's log says it committed either; a twin's
+    /// process does not count its validator's stake twice; liars holding a third make forks possible, so none
+    /// is reported then.
+    @Test func forksAreFoundInTheSignatureLogsWhileTheLiarsHoldUnderAThird() throws {
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let logs: [String: [String]] = [
+            "v1": [start("v1", stake: 10), precommit("v1", 0, "aa"), precommit("v1", 1, "bb")],
+            "v2": [start("v2", stake: 10), precommit("v2", 0, "aa"), precommit("v2", 2, "nil")],
+            "v3": [start("v3", stake: 10), precommit("v3", 0, "aa"), precommit("v3", 1, "bb")],
+            "v4": [start("v4", stake: 10), precommit("v4", 1, "bb")],
+            "rpc": [start("rpc", stake: 0)],
+        ]
+        for (node, lines) in logs { try write(lines, to: root + "/\(node)/events.jsonl") }
+        let dirs = logs.keys.sorted().map { ($0, root + "/" + $0) }
+        let analysis = RunAnalysis.analyze(nodeDirs: dirs, submissionsPath: nil)
+        #expect(analysis.doubleSigns.isEmpty)
+        #expect(analysis.forks.count == 1, "\(analysis.forks)")
+        #expect(Set(analysis.forks.first?.values ?? []) == ["aa", "bb"])
+        #expect(analysis.forkSummary.hasPrefix("1 forks: height 7: "), "\(analysis.forkSummary)")
+        let evaluator = Evaluator(analysis: analysis, windows: [], startMs: 0, endMs: 100, haltThresholdSeconds: 1,
+                                  crashed: [])
+        #expect(!evaluator.evaluate(.init(name: "f", metric: "forks", window: .whole, bound: .max(0))).passed)
+
+        // v4 signs only "bb" with a twin process v4b that also signs "aa" for it: v4 lied (a quarter of the stake),
+        // and the certificates are v1,v2,v3 for "aa" and v1,v3,v4 for "bb" — still a fork.
+        try write([start("v4b", stake: 10), precommit("v4b", 0, "aa", validator: "v4")], to: root + "/v4b/events.jsonl")
+        let twin = RunAnalysis.analyze(nodeDirs: dirs + [("v4b", root + "/v4b")], submissionsPath: nil)
+        #expect(twin.forks.count == 1, "a twin's process must not double its validator's stake: \(twin.forks)")
+        // v1 also signs two values in round 1: v1 and v4 lied, half the stake, and no fork is reported.
+        try write([start("v1", stake: 10), precommit("v1", 0, "aa"), precommit("v1", 1, "bb"), precommit("v1", 1, "cc")],
+                  to: root + "/v1/events.jsonl")
+        let many = RunAnalysis.analyze(nodeDirs: dirs + [("v4b", root + "/v4b")], submissionsPath: nil)
+        #expect(many.doubleSigns.count == 1 && many.forks.isEmpty, "\(many.doubleSigns) \(many.forks)")
+    }
+
     @Test func aTornTailTheNextStartDidNotCutIsReported() throws {
         defer { try? FileManager.default.removeItem(atPath: root) }
         try write([start("a", height: 3, t: 0), start("a", height: 3, torn: 20, t: 30), start("a", height: 3, t: 60)],

@@ -1,0 +1,147 @@
+/// A run's consensus signatures checked for safety, wherever they come from: the simulator feeds each one as
+/// it is made (and stops at the first finding), the analysis of a real run feeds the `signed` events of the
+/// validators' logs. Two findings:
+/// - a **double sign**: one validator (any of its processes) signing two values for one height, round and kind;
+/// - a **fork**: at one height, validators holding +2/3 of the stake signed the certificate kind (precommits)
+///   for one value in some round, and +2/3 for another value in some round. A light client shown either
+///   certificate would accept it; with the liars under 1/3 of the stake Tendermint allows no fork, however
+///   the messages went, so a fork is a broken rule even before two nodes have committed the two sides.
+///   Liars' signatures count in certificates as they would for a light client; when the validators named
+///   liars hold 1/3 or more, forks are not checked.
+public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendable>: Sendable {
+    public struct Key: Hashable, Sendable {
+        public var validator: String
+        public var height: UInt64
+        public var round: UInt64
+        public var kind: Kind
+    }
+
+    public struct DoubleSign: Sendable {
+        public var key: Key
+        /// The values signed (nil: a vote for nothing), in the order they were signed.
+        public var values: [Value?]
+        /// The processes that signed them (two for twins).
+        public var nodes: [String]
+    }
+
+    public struct Certificate: Sendable, Equatable {
+        public var round: UInt64
+        public var value: Value
+        /// The validators whose signatures make it, sorted.
+        public var signers: [String]
+    }
+
+    public struct Fork: Sendable, Equatable {
+        public var height: UInt64
+        public var first: Certificate
+        public var second: Certificate
+    }
+
+    public enum Finding: Sendable {
+        case doubleSign(DoubleSign)
+        case fork(Fork)
+    }
+
+    struct CertificateKey: Hashable {
+        var height: UInt64
+        var round: UInt64
+        var value: Value
+    }
+
+    /// Double signs kept (each is a safety failure; the first ones are enough to show), and forks.
+    public static var findingsMax: Int { 1_000 }
+
+    public let certificateKind: Kind
+    let stakes: [String: UInt64]
+    let totalStake: UInt64
+    /// Validators allowed to lie (twins, byzantine modes): forks are checked only while they hold under 1/3.
+    public private(set) var liars: Set<String> = []
+    var liarStake: UInt64 = 0
+    /// The first value each validator signed per height, round and kind, and the process that signed it.
+    public private(set) var first: [Key: (value: Value?, node: String)] = [:]
+    var doubles: [Key: DoubleSign] = [:]
+    var doubleOrder: [Key] = []
+    var precommitters: [CertificateKey: Set<String>] = [:]
+    /// Per height, the first certificate for each value (a second value makes a fork with the first).
+    var certificates: [UInt64: [Certificate]] = [:]
+    public private(set) var forks: [Fork] = []
+    public private(set) var count = 0
+    public private(set) var heightMax: UInt64 = 0
+
+    /// `stakes`: validator name → stake (empty: forks are not checked).
+    public init(certificateKind: Kind, stakes: [String: UInt64]) {
+        self.certificateKind = certificateKind
+        self.stakes = stakes
+        totalStake = stakes.values.reduce(0, +)
+    }
+
+    public mutating func addLiars<S: Sequence>(_ names: S) where S.Element == String {
+        liars.formUnion(names)
+        liarStake = liars.reduce(0) { $0 + (stakes[$1] ?? 0) }
+    }
+
+    /// Records one signature; what it revealed, if anything (a double sign once per key, a fork once per new
+    /// certificate value at a height).
+    public mutating func record(validator: String, node: String, height: UInt64, round: UInt64, kind: Kind,
+                                value: Value?) -> Finding? {
+        count += 1
+        heightMax = max(heightMax, height)
+        var finding: Finding?
+        let key = Key(validator: validator, height: height, round: round, kind: kind)
+        if let earlier = first[key] {
+            if earlier.value != value {
+                finding = doubleSign(key, earlier: earlier, value: value, node: node)
+            }
+        } else {
+            first[key] = (value, node)
+        }
+        if kind == certificateKind, let value, totalStake > 0, liarStake * 3 < totalStake,
+           let fork = certify(validator: validator, height: height, round: round, value: value) {
+            finding = .fork(fork)
+        }
+        return finding
+    }
+
+    private mutating func doubleSign(_ key: Key, earlier: (value: Value?, node: String), value: Value?,
+                                     node: String) -> Finding? {
+        if var entry = doubles[key] {
+            if !entry.values.contains(value) { entry.values.append(value) }
+            if !entry.nodes.contains(node) { entry.nodes.append(node) }
+            doubles[key] = entry
+            return nil
+        }
+        guard doubles.count < Self.findingsMax else { return nil }
+        let entry = DoubleSign(key: key, values: [earlier.value, value],
+                               nodes: earlier.node == node ? [node] : [earlier.node, node])
+        doubles[key] = entry
+        doubleOrder.append(key)
+        return .doubleSign(entry)
+    }
+
+    private mutating func certify(validator: String, height: UInt64, round: UInt64, value: Value) -> Fork? {
+        let key = CertificateKey(height: height, round: round, value: value)
+        guard precommitters[key, default: []].insert(validator).inserted else { return nil }
+        let signers = precommitters[key]!
+        let stake = signers.reduce(UInt64(0)) { $0 + (stakes[$1] ?? 0) }
+        // Once, when the signers first reach +2/3 (later signatures add nothing).
+        guard stake * 3 > totalStake * 2, (stake - (stakes[validator] ?? 0)) * 3 <= totalStake * 2 else { return nil }
+        let certificate = Certificate(round: round, value: value, signers: signers.sorted())
+        let earlier = certificates[height, default: []]
+        guard !earlier.contains(where: { $0.value == value }) else { return nil }
+        certificates[height, default: []].append(certificate)
+        guard let other = earlier.first, forks.count < Self.findingsMax else { return nil }
+        let fork = Fork(height: height, first: other, second: certificate)
+        forks.append(fork)
+        return fork
+    }
+
+    /// The double signs, in the order they were found.
+    public var doubleSigns: [DoubleSign] { doubleOrder.compactMap { doubles[$0] } }
+
+    /// Forgets signatures below `height` (a long simulation keeps a window; findings stay).
+    public mutating func forget(below height: UInt64) {
+        first = first.filter { $0.key.height >= height }
+        precommitters = precommitters.filter { $0.key.height >= height }
+        certificates = certificates.filter { $0.key >= height }
+    }
+}
