@@ -95,7 +95,7 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         } else {
             first[key] = (value, node)
         }
-        if kind == certificateKind, let value, totalStake > 0, liarStake * 3 < totalStake,
+        if kind == certificateKind, let value, forksChecked,
            let fork = certify(validator: validator, height: height, round: round, value: value) {
             finding = .fork(fork)
         }
@@ -134,6 +134,9 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         forks.append(fork)
         return fork
     }
+
+    /// Whether forks are checked: stakes known and the liars under 1/3 of them.
+    public var forksChecked: Bool { totalStake > 0 && liarStake * 3 < totalStake }
 
     /// The double signs, in the order they were found.
     public var doubleSigns: [DoubleSign] { doubleOrder.compactMap { doubles[$0] } }

@@ -69,7 +69,7 @@ extension RunAnalysis {
         }
 
         /// `stakes`: per node process (twin processes are left out: their validator's stake counts once).
-        func audit(stakes: [String: UInt64]) -> (doubleSigns: [DoubleSign], forks: [Fork]) {
+        func audit(stakes: [String: UInt64]) -> (doubleSigns: [DoubleSign], forks: [Fork], forksUnchecked: String?) {
             var plain = SignatureAudit<String, String>(certificateKind: "precommit", stakes: [:])
             var processes: [String: Set<String>] = [:]
             for record in records {
@@ -93,7 +93,14 @@ extension RunAnalysis {
                 Fork(height: fork.height, rounds: [fork.first.round, fork.second.round],
                      values: [fork.first.value, fork.second.value], signers: [fork.first.signers, fork.second.signers])
             }
-            return (doubleSigns, forks)
+            var unchecked: String?
+            if !certified.forksChecked {
+                let liars = certified.liars.sorted()
+                unchecked = liars.isEmpty ? "no validator stakes in the logs"
+                    : "the validators that lied (\(liars.joined(separator: ", "))) hold 1/3 of the stake or more, "
+                        + "enough for two certificates"
+            }
+            return (doubleSigns, forks, unchecked)
         }
     }
 
@@ -140,6 +147,7 @@ extension RunAnalysis {
 
     /// "no two commit certificates for different blocks at one height" or the first forks.
     public var forkSummary: String {
+        if let forksUnchecked { return "forks not checked: " + forksUnchecked }
         guard !forks.isEmpty else { return "no two commit certificates for different blocks at one height" }
         let shown = forks.prefix(3).map { fork in
             "height \(fork.height): " + zip(fork.values, zip(fork.rounds, fork.signers)).map { value, certificate in

@@ -133,6 +133,8 @@ public struct RunAnalysis: Sendable {
     public var doubleSigns: [DoubleSign] = []
     /// Commit certificates for two different blocks at one height (the liars under 1/3 of the stake).
     public var forks: [Fork] = []
+    /// Why forks could not be checked (nil: they were).
+    public var forksUnchecked: String?
     /// Consensus signatures recorded by all validators.
     public var signaturesRecorded = 0
     /// SIGKILLs and restarts fired by kill storms (`kills.jsonl`).
@@ -363,7 +365,7 @@ public struct RunAnalysis: Sendable {
         result.divergences = divergences(records, stakes: result.stakeByNode)
         result.evidence = evidence.sorted { ($0.height, $0.round, $0.vote, $0.offender) < ($1.height, $1.round, $1.vote, $1.offender) }
         result.evidenceDetections = evidenceDetections
-        (result.doubleSigns, result.forks) = signatures.audit(stakes: result.stakeByNode)
+        (result.doubleSigns, result.forks, result.forksUnchecked) = signatures.audit(stakes: result.stakeByNode)
         result.signaturesRecorded = signatures.count
         if let killsPath { result.kills = kills(path: killsPath, unreadable: &result.unreadableLines) }
         // The L2 load generator writes its submissions next to the L1 one's.

@@ -115,6 +115,7 @@ import Wire
                   to: root + "/v1/events.jsonl")
         let many = RunAnalysis.analyze(nodeDirs: dirs + [("v4b", root + "/v4b")], submissionsPath: nil)
         #expect(many.doubleSigns.count == 1 && many.forks.isEmpty, "\(many.doubleSigns) \(many.forks)")
+        #expect(many.forkSummary.hasPrefix("forks not checked: the validators that lied (v1, v4)"), "\(many.forkSummary)")
     }
 
     @Test func aTornTailTheNextStartDidNotCutIsReported() throws {
