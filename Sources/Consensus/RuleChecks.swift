@@ -22,6 +22,8 @@ public enum RuleChecks {
         Check(name: "locked validator refuses a new value", rule: "L22", script: lockedRefusesNewValue),
         Check(name: "locked validator refuses an older proof-of-lock", rule: "L28", script: lockedRefusesOlderProofOfLock),
         Check(name: "locked validator unlocks on a newer proof-of-lock", rule: "L28", script: unlocksOnNewerProofOfLock),
+        Check(name: "locked validator prevotes its value under an older proof-of-lock", rule: "L28",
+              script: prevotesLockedValueUnderOlderProofOfLock),
         Check(name: "a re-proposal's proof-of-lock needs +2/3 prevotes", rule: "L28", script: proofOfLockNeedsQuorum),
         Check(name: "+2/3 prevotes record the valid value and round", rule: "L36", script: recordsValidValue),
         Check(name: "proposer re-proposes its valid value", rule: "L14-L16", script: reproposesValidValue),
@@ -73,6 +75,22 @@ public enum RuleChecks {
         let cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
         return cast == [.init(.prevote, t.b)] ? nil
             : "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
+    }
+
+    /// Found by `Tools/mutate.py` (L28's `|| lockedValue == v` dropped passed every test): the value a validator is
+    /// locked on, re-proposed with a proof-of-lock older than its lock, gets its prevote (refusing it can stall the
+    /// rounds where the proposer holds that proof-of-lock).
+    static func prevotesLockedValueUnderOlderProofOfLock(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1, 2])
+        _ = t.start()
+        _ = t.votes(.prevote, t.a, round: 0, from: t.others) // A's proof-of-lock in round 0 (no proposal seen here)
+        _ = t.timeout(.precommit, round: 0)
+        _ = t.propose(t.a, round: 1)
+        _ = t.votes(.prevote, t.a, round: 1, from: [t.me] + t.others.prefix(2)) // locks A in round 1
+        _ = t.timeout(.precommit, round: 1)
+        let cast = t.cast(t.propose(t.a, round: 2, polRound: 0))
+        return cast == [.init(.prevote, t.a)] ? nil
+            : "locked on A in round 1, A re-proposed with round 0's proof-of-lock got \(cast), not a prevote for A"
     }
 
     /// Found by mutating `Rules.swift` by hand (L28's quorum made "more than a third"), which every other check
