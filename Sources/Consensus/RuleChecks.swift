@@ -73,8 +73,14 @@ public enum RuleChecks {
         _ = t.votes(.prevote, t.b, round: 1, from: t.others) // B's proof-of-lock in round 1
         _ = t.timeout(.precommit, round: 1)
         let cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
-        return cast == [.init(.prevote, t.b)] ? nil
-            : "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
+        guard cast == [.init(.prevote, t.b)] else {
+            return "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
+        }
+        // Then +2/3 prevotes for B in round 2 make the precommit (L36 after L28: found by Tools/mutate.py, a step
+        // left wrong after L28's prevote passed every other test).
+        let then = t.cast(t.votes(.prevote, t.b, round: 2, from: [t.me] + t.others.prefix(2)))
+        return then == [.init(.precommit, t.b)] ? nil
+            : "after prevoting B under round 1's proof-of-lock, +2/3 prevotes for B in round 2 got \(then), not a precommit"
     }
 
     /// Found by `Tools/mutate.py` (L28's `|| lockedValue == v` dropped passed every test): the value a validator is
