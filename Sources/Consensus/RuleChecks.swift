@@ -28,6 +28,10 @@ public enum RuleChecks {
         Check(name: "+2/3 prevotes record the valid value and round", rule: "L36", script: recordsValidValue),
         Check(name: "proposer re-proposes its valid value", rule: "L14-L16", script: reproposesValidValue),
         Check(name: "+2/3 nil prevotes make a nil precommit", rule: "L44", script: nilQuorumPrecommitsNil),
+        Check(name: "+2/3 split prevotes start the prevote timeout, then a nil precommit", rule: "L34, L61",
+              script: splitPrevotesTimeOut),
+        Check(name: "+2/3 split precommits start the precommit timeout, then the next round", rule: "L47, L65",
+              script: splitPrecommitsTimeOut),
         Check(name: "a decision needs +2/3 of the stake", rule: "L49", script: decisionNeedsTwoThirds),
         Check(name: "f+1 in a later round make it skip there", rule: "L55", script: skipsToRoundOfOneThird),
         Check(name: "timeouts grow with the round", rule: "L21, L57-L65", script: timeoutsGrow),
@@ -144,8 +148,50 @@ public enum RuleChecks {
         var t = Table(planted: planted, notProposing: [0])
         _ = t.start()
         _ = t.propose(t.a, round: 0)
-        let cast = t.cast(t.votes(.prevote, nil, round: 0, from: t.others))
+        let early = t.cast(t.votes(.prevote, nil, round: 0, from: Array(t.others.prefix(2))))
+        if !early.isEmpty { return "after nil prevotes of half the stake (not +2/3) it signed \(early)" }
+        let cast = t.cast(t.votes(.prevote, nil, round: 0, from: [t.others[2]]))
         return cast == [.init(.precommit, nil)] ? nil : "after +2/3 nil prevotes it signed \(cast), not a nil precommit"
+    }
+
+    /// Found by `Tools/mutate.py`: L34 turned off passed every consensus test (only a Twins case noticed).
+    static func splitPrevotesTimeOut(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        var effects = t.votes(.prevote, t.a, round: 0, from: [t.me, t.others[0]])
+        let early = effects.contains { if case .scheduleTimeout(.prevote, _, _, _) = $0 { return true } else { return false } }
+        if !t.cast(effects).isEmpty || early {
+            return "on prevotes of half the stake for A it signed \(t.cast(effects))"
+                + (early ? " and started the prevote timeout (that needs +2/3 prevotes)" : "")
+        }
+        effects += t.votes(.prevote, nil, round: 0, from: [t.others[1]])
+        let scheduled = effects.contains {
+            if case .scheduleTimeout(.prevote, 1, 0, _) = $0 { return true } else { return false }
+        }
+        guard scheduled, t.cast(effects).isEmpty else {
+            return "prevotes for A, A and nil (+2/3, no value with +2/3) gave \(t.cast(effects)) and "
+                + (scheduled ? "the prevote timeout" : "no prevote timeout")
+        }
+        let cast = t.cast(t.timeout(.prevote, round: 0))
+        return cast == [.init(.precommit, nil)] ? nil : "the prevote timeout of round 0 signed \(cast), not a nil precommit"
+    }
+
+    static func splitPrecommitsTimeOut(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2)) // precommits A
+        let effects = t.votes(.precommit, t.a, round: 0, from: [t.me, t.others[0]])
+            + t.votes(.precommit, nil, round: 0, from: [t.others[1]])
+        let scheduled = effects.contains {
+            if case .scheduleTimeout(.precommit, 1, 0, _) = $0 { return true } else { return false }
+        }
+        if t.decided(effects) || !scheduled {
+            return "precommits for A, A and nil gave " + (t.decided(effects) ? "a decision" : "no precommit timeout")
+        }
+        _ = t.timeout(.precommit, round: 0)
+        return t.instance.round == 1 ? nil : "the precommit timeout of round 0 left it in round \(t.instance.round)"
     }
 
     static func decisionNeedsTwoThirds(_ planted: Tendermint.PlantedBug?) -> String? {
