@@ -167,7 +167,8 @@ public enum RuleChecks {
         }
         effects += t.votes(.prevote, nil, round: 0, from: [t.others[1]])
         let scheduled = effects.contains {
-            if case .scheduleTimeout(.prevote, 1, 0, _) = $0 { return true } else { return false }
+            if case .scheduleTimeout(.prevote, 1, 0, t.instance.settings.timeouts.timeoutPrevoteMs) = $0 { return true }
+            return false
         }
         guard scheduled, t.cast(effects).isEmpty else {
             return "prevotes for A, A and nil (+2/3, no value with +2/3) gave \(t.cast(effects)) and "
@@ -182,13 +183,16 @@ public enum RuleChecks {
         _ = t.start()
         _ = t.propose(t.a, round: 0)
         _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2)) // precommits A
-        let effects = t.votes(.precommit, t.a, round: 0, from: [t.me, t.others[0]])
-            + t.votes(.precommit, nil, round: 0, from: [t.others[1]])
-        let scheduled = effects.contains {
-            if case .scheduleTimeout(.precommit, 1, 0, _) = $0 { return true } else { return false }
+        func precommitTimeouts(_ effects: [Tendermint.Effect]) -> [UInt64] {
+            effects.compactMap { if case .scheduleTimeout(.precommit, 1, 0, let ms) = $0 { return ms } else { return nil } }
         }
-        if t.decided(effects) || !scheduled {
-            return "precommits for A, A and nil gave " + (t.decided(effects) ? "a decision" : "no precommit timeout")
+        let half = t.votes(.precommit, t.a, round: 0, from: [t.me, t.others[0]])
+        if !precommitTimeouts(half).isEmpty { return "precommits of half the stake started the precommit timeout" }
+        let effects = t.votes(.precommit, nil, round: 0, from: [t.others[1]])
+        let expected = t.instance.settings.timeouts.timeoutPrecommitMs
+        if t.decided(effects) || precommitTimeouts(effects) != [expected] {
+            return "precommits for A, A and nil gave " + (t.decided(effects) ? "a decision"
+                : "precommit timeouts \(precommitTimeouts(effects)) ms, not [\(expected)]")
         }
         _ = t.timeout(.precommit, round: 0)
         return t.instance.round == 1 ? nil : "the precommit timeout of round 0 left it in round \(t.instance.round)"
@@ -279,7 +283,12 @@ extension RuleChecks {
             precondition(chosen != nil, "no validator proposes none of rounds \(notProposing)")
             me = chosen!
             others = (0..<4).filter { $0 != chosen! }
-            instance = Tendermint.Instance(validators: validators, me: me, settings: .init(planted: planted), height: 1)
+            // Every timeout a different length, so a rule that schedules the wrong one is seen.
+            let timeouts = ConsensusTimeouts(timeoutProposeMs: 300, timeoutProposeDeltaMs: 100, timeoutPrevoteMs: 120,
+                                             timeoutPrevoteDeltaMs: 60, timeoutPrecommitMs: 80, timeoutPrecommitDeltaMs: 40,
+                                             timeoutCommitMs: 20)
+            instance = Tendermint.Instance(validators: validators, me: me,
+                                           settings: .init(timeouts: timeouts, planted: planted), height: 1)
         }
 
         mutating func start() -> [Tendermint.Effect] { instance.process(.start) }
