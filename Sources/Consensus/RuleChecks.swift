@@ -20,6 +20,8 @@ public enum RuleChecks {
 
     public static let all: [Check] = [
         Check(name: "locked validator refuses a new value", rule: "L22", script: lockedRefusesNewValue),
+        Check(name: "locked validator prevotes its locked value proposed afresh", rule: "L22",
+              script: lockedPrevotesItsValueProposedAfresh),
         Check(name: "locked validator refuses an older proof-of-lock", rule: "L28", script: lockedRefusesOlderProofOfLock),
         Check(name: "locked validator unlocks on a newer proof-of-lock", rule: "L28", script: unlocksOnNewerProofOfLock),
         Check(name: "locked validator prevotes its value under an older proof-of-lock", rule: "L28",
@@ -53,6 +55,18 @@ public enum RuleChecks {
         _ = t.timeout(.precommit, round: 0)
         let cast = t.cast(t.propose(t.b, round: 1))
         return cast == [.init(.prevote, nil)] ? nil : "locked on A in round 0, a new B in round 1 got \(cast), not a nil prevote"
+    }
+
+    /// Found by `Tools/mutate.py` (L22's `|| lockedValue == v` dropped passed every test).
+    static func lockedPrevotesItsValueProposedAfresh(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = Table(planted: planted, notProposing: [0, 1])
+        _ = t.start()
+        _ = t.propose(t.a, round: 0)
+        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
+        _ = t.timeout(.precommit, round: 0)
+        let cast = t.cast(t.propose(t.a, round: 1))
+        return cast == [.init(.prevote, t.a)] ? nil
+            : "locked on A in round 0, A proposed again in round 1 without a proof-of-lock got \(cast), not a prevote for A"
     }
 
     static func lockedRefusesOlderProofOfLock(_ planted: Tendermint.PlantedBug?) -> String? {
@@ -183,6 +197,10 @@ public enum RuleChecks {
         _ = t.start()
         _ = t.propose(t.a, round: 0)
         _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2)) // precommits A
+        // Past the prevote step now (found by `Tools/mutate.py`: a step left at prevote after L36 passed every test,
+        // and then the prevote timeout signs a second, nil precommit that only the host's sign state refuses).
+        let late = t.cast(t.timeout(.prevote, round: 0))
+        if !late.isEmpty { return "after precommitting A, the prevote timeout signed \(late)" }
         func precommitTimeouts(_ effects: [Tendermint.Effect]) -> [UInt64] {
             effects.compactMap { if case .scheduleTimeout(.precommit, 1, 0, let ms) = $0 { return ms } else { return nil } }
         }
