@@ -125,6 +125,7 @@ struct Down: AsyncParsableCommand {
         if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
         if !analysis.noCommittedBlockLost { throw Exit.failure("a restarted node lost committed blocks") }
         if !analysis.noDoubleSign { throw Exit.failure("a validator signed twice: \(analysis.doubleSignSummary)") }
+        if !analysis.forks.isEmpty { throw Exit.failure("safety violated: \(analysis.forkSummary)") }
         if !analysis.tornTailsMissed.isEmpty {
             throw Exit.failure("\(analysis.tornTailsMissed.count) torn store tails were not cut off at the next start")
         }
