@@ -47,23 +47,25 @@ public enum RuleChecks {
 
     // MARK: the scripts
 
-    static func lockedRefusesNewValue(_ planted: Tendermint.PlantedBug?) -> String? {
+    /// A validator that proposes neither round 0 nor 1, locked on A in round 0 and now in round 1.
+    static func lockedOnAInRoundZero(_ planted: Tendermint.PlantedBug?) -> Table {
         var t = Table(planted: planted, notProposing: [0, 1])
         _ = t.start()
         _ = t.propose(t.a, round: 0)
         _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
         _ = t.timeout(.precommit, round: 0)
+        return t
+    }
+
+    static func lockedRefusesNewValue(_ planted: Tendermint.PlantedBug?) -> String? {
+        var t = lockedOnAInRoundZero(planted)
         let cast = t.cast(t.propose(t.b, round: 1))
         return cast == [.init(.prevote, nil)] ? nil : "locked on A in round 0, a new B in round 1 got \(cast), not a nil prevote"
     }
 
     /// Found by `Tools/mutate.py` (L22's `|| lockedValue == v` dropped passed every test).
     static func lockedPrevotesItsValueProposedAfresh(_ planted: Tendermint.PlantedBug?) -> String? {
-        var t = Table(planted: planted, notProposing: [0, 1])
-        _ = t.start()
-        _ = t.propose(t.a, round: 0)
-        _ = t.votes(.prevote, t.a, round: 0, from: [t.me] + t.others.prefix(2))
-        _ = t.timeout(.precommit, round: 0)
+        var t = lockedOnAInRoundZero(planted)
         let cast = t.cast(t.propose(t.a, round: 1))
         return cast == [.init(.prevote, t.a)] ? nil
             : "locked on A in round 0, A proposed again in round 1 without a proof-of-lock got \(cast), not a prevote for A"
