@@ -26,8 +26,9 @@ extension Twins {
             rng = SplitMix64(seed: firstSeed ^ 0x4755_4944_4544) // "GUIDED"
         }
 
-        /// Runs the next case.
-        public mutating func next() throws -> (drawn: Case, verdict: Swarm.Verdict, nearness: Int) {
+        /// Runs the next case; `willRun` sees it first (a case that traps takes the process with it).
+        public mutating func next(willRun: (Case) throws -> Void = { _ in }) throws
+            -> (drawn: Case, verdict: Swarm.Verdict, nearness: Int) {
             let drawn: Case
             if cases % 2 == 0 || corpus.isEmpty {
                 drawn = Twins.draw(seed: nextSeed)
@@ -38,6 +39,7 @@ extension Twins {
                 drawn = Twins.mutate(corpus[Int(rng.next() % UInt64(nearest))].drawn, rng: &rng)
             }
             cases += 1
+            try willRun(drawn)
             let (verdict, _, nearness) = try Twins.run(drawn, planted: planted)
             if nearness > Search.ordinary {
                 corpus.append((drawn, nearness))

@@ -13,11 +13,17 @@ extension Simulate {
         var failures: [(drawn: Twins.Case, verdict: Swarm.Verdict)] = []
         var search = Twins.Search(planted: planted, firstSeed: first)
         print("twins: \(count) cases from seed \(first), guided" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
-              + (plant.map { ", planted bug: \($0)" } ?? ""))
+              + (plant.map { ", planted bug: \($0)" } ?? "") + " (a case that crashes this process is left in "
+              + Simulate.runningTwinsCase + ": replay it with --twins-case)")
         fflush(nil)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        try FileManager.default.createDirectory(atPath: Simulate.twinsDir, withIntermediateDirectories: true)
         while search.cases < count {
             if let budget, Date().timeIntervalSince(started) >= budget { break }
-            let (drawn, verdict, _) = try search.next()
+            let (drawn, verdict, _) = try search.next { drawn in
+                try encoder.encode(drawn).write(to: URL(fileURLWithPath: Simulate.runningTwinsCase))
+            }
             guard verdict != .passed else { continue }
             failures.append((drawn, verdict))
             let path = try Simulate.writeTwinsCase(drawn)
@@ -26,6 +32,7 @@ extension Simulate {
             print("  replay and shrink: faultline simulate --twins-case \(path)\(plantFlag)")
             fflush(nil)
         }
+        try? FileManager.default.removeItem(atPath: Simulate.runningTwinsCase)
         let wall = Date().timeIntervalSince(started)
         print(String(format: "twins: %d cases (%d drawn, %d varied from %d near misses) in %.1f s (%.1f cases/s), %d failed",
                      search.cases, search.fresh, search.cases - search.fresh, search.corpus.count, wall,
@@ -34,9 +41,13 @@ extension Simulate {
         if !failures.isEmpty { throw ExitCode(Simulate.exitLiveness) }
     }
 
+    static let twinsDir = ".faultline/twins"
+    /// The case being run, written before it runs (and removed at the end).
+    static let runningTwinsCase = twinsDir + "/running.json"
+
     /// A failing case as JSON under `.faultline/twins/`, for `--twins-case`.
     static func writeTwinsCase(_ drawn: Twins.Case) throws -> String {
-        let dir = ".faultline/twins"
+        let dir = twinsDir
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
