@@ -92,6 +92,11 @@ public enum RuleChecks {
         _ = t.timeout(.precommit, round: 0)
         _ = t.votes(.prevote, t.b, round: 1, from: t.others) // B's proof-of-lock in round 1
         _ = t.timeout(.precommit, round: 1)
+        var invalid = t
+        let refused = invalid.cast(invalid.propose(t.b, round: 2, polRound: 1, valid: false))
+        if refused != [.init(.prevote, nil)] {
+            return "B re-proposed with round 1's proof-of-lock but invalid here (its execution failed) got \(refused), not a nil prevote"
+        }
         let cast = t.cast(t.propose(t.b, round: 2, polRound: 1))
         guard cast == [.init(.prevote, t.b)] else {
             return "locked on A in round 0, B re-proposed with round 1's proof-of-lock got \(cast), not a prevote for B"
@@ -202,7 +207,9 @@ public enum RuleChecks {
         // Past the prevote step now (found by `Tools/mutate.py`: a step left at prevote after L36 passed every test,
         // and then the prevote timeout signs a second, nil precommit that only the host's sign state refuses).
         let late = t.cast(t.timeout(.prevote, round: 0))
-        if !late.isEmpty { return "after precommitting A, the prevote timeout signed \(late)" }
+        if !late.isEmpty || t.instance.metrics.refusedToResign > 0 {
+            return "after precommitting A, the prevote timeout " + (late.isEmpty ? "tried to sign a second precommit" : "signed \(late)")
+        }
         func precommitTimeouts(_ effects: [Tendermint.Effect]) -> [UInt64] {
             effects.compactMap { if case .scheduleTimeout(.precommit, 1, 0, let ms) = $0 { return ms } else { return nil } }
         }
@@ -313,11 +320,11 @@ extension RuleChecks {
 
         mutating func start() -> [Tendermint.Effect] { instance.process(.start) }
 
-        mutating func propose(_ value: Bytes32, round: UInt32, polRound: Int32 = -1) -> [Tendermint.Effect] {
+        mutating func propose(_ value: Bytes32, round: UInt32, polRound: Int32 = -1, valid: Bool = true) -> [Tendermint.Effect] {
             let proposal = Proposal(height: 1, round: round, polRound: polRound, blockId: value, partsRoot: value,
                                     partCount: 1, blockBytes: 1)
             return instance.process(.proposal(proposal, from: instance.validators.proposer(height: 1, round: round),
-                                              valid: true))
+                                              valid: valid))
         }
 
         /// Votes from `from`; this validator's own vote among them only if it has not signed one (as a shell
