@@ -85,7 +85,7 @@ extension ClusterEndToEndTests {
             suite = ET.parse(sys.argv[1]).getroot().find('testsuite')
             cases = suite.findall('testcase')
             failed = [c.get('name') for c in cases if c.find('failure') is not None]
-            assert int(suite.get('tests')) == len(cases) == 6, cases  # 2 stated + 4 implicit
+            assert int(suite.get('tests')) == len(cases) == 7, cases  # 2 stated + 5 implicit
             assert failed == ['no gap over 1 s, even during the split (wrong on purpose)'], failed
             """, root + "/out/junit.xml"]
         try check.run()
