@@ -61,7 +61,7 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
     public private(set) var first: [Key: (value: Value?, node: String)] = [:]
     var doubles: [Key: DoubleSign] = [:]
     var doubleOrder: [Key] = []
-    var precommitters: [CertificateKey: Set<String>] = [:]
+    var precommitters: [CertificateKey: (signers: Set<String>, stake: UInt64)] = [:]
     /// Per height, the first certificate for each value (a second value makes a fork with the first).
     var certificates: [UInt64: [Certificate]] = [:]
     public private(set) var forks: [Fork] = []
@@ -120,11 +120,12 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
 
     private mutating func certify(validator: String, height: UInt64, round: UInt64, value: Value) -> Fork? {
         let key = CertificateKey(height: height, round: round, value: value)
-        guard precommitters[key, default: []].insert(validator).inserted else { return nil }
-        let signers = precommitters[key]!
-        let stake = signers.reduce(UInt64(0)) { $0 + (stakes[$1] ?? 0) }
+        guard precommitters[key, default: ([], 0)].signers.insert(validator).inserted else { return nil }
+        let added = stakes[validator] ?? 0
+        precommitters[key]!.stake += added
+        let (signers, stake) = precommitters[key]!
         // Once, when the signers first reach +2/3 (later signatures add nothing).
-        guard stake * 3 > totalStake * 2, (stake - (stakes[validator] ?? 0)) * 3 <= totalStake * 2 else { return nil }
+        guard stake * 3 > totalStake * 2, (stake - added) * 3 <= totalStake * 2 else { return nil }
         let certificate = Certificate(round: round, value: value, signers: signers.sorted())
         let earlier = certificates[height, default: []]
         guard !earlier.contains(where: { $0.value == value }) else { return nil }
