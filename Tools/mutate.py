@@ -208,7 +208,13 @@ def main():
     lines = original.split("\n")
     mutants = mutants_of(lines)
     if args.only:
-        wanted = {int(x) for x in args.only.split(",") if x.strip()}
+        try:
+            wanted = {int(x) for x in args.only.split(",") if x.strip()}
+        except ValueError:
+            sys.exit(f"mutate: --only {args.only!r}: expected mutant numbers separated by commas (see --list)")
+        unknown = wanted - {m["id"] for m in mutants}
+        if unknown:
+            sys.exit(f"mutate: --only: no mutant {sorted(unknown)} in {args.file} (it has 1-{len(mutants)}; see --list)")
         mutants = [m for m in mutants if m["id"] in wanted]
     if args.list:
         for m in mutants:
