@@ -7,6 +7,8 @@
 #   JOBS=3 ci/liveness.sh                  scenarios side by side, three at a time (default 1)
 #   RETRIES=2 ci/liveness.sh               re-run an inconclusive scenario up to twice (default 1)
 #   INCONCLUSIVE=fail ci/liveness.sh       exit 3 when a scenario stays inconclusive (default: pass, listed)
+#   RUN_ARGS="--network netns" ci/liveness.sh   extra arguments for every `faultline run`
+#   SCENARIOS="a.toml b.toml" ci/liveness.sh    these files instead of every scenario in FOLDER
 #
 # A scenario is inconclusive (`faultline run` exits 3) when nothing failed but a timing expectation missed
 # its bound in a window where the host was measured overloaded (CPU pressure, node timers running late);
@@ -23,6 +25,8 @@ FAULTLINE=${FAULTLINE:-}
 JOBS=${JOBS:-1}
 RETRIES=${RETRIES:-1}
 INCONCLUSIVE=${INCONCLUSIVE:-pass}
+RUN_ARGS=${RUN_ARGS:-}
+SCENARIOS=${SCENARIOS:-}
 if ! [[ "$JOBS" =~ ^[1-9][0-9]*$ ]]; then echo "JOBS must be a positive whole number, got '$JOBS'" >&2; exit 2; fi
 if ! [[ "$RETRIES" =~ ^[0-9]+$ ]]; then echo "RETRIES must be a whole number, got '$RETRIES'" >&2; exit 2; fi
 if [ "$INCONCLUSIVE" != pass ] && [ "$INCONCLUSIVE" != fail ]; then
@@ -37,7 +41,9 @@ start=$(date +%s)
 
 exclusive=()
 shared=()
-for file in "$FOLDER"/*.toml; do
+if [ -n "$SCENARIOS" ]; then files=($SCENARIOS); else files=("$FOLDER"/*.toml); fi
+for file in "${files[@]}"; do
+    if [ ! -f "$file" ]; then echo "no scenario file $file" >&2; exit 2; fi
     if ! grep -q '^\[scenario\]' "$file"; then continue; fi
     if [ "$JOBS" -gt 1 ] && grep -Eq '^exclusive *= *true' "$file"; then exclusive+=("$file"); else shared+=("$file"); fi
 done
@@ -47,7 +53,8 @@ run_one() {
     local file=$1 name t0 code
     name=$(basename "$file" .toml)
     t0=$(date +%s)
-    "$FAULTLINE" run "$file" --out "$OUT/$name" --retries "$RETRIES" 2>&1 | grep -v '^ *[0-9.]*/[0-9]*s ' > "$OUT/$name.log"
+    # shellcheck disable=SC2086 # RUN_ARGS is a list of arguments
+    "$FAULTLINE" run "$file" --out "$OUT/$name" --retries "$RETRIES" $RUN_ARGS 2>&1 | grep -v '^ *[0-9.]*/[0-9]*s ' > "$OUT/$name.log"
     code=${PIPESTATUS[0]}
     echo "$code" > "$OUT/$name.code"
     { echo "=== $name"; cat "$OUT/$name.log"; echo "--- $name: exit $code in $(( $(date +%s) - t0 )) s"; }

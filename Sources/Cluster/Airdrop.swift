@@ -60,7 +60,7 @@ public final class AirdropPool: Sendable {
             .channelOption(.socketOption(.so_sndbuf), value: 8 << 20)
             .channelOption(.socketOption(.so_rcvbuf), value: 8 << 20)
             .channelInitializer { channel in channel.pipeline.addHandler(answers) }
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: SenderSocket.localHost(toward: [target]), port: 0).get()
         defer { channel.close(promise: nil) }
         let startMs = UInt64(Date().timeIntervalSince1970 * 1000)
         let started = Date()

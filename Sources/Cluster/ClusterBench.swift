@@ -90,13 +90,13 @@ public enum ClusterBench {
                         + "holds under %d", count, signSeconds, watched.name, windowTxs))
         let targets = try validators.map { try SocketAddress(ipAddress: $0.host, port: $0.gossipPort) }
         let datagramBytesMax = NodeConfig.Limits().datagramPayloadBytesMax
-        let channel = try await SenderSocket.bind()
+        let channel = try await SenderSocket.bind(toward: targets)
         defer { channel.close(promise: nil) }
         let begun = Date()
         var sent = 0
         var committedAtStart: Int?
         var measureStartMs: UInt64 = 0
-        var last = try await ControlClient.status(port: watched.controlPort, token: token)
+        var last = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
         while Date().timeIntervalSince(begun) < seconds + warmupSeconds, sent < datagrams.count {
             if committedAtStart == nil, Date().timeIntervalSince(begun) >= warmupSeconds {
                 committedAtStart = Int(last.txsCommitted)
@@ -121,9 +121,9 @@ public enum ClusterBench {
                 channel.flush()
             }
             try await Task.sleep(for: .milliseconds(20))
-            last = try await ControlClient.status(port: watched.controlPort, token: token)
+            last = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
         }
-        let end = try await ControlClient.status(port: watched.controlPort, token: token)
+        let end = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
         return Saturation(sent: sent, windowTxs: windowTxs, measureStartMs: measureStartMs, measureEndMs: nowMs(),
                           committedAtStart: committedAtStart ?? 0, committedAtEnd: Int(end.txsCommitted),
                           signSeconds: signSeconds)

@@ -22,13 +22,29 @@ public enum ClusterOps {
     /// Creates a run folder, starts every node and returns once all validators have finalized a block.
     public static func up(topology: Topology, runsRoot: String, seed: UInt64? = nil,
                           timeoutSeconds: Double = 30) async throws -> UpResult {
-        let (dir, manifest) = try RunFolder.create(topology: topology, runsRoot: runsRoot, seed: seed)
-        let started = Date()
-        for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
+        // With netns the bridge is made first (its subnet decides the addresses in the configs) and
+        // the plan is in run.json before any namespace exists, so `down --run DIR` can undo any part.
+        var plan = topology.network == .netns ? try HostNetwork.reserve(names: topology.nodes.map(\.name)) : nil
+        let dir: String
+        var manifest: RunManifest
         do {
+            (dir, manifest) = try RunFolder.create(topology: topology, runsRoot: runsRoot, seed: seed, network: plan)
+        } catch {
+            if let plan { HostNetwork.destroy(plan) }
+            throw error
+        }
+        let started = Date()
+        do {
+            if plan != nil {
+                try HostNetwork.build(&plan!)
+                manifest.network = plan
+                try RunFolder.writeJSON(dir + "/run.json", manifest, mode: 0o644)
+            }
+            for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
             try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds, isUp)
         } catch {
             await Supervisor.stopAll(manifest.nodes, runDir: dir)
+            if let plan { HostNetwork.destroy(plan) }
             throw RunError("\(error)\n\(logTails(dir: dir, manifest: manifest))")
         }
         return UpResult(dir: dir, manifest: manifest, firstBlockMs: Date().timeIntervalSince(started) * 1000)
@@ -63,7 +79,7 @@ public enum ClusterOps {
                     var state = NodeState(node: node, pid: pid, alive: alive, status: nil, error: nil)
                     guard alive else { return (index, state) }
                     do {
-                        state.status = try await ControlClient.status(port: node.controlPort, token: token)
+                        state.status = try await ControlClient.status(host: node.host, port: node.controlPort, token: token)
                     } catch {
                         state.error = "\(error)"
                     }
@@ -91,7 +107,7 @@ public enum ClusterOps {
         var views: [String] = []
         if let token = try? RunFolder.token(dir) {
             for state in last where state.alive {
-                if let response = try? await ControlClient.request(port: state.node.controlPort, path: "/consensus",
+                if let response = try? await ControlClient.request(host: state.node.host, port: state.node.controlPort, path: "/consensus",
                                                                   token: token) {
                     views.append("\(state.node.name) /consensus: " + String(decoding: response.body, as: UTF8.self)
                         .replacingOccurrences(of: "\n", with: " "))
@@ -102,9 +118,15 @@ public enum ClusterOps {
                        + (views.isEmpty ? "" : "\n" + views.joined(separator: "\n")))
     }
 
+    /// Stops every node, then removes the run's namespaces, veths and bridge (also what a killed
+    /// runner left); throws if any of them could not be removed.
     public static func down(dir: String) async throws {
         let manifest = try RunFolder.load(dir)
         await Supervisor.stopAll(manifest.nodes, runDir: dir)
+        if let plan = manifest.network {
+            let left = HostNetwork.destroy(plan)
+            if !left.isEmpty { throw RunError("could not remove the run's \(left.joined(separator: ", "))") }
+        }
     }
 
     public static func node(named name: String, in manifest: RunManifest) throws -> RunManifest.NodeEntry {

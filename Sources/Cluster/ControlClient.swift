@@ -12,7 +12,7 @@ public enum ControlClient {
         public var body: [UInt8]
     }
 
-    public static func request(port: Int, method: HTTPMethod = .GET, path: String, token: String?,
+    public static func request(host: String = "127.0.0.1", port: Int, method: HTTPMethod = .GET, path: String, token: String?,
                                body: [UInt8] = [], timeout: TimeAmount = .seconds(2)) async throws -> Response {
         // The collector is in the pipeline before the channel is registered, so it sees every event of
         // the connection (a node that hangs up at once included) and the promise is always completed:
@@ -28,14 +28,14 @@ public enum ControlClient {
                 .channelInitializer { channel in
                     channel.pipeline.addHTTPClientHandlers().flatMap { channel.pipeline.addHandler(collector) }
                 }
-                .connect(host: "127.0.0.1", port: port)
+                .connect(host: host, port: port)
                 .get()
         } catch {
             promise.fail(error)
             throw error
         }
         var headers = HTTPHeaders()
-        headers.add(name: "host", value: "127.0.0.1:\(port)")
+        headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
         headers.add(name: "connection", value: "close")
         headers.add(name: "content-length", value: String(body.count))
         if !body.isEmpty { headers.add(name: "content-type", value: "application/json") }
@@ -51,8 +51,9 @@ public enum ControlClient {
     }
 
     /// GET /status decoded.
-    public static func status(port: Int, token: String, timeout: TimeAmount = .seconds(2)) async throws -> NodeStatus {
-        let response = try await request(port: port, path: "/status", token: token, timeout: timeout)
+    public static func status(host: String = "127.0.0.1", port: Int, token: String,
+                              timeout: TimeAmount = .seconds(2)) async throws -> NodeStatus {
+        let response = try await request(host: host, port: port, path: "/status", token: token, timeout: timeout)
         guard response.status == 200 else { throw RunError("control port \(port): HTTP \(response.status)") }
         return try JSONDecoder().decode(NodeStatus.self, from: Data(response.body))
     }

@@ -10,6 +10,8 @@ extension FaultEngine {
         var id: String
         var description: String
         var links: [Link]
+        /// Which layer makes it (absent: node, as before layers existed).
+        var layer: FaultLayer?
     }
 
     /// Resolves selectors: a node name, `all`, or `key=value` for every node with that label.
@@ -17,9 +19,11 @@ extension FaultEngine {
         try resolve(selectors, nodes: manifest.nodes.map { ($0.name, $0.labels) })
     }
 
-    /// Applies `action`; returns the fault id recorded in the timeline.
+    /// Applies `action`; returns the fault id recorded in the timeline. `layer` chooses who makes a link
+    /// fault (nil: the run's default, falling back to the node layer for what the kernel cannot do).
     @discardableResult
-    public static func apply(_ action: FaultAction, dir: String, id explicitId: String? = nil) async throws -> String {
+    public static func apply(_ action: FaultAction, dir: String, id explicitId: String? = nil,
+                             layer: FaultLayer? = nil) async throws -> String {
         let manifest = try RunFolder.load(dir)
         let id = explicitId ?? "\(action.name)-\(UInt64(Date().timeIntervalSince1970 * 1000) % 100_000_000)"
         switch action {
@@ -56,14 +60,16 @@ extension FaultEngine {
             try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
         case .partition, .link:
             let (description, links) = try linkFault(action, nodes: manifest.nodes.map { ($0.name, $0.labels) })!
-            try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links)
+            let (chosen, note) = try chooseLayer(layer, rule: links.first?.rule ?? .clear, manifest: manifest)
+            try await addLinkFault(dir: dir, manifest: manifest, id: id, description: description, links: links,
+                                   layer: chosen, note: note)
         case .skew(let targets, let ms):
             let names = try resolve(targets, in: manifest)
             let token = try RunFolder.token(dir)
             for name in names {
                 let node = try ClusterOps.node(named: name, in: manifest)
                 let body = Array("{\"skewMs\":\(ms)}".utf8)
-                _ = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/clock-skew",
+                _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/clock-skew",
                                                      token: token, body: body)
             }
             if ms == 0 {
@@ -78,7 +84,7 @@ extension FaultEngine {
             let body = Array("{\"modes\":[\(modes.map { "\"\($0.rawValue)\"" }.joined(separator: ","))]}".utf8)
             for name in names {
                 let node = try ClusterOps.node(named: name, in: manifest)
-                _ = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/byzantine",
+                _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/byzantine",
                                                      token: token, body: body)
             }
             if modes.isEmpty {
@@ -140,11 +146,17 @@ extension FaultEngine {
             if let healId, healed.isEmpty { throw RunError("no active link fault with id '\(healId)'") }
             active.removeAll { healId == nil || $0.id == healId }
             try saveActive(dir, active)
-            try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
+            if healed.contains(where: { ($0.layer ?? .node) == .node }) {
+                try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
+            }
+            let kernelTouched = Set(healed.filter { $0.layer == .kernel }.flatMap { $0.links.flatMap { [$0.from, $0.to] } })
+            if !kernelTouched.isEmpty { try pushKernelRules(manifest: manifest, active: active, only: kernelTouched) }
             for fault in healed {
                 let nodes = Array(Set(fault.links.flatMap { [$0.from, $0.to] })).sorted()
-                try record(dir, .init(t: now(), event: "end", id: fault.id, action: "heal",
-                                      description: fault.description, nodes: nodes))
+                var event = FaultEvent(t: now(), event: "end", id: fault.id, action: "heal",
+                                       description: fault.description, nodes: nodes)
+                event.layer = fault.layer?.rawValue
+                try record(dir, event)
             }
         }
         return id
@@ -224,7 +236,7 @@ extension FaultEngine {
         for (name, fault) in faults.sorted(by: { $0.key < $1.key }) {
             let node = try ClusterOps.node(named: name, in: manifest)
             let body = Array(try JSONEncoder().encode(fault))
-            let response = try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/rpc-fault",
+            let response = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/rpc-fault",
                                                             token: token, body: body)
             if let response, response.status != 200 {
                 throw RunError("\(name) refused the rpc fault: \(String(decoding: response.body, as: UTF8.self))")
@@ -242,20 +254,59 @@ extension FaultEngine {
     }
 
     static func addLinkFault(dir: String, manifest: RunManifest, id: String, description: String,
-                             links: [Link]) async throws {
+                             links: [Link], layer: FaultLayer, note: String?) async throws {
         var active = try loadActive(dir)
+        let replaced = active.filter { $0.id == id }
         active.removeAll { $0.id == id }
-        active.append(ActiveLinkFault(id: id, description: description, links: links))
+        active.append(ActiveLinkFault(id: id, description: description, links: links,
+                                      layer: layer == .node ? nil : layer))
         try saveActive(dir, active)
-        try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
         let nodes = Array(Set(links.flatMap { [$0.from, $0.to] })).sorted()
-        try record(dir, .init(t: now(), event: "start", id: id, action: links.first.map { $0.rule.blocked } == true
-                                ? "partition" : "link", description: description, nodes: nodes))
+        if layer == .node || replaced.contains(where: { ($0.layer ?? .node) == .node }) {
+            try await pushLinkTables(dir: dir, manifest: manifest, only: nil, waitForNodes: false)
+        }
+        if layer == .kernel || replaced.contains(where: { $0.layer == .kernel }) {
+            let touched = Set(nodes + replaced.flatMap { $0.links.flatMap { [$0.from, $0.to] } })
+            try pushKernelRules(manifest: manifest, active: active, only: touched)
+        }
+        var event = FaultEvent(t: now(), event: "start", id: id, action: links.first.map { $0.rule.blocked } == true
+                                ? "partition" : "link", description: description + " [\(layer.rawValue) layer"
+                                    + (note.map { ": \($0)" } ?? "") + "]", nodes: nodes)
+        event.layer = layer.rawValue
+        try record(dir, event)
     }
 
-    /// Sends every node (or `only` these) the fold of the active link faults on its outgoing links.
+    /// The layer a link fault with `rule` runs on, and why it is not the one asked for (nil: it is).
+    /// An explicit kernel layer that cannot make the rule is refused; the run's default falls back to
+    /// the node layer and says why.
+    static func chooseLayer(_ explicit: FaultLayer?, rule: LinkRule, manifest: RunManifest) throws
+        -> (FaultLayer, String?) {
+        let wanted = explicit ?? manifest.defaultFaultLayer
+        guard wanted == .kernel else { return (.node, nil) }
+        guard let plan = manifest.network else {
+            throw RunError("the kernel layer needs a run whose nodes are in network namespaces (network = \"netns\", "
+                           + "or `--network netns` on up/run); this run's nodes share loopback")
+        }
+        guard let refusal = KernelFaults.unsupported(rule, netem: plan.netem ?? false) else { return (.kernel, nil) }
+        if explicit == .kernel {
+            throw RunError("the kernel layer cannot make this fault: \(refusal.detail); use --layer node")
+        }
+        return (.node, refusal.short)
+    }
+
+    /// Writes the kernel rules of the nodes in `only` (the fold of the active kernel-layer faults).
+    static func pushKernelRules(manifest: RunManifest, active: [ActiveLinkFault], only: Set<String>) throws {
+        guard let plan = manifest.network else { return }
+        let kernel = active.filter { $0.layer == .kernel }.map(\.links)
+        for member in plan.members where only.contains(member.name) {
+            try HostNetwork.applyRules(member, plan: plan, inbound: folded(kernel, into: member.name),
+                                       outbound: linkTable(of: member.name, faults: kernel).links)
+        }
+    }
+
+    /// Sends every node (or `only` these) the fold of the active node-layer link faults on its outgoing links.
     static func pushLinkTables(dir: String, manifest: RunManifest, only: Set<String>?, waitForNodes: Bool) async throws {
-        let active = try loadActive(dir)
+        let active = try loadActive(dir).filter { ($0.layer ?? .node) == .node }
         let token = try RunFolder.token(dir)
         for node in manifest.nodes where only?.contains(node.name) ?? true {
             let body = try JSONEncoder().encode(linkTable(of: node.name, faults: active.map(\.links)))
@@ -264,7 +315,7 @@ extension FaultEngine {
                 // A node that exited at start (e.g. a binary refusing the chain's rules) will not answer.
                 if attempt > 0, let pid = Supervisor.pid(node, runDir: dir), !Supervisor.isAlive(pid) { break }
                 // A paused or dead node cannot take its rules now; it gets them on restart.
-                if (try? await ControlClient.request(port: node.controlPort, method: .POST, path: "/link-faults",
+                if (try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/link-faults",
                                                      token: token, body: Array(body), timeout: .milliseconds(500)))?
                     .status == 200 { break }
                 if attempt + 1 < attempts { try await Task.sleep(for: .milliseconds(20)) }

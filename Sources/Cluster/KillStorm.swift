@@ -33,7 +33,7 @@ public enum KillStorm {
 
     /// A node's finalized height from its control port; nil while it does not answer.
     static func height(of node: RunManifest.NodeEntry, token: String) async -> UInt64? {
-        try? await ControlClient.status(port: node.controlPort, token: token, timeout: .milliseconds(200)).height
+        try? await ControlClient.status(host: node.host, port: node.controlPort, token: token, timeout: .milliseconds(200)).height
     }
 
     public static func run(_ spec: KillStormSpec, dir: String, id: String, seed: UInt64,

@@ -43,7 +43,7 @@ public final class LoadGenerator: @unchecked Sendable {
     /// Sends for `seconds` at `rate` per second (or until `shouldStop` says so), calling `progress` ~4×/s.
     public func run(rate: Int, seconds: Double, shouldStop: @Sendable () -> Bool = { false },
                     progress: (Stats) async -> Void = { _ in }) async throws -> Stats {
-        let channel = try await SenderSocket.bind(sendBufferBytes: 4 << 20)
+        let channel = try await SenderSocket.bind(sendBufferBytes: 4 << 20, toward: targets)
         defer { channel.close(promise: nil) }
         let started = Date()
         var sent = 0

@@ -34,7 +34,7 @@ public enum RPCLoad {
                 guard let gateway = manifest.nodes.first(where: { $0.role == "gateway" }), let port = gateway.rpcPort else {
                     throw RunError("the gateway client needs a gateway node")
                 }
-                endpoints = [Endpoint(name: gateway.name, host: "127.0.0.1", port: port, tier: 0)]
+                endpoints = [Endpoint(name: gateway.name, host: gateway.host, port: port, tier: 0)]
             case .external:
                 endpoints = [Endpoint(name: "external", host: spec.endpointHost, port: spec.endpointPort, tier: 0)]
             }

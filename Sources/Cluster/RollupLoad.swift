@@ -32,7 +32,7 @@ extension ScenarioRunner {
             try SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
         }
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
-            .bind(host: "127.0.0.1", port: 0).get()
+            .bind(host: SenderSocket.localHost(toward: targets), port: 0).get()
         defer { channel.close(promise: nil) }
         let claims = ForcedClaims(chainId: manifest.chainId, seed: manifest.seed, stepId: step.id, count: count,
                                   sentMs: FaultEngine.now())

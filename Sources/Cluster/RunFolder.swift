@@ -22,6 +22,8 @@ public struct RunManifest: Codable, Sendable {
         public var dir: String
         /// The JSON-RPC port of rpc and gateway nodes.
         public var rpcPort: Int?
+        /// With `network = "netns"`: the network namespace the node runs in (`host` is its address there).
+        public var namespace: String?
     }
 
     public var name: String
@@ -32,6 +34,13 @@ public struct RunManifest: Codable, Sendable {
     public var nodes: [NodeEntry]
     public var accounts: Int
     public var load: LoadSettings
+    /// With `network = "netns"`: the bridge, namespaces and veths the run made (nil: loopback).
+    public var network: NetworkPlan?
+    /// The layer that makes link faults when a fault does not say (nil: node).
+    public var faultLayer: FaultLayer?
+
+    /// The layer a link fault uses when it names none: the run's, else the kernel's in namespaces.
+    public var defaultFaultLayer: FaultLayer { faultLayer ?? (network == nil ? .node : .kernel) }
 
     public struct LoadSettings: Codable, Sendable {
         public var rateTxPerSecond: Int
@@ -43,7 +52,8 @@ public struct RunManifest: Codable, Sendable {
 
 /// Creates and reads run folders: keys, genesis, per-node configs, the run token.
 public enum RunFolder {
-    public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil) throws -> (String, RunManifest) {
+    public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil,
+                              network: NetworkPlan? = nil) throws -> (String, RunManifest) {
         let seed = seed ?? topology.seed
         let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt,
                                                 formatOptions: [.withYear, .withMonth, .withDay, .withTime])
@@ -55,16 +65,21 @@ public enum RunFolder {
         if let text = try? String(contentsOfFile: topology.path, encoding: .utf8) {
             try writeFile(dir + "/topology.toml", text, mode: 0o644)
         }
-        let ports = try PortAllocator.allocate(count: topology.nodes.count, basePort: topology.basePort, host: topology.host)
+        // In namespaces every node is a host of its own: the same ports everywhere, addresses differ.
+        let ports = network != nil
+            ? Array(repeating: (gossip: HostNetwork.gossipPort, vote: HostNetwork.votePort,
+                                control: HostNetwork.controlPort, rpc: HostNetwork.rpcPort), count: topology.nodes.count)
+            : try PortAllocator.allocate(count: topology.nodes.count, basePort: topology.basePort, host: topology.host)
         var entries: [RunManifest.NodeEntry] = []
         for (index, node) in topology.nodes.enumerated() {
             let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             let servesRPC = node.role == "rpc" || node.role == "gateway"
+            let member = network?.member(node.name)
             entries.append(.init(name: node.name, role: node.role, stake: node.stake, labels: node.labels,
-                                 publicKey: key.publicKey.hex, host: topology.host, gossipPort: ports[index].gossip,
-                                 votePort: topology.limits.lanes ? ports[index].vote : 0,
+                                 publicKey: key.publicKey.hex, host: member?.address ?? topology.host,
+                                 gossipPort: ports[index].gossip, votePort: topology.limits.lanes ? ports[index].vote : 0,
                                  controlPort: ports[index].control, dir: "nodes/\(node.name)",
-                                 rpcPort: servesRPC ? ports[index].rpc : nil))
+                                 rpcPort: servesRPC ? ports[index].rpc : nil, namespace: member?.namespace))
         }
         let genesis = ClusterSetup.genesis(topology: topology, seed: seed, timeMs: UInt64(Date().timeIntervalSince1970 * 1000))
         try writeJSON(dir + "/genesis.json", genesis, mode: 0o644)
@@ -84,7 +99,7 @@ public enum RunFolder {
             var config = NodeConfig(
                 name: node.name, role: node.role, chainId: topology.chainId, forkId: node.forkId, protocolVersion: 1,
                 version: node.version, versionMin: node.versionMin, handshakeChecksRules: topology.handshakeChecksRules,
-                host: topology.host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
+                host: entries[index].host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
                 controlPort: entries[index].controlPort,
                 keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
                 eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
@@ -102,7 +117,8 @@ public enum RunFolder {
             name: topology.name, chainId: topology.chainId, seed: seed, topologyPath: topology.path,
             createdAtMs: UInt64(Date().timeIntervalSince1970 * 1000), nodes: entries, accounts: topology.load.accounts,
             load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds,
-                        l2: topology.load.l2 ? true : nil))
+                        l2: topology.load.l2 ? true : nil),
+            network: network, faultLayer: topology.faultLayer)
         try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
         try? fm.removeItem(atPath: current)
@@ -152,7 +168,7 @@ public enum RunFolder {
     public static func endpoints(_ topology: Topology, entries: [RunManifest.NodeEntry]) -> [Endpoint] {
         topology.rpcUpstreams.compactMap { node, tier in
             entries.first { $0.name == node.name }.flatMap { entry in
-                entry.rpcPort.map { Endpoint(name: entry.name, host: "127.0.0.1", port: $0, tier: tier) }
+                entry.rpcPort.map { Endpoint(name: entry.name, host: entry.host, port: $0, tier: tier) }
             }
         }
     }
@@ -215,7 +231,7 @@ enum PortAllocator {
         var picker = Picker(range: pickedPortMin..<max(ephemeralPortMin(), pickedPortMin + 1_000))
         return try (0..<count).map { _ in
             (try picker.next(SOCK_DGRAM, on: host), try picker.next(SOCK_DGRAM, on: host),
-             try picker.next(SOCK_STREAM, on: "127.0.0.1"), try picker.next(SOCK_STREAM, on: "127.0.0.1"))
+             try picker.next(SOCK_STREAM, on: host), try picker.next(SOCK_STREAM, on: host))
         }
     }
 

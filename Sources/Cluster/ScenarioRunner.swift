@@ -95,74 +95,83 @@ public enum ScenarioRunner {
         var states: [ClusterOps.NodeState] = []
         let needsStates = scenario.untilHeight != nil
             || scenario.steps.contains { if case .atSeconds = $0.trigger { false } else { true } }
-        while true {
-            let elapsed = Date().timeIntervalSince(started)
-            if elapsed >= scenario.durationSeconds, !Self.waitsForHeight(scenario, elapsed: elapsed, states: states) {
-                break
-            }
-            if needsStates || Date().timeIntervalSince(lastProgress) >= 0.25 {
-                states = (try? await ClusterOps.states(dir: dir)) ?? states
-            }
-            for step in pending where isDue(step.trigger, elapsed: elapsed, states: states) {
-                pending.removeAll { $0.id == step.id }
-                fired.append(step.id)
-                if let spam = step.spam, let pool = pools[step.id] {
-                    background.append(blastTask(dir: dir, manifest: up.manifest, step: step, spam: spam, pool: pool,
-                                                capacity: capacity, results: spamResults))
-                    continue
-                }
-                if let storm = step.killStorm {
-                    let stormSeed = (seed ?? scenario.topology.seed) &+ UInt64(fired.count)
-                    background.append(Task {
-                        do {
-                            _ = try await KillStorm.run(storm, dir: dir, id: step.id, seed: stormSeed,
-                                                        shouldStop: { Task.isCancelled })
-                        } catch {
-                            FileHandle.standardError.write(Data("\(step.id): \(error)\n".utf8))
-                        }
-                    })
-                    continue
-                }
-                switch step.rollupLoad {
-                case .airdrop(_, let rate, _):
-                    if let pool = airdrops[step.id] {
-                        background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool,
-                                                      rate: rate.perSecond(capacity), asked: rate))
-                    }
-                    continue
-                case .forced(let count):
-                    try await postForced(dir: dir, manifest: up.manifest, step: step, count: count)
-                    continue
-                case nil:
+        // A step that fails stops the run: the cluster is stopped and its network removed, not left behind.
+        do {
+            while true {
+                let elapsed = Date().timeIntervalSince(started)
+                if elapsed >= scenario.durationSeconds, !Self.waitsForHeight(scenario, elapsed: elapsed, states: states) {
                     break
                 }
-                try await FaultEngine.apply(step.action, dir: dir, id: step.id)
-                if let duration = step.durationSeconds { heals.append((elapsed + duration, step)) }
+                if needsStates || Date().timeIntervalSince(lastProgress) >= 0.25 {
+                    states = (try? await ClusterOps.states(dir: dir)) ?? states
+                }
+                for step in pending where isDue(step.trigger, elapsed: elapsed, states: states) {
+                    pending.removeAll { $0.id == step.id }
+                    fired.append(step.id)
+                    if let spam = step.spam, let pool = pools[step.id] {
+                        background.append(blastTask(dir: dir, manifest: up.manifest, step: step, spam: spam, pool: pool,
+                                                    capacity: capacity, results: spamResults))
+                        continue
+                    }
+                    if let storm = step.killStorm {
+                        let stormSeed = (seed ?? scenario.topology.seed) &+ UInt64(fired.count)
+                        background.append(Task {
+                            do {
+                                _ = try await KillStorm.run(storm, dir: dir, id: step.id, seed: stormSeed,
+                                                            shouldStop: { Task.isCancelled })
+                            } catch {
+                                FileHandle.standardError.write(Data("\(step.id): \(error)\n".utf8))
+                            }
+                        })
+                        continue
+                    }
+                    switch step.rollupLoad {
+                    case .airdrop(_, let rate, _):
+                        if let pool = airdrops[step.id] {
+                            background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool,
+                                                          rate: rate.perSecond(capacity), asked: rate))
+                        }
+                        continue
+                    case .forced(let count):
+                        try await postForced(dir: dir, manifest: up.manifest, step: step, count: count)
+                        continue
+                    case nil:
+                        break
+                    }
+                    try await FaultEngine.apply(step.action, dir: dir, id: step.id, layer: step.layer)
+                    if let duration = step.durationSeconds { heals.append((elapsed + duration, step)) }
+                }
+                for heal in heals where heal.dueSeconds <= elapsed {
+                    heals.removeAll { $0.step.id == heal.step.id }
+                    try await undo(heal.step, dir: dir)
+                }
+                if Date().timeIntervalSince(lastProgress) >= 0.25 {
+                    lastProgress = Date()
+                    progress(Progress(elapsedSeconds: elapsed, durationSeconds: scenario.durationSeconds, states: states,
+                                      activeFaults: openWindows(dir), sent: sent.total))
+                }
+                try await Task.sleep(for: .milliseconds(needsStates ? 30 : 50))
             }
-            for heal in heals where heal.dueSeconds <= elapsed {
-                heals.removeAll { $0.step.id == heal.step.id }
-                try await undo(heal.step, dir: dir)
-            }
-            if Date().timeIntervalSince(lastProgress) >= 0.25 {
-                lastProgress = Date()
-                progress(Progress(elapsedSeconds: elapsed, durationSeconds: scenario.durationSeconds, states: states,
-                                  activeFaults: openWindows(dir), sent: sent.total))
-            }
-            try await Task.sleep(for: .milliseconds(needsStates ? 30 : 50))
+            // Heal what is still broken so every node can be stopped cleanly, then let the chain settle.
+            for heal in heals { try await undo(heal.step, dir: dir) }
+            for task in background { task.cancel() }
+            for task in background { await task.value }
+            try await Task.sleep(for: .milliseconds(Int(scenario.settleSeconds * 1000)))
+            let endedAtMs = FaultEngine.now()
+            let final = try await ClusterOps.states(dir: dir)
+            let crashed = final.filter { !$0.alive && !killedForGood($0.node.name, dir) }.map(\.node.name)
+            _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")
+            try await ClusterOps.down(dir: dir)
+            return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
+                           firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total,
+                           capacity: capacity, spam: spamResults.all)
+        } catch {
+            for task in background { task.cancel() }
+            _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")
+            try? await ClusterOps.down(dir: dir)
+            throw RunError("the scenario stopped at \(String(format: "%.1f", Date().timeIntervalSince(started))) s: "
+                           + "\(error) (its nodes are stopped; run folder \(dir))")
         }
-        // Heal what is still broken so every node can be stopped cleanly, then let the chain settle.
-        for heal in heals { try await undo(heal.step, dir: dir) }
-        for task in background { task.cancel() }
-        for task in background { await task.value }
-        try await Task.sleep(for: .milliseconds(Int(scenario.settleSeconds * 1000)))
-        let endedAtMs = FaultEngine.now()
-        let final = try await ClusterOps.states(dir: dir)
-        let crashed = final.filter { !$0.alive && !killedForGood($0.node.name, dir) }.map(\.node.name)
-        _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")
-        try await ClusterOps.down(dir: dir)
-        return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
-                       firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total,
-                       capacity: capacity, spam: spamResults.all)
     }
 
     /// Past `duration_s`, a file with `until_height` runs on until a node has finalized it (or its longest time).

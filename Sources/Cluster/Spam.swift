@@ -165,7 +165,7 @@ public final class SpamPool: Sendable {
     /// Sends every target `ratePerTarget` datagrams a second for `seconds`, from the pool, in order.
     public func blast(ratePerTarget: Int, seconds: Double, targets: [SocketAddress],
                       shouldStop: @Sendable () -> Bool = { false }) async throws -> Stats {
-        let channel = try await SenderSocket.bind()
+        let channel = try await SenderSocket.bind(toward: targets)
         defer { channel.close(promise: nil) }
         let started = Date()
         var sent = 0

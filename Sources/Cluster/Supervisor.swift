@@ -36,11 +36,19 @@ public enum Supervisor {
         posix_spawnattr_init(&attributes)
         defer { posix_spawnattr_destroy(&attributes) }
         posix_spawnattr_setflags(&attributes, Supervisor.spawnSetSid)
-        let arguments = [binary, "--config", nodeDir + "/node.json"]
+        // In its network namespace through `ip netns exec`, which enters it and then execs the node
+        // (same pid, so signals and the pid file work as on loopback).
+        var executable = binary
+        var arguments = [binary, "--config", nodeDir + "/node.json"]
+        if let namespace = node.namespace {
+            guard let ip = HostNetwork.which("ip") else { throw RunError("cannot start \(node.name): `ip` is not installed") }
+            executable = ip
+            arguments = [ip, "netns", "exec", namespace] + arguments
+        }
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
-        let rc = posix_spawn(&pid, binary, &actions, &attributes, argv, environ)
+        let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
         guard rc == 0 else { throw RunError("cannot start \(node.name): \(String(cString: strerror(rc)))") }
         try "\(pid)\n".write(toFile: nodeDir + "/pid", atomically: true, encoding: .utf8)
         return pid

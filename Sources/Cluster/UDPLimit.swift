@@ -54,9 +54,9 @@ public enum UDPLimit {
     /// The child's side: sends `bytes`-byte datagrams to 127.0.0.1:`port` as fast as the socket takes
     /// them for `seconds`, in batches of 64 with one flush each, waiting for each batch to be written.
     public static func send(port: Int, seconds: Double, bytes: Int) async throws -> Int {
-        let channel = try await SenderSocket.bind()
-        defer { channel.close(promise: nil) }
         let target = try SocketAddress(ipAddress: "127.0.0.1", port: port)
+        let channel = try await SenderSocket.bind(toward: [target])
+        defer { channel.close(promise: nil) }
         let payload = ByteBuffer(repeating: 0xA5, count: bytes)
         let started = Date()
         var sent = 0

@@ -51,6 +51,8 @@ public struct FaultEvent: Codable, Sendable, Equatable {
     public var action: String
     public var description: String
     public var nodes: [String]
+    /// The layer that made a link fault: "node" or "kernel" (absent for other faults).
+    public var layer: String?
 
     public init(t: UInt64, event: String, id: String, action: String, description: String, nodes: [String]) {
         self.t = t

@@ -56,6 +56,8 @@ public struct Scenario: Sendable {
         public var durationSeconds: Double?
         /// A kill storm runs beside the schedule for its duration instead of injecting one fault.
         public var killStorm: KillStormSpec?
+        /// `layer`: who makes this step's link fault (nil: the run's default).
+        public var layer: FaultLayer?
     }
 
     /// How fast a load is sent: a fixed rate, or a multiple of the machine's verification capacity measured
@@ -188,7 +190,7 @@ public struct Scenario: Sendable {
         try table.allowOnly(["id", "at_s", "at_height", "on", "action", "targets", "groups", "from", "to", "percent",
                              "ms", "jitter_ms", "bytes_per_s", "kinds", "rate", "k", "duration_s", "heal_id",
                              "version", "version_min", "fork_id", "count", "fee", "mode", "status", "tail_percent",
-                             "tail_ms", "lag_blocks", "modes", "down_ms", "down_max", "torn_percent"])
+                             "tail_ms", "lag_blocks", "modes", "down_ms", "down_max", "torn_percent", "layer"])
         let id = try table.string("id") ?? "step\(index + 1)"
         let triggers = ["at_s", "at_height", "on"].filter { table.table[$0] != nil }
         guard triggers.count <= 1 else { throw table.fail(triggers[1], "a step has one trigger: at_s, at_height or on") }
@@ -322,8 +324,21 @@ public struct Scenario: Sendable {
                                ("groups", (try table.groups("groups")).flatMap { $0 })] {
             for name in names { try checkSelector(name, field: field, topology: topology, table: table) }
         }
+        var layer: FaultLayer?
+        if let layerName = try table.string("layer") {
+            guard let chosen = FaultLayer(rawValue: layerName) else {
+                throw table.fail("layer", "expected \"node\" or \"kernel\", got '\(layerName)'")
+            }
+            guard ["partition", "loss", "delay", "duplicate", "reorder", "bandwidth", "drop"].contains(action) else {
+                throw table.fail("layer", "only link faults have a layer; \(action) is not one")
+            }
+            guard chosen == .node || topology.network == .netns else {
+                throw table.fail("layer", "\"kernel\" needs [cluster] network = \"netns\"")
+            }
+            layer = chosen
+        }
         return Step(id: id, trigger: trigger, action: faultAction, spam: spam, rollupLoad: rollupLoad,
-                    durationSeconds: duration, killStorm: killStorm)
+                    durationSeconds: duration, killStorm: killStorm, layer: layer)
     }
 
     /// The keys of an `action = "kill_storm"` step: count, duration_s, down_ms, down_max, torn_percent.

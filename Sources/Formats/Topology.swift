@@ -60,6 +60,10 @@ public struct Topology: Sendable, Equatable {
     public var gateway = Failover.Settings()
     /// `[rpc_load]`: JSON-RPC load through client policies side by side.
     public var rpcLoad: RPCLoadSpec?
+    /// `[cluster] network`: every node on loopback (the default), or each in a network namespace of its own.
+    public var network: NetworkMode = .loopback
+    /// `[cluster] fault_layer`: which layer makes link faults (nil: the kernel with netns, else the node).
+    public var faultLayer: FaultLayer?
 
     public static let roles = ["validator", "sequencer", "replica", "rpc", "gateway"]
     public static let nodesMax = 200
@@ -104,7 +108,8 @@ extension Topology {
         try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
                               "expect", "gateway", "rpc_load"])
         let cluster = try reader.table("cluster", required: true)!
-        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake", "validators"])
+        try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake", "validators", "network",
+                               "fault_layer"])
         let handshake = try cluster.string("handshake") ?? "fork"
         guard ["fork", "rules"].contains(handshake) else {
             throw cluster.fail("handshake", "expected \"fork\" (fork id and protocol version) or \"rules\" "
@@ -118,6 +123,23 @@ extension Topology {
             throw TopologyError(file: path, field: "cluster.host", problem: "must be a loopback address, got '\(host)'")
         }
         let basePort = Int(try cluster.uint("base_port", range: 0...65_000) ?? 0)
+        let networkName = try cluster.string("network") ?? NetworkMode.loopback.rawValue
+        guard let network = NetworkMode(rawValue: networkName) else {
+            throw cluster.fail("network", "expected \"loopback\" (every node on this host's loopback) or \"netns\" "
+                               + "(each node in a network namespace of its own; needs root), got '\(networkName)'")
+        }
+        var faultLayer: FaultLayer?
+        if let layerName = try cluster.string("fault_layer") {
+            guard let layer = FaultLayer(rawValue: layerName) else {
+                throw cluster.fail("fault_layer", "expected \"node\" (the nodes' own UDP layer) or \"kernel\" "
+                                   + "(nftables and tc in each node's namespace), got '\(layerName)'")
+            }
+            guard layer == .node || network == .netns else {
+                throw cluster.fail("fault_layer", "\"kernel\" needs network = \"netns\" (kernel rules live in each node's "
+                                   + "own namespace)")
+            }
+            faultLayer = layer
+        }
 
         var timing = NodeConfig.Timing()
         if let table = try reader.table("timing", required: false) {
@@ -231,6 +253,13 @@ extension Topology {
         topology.rollup = try parseRollup(reader, nodes: nodes)
         topology.gateway = try parseGateway(reader, nodes: nodes)
         topology.rpcLoad = try parseRPCLoad(reader, nodes: nodes)
+        topology.network = network
+        topology.faultLayer = faultLayer
+        if network == .netns, nodes.count > NetworkMode.netnsNodesMax {
+            throw TopologyError(file: path, field: "cluster.network",
+                                problem: "netns gives each node an address in one /24: at most \(NetworkMode.netnsNodesMax) nodes, "
+                                    + "this file has \(nodes.count)")
+        }
         if load.l2, topology.rollup == nil {
             throw TopologyError(file: path, field: "load.layer", problem: "\"l2\" needs a node with role = \"sequencer\"")
         }

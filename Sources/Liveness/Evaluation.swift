@@ -11,8 +11,12 @@ public struct FaultWindow: Codable, Sendable, Equatable {
     public var nodes: [String]
     public var startMs: UInt64
     public var endMs: UInt64?
+    /// The layer that made a link fault ("node" or "kernel"); nil for other faults.
+    public var layer: String?
 
-    public init(id: String, action: String, description: String, nodes: [String], startMs: UInt64, endMs: UInt64?) {
+    public init(id: String, action: String, description: String, nodes: [String], startMs: UInt64, endMs: UInt64?,
+                layer: String? = nil) {
+        self.layer = layer
         self.id = id
         self.action = action
         self.description = description
@@ -140,15 +144,14 @@ public struct Evaluator: Sendable {
     }
 
     /// Fault windows from a run's `faults.jsonl` events (start/end pairs by id).
-    public static func windows(from events: [(t: UInt64, event: String, id: String, action: String,
-                                              description: String, nodes: [String])]) -> [FaultWindow] {
+    public static func windows(from events: [FaultEvent]) -> [FaultWindow] {
         var out: [FaultWindow] = []
         var open: [String: Int] = [:]
         for event in events {
             if event.event == "start" {
                 open[event.id] = out.count
                 out.append(FaultWindow(id: event.id, action: event.action, description: event.description,
-                                       nodes: event.nodes, startMs: event.t, endMs: nil))
+                                       nodes: event.nodes, startMs: event.t, endMs: nil, layer: event.layer))
             } else if let index = open.removeValue(forKey: event.id) {
                 out[index].endMs = event.t
             } else {

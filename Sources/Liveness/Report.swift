@@ -100,6 +100,8 @@ public struct Report: Codable, Sendable {
         public var nodes: [String]
         public var start: Double
         public var end: Double?
+        /// Which layer made a link fault: "node" (the nodes' UDP layer) or "kernel" (nftables/tc).
+        public var layer: String?
     }
 
     public struct NodeEntry: Codable, Sendable {
@@ -186,6 +188,8 @@ public struct Report: Codable, Sendable {
 
     public var scenario: String
     public var seed: UInt64
+    /// Where the nodes ran: "loopback", or "netns (…)" with the subnet; nil in reports from before.
+    public var network: String?
     public var load: LoadEntry?
     /// passed: every expectation held; failed: one did not; inconclusive: none failed, but a timing
     /// expectation missed its bound in a window where the host was overloaded (see `expectations[].inconclusive`).
@@ -286,7 +290,7 @@ public struct Report: Codable, Sendable {
                                     .mapValues(\.count)))
         self.faults = evaluator.windows.map {
             FaultEntry(id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes,
-                       start: seconds($0.startMs), end: $0.endMs.map(seconds))
+                       start: seconds($0.startMs), end: $0.endMs.map(seconds), layer: $0.layer)
         }
         self.nodes = analysis.nodes.map { node in
             NodeEntry(name: node.name, height: node.height, stake: node.stake,

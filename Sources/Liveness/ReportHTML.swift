@@ -26,6 +26,7 @@ extension Report {
             </style></head><body>
             <h1>\(Self.xml(scenario)) \(verdict)</h1>
             <small>seed \(seed) · \(String(format: "%.1f", durationSeconds)) s · \(nodes.count) nodes ·
+            \(network.map { Self.xml($0) + " ·" } ?? "")
             \(expectations.filter(\.passed).count)/\(expectations.count) expectations held</small>
             <div class="cards">
             """

@@ -57,10 +57,12 @@ public enum ControlServer {
     /// Control request bodies above this are refused with 413 (nothing larger is ever needed).
     public static let bodyBytesMax = 64 * 1024
 
-    /// Binds 127.0.0.1:`port` as the control port and serves until the returned channel is closed.
-    public static func start(port: Int, token: String, unauthorized: @escaping @Sendable () -> Void,
+    /// Binds `host`:`port` as the control port (the node's own address: loopback, or its address in
+    /// its network namespace) and serves until the returned channel is closed.
+    public static func start(host: String = "127.0.0.1", port: Int, token: String,
+                             unauthorized: @escaping @Sendable () -> Void,
                              router: @escaping Router) async throws -> Channel {
-        try await start(host: "127.0.0.1", port: port,
+        try await start(host: host, port: port,
                         options: Options(token: token, bodyBytesMax: bodyBytesMax, keepAlive: false,
                                          unauthorized: unauthorized),
                         router: router)

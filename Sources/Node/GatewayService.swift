@@ -45,8 +45,8 @@ struct GatewayService {
         ], flush: true)
         let requests = Counter(label: "faultline_gateway_requests_total")
         let gatewayMetrics = GatewayMetrics()
-        let server = try await PortBinding.bind("json-rpc port (http)", host: "127.0.0.1", port: rpcPort) {
-            try await ControlServer.start(host: "127.0.0.1", port: rpcPort, options: RPCEndpoint.options) {
+        let server = try await PortBinding.bind("json-rpc port (http)", host: config.host, port: rpcPort) {
+            try await ControlServer.start(host: config.host, port: rpcPort, options: RPCEndpoint.options) {
                 method, _, body in
                 requests.increment()
                 return await GatewayService.route(method: method, body: body, client: client)
@@ -62,8 +62,8 @@ struct GatewayService {
         let registry = self.registry
         let control: Channel
         do {
-            control = try await PortBinding.bind("control port (http)", host: "127.0.0.1", port: config.controlPort) {
-                try await ControlServer.start(port: config.controlPort, token: loaded.token, unauthorized: {}) {
+            control = try await PortBinding.bind("control port (http)", host: config.host, port: config.controlPort) {
+                try await ControlServer.start(host: config.host, port: config.controlPort, token: loaded.token, unauthorized: {}) {
                     method, path, body in
                     NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
                                       queueDepth: 0, control: stop)
@@ -73,7 +73,7 @@ struct GatewayService {
             try? await server.close()
             throw error
         }
-        logger.info("gateway: json-rpc http 127.0.0.1:\(rpcPort) over \(file.upstreams.map(\.name).joined(separator: ", ")); control http 127.0.0.1:\(config.controlPort)")
+        logger.info("gateway: json-rpc http \(config.host):\(rpcPort) over \(file.upstreams.map(\.name).joined(separator: ", ")); control http \(config.host):\(config.controlPort)")
         await withGracefulShutdownHandler {
             await withTaskGroup(of: Void.self) { group in
                 group.addTask {

@@ -59,20 +59,20 @@ public struct NodeService: Service {
         let registry = self.registry
         var listener: RPCListener?
         if let box = shell.rpcBox, let rpcPort = config.rpcPort {
-            listener = RPCListener(port: rpcPort) { method, _, body in
+            listener = RPCListener(host: config.host, port: rpcPort) { method, _, body in
                 RPCEndpoint.route(method: method, body: body, box: box, inbox: inbox, queueDepth: queueDepth,
                                   queueMax: config.limits.ingressQueueMax, metrics: metrics)
             }
             try await listener!.open()
-            logger.info("json-rpc http 127.0.0.1:\(rpcPort)")
+            logger.info("json-rpc http \(config.host):\(rpcPort)")
         }
         let rpcListener = listener
         let control: Channel
         let sockets: NodeSockets
         do {
-            control = try await PortBinding.bind("control port (http)", host: "127.0.0.1", port: config.controlPort) {
+            control = try await PortBinding.bind("control port (http)", host: config.host, port: config.controlPort) {
                 try await ControlServer.start(
-                    port: config.controlPort, token: loaded.token,
+                    host: config.host, port: config.controlPort, token: loaded.token,
                     unauthorized: { metrics.controlUnauthorized.increment() },
                     router: { method, path, body in
                         if method == .POST, path == "/rpc-fault" {
@@ -100,7 +100,7 @@ public struct NodeService: Service {
         let udp = sockets.gossip
         let voteSocket = sockets.vote
         let lanes = voteSocket != nil ? ", vote lane udp \(config.host):\(config.votePort)" : ""
-        logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http 127.0.0.1:\(config.controlPort)")
+        logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http \(config.host):\(config.controlPort)")
         shell.localPorts = [(config.limits.lanes ? "user" : "", config.gossipPort)]
             + (voteSocket != nil ? [("vote", config.votePort)] : [])
         let (userEdge, voteEdge) = makeEdges(shell: shell, config: config, inbox: inbox, queueDepth: queueDepth,

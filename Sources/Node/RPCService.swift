@@ -65,21 +65,23 @@ enum RPCEndpoint {
 /// The JSON-RPC listening socket, closed while the `down` fault mode is on (clients see connection
 /// refused, as from a dead provider) and bound again when it ends.
 actor RPCListener {
+    let host: String
     let port: Int
     let router: ControlServer.Router
     var channel: Channel?
 
-    init(port: Int, router: @escaping ControlServer.Router) {
+    init(host: String, port: Int, router: @escaping ControlServer.Router) {
+        self.host = host
         self.port = port
         self.router = router
     }
 
     func open(attempts: Int = PortBinding.attemptsMax, pauseMs: Int = PortBinding.pauseMs) async throws {
         guard channel == nil else { return }
-        let (port, router) = (self.port, self.router)
-        channel = try await PortBinding.bind("json-rpc port (http)", host: "127.0.0.1", port: port, attempts: attempts,
+        let (host, port, router) = (self.host, self.port, self.router)
+        channel = try await PortBinding.bind("json-rpc port (http)", host: host, port: port, attempts: attempts,
                                              pauseMs: pauseMs) {
-            try await ControlServer.start(host: "127.0.0.1", port: port, options: RPCEndpoint.options, router: router)
+            try await ControlServer.start(host: host, port: port, options: RPCEndpoint.options, router: router)
         }
     }
 

@@ -16,10 +16,14 @@ struct Fault: AsyncParsableCommand {
                       Delay.self, Duplicate.self, Reorder.self, Bandwidth.self, Drop.self, Skew.self, Spam.self, Upgrade.self, RPCMode.self,
                       Byzantine.self, KillStormCommand.self])
 
-    static func apply(_ action: FaultAction, _ runOption: RunOption) async throws {
+    static func apply(_ action: FaultAction, _ runOption: RunOption, layer: FaultLayer? = nil) async throws {
         do {
-            let id = try await FaultEngine.apply(action, dir: runOption.dir)
-            print("\(action.name): applied (fault id \(id))")
+            let id = try await FaultEngine.apply(action, dir: runOption.dir, layer: layer)
+            let recorded = FaultEngine.timeline(runOption.dir).last { $0.id == id }
+            print("\(action.name): applied (fault id \(id))" + (recorded?.layer.map { ", \($0) layer" } ?? ""))
+            if let description = recorded?.description, recorded?.layer == "node", description.contains("layer: ") {
+                print("  \(description)")
+            }
         } catch let error as RunError {
             throw Exit.badInput(error.description)
         }
@@ -59,10 +63,13 @@ struct Fault: AsyncParsableCommand {
             abstract: "Split nodes into groups that cannot reach each other, e.g. `partition v1,v2 v3,v4`.")
         @OptionGroup var runOption: RunOption
         @Argument(help: "Two or more groups, each a comma-separated list of nodes or labels.") var groups: [String]
+        @OptionGroup var layer: LayerOption
         func validate() throws {
             guard groups.count >= 2 else { throw ValidationError("a partition needs at least two groups") }
         }
-        func run() async throws { try await Fault.apply(.partition(groups: groups.map { [$0] }), runOption) }
+        func run() async throws {
+            try await Fault.apply(.partition(groups: groups.map { [$0] }), runOption, layer: layer.layer)
+        }
     }
 
     struct Heal: AsyncParsableCommand {
@@ -72,10 +79,20 @@ struct Fault: AsyncParsableCommand {
         func run() async throws { try await Fault.apply(.heal(id: id), runOption) }
     }
 
-    /// `--from` / `--to` for the link faults (default: every link).
+    /// `--from` / `--to` for the link faults (default: every link), and the layer that makes them.
     struct LinkScope: ParsableArguments {
         @Option(help: "Sending nodes (names, all, key=value).") var from: String = "all"
         @Option(help: "Receiving nodes (names, all, key=value).") var to: String = "all"
+        @OptionGroup var layer: LayerOption
+    }
+
+    /// `--layer node|kernel` for link faults.
+    struct LayerOption: ParsableArguments {
+        @Option(help: ArgumentHelp(
+            "Who makes the fault: node (the nodes' own UDP layer) or kernel (nftables and tc in each node's network "
+                + "namespace; needs a run with network = netns). Default: the run's (kernel with netns, falling back "
+                + "to node for what the kernel cannot do).", valueName: "node|kernel"))
+        var layer: FaultLayer?
     }
 
 
@@ -344,7 +361,7 @@ protocol LinkFaultCommand: AsyncParsableCommand {
 
 extension LinkFaultCommand {
     func run() async throws {
-        try await Fault.apply(.link(rule: rule, from: [scope.from], to: [scope.to]), runOption)
+        try await Fault.apply(.link(rule: rule, from: [scope.from], to: [scope.to]), runOption, layer: scope.layer.layer)
     }
 }
 
@@ -359,3 +376,6 @@ extension PercentLinkFault {
         guard (0...100).contains(percent) else { throw ValidationError("\(Self.what) must be a percentage 0...100") }
     }
 }
+
+extension FaultLayer: ExpressibleByArgument {}
+extension NetworkMode: ExpressibleByArgument {}

@@ -43,9 +43,10 @@ func loadTopology(_ path: String) throws -> Topology {
 }
 
 /// Parses the topology (exit 2 if it is wrong) and starts the cluster (exit 1 if it never finalizes).
-func startCluster(topologyPath: String, runs: String, seed: UInt64? = nil) async throws
-    -> (Topology, ClusterOps.UpResult) {
-    let parsed = try loadTopology(topologyPath)
+func startCluster(topologyPath: String, runs: String, seed: UInt64? = nil, network: NetworkOptions = .init())
+    async throws -> (Topology, ClusterOps.UpResult) {
+    var parsed = try loadTopology(topologyPath)
+    try network.apply(to: &parsed)
     do {
         return (parsed, try await ClusterOps.up(topology: parsed, runsRoot: runs, seed: seed))
     } catch {
@@ -64,8 +65,36 @@ struct StartOptions: ParsableArguments {
     @Option(help: "Folder that holds run folders.")
     var runs: String = ".faultline/runs"
 
+    @OptionGroup var network: NetworkOptions
+
     func start() async throws -> (Topology, ClusterOps.UpResult) {
-        try await startCluster(topologyPath: topology, runs: runs, seed: seed)
+        try await startCluster(topologyPath: topology, runs: runs, seed: seed, network: network)
+    }
+}
+
+/// `--network` and `--layer`: where the nodes run and which layer makes link faults, over the file's
+/// `[cluster] network` and `fault_layer`.
+struct NetworkOptions: ParsableArguments {
+    @Option(help: ArgumentHelp("loopback (every node on this host's loopback) or netns (each node in a network "
+                               + "namespace of its own, on a bridge the run creates; needs root, ip and nft).",
+                               valueName: "loopback|netns"))
+    var network: NetworkMode?
+
+    @Option(help: ArgumentHelp("Which layer makes link faults when a step does not say: node or kernel (needs netns; "
+                               + "what the kernel cannot do falls back to node, and the report says so).",
+                               valueName: "node|kernel"))
+    var layer: FaultLayer?
+
+    init() {}
+
+    func apply(to topology: inout Topology) throws {
+        if let network { topology.network = network }
+        if let layer { topology.faultLayer = layer }
+        if topology.faultLayer == .kernel, topology.network != .netns {
+            throw Exit.badInput("--layer kernel needs the nodes in network namespaces (--network netns or "
+                                + "[cluster] network = \"netns\")")
+        }
+        if topology.network == .netns, let problem = HostNetwork.unavailable() { throw Exit.badInput(problem) }
     }
 }
 
@@ -80,9 +109,15 @@ struct Up: AsyncParsableCommand {
         print("cluster '\(parsed.name)' up: \(parsed.validators.count) validators, first block finalized "
               + "\(Terminal.ms(result.firstBlockMs)) after start")
         print("run folder: \(result.dir)")
+        if let plan = result.manifest.network {
+            print("network: netns — bridge \(plan.bridge) on \(plan.subnet); "
+                  + plan.members.map { "\($0.name) \($0.address)" }.joined(separator: ", ")
+                  + "; link faults by the \(result.manifest.defaultFaultLayer.rawValue) layer"
+                  + (plan.netem == true ? "" : " (no netem on this kernel: delay, duplication and reordering stay with the node layer)"))
+        }
         let states = try await ClusterOps.states(dir: result.dir)
         print(Terminal.statusTable(states))
-        let endpoints = result.manifest.nodes.compactMap { node in node.rpcPort.map { "\(node.name) http://127.0.0.1:\($0)" } }
+        let endpoints = result.manifest.nodes.compactMap { node in node.rpcPort.map { "\(node.name) http://\(node.host):\($0)" } }
         if !endpoints.isEmpty { print("json-rpc: " + endpoints.joined(separator: ", ")) }
         print("next: faultline status | faultline load --duration 10 | faultline fault kill NODE | faultline down")
     }

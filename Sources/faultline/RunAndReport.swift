@@ -36,6 +36,8 @@ struct Run: AsyncParsableCommand {
     @Option(help: "Folder that holds run folders.")
     var runs: String = ".faultline/runs"
 
+    @OptionGroup var network: NetworkOptions
+
     @Option(help: ArgumentHelp("Run the scenario again, up to N more times, while its verdict is inconclusive (a "
             + "timing expectation missed in a window where the host was overloaded); the last run's verdict counts."))
     var retries: Int = 0
@@ -45,8 +47,13 @@ struct Run: AsyncParsableCommand {
     }
 
     func run() async throws {
-        let scenario: Scenario
+        var scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
+        try network.apply(to: &scenario.topology)
+        if scenario.topology.network == .netns {
+            print("network: each node in a network namespace of its own; link faults by the "
+                  + "\((scenario.topology.faultLayer ?? .kernel).rawValue) layer by default")
+        }
         print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s")
         for step in scenario.steps {
@@ -176,9 +183,7 @@ enum Reports {
                                     stepsFired: [], firstBlockMs: 0, capacity: nil, spam: nil)
         }
         let analysis = Analysis.run(dir: dir, manifest: manifest)
-        let windows = Evaluator.windows(from: FaultEngine.timeline(dir).map {
-            (t: $0.t, event: $0.event, id: $0.id, action: $0.action, description: $0.description, nodes: $0.nodes)
-        })
+        let windows = Evaluator.windows(from: FaultEngine.timeline(dir))
         let stated = scenarioRun ? scenario.expectations : []
         let standard = HostHealth.Thresholds.standard
         let thresholds = HostHealth.Thresholds(cpuPressurePercent: scenario.overloadCPUPressurePercent
@@ -203,8 +208,13 @@ enum Reports {
                                      achievedPerValidator: $0.achievedPerNode, sent: $0.sent, seconds: $0.seconds)
                 })
         }
-        return Report(scenario: record.scenario, seed: record.seed, evaluator: evaluator, expectations: expectations,
-                      load: load)
+        var report = Report(scenario: record.scenario, seed: record.seed, evaluator: evaluator, expectations: expectations,
+                            load: load)
+        report.network = manifest.network.map { plan in
+            "netns: each node in a namespace of its own on \(plan.subnet); link faults by the "
+                + "\(manifest.defaultFaultLayer.rawValue) layer unless a fault says otherwise"
+        } ?? "loopback"
+        return report
     }
 
     static func write(_ report: Report, to dir: String) throws {
@@ -221,6 +231,7 @@ enum Reports {
               + "(\(report.expectations.filter(\.passed).count)/\(report.expectations.count) expectations held"
               + (failed > 0 ? ", \(failed) failed" : "")
               + (report.inconclusiveCount > 0 ? ", \(report.inconclusiveCount) inconclusive" : "") + ")")
+        if let network = report.network, network != "loopback" { print("  network: \(network)") }
         print(String(format: "  finalized height %llu, longest gap %.2f s, %d halt(s), %.0f tx/s",
                      live.finalizedHeight, live.maxFinalityGapSeconds, live.halts.count, live.throughputTxPerSecond)
               + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))

@@ -29,8 +29,9 @@ import Wire
 
     static func evaluator() -> Evaluator {
         let windows = Evaluator.windows(from: [
-            (t: start + 3_000, event: "start", id: "split", action: "partition", description: "partition a | b", nodes: []),
-            (t: start + 5_500, event: "end", id: "split", action: "heal", description: "partition a | b", nodes: []),
+            FaultEvent(t: start + 3_000, event: "start", id: "split", action: "partition", description: "partition a | b",
+                       nodes: []),
+            FaultEvent(t: start + 5_500, event: "end", id: "split", action: "heal", description: "partition a | b", nodes: []),
         ])
         return Evaluator(analysis: analysis(), windows: windows, startMs: start, endMs: start + 10_000,
                          haltThresholdSeconds: 1, crashed: [])
