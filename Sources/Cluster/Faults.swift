@@ -269,9 +269,10 @@ extension FaultEngine {
             let touched = Set(nodes + replaced.flatMap { $0.links.flatMap { [$0.from, $0.to] } })
             try pushKernelRules(manifest: manifest, active: active, only: touched)
         }
+        // Where two layers exist (nodes in namespaces), the description names the one that made it.
+        let named = manifest.network == nil ? "" : " [\(layer.rawValue) layer" + (note.map { ": \($0)" } ?? "") + "]"
         var event = FaultEvent(t: now(), event: "start", id: id, action: links.first.map { $0.rule.blocked } == true
-                                ? "partition" : "link", description: description + " [\(layer.rawValue) layer"
-                                    + (note.map { ": \($0)" } ?? "") + "]", nodes: nodes)
+                                ? "partition" : "link", description: description + named, nodes: nodes)
         event.layer = layer.rawValue
         try record(dir, event)
     }
