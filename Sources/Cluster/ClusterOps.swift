@@ -40,9 +40,15 @@ public enum ClusterOps {
                 manifest.network = plan
                 try RunFolder.writeJSON(dir + "/run.json", manifest, mode: 0o644)
             }
+            if let external = manifest.external, HostNetwork.which(external.binary) == nil {
+                throw RunError("the [external] system needs `\(external.binary)`, which is not installed"
+                               + (external.install.isEmpty ? "" : " (\(external.install))"))
+            }
             for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
             try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds, isUp)
+            if manifest.external != nil { try Observer.start(runDir: dir) }
         } catch {
+            await Observer.stop(runDir: dir)
             await Supervisor.stopAll(manifest.nodes, runDir: dir)
             if let plan { HostNetwork.destroy(plan) }
             throw RunError("\(error)\n\(logTails(dir: dir, manifest: manifest))")
@@ -54,6 +60,8 @@ public enum ClusterOps {
     /// each of the others is one that cannot join: stopped, or refused at (or refusing) the handshake.
     static func isUp(_ states: [NodeState]) -> Bool {
         // rpc nodes and gateways serve the chain once they have a block of it.
+        // External members are up once each reports progress (etcd: a revision, 1 on a new store).
+        guard states.filter({ $0.node.role == "external" }).allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
         let serving = states.filter { $0.node.role == "rpc" || $0.node.role == "gateway" }
         guard serving.allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
         let validators = states.filter { $0.node.role == "validator" }
@@ -78,6 +86,11 @@ public enum ClusterOps {
                     let alive = pid.map(Supervisor.isAlive) ?? false
                     var state = NodeState(node: node, pid: pid, alive: alive, status: nil, error: nil)
                     guard alive else { return (index, state) }
+                    if node.role == "external" {
+                        state.status = await ExternalProbe.status(node, manifest: manifest, runDir: dir)
+                        if state.status == nil { state.error = "no answer to the progress probe" }
+                        return (index, state)
+                    }
                     do {
                         state.status = try await ControlClient.status(host: node.host, port: node.controlPort, token: token)
                     } catch {
@@ -122,6 +135,8 @@ public enum ClusterOps {
     /// runner left); throws if any of them could not be removed.
     public static func down(dir: String) async throws {
         let manifest = try RunFolder.load(dir)
+        // The observer reads what every member holds before they stop.
+        if manifest.external != nil { await Observer.stop(runDir: dir) }
         await Supervisor.stopAll(manifest.nodes, runDir: dir)
         if let plan = manifest.network {
             let left = HostNetwork.destroy(plan)

@@ -32,7 +32,7 @@ public enum ControlClient {
                 .get()
         } catch {
             promise.fail(error)
-            throw error
+            throw NotConnected(host: host, port: port, underlying: "\(error)")
         }
         var headers = HTTPHeaders()
         headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
@@ -48,6 +48,14 @@ public enum ControlClient {
         let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
         defer { timeoutTask.cancel() }
         return try await promise.futureResult.get()
+    }
+
+    /// The connection was never made (refused, unreachable, timed out connecting): the request was not sent.
+    public struct NotConnected: Error, CustomStringConvertible {
+        public var host: String
+        public var port: Int
+        public var underlying: String
+        public var description: String { "cannot connect to \(host):\(port): \(underlying)" }
     }
 
     /// GET /status decoded.

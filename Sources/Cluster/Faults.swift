@@ -25,7 +25,16 @@ extension FaultEngine {
     public static func apply(_ action: FaultAction, dir: String, id explicitId: String? = nil,
                              layer: FaultLayer? = nil) async throws -> String {
         let manifest = try RunFolder.load(dir)
+        let action = try await ExternalProbe.resolveRoles(action, manifest: manifest, runDir: dir)
         let id = explicitId ?? "\(action.name)-\(UInt64(Date().timeIntervalSince1970 * 1000) % 100_000_000)"
+        if let external = manifest.external {
+            switch action {
+            case .skew, .upgrade, .rpc, .byzantine:
+                throw RunError("\(action.name) needs Faultline's own nodes; these run \(external.system) (process faults "
+                               + "and link faults by the kernel apply to them)")
+            default: break
+            }
+        }
         switch action {
         case .kill(let targets), .pause(let targets):
             let names = try resolve(targets, in: manifest)
@@ -283,13 +292,17 @@ extension FaultEngine {
     static func chooseLayer(_ explicit: FaultLayer?, rule: LinkRule, manifest: RunManifest) throws
         -> (FaultLayer, String?) {
         let wanted = explicit ?? manifest.defaultFaultLayer
+        if manifest.external != nil, wanted == .node {
+            throw RunError("the nodes run \(manifest.external?.system ?? "an external system"), which has no Faultline UDP "
+                           + "layer: link faults are the kernel's here (--layer kernel)")
+        }
         guard wanted == .kernel else { return (.node, nil) }
         guard let plan = manifest.network else {
             throw RunError("the kernel layer needs a run whose nodes are in network namespaces (network = \"netns\", "
                            + "or `--network netns` on up/run); this run's nodes share loopback")
         }
         guard let refusal = KernelFaults.unsupported(rule, netem: plan.netem ?? false) else { return (.kernel, nil) }
-        if explicit == .kernel {
+        if explicit == .kernel || manifest.external != nil {
             throw RunError("the kernel layer cannot make this fault: \(refusal.detail); use --layer node")
         }
         return (.node, refusal.short)
@@ -309,7 +322,8 @@ extension FaultEngine {
     static func pushLinkTables(dir: String, manifest: RunManifest, only: Set<String>?, waitForNodes: Bool) async throws {
         let active = try loadActive(dir).filter { ($0.layer ?? .node) == .node }
         let token = try RunFolder.token(dir)
-        for node in manifest.nodes where only?.contains(node.name) ?? true {
+        // External members have no control port: their link faults are the kernel's.
+        for node in manifest.nodes where (only?.contains(node.name) ?? true) && node.role != "external" {
             let body = try JSONEncoder().encode(linkTable(of: node.name, faults: active.map(\.links)))
             let attempts = waitForNodes ? 250 : 1
             for attempt in 0..<attempts {

@@ -38,6 +38,8 @@ public struct RunManifest: Codable, Sendable {
     public var network: NetworkPlan?
     /// The layer that makes link faults when a fault does not say (nil: node).
     public var faultLayer: FaultLayer?
+    /// The foreign system the nodes run (nil: Faultline's own nodes).
+    public var external: ExternalSystem?
 
     /// The layer a link fault uses when it names none: the run's, else the kernel's in namespaces.
     public var defaultFaultLayer: FaultLayer { faultLayer ?? (network == nil ? .node : .kernel) }
@@ -87,6 +89,16 @@ public enum RunFolder {
             let nodeDir = dir + "/" + entries[index].dir
             try fm.createDirectory(atPath: nodeDir, withIntermediateDirectories: true,
                                    attributes: [.posixPermissions: 0o700])
+            if node.role == "external", let external = topology.external {
+                // A foreign binary: its command line, filled in for this member, is all it needs from us.
+                let members = externalMembers(entries, runDir: dir)
+                try writeJSON(nodeDir + "/command.json",
+                              external.argv(member: members[index], members: members, cluster: "faultline-\(seed)-\(getpid())"),
+                              mode: 0o644)
+                try fm.createDirectory(atPath: nodeDir + "/data", withIntermediateDirectories: true,
+                                       attributes: [.posixPermissions: 0o700])
+                continue
+            }
             let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
             // A gateway speaks HTTP to the rpc nodes only: it is no one's gossip peer.
@@ -118,7 +130,7 @@ public enum RunFolder {
             createdAtMs: UInt64(Date().timeIntervalSince1970 * 1000), nodes: entries, accounts: topology.load.accounts,
             load: .init(rateTxPerSecond: topology.load.rateTxPerSecond, durationSeconds: topology.load.durationSeconds,
                         l2: topology.load.l2 ? true : nil),
-            network: network, faultLayer: topology.faultLayer)
+            network: network, faultLayer: topology.faultLayer, external: topology.external)
         try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         let current = (runsRoot as NSString).deletingLastPathComponent + "/current"
         try? fm.removeItem(atPath: current)
@@ -157,6 +169,14 @@ public enum RunFolder {
                         l2: nil))
         try writeJSON(dir + "/run.json", manifest, mode: 0o644)
         return (dir, manifest)
+    }
+
+    /// The template values of every node of a run with external nodes (absolute data folders).
+    public static func externalMembers(_ entries: [RunManifest.NodeEntry], runDir: String) -> [ExternalSystem.Member] {
+        let root = URL(fileURLWithPath: runDir).standardized.path
+        return entries.enumerated().map { index, entry in
+            ExternalSystem.Member(name: entry.name, index: index + 1, address: entry.host, data: root + "/" + entry.dir + "/data")
+        }
     }
 
     /// A gateway's upstreams (every rpc node, by tier) and the topology's policy.

@@ -70,7 +70,8 @@ public enum ScenarioRunner {
         let sent = Sent()
         var background: [Task<Void, Never>] = []
         let load = scenario.topology.load
-        if load.rateTxPerSecond > 0 {
+        // External systems get their own client workload from the observer instead.
+        if load.rateTxPerSecond > 0, scenario.topology.external == nil {
             background.append(spamTask(dir: dir, manifest: up.manifest, rate: load.rateTxPerSecond,
                                        seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0), sent: sent,
                                        window: nil, delaySeconds: load.startSeconds))
@@ -194,10 +195,17 @@ public enum ScenarioRunner {
     }
 
     /// The heal of a step with a duration.
+    /// The nodes a step's fault hit, as its timeline says (`leader` then is who led when it fired, not now).
+    static func struck(_ step: Scenario.Step, _ targets: [String], _ dir: String) -> [String] {
+        FaultEngine.timeline(dir).first { $0.id == step.id && $0.event == "start" }.map(\.nodes) ?? targets
+    }
+
     static func undo(_ step: Scenario.Step, dir: String) async throws {
         switch step.action {
-        case .kill(let targets): try await FaultEngine.apply(.restart(targets: targets), dir: dir, id: step.id + "-heal")
-        case .pause(let targets): try await FaultEngine.apply(.resume(targets: targets), dir: dir, id: step.id + "-heal")
+        case .kill(let targets):
+            try await FaultEngine.apply(.restart(targets: struck(step, targets, dir)), dir: dir, id: step.id + "-heal")
+        case .pause(let targets):
+            try await FaultEngine.apply(.resume(targets: struck(step, targets, dir)), dir: dir, id: step.id + "-heal")
         case .partition, .link: try await FaultEngine.apply(.heal(id: step.id), dir: dir, id: step.id + "-heal")
         case .skew(let targets, _): try await FaultEngine.apply(.skew(targets: targets, ms: 0), dir: dir, id: step.id + "-heal")
         case .rpc(let targets, _):

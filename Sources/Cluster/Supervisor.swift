@@ -19,7 +19,7 @@ public enum Supervisor {
     @discardableResult
     public static func start(_ node: RunManifest.NodeEntry, runDir: String, binary: String = nodeBinary()) throws -> pid_t {
         let nodeDir = runDir + "/" + node.dir
-        guard FileManager.default.isExecutableFile(atPath: binary) else {
+        guard node.role == "external" || FileManager.default.isExecutableFile(atPath: binary) else {
             throw RunError("node binary not found at \(binary) (build with `swift build` or set FAULTLINE_NODE_BIN)")
         }
         var actions = posix_spawn_file_actions_t()
@@ -40,6 +40,18 @@ public enum Supervisor {
         // (same pid, so signals and the pid file work as on loopback).
         var executable = binary
         var arguments = [binary, "--config", nodeDir + "/node.json"]
+        if node.role == "external" {
+            // A foreign binary: the command line `up` filled in for this member.
+            guard let data = FileManager.default.contents(atPath: nodeDir + "/command.json"),
+                  let argv = try? JSONDecoder().decode([String].self, from: data), let program = argv.first else {
+                throw RunError("cannot start \(node.name): no command line in \(nodeDir)/command.json")
+            }
+            guard let path = program.hasPrefix("/") ? program : HostNetwork.which(program) else {
+                throw RunError("cannot start \(node.name): `\(program)` is not installed")
+            }
+            executable = path
+            arguments = [path] + argv.dropFirst()
+        }
         if let namespace = node.namespace {
             guard let ip = HostNetwork.which("ip") else { throw RunError("cannot start \(node.name): `ip` is not installed") }
             executable = ip

@@ -75,6 +75,9 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "rpc_latency_p99_ms": false, "rpc_amplification": false, "rpc_wrong_answers": false,
         "evidence_committed": false, "evidence_offenders": false, "double_signs": false, "forks": false, "kills": false,
         "torn_tails_missed": false, "torn_tails_written": false, "rejects": false,
+        "writes_acknowledged": false, "writes_per_s": false, "max_write_gap_s": false,
+        "acknowledged_writes_lost": false, "members_diverged": false, "linearizable": true, "revision_regressions": false,
+        "node_progress": false,
     ]
 
     /// Which way a timing metric goes when the machine is too slow or too busy.
@@ -107,6 +110,8 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
         "rpc_requests": .lowerIsWorse, "rpc_error_percent": .higherIsWorse, "rpc_failover_ms": .higherIsWorse,
         "rpc_first_success_ms": .higherIsWorse, "rpc_latency_p50_ms": .higherIsWorse,
         "rpc_latency_p99_ms": .higherIsWorse,
+        "writes_acknowledged": .lowerIsWorse, "writes_per_s": .lowerIsWorse, "max_write_gap_s": .higherIsWorse,
+        "node_progress": .lowerIsWorse,
     ]
 
     public var name: String
@@ -115,6 +120,8 @@ public struct ExpectationSpec: Codable, Sendable, Equatable {
     public var bound: Bound
     /// For `rpc_*` metrics: which client policy of `[rpc_load]` the metric is about.
     public var client: String?
+    /// For `node_progress`: the node whose height (an external member's revision) is measured.
+    public var node: String?
     /// For `rejects`: the reason counted, as in the report's drops column (`invalid_proposal`, `bad_part`,
     /// `stale_height`, `future_height`, `wrong_chain`, …): its `reject_` and `ignored_` counts together.
     public var reason: String?

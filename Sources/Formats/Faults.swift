@@ -111,7 +111,18 @@ public enum FaultEngine {
         -> (description: String, links: [Link])? {
         switch action {
         case .partition(let groups):
-            let resolved = try groups.map { try resolve($0, nodes: nodes) }
+            // A node named by an earlier group is not in a later one: `[["leader"], ["all"]]` is the leader
+            // against everyone else.
+            var taken = Set<String>()
+            let resolved = try groups.map { group in
+                let names = try resolve(group, nodes: nodes).filter { !taken.contains($0) }
+                taken.formUnion(names)
+                return names
+            }.filter { !$0.isEmpty }
+            guard resolved.count >= 2 else {
+                throw RunError("a partition needs two non-empty groups; got " + groups.map { $0.joined(separator: ",") }
+                                .joined(separator: " | "))
+            }
             var links: [Link] = []
             for (a, groupA) in resolved.enumerated() {
                 for (b, groupB) in resolved.enumerated() where a != b {

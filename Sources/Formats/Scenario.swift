@@ -174,7 +174,9 @@ public struct Scenario: Sendable {
         }
         var expectations: [ExpectationSpec] = []
         for table in try root.tableArray("expect") {
-            expectations.append(try parseExpectation(table, steps: steps, rpcClients: topology.rpcLoad?.clients ?? []))
+            expectations.append(try parseExpectation(table, steps: steps, rpcClients: topology.rpcLoad?.clients ?? [],
+                                                     nodes: topology.nodes.map(\.name),
+                                                     leaderKnown: topology.external?.leaderPath != nil))
         }
         var scenario = Scenario(topology: topology, durationSeconds: duration, settleSeconds: settle,
                                 haltThresholdSeconds: haltThreshold, exclusive: exclusive, steps: steps,
@@ -381,6 +383,13 @@ public struct Scenario: Sendable {
     static func checkSelector(_ selector: String, field: String, topology: Topology,
                               table: TableReader) throws(TopologyError) {
         for part in selector.split(separator: ",").map(String.init) where part != "all" {
+            if ExternalSystem.roleSelectors.contains(part) {
+                guard topology.external?.leaderPath != nil else {
+                    throw table.fail(field, "'\(part)' names a member by its role, which only an [external] system with "
+                                     + "leader_path can tell")
+                }
+                continue
+            }
             if let equals = part.firstIndex(of: "=") {
                 let key = String(part[..<equals]), value = String(part[part.index(after: equals)...])
                 guard topology.nodes.contains(where: { $0.labels[key] == value }) else {
@@ -392,9 +401,9 @@ public struct Scenario: Sendable {
         }
     }
 
-    static func parseExpectation(_ table: TableReader, steps: [Step],
-                                 rpcClients: [String] = []) throws(TopologyError) -> ExpectationSpec {
-        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing", "unit", "reason"])
+    static func parseExpectation(_ table: TableReader, steps: [Step], rpcClients: [String] = [],
+                                 nodes: [String] = [], leaderKnown: Bool = false) throws(TopologyError) -> ExpectationSpec {
+        try table.allowOnly(["name", "metric", "window", "max", "min", "equals", "client", "timing", "unit", "reason", "node"])
         guard let metric = try table.string("metric", required: true), let isBool = ExpectationSpec.metrics[metric] else {
             throw table.fail("metric", "expected one of " + ExpectationSpec.metrics.keys.sorted().joined(separator: ", "))
         }
@@ -458,10 +467,20 @@ public struct Scenario: Sendable {
         } else if metric != "rejects", reason != nil {
             throw table.fail("reason", "only the rejects metric takes a reason")
         }
+        let node = try table.string("node")
+        if metric == "node_progress" {
+            guard let node, nodes.contains(node) || (node == "leader" && leaderKnown) else {
+                throw table.fail("node", "node_progress is measured on one node: give node = one of \(nodes.joined(separator: ", "))")
+            }
+        } else if node != nil {
+            throw table.fail("node", "only node_progress is measured on one node")
+        }
         let name = try table.string("name")
-            ?? "\(metric)\(client.map { "[\($0)]" } ?? "")\(reason.map { "[\($0)]" } ?? "") \(bound) (\(window))"
-        return ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client,
-                               timing: try table.bool("timing"), unit: unit, reason: reason)
+            ?? "\(metric)\(client.map { "[\($0)]" } ?? "")\(reason.map { "[\($0)]" } ?? "")\(node.map { "[\($0)]" } ?? "") \(bound) (\(window))"
+        var spec = ExpectationSpec(name: name, metric: metric, window: window, bound: bound, client: client,
+                                   timing: try table.bool("timing"), unit: unit, reason: reason)
+        spec.node = node
+        return spec
     }
 }
 

@@ -64,8 +64,10 @@ public struct Topology: Sendable, Equatable {
     public var network: NetworkMode = .loopback
     /// `[cluster] fault_layer`: which layer makes link faults (nil: the kernel with netns, else the node).
     public var faultLayer: FaultLayer?
+    /// `[external]`: the foreign system its `role = "external"` nodes run (etcd, …); nil: Faultline's own nodes.
+    public var external: ExternalSystem?
 
-    public static let roles = ["validator", "sequencer", "replica", "rpc", "gateway"]
+    public static let roles = ["validator", "sequencer", "replica", "rpc", "gateway", "external"]
     public static let nodesMax = 200
 
     /// The validators in genesis (twins sign with one of these keys and are not counted again).
@@ -106,7 +108,7 @@ extension Topology {
     public static func parse(_ text: String, path: String) throws(TopologyError) -> Topology {
         let reader = TableReader(file: path, prefix: "", table: try TableReader.document(text, path: path))
         try reader.allowOnly(["cluster", "timing", "limits", "load", "node", "upgrade", "rollup", "scenario", "step",
-                              "expect", "gateway", "rpc_load"])
+                              "expect", "gateway", "rpc_load", "external"])
         let cluster = try reader.table("cluster", required: true)!
         try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake", "validators", "network",
                                "fault_layer"])
@@ -243,7 +245,7 @@ extension Topology {
         for index in 0..<Int(validatorCount ?? 0) {
             nodes.append(Node(name: "v\(index + 1)", role: "validator", stake: 10, labels: [:]))
         }
-        guard nodes.contains(where: { $0.role == "validator" }) else {
+        guard nodes.contains(where: { $0.role == "validator" || $0.role == "external" }) else {
             throw TopologyError(file: path, field: "node", problem: "at least one node needs role = \"validator\"")
         }
         var topology = Topology(path: path, name: name, chainId: chainId, seed: seed, host: host, basePort: basePort,
@@ -255,6 +257,7 @@ extension Topology {
         topology.rpcLoad = try parseRPCLoad(reader, nodes: nodes)
         topology.network = network
         topology.faultLayer = faultLayer
+        topology.external = try parseExternal(reader, nodes: nodes, network: network, path: path)
         if network == .netns, nodes.count > NetworkMode.netnsNodesMax {
             throw TopologyError(file: path, field: "cluster.network",
                                 problem: "netns gives each node an address in one /24: at most \(NetworkMode.netnsNodesMax) nodes, "

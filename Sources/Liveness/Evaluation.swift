@@ -202,12 +202,13 @@ public struct Evaluator: Sendable {
         return gap.upperBound - gap.lowerBound
     }
 
-    /// Where that longest gap lies.
-    func longestGap(_ intervals: [ClosedRange<UInt64>]) -> ClosedRange<UInt64> {
+    /// Where that longest gap lies (between finalized heights, or between the sorted `times` given).
+    func longestGap(_ intervals: [ClosedRange<UInt64>], times: [UInt64]? = nil) -> ClosedRange<UInt64> {
         var longest: ClosedRange<UInt64> = (intervals.first?.lowerBound ?? startMs)...(intervals.first?.lowerBound ?? startMs)
+        let times = times ?? analysis.heightTimes.map(\.timeMs)
         for range in intervals {
             var previous = range.lowerBound
-            for time in analysis.heightTimes.map(\.timeMs) where range.contains(time) {
+            for time in times where range.contains(time) {
                 if time - previous > longest.upperBound - longest.lowerBound { longest = previous...time }
                 previous = time
             }
@@ -493,7 +494,8 @@ public struct Evaluator: Sendable {
             text = observed.map { "\(Int($0)) ms over \(count) txs" } ?? "no finalized transactions in the window"
         default:
             (observed, text) = evaluateRollup(spec.metric, ranges: ranges) ?? evaluateDisputes(spec.metric)
-                ?? evaluateRPC(spec, ranges: ranges) ?? (nil, "unknown metric")
+                ?? evaluateRPC(spec, ranges: ranges) ?? evaluateExternal(spec, ranges: ranges)
+                ?? (nil, "unknown metric")
         }
         let resolved = resolved(spec)
         var scaled = spec

@@ -114,6 +114,8 @@ public struct RunAnalysis: Sendable {
     public var unreadableLines: Int
     /// The first time any node committed each height, in height order.
     public var heightTimes: [HeightTime]
+    /// An external system's workload and final reading (nil: Faultline's own nodes).
+    public var external: ExternalAnalysis?
     /// Each node's (time, height) after every commit.
     public var nodeSeries: [String: [SeriesPoint]]
     /// Each finalized client transaction: when it was submitted and how long until it was finalized.
@@ -196,6 +198,19 @@ public struct RunAnalysis: Sendable {
         var signers: [Int]
         var stateRoot: String
         var rules: UInt64
+    }
+
+    /// A height was final no later than any height above it. Faultline's nodes record heights in order;
+    /// an external system's progress is sampled member by member, so a lower revision can be first seen
+    /// (on a lagging member) after a higher one: it takes the higher one's time.
+    static func monotone(_ times: [HeightTime]) -> [HeightTime] {
+        var out = times
+        var earliest = UInt64.max
+        for index in out.indices.reversed() {
+            earliest = min(earliest, out[index].timeMs)
+            out[index].timeMs = earliest
+        }
+        return out
     }
 
     /// `nodeDirs`: name → folder holding `events.jsonl`. `submissionsPath`: the load generator's log.
@@ -351,11 +366,11 @@ public struct RunAnalysis: Sendable {
             firstCommitMs: times.first, lastCommitMs: times.last, maxFinalityGapMs: maxGap,
             meanBlockIntervalMs: meanInterval, submitted: submitted, latency: latency,
             throughputTxPerSecond: throughput, unreadableLines: unreadable,
-            heightTimes: firstSeen.keys.sorted().map {
+            heightTimes: monotone(firstSeen.keys.sorted().map {
                 let commit = firstSeen[$0]!
                 return HeightTime(height: $0, timeMs: commit.timeMs, round: commit.round, txs: commit.txs,
                                   signers: commit.signers, rules: commit.rules, hash: commit.hash)
-            },
+            }),
             nodeSeries: Dictionary(grouping: commits, by: \.node).mapValues { list in
                 list.sorted { $0.timeMs < $1.timeMs }.map { SeriesPoint(timeMs: $0.timeMs, height: $0.height) }
             },

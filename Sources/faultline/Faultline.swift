@@ -10,7 +10,7 @@ struct Faultline: AsyncParsableCommand {
         commandName: "faultline",
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
         subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self,
-                      Bench.self, Simulate.self, Mutants.self])
+                      Bench.self, Simulate.self, Mutants.self, Observe.self])
 }
 
 /// `--run DIR` shared by the commands that act on a running cluster.
@@ -169,8 +169,30 @@ struct Down: AsyncParsableCommand {
 
 enum Analysis {
     static func run(dir: String, manifest: RunManifest) -> RunAnalysis {
-        RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
-                            submissionsPath: dir + "/load/submissions.jsonl", rollupRecordsDir: dir + "/rollup",
-                            killsPath: dir + "/kills.jsonl")
+        var analysis = RunAnalysis.analyze(nodeDirs: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) },
+                                           submissionsPath: dir + "/load/submissions.jsonl", rollupRecordsDir: dir + "/rollup",
+                                           killsPath: dir + "/kills.jsonl")
+        if let external = manifest.external {
+            analysis.external = ExternalAnalysis.load(runDir: dir, system: external.system,
+                                                      members: manifest.nodes.map { ($0.name, dir + "/" + $0.dir) })
+        }
+        return analysis
+    }
+}
+
+/// The observer of a run of external nodes (started by `up`, stopped by `down`): probes, workload, final reading.
+struct Observe: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Watch a run of external nodes (started by up, stopped by down; not for direct use).",
+        shouldDisplay: false)
+
+    @OptionGroup var runOption: RunOption
+
+    func run() async throws {
+        do {
+            try await Observer.run(runDir: runOption.dir)
+        } catch {
+            throw Exit.failure("observer: \(error)")
+        }
     }
 }

@@ -162,6 +162,19 @@ enum Reports {
                         window: .whole, bound: .max(0)),
     ]
 
+    /// The checks every run of an external system has (its blocks, votes and signatures are not ours to see).
+    static let implicitExternal = [
+        ExpectationSpec(name: "every acknowledged write is on every member at the end", metric: "acknowledged_writes_lost",
+                        window: .whole, bound: .max(0)),
+        ExpectationSpec(name: "the members hold the same values at the end", metric: "members_diverged", window: .whole,
+                        bound: .max(0)),
+        ExpectationSpec(name: "the history of reads and writes is linearizable", metric: "linearizable", window: .whole,
+                        bound: .equals(true)),
+        ExpectationSpec(name: "revisions never go backward for a client", metric: "revision_regressions", window: .whole,
+                        bound: .max(0)),
+        ExpectationSpec(name: "no node crashed", metric: "all_nodes_running", window: .whole, bound: .equals(true)),
+    ]
+
     static func build(dir: String) throws -> Report {
         let manifest = try RunFolder.load(dir)
         let scenarioPath = dir + "/topology.toml"
@@ -197,7 +210,8 @@ enum Reports {
                                                         thresholds: thresholds),
                                   timeoutProposeMs: scenario.topology.timing.timeoutProposeMs,
                                   haltingSteps: Evaluator.haltingSteps(stated))
-        let expectations = stated + implicit.filter { check in !stated.contains { $0.metric == check.metric } }
+        let checks = manifest.external == nil ? implicit : implicitExternal
+        let expectations = stated + checks.filter { check in !stated.contains { $0.metric == check.metric } }
         let load = record.capacity.map { capacity in
             Report.LoadEntry(
                 verificationsPerCorePerSecond: capacity.verifyPerCorePerSecond,
