@@ -78,8 +78,11 @@ public struct ExternalAnalysis: Sendable {
         return analyze(system: system, records: records, final: final)
     }
 
+    /// The linearizability search's bound per key.
+    public static let statesMax = 2_000_000
+
     public static func analyze(system: String, records: [WorkloadRecord], final: FinalReading?,
-                               statesMax: Int = 2_000_000) -> ExternalAnalysis {
+                               statesMax: Int = ExternalAnalysis.statesMax) -> ExternalAnalysis {
         let acknowledged = records.filter { $0.op == "write" && $0.outcome == "ok" }
         var lost: [String: [String]] = [:]
         var unreachable: [String] = []

@@ -213,6 +213,8 @@ public struct Report: Codable, Sendable {
     public var disputes: DisputeEntry?
     /// The JSON-RPC clients, when the run had an RPC load.
     public var rpc: RPCEntry?
+    /// The client workload of an external system (etcd, …).
+    public var external: ExternalEntry?
 
     public init(scenario: String, seed: UInt64, evaluator: Evaluator, expectations: [ExpectationSpec],
                 load: LoadEntry? = nil) {
@@ -220,6 +222,7 @@ public struct Report: Codable, Sendable {
         self.rollup = Report.rollupEntry(evaluator)
         self.disputes = Report.disputeEntry(evaluator)
         self.rpc = Report.rpcEntry(evaluator)
+        self.external = Report.externalEntry(evaluator)
         let analysis = evaluator.analysis
         let start = evaluator.startMs
         func seconds(_ ms: UInt64) -> Double { (Double(ms) - Double(start)) / 1000 }

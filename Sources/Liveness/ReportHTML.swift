@@ -31,7 +31,16 @@ extension Report {
             <div class="cards">
             """
         let latency = liveness.commitLatencyMs
-        let cards: [(String, String)] = [
+        // An external system's blocks, votes and state roots are not ours to see: its cards are its workload's.
+        let cards: [(String, String)] = external.map { external in [
+            ("revision", "\(liveness.finalizedHeight)"),
+            ("no committed write for", String(format: "%.2f s at most", external.maxWriteGapSeconds)),
+            ("halts", "\(liveness.halts.count)"),
+            ("writes acknowledged", String(format: "%d (%.1f/s)", external.writesAcknowledged, external.writesPerSecond)),
+            ("linearizable", external.linearizability.contains { $0.contains("NOT") } ? "NO"
+                : external.linearizability.contains { $0.contains("undecided") } ? "undecided" : "yes"),
+            ("acknowledged writes lost", "\(external.lostByMember.values.reduce(0, +))"),
+        ] } ?? [
             ("finalized height", "\(liveness.finalizedHeight)"),
             ("longest gap", String(format: "%.2f s", liveness.maxFinalityGapSeconds)),
             ("halts", "\(liveness.halts.count)"),
@@ -58,6 +67,7 @@ extension Report {
         page += rollupSection()
         page += disputeSection()
         page += rpcSection()
+        page += externalSection()
         if let load, !load.spam.isEmpty {
             // No host figures: simulated time, where the capacity is the model's, set rather than measured.
             page += "<h2>Spam</h2>\n<p>" + (host == nil ? "Modelled (simulated time; <code>faultline simulate --ingress-per-core "
@@ -130,6 +140,10 @@ extension Report {
                 "height \(conflict.height): " + conflict.sides.map { "\($0.key.prefix(12))… by \($0.value.joined(separator: ","))" }
                     .joined(separator: " vs ")
             }.joined(separator: "; ")
+        guard external == nil else {
+            // The workload section above carries an external system's safety checks.
+            return page + "</table>\n</body></html>\n"
+        }
         page += "</table>\n<h2>Safety</h2>\n<p>\(Self.xml(safetyText))</p>\n"
         if safety.stateRootDivergences.isEmpty {
             page += "<p>Every node computed the same state root at every height.</p>\n"

@@ -246,6 +246,13 @@ enum Reports {
               + (failed > 0 ? ", \(failed) failed" : "")
               + (report.inconclusiveCount > 0 ? ", \(report.inconclusiveCount) inconclusive" : "") + ")")
         if let network = report.network, network != "loopback" { print("  network: \(network)") }
+        if let external = report.external {
+            print(String(format: "  %@ workload: %d writes acknowledged (%.1f/s), %d unknown, %d reads; no committed write "
+                         + "for %.2f s at most (%.1f–%.1f s); leaders: %@", external.system, external.writesAcknowledged,
+                         external.writesPerSecond, external.writesUnknown, external.readsAnswered,
+                         external.maxWriteGapSeconds, external.maxWriteGapAt.first ?? 0, external.maxWriteGapAt.last ?? 0,
+                         external.leaders.map { String(format: "%@ %.1f s", $0.node, $0.at) }.joined(separator: ", ")))
+        }
         print(String(format: "  finalized height %llu, longest gap %.2f s, %d halt(s), %.0f tx/s",
                      live.finalizedHeight, live.maxFinalityGapSeconds, live.halts.count, live.throughputTxPerSecond)
               + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))
