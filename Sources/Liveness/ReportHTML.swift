@@ -4,6 +4,27 @@ import Foundation
 extension Report {
     static let palette = ["#1f77b4", "#2ca02c", "#9467bd", "#8c564b", "#e377c2", "#17becf", "#bcbd22", "#7f7f7f"]
 
+    /// The cards of an external system's report: its revision and workload instead of blocks and votes.
+    func externalCards(_ external: ExternalEntry) -> [(String, String)] {
+        let verdict: String
+        if external.linearizability.contains(where: { $0.contains("NOT") }) {
+            verdict = "NO"
+        } else if external.linearizability.contains(where: { $0.contains("undecided") }) {
+            verdict = "undecided"
+        } else {
+            verdict = "yes"
+        }
+        let lost: Int = external.lostByMember.values.reduce(0, +)
+        return [
+            ("revision", "\(liveness.finalizedHeight)"),
+            ("no committed write for", String(format: "%.2f s at most", external.maxWriteGapSeconds)),
+            ("halts", "\(liveness.halts.count)"),
+            ("writes acknowledged", String(format: "%d (%.1f/s)", external.writesAcknowledged, external.writesPerSecond)),
+            ("linearizable", verdict),
+            ("acknowledged writes lost", "\(lost)"),
+        ]
+    }
+
     public func html() -> String {
         let verdict = switch self.verdict {
         case .passed: "<span class=\"pass\">PASSED</span>"
@@ -32,15 +53,7 @@ extension Report {
             """
         let latency = liveness.commitLatencyMs
         // An external system's blocks, votes and state roots are not ours to see: its cards are its workload's.
-        let cards: [(String, String)] = external.map { external in [
-            ("revision", "\(liveness.finalizedHeight)"),
-            ("no committed write for", String(format: "%.2f s at most", external.maxWriteGapSeconds)),
-            ("halts", "\(liveness.halts.count)"),
-            ("writes acknowledged", String(format: "%d (%.1f/s)", external.writesAcknowledged, external.writesPerSecond)),
-            ("linearizable", external.linearizability.contains { $0.contains("NOT") } ? "NO"
-                : external.linearizability.contains { $0.contains("undecided") } ? "undecided" : "yes"),
-            ("acknowledged writes lost", "\(external.lostByMember.values.reduce(0, +))"),
-        ] } ?? [
+        let cards: [(String, String)] = external.map(externalCards) ?? [
             ("finalized height", "\(liveness.finalizedHeight)"),
             ("longest gap", String(format: "%.2f s", liveness.maxFinalityGapSeconds)),
             ("halts", "\(liveness.halts.count)"),
