@@ -113,3 +113,54 @@ import Testing
         }
     }
 }
+
+@Suite struct ExternalTopologyTests {
+    static let etcd = """
+        [cluster]
+        name = "e"
+        network = "netns"
+        [external]
+        system = "etcd"
+        args = "--pre-vote"
+        [[node]]
+        name = "e1"
+        role = "external"
+        [[node]]
+        name = "e2"
+        role = "external"
+        """
+
+    @Test func etcdPresetFillsTheTemplates() throws {
+        let topology = try Topology.parse(Self.etcd, path: "e.toml")
+        let system = try #require(topology.external)
+        let members = [ExternalSystem.Member(name: "e1", index: 1, address: "10.213.7.2", data: "/r/e1"),
+                       ExternalSystem.Member(name: "e2", index: 2, address: "10.213.7.3", data: "/r/e2")]
+        let argv = system.argv(member: members[1], members: members, cluster: "c1")
+        #expect(argv.first == "etcd")
+        #expect(argv.contains("--initial-cluster"))
+        #expect(argv[argv.firstIndex(of: "--initial-cluster")! + 1] == "e1=http://10.213.7.2:2380,e2=http://10.213.7.3:2380")
+        #expect(argv.contains("http://10.213.7.3:2379") && argv.contains("/r/e2") && argv.last == "--pre-vote")
+        #expect(system.workload?.url == "http://{address}:2379")
+    }
+
+    @Test(arguments: [
+        ("network = \"netns\"\n", "", "cluster.network"),
+        ("system = \"etcd\"", "system = \"zookeeper\"", "external.system"),
+        ("args = \"--pre-vote\"", "reads = \"eventual\"", "external.reads"),
+        ("[external]\nsystem = \"etcd\"\nargs = \"--pre-vote\"\n", "", "external"),
+        ("name = \"e2\"\nrole = \"external\"", "name = \"v1\"", "node"),
+    ])
+    func mistakesNameTheField(from: String, to: String, field: String) {
+        #expect {
+            _ = try Topology.parse(Self.etcd.replacingOccurrences(of: from, with: to), path: "bad.toml")
+        } throws: { error in
+            (error as? TopologyError)?.field == field
+        }
+    }
+
+    @Test func jsonPathsReadEtcdsStringNumbers() {
+        let status: [String: Any] = ["header": ["revision": "42", "member_id": "7"], "leader": "7"]
+        #expect(ExternalSystem.number(ExternalSystem.value(at: "header.revision", in: status)) == 42)
+        #expect(ExternalSystem.value(at: "header.missing", in: status) == nil)
+    }
+}
