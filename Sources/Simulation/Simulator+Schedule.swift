@@ -48,6 +48,14 @@ extension Simulator {
         if topology.rpcLoad?.clients.contains("external") == true {
             throw refuse("rpc_load", "the \"external\" client's endpoint is outside the simulated cluster")
         }
+        if let external = topology.external {
+            throw refuse("external", "\(external.system) is a program of its own; only Faultline's protocol cores run in "
+                         + "simulated time")
+        }
+        if let step = scenario.steps.first(where: { $0.layer == .kernel }) {
+            throw refuse("step \(step.id).layer", "the kernel layer needs real network namespaces; simulated links are "
+                         + "the node layer's")
+        }
     }
 
     var selectable: [(name: String, labels: [String: String])] { topology.nodes.map { ($0.name, $0.labels) } }

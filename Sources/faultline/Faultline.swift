@@ -157,6 +157,12 @@ struct Down: AsyncParsableCommand {
         print("stopped \(manifest.nodes.count) nodes")
         let analysis = Analysis.run(dir: dir, manifest: manifest)
         print(Terminal.summary(analysis))
+        if let external = analysis.external {
+            if external.lostCount > 0 { throw Exit.failure("acknowledged writes missing on a member") }
+            if !external.divergedMembers.isEmpty { throw Exit.failure("members hold different values at the end") }
+            if external.linearizable == false { throw Exit.failure("the history of reads and writes is not linearizable") }
+            return
+        }
         if !analysis.agreement { throw Exit.failure("safety violated: nodes committed different blocks") }
         if !analysis.noCommittedBlockLost { throw Exit.failure("a restarted node lost committed blocks") }
         if !analysis.noDoubleSign { throw Exit.failure("a validator signed twice: \(analysis.doubleSignSummary)") }

@@ -43,7 +43,7 @@ enum Terminal {
             rows.append([
                 state.node.name, state.pid.map(String.init) ?? "-",
                 state.alive ? (status == nil ? "no answer" : (status?.stopped == nil ? "running" : "stopped")) : "down",
-                status.map { "v\($0.rulesApplied) (bin v\($0.rulesVersionMin)...v\($0.rulesVersionMax)\($0.forkId == 0 ? "" : ", fork \($0.forkId)"))" } ?? "-",
+                status.map { $0.role == "external" ? $0.version : "v\($0.rulesApplied) (bin v\($0.rulesVersionMin)...v\($0.rulesVersionMax)\($0.forkId == 0 ? "" : ", fork \($0.forkId)"))" } ?? "-",
                 status.map { String($0.height) } ?? "-", status.map { String($0.round) } ?? "-",
                 status?.step ?? "-", status.map { "\($0.peers)/\($0.peersTotal)" } ?? "-",
                 status.map { String($0.mempoolTxs) } ?? "-", age,
@@ -60,7 +60,25 @@ enum Terminal {
         }.joined(separator: "\n")
     }
 
+    /// `down`'s summary of a run of external nodes: the workload and its checks.
+    static func externalSummary(_ analysis: RunAnalysis, _ external: ExternalAnalysis) -> String {
+        var lines = ["", "summary (\(external.system))"]
+        lines.append("  revision           \(analysis.finalizedHeight); longest time with no new revision "
+                     + ms(Double(analysis.maxFinalityGapMs)))
+        lines.append("  writes             \(external.writes.ok) acknowledged, \(external.writes.unknown) unknown, "
+                     + "\(external.writes.failed) never sent; reads \(external.reads.ok) answered")
+        lines.append("  acknowledged       " + (external.final == nil ? "no final reading"
+            : external.lostByMember.isEmpty ? "every acknowledged write on every member read"
+            : external.lostByMember.sorted { $0.key < $1.key }.map { "\($0.key) misses \($0.value.count)" }.joined(separator: ", ")))
+        lines.append("  members            " + (external.divergedMembers.isEmpty ? "hold the same values"
+            : "differ: " + external.divergedMembers.joined(separator: ", ")))
+        lines.append("  revisions          \(external.regressions.count) went backward for a client")
+        for line in external.linearizabilityLines { lines.append("  linearizability    " + line) }
+        return lines.joined(separator: "\n")
+    }
+
     static func summary(_ analysis: RunAnalysis) -> String {
+        if let external = analysis.external { return externalSummary(analysis, external) }
         var lines = ["", "summary"]
         let seconds = Double((analysis.lastCommitMs ?? 0) - (analysis.firstCommitMs ?? 0)) / 1000
         lines.append("  finalized height   \(analysis.finalizedHeight) in \(String(format: "%.1f", seconds)) s"

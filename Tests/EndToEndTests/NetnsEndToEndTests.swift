@@ -33,6 +33,8 @@ struct NetnsEndToEndTests {
         }
         try await ClusterOps.down(dir: dir)
         #expect(HostNetwork.leftovers(plan).isEmpty, "left behind: \(HostNetwork.leftovers(plan))")
+        // Every rule lived in a node's namespace: the host's own ruleset never had a table of ours.
+        #expect(!(try HostNetwork.run(["nft", "list", "tables"])).contains(KernelFaults.table))
     }
 
     func partitionAndHeal(dir: String, plan: NetworkPlan, manifest: RunManifest) async throws {
