@@ -99,10 +99,20 @@ public enum ExternalProbe {
         }
     }
 
-    /// A node status for `faultline status` and the waits of `up`: height is the member's progress.
+    /// Whether the member says it is up: its ready probe answers 200 and, with a path, not false there.
+    public static func ready(_ system: ExternalSystem, member: ExternalSystem.Member) async -> Bool {
+        guard let object = try? await request(system.ready, system: system, member: member) else { return false }
+        guard let path = system.ready.path else { return true }
+        guard let value = ExternalSystem.value(at: path, in: object) else { return false }
+        return !["false", "0"].contains("\(value)")
+    }
+
+    /// A node status for `faultline status` and the waits of `up`: height is the member's progress; no
+    /// status while its ready probe says it is not up.
     public static func status(_ node: RunManifest.NodeEntry, manifest: RunManifest, runDir: String) async -> NodeStatus? {
-        guard let system = manifest.external,
-              let progress = await progress(system, member: member(node, manifest: manifest, runDir: runDir)) else { return nil }
+        guard let system = manifest.external else { return nil }
+        let member = member(node, manifest: manifest, runDir: runDir)
+        guard await ready(system, member: member), let progress = await progress(system, member: member) else { return nil }
         return NodeStatus(name: node.name, role: "external", version: system.system, protocolVersion: 0, height: progress,
                           consensusHeight: progress, round: 0, step: "-", peers: 0, peersTotal: manifest.nodes.count - 1,
                           mempoolTxs: 0, ingressQueue: 0, ingressQueueMax: 0, lastCommitTimeMs: 0, lastBlockId: "",
