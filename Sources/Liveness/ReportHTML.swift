@@ -67,7 +67,7 @@ extension Report {
             } ?? "–"),
         ]
         for (label, value) in cards { page += "<div class=\"card\">\(label)<b>\(Self.xml(value))</b></div>" }
-        page += "</div>\n<h2>Finalized height per node</h2>\n" + heightChart()
+        page += "</div>\n<h2>\(external == nil ? "Finalized height per node" : "Revision per member (one per committed write)")</h2>\n" + heightChart()
         if host != nil {
             page += "<h3>Host load (the runner's CPU pressure samples, the nodes' own timer lateness)</h3>\n" + hostStrip()
         }
