@@ -135,8 +135,14 @@ public enum ClusterOps {
     /// runner left); throws if any of them could not be removed.
     public static func down(dir: String) async throws {
         let manifest = try RunFolder.load(dir)
-        // The observer reads what every member holds before they stop.
-        if manifest.external != nil { await Observer.stop(runDir: dir) }
+        // The observer reads what every member holds before they stop: with the network whole and no
+        // member paused, so a member still cut off by a fault that never healed is not read as one
+        // that lost writes (a member killed for good is reported as not read).
+        if manifest.external != nil {
+            _ = try? await FaultEngine.apply(.heal(id: nil), dir: dir, id: "down-heal")
+            _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "down-resume")
+            await Observer.stop(runDir: dir)
+        }
         await Supervisor.stopAll(manifest.nodes, runDir: dir)
         if let plan = manifest.network {
             let left = HostNetwork.destroy(plan)
