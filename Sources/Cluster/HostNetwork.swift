@@ -147,10 +147,9 @@ public enum HostNetwork {
         try run(["ip", "netns", "exec", member.namespace, "nft", "-f", "-"],
                 input: KernelFaults.nftScript(inbound: addressed(inbound)))
         let batch = KernelFaults.tcBatch(device: NetworkPlan.nodeDevice, outbound: addressed(outbound))
-        if batch.isEmpty {
-            _ = try? run(["tc", "-n", member.namespace, "qdisc", "del", "dev", NetworkPlan.nodeDevice, "root"])
-        } else {
-            _ = try? run(["tc", "-n", member.namespace, "qdisc", "del", "dev", NetworkPlan.nodeDevice, "root"])
+        // The old shaping goes (an error just means there was none), then the new one if any.
+        _ = try? run(["tc", "-n", member.namespace, "qdisc", "del", "dev", NetworkPlan.nodeDevice, "root"])
+        if !batch.isEmpty {
             try run(["tc", "-n", member.namespace, "-batch", "-"], input: batch.joined(separator: "\n") + "\n")
         }
     }

@@ -43,17 +43,17 @@ public enum ExternalProbe {
     /// Which member leads now, by asking each for its own id and the leader's (nil: none knows one).
     public static func leader(_ system: ExternalSystem, members: [ExternalSystem.Member]) async -> String? {
         guard let leaderPath = system.leaderPath, let memberPath = system.memberPath else { return nil }
-        var ids: [String: String] = [:]
-        var leaders: [String: Int] = [:]
+        var readings: [(String, Observer.Reading?)] = []
         for member in members {
-            guard let object = try? await request(system.progress, system: system, member: member) else { continue }
-            if let id = ExternalSystem.value(at: memberPath, in: object).map({ "\($0)" }) { ids[id] = member.name }
-            if let leader = ExternalSystem.value(at: leaderPath, in: object).map({ "\($0)" }), leader != "0" {
-                leaders[leader, default: 0] += 1
-            }
+            let object = try? await request(system.progress, system: system, member: member)
+            readings.append((member.name, object.map { object in
+                Observer.Reading(revision: nil,
+                                 id: ExternalSystem.value(at: memberPath, in: object).map { "\($0)" },
+                                 leader: ExternalSystem.value(at: leaderPath, in: object).map { "\($0)" })
+            }))
         }
-        // The leader most members name, as long as it is one of them.
-        return leaders.sorted { $0.value > $1.value }.lazy.compactMap { ids[$0.key] }.first
+        var ids: [String: String] = [:]
+        return Observer.leader(readings, ids: &ids)
     }
 
     /// A fault's `leader` and `followers` selectors as member names, read from the members now.
@@ -201,16 +201,11 @@ public enum Observer {
                     for await answer in group { out.append(answer) }
                     return out
                 }
-                var named: [String: Int] = [:]
                 for (name, reading) in answers {
-                    guard let reading else { continue }
-                    if let revision = reading.revision { logs.progress(name, revision) }
-                    if let id = reading.id { ids[id] = name }
-                    if let id = reading.leader, id != "0" { named[id, default: 0] += 1 }
+                    if let revision = reading?.revision { logs.progress(name, revision) }
                 }
                 // A change of leader, as most members that answer see it, goes into the new leader's log.
-                if let top = named.max(by: { $0.value < $1.value }), top.value * 2 > answers.filter({ $0.1 != nil }).count,
-                   let name = ids[top.key], name != leader {
+                if let name = Observer.leader(answers, ids: &ids), name != leader {
                     leader = name
                     logs.append(name, ["event": "leader", "source": "probe"])
                 }
@@ -239,6 +234,20 @@ public enum Observer {
         }
         history.close()
         logs.close()
+    }
+
+    /// The member that more than half of those answering name as leader (nil: none), learning each
+    /// member's own id into `ids` as it goes (a member that answers later still counts by name).
+    static func leader(_ readings: [(String, Reading?)], ids: inout [String: String]) -> String? {
+        var named: [String: Int] = [:]
+        for (name, reading) in readings {
+            guard let reading else { continue }
+            if let id = reading.id { ids[id] = name }
+            if let id = reading.leader, id != "0" { named[id, default: 0] += 1 }
+        }
+        guard let top = named.max(by: { $0.value < $1.value }),
+              top.value * 2 > readings.filter({ $0.1 != nil }).count else { return nil }
+        return ids[top.key]
     }
 
     /// One probe answer: the member's progress, its own id and the leader it names.
