@@ -117,6 +117,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     public var rollup: RollupSettings?
     /// Misbehaviour switched on from the start (validators only; see `ByzantineMode`).
     public var byzantine: [ByzantineMode]?
+    /// A file (relative to the node's folder unless absolute) listing every node as a peer entry; the
+    /// node takes all but itself as peers, in place of `peers`. One list shared by a whole cluster
+    /// instead of N lists of N-1 (a Kubernetes ConfigMap holds 1 MiB: 100 validators' own lists are 2.2 MB).
+    public var peersFile: String?
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
                 version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,

@@ -25,7 +25,8 @@ struct Edge: Sendable {
     let committedTxs: CommittedTransactions
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
-    let peerAddresses: Set<SocketAddress>
+    /// Whether a source address is a peer's (forwarded, staked) rather than a client's.
+    let peerAddresses: PeerDirectory
     /// Threads a read burst's signature checks are spread over.
     let verifyWorkers: Int
     let queueMax: Int

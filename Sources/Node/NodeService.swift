@@ -5,6 +5,10 @@ import Logging
 import Metrics
 import NIOCore
 import NIOHTTP1
+import NIOPosix
+#if canImport(Glibc)
+import Glibc
+#endif
 import Prometheus
 import ServiceLifecycle
 import Sodium
@@ -79,7 +83,8 @@ public struct NodeService: Service {
                             return NodeService.setRPCFault(body, listener: rpcListener, control: inbox)
                         }
                         return NodeService.route(method: method, path: path, body: body, status: status,
-                                                 registry: registry, queueDepth: queueDepth.value, control: inbox)
+                                                 registry: registry, queueDepth: queueDepth.value, control: inbox,
+                                                 eventsPath: loaded.eventsPath)
                     })
             }
             do {
@@ -124,6 +129,10 @@ public struct NodeService: Service {
                             inbox.push(.tick, urgent: true)
                         }
                     }
+                    if !shell.directory.named.isEmpty {
+                        let directory = shell.directory
+                        group.addTask { try await NodeService.resolvePeers(directory, inbox: inbox, clock: clock) }
+                    }
                     if config.role == "sequencer", let blockMs = config.rollup?.blockIntervalMs {
                         group.addTask {
                             while !Task.isCancelled {
@@ -160,7 +169,7 @@ public struct NodeService: Service {
         let budget = config.limits.voteChecksPerHeightMax
         let ingress = Ingress(domain: shell.domain, datagramBytesMax: config.limits.datagramPayloadBytesMax,
                               members: members, voteBudget: budget > 0 ? VoteCheckBudget(perHeightMax: budget) : nil)
-        let peerAddresses = Set(shell.everyPeer.flatMap { [$0.address] + ($0.voteAddress.map { [$0] } ?? []) })
+        let peerAddresses = shell.directory
         var staked: TokenBucket?
         var unstaked: TokenBucket?
         var senderBudget: TokenBucket?
@@ -237,7 +246,7 @@ public struct NodeService: Service {
                 case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .l2Shed, .setRPCFault, .setByzantine: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .l2Shed, .setRPCFault, .setByzantine, .peerAddress: break
                 }
                 shell.handle(input)
             }
@@ -267,6 +276,84 @@ public struct NodeService: Service {
         }
     }
 
+    /// Looks up peers given by DNS name on NIO's blocking-work pool (getaddrinfo can wait seconds on a
+    /// cluster's DNS; never on the event loop or the main loop) and tells the main loop of each change.
+    static func resolvePeers(_ directory: PeerDirectory, inbox: Inbox, clock: @escaping @Sendable () -> UInt64) async throws {
+        while !Task.isCancelled {
+            for peer in directory.due(nowMs: clock()) {
+                let address = try? await NIOThreadPool.singleton.runIfActive { PeerDirectory.lookup(peer) }
+                if directory.record(peer, address: address ?? nil, nowMs: clock()), let address = address ?? nil {
+                    inbox.push(.peerAddress(name: peer.name, address: address), urgent: true)
+                }
+            }
+            try await Task.sleep(for: .milliseconds(100))
+        }
+    }
+
+    /// `GET /events/OFFSET`: this node's event log from byte OFFSET, whole lines, at most
+    /// `eventsChunkMax` bytes (empty: nothing more yet). How a collector on another machine (a
+    /// Kubernetes Job) gathers the logs that the reports are made from.
+    static func events(_ path: String, from offsetText: Substring) -> ControlServer.Response {
+        guard let offset = Int(offsetText), offset >= 0 else {
+            return badRequest("GET /events/OFFSET: '\(offsetText)' is not a byte offset")
+        }
+        do {
+            let file = try PosixFile(path: path, flags: O_RDONLY)
+            let size = try file.size()
+            guard offset < size else { return .init(status: .ok, contentType: "application/x-ndjson", body: []) }
+            var chunk = try file.read(count: min(size - offset, eventsChunkMax), at: offset)
+            if let lastNewline = chunk.lastIndex(of: 10) { chunk.removeSubrange((lastNewline + 1)...) }
+            return .init(status: .ok, contentType: "application/x-ndjson", body: chunk)
+        } catch {
+            return .init(status: .internalServerError, contentType: "text/plain", body: Array("\(error)\n".utf8))
+        }
+    }
+
+    static let eventsChunkMax = 4 << 20
+
+    /// `POST /pause {"seconds": S}`: this process stopped (SIGSTOP) for S seconds by a helper it starts,
+    /// which also continues it (SIGCONT): a stopped process cannot answer a resume. Where no one can
+    /// signal the node from outside (a Kubernetes pod), this is how a pause reaches it.
+    static func pause(_ body: [UInt8]) -> ControlServer.Response {
+        struct Pause: Decodable { var seconds: Double }
+        guard let request = try? JSONDecoder().decode(Pause.self, from: Data(body)), request.seconds > 0,
+              request.seconds <= 3_600 else {
+            return badRequest("pause body must be {\"seconds\": S} with 0 < S <= 3600")
+        }
+        let pid = getpid()
+        // The answer goes out before the stop: the helper waits 50 ms.
+        let script = "sleep 0.05; kill -STOP \(pid); sleep \(request.seconds); kill -CONT \(pid)"
+        var child: pid_t = 0
+        let arguments = ["/bin/sh", "-c", script]
+        var argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
+        defer { for pointer in argv { free(pointer) } }
+        let spawned = posix_spawn(&child, "/bin/sh", nil, nil, &argv, environ)
+        guard spawned == 0 else {
+            return .init(status: .internalServerError, contentType: "text/plain",
+                         body: Array("could not start the pause helper: errno \(spawned)\n".utf8))
+        }
+        return .init(status: .ok, contentType: "text/plain", body: Array("pausing for \(request.seconds) s\n".utf8))
+    }
+
+    /// `POST /upgrade` with a `BinaryOverride`: recorded in the data folder (synced), then this node
+    /// stops; its next start runs as that binary (a Kubernetes container restarts by itself).
+    static func upgrade(_ body: [UInt8], dataDir: String, control: Inbox) -> ControlServer.Response {
+        guard let binary = try? JSONDecoder().decode(BinaryOverride.self, from: Data(body)) else {
+            return badRequest("upgrade body must be {\"version\": N, \"versionMin\": N?, \"forkId\": N?}")
+        }
+        do {
+            let path = dataDir + "/" + BinaryOverride.fileName
+            let file = try PosixFile(path: path + ".new", flags: O_WRONLY | O_CREAT | O_TRUNC)
+            try file.write(Array(try JSONEncoder().encode(binary)))
+            try file.sync()
+            guard rename(path + ".new", path) == 0 else { throw FileError(path: path, operation: "rename", code: errno) }
+        } catch {
+            return .init(status: .internalServerError, contentType: "text/plain", body: Array("\(error)\n".utf8))
+        }
+        control.finish()
+        return .init(status: .ok, contentType: "text/plain", body: Array("stopping to restart as version \(binary.version)\n".utf8))
+    }
+
     /// `POST /rpc-fault` with an `UpstreamFault`: checked, logged by the main loop, and for `down` the
     /// JSON-RPC socket is closed (bound again by the next mode).
     static func setRPCFault(_ body: [UInt8], listener: RPCListener?, control: Inbox) -> ControlServer.Response {
@@ -291,7 +378,16 @@ public struct NodeService: Service {
 
     static func route(method: HTTPMethod, path: String, body: [UInt8], status: StatusBox,
                       registry: PrometheusCollectorRegistry, queueDepth: Int,
-                      control: Inbox) -> ControlServer.Response {
+                      control: Inbox, eventsPath: String? = nil) -> ControlServer.Response {
+        if method == .GET, path.hasPrefix("/events/"), let eventsPath {
+            return events(eventsPath, from: path.dropFirst("/events/".count))
+        }
+        if method == .POST, path == "/pause" {
+            return pause(body)
+        }
+        if method == .POST, path == "/upgrade", let eventsPath {
+            return upgrade(body, dataDir: FileSystem.directory(of: eventsPath), control: control)
+        }
         switch (method, path) {
         case (.GET, "/status"):
             var snapshot = status.get()
@@ -395,13 +491,27 @@ enum NodeFiles {
 
     static func load(configPath: String) throws -> Loaded {
         let base = FileSystem.directory(of: configPath)
-        let config: NodeConfig = try decodeJSON(configPath)
+        var config: NodeConfig = try decodeJSON(configPath)
+        if let peersFile = config.peersFile {
+            let everyone: [NodeConfig.PeerEntry] = try decodeJSON(FileSystem.resolve(peersFile, relativeTo: base))
+            guard everyone.contains(where: { $0.name == config.name }) else {
+                throw ConfigError(field: "\(peersFile)", problem: "does not list this node ('\(config.name)')")
+            }
+            config.peers = everyone.filter { $0.name != config.name }
+        }
         let genesisPath = FileSystem.resolve(config.genesisFile, relativeTo: base)
         let genesis: Genesis = try decodeJSON(genesisPath)
         let keyPath = FileSystem.resolve(config.keyFile, relativeTo: base)
         let keyText = FileSystem.trimmed(try readText(keyPath))
         guard let seedBytes = Hex.decode(keyText), let seed = Bytes32(seedBytes) else {
             throw ConfigError(field: "\(keyPath)", problem: "expected a 64-hex-digit Ed25519 seed")
+        }
+        // An upgrade in place (`POST /upgrade`): the binary it recorded next to the event log.
+        let overridePath = FileSystem.directory(of: FileSystem.resolve(config.eventsFile, relativeTo: base))
+            + "/" + BinaryOverride.fileName
+        if access(overridePath, F_OK) == 0 {
+            let binary: BinaryOverride = try decodeJSON(overridePath)
+            config = binary.applied(to: config)
         }
         let token = FileSystem.trimmed(try readText(FileSystem.resolve(config.tokenFile, relativeTo: base)))
         guard !token.isEmpty else { throw ConfigError(field: config.tokenFile, problem: "run token is empty") }

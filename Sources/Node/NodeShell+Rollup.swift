@@ -12,11 +12,13 @@ extension NodeShell: RollupHost {
     var l1Height: UInt64 { store.height }
     var hasHeardPeers: Bool { !replica.peerHeights.isEmpty }
     var chunkTargets: [(name: String, address: SocketAddress)] {
-        peers.filter { validators.index(of: $0.key) != nil }.map { ($0.value.name, $0.value.address(for: .batchChunk)) }
+        peers.filter { validators.index(of: $0.key) != nil && !unresolved.contains($0.value.name) }.map { ($0.value.name, $0.value.address(for: .batchChunk)) }
     }
     var residentKiB: UInt64? { ProcessStats.residentKiB() }
 
-    func feedAddress(named name: String) -> SocketAddress? { peerByName[name]?.address(for: .l2BlockPart) }
+    func feedAddress(named name: String) -> SocketAddress? {
+        unresolved.contains(name) ? nil : peerByName[name]?.address(for: .l2BlockPart)
+    }
 
     func sendToPeers(_ envelope: Envelope) { broadcast(envelope) }
 

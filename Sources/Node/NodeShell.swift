@@ -34,6 +34,8 @@ enum NodeInput: Sendable {
     case setRPCFault(UpstreamFault)
     /// Misbehaviour to switch on (an empty list: honest again), from the control port.
     case setByzantine([ByzantineMode])
+    /// A peer given by DNS name resolved to this address (first, or anew after its pod moved).
+    case peerAddress(name: String, address: SocketAddress)
 }
 
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
@@ -52,13 +54,17 @@ final class NodeShell {
     let signStore: SignStateStore
     let events: EventLog
     var mempool: Mempool
-    let peers: [PublicKey: Peer]
+    var peers: [PublicKey: Peer]
     /// More nodes signing with a key of `peers` (the Twins test: one validator key run by two nodes
     /// that may be told different things). They get everything the first one gets.
-    let twins: [PublicKey: [Peer]]
+    var twins: [PublicKey: [Peer]]
     /// `peers` and their twins.
     var everyPeer: [Peer] { Array(peers.values) + twins.values.flatMap { $0 } }
-    let peerByName: [String: Peer]
+    var peerByName: [String: Peer]
+    /// Where peers given by DNS name are (see `PeerDirectory`); the edges read it too.
+    let directory: PeerDirectory
+    /// Peers given by name whose name has not resolved yet: nothing is sent to them.
+    var unresolved: Set<String>
     let timers: (UInt64, NodeInput) -> Void
     let clock: () -> UInt64
 
@@ -138,12 +144,17 @@ final class NodeShell {
         self.mempool = Mempool(txsMax: config.limits.mempoolTxsMax)
         var peerTable: [PublicKey: Peer] = [:]
         var twinTable: [PublicKey: [Peer]] = [:]
+        let directory = try PeerDirectory.make(config.peers)
+        self.directory = directory
+        self.unresolved = Set(directory.named.map(\.name))
         for entry in config.peers {
             guard let bytes = Hex.decode(entry.publicKey), let peerKey = PublicKey(bytes) else {
                 throw ConfigError(field: "peers.\(entry.name).publicKey", problem: "not a 64-hex-digit key")
             }
-            let address = try SocketAddress(ipAddress: entry.host, port: entry.port)
-            let voteAddress = entry.votePort > 0 ? try SocketAddress(ipAddress: entry.host, port: entry.votePort) : nil
+            // A peer given by name has no address until it resolves (nothing is sent to it before).
+            let host = directory.named.contains { $0.name == entry.name } ? "0.0.0.0" : entry.host
+            let address = try SocketAddress(ipAddress: host, port: entry.port)
+            let voteAddress = entry.votePort > 0 ? try SocketAddress(ipAddress: host, port: entry.votePort) : nil
             let peer = Peer(name: entry.name, address: address, voteAddress: voteAddress)
             if peerKey == key.publicKey {
                 continue // this node's own twin: each half of a twin pair only hears the other through peers
@@ -267,6 +278,9 @@ final class NodeShell {
                 let now = clock()
                 voteDelaysMs.append(now > receivedMs ? now - receivedMs : 0)
             }
+            if envelope.kind == .hello, !directory.named.isEmpty, let name = handshakeLink(signing: envelope.sender) {
+                directory.request(name) // a (re)started peer: where is it now?
+            }
             receive(envelope, message, fromPeer: fromPeer)
         case .timeout(let kind, let height, let round):
             drive(.timeout(kind, height: height, round: round))
@@ -293,6 +307,8 @@ final class NodeShell {
             rollup?.onBlockTimer(host: self)
         case .setByzantine(let modes):
             setByzantine(modes)
+        case .peerAddress(let name, let address):
+            movePeer(name, to: address)
         case .setRPCFault(let fault):
             rpcBox?.setFault(fault)
             logger.notice("rpc fault now: \(fault)")
@@ -351,11 +367,24 @@ final class NodeShell {
         return out
     }
 
+    /// A peer given by name now resolves to `address` (its vote lane on the same host).
+    func movePeer(_ name: String, to address: SocketAddress) {
+        guard var peer = peerByName[name], let entry = config.peers.first(where: { $0.name == name }) else { return }
+        let first = unresolved.remove(name) != nil
+        peer.address = address
+        peer.voteAddress = entry.votePort > 0 ? try? address.withPort(entry.votePort) : nil
+        peerByName[name] = peer
+        for (key, known) in peers where known.name == name { peers[key] = peer }
+        for (key, list) in twins { twins[key] = list.map { $0.name == name ? peer : $0 } }
+        logger.notice("peer \(name) (\(entry.host)) \(first ? "is" : "moved to") \(address)")
+        events.write("peer_address", timeMs: clock(), [("peer", .string(name)), ("address", .string("\(address)"))])
+    }
+
     // MARK: sending
 
     /// Queues a datagram for `peer`; only hellos go to a peer whose handshake has not succeeded.
     func send(_ envelope: Envelope, to peer: Peer) {
-        guard envelope.kind == .hello || handshakes.isAccepted(peer.name) else { return }
+        guard envelope.kind == .hello || handshakes.isAccepted(peer.name), !unresolved.contains(peer.name) else { return }
         outbox.items.append(Outgoing(bytes: envelope.bytes, address: peer.address(for: envelope.kind), peer: peer.name,
                                kind: envelope.kind))
     }
@@ -368,8 +397,8 @@ final class NodeShell {
     }
 
     func takeOutgoing() -> [Datagram] {
-        outbox.take(nowMs: clock(), datagramBytesMax: config.limits.datagramPayloadBytesMax) { [peerByName] name, kind in
-            peerByName[name]?.address(for: kind)
+        outbox.take(nowMs: clock(), datagramBytesMax: config.limits.datagramPayloadBytesMax) { [peerByName, unresolved] name, kind in
+            unresolved.contains(name) ? nil : peerByName[name]?.address(for: kind)
         }
     }
 
