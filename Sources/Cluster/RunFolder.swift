@@ -40,6 +40,9 @@ public struct RunManifest: Codable, Sendable {
     public var faultLayer: FaultLayer?
     /// The foreign system the nodes run (nil: Faultline's own nodes).
     public var external: ExternalSystem?
+    /// The nodes are not this machine's processes (an export to Kubernetes): a node is alive when its
+    /// control port answers, and process faults go through its control port or the cluster's own tools.
+    public var remote: Bool?
 
     /// The layer a link fault uses when it names none: the run's, else the kernel's in namespaces.
     public var defaultFaultLayer: FaultLayer { faultLayer ?? (network == nil ? .node : .kernel) }
@@ -101,24 +104,7 @@ public enum RunFolder {
             }
             let key = ClusterSetup.nodeKey(chainId: topology.chainId, seed: seed, name: node.keyName)
             try writeFile(nodeDir + "/key", key.seed.hex + "\n", mode: 0o600)
-            // A gateway speaks HTTP to the rpc nodes only: it is no one's gossip peer.
-            let peers = node.role == "gateway" ? [] : entries.enumerated().filter {
-                $0.offset != index && $0.element.role != "gateway"
-            }.map {
-                NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
-                                     port: $0.element.gossipPort, votePort: $0.element.votePort)
-            }
-            var config = NodeConfig(
-                name: node.name, role: node.role, chainId: topology.chainId, forkId: node.forkId, protocolVersion: 1,
-                version: node.version, versionMin: node.versionMin, handshakeChecksRules: topology.handshakeChecksRules,
-                host: entries[index].host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
-                controlPort: entries[index].controlPort,
-                keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
-                eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
-            config.rollup = ["sequencer", "replica"].contains(node.role) ? topology.rollup?.settings : nil
-            config.rollup?.dispute = node.dispute
-            config.rpcPort = entries[index].rpcPort
-            config.byzantine = node.byzantine.isEmpty ? nil : node.byzantine
+            let config = nodeConfig(topology, index: index, entries: entries)
             try writeJSON(nodeDir + "/node.json", config, mode: 0o644)
             if node.role == "gateway" {
                 try writeJSON(nodeDir + "/gateway.json", gatewayFile(topology, entries: entries, seed: seed &+ UInt64(index)),
@@ -136,6 +122,30 @@ public enum RunFolder {
         try? fm.removeItem(atPath: current)
         try? fm.createSymbolicLink(atPath: current, withDestinationPath: URL(fileURLWithPath: dir).standardized.path)
         return (dir, manifest)
+    }
+
+    /// Node `index`'s config: its peers (every other node but gateways, which gossip with no one) at the
+    /// entries' hosts and ports, paths relative to its folder in a run folder.
+    static func nodeConfig(_ topology: Topology, index: Int, entries: [RunManifest.NodeEntry]) -> NodeConfig {
+        let node = topology.nodes[index]
+        let peers = node.role == "gateway" ? [] : entries.enumerated().filter {
+            $0.offset != index && $0.element.role != "gateway"
+        }.map {
+            NodeConfig.PeerEntry(name: $0.element.name, publicKey: $0.element.publicKey, host: $0.element.host,
+                                 port: $0.element.gossipPort, votePort: $0.element.votePort)
+        }
+        var config = NodeConfig(
+            name: node.name, role: node.role, chainId: topology.chainId, forkId: node.forkId, protocolVersion: 1,
+            version: node.version, versionMin: node.versionMin, handshakeChecksRules: topology.handshakeChecksRules,
+            host: entries[index].host, gossipPort: entries[index].gossipPort, votePort: entries[index].votePort,
+            controlPort: entries[index].controlPort,
+            keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
+            eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
+        config.rollup = ["sequencer", "replica"].contains(node.role) ? topology.rollup?.settings : nil
+        config.rollup?.dispute = node.dispute
+        config.rpcPort = entries[index].rpcPort
+        config.byzantine = node.byzantine.isEmpty ? nil : node.byzantine
+        return config
     }
 
     /// A run folder for a simulated run (`faultline simulate`): the topology, genesis and manifest

@@ -1,0 +1,84 @@
+import ArgumentParser
+import Cluster
+import Formats
+import Foundation
+
+/// `faultline export kubernetes FILE --out DIR`: the scenario as objects for a Kubernetes cluster with
+/// Chaos Mesh (see `KubernetesExport`).
+struct Export: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Write a scenario file as something another engine runs.",
+        subcommands: [Kubernetes.self])
+
+    struct Kubernetes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Plain YAML for Kubernetes (StatefulSets, headless Services, a Secret, a ConfigMap, a collector "
+                + "Job) with the schedule as a Chaos Mesh Workflow; apply with `kubectl apply -k DIR`.")
+
+        @Argument(help: "Scenario file (TOML).")
+        var file: String
+
+        @Option(help: "Folder to write (created; files in it are replaced).")
+        var out: String
+
+        @Option(help: "The image with faultline and faultline-node (build it from the Containerfile written to --out).")
+        var image: String = "localhost/faultline:latest"
+
+        @Option(help: "The Kubernetes namespace for every object.")
+        var namespace: String = "faultline"
+
+        @Option(help: "Per node: CPU request and limit, e.g. 500m,2.")
+        var cpu: String = "500m,2"
+
+        @Option(help: "Per node: memory request and limit, e.g. 256Mi,1Gi.")
+        var memory: String = "256Mi,1Gi"
+
+        @Option(help: "Per node: the store's volume size.")
+        var storage: String = "1Gi"
+
+        func run() async throws {
+            let scenario: Scenario
+            do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
+            var options = KubernetesExport.Options(image: image, namespace: namespace)
+            let cpus = cpu.split(separator: ",").map(String.init), memories = memory.split(separator: ",").map(String.init)
+            guard cpus.count == 2, memories.count == 2 else {
+                throw Exit.badInput("--cpu and --memory take REQUEST,LIMIT (e.g. --cpu 500m,2 --memory 256Mi,1Gi)")
+            }
+            (options.cpuRequest, options.cpuLimit) = (cpus[0], cpus[1])
+            (options.memoryRequest, options.memoryLimit) = (memories[0], memories[1])
+            options.storage = storage
+            let result: KubernetesExport.Result
+            do {
+                result = try KubernetesExport.make(scenario, options: options,
+                                                   timeMs: UInt64(Date().timeIntervalSince1970 * 1000))
+            } catch {
+                throw Exit.badInput("\(file): \(error)")
+            }
+            do {
+                try FileManager.default.createDirectory(atPath: out, withIntermediateDirectories: true)
+                for (name, text) in result.files {
+                    try text.write(toFile: (out as NSString).appendingPathComponent(name), atomically: true, encoding: .utf8)
+                }
+                // The keys are in secret.yaml: readable by its owner only.
+                try FileManager.default.setAttributes([.posixPermissions: 0o600],
+                                                      ofItemAtPath: (out as NSString).appendingPathComponent("secret.yaml"))
+            } catch {
+                throw Exit.badInput("--out \(out): \(error)")
+            }
+            print("wrote \(result.files.count) files to \(out) for \(scenario.topology.nodes.count) nodes in namespace \(namespace):")
+            for placement in result.placements {
+                print("  \(placement.node): pod \(placement.pod) (\(placement.dnsName))")
+            }
+            print("the schedule, step by step:")
+            for route in result.routes {
+                print("  \(route.step): \(route.way == "chaos-mesh" ? "Chaos Mesh" : route.way == "ends" ? "ends" : "faultline") — \(route.what)")
+            }
+            print("""
+                next: build and push the image (\(out)/Containerfile), then
+                  kubectl apply -k \(out)
+                  kubectl -n \(namespace) wait --for=condition=ready pod -l app.kubernetes.io/component=collector --timeout=\(Int(scenario.scheduleSecondsMax) + 900)s
+                  kubectl -n \(namespace) cp $(kubectl -n \(namespace) get pod -l app.kubernetes.io/component=collector -o name | cut -d/ -f2):/reports ./reports
+                """)
+        }
+    }
+}

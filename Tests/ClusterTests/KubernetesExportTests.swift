@@ -1,0 +1,90 @@
+import Cluster
+import Formats
+import Foundation
+import Testing
+import Yams
+
+@Suite struct KubernetesExportTests {
+    static let library = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+        .deletingLastPathComponent().appendingPathComponent("Topologies").path
+
+    func export(_ name: String) throws -> KubernetesExport.Result {
+        let scenario = try Scenario.load(path: Self.library + "/\(name).toml")
+        return try KubernetesExport.make(scenario, options: .init(image: "registry.example/faultline:1", namespace: "chain"),
+                                         timeMs: 1_700_000_000_000)
+    }
+
+    func documents(_ result: KubernetesExport.Result, _ file: String) throws -> [Node] {
+        let text = try #require(result.files.first { $0.name == file }?.text, "\(file) not written")
+        return try Array(Yams.compose_all(yaml: text))
+    }
+
+    /// Templates of the Workflow by name.
+    func templates(_ result: KubernetesExport.Result) throws -> [String: Node] {
+        let workflow = try #require(try documents(result, "workflow.yaml").first)
+        let list = try #require(workflow["spec"]?["templates"]?.array())
+        return Dictionary(uniqueKeysWithValues: list.map { ($0["name"]?.string ?? "", $0) })
+    }
+
+    @Test func partitionIsANetworkChaosBetweenTheTwoHalvesForItsDuration() throws {
+        let result = try export("partition-halves")
+        #expect(result.placements.map(\.dnsName) == ["validator-0.validator", "validator-1.validator",
+                                                     "validator-2.validator", "validator-3.validator"])
+        let byName = try templates(result)
+        let chaos = try #require(byName["split-partition"])
+        #expect(chaos["templateType"]?.string == "NetworkChaos")
+        #expect(chaos["deadline"]?.string == "5000ms") // duration_s = 5
+        #expect(byName["split-wait"]?["deadline"]?.string == "4000ms") // at_s = 4
+        let spec = try #require(chaos["networkChaos"])
+        #expect(spec["action"]?.string == "partition" && spec["direction"]?.string == "both")
+        #expect(spec["selector"]?["pods"]?["chain"]?.array().compactMap(\.string) == ["validator-0", "validator-1"])
+        #expect(spec["target"]?["selector"]?["pods"]?["chain"]?.array().compactMap(\.string) == ["validator-2", "validator-3"])
+        #expect(result.routes.map(\.way) == ["chaos-mesh"])
+    }
+
+    @Test func regionLabelsMakeOneStatefulSetPerRegionAndKillIsPodFailure() throws {
+        let result = try export("region-outage")
+        #expect(Set(result.placements.map(\.set)) == ["validator-us-east-1", "validator-eu-west-1", "validator-ap-south-1"])
+        let set = try #require(try documents(result, "validator-us-east-1.yaml").first { $0["kind"]?.string == "StatefulSet" })
+        #expect(set["spec"]?["replicas"]?.int == 2)
+        let affinity = set["spec"]?["template"]?["spec"]?["affinity"]?["nodeAffinity"]?["preferredDuringSchedulingIgnoredDuringExecution"]?[0]?["preference"]?["matchExpressions"]?[0]
+        #expect(affinity?["key"]?.string == "topology.kubernetes.io/region")
+        #expect(affinity?["values"]?[0]?.string == "us-east-1")
+        let kill = try #require(try templates(result)["us-east-1-down-pod-failure"])
+        #expect(kill["podChaos"]?["action"]?.string == "pod-failure")
+        #expect(kill["deadline"]?.string == "5000ms")
+        #expect(kill["podChaos"]?["selector"]?["pods"]?["chain"]?.array().compactMap(\.string)
+                == ["validator-us-east-1-0", "validator-us-east-1-1"])
+    }
+
+    @Test func stepsChaosMeshCannotExpressRunFaultlineStepInATask() throws {
+        let result = try export("vote-starvation")
+        #expect(result.routes.map(\.way) == ["faultline"])
+        let task = try #require(try templates(result)["spam-faultline"])
+        let args = task["task"]?["container"]?["args"]?.array().compactMap(\.string) ?? []
+        #expect(args.last?.hasSuffix("faultline step /tmp/run/topology.toml --run /tmp/run --id spam") == true, "\(args)")
+        // Triggered by height: the Task waits for it (no Suspend).
+        let upgrade = try export("upgrade-at-height")
+        #expect(upgrade.routes.allSatisfy { $0.way == "faultline" && $0.what.contains("at height") })
+        #expect(try templates(upgrade)["binary-v1-wait"] == nil)
+    }
+
+    @Test func nodeConfigsFindPeersByDNSNameAndBindEveryAddress() throws {
+        let result = try export("partition-halves")
+        let map = try #require(try documents(result, "configmap.yaml").first?["data"])
+        let config = try JSONDecoder().decode(NodeConfig.self, from: Data((map["node.validator-2.json"]?.string ?? "").utf8))
+        #expect(config.name == "v3" && config.host == "0.0.0.0" && config.peersFile == "../../peers.json")
+        #expect(config.dataDir.hasPrefix(KubernetesExport.dataDir))
+        let peers = try JSONDecoder().decode([NodeConfig.PeerEntry].self, from: Data((map["peers.json"]?.string ?? "").utf8))
+        #expect(peers.map(\.host) == result.placements.map(\.dnsName))
+        // Strings YAML would read as numbers stay strings: the collector's `--keep-s 3600`.
+        let collector = try #require(result.files.first { $0.name == "collector.yaml" }?.text)
+        #expect(collector.contains("- \"3600\""))
+    }
+
+    @Test func aHundredValidatorsFitOneConfigMap() throws {
+        let result = try export("bench-100")
+        let bytes = result.files.first { $0.name == "configmap.yaml" }?.text.utf8.count ?? 0
+        #expect(bytes > 0 && bytes < 1_000_000, "\(bytes)")
+    }
+}
