@@ -88,7 +88,7 @@ public enum ClusterBench {
         let signSeconds = Date().timeIntervalSince(signStart)
         progress(String(format: "signed %d transfers in %.1f s (before the clock starts); sending while %@'s mempool "
                         + "holds under %d", count, signSeconds, watched.name, windowTxs))
-        let targets = try validators.map { try SocketAddress(ipAddress: $0.host, port: $0.gossipPort) }
+        let targets = try validators.map { try SocketAddress.node($0.host, port: $0.gossipPort) }
         let datagramBytesMax = NodeConfig.Limits().datagramPayloadBytesMax
         let channel = try await SenderSocket.bind(toward: targets)
         defer { channel.close(promise: nil) }

@@ -58,7 +58,7 @@ public enum ClusterOps {
 
     /// Every validator has finalized a block; or validators with more than 2/3 of the stake have, and
     /// each of the others is one that cannot join: stopped, or refused at (or refusing) the handshake.
-    static func isUp(_ states: [NodeState]) -> Bool {
+    public static func isUp(_ states: [NodeState]) -> Bool {
         // rpc nodes and gateways serve the chain once they have a block of it.
         // External members are up once each reports progress (etcd: a revision, 1 on a new store).
         guard states.filter({ $0.node.role == "external" }).allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
@@ -82,6 +82,17 @@ public enum ClusterOps {
         return await withTaskGroup(of: (Int, NodeState).self) { group in
             for (index, node) in manifest.nodes.enumerated() {
                 group.addTask {
+                    if manifest.remote == true {
+                        // Another machine's process: alive is what its control port says.
+                        var state = NodeState(node: node, pid: nil, alive: false, status: nil, error: nil)
+                        do {
+                            state.status = try await ControlClient.status(host: node.host, port: node.controlPort, token: token)
+                            state.alive = true
+                        } catch {
+                            state.error = "\(error)"
+                        }
+                        return (index, state)
+                    }
                     let pid = Supervisor.pid(node, runDir: dir)
                     let alive = pid.map(Supervisor.isAlive) ?? false
                     var state = NodeState(node: node, pid: pid, alive: alive, status: nil, error: nil)

@@ -35,6 +35,20 @@ extension FaultEngine {
             default: break
             }
         }
+        if manifest.remote == true {
+            switch action {
+            case .kill, .restart, .resume:
+                throw RunError("\(action.name): these nodes are not this machine's processes; on Kubernetes the export "
+                               + "makes kill and restart PodChaos objects, and a pause ends by itself")
+            case .pause(let targets):
+                return try await RemoteFaults.pause(targets, seconds: 3_600, dir: dir, manifest: manifest, id: id)
+            case .upgrade(let targets, let version, let versionMin, let forkId):
+                return try await RemoteFaults.upgrade(targets, to: .init(version: version, versionMin: versionMin, forkId: forkId),
+                                                      dir: dir, manifest: manifest, id: id)
+            default:
+                break
+            }
+        }
         switch action {
         case .kill(let targets), .pause(let targets):
             let names = try resolve(targets, in: manifest)

@@ -28,7 +28,7 @@ public final class LoadGenerator: @unchecked Sendable {
         }
         kind = l2 ? .l2Transfer : .transfer
         targets = try manifest.nodes.filter { $0.role == (l2 ? "sequencer" : "validator") }.map {
-            try SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
+            try SocketAddress.node($0.host, port: $0.gossipPort)
         }
         guard !targets.isEmpty else { throw RunError(l2 ? "L2 load needs a sequencer node" : "load needs validators") }
         try FileManager.default.createDirectory(atPath: runDir + "/load", withIntermediateDirectories: true)

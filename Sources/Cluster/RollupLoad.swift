@@ -12,7 +12,7 @@ extension ScenarioRunner {
                             rate: Int, asked: Scenario.LoadRate) -> Task<Void, Never> {
         Task {
             guard let sequencer = manifest.nodes.first(where: { $0.role == "sequencer" }),
-                  let address = try? SocketAddress(ipAddress: sequencer.host, port: sequencer.gossipPort),
+                  let address = try? SocketAddress.node(sequencer.host, port: sequencer.gossipPort),
                   let keyBytes = Hex.decode(sequencer.publicKey), let key = PublicKey(keyBytes) else { return }
             let relative = if case .timesCapacity = asked { " (\(asked))" } else { "" }
             let description = "airdrop: \(pool.datagrams.count) claims at \(rate)/s\(relative)"
@@ -29,7 +29,7 @@ extension ScenarioRunner {
     /// Posts `count` forced claims (each from a fresh L2 account) to every validator as L1 transactions.
     static func postForced(dir: String, manifest: RunManifest, step: Scenario.Step, count: Int) async throws {
         let targets = try manifest.nodes.filter { $0.role == "validator" }.map {
-            try SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
+            try SocketAddress.node($0.host, port: $0.gossipPort)
         }
         let channel = try await DatagramBootstrap(group: MultiThreadedEventLoopGroup.singleton)
             .bind(host: SenderSocket.localHost(toward: targets), port: 0).get()

@@ -181,7 +181,7 @@ public enum ScenarioRunner {
         return !states.contains { ($0.status?.height ?? 0) >= target }
     }
 
-    static func isDue(_ trigger: Scenario.Trigger, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {
+    public static func isDue(_ trigger: Scenario.Trigger, elapsed: Double, states: [ClusterOps.NodeState]) -> Bool {
         switch trigger {
         case .atSeconds(let seconds):
             return elapsed >= seconds
@@ -200,7 +200,7 @@ public enum ScenarioRunner {
         FaultEngine.timeline(dir).first { $0.id == step.id && $0.event == "start" }.map(\.nodes) ?? targets
     }
 
-    static func undo(_ step: Scenario.Step, dir: String) async throws {
+    public static func undo(_ step: Scenario.Step, dir: String) async throws {
         switch step.action {
         case .kill(let targets):
             try await FaultEngine.apply(.restart(targets: struck(step, targets, dir)), dir: dir, id: step.id + "-heal")
@@ -244,7 +244,7 @@ public enum ScenarioRunner {
                           capacity: VerificationCapacity, results: SpamResults) -> Task<Void, Never> {
         Task {
             let targets = manifest.nodes.filter { $0.role == "validator" }.compactMap {
-                try? SocketAddress(ipAddress: $0.host, port: $0.gossipPort)
+                try? SocketAddress.node($0.host, port: $0.gossipPort)
             }
             let perNode = spam.ratePerNode(capacity)
             let description = "\(spam) (\(perNode) tx/s per validator)"

@@ -19,3 +19,12 @@ enum SenderSocket {
         return hosts.allSatisfy { $0.hasPrefix("127.") } ? "127.0.0.1" : "0.0.0.0"
     }
 }
+
+extension SocketAddress {
+    /// A node's address as its manifest gives it: an IP address, or a DNS name (an exported cluster's
+    /// pods), looked up now (blocking, getaddrinfo).
+    static func node(_ host: String, port: Int) throws -> SocketAddress {
+        if let address = try? SocketAddress(ipAddress: host, port: port) { return address }
+        return try SocketAddress.makeAddressResolvingHost(host, port: port)
+    }
+}

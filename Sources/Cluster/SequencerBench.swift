@@ -113,7 +113,7 @@ public enum SequencerBench {
         try await waitForEvent("sequencer_ready", in: eventsPath, timeoutSeconds: 30)
         guard let pid = Supervisor.pid(node, runDir: up.dir), let key = Hex.decode(node.publicKey).flatMap(PublicKey.init)
         else { throw RunError("the sequencer \(node.name) is not running") }
-        let target = try SocketAddress(ipAddress: node.host, port: node.gossipPort)
+        let target = try SocketAddress.node(node.host, port: node.gossipPort)
         let cpuBefore = cpuSeconds(pid: pid)
         let started = Date()
         let sent = try await pool.send(id: "bench", ratePerSecond: rate, target: target, sequencer: key, drainSeconds: 0,

@@ -1,0 +1,132 @@
+import Formats
+import Foundation
+
+/// A run whose nodes are elsewhere (`RunManifest.remote`: an export to Kubernetes), seen from the
+/// collector: a writable copy of the exported run folder, the file's load while the schedule runs,
+/// then every node's event log fetched over its control port (`GET /events/OFFSET`) into the folder,
+/// so `faultline report` builds the same reports from it as from a local run's.
+public enum RemoteRun {
+    public struct Outcome: Sendable {
+        public var endedAtMs: UInt64
+        /// Nodes whose control port did not answer at the end although no step left them down.
+        public var crashed: [String]
+        public var eventBytes: [String: Int]
+    }
+
+    /// Copies the run folder's shared files (not node keys) into `dir`, with a folder per node.
+    public static func copy(from source: String, to dir: String) throws -> RunManifest {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        for name in ["run.json", "genesis.json", "topology.toml", "token"] {
+            let data = try Data(contentsOf: URL(fileURLWithPath: source + "/" + name))
+            guard fm.createFile(atPath: dir + "/" + name, contents: data, attributes: [.posixPermissions: 0o600]) else {
+                throw RunError("cannot write \(dir)/\(name)")
+            }
+        }
+        let manifest = try RunFolder.load(dir)
+        guard manifest.remote == true else {
+            throw RunError("\(source)/run.json is a local run's (nodes on this machine): `faultline report` reads it as it is")
+        }
+        for node in manifest.nodes {
+            try fm.createDirectory(atPath: dir + "/" + node.dir, withIntermediateDirectories: true,
+                                   attributes: [.posixPermissions: 0o700])
+        }
+        try fm.createDirectory(atPath: dir + "/load", withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        return manifest
+    }
+
+    /// From `startedAtMs` (the cluster is up): the load, the schedule's length (past `until_height` if
+    /// the file has one), its fault windows as scheduled, the settle time; then the event logs.
+    public static func observe(_ scenario: Scenario, dir: String, manifest: RunManifest,
+                               startedAtMs: UInt64) async throws -> Outcome {
+        let started = Date(timeIntervalSince1970: Double(startedAtMs) / 1000)
+        let load = scenario.topology.load
+        var background: [Task<Void, Never>] = []
+        if load.rateTxPerSecond > 0 {
+            background.append(ScenarioRunner.spamTask(dir: dir, manifest: manifest, rate: load.rateTxPerSecond,
+                                                      seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0),
+                                                      sent: ScenarioRunner.Sent(), window: nil,
+                                                      delaySeconds: load.startSeconds))
+        }
+        // Chaos Mesh and the Workflow's Tasks apply the faults; the windows are the schedule's.
+        for step in scenario.steps {
+            guard let window = ChaosSchedule.plannedWindow(step, in: scenario) else { continue }
+            let action = step.spam != nil ? "spam" : step.action.name
+            let nodes = (try? targets(step.action, manifest: manifest)) ?? []
+            let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
+            let description = (step.spam.map { "\($0)" } ?? link?.description
+                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled)"
+            try FaultEngine.record(dir, .init(t: startedAtMs + UInt64(window.start * 1000), event: "start", id: step.id,
+                                              action: action, description: description, nodes: nodes))
+            try FaultEngine.record(dir, .init(t: startedAtMs + UInt64((window.start + window.seconds) * 1000), event: "end",
+                                              id: step.id, action: action, description: description, nodes: nodes))
+        }
+        var states: [ClusterOps.NodeState] = []
+        while true {
+            let elapsed = Date().timeIntervalSince(started)
+            if elapsed >= scenario.durationSeconds,
+               !ScenarioRunner.waitsForHeight(scenario, elapsed: elapsed, states: states) { break }
+            states = (try? await ClusterOps.states(dir: dir)) ?? states
+            try await Task.sleep(for: .milliseconds(500))
+        }
+        for task in background { task.cancel() }
+        for task in background { await task.value }
+        try await Task.sleep(for: .milliseconds(Int(scenario.settleSeconds * 1000)))
+        let endedAtMs = FaultEngine.now()
+        let final = try await ClusterOps.states(dir: dir)
+        let downOnPurpose = Set(scenario.steps.flatMap { step -> [String] in
+            guard case .kill = step.action, ChaosSchedule.plannedWindow(step, in: scenario).map({
+                $0.start + $0.seconds >= scenario.durationSeconds
+            }) ?? true else { return [] }
+            return (try? targets(step.action, manifest: manifest)) ?? []
+        })
+        let crashed = final.filter { !$0.alive && !downOnPurpose.contains($0.node.name) }.map(\.node.name)
+        var bytes: [String: Int] = [:]
+        for node in manifest.nodes {
+            bytes[node.name] = try await fetchEvents(node, dir: dir)
+        }
+        return Outcome(endedAtMs: endedAtMs, crashed: crashed, eventBytes: bytes)
+    }
+
+    /// A node's whole event log, in chunks of whole lines; its size.
+    static func fetchEvents(_ node: RunManifest.NodeEntry, dir: String) async throws -> Int {
+        let token = try RunFolder.token(dir)
+        let path = dir + "/" + node.dir + "/events.jsonl"
+        guard FileManager.default.createFile(atPath: path, contents: nil) else { throw RunError("cannot write \(path)") }
+        let handle = try FileHandle(forWritingTo: URL(fileURLWithPath: path))
+        defer { try? handle.close() }
+        var offset = 0
+        // Bounded: a log of more than 64 GiB is not one a run writes.
+        for _ in 0..<16_384 {
+            var response: ControlClient.Response?
+            for attempt in 0..<5 {
+                response = try? await ControlClient.request(host: node.host, port: node.controlPort, path: "/events/\(offset)",
+                                                            token: token, timeout: .seconds(10))
+                if response?.status == 200 { break }
+                try await Task.sleep(for: .milliseconds(200 << attempt))
+            }
+            guard let response, response.status == 200 else {
+                throw RunError("\(node.name) (\(node.host)): its event log could not be fetched from byte \(offset)"
+                               + (response.map { ": \(String(decoding: $0.body, as: UTF8.self))" } ?? ""))
+            }
+            if response.body.isEmpty { break }
+            try handle.write(contentsOf: response.body)
+            offset += response.body.count
+        }
+        return offset
+    }
+
+    static func targets(_ action: FaultAction, manifest: RunManifest) throws -> [String] {
+        switch action {
+        case .kill(let t), .pause(let t), .resume(let t), .restart(let t), .skew(let t, _), .upgrade(let t, _, _, _),
+             .rpc(let t, _), .byzantine(let t, _):
+            return try FaultEngine.resolve(t, in: manifest)
+        case .partition(let groups):
+            return try FaultEngine.resolve(groups.flatMap { $0 }, in: manifest)
+        case .link(_, let from, let to):
+            return try FaultEngine.resolve(from + to, in: manifest)
+        case .heal:
+            return []
+        }
+    }
+}
