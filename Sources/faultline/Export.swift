@@ -82,3 +82,44 @@ struct Export: AsyncParsableCommand {
         }
     }
 }
+
+/// `faultline rehearse kubernetes DIR`: an export run here from its files alone (see `Rehearsal`).
+struct Rehearse: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(
+        abstract: "Run an export on this machine as a cluster would (needs root: namespaces, mounts, nftables).",
+        subcommands: [Kubernetes.self])
+
+    struct Kubernetes: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Pods as processes in network namespaces with the pods' DNS names, the Workflow's faults by the "
+                + "kernel, the reports from the collector Job.")
+
+        @Argument(help: "Folder `faultline export kubernetes` wrote.")
+        var folder: String
+
+        @Option(help: "Where to copy the collector's reports.")
+        var out: String
+
+        @Option(help: "Scratch folder (volumes, logs).")
+        var work: String = ".faultline/rehearsal"
+
+        func run() async throws {
+            let binaries = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
+            let me = binaries.isEmpty ? FileManager.default.currentDirectoryPath : (binaries as NSString).standardizingPath
+            let directory = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
+            let outcome: Rehearsal.Outcome
+            do {
+                outcome = try await Rehearsal.run(folder, work: URL(fileURLWithPath: work).standardized.path,
+                                                  binaries: directory, out: out) { print($0) }
+            } catch {
+                throw Exit.failure("\(error)")
+            }
+            print("rehearsal done; the collector's reports: \(outcome.reports)/report.html, report.json, junit.xml")
+            let data = try Data(contentsOf: URL(fileURLWithPath: outcome.reports + "/report.json"))
+            let verdict = (try? JSONSerialization.jsonObject(with: data) as? [String: Any])?["verdict"] as? String
+            print("verdict: \(verdict ?? "?")")
+            if verdict == "failed" { throw ExitCode(1) }
+            if verdict == "inconclusive" { throw ExitCode(3) }
+        }
+    }
+}

@@ -9,7 +9,7 @@ struct Faultline: AsyncParsableCommand {
     static let configuration = CommandConfiguration(
         commandName: "faultline",
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
-        subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self, Export.self, StepCommand.self, Collect.self,
+        subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self, Export.self, Rehearse.self, StepCommand.self, Collect.self,
                       Bench.self, Simulate.self, Mutants.self, Observe.self])
 }
 

@@ -227,7 +227,10 @@ enum Reports {
         report.network = manifest.network.map { plan in
             "netns: each node in a namespace of its own on \(plan.subnet); link faults by the "
                 + "\(manifest.defaultFaultLayer.rawValue) layer unless a fault says otherwise"
-        } ?? "loopback"
+        } ?? (manifest.remote == true
+            ? "remote: nodes on other machines (an export to Kubernetes); their event logs collected over their control "
+                + "ports, fault windows as the schedule planned them"
+            : "loopback")
         return report
     }
 
