@@ -394,7 +394,7 @@ extension Rehearsal {
                           mounts: mounts + [("/tmp/run", run)])
             note("task \(name): \(pod.args.last ?? "")")
             let process = try processes.start(pod, namespace: plan.member("tasks")!.namespace, name: "task-" + name)
-            while process.isRunning { try await Task.sleep(for: .milliseconds(100)) }
+            while process.isRunning { try await Task.sleep(for: .milliseconds(10)) }
             note("task \(name) exited \(process.terminationStatus)" + (process.terminationStatus == 0 ? "" : ": " + processes.tail("task-" + name)))
         }
 

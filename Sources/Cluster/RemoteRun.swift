@@ -48,19 +48,6 @@ public enum RemoteRun {
                                                       sent: ScenarioRunner.Sent(), window: nil,
                                                       delaySeconds: load.startSeconds))
         }
-        // Chaos Mesh and the Workflow's Tasks apply the faults; the windows are the schedule's.
-        for step in scenario.steps {
-            guard let window = ChaosSchedule.plannedWindow(step, in: scenario) else { continue }
-            let action = step.spam != nil ? "spam" : step.action.name
-            let nodes = (try? targets(step.action, manifest: manifest)) ?? []
-            let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
-            let description = (step.spam.map { "\($0)" } ?? link?.description
-                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled)"
-            try FaultEngine.record(dir, .init(t: startedAtMs + UInt64(window.start * 1000), event: "start", id: step.id,
-                                              action: action, description: description, nodes: nodes))
-            try FaultEngine.record(dir, .init(t: startedAtMs + UInt64((window.start + window.seconds) * 1000), event: "end",
-                                              id: step.id, action: action, description: description, nodes: nodes))
-        }
         var states: [ClusterOps.NodeState] = []
         while true {
             let elapsed = Date().timeIntervalSince(started)
@@ -85,7 +72,59 @@ public enum RemoteRun {
         for node in manifest.nodes {
             bytes[node.name] = try await fetchEvents(node, dir: dir)
         }
+        // Chaos Mesh and the Workflow's Tasks apply the faults; the windows are the schedule's, from the
+        // moment its first Task marked in the nodes' logs (else from when this collector saw the cluster up).
+        try recordPlannedWindows(scenario, dir: dir, manifest: manifest,
+                                 startMs: scheduleStart(dir: dir, manifest: manifest) ?? startedAtMs)
         return Outcome(endedAtMs: endedAtMs, crashed: crashed, eventBytes: bytes)
+    }
+
+    static func recordPlannedWindows(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64) throws {
+        for step in scenario.steps {
+            guard let window = ChaosSchedule.plannedWindow(step, in: scenario) else { continue }
+            let action = step.spam != nil ? "spam" : step.action.name
+            let nodes = (try? targets(step.action, manifest: manifest)) ?? []
+            let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
+            let description = (step.spam.map { "\($0)" } ?? link?.description
+                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled; it takes effect up to \(scheduleSlackMs) ms later)"
+            var start = FaultEvent(t: startMs + UInt64(window.start * 1000), event: "start", id: step.id,
+                                   action: action, description: description, nodes: nodes)
+            start.slackMs = scheduleSlackMs
+            try FaultEngine.record(dir, start)
+            try FaultEngine.record(dir, .init(t: startMs + UInt64((window.start + window.seconds) * 1000), event: "end",
+                                              id: step.id, action: action, description: description, nodes: nodes))
+        }
+    }
+
+    public static let scheduleStartMark = "schedule-start"
+
+    /// How late a scheduled fault may take effect: the Workflow's own steps plus Chaos Mesh's injection
+    /// (hundreds of milliseconds; the rehearsal's nftables rules, 0.2-0.3 s for four pods).
+    public static let scheduleSlackMs: UInt64 = 1_000
+
+    /// Every node logs the moment the schedule starts (`POST /mark`); a node that does not answer is skipped.
+    public static func markScheduleStart(dir: String, manifest: RunManifest) async {
+        guard let token = try? RunFolder.token(dir) else { return }
+        let body = Array("{\"name\":\"\(scheduleStartMark)\"}".utf8)
+        for node in manifest.nodes {
+            _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/mark",
+                                                 token: token, body: body)
+        }
+    }
+
+    /// The earliest schedule-start mark in the collected logs.
+    static func scheduleStart(dir: String, manifest: RunManifest) -> UInt64? {
+        var earliest: UInt64?
+        for node in manifest.nodes {
+            guard let text = try? String(contentsOfFile: dir + "/" + node.dir + "/events.jsonl", encoding: .utf8) else { continue }
+            for line in text.split(separator: "\n") where line.contains("\"mark\"") && line.contains(scheduleStartMark) {
+                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
+                      object["event"] as? String == "mark", let t = object["t"] as? NSNumber else { continue }
+                earliest = min(earliest ?? t.uint64Value, t.uint64Value)
+                break
+            }
+        }
+        return earliest
     }
 
     /// A node's whole event log, in chunks of whole lines; its size.

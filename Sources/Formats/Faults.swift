@@ -53,6 +53,9 @@ public struct FaultEvent: Codable, Sendable, Equatable {
     public var nodes: [String]
     /// The layer that made a link fault: "node" or "kernel" (absent for other faults).
     public var layer: String?
+    /// How late the fault may really have begun, when the window is the schedule's and not what was
+    /// seen to happen (a remote run: Chaos Mesh applies the fault); nil for windows recorded as applied.
+    public var slackMs: UInt64?
 
     public init(t: UInt64, event: String, id: String, action: String, description: String, nodes: [String]) {
         self.t = t

@@ -13,6 +13,9 @@ public struct FaultWindow: Codable, Sendable, Equatable {
     public var endMs: UInt64?
     /// The layer that made a link fault ("node" or "kernel"); nil for other faults.
     public var layer: String?
+    /// How late the fault may really have begun and ended (a window as scheduled, not as applied):
+    /// "during" checks start this much later, and the time this much past the end is no "outside".
+    public var slackMs: UInt64?
 
     public init(id: String, action: String, description: String, nodes: [String], startMs: UInt64, endMs: UInt64?,
                 layer: String? = nil) {
@@ -152,6 +155,7 @@ public struct Evaluator: Sendable {
                 open[event.id] = out.count
                 out.append(FaultWindow(id: event.id, action: event.action, description: event.description,
                                        nodes: event.nodes, startMs: event.t, endMs: nil, layer: event.layer))
+                out[out.count - 1].slackMs = event.slackMs
             } else if let index = open.removeValue(forKey: event.id) {
                 out[index].endMs = event.t
             } else {
@@ -169,8 +173,9 @@ public struct Evaluator: Sendable {
             return [startMs...endMs]
         case .during(let id):
             guard let fault = windows.first(where: { $0.id == id }) else { return [] }
-            let start = max(fault.startMs, startMs)
-            return [start...max(start, min(fault.endMs ?? endMs, endMs))]
+            let end = min(fault.endMs ?? endMs, endMs)
+            let start = min(max(fault.startMs + (fault.slackMs ?? 0), startMs), max(end, startMs))
+            return [start...max(start, end)]
         case .after(let id):
             guard let fault = windows.first(where: { $0.id == id }) else { return [] }
             let start = min(max(fault.endMs ?? endMs, startMs), endMs)
@@ -184,7 +189,7 @@ public struct Evaluator: Sendable {
     func outsideFaults(_ ranges: [ClosedRange<UInt64>], only: Set<String>? = nil) -> [ClosedRange<UInt64>] {
         var free = ranges
         for fault in windows where only?.contains(fault.id) ?? true {
-            let cut = fault.startMs...(fault.endMs ?? endMs)
+            let cut = fault.startMs...((fault.endMs ?? endMs) + (fault.slackMs ?? 0))
             free = free.flatMap { range -> [ClosedRange<UInt64>] in
                 guard cut.overlaps(range) else { return [range] }
                 var pieces: [ClosedRange<UInt64>] = []

@@ -246,7 +246,7 @@ public struct NodeService: Service {
                 case .l2Client: queueDepth.add(-1)
                 case .tick: isTick = true
                 case .sendDue: wakeAtMs = nil
-                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .l2Shed, .setRPCFault, .setByzantine, .peerAddress: break
+                case .timeout, .setLinkFaults, .setClockSkew, .l2Tick, .l2Shed, .setRPCFault, .setByzantine, .peerAddress, .mark: break
                 }
                 shell.handle(input)
             }
@@ -414,6 +414,14 @@ public struct NodeService: Service {
             } catch {
                 return badRequest("link-faults body is not a LinkFaultTable: \(error)")
             }
+        case (.POST, "/mark"):
+            struct Mark: Decodable { var name: String }
+            guard let mark = try? JSONDecoder().decode(Mark.self, from: Data(body)), !mark.name.isEmpty,
+                  mark.name.utf8.count <= 64 else {
+                return badRequest("mark body must be {\"name\": \"...\"} (1 to 64 bytes)")
+            }
+            control.push(.mark(mark.name), urgent: true)
+            return .init(status: .ok, contentType: "text/plain", body: Array("marked\n".utf8))
         case (.POST, "/clock-skew"):
             struct Skew: Decodable { var skewMs: Int64 }
             guard let skew = try? JSONDecoder().decode(Skew.self, from: Data(body)) else {

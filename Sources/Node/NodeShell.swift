@@ -36,6 +36,9 @@ enum NodeInput: Sendable {
     case setByzantine([ByzantineMode])
     /// A peer given by DNS name resolved to this address (first, or anew after its pod moved).
     case peerAddress(name: String, address: SocketAddress)
+    /// A named moment from outside (`POST /mark`), written to the event log: where a schedule the node
+    /// does not run (an exported Workflow) started.
+    case mark(String)
 }
 
 /// The I/O shell of a validator: wires the consensus core and the ledger to the network, timers,
@@ -309,6 +312,9 @@ final class NodeShell {
             setByzantine(modes)
         case .peerAddress(let name, let address):
             movePeer(name, to: address)
+        case .mark(let name):
+            events.write("mark", timeMs: clock(), [("name", .string(name))])
+            events.flush()
         case .setRPCFault(let fault):
             rpcBox?.setFault(fault)
             logger.notice("rpc fault now: \(fault)")

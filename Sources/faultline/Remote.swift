@@ -42,6 +42,8 @@ struct StepCommand: AsyncParsableCommand {
             } catch {
                 throw Exit.failure("\(error)")
             }
+            // The schedule starts now: each node logs the moment, so the collector can place the windows.
+            if manifest.remote == true { await RemoteRun.markScheduleStart(dir: dir, manifest: manifest) }
             print("cluster \(manifest.name) is up: every validator has finalized a block")
             return
         }

@@ -49,6 +49,29 @@ import Wire
         #expect(halts[0].recoverySeconds == 0.4)
     }
 
+    /// A window as scheduled (a remote run): its fault took effect up to `slackMs` late. Blocks in that
+    /// first stretch do not count against "during", and the stretch after its end is not "outside".
+    @Test func aScheduledWindowsSlackTrimsDuringAndWidensItsShadow() {
+        var start = FaultEvent(t: Self.start + 2_700, event: "start", id: "split", action: "partition",
+                               description: "partition a | b (as scheduled)", nodes: [])
+        let end = FaultEvent(t: Self.start + 5_300, event: "end", id: "split", action: "partition",
+                             description: "partition a | b (as scheduled)", nodes: [])
+        func evaluate(_ metric: String, _ window: ExpectationSpec.Window, _ bound: ExpectationSpec.Bound,
+                      slack: UInt64?) -> ExpectationResult {
+            start.slackMs = slack
+            let evaluator = Evaluator(analysis: Self.analysis(), windows: Evaluator.windows(from: [start, end]),
+                                      startMs: Self.start, endMs: Self.start + 10_000, haltThresholdSeconds: 1, crashed: [])
+            return evaluator.evaluate(ExpectationSpec(name: metric, metric: metric, window: window, bound: bound))
+        }
+        // Scheduled 0.3 s before the blocks stopped: 3 blocks "during" without slack, none with it.
+        #expect(!evaluate("blocks_finalized", .during("split"), .max(0), slack: nil).passed)
+        #expect(evaluate("blocks_finalized", .during("split"), .max(0), slack: 500).passed)
+        // The blocks resumed 0.6 s after the scheduled end: a gap "outside" without slack, none with it.
+        #expect(!evaluate("max_finality_gap_s", .outsideFaults, .max(0.5), slack: nil).passed)
+        #expect(evaluate("max_finality_gap_s", .outsideFaults, .max(0.5), slack: 1_000).passed)
+        #expect(evaluate("halt", .during("split"), .equals(true), slack: 1_000).passed)
+    }
+
     @Test func windowedMetricsPassAndFailAsTheyShould() {
         #expect(check("halt", .during("split"), .equals(true)).passed)
         #expect(!check("halt", .outsideFaults, .equals(true)).passed)
