@@ -274,6 +274,8 @@ public enum ChaosSchedule {
             return (start, lasts(step, in: scenario) { if case .skew(_, 0) = $0.action { true } else { false } })
         case .rpc, .byzantine:
             return step.durationSeconds.map { (start, $0) }
+        case .upgrade, .restart, .resume:
+            return (start, 0) // an instant: what comes after it is "after" it
         default:
             return nil
         }

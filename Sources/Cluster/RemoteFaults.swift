@@ -7,17 +7,8 @@ import Foundation
 public enum RemoteFaults {
     public static func pause(_ targets: [String], seconds: Double, dir: String, manifest: RunManifest,
                              id: String) async throws -> String {
-        let names = try FaultEngine.resolve(targets, in: manifest)
-        let token = try RunFolder.token(dir)
-        let body = Array("{\"seconds\":\(seconds)}".utf8)
-        for name in names {
-            let node = try ClusterOps.node(named: name, in: manifest)
-            let response = try await ControlClient.request(host: node.host, port: node.controlPort, method: .POST,
-                                                           path: "/pause", token: token, body: body)
-            guard response.status == 200 else {
-                throw RunError("pause \(name): \(String(decoding: response.body, as: UTF8.self))")
-            }
-        }
+        let names = try await post(targets, path: "/pause", body: Array("{\"seconds\":\(seconds)}".utf8), dir: dir,
+                             manifest: manifest)
         try FaultEngine.record(dir, .init(t: FaultEngine.now(), event: "start", id: id, action: "pause",
                                           description: "pause \(names.joined(separator: ",")) for \(seconds) s",
                                           nodes: names))
@@ -26,20 +17,27 @@ public enum RemoteFaults {
 
     public static func upgrade(_ targets: [String], to binary: BinaryOverride, dir: String, manifest: RunManifest,
                                id: String) async throws -> String {
-        let names = try FaultEngine.resolve(targets, in: manifest)
-        let token = try RunFolder.token(dir)
-        let body = try JSONEncoder().encode(binary)
-        for name in names {
-            let node = try ClusterOps.node(named: name, in: manifest)
-            let response = try await ControlClient.request(host: node.host, port: node.controlPort, method: .POST,
-                                                           path: "/upgrade", token: token, body: Array(body))
-            guard response.status == 200 else {
-                throw RunError("upgrade \(name): \(String(decoding: response.body, as: UTF8.self))")
-            }
-        }
+        let names = try await post(targets, path: "/upgrade", body: Array(try JSONEncoder().encode(binary)), dir: dir,
+                                   manifest: manifest)
         try FaultEngine.record(dir, .init(t: FaultEngine.now(), event: "instant", id: id, action: "upgrade",
                                           description: "upgrade \(names.joined(separator: ",")) to version \(binary.version)",
                                           nodes: names))
         return id
+    }
+
+    /// POSTs `body` to `path` on the control port of every node the selectors name; the names.
+    static func post(_ targets: [String], path: String, body: [UInt8], dir: String,
+                     manifest: RunManifest) async throws -> [String] {
+        let names = try FaultEngine.resolve(targets, in: manifest)
+        let token = try RunFolder.token(dir)
+        for name in names {
+            let node = try ClusterOps.node(named: name, in: manifest)
+            let response = try await ControlClient.request(host: node.host, port: node.controlPort, method: .POST,
+                                                           path: path, token: token, body: body)
+            guard response.status == 200 else {
+                throw RunError("\(path) on \(name): \(String(decoding: response.body, as: UTF8.self))")
+            }
+        }
+        return names
     }
 }

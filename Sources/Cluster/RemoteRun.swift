@@ -48,6 +48,18 @@ public enum RemoteRun {
                                                       sent: ScenarioRunner.Sent(), window: nil,
                                                       delaySeconds: load.startSeconds))
         }
+        if let rpcLoad = scenario.topology.rpcLoad {
+            let seconds = max(scenario.scheduleSecondsMax - rpcLoad.startSeconds, 0)
+            let topology = scenario.topology
+            background.append(Task {
+                if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
+                do {
+                    _ = try await RPCLoad.run(rpcLoad, topology: topology, manifest: manifest, runDir: dir, seconds: seconds)
+                } catch {
+                    FileHandle.standardError.write(Data("rpc load: \(error)\n".utf8))
+                }
+            })
+        }
         var states: [ClusterOps.NodeState] = []
         while true {
             let elapsed = Date().timeIntervalSince(started)
@@ -86,11 +98,12 @@ public enum RemoteRun {
             let nodes = (try? targets(step.action, manifest: manifest)) ?? []
             let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
             let description = (step.spam.map { "\($0)" } ?? link?.description
-                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled; it takes effect up to \(scheduleSlackMs) ms later)"
-            var start = FaultEvent(t: startMs + UInt64(window.start * 1000), event: "start", id: step.id,
-                                   action: action, description: description, nodes: nodes)
+                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled)"
+            var start = FaultEvent(t: startMs + UInt64(window.start * 1000), event: window.seconds == 0 ? "instant" : "start",
+                                   id: step.id, action: action, description: description, nodes: nodes)
             start.slackMs = scheduleSlackMs
             try FaultEngine.record(dir, start)
+            if window.seconds == 0 { continue }
             try FaultEngine.record(dir, .init(t: startMs + UInt64((window.start + window.seconds) * 1000), event: "end",
                                               id: step.id, action: action, description: description, nodes: nodes))
         }

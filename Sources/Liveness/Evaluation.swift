@@ -162,6 +162,7 @@ public struct Evaluator: Sendable {
                 // An instantaneous action (restart, resume): a window of zero length.
                 out.append(FaultWindow(id: event.id, action: event.action, description: event.description,
                                        nodes: event.nodes, startMs: event.t, endMs: event.t))
+                out[out.count - 1].slackMs = event.slackMs
             }
         }
         return out

@@ -66,7 +66,7 @@ struct GatewayService {
                 try await ControlServer.start(host: config.host, port: config.controlPort, token: loaded.token, unauthorized: {}) {
                     method, path, body in
                     NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
-                                      queueDepth: 0, control: stop)
+                                      queueDepth: 0, control: stop, eventsPath: loaded.eventsPath)
                 }
             }
         } catch {

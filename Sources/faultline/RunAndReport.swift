@@ -229,7 +229,8 @@ enum Reports {
                 + "\(manifest.defaultFaultLayer.rawValue) layer unless a fault says otherwise"
         } ?? (manifest.remote == true
             ? "remote: nodes on other machines (an export to Kubernetes); their event logs collected over their control "
-                + "ports, fault windows as the schedule planned them"
+                + "ports, fault windows as the schedule planned them (each may take effect up to "
+                + "\(RemoteRun.scheduleSlackMs / 1000) s late: checks during a window start that much later)"
             : "loopback")
         return report
     }
