@@ -40,6 +40,7 @@ public enum Rehearsal {
             throw RunError("\(folder): an export has a ConfigMap, a Secret, a Workflow and a collector Job")
         }
         let data = strings(configMap["data"]), secrets = strings(secret["stringData"])
+        _ = cleanLeftovers(work: work) // a rehearsal killed before in this folder
         try? FileManager.default.removeItem(atPath: work)
         try FileManager.default.createDirectory(atPath: work, withIntermediateDirectories: true)
 
@@ -68,12 +69,13 @@ public enum Rehearsal {
 
         var plan = try HostNetwork.reserve(names: pods.map(\.name) + ["collector", "tasks"])
         let mountPoints = MountPoints()
-        var processes = Processes(binaries: binaries, work: work)
+        let processes = Processes(binaries: binaries, work: work)
+        // What to remove if this process is killed: `clean(work)` (also at the next rehearsal there).
+        try record(Leftovers(plan: plan, mountPoints: []), work: work)
         defer {
             processes.stopAll()
-            let left = HostNetwork.destroy(plan)
-            for member in plan.members { try? FileManager.default.removeItem(atPath: "/etc/netns/" + member.namespace) }
-            mountPoints.remove()
+            let left = clean(Leftovers(plan: plan, mountPoints: mountPoints.paths))
+            try? FileManager.default.removeItem(atPath: work + "/" + Leftovers.fileName)
             if !left.isEmpty { say("rehearsal: could not remove \(left.joined(separator: ", "))") }
         }
         try HostNetwork.build(&plan)
@@ -90,6 +92,7 @@ public enum Rehearsal {
         }
         for pod in pods + [collector] { try mountPoints.make(pod.mounts.map(\.path)) }
         try mountPoints.make(["/tmp/run"])
+        try record(Leftovers(plan: plan, mountPoints: mountPoints.paths), work: work)
 
         let started = Date()
         for pod in pods { try processes.start(pod, namespace: plan.member(pod.name)!.namespace) }
@@ -115,6 +118,44 @@ public enum Rehearsal {
         try? FileManager.default.removeItem(atPath: out)
         try FileManager.default.copyItem(atPath: (reportPath as NSString).deletingLastPathComponent, toPath: out)
         return Outcome(reports: out, log: log)
+    }
+
+    // MARK: what a killed rehearsal leaves
+
+    /// The network and the mount points of a rehearsal, in its work folder while it runs.
+    public struct Leftovers: Codable, Sendable {
+        public var plan: NetworkPlan
+        public var mountPoints: [String]
+        static let fileName = "rehearsal.json"
+    }
+
+    static func record(_ leftovers: Leftovers, work: String) throws {
+        try JSONEncoder().encode(leftovers).write(to: URL(fileURLWithPath: work + "/" + Leftovers.fileName))
+    }
+
+    /// Removes what a rehearsal in `work` left (its processes, namespaces, bridge, hosts files, mount
+    /// points); what could not be removed. Nothing if no rehearsal ran there.
+    @discardableResult
+    public static func cleanLeftovers(work: String) -> [String] {
+        guard let data = FileManager.default.contents(atPath: work + "/" + Leftovers.fileName),
+              let leftovers = try? JSONDecoder().decode(Leftovers.self, from: data) else { return [] }
+        let left = clean(leftovers)
+        if left.isEmpty { try? FileManager.default.removeItem(atPath: work + "/" + Leftovers.fileName) }
+        return left
+    }
+
+    static func clean(_ leftovers: Leftovers) -> [String] {
+        // Every process still in one of the rehearsal's namespaces goes first (they hold the mounts).
+        for member in leftovers.plan.members {
+            let pids = (try? HostNetwork.run(["ip", "netns", "pids", member.namespace])) ?? ""
+            for pid in pids.split(separator: "\n").compactMap({ Int32($0) }) { _ = Glibc.kill(pid, SIGKILL) }
+        }
+        let left = HostNetwork.destroy(leftovers.plan)
+        for member in leftovers.plan.members { try? FileManager.default.removeItem(atPath: "/etc/netns/" + member.namespace) }
+        let made = MountPoints()
+        made.paths = leftovers.mountPoints
+        made.remove()
+        return left + made.paths
     }
 
     // MARK: files
@@ -186,6 +227,10 @@ public enum Rehearsal {
     /// Empty folders made on the host to bind-mount over (container paths), removed at the end.
     final class MountPoints: @unchecked Sendable {
         private var made: [String] = []
+        var paths: [String] {
+            get { made }
+            set { made = newValue }
+        }
         func make(_ paths: [String]) throws {
             for path in paths where !FileManager.default.fileExists(atPath: path) {
                 var parts: [String] = []
@@ -198,9 +243,9 @@ public enum Rehearsal {
                 made += parts.reversed()
             }
         }
+        /// Removes the folders made (empty ones only); those that could not be removed stay listed.
         func remove() {
-            for path in made.reversed() { _ = rmdir(path) }
-            made = []
+            made = made.reversed().filter { rmdir($0) != 0 && FileManager.default.fileExists(atPath: $0) }.reversed()
         }
     }
 }

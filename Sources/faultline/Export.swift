@@ -103,13 +103,37 @@ struct Rehearse: AsyncParsableCommand {
         @Option(help: "Scratch folder (volumes, logs).")
         var work: String = ".faultline/rehearsal"
 
+        @Flag(help: "Only remove what a killed rehearsal in --work left (processes, namespaces, mount points).")
+        var clean = false
+
         func run() async throws {
+            let workPath = URL(fileURLWithPath: work).standardized.path
+            if clean {
+                let left = Rehearsal.cleanLeftovers(work: workPath)
+                if !left.isEmpty { throw Exit.failure("could not remove: \(left.joined(separator: ", "))") }
+                print("nothing left of a rehearsal in \(work)")
+                return
+            }
+            // Interrupted (Ctrl-C, a CI timeout): the rehearsal's processes, network and mount points go too.
+            signal(SIGINT, SIG_IGN)
+            signal(SIGTERM, SIG_IGN)
+            let sources = [SIGINT, SIGTERM].map { (number: Int32) -> DispatchSourceSignal in
+                let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+                source.setEventHandler {
+                    let left = Rehearsal.cleanLeftovers(work: workPath)
+                    FileHandle.standardError.write(Data("rehearsal interrupted; cleaned up\(left.isEmpty ? "" : ", except \(left.joined(separator: ", "))")\n".utf8))
+                    Foundation.exit(130)
+                }
+                source.resume()
+                return source
+            }
+            defer { sources.forEach { $0.cancel() } }
             let binaries = (CommandLine.arguments[0] as NSString).deletingLastPathComponent
             let me = binaries.isEmpty ? FileManager.default.currentDirectoryPath : (binaries as NSString).standardizingPath
             let directory = me.hasPrefix("/") ? me : FileManager.default.currentDirectoryPath + "/" + me
             let outcome: Rehearsal.Outcome
             do {
-                outcome = try await Rehearsal.run(folder, work: URL(fileURLWithPath: work).standardized.path,
+                outcome = try await Rehearsal.run(folder, work: workPath,
                                                   binaries: directory, out: out) { print($0) }
             } catch {
                 throw Exit.failure("\(error)")
