@@ -82,7 +82,13 @@ public enum RemoteRun {
         let crashed = final.filter { !$0.alive && !downOnPurpose.contains($0.node.name) }.map(\.node.name)
         var bytes: [String: Int] = [:]
         for node in manifest.nodes {
-            bytes[node.name] = try await fetchEvents(node, dir: dir)
+            // A node down at the end (crash-looping, a binary that refuses the chain) has no log to give:
+            // the others' still make the report, and this one is listed as not running.
+            do {
+                bytes[node.name] = try await fetchEvents(node, dir: dir)
+            } catch {
+                FileHandle.standardError.write(Data("collect: \(error); the report has no events of \(node.name)\n".utf8))
+            }
         }
         // Chaos Mesh and the Workflow's Tasks apply the faults; the windows are the schedule's, from the
         // moment its first Task marked in the nodes' logs (else from when this collector saw the cluster up).
