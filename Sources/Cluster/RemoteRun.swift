@@ -40,26 +40,7 @@ public enum RemoteRun {
     public static func observe(_ scenario: Scenario, dir: String, manifest: RunManifest,
                                startedAtMs: UInt64) async throws -> Outcome {
         let started = Date(timeIntervalSince1970: Double(startedAtMs) / 1000)
-        let load = scenario.topology.load
-        var background: [Task<Void, Never>] = []
-        if load.rateTxPerSecond > 0 {
-            background.append(ScenarioRunner.spamTask(dir: dir, manifest: manifest, rate: load.rateTxPerSecond,
-                                                      seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0),
-                                                      sent: ScenarioRunner.Sent(), window: nil,
-                                                      delaySeconds: load.startSeconds))
-        }
-        if let rpcLoad = scenario.topology.rpcLoad {
-            let seconds = max(scenario.scheduleSecondsMax - rpcLoad.startSeconds, 0)
-            let topology = scenario.topology
-            background.append(Task {
-                if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
-                do {
-                    _ = try await RPCLoad.run(rpcLoad, topology: topology, manifest: manifest, runDir: dir, seconds: seconds)
-                } catch {
-                    FileHandle.standardError.write(Data("rpc load: \(error)\n".utf8))
-                }
-            })
-        }
+        let background = ScenarioRunner.backgroundLoad(scenario, dir: dir, manifest: manifest, sent: ScenarioRunner.Sent())
         var states: [ClusterOps.NodeState] = []
         while true {
             let elapsed = Date().timeIntervalSince(started)

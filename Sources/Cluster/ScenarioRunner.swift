@@ -69,26 +69,7 @@ public enum ScenarioRunner {
         let startedAtMs = FaultEngine.now()
         let sent = Sent()
         var background: [Task<Void, Never>] = []
-        let load = scenario.topology.load
-        // External systems get their own client workload from the observer instead.
-        if load.rateTxPerSecond > 0, scenario.topology.external == nil {
-            background.append(spamTask(dir: dir, manifest: up.manifest, rate: load.rateTxPerSecond,
-                                       seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0), sent: sent,
-                                       window: nil, delaySeconds: load.startSeconds))
-        }
-        if let rpcLoad = scenario.topology.rpcLoad {
-            let seconds = max(scenario.scheduleSecondsMax - rpcLoad.startSeconds, 0)
-            let topology = scenario.topology
-            background.append(Task {
-                if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
-                do {
-                    _ = try await RPCLoad.run(rpcLoad, topology: topology, manifest: up.manifest, runDir: dir,
-                                              seconds: seconds)
-                } catch {
-                    FileHandle.standardError.write(Data("rpc load: \(error)\n".utf8))
-                }
-            })
-        }
+        background += backgroundLoad(scenario, dir: dir, manifest: up.manifest, sent: sent)
         var pending = scenario.steps
         var heals: [(dueSeconds: Double, step: Scenario.Step)] = []
         var fired: [String] = []
@@ -214,6 +195,31 @@ public enum ScenarioRunner {
             try await FaultEngine.apply(.byzantine(targets: targets, modes: []), dir: dir, id: step.id + "-heal")
         case .resume, .restart, .heal, .upgrade: break
         }
+    }
+
+    /// The file's steady load for the whole schedule: `[load]` transfers (not for an external system,
+    /// whose observer runs its own workload) and `[rpc_load]` requests, each from its start time.
+    static func backgroundLoad(_ scenario: Scenario, dir: String, manifest: RunManifest, sent: Sent) -> [Task<Void, Never>] {
+        var tasks: [Task<Void, Never>] = []
+        let load = scenario.topology.load
+        if load.rateTxPerSecond > 0, scenario.topology.external == nil {
+            tasks.append(spamTask(dir: dir, manifest: manifest, rate: load.rateTxPerSecond,
+                                  seconds: max(scenario.scheduleSecondsMax - load.startSeconds, 0), sent: sent,
+                                  window: nil, delaySeconds: load.startSeconds))
+        }
+        if let rpcLoad = scenario.topology.rpcLoad {
+            let seconds = max(scenario.scheduleSecondsMax - rpcLoad.startSeconds, 0)
+            let topology = scenario.topology
+            tasks.append(Task {
+                if rpcLoad.startSeconds > 0 { try? await Task.sleep(for: .seconds(rpcLoad.startSeconds)) }
+                do {
+                    _ = try await RPCLoad.run(rpcLoad, topology: topology, manifest: manifest, runDir: dir, seconds: seconds)
+                } catch {
+                    FileHandle.standardError.write(Data("rpc load: \(error)\n".utf8))
+                }
+            })
+        }
+        return tasks
     }
 
     static func spamTask(dir: String, manifest: RunManifest, rate: Int, seconds: Double, sent: Sent,
