@@ -73,6 +73,14 @@ struct Export: AsyncParsableCommand {
             for route in result.routes {
                 print("  \(route.step): \(route.way == "chaos-mesh" ? "Chaos Mesh" : route.way == "ends" ? "ends" : "faultline") — \(route.what)")
             }
+            // A window as short as the placement slack leaves its "during" checks little or nothing to see.
+            let slack = Double(RemoteRun.scheduleSlackMs) / 1000
+            for step in scenario.steps {
+                guard let window = ChaosSchedule.plannedWindow(step, in: scenario), window.seconds > 0,
+                      window.seconds < 2 * slack else { continue }
+                print("  note: \(step.id) lasts \(window.seconds) s; there a fault takes effect up to \(slack) s late, so checks "
+                      + "during it see only the last \(String(format: "%.2f", max(0, window.seconds - slack))) s")
+            }
             print("""
                 next: build and push the image (\(out)/Containerfile), then
                   kubectl apply -k \(out)
