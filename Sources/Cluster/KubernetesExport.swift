@@ -215,7 +215,7 @@ public enum KubernetesExport {
     static func statefulSet(_ set: String, pods: [Placement], node: Topology.Node, options: Options,
                             configItems: [(String, String)], secretItems: [(String, String)]) -> Node {
         let labels: [(String, Node)] = [(appLabel, "faultline"), (setLabel, Node(set)), ("faultline.dev/role", Node(node.role))]
-            + node.labels.sorted { $0.key < $1.key }.map { ("faultline.dev/\(dnsLabel($0.key))", string(dnsLabel($0.value))) }
+            + node.labels.sorted { $0.key < $1.key }.map { ("faultline.dev/\(dnsLabel($0.key))", Node(dnsLabel($0.value))) }
         var ports: [Node] = [map([("name", "gossip"), ("containerPort", int(HostNetwork.gossipPort)), ("protocol", "UDP")])]
         ports.append(map([("name", "votes"), ("containerPort", int(HostNetwork.votePort)), ("protocol", "UDP")]))
         ports.append(map([("name", "control"), ("containerPort", int(HostNetwork.controlPort)), ("protocol", "TCP")]))
@@ -235,8 +235,8 @@ public enum KubernetesExport {
                     ("tcpSocket", map([("port", "control")])), ("periodSeconds", 2), ("failureThreshold", 3),
                 ])),
                 ("resources", map([
-                    ("requests", map([("cpu", string(options.cpuRequest)), ("memory", string(options.memoryRequest))])),
-                    ("limits", map([("cpu", string(options.cpuLimit)), ("memory", string(options.memoryLimit))])),
+                    ("requests", map([("cpu", Node(options.cpuRequest)), ("memory", Node(options.memoryRequest))])),
+                    ("limits", map([("cpu", Node(options.cpuLimit)), ("memory", Node(options.memoryLimit))])),
                 ])),
                 ("volumeMounts", Node([
                     map([("name", "run"), ("mountPath", Node(runDir)), ("readOnly", bool(true))]),
@@ -253,7 +253,7 @@ public enum KubernetesExport {
         // A label naming a region or zone places the set there where the cluster has it.
         let placement = node.labels.sorted { $0.key < $1.key }.compactMap { key, value -> Node? in
             let wellKnown = key == "zone" ? "topology.kubernetes.io/zone" : key == "region" ? "topology.kubernetes.io/region" : nil
-            return wellKnown.map { map([("key", Node($0)), ("operator", "In"), ("values", Node([string(value)]))]) }
+            return wellKnown.map { map([("key", Node($0)), ("operator", "In"), ("values", Node([Node(value)]))]) }
         }
         if !placement.isEmpty {
             podSpec.append(("affinity", map([("nodeAffinity", map([
@@ -276,7 +276,7 @@ public enum KubernetesExport {
                     ("metadata", map([("name", "data")])),
                     ("spec", map([
                         ("accessModes", Node([Node("ReadWriteOnce")])),
-                        ("resources", map([("requests", map([("storage", string(options.storage))]))])),
+                        ("resources", map([("requests", map([("storage", Node(options.storage))]))])),
                     ])),
                 ])])),
             ])),
@@ -376,13 +376,6 @@ public enum KubernetesExport {
     static func map(_ pairs: [(String, Node)]) -> Node { Node(pairs.map { (Node($0.0), $0.1) }) }
     static func int(_ value: Int) -> Node { Node(String(value), Tag(.int)) }
     static func bool(_ value: Bool) -> Node { Node(value ? "true" : "false", Tag(.bool)) }
-    /// A string that YAML would otherwise read as a number, a bool or null ("1", "true", "2Gi" is fine).
-    static func string(_ value: String) -> Node {
-        let plain = Node(value)
-        let looksTyped = Double(value) != nil || ["true", "false", "yes", "no", "on", "off", "null", "~", ""]
-            .contains(value.lowercased())
-        return looksTyped ? Node(value, Tag(.str), .doubleQuoted) : plain
-    }
     /// Every plain string that YAML would read back as a number, a bool or null, double-quoted ("3600"
     /// in a container's args must stay a string); scalars made by `int` and `bool` keep their tags.
     static func quoted(_ node: Node) -> Node {

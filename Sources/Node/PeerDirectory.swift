@@ -21,7 +21,8 @@ final class PeerDirectory: Sendable {
     static let refreshMs: UInt64 = 30_000
 
     private struct State {
-        var addresses: Set<SocketAddress>
+        /// The named peers' addresses as they resolved.
+        var addresses: Set<SocketAddress> = []
         var resolved: [String: SocketAddress] = [:]
         var lastTriedMs: [String: UInt64] = [:]
         var requested: Set<String> = []
@@ -29,17 +30,21 @@ final class PeerDirectory: Sendable {
 
     /// Peers given by name, in config order (empty when every peer is an IP address).
     let named: [Named]
+    /// Peers given as IP addresses: fixed, read without the lock (every datagram asks).
+    private let literal: Set<SocketAddress>
     private let state: Mutex<State>
 
     /// `literal`: the addresses of peers given as IP addresses (fixed for the process's life).
     init(named: [Named], literal: [SocketAddress]) {
         self.named = named
-        self.state = Mutex(State(addresses: Set(literal)))
+        self.literal = Set(literal)
+        self.state = Mutex(State())
     }
 
     /// Whether a datagram from this address came from a peer (a validator forwarding, not a client).
     func contains(_ address: SocketAddress) -> Bool {
-        state.withLock { $0.addresses.contains(address) }
+        if literal.contains(address) { return true }
+        return !named.isEmpty && state.withLock { $0.addresses.contains(address) }
     }
 
     /// Look this peer up again soon (it said hello: it may have restarted elsewhere). Bounded: one
