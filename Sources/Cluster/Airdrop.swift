@@ -77,11 +77,12 @@ public final class AirdropPool: Sendable {
                 }
                 channel.flush()
             }
-            try await Task.sleep(for: .milliseconds(2))
+            // Not `try`: a burst stopped early (the schedule's end) still reports what it sent.
+            try? await Task.sleep(for: .milliseconds(2))
         }
         let seconds = Date().timeIntervalSince(started)
         let drainUntil = Date().addingTimeInterval(drainSeconds)
-        while !shouldStop(), Date() < drainUntil { try await Task.sleep(for: .milliseconds(50)) }
+        while !shouldStop(), Date() < drainUntil { try? await Task.sleep(for: .milliseconds(50)) }
         return AirdropRecord(id: id, count: datagrams.count, sent: sent, seconds: seconds, rejected: answers.counts,
                       startMs: startMs, endMs: UInt64(Date().timeIntervalSince1970 * 1000))
     }

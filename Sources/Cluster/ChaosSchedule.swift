@@ -8,12 +8,14 @@ import Yams
 /// how long it lasts (its `duration_s`, the heal or restart that ends it, else the end of the schedule).
 /// Faults Chaos Mesh has a kind for become NetworkChaos, PodChaos or TimeChaos; every other step runs
 /// `faultline step FILE --id ID` in a Task, against the nodes' control ports, as a local run does it.
+/// Load steps (spam, airdrops, forced transactions) are the collector's: it signs them before the
+/// `ready` Task lets the schedule start, and sends them at their times from that start.
 public enum ChaosSchedule {
     /// How one step of the scenario runs on Kubernetes.
     public struct Route: Sendable, Codable, Equatable {
         public var step: String
-        /// "chaos-mesh" or "faultline" (a Task running `faultline step`), or "ends" (a heal, restart or resume
-        /// that is the deadline of an earlier fault).
+        /// "chaos-mesh" or "faultline" (a Task running `faultline step`), "ends" (a heal, restart or resume
+        /// that is the deadline of an earlier fault), "collector" (load the collector Job sends) or "not-run".
         public var way: String
         public var what: String
     }
@@ -89,9 +91,20 @@ public enum ChaosSchedule {
                     ] + extra)),
                 ]))
             }
+            if LoadSteps.sends(step) {
+                let load = step.spam.map { "\($0)" } ?? step.rollupLoad.map { "\($0)" } ?? ""
+                routes.append(Route(step: step.id, way: "collector",
+                                    what: "sent by the collector Job (\(load), \(step.trigger) from the schedule's start; "
+                                        + "signed before it starts)"))
+                continue
+            }
+            if step.killStorm != nil {
+                routes.append(Route(step: step.id, way: "not-run",
+                                    what: "a kill storm SIGKILLs processes of one machine and tears their stores' tails: "
+                                        + "not exported; run this file locally"))
+                continue
+            }
             switch step.action {
-            case _ where step.spam != nil || step.killStorm != nil || step.rollupLoad != nil:
-                what = step.spam != nil ? "spam" : step.killStorm != nil ? "kill storm" : "rollup load"
             case .partition(let groups):
                 var taken = Set<String>()
                 let resolved = try groups.map { group in

@@ -152,7 +152,8 @@ public enum KubernetesExport {
         }
         let schedule = try ChaosSchedule.make(scenario, placements: placements, namespace: ns, image: options.image)
         try emit("workflow.yaml", [schedule.workflow])
-        try emit("collector.yaml", [collector(scenario, namespace: ns, image: options.image)])
+        try emit("collector.yaml", [collector(scenario, namespace: ns, image: options.image,
+                                              validatorCores: try cores(options.cpuLimit))])
         let resources = ["namespace.yaml", "secret.yaml", "configmap.yaml"] + setNames.map { "\($0).yaml" }
             + ["collector.yaml", "workflow.yaml"]
         try emit("kustomization.yaml", [map([
@@ -298,10 +299,19 @@ public enum KubernetesExport {
         ]))])
     }
 
+    /// A CPU quantity (`2`, `1.5`, `1500m`) in cores.
+    static func cores(_ quantity: String) throws -> Double {
+        let value = quantity.hasSuffix("m") ? Double(quantity.dropLast()).map { $0 / 1000 } : Double(quantity)
+        guard let value, value > 0 else {
+            throw RunError("--cpu: the limit '\(quantity)' is not a CPU quantity (cores, e.g. 2 or 1.5, or millicores, e.g. 1500m)")
+        }
+        return value
+    }
+
     /// The collector: waits for the cluster, sends the topology's load, waits out the schedule, gathers
     /// every node's event log over its control port and writes report.json, junit.xml and report.html
     /// as a local run does; then keeps them for `kubectl cp` for an hour (ready once they exist).
-    static func collector(_ scenario: Scenario, namespace: String, image: String) -> Node {
+    static func collector(_ scenario: Scenario, namespace: String, image: String, validatorCores: Double) -> Node {
         let shared: [(String, String)] = [("run.json", "run.json"), ("genesis.json", "genesis.json"),
                                           ("topology.toml", "topology.toml")]
         return object("batch/v1", "Job", name: "faultline-collector", namespace: namespace,
@@ -317,7 +327,8 @@ public enum KubernetesExport {
                             ("name", "collector"),
                             ("image", Node(image)),
                             ("args", Node(["faultline", "collect", Node("\(runDir)/topology.toml"), "--from", Node(runDir),
-                                           "--out", "/reports", "--keep-s", "3600"])),
+                                           "--out", "/reports", "--keep-s", "3600",
+                                           "--validator-cores", Node(String(validatorCores))])),
                             ("readinessProbe", map([
                                 ("exec", map([("command", Node([Node("test"), Node("-f"), Node("/reports/report.json")]))])),
                                 ("periodSeconds", 5),

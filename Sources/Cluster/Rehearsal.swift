@@ -64,7 +64,14 @@ public enum Rehearsal {
         }
         let jobSpec = job["spec"]?["template"]?["spec"]
         let collectorContainer = jobSpec?["containers"]?[0]
-        let collector = Pod(name: "collector", service: "", args: (collectorContainer?["args"]?.array() ?? []).compactMap(\.string),
+        var collectorArgs = (collectorContainer?["args"]?.array() ?? []).compactMap(\.string)
+        // Every pod shares this machine's cores here: spam rates are shares of them, as in a local run.
+        if let flag = collectorArgs.firstIndex(of: "--validator-cores"), flag + 1 < collectorArgs.count {
+            say("rehearsal: the pods share this machine's \(ProcessInfo.processInfo.activeProcessorCount) cores, not \(collectorArgs[flag + 1]) each: "
+                + "the collector's spam rates are shares of them (--validator-cores dropped)")
+            collectorArgs.removeSubrange(flag...(flag + 1))
+        }
+        let collector = Pod(name: "collector", service: "", args: collectorArgs,
                             env: [:], mounts: try volumes(jobSpec, container: collectorContainer, root: work + "/collector",
                                                           data: data, secrets: secrets, claims: nil))
 
@@ -290,7 +297,7 @@ extension Rehearsal {
             for (key, value) in pod.env { environment[key] = value }
             process.environment = environment
             let logPath = work + "/\(label).log"
-            if !FileManager.default.fileExists(atPath: logPath) { FileManager.default.createFile(atPath: logPath, contents: nil) }
+            if !FileManager.default.fileExists(atPath: logPath) { _ = FileManager.default.createFile(atPath: logPath, contents: nil) }
             let log = try FileHandle(forWritingTo: URL(fileURLWithPath: logPath))
             log.seekToEndOfFile()
             process.standardOutput = log
@@ -349,7 +356,7 @@ extension Rehearsal {
                     nextStart[pod.name] = nil
                     startedAt[pod.name] = now
                 }
-                try? start(pod, namespace: member.namespace)
+                _ = try? start(pod, namespace: member.namespace)
                 interpreter.note("\(pod.name) started again")
             }
         }

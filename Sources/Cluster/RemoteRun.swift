@@ -35,19 +35,30 @@ public enum RemoteRun {
         return manifest
     }
 
-    /// From `startedAtMs` (the cluster is up): the load, the schedule's length (past `until_height` if
-    /// the file has one), its fault windows as scheduled, the settle time; then the event logs.
-    public static func observe(_ scenario: Scenario, dir: String, manifest: RunManifest,
-                               startedAtMs: UInt64) async throws -> Outcome {
-        let started = Date(timeIntervalSince1970: Double(startedAtMs) / 1000)
-        let background = ScenarioRunner.backgroundLoad(scenario, dir: dir, manifest: manifest, sent: ScenarioRunner.Sent())
+    /// From the schedule's start (`startMs`: the mark its `ready` Task left in the nodes' logs, else when the
+    /// collector saw the cluster up): the file's load, its load steps at their times or triggers, the
+    /// schedule's length (past `until_height` if the file has one), the settle time; then the event logs,
+    /// and the fault windows Chaos Mesh and the Workflow's Tasks made, as scheduled from that start.
+    public static func observe(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64,
+                               load: LoadSteps) async throws -> Outcome {
+        let started = Date(timeIntervalSince1970: Double(startMs) / 1000)
+        var background = ScenarioRunner.backgroundLoad(scenario, dir: dir, manifest: manifest, sent: ScenarioRunner.Sent())
+        var pending = scenario.steps.filter(LoadSteps.sends)
         var states: [ClusterOps.NodeState] = []
         while true {
             let elapsed = Date().timeIntervalSince(started)
             if elapsed >= scenario.durationSeconds,
                !ScenarioRunner.waitsForHeight(scenario, elapsed: elapsed, states: states) { break }
             states = (try? await ClusterOps.states(dir: dir)) ?? states
-            try await Task.sleep(for: .milliseconds(500))
+            for step in pending where ScenarioRunner.isDue(step.trigger, elapsed: elapsed, states: states) {
+                pending.removeAll { $0.id == step.id }
+                do {
+                    _ = try await load.start(step, dir: dir, manifest: manifest, background: &background)
+                } catch {
+                    FileHandle.standardError.write(Data("collect: step \(step.id): \(error)\n".utf8))
+                }
+            }
+            try await Task.sleep(for: .milliseconds(pending.isEmpty ? 500 : 50))
         }
         for task in background { task.cancel() }
         for task in background { await task.value }
@@ -71,20 +82,19 @@ public enum RemoteRun {
                 FileHandle.standardError.write(Data("collect: \(error); the report has no events of \(node.name)\n".utf8))
             }
         }
-        // Chaos Mesh and the Workflow's Tasks apply the faults; the windows are the schedule's, from the
-        // moment its first Task marked in the nodes' logs (else from when this collector saw the cluster up).
-        try recordPlannedWindows(scenario, dir: dir, manifest: manifest,
-                                 startMs: scheduleStart(dir: dir, manifest: manifest) ?? startedAtMs)
+        // Chaos Mesh and the Workflow's Tasks apply the faults; their windows are the schedule's (the load
+        // steps' are this collector's own, recorded as they ran).
+        try recordPlannedWindows(scenario, dir: dir, manifest: manifest, startMs: startMs)
         return Outcome(endedAtMs: endedAtMs, crashed: crashed, eventBytes: bytes)
     }
 
     static func recordPlannedWindows(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64) throws {
-        for step in scenario.steps {
+        for step in scenario.steps where !LoadSteps.sends(step) {
             guard let window = ChaosSchedule.plannedWindow(step, in: scenario) else { continue }
-            let action = step.spam != nil ? "spam" : step.action.name
+            let action = step.action.name
             let nodes = (try? targets(step.action, manifest: manifest)) ?? []
             let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
-            let description = (step.spam.map { "\($0)" } ?? link?.description
+            let description = (link?.description
                 ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled)"
             var start = FaultEvent(t: startMs + UInt64(window.start * 1000), event: window.seconds == 0 ? "instant" : "start",
                                    id: step.id, action: action, description: description, nodes: nodes)
@@ -102,29 +112,54 @@ public enum RemoteRun {
     /// (hundreds of milliseconds; the rehearsal's nftables rules, 0.2-0.3 s for four pods).
     public static let scheduleSlackMs: UInt64 = 1_000
 
-    /// Every node logs the moment the schedule starts (`POST /mark`); a node that does not answer is skipped.
-    public static func markScheduleStart(dir: String, manifest: RunManifest) async {
+    /// The collector's mark once its load steps are signed and the cluster is up: the `ready` Task of a
+    /// file with load steps waits for it, so no step fires while the collector is still signing.
+    public static let collectorReadyMark = "collector-ready"
+
+    /// Every node logs a named moment (`POST /mark`); a node that does not answer is skipped.
+    public static func mark(_ name: String, dir: String, manifest: RunManifest) async {
         guard let token = try? RunFolder.token(dir) else { return }
-        let body = Array("{\"name\":\"\(scheduleStartMark)\"}".utf8)
+        let body = Array("{\"name\":\"\(name)\"}".utf8)
         for node in manifest.nodes {
             _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/mark",
                                                  token: token, body: body)
         }
     }
 
-    /// The earliest schedule-start mark in the collected logs.
-    static func scheduleStart(dir: String, manifest: RunManifest) -> UInt64? {
-        var earliest: UInt64?
-        for node in manifest.nodes {
-            guard let text = try? String(contentsOfFile: dir + "/" + node.dir + "/events.jsonl", encoding: .utf8) else { continue }
-            for line in text.split(separator: "\n") where line.contains("\"mark\"") && line.contains(scheduleStartMark) {
-                guard let object = try? JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any],
-                      object["event"] as? String == "mark", let t = object["t"] as? NSNumber else { continue }
-                earliest = min(earliest ?? t.uint64Value, t.uint64Value)
-                break
+    /// When a named moment was marked (`schedule-start`: the Workflow's `ready` Task marks every node once
+    /// the cluster finalizes), read from the first nodes' event logs over their control ports as the logs
+    /// grow. Nil when none has it within `timeoutSeconds`.
+    public static func waitForMark(_ name: String, dir: String, manifest: RunManifest, timeoutSeconds: Double) async -> UInt64? {
+        guard let token = try? RunFolder.token(dir) else { return nil }
+        let deadline = Date().addingTimeInterval(timeoutSeconds)
+        var offsets: [String: Int] = [:]
+        let nodes = manifest.nodes.filter { $0.role == "validator" } + manifest.nodes.filter { $0.role != "validator" }
+        while Date() < deadline {
+            for node in nodes.prefix(4) {
+                let offset = offsets[node.name] ?? 0
+                guard let response = try? await ControlClient.request(host: node.host, port: node.controlPort,
+                                                                      path: "/events/\(offset)", token: token,
+                                                                      timeout: .seconds(2)),
+                      response.status == 200 else { continue }
+                if let t = markTime(in: response.body, named: name) { return t }
+                offsets[node.name] = offset + response.body.count
             }
+            try? await Task.sleep(for: .milliseconds(100))
         }
-        return earliest
+        return nil
+    }
+
+    /// The time of the first mark of that name in whole lines of an event log.
+    static func markTime(in bytes: [UInt8], named name: String) -> UInt64? {
+        for line in bytes.split(separator: UInt8(ascii: "\n")) {
+            let text = String(decoding: line, as: UTF8.self)
+            guard text.contains("\"mark\""), text.contains(name),
+                  let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
+                  object["event"] as? String == "mark", object["name"] as? String == name,
+                  let t = object["t"] as? NSNumber else { continue }
+            return t.uint64Value
+        }
+        return nil
     }
 
     /// A node's whole event log, in chunks of whole lines; its size.

@@ -45,22 +45,7 @@ public enum ScenarioRunner {
     public static func run(_ scenario: Scenario, runsRoot: String, seed: UInt64?,
                            progress: @escaping (Progress) -> Void) async throws -> Outcome {
         // Measured before any node runs, then the spam is signed ahead of its window.
-        let validators = scenario.topology.validators.count
-        let capacity = VerificationCapacity.measure(validators: validators)
-        var pools: [String: SpamPool] = [:]
-        for step in scenario.steps {
-            guard let spam = step.spam else { continue }
-            let count = Int(Double(spam.ratePerNode(capacity) * validators) * (step.durationSeconds ?? 1) * 1.05) + 64
-            pools[step.id] = await SpamPool.make(count: count, chainId: scenario.topology.chainId,
-                                                 seed: UInt64(pools.count + 1))
-        }
-        var airdrops: [String: AirdropPool] = [:]
-        for step in scenario.steps {
-            guard case .airdrop(let count, _, let fee) = step.rollupLoad else { continue }
-            airdrops[step.id] = await AirdropPool.make(count: count, fee: fee, chainId: scenario.topology.chainId,
-                                                       seed: UInt64(airdrops.count + 1))
-        }
-        let spamResults = SpamResults()
+        let load = await LoadSteps.prepare(scenario)
         let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
         let dir = up.dir
         let hostSampler = HostSampler.task(dir: dir)
@@ -90,9 +75,7 @@ public enum ScenarioRunner {
                 for step in pending where isDue(step.trigger, elapsed: elapsed, states: states) {
                     pending.removeAll { $0.id == step.id }
                     fired.append(step.id)
-                    if let spam = step.spam, let pool = pools[step.id] {
-                        background.append(blastTask(dir: dir, manifest: up.manifest, step: step, spam: spam, pool: pool,
-                                                    capacity: capacity, results: spamResults))
+                    if try await load.start(step, dir: dir, manifest: up.manifest, background: &background) {
                         continue
                     }
                     if let storm = step.killStorm {
@@ -106,19 +89,6 @@ public enum ScenarioRunner {
                             }
                         })
                         continue
-                    }
-                    switch step.rollupLoad {
-                    case .airdrop(_, let rate, _):
-                        if let pool = airdrops[step.id] {
-                            background.append(airdropTask(dir: dir, manifest: up.manifest, step: step, pool: pool,
-                                                          rate: rate.perSecond(capacity), asked: rate))
-                        }
-                        continue
-                    case .forced(let count):
-                        try await postForced(dir: dir, manifest: up.manifest, step: step, count: count)
-                        continue
-                    case nil:
-                        break
                     }
                     try await FaultEngine.apply(step.action, dir: dir, id: step.id, layer: step.layer)
                     if let duration = step.durationSeconds { heals.append((elapsed + duration, step)) }
@@ -146,7 +116,7 @@ public enum ScenarioRunner {
             try await ClusterOps.down(dir: dir)
             return Outcome(dir: dir, manifest: up.manifest, startedAtMs: startedAtMs, endedAtMs: endedAtMs,
                            firstBlockMs: up.firstBlockMs, crashed: crashed, stepsFired: fired, loadSent: sent.total,
-                           capacity: capacity, spam: spamResults.all)
+                           capacity: load.capacity, spam: load.spam)
         } catch {
             for task in background { task.cancel() }
             _ = try? await FaultEngine.apply(.resume(targets: ["all"]), dir: dir, id: "end-resume")

@@ -66,12 +66,12 @@ public struct Scenario: Sendable {
         case perSecond(Int)
         case timesCapacity(Double)
 
-        /// Per second on this machine: k × one core's receive-and-verify rate × cores (a sequencer checks
-        /// client signatures on every core).
+        /// Per second: k × one core's receive-and-verify rate × the cores of the sequencer's machine (it
+        /// checks client signatures on every core).
         public func perSecond(_ capacity: VerificationCapacity) -> Int {
             switch self {
             case .perSecond(let rate): return rate
-            case .timesCapacity(let k): return max(1, Int(k * capacity.ingressPerSecond))
+            case .timesCapacity(let k): return max(1, Int(k * capacity.nodeMachinePerSecond))
             }
         }
 

@@ -15,14 +15,18 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
     /// The share of a core the probe got while it measured (its CPU time ÷ wall time): below 1 when other
     /// work shares the machine (a CPU hog, other clusters). Absent in run records written before it was.
     public var cpuShare: Double?
+    /// Cores each validator has to itself (a cluster on other machines: a pod's CPU limit); nil when the
+    /// validators and the spammer share this machine's cores.
+    public var coresPerValidator: Double?
 
     public init(verifyPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int, validators: Int,
-                cpuShare: Double? = nil) {
+                cpuShare: Double? = nil, coresPerValidator: Double? = nil) {
         self.verifyPerCorePerSecond = verifyPerCorePerSecond
         self.ingressPerCorePerSecond = ingressPerCorePerSecond
         self.cores = cores
         self.validators = validators
         self.cpuShare = cpuShare
+        self.coresPerValidator = coresPerValidator
     }
 
     /// The cores' worth of CPU this run can have: the usable cores times the share the probe got.
@@ -31,8 +35,18 @@ public struct VerificationCapacity: Codable, Sendable, Equatable {
     /// What the machine can take in per second now: datagrams received and verified, over the available cores.
     public var ingressPerSecond: Double { ingressPerCorePerSecond * availableCores }
 
-    /// What one validator can take in when all validators and the spammer share this machine's cores.
-    public var perNodeBound: Double { ingressPerSecond / Double(max(validators, 1)) }
+    /// What the machine a node runs on takes in per second: this one's available cores, or, when each node
+    /// has cores of its own (a pod's CPU limit), those at the rate measured here.
+    public var nodeMachinePerSecond: Double {
+        coresPerValidator.map { ingressPerCorePerSecond * $0 } ?? ingressPerSecond
+    }
+
+    /// What one validator can take in: when all validators and the spammer share this machine's cores, a
+    /// share of them; when each has cores of its own, what those take in at the rate measured here.
+    public var perNodeBound: Double {
+        if let coresPerValidator { return ingressPerCorePerSecond * coresPerValidator }
+        return ingressPerSecond / Double(max(validators, 1))
+    }
 }
 
 /// What a spam step asked for and what was sent (by the real blaster, or the simulator's model), as the

@@ -139,17 +139,33 @@ public struct Report: Codable, Sendable {
         public var cores: Int
         /// The share of a core the capacity probe got (CPU time ÷ wall time): what the bound scales by.
         public var cpuShare: Double?
+        /// Cores each validator has to itself (nodes on other machines); nil when they share this one.
+        public var coresPerValidator: Double?
         public var perValidatorBound: Double
         public var spam: [SpamEntry]
 
         public init(verificationsPerCorePerSecond: Double, ingressPerCorePerSecond: Double, cores: Int,
-                    cpuShare: Double? = nil, perValidatorBound: Double, spam: [SpamEntry]) {
+                    cpuShare: Double? = nil, coresPerValidator: Double? = nil, perValidatorBound: Double,
+                    spam: [SpamEntry]) {
             self.verificationsPerCorePerSecond = verificationsPerCorePerSecond
             self.ingressPerCorePerSecond = ingressPerCorePerSecond
             self.cores = cores
             self.cpuShare = cpuShare
+            self.coresPerValidator = coresPerValidator
             self.perValidatorBound = perValidatorBound
             self.spam = spam
+        }
+
+        /// How the bound per validator follows from what was measured (the terminal and the page say it).
+        public var boundFormula: String {
+            let measured = String(format: "%.0f datagrams/s per core sent, received and verified (signature checks alone: "
+                                  + "%.0f/s)", ingressPerCorePerSecond, verificationsPerCorePerSecond)
+            if let coresPerValidator {
+                return measured + String(format: " × %.2f cores each validator has to itself (its pod's CPU limit) = "
+                                         + "%.0f per validator", coresPerValidator, perValidatorBound)
+            }
+            return measured + String(format: " × %d cores × %.2f of a core free while it was measured ÷ validators = "
+                                     + "%.0f per validator", cores, cpuShare ?? 1, perValidatorBound)
         }
     }
 

@@ -83,13 +83,9 @@ extension Report {
         page += externalSection()
         if let load, !load.spam.isEmpty {
             // No host figures: simulated time, where the capacity is the model's, set rather than measured.
-            page += "<h2>Spam</h2>\n<p>" + (host == nil ? "Modelled (simulated time; <code>faultline simulate --ingress-per-core "
+            page += "<h2>Spam</h2>\n<p>" + (host == nil && network == nil ? "Modelled (simulated time; <code>faultline simulate --ingress-per-core "
                                             + "--cores</code>)" : "Measured") + " verification capacity: "
-                + String(format: "%.0f datagrams/s per core sent over loopback, received and verified (signature "
-                         + "checks alone: %.0f/s) × %d cores × %.2f of a core free while it was measured ÷ "
-                         + "validators = <b>%.0f per validator</b>.</p>",
-                         load.ingressPerCorePerSecond, load.verificationsPerCorePerSecond, load.cores,
-                         load.cpuShare ?? 1, load.perValidatorBound)
+                + Self.xml(load.boundFormula) + ".</p>"
             page += "<table><tr><th>step</th><th>asked</th><th>target per validator</th><th>achieved per validator</th>"
                 + "<th>× capacity</th><th>sent</th></tr>"
             for spam in load.spam {

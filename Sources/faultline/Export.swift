@@ -71,11 +71,12 @@ struct Export: AsyncParsableCommand {
             }
             print("the schedule, step by step:")
             for route in result.routes {
-                print("  \(route.step): \(route.way == "chaos-mesh" ? "Chaos Mesh" : route.way == "ends" ? "ends" : "faultline") — \(route.what)")
+                let way = ["chaos-mesh": "Chaos Mesh", "not-run": "NOT RUN"][route.way] ?? route.way
+                print("  \(route.step): \(way) — \(route.what)")
             }
             // A window as short as the placement slack leaves its "during" checks little or nothing to see.
             let slack = Double(RemoteRun.scheduleSlackMs) / 1000
-            for step in scenario.steps {
+            for step in scenario.steps where !LoadSteps.sends(step) {
                 guard let window = ChaosSchedule.plannedWindow(step, in: scenario), window.seconds > 0,
                       window.seconds < 2 * slack else { continue }
                 print("  note: \(step.id) lasts \(window.seconds) s; there a fault takes effect up to \(slack) s late, so checks "

@@ -11,6 +11,16 @@ struct Faultline: AsyncParsableCommand {
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
         subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self, Export.self, Rehearse.self, StepCommand.self, Collect.self,
                       Bench.self, Simulate.self, Mutants.self, Observe.self])
+
+    /// Output line by line even into a pipe or file (a container's log, `kubectl logs`, a CI log): a
+    /// collector or step killed at its deadline would otherwise lose what it printed.
+    static func main() async {
+        // The C stream `print` writes through, found by name: Swift 6 refuses to read C's global `stdout`.
+        if let stream = dlsym(nil, "stdout")?.load(as: UnsafeMutablePointer<FILE>?.self) {
+            setvbuf(stream, nil, _IOLBF, 0)
+        }
+        await main(nil)
+    }
 }
 
 /// `--run DIR` shared by the commands that act on a running cluster.

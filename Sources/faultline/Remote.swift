@@ -42,8 +42,18 @@ struct StepCommand: AsyncParsableCommand {
             } catch {
                 throw Exit.failure("\(error)")
             }
-            // The schedule starts now: each node logs the moment, so the collector can place the windows.
-            if manifest.remote == true { await RemoteRun.markScheduleStart(dir: dir, manifest: manifest) }
+            if manifest.remote == true {
+                // The collector sends the load steps: the schedule waits until their transactions are signed.
+                if scenario.steps.contains(where: LoadSteps.sends) {
+                    guard await RemoteRun.waitForMark(RemoteRun.collectorReadyMark, dir: dir, manifest: manifest,
+                                                      timeoutSeconds: timeout) != nil else {
+                        throw Exit.failure("the collector did not say it was ready within \(Int(timeout)) s (its Job "
+                                           + "signs the file's spam and airdrops first; is it running?)")
+                    }
+                }
+                // The schedule starts now: each node logs the moment, so the collector can place the windows.
+                await RemoteRun.mark(RemoteRun.scheduleStartMark, dir: dir, manifest: manifest)
+            }
             print("cluster \(manifest.name) is up: every validator has finalized a block")
             return
         }
@@ -59,9 +69,12 @@ struct StepCommand: AsyncParsableCommand {
                 print("\(step.id): \(step.trigger) reached")
             }
             if waitOnly { return }
-            if step.spam != nil || step.killStorm != nil || step.rollupLoad != nil {
-                throw RunError("\(step.id): spam, kill storms, airdrops and forced transactions are sent by a local run's "
-                               + "runner; on a remote cluster they are not supported yet")
+            if LoadSteps.sends(step) || step.killStorm != nil {
+                throw RunError("\(step.id): " + (step.killStorm != nil
+                    ? "a kill storm SIGKILLs and restarts processes of this machine (and tears their stores' tails): "
+                        + "run it locally"
+                    : "spam, airdrops and forced transactions are sent by the runner (`faultline run`) or, on a "
+                        + "remote cluster, by its collector (`faultline collect`)"))
             }
             if manifest.remote == true, case .pause(let targets) = step.action {
                 let seconds = step.durationSeconds ?? Self.secondsUntilResume(step, in: scenario)
@@ -119,6 +132,19 @@ struct Collect: AsyncParsableCommand {
     @Option(help: "Seconds to wait for the cluster to finalize.")
     var timeout: Double = 900
 
+    @Option(help: "Seconds to wait, once the cluster is up, for the Workflow's ready Task to mark the schedule's start.")
+    var scheduleWait: Double = 120
+
+    @Option(help: ArgumentHelp("Cores each validator has to itself (its pod's CPU limit): spam at k× capacity is then k × "
+        + "what that many cores take in at the rate measured here. Without it, the validators share this machine's cores."))
+    var validatorCores: Double?
+
+    func validate() throws {
+        if let validatorCores, !(validatorCores > 0) {
+            throw ValidationError("--validator-cores must be a positive number of cores, not \(validatorCores)")
+        }
+    }
+
     func run() async throws {
         let scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
@@ -129,22 +155,36 @@ struct Collect: AsyncParsableCommand {
         } catch {
             throw Exit.badInput("--from \(from): \(error)")
         }
+        // Before the schedule starts: the capacity the load steps' rates are multiples of, and their transactions.
+        let load = await LoadSteps.prepare(scenario, coresPerValidator: validatorCores)
         do {
             try await ClusterOps.waitUntil(dir: dir, timeoutSeconds: timeout, ClusterOps.isUp)
         } catch {
             throw Exit.failure("\(error)")
         }
-        let startedAtMs = UInt64(Date().timeIntervalSince1970 * 1000)
+        let upAtMs = UInt64(Date().timeIntervalSince1970 * 1000)
+        await RemoteRun.mark(RemoteRun.collectorReadyMark, dir: dir, manifest: manifest)
+        let startMs: UInt64
+        if let marked = await RemoteRun.waitForMark(RemoteRun.scheduleStartMark, dir: dir, manifest: manifest,
+                                                    timeoutSeconds: scheduleWait) {
+            startMs = marked
+        } else {
+            FileHandle.standardError.write(Data(("collect: no node logged the schedule's start (the Workflow's ready Task) "
+                + "within \(Int(scheduleWait)) s; the schedule is placed from when the cluster was up\n").utf8))
+            startMs = upAtMs
+        }
         print("cluster \(manifest.name) is up; collecting for \(Int(scenario.durationSeconds)) s")
         let outcome: RemoteRun.Outcome
         do {
-            outcome = try await RemoteRun.observe(scenario, dir: dir, manifest: manifest, startedAtMs: startedAtMs)
+            outcome = try await RemoteRun.observe(scenario, dir: dir, manifest: manifest, startMs: startMs, load: load)
         } catch {
             throw Exit.failure("\(error)")
         }
-        let record = ScenarioRecord(scenario: scenario.topology.name, seed: manifest.seed, startedAtMs: startedAtMs,
+        let sendsLoad = scenario.steps.contains(where: LoadSteps.sends)
+        let record = ScenarioRecord(scenario: scenario.topology.name, seed: manifest.seed, startedAtMs: startMs,
                                     endedAtMs: outcome.endedAtMs, crashed: outcome.crashed,
-                                    stepsFired: scenario.steps.map(\.id), firstBlockMs: 0, capacity: nil, spam: nil)
+                                    stepsFired: scenario.steps.filter { $0.killStorm == nil }.map(\.id), firstBlockMs: 0,
+                                    capacity: sendsLoad ? load.capacity : nil, spam: sendsLoad ? load.spam : nil)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try encoder.encode(record).write(to: URL(fileURLWithPath: dir + "/scenario-run.json"))

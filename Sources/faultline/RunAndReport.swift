@@ -216,7 +216,8 @@ enum Reports {
             Report.LoadEntry(
                 verificationsPerCorePerSecond: capacity.verifyPerCorePerSecond,
                 ingressPerCorePerSecond: capacity.ingressPerCorePerSecond, cores: capacity.cores,
-                cpuShare: capacity.cpuShare, perValidatorBound: capacity.perNodeBound,
+                cpuShare: capacity.cpuShare, coresPerValidator: capacity.coresPerValidator,
+                perValidatorBound: capacity.perNodeBound,
                 spam: (record.spam ?? []).map {
                     Report.SpamEntry(id: $0.id, spec: $0.spec, targetPerValidator: $0.targetPerNode,
                                      achievedPerValidator: $0.achievedPerNode, sent: $0.sent, seconds: $0.seconds)
@@ -264,10 +265,7 @@ enum Reports {
             print("  vote inclusion: p50 \(p50), p99 \(p99) heights until a certificate carries a validator's precommit")
         }
         if let load = report.load, !load.spam.isEmpty {
-            print(String(format: "  capacity%@: %.0f datagrams/s per core received and verified (%.0f verifications alone) "
-                         + "× %d cores × %.2f of a core free ÷ validators = %.0f per validator",
-                         report.host == nil ? " (modelled)" : "", load.ingressPerCorePerSecond,
-                         load.verificationsPerCorePerSecond, load.cores, load.cpuShare ?? 1, load.perValidatorBound))
+            print("  capacity\(report.host == nil && report.network == nil ? " (modelled)" : ""): \(load.boundFormula)")
             for spam in load.spam {
                 print(String(format: "  spam %@: target %d tx/s per validator, achieved %.0f (%.2f× capacity; %d sent in %.1f s)",
                              spam.id, spam.targetPerValidator, spam.achievedPerValidator,

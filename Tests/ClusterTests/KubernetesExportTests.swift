@@ -1,4 +1,4 @@
-import Cluster
+@testable import Cluster
 import Formats
 import Foundation
 import Testing
@@ -58,15 +58,61 @@ import Yams
     }
 
     @Test func stepsChaosMeshCannotExpressRunFaultlineStepInATask() throws {
-        let result = try export("vote-starvation")
-        #expect(result.routes.map(\.way) == ["faultline"])
-        let task = try #require(try templates(result)["spam-faultline"])
+        let result = try export("byzantine-equivocation")
+        let route = try #require(result.routes.first)
+        #expect(route.way == "faultline", "\(result.routes)")
+        let task = try #require(try templates(result)["\(route.step)-faultline"])
         let args = task["task"]?["container"]?["args"]?.array().compactMap(\.string) ?? []
-        #expect(args.last?.hasSuffix("faultline step /tmp/run/topology.toml --run /tmp/run --id spam") == true, "\(args)")
+        #expect(args.last?.hasSuffix("faultline step /tmp/run/topology.toml --run /tmp/run --id \(route.step)") == true,
+                "\(args)")
         // Triggered by height: the Task waits for it (no Suspend).
         let upgrade = try export("upgrade-at-height")
         #expect(upgrade.routes.allSatisfy { $0.way == "faultline" && $0.what.contains("at height") })
         #expect(try templates(upgrade)["binary-v1-wait"] == nil)
+    }
+
+    @Test func loadStepsAreTheCollectorsAndAKillStormIsNotExported() throws {
+        let result = try export("vote-starvation")
+        #expect(result.routes.map(\.way) == ["collector"])
+        // No Workflow branch sends it: only the ready Task is left.
+        #expect(try templates(result).keys.sorted() == ["ready", "scenario"])
+        let job = try #require(try documents(result, "collector.yaml").first)
+        let args = job["spec"]?["template"]?["spec"]?["containers"]?[0]?["args"]?.array().compactMap(\.string) ?? []
+        let flag = try #require(args.firstIndex(of: "--validator-cores"))
+        #expect(args[flag + 1] == "2.0") // the default CPU limit
+        let storm = try export("kill-storm")
+        #expect(storm.routes.map(\.way) == ["not-run"])
+        #expect(try templates(storm).keys.sorted() == ["ready", "scenario"])
+    }
+
+    @Test(arguments: [("2", 2.0), ("1500m", 1.5), ("0.5", 0.5)])
+    func cpuLimitsAreCores(quantity: String, cores: Double) throws {
+        #expect(try KubernetesExport.cores(quantity) == cores)
+    }
+
+    @Test func aCPULimitThatIsNoQuantityIsRefused() {
+        #expect(throws: RunError.self) { try KubernetesExport.cores("two") }
+        #expect(throws: RunError.self) { try KubernetesExport.cores("0m") }
+    }
+
+    @Test func spamOnOtherMachinesIsAMultipleOfTheValidatorsOwnCores() {
+        // Measured here: 10,000 datagrams/s per core; 2 cores, 4 validators.
+        var capacity = VerificationCapacity(verifyPerCorePerSecond: 12_000, ingressPerCorePerSecond: 10_000, cores: 2,
+                                            validators: 4, cpuShare: 1)
+        #expect(SpamSpec.timesCapacity(2).ratePerNode(capacity) == 10_000) // 2 × 20,000 ÷ 4: they share this machine
+        #expect(Scenario.LoadRate.timesCapacity(2).perSecond(capacity) == 40_000)
+        capacity.coresPerValidator = 1.5 // each has a pod with 1.5 cores of its own
+        #expect(SpamSpec.timesCapacity(2).ratePerNode(capacity) == 30_000)
+        #expect(Scenario.LoadRate.timesCapacity(2).perSecond(capacity) == 30_000)
+    }
+
+    @Test func theScheduleStartIsTheMarkOfThatName() {
+        let log = Array(("{\"t\":5,\"event\":\"commit\",\"height\":1}\n"
+            + "{\"t\":7,\"event\":\"mark\",\"name\":\"collector-ready\"}\n"
+            + "{\"t\":9,\"event\":\"mark\",\"name\":\"schedule-start\"}\n").utf8)
+        #expect(RemoteRun.markTime(in: log, named: RemoteRun.scheduleStartMark) == 9)
+        #expect(RemoteRun.markTime(in: log, named: RemoteRun.collectorReadyMark) == 7)
+        #expect(RemoteRun.markTime(in: Array(log.prefix(40)), named: RemoteRun.scheduleStartMark) == nil)
     }
 
     @Test func nodeConfigsFindPeersByDNSNameAndBindEveryAddress() throws {
