@@ -69,14 +69,21 @@ extension FaultEngine {
             try endWindows(dir, action: "pause", nodes: names)
         case .restart(let targets):
             let names = try resolve(targets, in: manifest)
+            var wereRunning: [String] = []
             for name in names {
                 let node = try ClusterOps.node(named: name, in: manifest)
                 if let pid = Supervisor.pid(node, runDir: dir), Supervisor.isAlive(pid) {
+                    wereRunning.append(name)
                     _ = Supervisor.signal(pid, SIGKILL)
                     let deadline = Date().addingTimeInterval(5)
                     while Supervisor.isAlive(pid), Date() < deadline { try await Task.sleep(for: .milliseconds(5)) }
                 }
                 try Supervisor.start(node, runDir: dir)
+            }
+            // Restarting a running node is a moment on the timeline; restarting a killed one ends its window.
+            if !wereRunning.isEmpty {
+                try record(dir, .init(t: now(), event: "instant", id: id, action: "restart",
+                                      description: "restart \(wereRunning.joined(separator: ","))", nodes: wereRunning))
             }
             try endWindows(dir, action: "kill", nodes: names)
             try endWindows(dir, action: "pause", nodes: names)

@@ -113,6 +113,15 @@ public enum HostNetwork {
         }
     }
 
+    /// Moves a member's namespace to another address of the subnet (a pod that comes back as a new pod).
+    public static func readdress(_ member: NetworkPlan.Member, to address: String) throws {
+        try run(["ip", "-n", member.namespace, "-batch", "-"], input: """
+            address flush dev \(NetworkPlan.nodeDevice)
+            address add \(address)/24 dev \(NetworkPlan.nodeDevice)
+
+            """)
+    }
+
     /// Removes everything `plan` names that still exists (namespaces first: that takes their veths
     /// along), then the bridge. Returns what could not be removed.
     @discardableResult

@@ -88,16 +88,10 @@ public enum Rehearsal {
         }
         try HostNetwork.build(&plan)
         let namespace = workflow["metadata"]?["namespace"]?.string ?? "default"
-        var hosts = "127.0.0.1 localhost\n"
-        for pod in pods {
-            let address = plan.member(pod.name)!.address
-            hosts += "\(address) \(pod.name).\(pod.service) \(pod.name).\(pod.service).\(namespace).svc "
-                + "\(pod.name).\(pod.service).\(namespace).svc.cluster.local\n"
-        }
         for member in plan.members {
             try FileManager.default.createDirectory(atPath: "/etc/netns/" + member.namespace, withIntermediateDirectories: true)
-            try hosts.write(toFile: "/etc/netns/\(member.namespace)/hosts", atomically: true, encoding: .utf8)
         }
+        try writeHosts(plan: plan, pods: pods, namespace: namespace)
         for pod in pods + [collector] { try mountPoints.make(pod.mounts.map(\.path)) }
         try mountPoints.make(["/tmp/run"])
         try record(Leftovers(plan: plan, mountPoints: mountPoints.paths), work: work)
@@ -106,7 +100,7 @@ public enum Rehearsal {
         for pod in pods { try processes.start(pod, namespace: plan.member(pod.name)!.namespace) }
         try processes.start(collector, namespace: plan.member("collector")!.namespace)
         say("rehearsal: \(pods.count) pods and the collector in namespaces on \(plan.subnet)")
-        let interpreter = WorkflowRun(workflow: workflow, plan: plan, pods: pods, processes: processes,
+        let interpreter = WorkflowRun(workflow: workflow, plan: plan, namespace: namespace, pods: pods, processes: processes,
                                       data: data, secrets: secrets, work: work, mountPoints: mountPoints, say: say,
                                       started: started)
         let schedule = Task { try await interpreter.run() }
@@ -115,7 +109,7 @@ public enum Rehearsal {
         let deadline = Date().addingTimeInterval(go(job["spec"]?["activeDeadlineSeconds"]?.int.map { "\($0)s" } ?? "3600s"))
         while !FileManager.default.fileExists(atPath: reportPath) {
             guard Date() < deadline else { throw RunError("the collector wrote no report before its Job's deadline") }
-            processes.keepRunning(pods, plan: plan, interpreter: interpreter)
+            processes.keepRunning(pods, plan: interpreter.plan, interpreter: interpreter)
             if !processes.isRunning("collector") {
                 throw RunError("the collector stopped without a report: " + processes.tail("collector"))
             }
@@ -265,6 +259,28 @@ public enum Rehearsal {
 }
 
 extension Rehearsal {
+    /// Every namespace's hosts file (`ip netns exec` binds it at /etc/hosts): the pods' DNS names, as the
+    /// cluster's DNS answers them. Rewritten in place, so processes already running read the new addresses.
+    static func writeHosts(plan: NetworkPlan, pods: [Pod], namespace: String) throws {
+        var hosts = "127.0.0.1 localhost\n"
+        for pod in pods {
+            guard let address = plan.member(pod.name)?.address else { continue }
+            hosts += "\(address) \(pod.name).\(pod.service) \(pod.name).\(pod.service).\(namespace).svc "
+                + "\(pod.name).\(pod.service).\(namespace).svc.cluster.local\n"
+        }
+        for member in plan.members {
+            let path = "/etc/netns/\(member.namespace)/hosts"
+            if !FileManager.default.fileExists(atPath: path) {
+                try hosts.write(toFile: path, atomically: false, encoding: .utf8)
+                continue
+            }
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw RunError("cannot write \(path)") }
+            defer { try? handle.close() }
+            try handle.truncate(atOffset: 0)
+            try handle.write(contentsOf: Data(hosts.utf8))
+        }
+    }
+
     /// The rehearsal's containers as processes: `ip netns exec NS unshare --mount` with the volumes
     /// bound at their mount paths, then the container's args (`$(VAR)` expanded from its env).
     final class Processes: @unchecked Sendable {
@@ -394,7 +410,11 @@ extension Rehearsal {
     final class WorkflowRun: @unchecked Sendable {
         let templates: [String: Node]
         let entry: String
-        let plan: NetworkPlan
+        /// The pods' addresses: a pod PodChaos kills comes back with a new one, as a new pod does.
+        var plan: NetworkPlan { lock.withLock { currentPlan } }
+        private var currentPlan: NetworkPlan
+        /// The Kubernetes namespace of the pods' DNS names.
+        let namespace: String
         let pods: [Pod]
         let processes: Processes
         let data: [String: String]
@@ -412,13 +432,14 @@ extension Rehearsal {
             func add(_ line: String) { all.append(line) }
         }
 
-        init(workflow: Node, plan: NetworkPlan, pods: [Pod], processes: Processes, data: [String: String],
+        init(workflow: Node, plan: NetworkPlan, namespace: String, pods: [Pod], processes: Processes, data: [String: String],
              secrets: [String: String], work: String, mountPoints: MountPoints, say: @escaping @Sendable (String) -> Void,
              started: Date) {
             let list = workflow["spec"]?["templates"]?.array() ?? []
             self.templates = Dictionary(list.map { ($0["name"]?.string ?? "", $0) }, uniquingKeysWith: { a, _ in a })
             self.entry = workflow["spec"]?["entry"]?.string ?? ""
-            self.plan = plan
+            self.currentPlan = plan
+            self.namespace = namespace
             self.pods = pods
             self.processes = processes
             self.data = data
@@ -555,6 +576,25 @@ extension Rehearsal {
             if !problems.isEmpty { throw RunError("fault rules: " + problems.joined(separator: "; ")) }
         }
 
+        /// Gives a pod's namespace the lowest address of the subnet no member has; the old and new address.
+        func readdress(_ pod: String) throws -> (String, String) {
+            let (member, address) = try lock.withLock { () throws -> (NetworkPlan.Member, String) in
+                guard let index = currentPlan.members.firstIndex(where: { $0.name == pod }) else {
+                    throw RunError("pod-kill: no pod \(pod) in the rehearsal's network")
+                }
+                let prefix = currentPlan.bridgeAddress.split(separator: ".").dropLast().joined(separator: ".")
+                let taken = Set(currentPlan.members.map(\.address) + [currentPlan.bridgeAddress])
+                guard let free = (2...254).map({ "\(prefix).\($0)" }).first(where: { !taken.contains($0) }) else {
+                    throw RunError("pod-kill: no free address left in \(currentPlan.subnet)")
+                }
+                let member = currentPlan.members[index]
+                currentPlan.members[index].address = free
+                return (member, free)
+            }
+            try HostNetwork.readdress(member, to: address)
+            return (member.address, address)
+        }
+
         func podChaos(_ name: String, _ spec: Node?, seconds: Double) async throws {
             let targets = selected(spec?["selector"])
             let action = spec?["action"]?.string ?? ""
@@ -565,7 +605,20 @@ extension Rehearsal {
                 try await Task.sleep(for: .milliseconds(Int(seconds * 1000)))
                 for pod in targets { processes.release(pod) }
                 note("\(name): recovered (the pods start again)")
-            case "pod-kill", "container-kill":
+            case "pod-kill":
+                // A killed pod is a new pod: it comes back with a new address under the same DNS name, which
+                // its peers must look up again (they do when it says hello).
+                for pod in targets { processes.kill(pod, hold: true) }
+                var moved: [String] = []
+                for pod in targets {
+                    let (before, after) = try readdress(pod)
+                    moved.append("\(pod) \(before) → \(after)")
+                }
+                try Rehearsal.writeHosts(plan: plan, pods: pods, namespace: namespace)
+                try push()
+                for pod in targets { processes.release(pod) }
+                note("\(name): pod-kill \(targets.joined(separator: ",")); new addresses: \(moved.joined(separator: ", "))")
+            case "container-kill":
                 for pod in targets { processes.kill(pod, hold: false) }
                 note("\(name): \(action) \(targets.joined(separator: ","))")
             default:

@@ -193,9 +193,15 @@ extension Simulator {
             endWindows(action: "pause", nodes: chosen.map { nodes[$0].name })
         case .restart(let targets):
             let chosen = slots(targets)
+            // Restarting a running node is a moment on the timeline; restarting a killed one ends its window.
+            let wereRunning = chosen.filter { nodes[$0].state != .down }.map { nodes[$0].name }
             for slot in chosen {
                 nodes[slot].crash()
                 queue.push(.start(node: slot), atUs: nowUs + settings.startupMs * 1_000)
+            }
+            if !wereRunning.isEmpty {
+                record("instant", id: id, action: "restart", description: "restart \(wereRunning.joined(separator: ","))",
+                       nodes: wereRunning)
             }
             endWindows(action: "kill", nodes: chosen.map { nodes[$0].name })
             endWindows(action: "pause", nodes: chosen.map { nodes[$0].name })
