@@ -270,25 +270,31 @@ public enum ChaosSchedule {
     /// The fault window a time-triggered step makes as scheduled: seconds from the start and how long
     /// (nil: no window, or a trigger by height or event, whose time only the cluster knows).
     public static func plannedWindow(_ step: Scenario.Step, in scenario: Scenario) -> (start: Double, seconds: Double)? {
-        guard case .atSeconds(let start) = step.trigger else { return nil }
+        guard case .atSeconds(let start) = step.trigger, let seconds = windowSeconds(step, in: scenario) else { return nil }
+        return (start, seconds)
+    }
+
+    /// How long a step's fault window lasts once it starts (0: an instant; nil: it makes none). For a
+    /// trigger by height or event, its `duration_s`, else to the schedule's end.
+    public static func windowSeconds(_ step: Scenario.Step, in scenario: Scenario) -> Double? {
         switch step.action {
         case _ where step.spam != nil || step.killStorm != nil || step.rollupLoad != nil:
-            return step.durationSeconds.map { (start, $0) }
+            return step.durationSeconds
         case .partition, .link:
-            return (start, lasts(step, in: scenario) { healing($0, step) })
+            return lasts(step, in: scenario) { healing($0, step) }
         case .kill(let targets):
-            return (start, lasts(step, in: scenario) { other in
+            return lasts(step, in: scenario) { other in
                 if case .restart(let again) = other.action { return Set(again).isSuperset(of: targets) }
                 return false
-            })
+            }
         case .pause:
-            return (start, lasts(step, in: scenario) { if case .resume = $0.action { true } else { false } })
+            return lasts(step, in: scenario) { if case .resume = $0.action { true } else { false } }
         case .skew(_, let ms) where ms != 0:
-            return (start, lasts(step, in: scenario) { if case .skew(_, 0) = $0.action { true } else { false } })
+            return lasts(step, in: scenario) { if case .skew(_, 0) = $0.action { true } else { false } }
         case .rpc, .byzantine:
-            return step.durationSeconds.map { (start, $0) }
+            return step.durationSeconds
         case .upgrade, .restart, .resume:
-            return (start, 0) // an instant: what comes after it is "after" it
+            return 0 // an instant: what comes after it is "after" it
         default:
             return nil
         }

@@ -82,28 +82,72 @@ public enum RemoteRun {
                 FileHandle.standardError.write(Data("collect: \(error); the report has no events of \(node.name)\n".utf8))
             }
         }
-        // Chaos Mesh and the Workflow's Tasks apply the faults; their windows are the schedule's (the load
-        // steps' are this collector's own, recorded as they ran).
-        try recordPlannedWindows(scenario, dir: dir, manifest: manifest, startMs: startMs)
+        // Chaos Mesh and the Workflow's Tasks apply the faults: a Task's windows are when it marked them in
+        // the nodes' logs, Chaos Mesh's are the schedule's (the load steps' are this collector's own).
+        try recordWindows(scenario, dir: dir, manifest: manifest, startMs: startMs, marks: marks(dir: dir, manifest: manifest))
         return Outcome(endedAtMs: endedAtMs, crashed: crashed, eventBytes: bytes)
     }
 
-    static func recordPlannedWindows(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64) throws {
-        for step in scenario.steps where !LoadSteps.sends(step) {
-            guard let window = ChaosSchedule.plannedWindow(step, in: scenario) else { continue }
-            let action = step.action.name
+    /// Every step's fault window but the load steps': from its Task's marks (`step:ID`, `end:ID`) when it
+    /// left them, else from its trigger's mark or as scheduled from `startMs`, with `scheduleSlackMs` of slack.
+    static func recordWindows(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64,
+                              marks: [String: UInt64]) throws {
+        for step in scenario.steps where !LoadSteps.sends(step) && step.killStorm == nil {
+            let planned = ChaosSchedule.plannedWindow(step, in: scenario)
+            let observed = marks[stepMark(step.id, end: false)]
+            // A trigger by height or event that Chaos Mesh then acts on: from when the trigger held, with slack.
+            let triggered = marks[triggerMark(step.id)]
+            guard planned != nil || observed != nil || triggered != nil, let seconds = planned?.seconds
+                ?? ChaosSchedule.windowSeconds(step, in: scenario) else { continue }
+            let from = observed ?? triggered ?? startMs + UInt64((planned?.start ?? 0) * 1000)
+            let until = marks[stepMark(step.id, end: true)] ?? from + UInt64(seconds * 1000)
             let nodes = (try? targets(step.action, manifest: manifest)) ?? []
             let link = (try? FaultEngine.linkFault(step.action, nodes: manifest.nodes.map { ($0.name, $0.labels) })) ?? nil
-            let description = (link?.description
-                ?? "\(step.action.name) \(nodes.joined(separator: ","))") + " (as scheduled)"
-            var start = FaultEvent(t: startMs + UInt64(window.start * 1000), event: window.seconds == 0 ? "instant" : "start",
-                                   id: step.id, action: action, description: description, nodes: nodes)
-            start.slackMs = scheduleSlackMs
+            let description = (link?.description ?? "\(step.action.name) \(nodes.joined(separator: ","))")
+                + (observed == nil ? " (as scheduled)" : "")
+            var start = FaultEvent(t: from, event: seconds == 0 ? "instant" : "start", id: step.id,
+                                   action: step.action.name, description: description, nodes: nodes)
+            if observed == nil { start.slackMs = scheduleSlackMs }
             try FaultEngine.record(dir, start)
-            if window.seconds == 0 { continue }
-            try FaultEngine.record(dir, .init(t: startMs + UInt64((window.start + window.seconds) * 1000), event: "end",
-                                              id: step.id, action: action, description: description, nodes: nodes))
+            if seconds == 0 { continue }
+            try FaultEngine.record(dir, .init(t: until, event: "end", id: step.id, action: step.action.name,
+                                              description: description, nodes: nodes))
         }
+    }
+
+    /// The mark a Task leaves in every node's log when it has applied a step (`end`: undone it). An id too
+    /// long for a mark (over 59 bytes) leaves none: that window is then the schedule's.
+    public static func stepMark(_ id: String, end: Bool) -> String {
+        (end ? "end:" : "step:") + id
+    }
+
+    /// The mark a Task that only waits for a step's trigger leaves when it holds (Chaos Mesh acts next).
+    public static func triggerMark(_ id: String) -> String { "trigger:" + id }
+
+    /// Every mark in the collected logs: its median time over the nodes that logged it (a node whose
+    /// clock a TimeChaos shifts does not move it).
+    static func marks(dir: String, manifest: RunManifest) -> [String: UInt64] {
+        var times: [String: [UInt64]] = [:]
+        for node in manifest.nodes {
+            guard let handle = FileHandle(forReadingAtPath: dir + "/" + node.dir + "/events.jsonl") else { continue }
+            defer { try? handle.close() }
+            var seen = Set<String>()
+            for line in (handle.readDataToEndOfFile()).split(separator: UInt8(ascii: "\n")) {
+                guard let (name, t) = mark(in: line), seen.insert(name).inserted else { continue }
+                times[name, default: []].append(t)
+            }
+        }
+        return times.mapValues { $0.sorted()[$0.count / 2] }
+    }
+
+    /// A mark event's name and time, from one line of an event log.
+    static func mark(in line: some Collection<UInt8>) -> (String, UInt64)? {
+        let text = String(decoding: line, as: UTF8.self)
+        guard text.contains("\"mark\""),
+              let object = try? JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any],
+              object["event"] as? String == "mark", let name = object["name"] as? String,
+              let t = object["t"] as? NSNumber else { return nil }
+        return (name, t.uint64Value)
     }
 
     public static let scheduleStartMark = "schedule-start"
@@ -118,11 +162,15 @@ public enum RemoteRun {
 
     /// Every node logs a named moment (`POST /mark`); a node that does not answer is skipped.
     public static func mark(_ name: String, dir: String, manifest: RunManifest) async {
-        guard let token = try? RunFolder.token(dir) else { return }
-        let body = Array("{\"name\":\"\(name)\"}".utf8)
-        for node in manifest.nodes {
-            _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST, path: "/mark",
-                                                 token: token, body: body)
+        guard let token = try? RunFolder.token(dir), name.utf8.count <= 64,
+              let body = try? JSONEncoder().encode(["name": name]) else { return }
+        await withTaskGroup(of: Void.self) { group in
+            for node in manifest.nodes {
+                group.addTask {
+                    _ = try? await ControlClient.request(host: node.host, port: node.controlPort, method: .POST,
+                                                         path: "/mark", token: token, body: Array(body), timeout: .seconds(1))
+                }
+            }
         }
     }
 
@@ -152,12 +200,7 @@ public enum RemoteRun {
     /// The time of the first mark of that name in whole lines of an event log.
     static func markTime(in bytes: [UInt8], named name: String) -> UInt64? {
         for line in bytes.split(separator: UInt8(ascii: "\n")) {
-            let text = String(decoding: line, as: UTF8.self)
-            guard text.contains("\"mark\""), text.contains(name),
-                  let object = try? JSONSerialization.jsonObject(with: Data(line)) as? [String: Any],
-                  object["event"] as? String == "mark", object["name"] as? String == name,
-                  let t = object["t"] as? NSNumber else { continue }
-            return t.uint64Value
+            if let (found, t) = mark(in: line), found == name { return t }
         }
         return nil
     }

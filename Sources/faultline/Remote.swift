@@ -68,7 +68,13 @@ struct StepCommand: AsyncParsableCommand {
                 }
                 print("\(step.id): \(step.trigger) reached")
             }
-            if waitOnly { return }
+            if waitOnly {
+                // Chaos Mesh applies the fault next: the collector places its window from this moment.
+                if manifest.remote == true {
+                    await RemoteRun.mark(RemoteRun.triggerMark(step.id), dir: dir, manifest: manifest)
+                }
+                return
+            }
             if LoadSteps.sends(step) || step.killStorm != nil {
                 throw RunError("\(step.id): " + (step.killStorm != nil
                     ? "a kill storm SIGKILLs and restarts processes of this machine (and tears their stores' tails): "
@@ -76,17 +82,24 @@ struct StepCommand: AsyncParsableCommand {
                     : "spam, airdrops and forced transactions are sent by the runner (`faultline run`) or, on a "
                         + "remote cluster, by its collector (`faultline collect`)"))
             }
-            if manifest.remote == true, case .pause(let targets) = step.action {
+            // On a remote cluster the nodes' logs carry when the step took effect (and ended): the collector's
+            // fault windows are then these moments, not the schedule's.
+            let remote = manifest.remote == true
+            if remote, case .pause(let targets) = step.action {
                 let seconds = step.durationSeconds ?? Self.secondsUntilResume(step, in: scenario)
+                // Marked first: a paused node answers nothing.
+                await RemoteRun.mark(RemoteRun.stepMark(step.id, end: false), dir: dir, manifest: manifest)
                 _ = try await RemoteFaults.pause(targets, seconds: seconds, dir: dir, manifest: manifest, id: step.id)
                 print("\(step.id): paused \(targets.joined(separator: ",")) for \(seconds) s")
                 return
             }
             _ = try await FaultEngine.apply(step.action, dir: dir, id: step.id, layer: .node)
+            if remote { await RemoteRun.mark(RemoteRun.stepMark(step.id, end: false), dir: dir, manifest: manifest) }
             print("\(step.id): \(step.action.name) applied")
             if let duration = step.durationSeconds {
                 try await Task.sleep(for: .milliseconds(Int(duration * 1000)))
                 try await ScenarioRunner.undo(step, dir: dir)
+                if remote { await RemoteRun.mark(RemoteRun.stepMark(step.id, end: true), dir: dir, manifest: manifest) }
                 print("\(step.id): undone after \(duration) s")
             }
         } catch let exit as ExitCode {

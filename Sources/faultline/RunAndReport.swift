@@ -230,8 +230,9 @@ enum Reports {
                 + "\(manifest.defaultFaultLayer.rawValue) layer unless a fault says otherwise"
         } ?? (manifest.remote == true
             ? "remote: nodes on other machines (an export to Kubernetes); their event logs collected over their control "
-                + "ports, fault windows as the schedule planned them (each may take effect up to "
-                + "\(RemoteRun.scheduleSlackMs / 1000) s late: checks during a window start that much later)"
+                + "ports; fault windows a Workflow Task applied as it marked them in the nodes' logs, Chaos Mesh's as "
+                + "scheduled (each may take effect up to \(RemoteRun.scheduleSlackMs / 1000) s late: checks during such "
+                + "a window start that much later)"
             : "loopback")
         return report
     }

@@ -106,6 +106,47 @@ import Yams
         #expect(Scenario.LoadRate.timesCapacity(2).perSecond(capacity) == 30_000)
     }
 
+    /// byzantine-equivocation's `lie` runs in a Task (it marks when it took effect); partition-halves' `split`
+    /// is Chaos Mesh's (its window is the schedule's, with slack).
+    @Test(arguments: [("byzantine-equivocation", "lie", true), ("partition-halves", "split", false)])
+    func aTasksWindowIsWhenItMarkedItChaosMeshsIsTheSchedules(file: String, id: String, marked: Bool) throws {
+        let scenario = try Scenario.load(path: Self.library + "/\(file).toml")
+        let root = NSTemporaryDirectory() + "faultline-windows-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (dir, manifest) = try RunFolder.create(topology: scenario.topology, runsRoot: root)
+        let startMs: UInt64 = 1_000_000
+        let step = try #require(scenario.steps.first { $0.id == id })
+        let planned = try #require(ChaosSchedule.plannedWindow(step, in: scenario))
+        // The Task applied it 700 ms after its time and undid it 300 ms after its planned end.
+        let marks = marked ? [RemoteRun.stepMark(id, end: false): startMs + UInt64(planned.start * 1000) + 700,
+                              RemoteRun.stepMark(id, end: true): startMs + UInt64((planned.start + planned.seconds) * 1000) + 300]
+            : [:]
+        try RemoteRun.recordWindows(scenario, dir: dir, manifest: manifest, startMs: startMs, marks: marks)
+        let events = FaultEngine.timeline(dir).filter { $0.id == id }
+        let start = try #require(events.first { $0.event == "start" })
+        let end = try #require(events.first { $0.event == "end" })
+        if marked {
+            #expect(start.t == marks[RemoteRun.stepMark(id, end: false)] && start.slackMs == nil)
+            #expect(end.t == marks[RemoteRun.stepMark(id, end: true)])
+        } else {
+            #expect(start.t == startMs + UInt64(planned.start * 1000) && start.slackMs == RemoteRun.scheduleSlackMs)
+            #expect(end.t == startMs + UInt64((planned.start + planned.seconds) * 1000))
+        }
+    }
+
+    @Test func marksAreTheMedianOverTheNodesThatLoggedThem() throws {
+        let scenario = try Scenario.load(path: Self.library + "/partition-halves.toml")
+        let root = NSTemporaryDirectory() + "faultline-marks-\(UUID().uuidString)"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let (dir, manifest) = try RunFolder.create(topology: scenario.topology, runsRoot: root)
+        // One node's clock is 5 s ahead (a TimeChaos): the median ignores it.
+        for (node, t) in zip(manifest.nodes, [100, 102, 5_101, 101] as [UInt64]) {
+            let line = "{\"t\":\(t),\"node\":\"\(node.name)\",\"event\":\"mark\",\"name\":\"step:x\"}\n"
+            try Data(line.utf8).write(to: URL(fileURLWithPath: dir + "/" + node.dir + "/events.jsonl"))
+        }
+        #expect(RemoteRun.marks(dir: dir, manifest: manifest)["step:x"] == 102)
+    }
+
     @Test func theScheduleStartIsTheMarkOfThatName() {
         let log = Array(("{\"t\":5,\"event\":\"commit\",\"height\":1}\n"
             + "{\"t\":7,\"event\":\"mark\",\"name\":\"collector-ready\"}\n"
