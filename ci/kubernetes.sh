@@ -3,7 +3,7 @@
 # Mesh (`faultline export kubernetes`), each export checked by Tools/kubernetes/validate.py (built-in
 # kinds against Kubernetes 1.31's schema in strict mode with kubernetes-validate, Chaos Mesh objects
 # against our v1alpha1 schema, the cross-object checks), the checker shown to catch planted mistakes,
-# and four exports rehearsed on this machine from their files alone (`faultline rehearse kubernetes`:
+# and five exports rehearsed on this machine from their files alone (`faultline rehearse kubernetes`:
 # pods in network namespaces, the Workflow's faults by the kernel, the spam and the reports from the
 # collector Job).
 # Needs python3 with pip (kubernetes-validate is installed if missing) and, for the rehearsals, root.
@@ -75,9 +75,9 @@ p = folder + '/workflow.yaml'; wf = yaml.safe_load(open(p))
 wf['spec']['templates'][0]['deadline'] = '2s'
 yaml.safe_dump(wf, open(p, 'w'))" "shorter than its children"
 
-# Four exports run here from their files alone; their reports must pass as local runs do.
+# Five exports run here from their files alone; their reports must pass as local runs do.
 if [ "$(id -u)" = "0" ] && command -v nft >/dev/null && command -v ip >/dev/null && command -v unshare >/dev/null; then
-    for name in partition-halves region-outage vote-starvation rolling-restart; do
+    for name in partition-halves region-outage vote-starvation rolling-restart upgrade-at-height-mistakes; do
         if "$FAULTLINE" rehearse kubernetes "$OUT/export/$name" --out "$OUT/rehearsal/$name" \
             --work "$OUT/rehearsal-work/$name" > "$OUT/rehearsal-$name.log" 2>&1; then
             echo "rehearsal $name: passed ($(grep -c '' "$OUT/rehearsal-$name.log") lines of log)"

@@ -102,6 +102,7 @@ public enum KubernetesExport {
             if placement.role != "gateway" {
                 config.peers = []
                 config.peersFile = "../../peers.json"
+                config.refusedWaitsForUpgrade = true
             }
             config.dataDir = dataDir + "/data"
             config.eventsFile = dataDir + "/events.jsonl"

@@ -121,6 +121,10 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// node takes all but itself as peers, in place of `peers`. One list shared by a whole cluster
     /// instead of N lists of N-1 (a Kubernetes ConfigMap holds 1 MiB: 100 validators' own lists are 2.2 MB).
     public var peersFile: String?
+    /// A binary that refuses to run here (started below the height its rules begin at) keeps its control
+    /// port up instead of exiting, until `POST /upgrade` gives it the right one: for a supervisor that
+    /// only starts the same binary again (a Kubernetes container, which would crash-loop out of reach).
+    public var refusedWaitsForUpgrade: Bool?
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
                 version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,

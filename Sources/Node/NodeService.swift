@@ -53,8 +53,14 @@ public struct NodeService: Service {
             }
         }
         try FileSystem.makeDirectory(loaded.dataDir)
-        let shell = try NodeShell(config: config, key: loaded.key, genesis: loaded.genesis, dataDir: loaded.dataDir,
+        let shell: NodeShell
+        do {
+            shell = try NodeShell(config: config, key: loaded.key, genesis: loaded.genesis, dataDir: loaded.dataDir,
                                   eventsPath: loaded.eventsPath, logger: logger, timers: timers, clock: clock)
+        } catch let refused as NodeShell.StartRefused where config.refusedWaitsForUpgrade == true {
+            try await waitForUpgrade(refused, loaded: loaded, logger: logger)
+            return
+        }
         if let modes = config.byzantine, !modes.isEmpty { shell.setByzantine(modes) }
         let metrics = shell.metrics
         let status = StatusBox(shell.status)
@@ -288,6 +294,48 @@ public struct NodeService: Service {
             }
             try await Task.sleep(for: .milliseconds(100))
         }
+    }
+
+    /// A binary that refused to run (`NodeConfig.refusedWaitsForUpgrade`): only the control port, which
+    /// says why in `/status` (`stopped`), serves the event log and takes `POST /upgrade` (then this
+    /// process ends, for its container to start again as that binary) or `/shutdown`. No UDP: it is
+    /// no peer while it does not run.
+    func waitForUpgrade(_ refused: NodeShell.StartRefused, loaded: NodeFiles.Loaded, logger: Logger) async throws {
+        let config = loaded.config
+        var snapshot = NodeStatus(
+            name: config.name, role: config.role, version: FaultlineVersion.string,
+            protocolVersion: config.protocolVersion, height: refused.height, consensusHeight: refused.height, round: 0,
+            step: "refused", peers: 0, peersTotal: 0, mempoolTxs: 0, ingressQueue: 0, ingressQueueMax: 0,
+            lastCommitTimeMs: 0, lastBlockId: "", stateRoot: "", txsCommitted: 0,
+            startedAtMs: UInt64(Date().timeIntervalSince1970 * 1000), conflictingVotes: 0, invalidProposals: 0,
+            proposer: "", linkFaults: 0, shapedDrops: 0, clockSkewMs: 0)
+        snapshot.stopped = refused.description
+        snapshot.rulesVersionMax = config.version
+        snapshot.rulesVersionMin = config.versionMin
+        snapshot.forkId = config.forkId
+        let status = StatusBox(snapshot)
+        let control = Inbox()
+        let registry = self.registry
+        let server = try await PortBinding.bind("control port (http)", host: config.host, port: config.controlPort) {
+            try await ControlServer.start(host: config.host, port: config.controlPort, token: loaded.token,
+                                          unauthorized: {}, router: { method, path, body in
+                // Nothing runs that faults or marks could reach: only what waiting needs is answered.
+                guard (method == .GET && (path == "/status" || path == "/metrics" || path.hasPrefix("/events/")))
+                        || (method == .POST && (path == "/upgrade" || path == "/shutdown")) else {
+                    return .init(status: .serviceUnavailable, contentType: "text/plain",
+                                 body: Array("\(config.name) does not run: \(refused.description)\n".utf8))
+                }
+                return NodeService.route(method: method, path: path, body: body, status: status, registry: registry,
+                                         queueDepth: 0, control: control, eventsPath: loaded.eventsPath)
+            })
+        }
+        logger.notice("waiting for an upgrade (POST /upgrade) on control http \(config.host):\(config.controlPort)")
+        await withGracefulShutdownHandler {
+            while await control.next() != nil {}
+        } onGracefulShutdown: {
+            control.finish()
+        }
+        try? await server.close()
     }
 
     /// `GET /events/OFFSET`: this node's event log from byte OFFSET, whole lines, at most

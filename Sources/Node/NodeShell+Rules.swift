@@ -10,6 +10,8 @@ extension NodeShell {
     /// A binary started at a height whose rules it no longer implements refuses to run.
     struct StartRefused: Error, CustomStringConvertible {
         let description: String
+        /// The store's height: where the node stands while it waits for the right binary.
+        let height: UInt64
     }
 
     /// This node's binary: its rules range, protocol version and fork.

@@ -242,7 +242,7 @@ final class NodeShell {
         }
         if let reason = refusalToStart() {
             logger.critical("\(reason)")
-            throw StartRefused(description: reason)
+            throw StartRefused(description: reason, height: store.height)
         }
     }
 
