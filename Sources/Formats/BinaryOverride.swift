@@ -1,6 +1,6 @@
 /// A node's binary as changed in place: what `POST /upgrade` leaves in the node's data folder before the
-/// node stops, for its next start to take over its config's (on Kubernetes the container restarts with
-/// the same config; on this machine `faultline fault upgrade` rewrites node.json instead).
+/// node stops and starts again in the same process (execv), to take over its config's (on Kubernetes the
+/// config is the ConfigMap's; on this machine `faultline fault upgrade` rewrites node.json instead).
 public struct BinaryOverride: Codable, Sendable, Equatable {
     public var version: UInt16
     public var versionMin: UInt16?
