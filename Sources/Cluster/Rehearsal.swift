@@ -71,6 +71,9 @@ public enum Rehearsal {
                 + "the collector's spam rates are shares of them (--validator-cores dropped)")
             collectorArgs.removeSubrange(flag...(flag + 1))
         }
+        // Its container's /tmp is its own on a cluster; here the collected run folder goes under the work folder
+        // (where `faultline report` can read it again) instead of piling up in this machine's /tmp.
+        if !collectorArgs.contains("--work") { collectorArgs += ["--work", work + "/collector/run"] }
         let collector = Pod(name: "collector", service: "", args: collectorArgs,
                             env: [:], mounts: try volumes(jobSpec, container: collectorContainer, root: work + "/collector",
                                                           data: data, secrets: secrets, claims: nil))

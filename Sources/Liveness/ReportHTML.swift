@@ -69,7 +69,11 @@ extension Report {
         for (label, value) in cards { page += "<div class=\"card\">\(label)<b>\(Self.xml(value))</b></div>" }
         page += "</div>\n<h2>\(external == nil ? "Finalized height per node" : "Revision per member (one per committed write)")</h2>\n" + heightChart()
         if host != nil {
-            page += "<h3>Host load (the runner's CPU pressure samples, the nodes' own timer lateness)</h3>\n" + hostStrip()
+            // A remote run's nodes are on machines the collector cannot sample: only their timers speak.
+            let sources = network?.hasPrefix("remote") == true
+                ? "the nodes' own timer lateness; no CPU pressure samples: the nodes ran on other machines"
+                : "the runner's CPU pressure samples, the nodes' own timer lateness"
+            page += "<h3>Host load (\(sources))</h3>\n" + hostStrip()
         }
         if !latencyBySecond.isEmpty {
             page += "<h2>Submit → finalized latency (by second of submission)</h2>\n" + latencyChart()
