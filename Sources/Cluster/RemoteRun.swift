@@ -38,7 +38,7 @@ public enum RemoteRun {
     /// From the schedule's start (`startMs`: the mark its `ready` Task left in the nodes' logs, else when the
     /// collector saw the cluster up): the file's load, its load steps at their times or triggers, the
     /// schedule's length (past `until_height` if the file has one), the settle time; then the event logs,
-    /// and the fault windows Chaos Mesh and the Workflow's Tasks made, as scheduled from that start.
+    /// and the fault windows: a Task's as it marked them, Chaos Mesh's as scheduled from that start.
     public static func observe(_ scenario: Scenario, dir: String, manifest: RunManifest, startMs: UInt64,
                                load: LoadSteps) async throws -> Outcome {
         let started = Date(timeIntervalSince1970: Double(startMs) / 1000)
