@@ -30,11 +30,17 @@ extension ReplicaHost {
     @inlinable
     func proposalEnvelopes(_ block: Block, height: UInt64, round: UInt32, polRound: Int32) -> (Proposal, [Envelope]) {
         let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: datagramPayloadBytesMax,
-                                          fixedOverhead: Envelope.overheadBytes + 12)
+                                          fixedOverhead: Envelope.framingBytes(.blockPart) + 12)
         let proposal = Proposal(height: height, round: round, polRound: polRound, blockId: block.id, partsRoot: root,
                                 partCount: UInt16(parts.count), blockBytes: UInt32(parts.reduce(0) { $0 + $1.data.count }))
         return (proposal, [envelope(.proposal, proposal)]
-                    + parts.map { envelope(.blockPart, BlockPart(height: height, round: round, part: $0)) })
+                    + parts.map { partEnvelope(BlockPart(height: height, round: round, part: $0)) })
+    }
+
+    /// A part of our proposal: unsigned, its Merkle proof against the signed proposal's root authenticates it.
+    @inlinable
+    func partEnvelope(_ part: BlockPart) -> Envelope {
+        Envelope(proved: .blockPart, payload: part.encoded, domain: domain, sender: validators.members[me!].publicKey)
     }
 
     /// Sends our proposal and its parts as the replica core plans it: honestly, with broken parts, or a
@@ -50,7 +56,7 @@ extension ReplicaHost {
                 guard envelope.kind == .blockPart, var part = try? BlockPart(decoding: envelope.payload),
                       !part.part.data.isEmpty else { return envelope }
                 part.part.data[0] ^= 0xFF
-                return self.envelope(.blockPart, part)
+                return partEnvelope(part)
             }
             replica.proposed(broken)
             for envelope in broken { sendToAll(envelope) }
@@ -95,7 +101,8 @@ extension ReplicaHost {
     func onBlockPart(_ part: BlockPart, envelope: Envelope) {
         guard let at = corePosition, part.height >= at.height, part.height <= at.height + 1,
               part.round <= at.round + coreSettings.roundsAheadMax else { return }
-        // Parts are authored by the round's proposer; anything else is dropped.
+        // Parts name the round's proposer as their maker; anything else is dropped before it takes room. The
+        // name is not authenticated (parts are unsigned): the proof against the proposal's root is.
         guard validators.index(of: envelope.sender) == validators.proposer(height: part.height, round: part.round) else {
             return
         }
@@ -107,13 +114,21 @@ extension ReplicaHost {
             }
             return
         }
-        relay(envelope)
-        addPart(part, envelope: envelope, key: key)
+        addPart(part, envelope: envelope, key: key, relayProven: true)
     }
 
+    /// Adds a part to its proposal's assembly; with `relayProven`, a part that proves against the root is
+    /// relayed (never one that does not: parts are unsigned, and junk must not spread).
     @inlinable
-    func addPart(_ part: BlockPart, envelope: Envelope, key: Replica.ProposalKey) {
-        guard let entry = proposals[key], !entry.delivered else { return }
+    func addPart(_ part: BlockPart, envelope: Envelope, key: Replica.ProposalKey, relayProven: Bool = false) {
+        guard let entry = proposals[key] else { return }
+        guard !entry.delivered else {
+            // Still relayed when it proves: a peer behind a lossy link may lack it.
+            if relayProven, part.part.total == entry.proposal.partCount, part.part.verify(root: entry.proposal.partsRoot) {
+                relay(envelope)
+            }
+            return
+        }
         // Changed in place: a copy of the assembly would copy the block's bytes gathered so far on every part.
         let result = proposals.updateBody(key) { assembly -> PartSet.Assembler.AddResult in
             let result = assembly.assembler.add(part.part)
@@ -122,6 +137,10 @@ extension ReplicaHost {
             case .duplicate, .rejected: break
             }
             return result
+        }
+        if relayProven, let result,
+           result.isNewAndProven || (result == .duplicate && part.part.verify(root: entry.proposal.partsRoot)) {
+            relay(envelope)
         }
         switch result {
         case .added, .duplicate, nil:

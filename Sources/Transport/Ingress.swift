@@ -3,7 +3,8 @@ import Synchronization
 import Sodium
 import Wire
 
-/// The edge of a node: turns a datagram into a verified, typed message or a counted rejection.
+/// The edge of a node: turns a datagram into a verified, typed message or a counted rejection. Kinds proved
+/// by a root (block parts) carry no signature and pass with their domain checked; the core proves them.
 /// De-duplication happens before verification (exact bytes), so gossip copies cost a hash, not a
 /// signature check. It forgets after `seenTtlMs`: a message re-sent later (because some peer lost
 /// it, or this node set it aside) is verified and delivered again.
@@ -130,6 +131,16 @@ public struct Ingress: Sendable {
         if checking.contains(id) { return .copyInFlight }
         if let committed, !envelope.kind.isConsensusLane, committed.contains(id) {
             return .done(.rejected(.committed, detail: "\(envelope.kind) \(id.short)"))
+        }
+        if envelope.kind.isProvedByRoot {
+            // No signature to check: the core proves the content against its signed proposal's root.
+            switch envelope.checkDomain(domain) {
+            case .valid: break
+            case .wrongChain, .badSignature: return .done(.rejected(.wrongChain, detail: "chain tag \(envelope.chainTag)"))
+            case .wrongFork: return .done(.rejected(.wrongFork, detail: "fork \(envelope.forkId)"))
+            }
+            remember(id, nowMs: nowMs)
+            return .done(.accepted(envelope, message))
         }
         var voteSlot: VoteSlot?
         switch message {

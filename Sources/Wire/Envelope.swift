@@ -88,6 +88,11 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
 
     /// Transactions an L2 block may carry.
     public var isL2Transaction: Bool { self == .l2Transfer || self == .l2Claim }
+
+    /// Kinds sent without a signature: what they carry is proven on arrival against a root that a signed
+    /// message holds (a block part against its proposal's `partsRoot`, as CometBFT's parts). Their sender
+    /// field is a claim, never an authentication.
+    public var isProvedByRoot: Bool { self == .blockPart }
 }
 
 /// Which chain and fork a signature is bound to. Messages for another chain or fork never verify.
@@ -120,6 +125,8 @@ public struct Domain: Hashable, Sendable {
 /// A signed message: `signature` covers the domain tag, chain tag, fork id, sender, kind and payload.
 ///
 /// Layout: magic(1) version(1) kind(1) chainTag(8) forkId(4) sender(32) payloadLength(2) payload signature(64).
+/// A kind proved by a root (`MessageKind.isProvedByRoot`) has no signature: its layout ends with the payload
+/// and its `signature` is zero.
 public struct Envelope: Sendable, Equatable {
     public static let magic: UInt8 = 0xFA
     public static let version: UInt8 = 1
@@ -140,9 +147,15 @@ public struct Envelope: Sendable, Equatable {
     /// the mempool, block checks and the commit all ask for it).
     public let id: Bytes32
 
+    /// Bytes around the payload of an envelope of `kind`.
+    public static func framingBytes(_ kind: MessageKind) -> Int {
+        kind.isProvedByRoot ? headerBytes : overheadBytes
+    }
+
     /// Signs `payload` as `key` for `domain`.
     public init(kind: MessageKind, payload: [UInt8], domain: Domain, key: SigningKey) {
         precondition(payload.count <= Envelope.payloadBytesMax, "payload of \(payload.count) bytes")
+        precondition(!kind.isProvedByRoot, "\(kind) is sent unsigned: Envelope(proved:payload:domain:sender:)")
         var writer = WireWriter(capacity: payload.count + Envelope.overheadBytes)
         writer.u8(Envelope.magic)
         writer.u8(Envelope.version)
@@ -177,7 +190,7 @@ public struct Envelope: Sendable, Equatable {
         self.forkId = try reader.u32("forkId")
         self.sender = try reader.publicKey("sender")
         self.payload = Array(try reader.blob16("payload", max: payloadBytesMax))
-        self.signature = try reader.bytes64("signature")
+        self.signature = kind.isProvedByRoot ? .zero : try reader.bytes64("signature")
         try reader.expectEnd()
         self.bytes = bytes
         self.id = Blake2b.hash(bytes)
@@ -194,14 +207,23 @@ public struct Envelope: Sendable, Equatable {
         bytes.count >= 15 + 32 && bytes[0] == magic ? PublicKey(bytes[15..<47]) : nil
     }
 
-    /// Checks the domain and the Ed25519 signature. This is the expensive step (~50 µs).
+    /// Checks the domain and the Ed25519 signature. This is the expensive step (~50 µs). A kind proved by
+    /// a root has no signature and never verifies: its receiver proves its content instead.
     public func verify(domain: Domain) -> VerifyResult {
-        guard chainTag == domain.chainTag else { return .wrongChain }
-        guard forkId == domain.forkId else { return .wrongFork }
+        let bound = checkDomain(domain)
+        guard bound == .valid else { return bound }
+        guard !kind.isProvedByRoot else { return .badSignature }
         let ok = Envelope.withSignedBytes(bytes, count: bytes.count - 64) {
             sender.verify(signature: signature, message: $0)
         }
         return ok ? .valid : .badSignature
+    }
+
+    /// The chain and fork check alone: all an unsigned kind (`MessageKind.isProvedByRoot`) gets at the edge.
+    public func checkDomain(_ domain: Domain) -> VerifyResult {
+        guard chainTag == domain.chainTag else { return .wrongChain }
+        guard forkId == domain.forkId else { return .wrongFork }
+        return .valid
     }
 
     public enum VerifyResult: Sendable, Equatable {
@@ -218,9 +240,18 @@ public struct Envelope: Sendable, Equatable {
         return message.withUnsafeBytes(body)
     }
 
+    /// An unsigned envelope of a kind proved by a root (a block part): `sender` says who made it, for
+    /// logs and filters; the receiver proves the payload against the root its signed message carries.
+    public init(proved kind: MessageKind, payload: [UInt8], domain: Domain, sender: PublicKey) {
+        precondition(kind.isProvedByRoot, "\(kind) must be signed")
+        self.init(kind: kind, payload: payload, domain: domain, sender: sender, signature: .zero)
+    }
+
     /// Rebuilds a signed envelope from its parts (used to check commit certificates, which keep
-    /// only signatures). Returns the envelope whose signature can then be verified.
+    /// only signatures). Returns the envelope whose signature can then be verified. For a kind proved by
+    /// a root the signature is not part of the bytes.
     public init(kind: MessageKind, payload: [UInt8], domain: Domain, sender: PublicKey, signature: Bytes64) {
+        precondition(payload.count <= Envelope.payloadBytesMax, "payload of \(payload.count) bytes")
         var writer = WireWriter(capacity: payload.count + Envelope.overheadBytes)
         writer.u8(Envelope.magic)
         writer.u8(Envelope.version)
@@ -229,13 +260,13 @@ public struct Envelope: Sendable, Equatable {
         writer.u32(domain.forkId)
         writer.publicKey(sender)
         writer.blob16(payload)
-        writer.bytes64(signature)
+        if !kind.isProvedByRoot { writer.bytes64(signature) }
         self.kind = kind
         self.chainTag = domain.chainTag
         self.forkId = domain.forkId
         self.sender = sender
         self.payload = payload
-        self.signature = signature
+        self.signature = kind.isProvedByRoot ? .zero : signature
         self.bytes = writer.bytes
         self.id = Blake2b.hash(writer.bytes)
     }

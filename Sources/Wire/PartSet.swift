@@ -119,6 +119,14 @@ public enum PartSet {
 
         public enum AddResult: Sendable, Equatable {
             case added, duplicate, complete([UInt8]), rejected(String)
+
+            /// The part proved against the root and was not there yet.
+            public var isNewAndProven: Bool {
+                switch self {
+                case .added, .complete: return true
+                case .duplicate, .rejected: return false
+                }
+            }
         }
 
         public var isComplete: Bool { received == total }

@@ -42,6 +42,27 @@ import Wire
         #expect(reason(edge.admit(tx.bytes)) == nil)
     }
 
+    /// A block part has no signature to check: the edge checks its frame, sender and domain and passes it on
+    /// at once (no `verify` stage), de-duplicated like everything else; the core proves it against the root.
+    @Test func blockPartsPassWithoutASignatureCheck() {
+        var edge = ingress()
+        let (_, parts) = PartSet.split(Array(repeating: 1, count: 2_000), payloadBytesMax: 1_232,
+                                       fixedOverhead: 12 + Envelope.framingBytes(.blockPart))
+        func part(_ domain: Domain, sender: PublicKey? = nil) -> [UInt8] {
+            Envelope(proved: .blockPart, payload: BlockPart(height: 2, round: 0, part: parts[1]).encoded, domain: domain,
+                     sender: sender ?? validator.publicKey).bytes
+        }
+        guard case .done(.accepted(let envelope, .blockPart(let received))) = edge.begin(part(domain)) else {
+            Issue.record("an unsigned part goes through without a verify stage")
+            return
+        }
+        #expect(envelope.signature == .zero && received.part == parts[1])
+        #expect(reason(edge.admit(part(domain))) == .duplicate)
+        #expect(reason(edge.admit(part(Domain(chainId: "other")))) == .wrongChain)
+        #expect(reason(edge.admit(part(domain.onFork(2)))) == .wrongFork)
+        #expect(reason(edge.admit(part(domain, sender: stranger.publicKey))) == .unknownSender)
+    }
+
     /// Votes consensus has no use for are dropped before their signature is checked: a vote for a
     /// height already committed, and one for a (height, round, type) where one value already has +2/3.
     /// A bad signature on such a vote is never looked at, which is the point: the check is the cost.

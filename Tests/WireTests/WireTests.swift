@@ -189,17 +189,46 @@ import Testing
     @Test(arguments: [1, 500, 1_100, 5_000, 100_000])
     func splitAndReassemble(size: Int) throws {
         let bytes = (0..<size).map { UInt8(truncatingIfNeeded: $0 &* 31) }
-        let (root, parts) = PartSet.split(bytes, payloadBytesMax: 1_232, fixedOverhead: 12 + Envelope.overheadBytes)
+        let (root, parts) = PartSet.split(bytes, payloadBytesMax: 1_232, fixedOverhead: 12 + Envelope.framingBytes(.blockPart))
         var assembler = PartSet.Assembler(root: root, total: parts.count, bytesMax: size + 10)
         var result: [UInt8]? = nil
+        let domain = Domain(chainId: "parts")
         for part in parts.reversed() {
-            // Every part fits a datagram once framed.
-            let framed = BlockPart(height: 1, round: 0, part: part).encoded.count + Envelope.overheadBytes
+            // Every part fits a datagram once framed, and fills it when the block is large.
+            let framed = Envelope(proved: .blockPart, payload: BlockPart(height: 1, round: 0, part: part).encoded,
+                                  domain: domain, sender: SigningKey(label: "p").publicKey).bytes.count
             #expect(framed <= 1_232)
+            if size >= 5_000, Int(part.index) < parts.count - 1 { #expect(framed == 1_232) }
             #expect(try PartSet.Part(decoding: part.encoded) == part)
             if case .complete(let whole) = assembler.add(part) { result = whole }
         }
         #expect(result == bytes)
+    }
+
+    /// A block part travels unsigned: 64 bytes shorter than a signed envelope, never passing as signed, and
+    /// a signature appended to it is trailing junk, not an alternative form.
+    @Test func blockPartsAreUnsignedEnvelopes() throws {
+        let domain = Domain(chainId: "parts")
+        let key = SigningKey(label: "proposer")
+        let (_, parts) = PartSet.split(Array(repeating: 7, count: 3_000), payloadBytesMax: 1_232,
+                                       fixedOverhead: 12 + Envelope.framingBytes(.blockPart))
+        let payload = BlockPart(height: 4, round: 1, part: parts[0]).encoded
+        let part = Envelope(proved: .blockPart, payload: payload, domain: domain, sender: key.publicKey)
+        #expect(part.bytes.count == Envelope.headerBytes + payload.count)
+        #expect(part.signature == .zero)
+        let decoded = try Envelope(decoding: part.bytes)
+        #expect(decoded == part && decoded.kind == .blockPart && decoded.sender == key.publicKey)
+        #expect(decoded.checkDomain(domain) == .valid)
+        #expect(decoded.checkDomain(Domain(chainId: "other")) == .wrongChain)
+        #expect(decoded.checkDomain(domain.onFork(3)) == .wrongFork)
+        #expect(decoded.verify(domain: domain) == .badSignature)
+        #expect(throws: DecodeError.trailingBytes(count: 64)) {
+            try Envelope(decoding: part.bytes + Array(repeating: 1, count: 64))
+        }
+        // Every other kind still needs its signature.
+        let vote = Envelope(kind: .prevote, payload: Vote(height: 4, round: 1, blockId: nil).encoded, domain: domain, key: key)
+        #expect(throws: DecodeError.self) { try Envelope(decoding: Array(vote.bytes.dropLast(64))) }
+        #expect(MessageKind.allCases.filter(\.isProvedByRoot) == [.blockPart])
     }
 
     @Test func tamperedPartIsRejectedAndDuplicateIgnored() {

@@ -58,10 +58,10 @@ let benchmarks: @Sendable () -> Void = {
     let ledger = try! Ledger(genesis: genesis)
     let fullBlock = block(on: ledger, transfers)
     let encoded = fullBlock.encoded
-    let (root, parts) = PartSet.split(encoded, payloadBytesMax: 1_232, fixedOverhead: Envelope.overheadBytes + 12)
+    let (root, parts) = PartSet.split(encoded, payloadBytesMax: 1_232, fixedOverhead: Envelope.framingBytes(.blockPart) + 12)
     Benchmark("parts: split a 2,000-transfer block (\(parts.count) parts)") { benchmark in
         for _ in benchmark.scaledIterations {
-            blackHole(PartSet.split(encoded, payloadBytesMax: 1_232, fixedOverhead: Envelope.overheadBytes + 12))
+            blackHole(PartSet.split(encoded, payloadBytesMax: 1_232, fixedOverhead: Envelope.framingBytes(.blockPart) + 12))
         }
     }
     Benchmark("parts: reassemble and decode a 2,000-transfer block") { benchmark in

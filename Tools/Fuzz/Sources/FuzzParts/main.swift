@@ -1,15 +1,17 @@
 // libFuzzer target: block-part reassembly, the path a proposer's (or an attacker's) parts take into a
-// node. The input is a script against a real block's parts: each step picks a part and either adds it
-// as is, adds it with one byte of its data or proof flipped, or decodes a part from the input's own
-// bytes. Reassembly must never trap, and if it completes, the bytes are the original block's exactly:
-// the Merkle root in the signed proposal admits no forged part.
+// node. Parts are unsigned: the Merkle root in the signed proposal is all that authenticates them. The
+// input is a script against a real block's parts: each step picks a part and either sends it as is,
+// with one byte of its data or proof flipped, or decodes a part — or a whole datagram — from the input's
+// own bytes. Every datagram goes through what the node's ingress does to an unsigned kind (framing,
+// message decoding, the domain check) before the assembler. Nothing may trap, and if reassembly completes, the bytes are the original block's exactly:
+// the root admits no forged part.
 import Foundation
 import Sodium
 import Wire
 
 let key = SigningKey(label: "fuzz/proposer")
+let domain = Domain(chainId: "fuzz")
 let original: [UInt8] = {
-    let domain = Domain(chainId: "fuzz")
     let txs = (0..<40).map { index in
         Envelope(kind: .transfer, payload: Transfer(to: SigningKey(label: "fuzz/to").publicKey, amount: UInt64(index),
                                                     fee: 1, nonce: UInt64(index)).encoded, domain: domain, key: key)
@@ -18,7 +20,16 @@ let original: [UInt8] = {
     return Block(header: BlockHeader(protocolVersion: 1, height: 9, timeMs: 1, proposer: key.publicKey, previousBlockId: id,
                                      stateRoot: id, txRoot: Block.txRoot(txs), txCount: UInt32(txs.count)), txs: txs).encoded
 }()
-let split = PartSet.split(original, payloadBytesMax: 700, fixedOverhead: Envelope.overheadBytes + 40)
+let split = PartSet.split(original, payloadBytesMax: 700, fixedOverhead: Envelope.framingBytes(.blockPart) + 12)
+
+/// The ingress's steps for an unsigned kind: frame, message, domain (`Ingress.begin`).
+func admitted(_ bytes: [UInt8]) -> PartSet.Part? {
+    guard let envelope = try? Envelope(decoding: bytes, payloadBytesMax: 1_232),
+          case .blockPart(let part) = try? Message(kind: envelope.kind, payload: envelope.payload),
+          envelope.checkDomain(domain) == .valid else { return nil }
+    precondition(envelope.signature == .zero && envelope.verify(domain: domain) == .badSignature, "a part verified as signed")
+    return part.part
+}
 
 @_cdecl("LLVMFuzzerTestOneInput")
 public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
@@ -41,16 +52,23 @@ public func fuzz(_ start: UnsafeRawPointer?, _ count: Int) -> CInt {
                 part.proof[at % part.proof.count] = Bytes32(bytes)!
             }
         default:
-            // A part decoded from the next `at` bytes of the input.
+            // A part (bit 2 of op clear) or a whole datagram (set) from the next `at` bytes of the input.
             let end = min(input.count, offset + at)
-            guard let decoded = try? PartSet.Part(decoding: Array(input[offset..<end])) else {
-                offset = end
-                continue
-            }
+            let bytes = Array(input[offset..<end])
             offset = end
-            part = decoded
+            if op & 4 == 0 {
+                guard let decoded = try? PartSet.Part(decoding: bytes) else { continue }
+                part = decoded
+            } else {
+                guard let received = admitted(bytes) else { continue }
+                part = received
+            }
         }
-        if case .complete(let bytes) = assembler.add(part) {
+        // Whatever was picked travels as the proposer's unsigned datagram through the ingress.
+        let datagram = Envelope(proved: .blockPart, payload: BlockPart(height: 9, round: 0, part: part).encoded,
+                                domain: domain, sender: key.publicKey)
+        guard let admittedPart = admitted(datagram.bytes) else { preconditionFailure("the proposer's own part was refused") }
+        if case .complete(let bytes) = assembler.add(admittedPart) {
             precondition(bytes == original, "reassembly completed with bytes that are not the block")
             return 0
         }

@@ -63,7 +63,7 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutabl
     let block = Block(header: BlockHeader(protocolVersion: 1, height: 3, timeMs: 1_000, proposer: key.publicKey,
                                           previousBlockId: blockId, stateRoot: blockId, txRoot: Block.txRoot([tx]),
                                           txCount: 1), txs: [tx])
-    let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: 300, fixedOverhead: Envelope.overheadBytes + 40)
+    let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: 300, fixedOverhead: Envelope.framingBytes(.blockPart) + 12)
     var seeds: [(String, [UInt8])] = [
         ("transfer", tx.bytes),
         ("prevote", Envelope(kind: .prevote, payload: Vote(height: 3, round: 0, blockId: blockId).encoded,
@@ -84,8 +84,8 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutabl
         ("block", block.encoded),
     ]
     for (index, part) in parts.enumerated() {
-        seeds.append(("block-part-\(index)", Envelope(kind: .blockPart, payload: BlockPart(height: 3, round: 0, part: part).encoded,
-                                                     domain: domain, key: key).bytes))
+        seeds.append(("block-part-\(index)", Envelope(proved: .blockPart, payload: BlockPart(height: 3, round: 0, part: part).encoded,
+                                                     domain: domain, sender: key.publicKey).bytes))
     }
     seeds.append(("bundle", Bundle.encode([tx.bytes, seeds[1].1])))
     try? FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
