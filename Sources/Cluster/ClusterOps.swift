@@ -7,7 +7,7 @@ public enum ClusterOps {
     public struct UpResult: Sendable {
         public var dir: String
         public var manifest: RunManifest
-        /// From the first process spawn to every validator reporting a finalized block.
+        /// From the first process spawn to the cluster finalizing its first block (`waitUntilUp`).
         public var firstBlockMs: Double
     }
 
@@ -19,7 +19,7 @@ public enum ClusterOps {
         public var error: String?
     }
 
-    /// Creates a run folder, starts every node and returns once all validators have finalized a block.
+    /// Creates a run folder, starts every node and returns once the cluster finalizes (`waitUntilUp`).
     public static func up(topology: Topology, runsRoot: String, seed: UInt64? = nil,
                           timeoutSeconds: Double = 30) async throws -> UpResult {
         // With netns the bridge is made first (its subnet decides the addresses in the configs) and
@@ -45,7 +45,7 @@ public enum ClusterOps {
                                + (external.install.isEmpty ? "" : " (\(external.install))"))
             }
             for node in manifest.nodes { try Supervisor.start(node, runDir: dir) }
-            try await waitUntil(dir: dir, timeoutSeconds: timeoutSeconds, isUp)
+            try await waitUntilUp(dir: dir, manifest: manifest, timeoutSeconds: timeoutSeconds)
             if manifest.external != nil { try Observer.start(runDir: dir) }
         } catch {
             await Observer.stop(runDir: dir)
@@ -58,29 +58,35 @@ public enum ClusterOps {
 
     /// Every validator has finalized a block; or validators with more than 2/3 of the stake have, and
     /// each of the others is one that cannot join: stopped, or refused at (or refusing) the handshake.
-    public static func isUp(_ states: [NodeState]) -> Bool {
+    public static func isUp(_ states: [NodeState]) -> Bool { isUp(states, committed: []) }
+
+    /// `committed`: validators known to have finalized a block from their event logs (their status, if
+    /// any, is not needed).
+    public static func isUp(_ states: [NodeState], committed: Set<String>) -> Bool {
         // rpc nodes and gateways serve the chain once they have a block of it.
         // External members are up once each reports progress (etcd: a revision, 1 on a new store).
         guard states.filter({ $0.node.role == "external" }).allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
         let serving = states.filter { $0.node.role == "rpc" || $0.node.role == "gateway" }
         guard serving.allSatisfy({ ($0.status?.height ?? 0) >= 1 }) else { return false }
         let validators = states.filter { $0.node.role == "validator" }
-        let joined = validators.filter { ($0.status?.height ?? 0) >= 1 }
+        let hasJoined = { (state: NodeState) in committed.contains(state.node.name) || (state.status?.height ?? 0) >= 1 }
+        let joined = validators.filter(hasJoined)
         if joined.count == validators.count { return true }
         let total = validators.reduce(UInt64(0)) { $0 + $1.node.stake }
         let joinedStake = joined.reduce(UInt64(0)) { $0 + $1.node.stake }
-        let othersCannotJoin = validators.filter { ($0.status?.height ?? 0) < 1 }.allSatisfy { state in
+        let othersCannotJoin = validators.filter { !hasJoined($0) }.allSatisfy { state in
             guard let status = state.status else { return false }
             return status.stopped != nil || !status.refusedPeers.isEmpty
         }
         return joinedStake * 3 > total * 2 && othersCannotJoin
     }
 
-    public static func states(dir: String) async throws -> [NodeState] {
+    /// Each node's process and status (`only`: just the nodes named, in the manifest's order).
+    public static func states(dir: String, only: Set<String>? = nil) async throws -> [NodeState] {
         let manifest = try RunFolder.load(dir)
         let token = try RunFolder.token(dir)
         return await withTaskGroup(of: (Int, NodeState).self) { group in
-            for (index, node) in manifest.nodes.enumerated() {
+            for (index, node) in manifest.nodes.enumerated() where only?.contains(node.name) ?? true {
                 group.addTask {
                     if manifest.remote == true {
                         // Another machine's process: alive is what its control port says.

@@ -99,7 +99,10 @@ public enum Supervisor {
     /// Collects exited children of this process so they do not linger as zombies.
     public static func reapChildren() {
         var status: Int32 = 0
-        for _ in 0..<1_000 where waitpid(-1, &status, WNOHANG) > 0 {}
+        // Stops at the first call that finds none (a `for … where` would make all 1,000 calls, each a scan of
+        // every child: 100 nodes × 1,000 made one liveness sweep of a 100-node cluster take 6 s).
+        var reaped = 0
+        while reaped < 1_000, waitpid(-1, &status, WNOHANG) > 0 { reaped += 1 }
     }
 
     /// SIGTERM, then SIGKILL for any still alive after `graceSeconds`.
