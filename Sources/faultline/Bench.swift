@@ -52,33 +52,40 @@ struct SequencerIngest: AsyncParsableCommand {
         } catch {
             throw Exit.failure("\(error)")
         }
-        let bound = record.verifyAllCoresPerSecond
-        var ingestRatio = 0.0
-        for phase in record.phases {
-            let events = phase.runDir + "/nodes/" + record.sequencer + "/events.jsonl"
-            let figures = SequencerBenchFigures.read(eventsPath: events, startMs: phase.startMs, endMs: phase.endMs)
-            let ratio = bound > 0 ? figures.admittedPerSecondMedian / bound : 0
-            if phase.name == "ingest" { ingestRatio = ratio }
-            let lost = figures.kernelDrops + figures.ingressDrops.values.reduce(0, +)
-            let drops = figures.ingressDrops.sorted { $0.key < $1.key }.map { ", \($0.key) \($0.value)" }.joined()
-            print("— \(phase.name) (\(phase.name == "ingest" ? "receive, check, queue; no L2 blocks yet" : "blocks, batches to L1, following L1, derivation")):")
-            print(String(format: "  sent %d claims in %.1f s; admitted %.0f/s (median second; best %.0f/s) = %.0f%% of the "
-                         + "%d-core verification bound %.0f/s", phase.sent, phase.sendSeconds,
-                         figures.admittedPerSecondMedian, figures.admittedPerSecondBest, ratio * 100, record.cores, bound))
-            print(String(format: "  admitted %llu, included in L2 blocks %llu%@; lost before the queue %llu (kernel %llu%@)",
-                         figures.admitted, figures.included,
-                         figures.included > 0 ? String(format: " (%.0f/s)", figures.includedPerSecond) : "",
-                         lost, figures.kernelDrops, drops))
-            let perCpuSecond = phase.sequencerCpuSeconds > 0 ? Double(figures.admitted) / phase.sequencerCpuSeconds : 0
-            print(String(format: "  sequencer CPU %.1f s over %.1f s (%.2f cores): %.0f admitted per CPU-second (one "
-                         + "thread verifies %.0f/s); RSS peak %.0f MiB", phase.sequencerCpuSeconds,
-                         phase.sequencerWallSeconds, phase.sequencerCpuSeconds / max(phase.sequencerWallSeconds, 0.001),
-                         perCpuSecond, record.verifyOneThreadPerSecond, figures.rssMaxMiB))
-            print("  run folder: \(phase.runDir) (bench.json)")
-        }
+        let ratios = Self.report(record, say: { print($0) })
+        let ingestRatio = ratios["ingest"] ?? 0
         let ratio = ingestRatio
         if minRatio > 0, ratio < minRatio {
             throw Exit.failure(String(format: "ingest is %.0f%% of the bound, below --min-ratio %.0f%%", ratio * 100, minRatio * 100))
         }
+    }
+
+    /// Prints each phase's figures; returns each phase's admitted rate (median second) ÷ the bound.
+    static func report(_ record: SequencerBench.Record, say: (String) -> Void) -> [String: Double] {
+        let bound = record.verifyAllCoresPerSecond
+        var ratios: [String: Double] = [:]
+        for phase in record.phases {
+            let events = phase.runDir + "/nodes/" + record.sequencer + "/events.jsonl"
+            let figures = SequencerBenchFigures.read(eventsPath: events, startMs: phase.startMs, endMs: phase.endMs)
+            let ratio = bound > 0 ? figures.admittedPerSecondMedian / bound : 0
+            ratios[phase.name] = ratio
+            let lost = figures.kernelDrops + figures.ingressDrops.values.reduce(0, +)
+            let drops = figures.ingressDrops.sorted { $0.key < $1.key }.map { ", \($0.key) \($0.value)" }.joined()
+            say("— \(phase.name) (\(phase.name == "ingest" ? "receive, check, queue; no L2 blocks yet" : "blocks, batches to L1, following L1, derivation")):")
+            say(String(format: "  sent %d claims in %.1f s; admitted %.0f/s (median second; best %.0f/s) = %.0f%% of the "
+                       + "%d-core verification bound %.0f/s", phase.sent, phase.sendSeconds,
+                       figures.admittedPerSecondMedian, figures.admittedPerSecondBest, ratio * 100, record.cores, bound))
+            say(String(format: "  admitted %llu, included in L2 blocks %llu%@; lost before the queue %llu (kernel %llu%@)",
+                       figures.admitted, figures.included,
+                       figures.included > 0 ? String(format: " (%.0f/s)", figures.includedPerSecond) : "",
+                       lost, figures.kernelDrops, drops))
+            let perCpuSecond = phase.sequencerCpuSeconds > 0 ? Double(figures.admitted) / phase.sequencerCpuSeconds : 0
+            say(String(format: "  sequencer CPU %.1f s over %.1f s (%.2f cores): %.0f admitted per CPU-second (one "
+                       + "thread verifies %.0f/s); RSS peak %.0f MiB", phase.sequencerCpuSeconds,
+                       phase.sequencerWallSeconds, phase.sequencerCpuSeconds / max(phase.sequencerWallSeconds, 0.001),
+                       perCpuSecond, record.verifyOneThreadPerSecond, figures.rssMaxMiB))
+            say("  run folder: \(phase.runDir) (bench.json)")
+        }
+        return ratios
     }
 }
