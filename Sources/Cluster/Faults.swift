@@ -171,6 +171,9 @@ extension FaultEngine {
                                       description: "rpc \(fault) on \(names.joined(separator: ","))", nodes: names))
             }
         case .heal(let healId):
+            // The window ends when the undoing begins: from then on some link may already be whole (an etcd
+            // member cut off in a minority caught up 7 ms before a heal stamped after its rules were gone).
+            let healBeganMs = now()
             var active = try loadActive(dir)
             let healed = active.filter { healId == nil || $0.id == healId }
             if let healId, healed.isEmpty { throw RunError("no active link fault with id '\(healId)'") }
@@ -183,7 +186,7 @@ extension FaultEngine {
             if !kernelTouched.isEmpty { try pushKernelRules(manifest: manifest, active: active, only: kernelTouched) }
             for fault in healed {
                 let nodes = Array(Set(fault.links.flatMap { [$0.from, $0.to] })).sorted()
-                var event = FaultEvent(t: now(), event: "end", id: fault.id, action: "heal",
+                var event = FaultEvent(t: healBeganMs, event: "end", id: fault.id, action: "heal",
                                        description: fault.description, nodes: nodes)
                 event.layer = fault.layer?.rawValue
                 try record(dir, event)

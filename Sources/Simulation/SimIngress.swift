@@ -93,7 +93,8 @@ struct SimIngress {
         }
     }
 
-    /// A real message of `kind` arrives: µs until the node has checked it, or nil when the kernel dropped it.
+    /// A real message of `kind` arrives: µs until the node has checked it (for a block part, until the checks
+    /// ahead of it are done), or nil when the kernel dropped it.
     /// `draw` is uniform in [0, 1) from the run's generator.
     mutating func arrive(_ kind: MessageKind, nowUs: UInt64, draw: Double) -> Double? {
         advance(to: nowUs)
@@ -111,7 +112,8 @@ struct SimIngress {
                 return nil
             }
         }
-        let wait = queue.backlogUs + checkUs
+        // A block part has no signature: it waits for the checks queued before it, and costs none of its own.
+        let wait = queue.backlogUs + (kind.isProvedByRoot ? 0 : checkUs)
         queue.backlogUs = min(wait, bufferUs)
         return wait
     }

@@ -51,4 +51,16 @@ import Testing
         #expect(!ClusterOps.isUp(states, committed: ["v1", "v2", "v3"]))
         #expect(!ClusterOps.isUp(states))
     }
+
+    /// The cluster finalizes once more than 2/3 of the stake has committed; a cluster without validators
+    /// (etcd members only) has nothing to wait for.
+    @Test func finalizedAtMoreThanTwoThirdsOfTheStake() {
+        let four = ["v1", "v2", "v3", "v4"].map { Self.node($0) }
+        #expect(ClusterOps.finalized(four, committed: ["v1", "v2", "v3"]))
+        #expect(!ClusterOps.finalized(four, committed: ["v1", "v2"]))
+        let heavy = [Self.node("v1", stake: 70), Self.node("v2"), Self.node("v3"), Self.node("v4")]
+        #expect(ClusterOps.finalized(heavy, committed: ["v1"]))
+        #expect(!ClusterOps.finalized(heavy, committed: ["v2", "v3", "v4"]))
+        #expect(ClusterOps.finalized([], committed: []))
+    }
 }
