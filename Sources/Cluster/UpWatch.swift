@@ -16,6 +16,9 @@ extension ClusterOps {
         let deadline = Date().addingTimeInterval(timeoutSeconds)
         let validators = manifest.nodes.filter { $0.role == "validator" }
         let others = Set(manifest.nodes.filter { $0.role != "validator" }.map(\.name))
+        // Once the logs and the processes settle the validators, `isUp` judges the rest.
+        let settled = validators.map { NodeState(node: $0, pid: nil, alive: true, status: nil, error: nil) }
+        let everyValidator = Set(validators.map(\.name))
         var watch = CommitWatch(paths: Dictionary(uniqueKeysWithValues: validators.map {
             ($0.name, dir + "/" + $0.dir + "/events.jsonl")
         }))
@@ -23,11 +26,7 @@ extension ClusterOps {
             if finalized(validators, committed: watch.poll()),
                validators.allSatisfy({ Supervisor.pid($0, runDir: dir).map(Supervisor.isAlive) ?? false }) {
                 let states = others.isEmpty ? [] : try await states(dir: dir, only: others)
-                // The validators are settled above; `isUp` judges the rest.
-                let settled = manifest.nodes.filter { $0.role == "validator" }.map {
-                    NodeState(node: $0, pid: nil, alive: true, status: nil, error: nil)
-                }
-                if isUp(states + settled, committed: Set(validators.map(\.name))) { return }
+                if isUp(states + settled, committed: everyValidator) { return }
             }
             try await Task.sleep(for: .milliseconds(20))
         }
