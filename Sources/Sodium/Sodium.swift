@@ -119,11 +119,14 @@ public enum Blake2b {
     }
 
     /// Hash of two 32-byte values with a one-byte prefix (Merkle inner nodes).
+    /// On the stack: a root over 4,096 leaves makes 4,095 of these, and the parts of every block one per level.
     public static func hash(prefix: UInt8, _ left: Bytes32, _ right: Bytes32) -> Bytes32 {
-        var buffer = [UInt8](repeating: prefix, count: 65)
-        buffer.replaceSubrange(1..<33, with: left.bytes)
-        buffer.replaceSubrange(33..<65, with: right.bytes)
-        return hash(buffer)
+        withUnsafeTemporaryAllocation(byteCount: 65, alignment: 8) { buffer in
+            buffer.storeBytes(of: prefix, toByteOffset: 0, as: UInt8.self)
+            left.withUnsafeBytes { buffer.baseAddress!.advanced(by: 1).copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            right.withUnsafeBytes { buffer.baseAddress!.advanced(by: 33).copyMemory(from: $0.baseAddress!, byteCount: 32) }
+            return hash(UnsafeRawBufferPointer(buffer))
+        }
     }
 }
 
