@@ -114,6 +114,8 @@ extension RollupNode {
     }
 
     private func sendFeed(_ block: L2Block, host: Host) {
+        // Nobody to feed (no replica takes the feed): no parts to sign (they were 5% of a sequencer's CPU).
+        guard !settings.feedPeers.isEmpty else { return }
         let (root, parts) = PartSet.split(block.encoded, payloadBytesMax: host.datagramPayloadBytesMax,
                                           fixedOverhead: Envelope.overheadBytes + 72)
         for part in parts {
