@@ -22,7 +22,9 @@ struct Edge: Sendable {
     /// Vote slots already settled at this node: such votes are dropped before the signature check.
     let voteQuorums: VoteQuorums
     /// Transactions this node committed recently: late gossip copies are dropped before the check.
-    let committedTxs: CommittedTransactions
+    let committedTxs: TransactionIds
+    /// Where this edge publishes the transactions it verified (a block carrying one is not checked again).
+    let verifiedTxs: TransactionIds
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     /// Whether a source address is a peer's (forwarded, staked) rather than a client's.
@@ -48,10 +50,13 @@ struct Edge: Sendable {
             let started = ContinuousClock.now
             let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
             state.admission.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
+            var verified: [Bytes32] = []
             for (check, result) in zip(checks, results) {
+                if result == .valid, check.pending.envelope.kind.isL1Transaction { verified.append(check.pending.envelope.id) }
                 let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
                 queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
             }
+            if !verified.isEmpty { verifiedTxs.insert(verified) }
             // Copies of a datagram checked in this burst: duplicates now if it was valid.
             for (bytes, address) in copies {
                 let outcome = state.ingress.admit(bytes, nowMs: nowMs,

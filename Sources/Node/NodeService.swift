@@ -216,7 +216,7 @@ public struct NodeService: Service {
                                              clientBudget: clientBudget, members: ingress.members),
                         votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums,
-                        committedTxs: shell.committedTxs, voteStakes: nil,
+                        committedTxs: shell.committedTxs, verifiedTxs: shell.verifiedTxs, voteStakes: nil,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true,
@@ -224,7 +224,7 @@ public struct NodeService: Service {
                                              members: ingress.members),
                         votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight,
-                        voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs,
+                        voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs, verifiedTxs: shell.verifiedTxs,
                         voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
                             ($0.publicKey, $0.stake)
                         }) : nil,

@@ -91,8 +91,10 @@ final class NodeShell {
     let consensusHeight = AtomicCounter()
     /// Vote slots of that height already settled by +2/3 for one value, published for the edges.
     let voteQuorums = VoteQuorums()
-    /// Ids of the transactions in recently committed blocks, for the receiving edges (see `CommittedTransactions`).
-    let committedTxs = CommittedTransactions()
+    /// Ids of the transactions in recently committed blocks, for the receiving edges (see `TransactionIds`).
+    let committedTxs = TransactionIds()
+    /// Transactions the edges verified (see `TransactionIds`): a block is not checked again for them.
+    let verifiedTxs = TransactionIds(capacity: 100_000)
     /// Arrival at the socket reader → processed by consensus, for votes, since the last sample.
     var voteDelaysMs: [UInt64] = []
     static let voteDelaySamplesMax = 20_000

@@ -19,7 +19,7 @@ public struct Ingress: Sendable {
         case staleHeight = "stale_height"
         /// A vote of a type and round where one value already has +2/3 at this node (`VoteQuorums`).
         case settled = "quorum_settled"
-        /// A transaction this node has already committed (`CommittedTransactions`): a late gossip copy.
+        /// A transaction this node has already committed (`TransactionIds`): a late gossip copy.
         case committed = "already_committed"
     }
 
@@ -119,7 +119,7 @@ public struct Ingress: Sendable {
 
     /// Everything before the signature check. Nothing is remembered as seen until `finish`.
     public mutating func begin(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0,
-                               settled: VoteQuorums? = nil, committed: CommittedTransactions? = nil) -> Stage {
+                               settled: VoteQuorums? = nil, committed: TransactionIds? = nil) -> Stage {
         let envelope: Envelope
         let message: Message
         switch precheck(bytes) {
@@ -232,11 +232,13 @@ public final class VoteQuorums: Sendable {
     }
 }
 
-/// Ids of transactions this node committed recently, published by the main loop after each block and
-/// read by the receiving edges: a gossip copy that arrives after the block that carried it, or a
-/// client replaying a committed transaction (valid signature, spent nonce), is dropped before its
-/// signature is checked rather than after. Holds the last `capacity` ids, oldest forgotten first.
-public final class CommittedTransactions: Sendable {
+/// Recent transaction ids shared by the main loop and the receiving edges (the last `capacity`, oldest
+/// forgotten first). Two sets: the transactions this node committed, published by the main loop after each
+/// block, so a gossip copy that arrives after its block, or a client replaying a committed transaction
+/// (valid signature, spent nonce), is dropped before its signature is checked rather than after; and the
+/// transactions whose signature an edge found valid, so a block that carries one still in the inbox (not
+/// yet in the mempool) does not check it again (an id is the hash of the signed bytes).
+public final class TransactionIds: Sendable {
     private struct State {
         var ids: Set<Bytes32> = []
         var order: Deque<Bytes32> = []

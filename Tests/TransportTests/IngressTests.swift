@@ -97,7 +97,7 @@ import Wire
             Envelope(kind: .transfer, payload: Transfer(to: validator.publicKey, amount: 1, fee: 0, nonce: nonce).encoded,
                      domain: domain, key: stranger)
         }
-        let committed = CommittedTransactions(capacity: 2)
+        let committed = TransactionIds(capacity: 2)
         let txs = (0..<3).map(transfer)
         committed.insert(txs.prefix(2).map(\.id))
         func begin(_ bytes: [UInt8]) -> Ingress.Reject? {
