@@ -14,6 +14,13 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         public var height: UInt64
         public var round: UInt64
         public var kind: Kind
+
+        @inlinable init(validator: String, height: UInt64, round: UInt64, kind: Kind) {
+            self.validator = validator
+            self.height = height
+            self.round = round
+            self.kind = kind
+        }
     }
 
     public struct DoubleSign: Sendable {
@@ -22,6 +29,12 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         public var values: [Value?]
         /// The processes that signed them (two for twins).
         public var nodes: [String]
+
+        @inlinable init(key: Key, values: [Value?], nodes: [String]) {
+            self.key = key
+            self.values = values
+            self.nodes = nodes
+        }
     }
 
     public struct Certificate: Sendable, Equatable {
@@ -29,12 +42,24 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         public var value: Value
         /// The validators whose signatures make it, sorted.
         public var signers: [String]
+
+        @inlinable init(round: UInt64, value: Value, signers: [String]) {
+            self.round = round
+            self.value = value
+            self.signers = signers
+        }
     }
 
     public struct Fork: Sendable, Equatable {
         public var height: UInt64
         public var first: Certificate
         public var second: Certificate
+
+        @inlinable init(height: UInt64, first: Certificate, second: Certificate) {
+            self.height = height
+            self.first = first
+            self.second = second
+        }
     }
 
     public enum Finding: Sendable {
@@ -42,31 +67,41 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         case fork(Fork)
     }
 
-    struct CertificateKey: Hashable {
-        var height: UInt64
-        var round: UInt64
-        var value: Value
+    @usableFromInline struct CertificateKey: Hashable, Sendable {
+        @usableFromInline var height: UInt64
+        @usableFromInline var round: UInt64
+        @usableFromInline var value: Value
+
+        @inlinable init(height: UInt64, round: UInt64, value: Value) {
+            self.height = height
+            self.round = round
+            self.value = value
+        }
     }
 
     /// Double signs kept (each is a safety failure; the first ones are enough to show), and forks.
-    public static var findingsMax: Int { 1_000 }
+    @inlinable public static var findingsMax: Int { 1_000 }
 
     public let certificateKind: Kind
-    let stakes: [String: UInt64]
-    let totalStake: UInt64
+    @usableFromInline let stakes: [String: UInt64]
+    @usableFromInline let totalStake: UInt64
     /// Validators allowed to lie (twins, byzantine modes): forks are checked only while they hold under 1/3.
     public private(set) var liars: Set<String> = []
-    var liarStake: UInt64 = 0
+    @usableFromInline var liarStake: UInt64 = 0
     /// The first value each validator signed per height, round and kind, and the process that signed it.
-    public private(set) var first: [Key: (value: Value?, node: String)] = [:]
-    var doubles: [Key: DoubleSign] = [:]
-    var doubleOrder: [Key] = []
-    var precommitters: [CertificateKey: (signers: Set<String>, stake: UInt64)] = [:]
+    public var first: [Key: (value: Value?, node: String)] { firstSigned }
+    @usableFromInline var firstSigned: [Key: (value: Value?, node: String)] = [:]
+    @usableFromInline var doubles: [Key: DoubleSign] = [:]
+    @usableFromInline var doubleOrder: [Key] = []
+    @usableFromInline var precommitters: [CertificateKey: (signers: Set<String>, stake: UInt64)] = [:]
     /// Per height, the first certificate for each value (a second value makes a fork with the first).
-    var certificates: [UInt64: [Certificate]] = [:]
-    public private(set) var forks: [Fork] = []
-    public private(set) var count = 0
-    public private(set) var heightMax: UInt64 = 0
+    @usableFromInline var certificates: [UInt64: [Certificate]] = [:]
+    public var forks: [Fork] { forksFound }
+    public var count: Int { signatures }
+    public var heightMax: UInt64 { highest }
+    @usableFromInline var forksFound: [Fork] = []
+    @usableFromInline var signatures = 0
+    @usableFromInline var highest: UInt64 = 0
 
     /// `stakes`: validator name → stake (empty: forks are not checked).
     public init(certificateKind: Kind, stakes: [String: UInt64]) {
@@ -82,18 +117,19 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
 
     /// Records one signature; what it revealed, if anything (a double sign once per key, a fork once per new
     /// certificate value at a height).
+    @inlinable
     public mutating func record(validator: String, node: String, height: UInt64, round: UInt64, kind: Kind,
                                 value: Value?) -> Finding? {
-        count += 1
-        heightMax = max(heightMax, height)
+        signatures += 1
+        highest = max(highest, height)
         var finding: Finding?
         let key = Key(validator: validator, height: height, round: round, kind: kind)
-        if let earlier = first[key] {
+        if let earlier = firstSigned[key] {
             if earlier.value != value {
                 finding = doubleSign(key, earlier: earlier, value: value, node: node)
             }
         } else {
-            first[key] = (value, node)
+            firstSigned[key] = (value, node)
         }
         if kind == certificateKind, let value, forksChecked,
            let fork = certify(validator: validator, height: height, round: round, value: value) {
@@ -102,7 +138,8 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         return finding
     }
 
-    private mutating func doubleSign(_ key: Key, earlier: (value: Value?, node: String), value: Value?,
+    @inlinable
+    mutating func doubleSign(_ key: Key, earlier: (value: Value?, node: String), value: Value?,
                                      node: String) -> Finding? {
         if var entry = doubles[key] {
             if !entry.values.contains(value) { entry.values.append(value) }
@@ -118,7 +155,8 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         return .doubleSign(entry)
     }
 
-    private mutating func certify(validator: String, height: UInt64, round: UInt64, value: Value) -> Fork? {
+    @inlinable
+    mutating func certify(validator: String, height: UInt64, round: UInt64, value: Value) -> Fork? {
         let key = CertificateKey(height: height, round: round, value: value)
         guard precommitters[key, default: ([], 0)].signers.insert(validator).inserted else { return nil }
         let added = stakes[validator] ?? 0
@@ -130,21 +168,23 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         let earlier = certificates[height, default: []]
         guard !earlier.contains(where: { $0.value == value }) else { return nil }
         certificates[height, default: []].append(certificate)
-        guard let other = earlier.first, forks.count < Self.findingsMax else { return nil }
+        guard let other = earlier.first, forksFound.count < Self.findingsMax else { return nil }
         let fork = Fork(height: height, first: other, second: certificate)
-        forks.append(fork)
+        forksFound.append(fork)
         return fork
     }
 
     /// Whether forks are checked: stakes known and the liars under 1/3 of them.
+    @inlinable
     public var forksChecked: Bool { totalStake > 0 && liarStake * 3 < totalStake }
 
     /// The double signs, in the order they were found.
     public var doubleSigns: [DoubleSign] { doubleOrder.compactMap { doubles[$0] } }
 
     /// Forgets signatures below `height` (a long simulation keeps a window; findings stay).
+    @inlinable
     public mutating func forget(below height: UInt64) {
-        first = first.filter { $0.key.height >= height }
+        firstSigned = firstSigned.filter { $0.key.height >= height }
         precommitters = precommitters.filter { $0.key.height >= height }
         certificates = certificates.filter { $0.key >= height }
     }

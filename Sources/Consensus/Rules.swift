@@ -38,7 +38,8 @@ extension Tendermint.Instance {
         for (futureRound, index) in roundIndices() where futureRound > round {
             var voters = Set(rounds.values[index].prevotes.voters)
             voters.formUnion(rounds.values[index].precommits.voters)
-            let stake = voters.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }
+            var stake: UInt64 = 0
+            for voter in voters { stake += validators.stake(of: voter) }
             if validators.isOneThirdPlus(stake) {
                 startRound(futureRound, &effects)
                 return true
@@ -50,7 +51,10 @@ extension Tendermint.Instance {
     private mutating func applyRoundRules(_ effects: inout [Tendermint.Effect]) -> Bool {
         guard step != .commit else { return false }
         let state = roundState(round)
-        let quorum = isQuorum
+        // Not `isQuorum` as a value: a method reference captures a copy of the whole instance (every
+        // rule evaluation copied and released it: ~10% of the simulator's time).
+        let settings = self.settings, validators = self.validators
+        func quorum(_ stake: UInt64) -> Bool { settings.isQuorum(stake, of: validators) }
         if step == .propose, let proposal = state.proposal {
             let value = proposal.blockId
             if proposal.polRound == -1 { // L22
@@ -108,6 +112,7 @@ extension Tendermint.Instance {
     /// through `rounds.values[index]`, in place: the dictionary's getter copies a whole round state
     /// (six vote maps retained and released), which was a tenth of the simulator's time.
     fileprivate func roundIndices() -> [(round: UInt32, index: Dictionary<UInt32, Tendermint.RoundState>.Index)] {
+        let rounds = self.rounds // a closure over `self` would copy the whole instance
         var out = rounds.indices.map { (round: rounds.keys[$0], index: $0) }
         if out.count > 1 { out.sort { $0.round < $1.round } }
         return out
