@@ -76,12 +76,6 @@ public enum Replica {
         public var syncHolderWindowMs: UInt64 { max(5_000, peerSeenWindowMs) }
     }
 
-    /// How a missing height was asked of a peer: its commit certificate alone, or the block with it.
-    public enum SyncAsk: Sendable, Equatable {
-        case commitOnly
-        case full
-    }
-
     /// What the core knows of a peer: the highest height it has committed, and when it last said so.
     public struct PeerHeight: Sendable, Equatable {
         public var height: UInt64
@@ -123,8 +117,6 @@ public enum Replica {
         @usableFromInline var keepsReplays = false
         /// Block requests in flight: height → sent at.
         public private(set) var syncRequested: [UInt64: UInt64] = [:]
-        /// How each missing height was last asked for (see `syncRequests`); heights in the sync window only.
-        public private(set) var syncAsked: [UInt64: SyncAsk] = [:]
         /// Offences this node has reported (one evidence transaction each).
         public private(set) var evidenceReported: Set<DuplicateVoteEvidence.Key> = []
         /// Misbehaviour switched on (empty for an honest node), its counters and memory.
@@ -311,22 +303,12 @@ public enum Replica {
 
         /// The blocks to ask for now: each missing height in the window that is not in flight, of a peer
         /// drawn at random among those heard from recently that have it.
-        ///
-        /// A height this node is still taking from consensus gossip (up to `gossipThrough`) is first asked
-        /// for its commit certificate alone (`commitOnly`): its block is usually arriving already — votes
-        /// travel on their own lane and overtake the proposal's parts, so a follower learned that a peer
-        /// committed h before it had read h's parts, and fetched h's block a second time, every part signed
-        /// and checked (a sequencer following one validator took 30 of 36 blocks a second that way). When the
-        /// certificate arrives and its block is still not here, the height is asked for in full at once
-        /// (`blockUnknown`), and so it is when asked again.
-        public mutating func syncRequests(storeHeight: UInt64, gossipThrough: UInt64?, nowMs: UInt64,
-                                          rng: inout some RandomNumberGenerator)
-            -> [(height: UInt64, peer: Peer, commitOnly: Bool)] {
+        public mutating func syncRequests(storeHeight: UInt64, nowMs: UInt64,
+                                          rng: inout some RandomNumberGenerator) -> [(height: UInt64, peer: Peer)] {
             let best = bestPeerHeight
-            syncAsked = syncAsked.filter { $0.key > storeHeight }
             guard best > storeHeight else { return [] }
             syncRequested = syncRequested.filter { $0.key > storeHeight && nowMs - $0.value < Settings.syncRetryMs }
-            var requests: [(height: UInt64, peer: Peer, commitOnly: Bool)] = []
+            var requests: [(height: UInt64, peer: Peer)] = []
             let window = settings.syncHolderWindowMs
             for height in (storeHeight + 1)...min(best, storeHeight + Settings.syncWindow)
             where syncRequested[height] == nil {
@@ -334,20 +316,9 @@ public enum Replica {
                     .map(\.key).sorted()
                 guard !holders.isEmpty else { continue }
                 syncRequested[height] = nowMs
-                let commitOnly = height <= (gossipThrough ?? 0) && syncAsked[height] == nil
-                syncAsked[height] = commitOnly ? .commitOnly : .full
-                requests.append((height, holders[Int(rng.next() % UInt64(holders.count))], commitOnly))
+                requests.append((height, holders[Int(rng.next() % UInt64(holders.count))]))
             }
             return requests
-        }
-
-        /// A certificate for `height` names a block this node does not hold: true (once) when the height was
-        /// asked for its certificate alone, so it is asked for in full now.
-        public mutating func blockUnknown(height: UInt64, nowMs: UInt64) -> Bool {
-            guard syncAsked[height] == .commitOnly else { return false }
-            syncAsked[height] = .full
-            syncRequested[height] = nowMs
-            return true
         }
 
         /// +2/3 precommitted a block of `height` in an earlier round and this node has not decided: the

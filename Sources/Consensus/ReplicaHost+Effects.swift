@@ -195,13 +195,9 @@ extension ReplicaHost {
     /// `Replica.Proposals.complete` for when that is).
     @inlinable
     public func deliver(_ key: Replica.ProposalKey, block: Block) {
-        guard let height = corePosition?.height else { return }
-        if case .now(let proposal, let from, let block) = proposals.complete(key, block: block, consensusHeight: height,
-                                                                              storeHeight: storeHeight) {
-            drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
-        }
-        // Signatures from sync that waited for this block (asked for without its parts).
-        if reception.syncVotes[storeHeight + 1] != nil { applySyncedBlocks() }
+        guard let height = corePosition?.height, case .now(let proposal, let from, let block) = proposals.complete(
+            key, block: block, consensusHeight: height, storeHeight: storeHeight) else { return }
+        drive(.proposal(proposal, from: from, valid: isValid(block, key: key)))
     }
 
     /// Checks a proposed block against the ledger (and what the shell checks); an invalid one is counted.
@@ -274,10 +270,8 @@ extension ReplicaHost {
     @inlinable
     public func requestMissingBlocks() {
         guard replica.stopped == nil else { return }
-        let gossipThrough = corePosition.map { $0.height + 1 } // the heights whose parts onBlockPart takes
-        for (height, holder, commitOnly) in replica.syncRequests(storeHeight: storeHeight, gossipThrough: gossipThrough,
-                                                                  nowMs: nowMs, rng: &rng) {
-            send(envelope(.blockRequest, BlockRequest(height: height, timeMs: nowMs, commitOnly: commitOnly)), toPeer: holder)
+        for (height, holder) in replica.syncRequests(storeHeight: storeHeight, nowMs: nowMs, rng: &rng) {
+            send(envelope(.blockRequest, BlockRequest(height: height, timeMs: nowMs)), toPeer: holder)
         }
     }
 

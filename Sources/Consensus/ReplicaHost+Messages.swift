@@ -41,7 +41,7 @@ extension ReplicaHost {
             startConsensusIfReady()
             requestMissingBlocks()
         case .blockRequest(let request):
-            serveBlock(request.height, to: envelope.sender, commitOnly: request.commitOnly)
+            serveBlock(request.height, to: envelope.sender)
         case .syncPart(let part):
             onSyncPart(part, from: envelope.sender)
         case .syncCommit(let commit):

@@ -7,10 +7,9 @@ import Wire
 /// `requestMissingBlocks`), checks each one's commit certificate signature by signature, and commits it.
 extension ReplicaHost {
     /// Answers with the block's parts and, separately, the precommit signatures that committed it (to the
-    /// requester's key: a twinned key's request could come from either twin, both get the answer); with
-    /// `commitOnly`, the signatures alone.
+    /// requester's key: a twinned key's request could come from either twin, both get the answer).
     @inlinable
-    func serveBlock(_ height: UInt64, to requester: PublicKey, commitOnly: Bool = false) {
+    func serveBlock(_ height: UInt64, to requester: PublicKey) {
         guard let peer = peerId(signing: requester), reception.servedThisTick < Replica.Reception.syncServePerTickMax,
               let committed = committedBlock(at: height) else { return }
         reception.servedThisTick += 1
@@ -20,11 +19,9 @@ extension ReplicaHost {
             send(envelope(.syncCommit, SyncCommit(height: height, round: certificate.round, blockId: certificate.blockId,
                                                   signatures: Array(chunk))), toPeer: peer)
         }
-        if !commitOnly {
-            let (root, parts) = PartSet.split(committed.block.encoded, payloadBytesMax: datagramPayloadBytesMax,
-                                              fixedOverhead: Envelope.overheadBytes + 40)
-            for part in parts { send(envelope(.syncPart, SyncPart(height: height, partsRoot: root, part: part)), toPeer: peer) }
-        }
+        let (root, parts) = PartSet.split(committed.block.encoded, payloadBytesMax: datagramPayloadBytesMax,
+                                          fixedOverhead: Envelope.overheadBytes + 40)
+        for part in parts { send(envelope(.syncPart, SyncPart(height: height, partsRoot: root, part: part)), toPeer: peer) }
         // The requester is behind by more than this block: our height now, so it asks for the rest at once
         // rather than after our next status (a node two heights behind otherwise caught up one block per
         // status interval, and the cluster waited whenever it was the next proposer).
@@ -85,34 +82,20 @@ extension ReplicaHost {
         }
         votes[key] = signatures
         reception.syncVotes[message.height] = votes
-        // Asked for the signatures alone, and they name a block this node does not hold by now (its parts,
-        // sent before the answer, did not all arrive): ask the same peer for the block at once.
-        if syncBlock(height: message.height, id: message.blockId) == nil, let peer = peerId(signing: sender),
-           replica.blockUnknown(height: message.height, nowMs: nowMs) {
-            send(envelope(.blockRequest, BlockRequest(height: message.height, timeMs: nowMs)), toPeer: peer)
-        }
         applySyncedBlocks()
     }
 
-    /// A block of `height` with this id: assembled from sync parts, or a proposal's block received by gossip.
-    @inlinable
-    func syncBlock(height: UInt64, id: Bytes32) -> Block? {
-        if let block = reception.syncBlocks[height]?[id] { return block }
-        guard let block = proposals.block(id), block.header.height == height else { return nil }
-        return block
-    }
-
-    /// Commits, in order, every missing height for which we have the block (from sync parts or a proposal)
-    /// and +2/3 of stake in checked precommits for it.
+    /// Commits, in order, every missing height for which we have the block and +2/3 of stake in checked
+    /// precommits for it.
     @inlinable
     func applySyncedBlocks() {
-        while replica.stopped == nil, let votes = reception.syncVotes[storeHeight + 1] {
+        while replica.stopped == nil, let blocks = reception.syncBlocks[storeHeight + 1] {
             let height = storeHeight + 1
-            let quorum = votes.first { key, signatures in
-                syncBlock(height: height, id: key.blockId) != nil
+            let quorum = (reception.syncVotes[height] ?? [:]).first { key, signatures in
+                blocks[key.blockId] != nil
                     && coreSettings.isQuorum(signatures.keys.reduce(UInt64(0)) { $0 + validators.stake(of: $1) }, of: validators)
             }
-            guard let (key, signatures) = quorum, let block = syncBlock(height: height, id: key.blockId) else { break }
+            guard let (key, signatures) = quorum, let block = blocks[key.blockId] else { break }
             // A block with +2/3 of precommits that carries another state root: this node's state diverged
             // from the chain's. `commit` stops the node.
             let base = baseLedger(for: block)
@@ -122,7 +105,6 @@ extension ReplicaHost {
                 warn("sync: rejected block \(height): \(problem)")
                 record(Replica.Event("sync_reject", [("height", .uint(height)), ("reason", .string(problem))]), flush: false)
                 reception.syncBlocks[height]?[key.blockId] = nil
-                reception.syncVotes[height]?[key] = nil // a proposal's block stays known: judged once
                 break
             }
             let certificate = CommitCertificate(

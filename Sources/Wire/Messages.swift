@@ -217,37 +217,25 @@ public struct Hello: WireCodable, Equatable {
     }
 }
 
-/// Ask a peer for the committed block at `height` (answered with sync parts and signatures), or for its
-/// signatures alone (`commitOnly`: the asker expects the block from the proposal's gossip).
+/// Ask a peer for the committed block at `height` (answered with sync parts and signatures).
 public struct BlockRequest: WireCodable, Equatable {
     public var height: UInt64
     /// The sender's clock: a retry is a new message, never mistaken for a duplicate of the first.
     public var timeMs: UInt64
-    public var commitOnly: Bool
 
-    public init(height: UInt64, timeMs: UInt64, commitOnly: Bool = false) {
+    public init(height: UInt64, timeMs: UInt64) {
         self.height = height
         self.timeMs = timeMs
-        self.commitOnly = commitOnly
     }
 
-    /// `commitOnly` is a trailing byte 1 when set and absent otherwise, so a full request reads as it did
-    /// before the field existed (one encoding per value: a trailing 0 is refused).
     public func encode(to writer: inout WireWriter) {
         writer.u64(height)
         writer.u64(timeMs)
-        if commitOnly { writer.u8(1) }
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
         height = try reader.u64("blockRequest.height")
         timeMs = try reader.u64("blockRequest.timeMs")
-        commitOnly = false
-        if reader.remaining > 0 {
-            let flag = try reader.u8("blockRequest.commitOnly")
-            guard flag == 1 else { throw .invalidValue(field: "blockRequest.commitOnly", reason: "\(flag) is not 1 (a full request has no flag)") }
-            commitOnly = true
-        }
     }
 }
 

@@ -109,13 +109,13 @@ import Wire
         core.heardStatus(2, committed: 3, nowMs: 0)
         core.heard(3, committedAtLeast: 12, nowMs: 0)
         var rng = SplitMix64(seed: 7)
-        let first = core.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 100, rng: &rng)
+        let first = core.syncRequests(storeHeight: 2, nowMs: 100, rng: &rng)
         #expect(first.map(\.height) == [3, 4, 5, 6])
         #expect(first.allSatisfy { $0.height == 3 ? [1, 2, 3].contains($0.peer) : [1, 3].contains($0.peer) })
         // In flight: nothing new until the retry time has passed.
-        let inFlight = core.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 200, rng: &rng)
+        let inFlight = core.syncRequests(storeHeight: 2, nowMs: 200, rng: &rng)
         #expect(inFlight.isEmpty)
-        let later = core.syncRequests(storeHeight: 4, gossipThrough: nil, nowMs: 450, rng: &rng)
+        let later = core.syncRequests(storeHeight: 4, nowMs: 450, rng: &rng)
         #expect(later.map(\.height) == [5, 6, 7, 8])
         // The same seed draws the same peers.
         var again = Self.core()
@@ -123,40 +123,17 @@ import Wire
         again.heardStatus(2, committed: 3, nowMs: 0)
         again.heard(3, committedAtLeast: 12, nowMs: 0)
         var same = SplitMix64(seed: 7)
-        let drawnAgain = again.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 100, rng: &same)
+        let drawnAgain = again.syncRequests(storeHeight: 2, nowMs: 100, rng: &same)
         #expect(drawnAgain.map(\.peer) == first.map(\.peer))
         // A peer silent for longer than the holder window is not asked.
         var stale = Self.core()
         stale.heardStatus(1, committed: 10, nowMs: 0)
-        let fromSilent = stale.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 6_000, rng: &rng)
+        let fromSilent = stale.syncRequests(storeHeight: 2, nowMs: 6_000, rng: &rng)
         #expect(fromSilent.isEmpty)
         // Signers of a block decided elsewhere count as holding it.
         stale.decidedElsewhere(height: 3, signers: [2], nowMs: 6_000)
-        let fromSigner = stale.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 6_000, rng: &rng)
+        let fromSigner = stale.syncRequests(storeHeight: 2, nowMs: 6_000, rng: &rng)
         #expect(fromSigner.map(\.peer) == [2])
-    }
-
-    @Test func heightsStillComingByGossipAreAskedForTheirCommitFirstAndInFullWhenTheBlockIsUnknown() {
-        var core = Self.core()
-        core.heardStatus(1, committed: 6, nowMs: 0)
-        var rng = SplitMix64(seed: 7)
-        // At height 3 (store 2), gossip brings heights 3 and 4: those are asked for their signatures alone.
-        let first = core.syncRequests(storeHeight: 2, gossipThrough: 4, nowMs: 100, rng: &rng)
-        #expect(first.map(\.height) == [3, 4, 5, 6])
-        #expect(first.map(\.commitOnly) == [true, true, false, false])
-        // The certificate of 3 names a block this node does not have: 3 is asked in full, once.
-        let unknown = [core.blockUnknown(height: 3, nowMs: 120), core.blockUnknown(height: 3, nowMs: 130),
-                       core.blockUnknown(height: 5, nowMs: 130)] // 5 was asked in full already
-        #expect(unknown == [true, false, false])
-        // A retry of a height asked for its commit alone asks for the block too.
-        let retry = core.syncRequests(storeHeight: 2, gossipThrough: 4, nowMs: 450, rng: &rng)
-        #expect(retry.map(\.height) == [3, 4, 5, 6])
-        #expect(retry.allSatisfy { !$0.commitOnly })
-        // A node that takes nothing from gossip (no consensus running) asks in full.
-        var follower = Self.core()
-        follower.heardStatus(1, committed: 4, nowMs: 0)
-        let asked = follower.syncRequests(storeHeight: 2, gossipThrough: nil, nowMs: 100, rng: &rng)
-        #expect(asked.count == 2 && asked.allSatisfy { !$0.commitOnly })
     }
 
     @Test func aStatusSaysAPeersHeightAsItIsNowAndVotesOnlyRaiseIt() {

@@ -148,18 +148,6 @@ import Testing
         #expect(throws: DecodeError.self) { try Hello(decoding: flag) }
     }
 
-    @Test func aBlockRequestForTheCommitAloneEndsInAFlagAFullOneAsBefore() throws {
-        let full = BlockRequest(height: 7, timeMs: 99)
-        #expect(full.encoded.count == 16)
-        #expect(try BlockRequest(decoding: full.encoded) == full)
-        let commitOnly = BlockRequest(height: 7, timeMs: 99, commitOnly: true)
-        #expect(commitOnly.encoded == full.encoded + [1])
-        #expect(try BlockRequest(decoding: commitOnly.encoded) == commitOnly)
-        // One encoding per value: a written "false" is refused, and so is anything after the flag.
-        #expect(throws: DecodeError.self) { try BlockRequest(decoding: full.encoded + [0]) }
-        #expect(throws: DecodeError.self) { try BlockRequest(decoding: commitOnly.encoded + [1]) }
-    }
-
     @Test func proposalWithPolRoundNotBelowRoundIsRejected() {
         let id = Blake2b.hash([1])
         let bad = Proposal(height: 3, round: 1, polRound: 1, blockId: id, partsRoot: id, partCount: 1, blockBytes: 1)
