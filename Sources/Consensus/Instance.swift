@@ -17,7 +17,7 @@ extension Tendermint {
         public internal(set) var validRound: Int32 = -1
         public internal(set) var lastSigned: SignState?
         public internal(set) var metrics = Metrics()
-        var rounds: [UInt32: RoundState] = [:]
+        var rounds = Rounds()
         var decided = false
         var futureInputs: [Input] = []
 
@@ -93,12 +93,12 @@ extension Tendermint {
                 metrics.wrongProposer += 1
                 return
             }
-            guard rounds[proposal.round]?.proposal == nil else {
+            if let at = rounds.index(of: proposal.round), rounds.states[at].proposal != nil {
                 metrics.duplicateProposal += 1
                 return
             }
             rounds[proposal.round, default: RoundState()].proposal = proposal
-            rounds[proposal.round]!.proposalValid = valid
+            rounds[proposal.round, default: RoundState()].proposalValid = valid
         }
 
         private mutating func receiveVote(_ type: VoteType, _ vote: Vote, from: Int, signature: Bytes64,
@@ -112,16 +112,18 @@ extension Tendermint {
                 return
             }
             let stake = validators.stake(of: from)
-            var state = rounds[vote.round, default: RoundState()]
-            if settings.planted == .equivocationUncounted,
-               let first = (type == .prevote ? state.prevotes : state.precommits).entries[from], first.blockId != vote.blockId {
+            if settings.planted == .equivocationUncounted, let at = rounds.index(of: vote.round),
+               let first = (type == .prevote ? rounds.states[at].prevotes : rounds.states[at].precommits).entries[from],
+               first.blockId != vote.blockId {
                 metrics.conflictingVote += 1
                 return
             }
+            // In place: a copy of the round's state would copy its vote maps on every vote.
             let result = type == .prevote
-                ? state.prevotes.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
-                : state.precommits.add(validator: from, stake: stake, blockId: vote.blockId, signature: signature)
-            rounds[vote.round] = state
+                ? rounds[vote.round, default: RoundState()].prevotes.add(validator: from, stake: stake,
+                                                                       blockId: vote.blockId, signature: signature)
+                : rounds[vote.round, default: RoundState()].precommits.add(validator: from, stake: stake,
+                                                                         blockId: vote.blockId, signature: signature)
             switch result {
             case .added: break
             case .duplicate: metrics.duplicateVote += 1
@@ -239,12 +241,15 @@ extension Tendermint.Instance {
     /// side stalled for good.
     public var settledVoteRounds: [(type: Tendermint.VoteType, round: UInt32)] {
         var out: [(type: Tendermint.VoteType, round: UInt32)] = []
-        for (number, state) in rounds {
-            if state.prevotes.conflicts.isEmpty, state.prevotes.quorumValue(isQuorum) != nil {
-                out.append((.prevote, number))
+        // Not `isQuorum` as a value: a method reference captures a copy of the whole instance.
+        let settings = self.settings, validators = self.validators
+        func quorum(_ stake: UInt64) -> Bool { settings.isQuorum(stake, of: validators) }
+        for at in rounds.states.indices {
+            if rounds.states[at].prevotes.conflicts.isEmpty, rounds.states[at].prevotes.quorumValue(quorum) != nil {
+                out.append((.prevote, rounds.numbers[at]))
             }
-            if state.precommits.conflicts.isEmpty, state.precommits.quorumValue(isQuorum) != nil {
-                out.append((.precommit, number))
+            if rounds.states[at].precommits.conflicts.isEmpty, rounds.states[at].precommits.quorumValue(quorum) != nil {
+                out.append((.precommit, rounds.numbers[at]))
             }
         }
         return out
@@ -255,7 +260,7 @@ extension Tendermint.Instance {
     /// found it invalid. The shell fetches it from those validators rather than waiting for rounds.
     public var decidedElsewhere: (blockId: Bytes32, round: UInt32, signers: [Int])? {
         guard !decided else { return nil }
-        for (number, state) in rounds.sorted(by: { $0.key < $1.key }) {
+        for (number, state) in zip(rounds.numbers, rounds.states) {
             if case .some(.some(let blockId)) = state.precommits.quorumValue(isQuorum) {
                 let signers = state.precommits.signers(of: blockId).map(\.validator)
                 return (blockId, number, signers)
@@ -277,7 +282,7 @@ extension Tendermint.Instance {
             "lastSigned": lastSigned.map { "\($0.height)/\($0.round)/\($0.step)" } ?? "none",
             "futureInputs": "\(futureInputs.count)",
         ]
-        for (number, state) in rounds.sorted(by: { $0.key < $1.key }).suffix(6) {
+        for (number, state) in zip(rounds.numbers, rounds.states).suffix(6) {
             out["round.\(number)"] = "proposal \(state.proposal.map { "\($0.blockId.short)\(state.proposalValid ? "" : " INVALID")" } ?? "-")"
                 + " | prevotes \(tally(state.prevotes)) | precommits \(tally(state.precommits))"
         }

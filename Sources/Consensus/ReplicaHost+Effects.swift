@@ -139,8 +139,10 @@ extension ReplicaHost {
         let plan = replica.misbehaviour(height: height)
         for message in plan.replays { sendToAll(message) }
         // Junk signed for another chain: the receiving edge refuses it.
-        let otherChain = Domain(chainId: domain.chainId + "/other", forkId: domain.forkId)
-        for vote in plan.otherChain { sendToAll(envelope(.prevote, vote.encoded, domain: otherChain)) }
+        if !plan.otherChain.isEmpty {
+            let otherChain = Domain(chainId: domain.chainId + "/other", forkId: domain.forkId)
+            for vote in plan.otherChain { sendToAll(envelope(.prevote, vote.encoded, domain: otherChain)) }
+        }
         for vote in plan.floods { sendToAll(envelope(.prevote, vote)) }
     }
 

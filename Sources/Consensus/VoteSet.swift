@@ -84,3 +84,54 @@ extension Tendermint {
         var lockedOrUpdatedValid = false      // L36 "for the first time"
     }
 }
+
+extension Tendermint {
+    /// The rounds of the current height that have any state, in ascending order. Two parallel arrays, not
+    /// a dictionary: an array's element is read in place (`states[at].prevotes.totalStake`), while a
+    /// dictionary's getter copies the whole round state — six vote maps retained and released on every
+    /// rule evaluation, and a vote added to such a copy copied its maps too. A height has few rounds;
+    /// lookups are a binary search.
+    struct Rounds: Sendable {
+        private(set) var numbers: [UInt32] = []
+        /// `states[at]` is the state of round `numbers[at]`.
+        private(set) var states: [RoundState] = []
+
+        var isEmpty: Bool { numbers.isEmpty }
+
+        /// Where round `number` is, or where it would be inserted.
+        private func position(_ number: UInt32) -> Int {
+            var low = 0, high = numbers.count
+            while low < high {
+                let mid = (low + high) / 2
+                if numbers[mid] < number { low = mid + 1 } else { high = mid }
+            }
+            return low
+        }
+
+        func index(of number: UInt32) -> Int? {
+            let at = position(number)
+            return at < numbers.count && numbers[at] == number ? at : nil
+        }
+
+        /// A copy of round `number`'s state (status, tests); the rules read `states[at]` in place.
+        subscript(number: UInt32) -> RoundState? { index(of: number).map { states[$0] } }
+
+        /// Round `number`'s state for changing in place, created empty if the round has none.
+        subscript(number: UInt32, default empty: @autoclosure () -> RoundState) -> RoundState {
+            get { self[number] ?? empty() }
+            _modify {
+                let at = position(number)
+                if at == numbers.count || numbers[at] != number {
+                    numbers.insert(number, at: at)
+                    states.insert(empty(), at: at)
+                }
+                yield &states[at]
+            }
+        }
+
+        mutating func removeAll() {
+            numbers.removeAll(keepingCapacity: true)
+            states.removeAll(keepingCapacity: true)
+        }
+    }
+}

@@ -27,7 +27,12 @@ final class SimNode: ConsensusShell {
     /// "sequencer" or "replica" (follow the chain; the rollup, see `SimRollup`).
     let role: String
     var isGateway: Bool { role == "gateway" }
-    unowned let world: Simulator
+    /// The simulator owns its nodes and outlives them (nodes exist only inside its run), so the reference
+    /// is not counted: a counted `unowned` costs a strong retain and release on every access, and nodes read
+    /// the world on every message (3% of the simulator's time).
+    unowned(unsafe) let world: Simulator
+    /// Peers by signing key → the slot the replica core names them by (see `peerId(signing:)`), fixed at the start.
+    var peerIdsByKey: [PublicKey: Int] = [:]
     /// A sequencer or replica: its rollup part (a fresh one at every start), and what derivation needs of
     /// every stored L1 block (durable: the node re-executes its store at a start).
     var rollup: RollupNode<SimNode>?
@@ -254,10 +259,7 @@ final class SimNode: ConsensusShell {
     }
 
     /// The peer's key slot (see `Simulator.keySlots`), when it is one of this node's peers.
-    func peerId(signing key: PublicKey) -> Int? {
-        guard let slot = world.slotsByKey[key]?.first, world.peerKeySlots[self.slot].contains(slot) else { return nil }
-        return slot
-    }
+    func peerId(signing key: PublicKey) -> Int? { peerIdsByKey[key] }
 
     func linkPeers(signing key: PublicKey) -> [Int] {
         (world.slotsByKey[key] ?? []).filter { world.peerSlots[slot].contains($0) }

@@ -200,6 +200,11 @@ public final class Simulator {
         validatorSlots = validators.members.indices.map { index in nodes.first { $0.me == index }?.slot }
         peerKeySlots = peerSlots.map { slots in Array(Set(slots.map { keySlots[$0] })).sorted() }
         for node in nodes { slotsByKey[node.publicKey, default: []].append(node.slot) }
+        // A peer is named by the first slot signing with its key, when that slot is one of the node's peers.
+        for node in nodes {
+            let peers = Set(peerKeySlots[node.slot])
+            node.peerIdsByKey = slotsByKey.compactMapValues { slots in slots.first.flatMap { peers.contains($0) ? $0 : nil } }
+        }
         for node in topology.nodes.enumerated() where !node.element.byzantine.isEmpty {
             nodes[node.offset].configuredByzantine = node.element.byzantine
         }
