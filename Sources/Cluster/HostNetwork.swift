@@ -122,16 +122,18 @@ public enum HostNetwork {
             """)
     }
 
-    /// Removes everything `plan` names that still exists (namespaces first: that takes their veths
-    /// along), then the bridge. Returns what could not be removed.
+    /// Removes everything `plan` names that still exists: the veths first (deleting the host end removes the
+    /// pair at once), then the namespaces, then the bridge. Returns what could not be removed. Not namespaces
+    /// first: the kernel tears a deleted namespace's devices down later, in the background, and a host veth
+    /// was still listed after `down` had returned (a netns test failed on it).
     @discardableResult
     public static func destroy(_ plan: NetworkPlan) -> [String] {
+        for member in plan.members where linkExists(member.hostVeth) {
+            _ = try? run(["ip", "link", "del", member.hostVeth])
+        }
         let namespaces = Set(listNamespaces())
         for member in plan.members where namespaces.contains(member.namespace) {
             _ = try? run(["ip", "netns", "del", member.namespace])
-        }
-        for member in plan.members where linkExists(member.hostVeth) {
-            _ = try? run(["ip", "link", "del", member.hostVeth])
         }
         if linkExists(plan.bridge) { _ = try? run(["ip", "link", "del", plan.bridge]) }
         return leftovers(plan)
