@@ -129,13 +129,14 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         highest = max(highest, height)
         var finding: Finding?
         let key = Key(validator: validator, height: height, round: round, kind: kind)
-        let bucket = height / Self.bucketHeights
-        if let earlier = firstSigned[bucket]?[key] {
-            if earlier.value != value {
-                finding = doubleSign(key, earlier: earlier, value: value, node: node)
-            }
-        } else {
-            firstSigned[bucket, default: [:]][key] = (value, node)
+        // One lookup: the slot is read, and filled if empty, in place.
+        var earlier: (value: Value?, node: String)?
+        func firstOrRecord(_ slot: inout (value: Value?, node: String)?) {
+            if let slot { earlier = slot } else { slot = (value, node) }
+        }
+        firstOrRecord(&firstSigned[height / Self.bucketHeights, default: [:]][key])
+        if let earlier, earlier.value != value {
+            finding = doubleSign(key, earlier: earlier, value: value, node: node)
         }
         if kind == certificateKind, let value, forksChecked,
            let fork = certify(validator: validator, height: height, round: round, value: value) {

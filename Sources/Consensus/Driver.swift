@@ -17,9 +17,12 @@ extension ConsensusShell {
     /// Feeds `first` to the core and executes its effects, then the inputs they feed back, in order.
     @inlinable
     public func drive(_ first: Tendermint.Input) {
-        var queue: Deque<Tendermint.Input> = [first]
+        // The queue stays empty (no allocation) unless an effect feeds an input back: most inputs feed none.
+        var queue = Deque<Tendermint.Input>()
+        var next: Tendermint.Input? = first
         var steps = 0
-        while decidesNow, let input = queue.popFirst(), let effects = consensusEffects(for: input) {
+        while decidesNow, let input = next ?? queue.popFirst(), let effects = consensusEffects(for: input) {
+            next = nil
             steps += 1
             precondition(steps < 100_000, "consensus feedback did not settle")
             for effect in effects where decidesNow { execute(effect, feedback: &queue) }

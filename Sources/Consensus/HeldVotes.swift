@@ -66,9 +66,11 @@ extension Tendermint {
             guard height == nodeHeight, UInt64(round) <= UInt64(currentRound) + 1 else { return }
             if currentHeight != nodeHeight { clear(for: nodeHeight) }
             let key = Key(round: round, isPrecommit: type == .precommit, validator: validator)
-            if let slot = votes[key] {
-                guard slot.count < Self.valuesPerSlotMax, !slot.contains(where: { $0.value == value }) else { return }
-                votes[key]!.append((value, message))
+            if let at = votes.index(forKey: key) {
+                // Read and appended in place (a copy of the slot would make the append copy it).
+                guard votes.values[at].count < Self.valuesPerSlotMax,
+                      !votes.values[at].contains(where: { $0.value == value }) else { return }
+                votes.values[at].append((value, message))
                 return
             }
             if !rounds.contains(round) {

@@ -119,11 +119,12 @@ extension Tendermint {
                 return
             }
             // In place: a copy of the round's state would copy its vote maps on every vote.
+            let voters = validators.count
             let result = type == .prevote
-                ? rounds[vote.round, default: RoundState()].prevotes.add(validator: from, stake: stake,
-                                                                       blockId: vote.blockId, signature: signature)
-                : rounds[vote.round, default: RoundState()].precommits.add(validator: from, stake: stake,
-                                                                         blockId: vote.blockId, signature: signature)
+                ? rounds[vote.round, default: RoundState()].prevotes.add(
+                    validator: from, stake: stake, blockId: vote.blockId, signature: signature, voters: voters)
+                : rounds[vote.round, default: RoundState()].precommits.add(
+                    validator: from, stake: stake, blockId: vote.blockId, signature: signature, voters: voters)
             switch result {
             case .added: break
             case .duplicate: metrics.duplicateVote += 1

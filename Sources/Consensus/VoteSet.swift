@@ -26,7 +26,11 @@ extension Tendermint {
         private(set) var stakeByValue: [Bytes32?: UInt64] = [:]
         private(set) var totalStake: UInt64 = 0
 
-        mutating func add(validator: Int, stake: UInt64, blockId: Bytes32?, signature: Bytes64) -> AddResult {
+        /// `voters`: how many validators may vote (the first vote sizes the table for them, instead of growing
+        /// it and rehashing at every doubling).
+        mutating func add(validator: Int, stake: UInt64, blockId: Bytes32?, signature: Bytes64,
+                          voters: Int = 0) -> AddResult {
+            if entries.isEmpty, voters > 0 { entries.reserveCapacity(voters) }
             guard let existing = entries[validator] else {
                 entries[validator] = Entry(blockId: blockId, signature: signature)
                 stakeByValue[blockId, default: 0] += stake
