@@ -95,6 +95,9 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
     /// Signatures are kept in buckets of `bucketHeights` heights, so `forget(below:)` drops whole buckets
     /// instead of rehashing every signature it keeps into a new dictionary (4% of the simulator's time).
     @inlinable static var bucketHeights: UInt64 { 64 }
+    /// A new bucket is sized for every validator signing three kinds at each of its heights (growing it
+    /// rehashed its keys at every doubling).
+    @inlinable var bucketCapacity: Int { Int(Self.bucketHeights) * max(stakes.count, 4) * 3 }
     @usableFromInline var firstSigned: [UInt64: [Key: (value: Value?, node: String)]] = [:]
     @usableFromInline var doubles: [Key: DoubleSign] = [:]
     @usableFromInline var doubleOrder: [Key] = []
@@ -134,7 +137,9 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         func firstOrRecord(_ slot: inout (value: Value?, node: String)?) {
             if let slot { earlier = slot } else { slot = (value, node) }
         }
-        firstOrRecord(&firstSigned[height / Self.bucketHeights, default: [:]][key])
+        let bucket = height / Self.bucketHeights
+        if firstSigned[bucket] == nil { firstSigned[bucket] = Dictionary(minimumCapacity: bucketCapacity) }
+        firstOrRecord(&firstSigned[bucket, default: [:]][key])
         if let earlier, earlier.value != value {
             finding = doubleSign(key, earlier: earlier, value: value, node: node)
         }
@@ -168,7 +173,9 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         let added = stakes[validator] ?? 0
         var signers: Set<String> = [], stake: UInt64 = 0
         // One lookup: the entry is changed in place and read back.
+        let voters = stakes.count
         func add(_ entry: inout (signers: Set<String>, stake: UInt64)) -> Bool {
+            if entry.signers.isEmpty { entry.signers.reserveCapacity(voters) }
             guard entry.signers.insert(validator).inserted else { return false }
             entry.stake += added
             (signers, stake) = entry
