@@ -179,11 +179,14 @@ struct BenchSuite: AsyncParsableCommand {
                   unit: "/s")
         // A bench that measured nothing says so and fails: a cluster that stops finalizing under a
         // closed-loop load is a finding, not a figure of 0.
-        let window = analyze(started).heightTimes.filter {
-            $0.timeMs >= saturation.measureStartMs && $0.timeMs <= saturation.measureEndMs
-        }
+        let analysis = analyze(started)
+        let measured = saturation.measureStartMs...saturation.measureEndMs
+        let window = analysis.heightTimes.filter { measured.contains($0.timeMs) }
+        // Rounds past 0 under load: each one is a second or so without a block (a propose timeout too short
+        // for a full block to arrive while every core verifies cost 200 ms profiles 10–25% of the figure).
+        let roundChanges = analysis.nodes.flatMap(\.rounds).filter { measured.contains($0.timeMs) }.count
         guard saturation.committedAtEnd > saturation.committedAtStart else {
-            let last = analyze(started).heightTimes.last
+            let last = analysis.heightTimes.last
             throw Exit.failure(String(
                 format: "bench: the %d-validator cluster finalized no transaction in %.1f s of saturating load "
                     + "(%d sent; %d blocks in the window; last block at height %llu, %.1f s before the end) — "
@@ -196,6 +199,7 @@ struct BenchSuite: AsyncParsableCommand {
         table.add("finalized_tx_ratio\(suffix)", "  ÷ verification bound (\(Int(bound))/s)",
                   bound > 0 ? saturation.finalizedPerSecond / bound : 0, unit: "ratio",
                   target: .atLeast(datagram >= 8_192 ? 0.85 : 0.75))
+        table.add("round_changes\(suffix)", "  round changes during it (all validators)", Double(roundChanges), unit: "")
     }
 
     private func measureIdle(_ base: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {
