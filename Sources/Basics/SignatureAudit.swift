@@ -137,9 +137,8 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         func firstOrRecord(_ slot: inout (value: Value?, node: String)?) {
             if let slot { earlier = slot } else { slot = (value, node) }
         }
-        let bucket = height / Self.bucketHeights
-        if firstSigned[bucket] == nil { firstSigned[bucket] = Dictionary(minimumCapacity: bucketCapacity) }
-        firstOrRecord(&firstSigned[bucket, default: [:]][key])
+        let capacity = bucketCapacity // read before the bucket is opened for change
+        firstOrRecord(&firstSigned[height / Self.bucketHeights, default: Dictionary(minimumCapacity: capacity)][key])
         if let earlier, earlier.value != value {
             finding = doubleSign(key, earlier: earlier, value: value, node: node)
         }

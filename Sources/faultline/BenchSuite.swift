@@ -182,8 +182,8 @@ struct BenchSuite: AsyncParsableCommand {
         let analysis = analyze(started)
         let measured = saturation.measureStartMs...saturation.measureEndMs
         let window = analysis.heightTimes.filter { measured.contains($0.timeMs) }
-        // Rounds past 0 under load: each one is a second or so without a block (a propose timeout too short
-        // for a full block to arrive while every core verifies cost 200 ms profiles 10–25% of the figure).
+        // Rounds past 0 under load: each one is a second or so without a block (with a 200 ms propose timeout,
+        // too short for a full block to arrive while every core verifies, they cost 10–25% of the figure).
         let roundChanges = analysis.nodes.flatMap(\.rounds).filter { measured.contains($0.timeMs) }.count
         guard saturation.committedAtEnd > saturation.committedAtStart else {
             let last = analysis.heightTimes.last
