@@ -26,6 +26,8 @@ public struct LinkShaper: Sendable {
     }
 
     public static let pendingMax = 200_000
+    /// The decision for a link with no rule, shared so the common case allocates nothing.
+    private static let sendNow = Decision.send(delaysMs: [0])
 
     public private(set) var table = LinkFaultTable()
     private var rng: SplitMix64
@@ -51,7 +53,7 @@ public struct LinkShaper: Sendable {
     /// why), or its delays (two for a duplicate). Holds nothing back: the simulator schedules the
     /// deliveries itself; `route` keeps delayed datagrams for the real node.
     public mutating func decide(bytesCount: Int, kind: MessageKind, peer: String, nowMs: Double) -> Decision {
-        guard let rule = table.links[peer] else { return .send(delaysMs: [0]) }
+        guard !table.links.isEmpty, let rule = table.links[peer] else { return Self.sendNow }
         if rule.blocked { return drop("partition") }
         if rule.dropKinds.contains(kind.description) { return drop("kind_\(kind.description)") }
         if rule.lossPercent > 0, rng.nextPercent() < rule.lossPercent { return drop("loss") }
