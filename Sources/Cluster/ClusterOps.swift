@@ -161,6 +161,7 @@ public enum ClusterOps {
             await Observer.stop(runDir: dir)
         }
         await Supervisor.stopAll(manifest.nodes, runDir: dir)
+        await PrometheusSetup.stop(runDir: dir)
         if let plan = manifest.network {
             let left = HostNetwork.destroy(plan)
             if !left.isEmpty { throw RunError("could not remove the run's \(left.joined(separator: ", "))") }

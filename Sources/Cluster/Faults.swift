@@ -87,6 +87,7 @@ extension FaultEngine {
             }
             try endWindows(dir, action: "kill", nodes: names)
             try endWindows(dir, action: "pause", nodes: names)
+            try PrometheusSetup.refreshTargets(runDir: dir)
             try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
         case .partition, .link:
             let (description, links) = try linkFault(action, nodes: manifest.nodes.map { ($0.name, $0.labels) })!
@@ -153,6 +154,7 @@ extension FaultEngine {
             let description = "upgrade \(names.joined(separator: ",")) to \(changes.joined(separator: ", "))"
             try record(dir, .init(t: now(), event: "instant", id: id, action: "upgrade", description: description,
                                   nodes: names))
+            try PrometheusSetup.refreshTargets(runDir: dir)
             try await pushStateAfterRestart(dir: dir, manifest: manifest, names: names)
         case .rpc(let targets, let fault):
             let names = try resolve(targets, in: manifest)

@@ -22,22 +22,6 @@ public enum Supervisor {
         guard node.role == "external" || FileManager.default.isExecutableFile(atPath: binary) else {
             throw RunError("node binary not found at \(binary) (build with `swift build` or set FAULTLINE_NODE_BIN)")
         }
-        var actions = posix_spawn_file_actions_t()
-        posix_spawn_file_actions_init(&actions)
-        defer { posix_spawn_file_actions_destroy(&actions) }
-        let logPath = nodeDir + "/node.log"
-        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
-        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
-        posix_spawn_file_actions_adddup2(&actions, 1, 2)
-        // Nothing else the parent has open may leak into a long-lived node: a pipe inherited from
-        // `out=$(faultline up)` would keep the caller waiting for EOF until the cluster stops.
-        for fd in inheritedDescriptors() { posix_spawn_file_actions_addclose(&actions, fd) }
-        var attributes = posix_spawnattr_t()
-        posix_spawnattr_init(&attributes)
-        defer { posix_spawnattr_destroy(&attributes) }
-        posix_spawnattr_setflags(&attributes, Supervisor.spawnSetSid)
-        // In its network namespace through `ip netns exec`, which enters it and then execs the node
-        // (same pid, so signals and the pid file work as on loopback).
         var executable = binary
         var arguments = [binary, "--config", nodeDir + "/node.json"]
         if node.role == "external" {
@@ -52,17 +36,40 @@ public enum Supervisor {
             executable = path
             arguments = [path] + argv.dropFirst()
         }
+        // In its network namespace through `ip netns exec`, which enters it and then execs the node
+        // (same pid, so signals and the pid file work as on loopback).
         if let namespace = node.namespace {
             guard let ip = HostNetwork.which("ip") else { throw RunError("cannot start \(node.name): `ip` is not installed") }
             executable = ip
             arguments = [ip, "netns", "exec", namespace] + arguments
         }
+        return try spawn(node.name, executable: executable, arguments: arguments, logPath: nodeDir + "/node.log",
+                         pidPath: nodeDir + "/pid")
+    }
+
+    /// Spawns a long-lived process in its own session with stdout and stderr appended to `logPath`
+    /// and nothing else of this process's open files; writes its pid to `pidPath`.
+    static func spawn(_ name: String, executable: String, arguments: [String], logPath: String,
+                      pidPath: String) throws -> pid_t {
+        var actions = posix_spawn_file_actions_t()
+        posix_spawn_file_actions_init(&actions)
+        defer { posix_spawn_file_actions_destroy(&actions) }
+        posix_spawn_file_actions_addopen(&actions, 0, "/dev/null", O_RDONLY, 0)
+        posix_spawn_file_actions_addopen(&actions, 1, logPath, O_WRONLY | O_CREAT | O_APPEND, 0o600)
+        posix_spawn_file_actions_adddup2(&actions, 1, 2)
+        // Nothing else the parent has open may leak into a long-lived process: a pipe inherited from
+        // `out=$(faultline up)` would keep the caller waiting for EOF until the cluster stops.
+        for fd in inheritedDescriptors() { posix_spawn_file_actions_addclose(&actions, fd) }
+        var attributes = posix_spawnattr_t()
+        posix_spawnattr_init(&attributes)
+        defer { posix_spawnattr_destroy(&attributes) }
+        posix_spawnattr_setflags(&attributes, Supervisor.spawnSetSid)
         let argv: [UnsafeMutablePointer<CChar>?] = arguments.map { strdup($0) } + [nil]
         defer { argv.forEach { free($0) } }
         var pid: pid_t = 0
         let rc = posix_spawn(&pid, executable, &actions, &attributes, argv, environ)
-        guard rc == 0 else { throw RunError("cannot start \(node.name): \(String(cString: strerror(rc)))") }
-        try "\(pid)\n".write(toFile: nodeDir + "/pid", atomically: true, encoding: .utf8)
+        guard rc == 0 else { throw RunError("cannot start \(name): \(String(cString: strerror(rc)))") }
+        try "\(pid)\n".write(toFile: pidPath, atomically: true, encoding: .utf8)
         return pid
     }
 

@@ -133,13 +133,15 @@ struct Edge: Sendable {
     /// Load shedding before any decoding (`Admission`): false when the datagram is dropped.
     private func shed(_ bytes: [UInt8], from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState) -> Bool {
         let sender = state.admission.needsSender ? Envelope.peekSender(bytes) : nil
-        switch state.admission.decide(kind: Envelope.peekKind(bytes), sender: sender,
+        let kind = Envelope.peekKind(bytes)
+        switch state.admission.decide(kind: kind, sender: sender,
                                       fromPeer: peerAddresses.contains(address), votesOnly: votesOnly.value > 0,
                                       nowMs: nowMs) {
         case .check:
             return true
         case .drop(let reason):
             drops.count(lane: lane, reason)
+            if kind == .prevote || kind == .precommit { metrics.votesDropped[.shed]?.increment() }
             return false
         case .busy:
             drops.count(lane: lane, "busy")
@@ -165,6 +167,7 @@ struct Edge: Sendable {
             guard queueDepth.value < queueMax else {
                 drops.count(lane: lane, "queue_full")
                 metrics.ingressQueueDropped.increment()
+                if envelope.kind == .prevote || envelope.kind == .precommit { metrics.votesDropped[.queueFull]?.increment() }
                 return nil
             }
             queueDepth.add(1)

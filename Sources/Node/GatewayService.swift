@@ -2,7 +2,6 @@ import Basics
 import Formats
 import FoundationEssentials
 import Logging
-import Metrics
 import NIOCore
 import NIOHTTP1
 import Prometheus
@@ -43,8 +42,8 @@ struct GatewayService {
             ("role", .string("gateway")), ("version", .string(FaultlineVersion.string)),
             ("upstreams", .array(file.upstreams.map { .string("\($0.name)@\($0.tier)") })),
         ], flush: true)
-        let requests = Counter(label: "faultline_gateway_requests_total")
-        let gatewayMetrics = GatewayMetrics()
+        let gatewayMetrics = GatewayMetrics(registry: registry, upstreams: file.upstreams.map(\.name))
+        let requests = gatewayMetrics.requests
         let server = try await PortBinding.bind("json-rpc port (http)", host: config.host, port: rpcPort) {
             try await ControlServer.start(host: config.host, port: rpcPort, options: RPCEndpoint.options) {
                 method, _, body in
@@ -113,7 +112,7 @@ struct GatewayService {
             ("staleRefused", counters.staleRefused), ("headClamped", counters.headClamped),
             ("failedOpen", counters.failedOpen), ("polls", counters.polls),
         ]
-        metrics.update(counts, healthy: healthy.count)
+        metrics.update(counts, inUse: Set(healthy))
         var fields: [(String, JSONValue)] = counts.map { ($0.0, JSONValue.uint(UInt64($0.1))) }
         fields.append(("healthy", .array(healthy.map { JSONValue.string($0) })))
         log.write("gateway_stats", timeMs: nowMs, fields, flush: true)
@@ -170,18 +169,39 @@ final class SharedEventLog: @unchecked Sendable {
 }
 
 /// The policy's counters as Prometheus counters (`faultline_gateway_policy_total{counter=…}`), fed
-/// from the counter snapshots the stats reporter takes, and the upstreams in use as a gauge.
+/// from the counter snapshots the stats reporter takes, and which upstreams are in use (one gauge each:
+/// label values are the upstreams the gateway's file names, a fixed set).
 final class GatewayMetrics: Sendable {
+    static let policyHelp = "The failover policy's counters (requests, attempts, retries, hedges, errors, ...)."
     private let last = Mutex<[String: Int]>([:])
-    private let inUse = Gauge(label: "faultline_gateway_upstreams_in_use")
+    private let registry: PrometheusCollectorRegistry
+    private let inUse: Gauge
+    private let upstreamInUse: [String: Gauge]
+    let requests: Counter
 
-    func update(_ counts: [(String, Int)], healthy: Int) {
-        inUse.record(healthy)
+    init(registry: PrometheusCollectorRegistry, upstreams: [String]) {
+        self.registry = registry
+        NodeMetrics.buildInfo(registry, role: "gateway", version: FaultlineVersion.string, rulesVersion: nil)
+        requests = registry.makeCounter(name: "faultline_gateway_requests_total", help: "JSON-RPC bodies the gateway received.")
+        inUse = registry.makeGauge(name: "faultline_gateway_upstreams_in_use",
+                                   help: "Upstreams the policy uses now (breaker closed, not excluded).")
+        var gauges: [String: Gauge] = [:]
+        for name in upstreams {
+            gauges[name] = registry.makeGauge(name: "faultline_gateway_upstream_in_use", labels: [("upstream", name)],
+                                              help: "1 while the policy uses this upstream, 0 while it is excluded or its breaker is open.")
+        }
+        upstreamInUse = gauges
+    }
+
+    func update(_ counts: [(String, Int)], inUse used: Set<String>) {
+        inUse.set(to: Double(used.count))
+        for (name, gauge) in upstreamInUse { gauge.set(to: used.contains(name) ? 1 : 0) }
         last.withLock { last in
             for (name, value) in counts {
                 let delta = value - last[name, default: 0]
                 if delta > 0 {
-                    Counter(label: "faultline_gateway_policy_total", dimensions: [("counter", name)]).increment(by: Int64(delta))
+                    registry.makeCounter(name: "faultline_gateway_policy_total", labels: [("counter", name)],
+                                         help: GatewayMetrics.policyHelp).increment(by: Int64(delta))
                 }
                 last[name] = value
             }

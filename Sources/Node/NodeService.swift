@@ -56,13 +56,15 @@ public struct NodeService: Service {
         let shell: NodeShell
         do {
             shell = try NodeShell(config: config, key: loaded.key, genesis: loaded.genesis, dataDir: loaded.dataDir,
-                                  eventsPath: loaded.eventsPath, logger: logger, timers: timers, clock: clock)
+                                  eventsPath: loaded.eventsPath, logger: logger, timers: timers, clock: clock,
+                                  registry: registry)
         } catch let refused as NodeShell.StartRefused where config.refusedWaitsForUpgrade == true {
             try await waitForUpgrade(refused, loaded: loaded, logger: logger)
             return
         }
         if let modes = config.byzantine, !modes.isEmpty { shell.setByzantine(modes) }
         let metrics = shell.metrics
+        let drops = shell.drops
         let status = StatusBox(shell.status)
         let queueDepth = AtomicCounter()
         let voteDepth = AtomicCounter()
@@ -87,6 +89,9 @@ public struct NodeService: Service {
                     router: { method, path, body in
                         if method == .POST, path == "/rpc-fault" {
                             return NodeService.setRPCFault(body, listener: rpcListener, control: inbox)
+                        }
+                        if method == .GET, path == "/metrics" {
+                            metrics.refresh(status.get(), ingressQueue: queueDepth.value, drops: drops.snapshot)
                         }
                         return NodeService.route(method: method, path: path, body: body, status: status,
                                                  registry: registry, queueDepth: queueDepth.value, control: inbox,

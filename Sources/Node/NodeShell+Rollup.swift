@@ -24,6 +24,7 @@ extension NodeShell: RollupHost {
 
     func record(_ name: String, timeMs: UInt64, _ fields: [(String, JSONValue)]) {
         events.write(name, timeMs: timeMs, fields)
+        if name == "l2_sample" { metrics.l2Sample(fields) }
     }
 
     func flushRecords() { events.flush() }

@@ -23,7 +23,7 @@ extension NodeShell {
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
     func stopped(_ stop: Replica.Stop) {
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
-        metrics.stopped.record(1)
+        metrics.stopped.set(to: 1)
         logger.critical("stopped: \(stop.reason)")
     }
 
@@ -55,6 +55,6 @@ extension NodeShell {
         case (_, .accepted):
             break
         }
-        metrics.peersRefused.record(handshakes.refused.count)
+        metrics.peersRefused.set(to: Double(handshakes.refused.count))
     }
 }

@@ -4,6 +4,7 @@ import DequeModule
 import Ledger
 import Logging
 import NIOCore
+import Prometheus
 import Rollup
 import RPC
 import Sodium
@@ -132,14 +133,16 @@ final class NodeShell {
     let rpcBox: RPCViewBox?
 
     init(config: NodeConfig, key: SigningKey, genesis: Genesis, dataDir: String, eventsPath: String,
-         logger: Logger, timers: @escaping (UInt64, NodeInput) -> Void, clock: @escaping () -> UInt64) throws {
+         logger: Logger, timers: @escaping (UInt64, NodeInput) -> Void, clock: @escaping () -> UInt64,
+         registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry()) throws {
         self.config = config
         self.domain = Domain(chainId: config.chainId, forkId: config.forkId)
         self.key = key
         self.validators = try genesis.validatorSet()
         self.myIndex = validators.index(of: key.publicKey)
         self.logger = logger
-        self.metrics = NodeMetrics()
+        self.metrics = NodeMetrics(registry: registry, role: config.role, version: FaultlineVersion.string,
+                                   rulesVersion: config.version)
         self.timers = timers
         self.clock = clock
         self.startedAtMs = clock()

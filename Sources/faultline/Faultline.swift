@@ -10,7 +10,7 @@ struct Faultline: AsyncParsableCommand {
         commandName: "faultline",
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
         subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self, Export.self, Rehearse.self, StepCommand.self, Collect.self,
-                      Bench.self, Simulate.self, Mutants.self, Observe.self])
+                      Bench.self, Simulate.self, Mutants.self, Observe.self, PrometheusCommand.self])
 
     /// Output line by line even into a pipe or file (a container's log, `kubectl logs`, a CI log): a
     /// collector or step killed at its deadline would otherwise lose what it printed.
@@ -114,6 +114,10 @@ struct Up: AsyncParsableCommand {
 
     @OptionGroup var options: StartOptions
 
+    @Flag(help: ArgumentHelp("Also point a Prometheus at the cluster (`faultline prometheus`): its config, targets "
+                             + "and alert rules in the run folder, and Debian's `prometheus` started on loopback."))
+    var prometheus = false
+
     static let tableNodesMax = 24
 
     func run() async throws {
@@ -136,6 +140,7 @@ struct Up: AsyncParsableCommand {
         }
         let endpoints = result.manifest.nodes.compactMap { node in node.rpcPort.map { "\(node.name) http://\(node.host):\($0)" } }
         if !endpoints.isEmpty { print("json-rpc: " + endpoints.joined(separator: ", ")) }
+        if prometheus { try await PrometheusCommand.setUp(runDir: result.dir, start: true) }
         print("next: faultline status | faultline load --duration 10 | faultline fault kill NODE | faultline down")
     }
 }

@@ -1,0 +1,162 @@
+import Foundation
+import Testing
+@testable import Cluster
+import Formats
+
+extension ClusterEndToEndTests {
+    /// A GET to the run's Prometheus HTTP API, decoded.
+    static func prometheus(_ port: Int, _ path: String, query: String? = nil) async throws -> [String: Any] {
+        var allowed = CharacterSet.alphanumerics
+        allowed.insert(charactersIn: "-_.~")
+        let full = query.map { path + "?query=" + ($0.addingPercentEncoding(withAllowedCharacters: allowed) ?? "") } ?? path
+        let answer = try await ControlClient.request(port: port, path: full, token: nil, timeout: .seconds(5))
+        return (try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any])?["data"] as? [String: Any] ?? [:]
+    }
+
+    static func results(_ port: Int, _ query: String) async throws -> [[String: Any]] {
+        try await prometheus(port, "/api/v1/query", query: query)["result"] as? [[String: Any]] ?? []
+    }
+
+    /// The issue's check as a user runs it: `faultline up Topologies/partition-halves.toml --prometheus`;
+    /// a real Prometheus scrapes every node; the finality-stall alert is silent before the partition,
+    /// fires during it and resolves after the heal. Needs Debian's `prometheus` (CI installs it).
+    @Test(.timeLimit(.minutes(3)))
+    func aRealPrometheusScrapesTheClusterAndSeesThePartitionHalt() async throws {
+        guard PrometheusSetup.binary() != nil else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("prometheus is not installed (Debian package prometheus); CI needs it")
+            }
+            return
+        }
+        let root = NSTemporaryDirectory() + "faultline-e2e-prometheus-\(getpid())"
+        defer { try? FileManager.default.removeItem(atPath: root) }
+        let up = try Self.faultline(["up", Self.repositoryRoot + "/Topologies/partition-halves.toml",
+                                     "--runs", root + "/runs", "--prometheus"])
+        #expect(up.code == 0, "up failed: \(up.out)\(up.err)")
+        let dir = try #require(try FileManager.default.contentsOfDirectory(atPath: root + "/runs").first.map { root + "/runs/" + $0 })
+        defer { _ = try? Self.faultline(["down", "--run", dir]) }
+        let url = try #require(PrometheusSetup.url(runDir: dir), "no prometheus runs: \(up.out)")
+        #expect(up.out.contains("prometheus: \(url)"))
+        let port = try #require(Int(url.split(separator: ":").last ?? ""))
+        let stall = "ALERTS{alertname=\"FaultlineFinalityStalled\"}"
+
+        // Every node a target, and up.
+        var health: [String: String] = [:]
+        let targetsDeadline = Date().addingTimeInterval(30)
+        while Date() < targetsDeadline {
+            let active = try await Self.prometheus(port, "/api/v1/targets")["activeTargets"] as? [[String: Any]] ?? []
+            health = Dictionary(active.compactMap { target in
+                ((target["labels"] as? [String: String])?["node"]).map { ($0, target["health"] as? String ?? "?") }
+            }, uniquingKeysWith: { first, _ in first })
+            if health.count == 4, health.values.allSatisfy({ $0 == "up" }) { break }
+            try await Task.sleep(for: .milliseconds(200))
+        }
+        #expect(health == ["v1": "up", "v2": "up", "v3": "up", "v4": "up"], "\(health)")
+
+        // Before the partition: seven seconds of scrapes (more than the rule's 5 s window), finality moving,
+        // and the alert never pending or firing.
+        let beforeDeadline = Date().addingTimeInterval(30)
+        while Date() < beforeDeadline {
+            let samples = try await Self.results(port, "count_over_time(faultline_height{node=\"v1\"}[1m])")
+            if let value = (samples.first?["value"] as? [Any])?.last as? String, Int(value) ?? 0 >= 7 { break }
+            try await Task.sleep(for: .milliseconds(250))
+        }
+        let grown = try await Self.results(port, "delta(faultline_height{node=\"v1\"}[1m])")
+        #expect(Double((grown.first?["value"] as? [Any])?.last as? String ?? "") ?? 0 > 5, "\(grown)")
+        #expect(try await Self.results(port, "max_over_time(\(stall)[5m])").isEmpty, "the stall alert fired before the partition")
+
+        // During it: firing.
+        #expect(try Self.faultline(["fault", "partition", "v1,v2", "v3,v4", "--run", dir]).code == 0)
+        var firing = false
+        let firingDeadline = Date().addingTimeInterval(30)
+        while Date() < firingDeadline, !firing {
+            firing = try await !Self.results(port, "ALERTS{alertname=\"FaultlineFinalityStalled\",alertstate=\"firing\"}").isEmpty
+            if !firing { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(firing, "the stall alert did not fire during a 2|2 partition")
+
+        // After the heal: resolved.
+        #expect(try Self.faultline(["fault", "heal", "--run", dir]).code == 0)
+        var resolved = false
+        let resolvedDeadline = Date().addingTimeInterval(30)
+        while Date() < resolvedDeadline, !resolved {
+            resolved = try await Self.results(port, stall).isEmpty
+            if !resolved { try await Task.sleep(for: .milliseconds(250)) }
+        }
+        #expect(resolved, "the stall alert still fires after the heal")
+        #expect(try Self.faultline(["down", "--run", dir]).code == 0)
+        #expect(PrometheusSetup.url(runDir: dir) == nil, "down left prometheus running")
+    }
+}
+
+extension ClusterEndToEndTests {
+    static let everyRoleText = """
+        [cluster]
+        name = "e2e-roles"
+        chain_id = "faultline-e2e-roles"
+        [timing]
+        timeout_propose_ms = 200
+        timeout_commit_ms = 50
+        [load]
+        accounts = 8
+        [rollup]
+        challenge_window_blocks = 5
+        [gateway]
+        head_poll_ms = 100
+        [[node]]
+        name = "v1"
+        labels = { region = "us-east-1" }
+        [[node]]
+        name = "v2"
+        [[node]]
+        name = "v3"
+        [[node]]
+        name = "v4"
+        [[node]]
+        name = "seq"
+        role = "sequencer"
+        [[node]]
+        name = "r1"
+        role = "replica"
+        [[node]]
+        name = "rpc1"
+        role = "rpc"
+        [[node]]
+        name = "gw"
+        role = "gateway"
+        """
+
+    /// `promtool check metrics` finds nothing to fix on any role's `/metrics`: HELP and TYPE for every
+    /// metric, counters named `_total`, units in names. Needs promtool (CI installs it).
+    @Test(.timeLimit(.minutes(2)))
+    func everyRolesMetricsPassPromtool() async throws {
+        guard Promtool.path != nil else {
+            if ProcessInfo.processInfo.environment["CI"] != nil {
+                Issue.record("promtool is not installed (Debian package prometheus); CI needs it")
+            }
+            return
+        }
+        let folder = try ScratchFolder("roles", file: "roles.toml", text: Self.everyRoleText)
+        defer { folder.remove() }
+        let up = try await ClusterOps.up(topology: try Topology.load(path: folder.file), runsRoot: folder.runs)
+        var downed = false
+        defer { if !downed { Task { try? await ClusterOps.down(dir: up.dir) } } }
+        let token = try RunFolder.token(up.dir)
+        // Every node answers (the gauges exist from the start; the check is of names, help and types).
+        try await ClusterOps.waitUntil(dir: up.dir, timeoutSeconds: 30) { states in
+            states.allSatisfy { $0.status != nil }
+        }
+        var checked: [String] = []
+        for node in up.manifest.nodes {
+            let response = try await ControlClient.request(port: node.controlPort, path: "/metrics", token: token)
+            let text = String(decoding: response.body, as: UTF8.self)
+            #expect(response.status == 200 && text.contains("# HELP faultline_build_info"), "\(node.name): \(String(text.prefix(200)))")
+            let complaints: String = try #require(try Promtool.checkMetrics(text))
+            #expect(complaints.isEmpty, "\(node.name) (\(node.role)): \(complaints)")
+            checked.append(node.role)
+        }
+        #expect(Set(checked) == ["validator", "sequencer", "replica", "rpc", "gateway"])
+        try await ClusterOps.down(dir: up.dir)
+        downed = true
+    }
+}
