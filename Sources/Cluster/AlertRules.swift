@@ -8,11 +8,11 @@ public enum AlertRules {
       - name: faultline
         rules:
           - alert: FaultlineFinalityStalled
-            expr: max by (cluster) (faultline_height{role="validator"}) <= max by (cluster) (faultline_height{role="validator"} offset 5s)
+            expr: max by (cluster) (faultline_height{role="validator"}) <= max by (cluster) (faultline_height{role="validator"} offset 3s)
             labels:
               severity: critical
             annotations:
-              summary: "No validator of {{ $labels.cluster }} finalized a block for 5 s"
+              summary: "No validator of {{ $labels.cluster }} finalized a block for 3 s"
               description: "Finality halted: a partition or loss without a +2/3 side, too many validators down, a version split, or votes starved."
           - alert: FaultlineRoundClimbing
             expr: max by (cluster, node) (faultline_round{role="validator"}) >= 3
@@ -23,12 +23,12 @@ public enum AlertRules {
               summary: "{{ $labels.node }} is in round {{ $value }} of one height"
               description: "Rounds fail one after another: proposals or votes do not reach +2/3 in time."
           - alert: FaultlineVotesDropped
-            expr: sum by (cluster, node) (rate(faultline_votes_dropped_total[5s])) > 0
+            expr: sum by (cluster, node) (rate(faultline_votes_dropped_total{role="validator"}[5s])) > 0 or sum by (cluster, node) (rate(faultline_udp_receive_dropped_total{role="validator", carries=~"all|votes"}[5s])) > 0
             labels:
               severity: warning
             annotations:
-              summary: "{{ $labels.node }} drops prevotes and precommits ({{ $value }}/s)"
-              description: "Votes lost in a full ingress queue or shed unchecked: spam starving consensus."
+              summary: "{{ $labels.node }} loses votes, or datagrams that carry them ({{ $value | humanize }}/s)"
+              description: "Votes dropped from a full ingress queue or shed unchecked, or the kernel dropping datagrams on a socket that carries votes: spam starving consensus. With ingress lanes, drops on the transactions socket do not count."
           - alert: FaultlineStateRootDiverged
             expr: max by (cluster, node) (faultline_stopped) == 1 and on (cluster, node) max by (cluster, node) (faultline_state_mismatch_total) > 0
             labels:
@@ -49,17 +49,17 @@ public enum AlertRules {
             annotations:
               summary: "A state root posted to L1 is disputed on {{ $labels.cluster }}"
           - alert: FaultlineMempoolGrowing
-            expr: min_over_time(faultline_mempool_txs[10s]) > 1000 and deriv(faultline_mempool_txs[10s]) > 0
+            expr: min_over_time(faultline_mempool_txs[3s]) > 1000 and deriv(faultline_mempool_txs[3s]) > 0
             labels:
               severity: warning
             annotations:
-              summary: "{{ $labels.node }}'s mempool has grown for 10 s ({{ $value }} transactions)"
+              summary: "{{ $labels.node }}'s mempool grows past 1,000 transactions ({{ $value | humanize }} waiting)"
           - alert: FaultlineL2QueueGrowing
-            expr: min_over_time(faultline_l2_queue_txs[10s]) > 500 and deriv(faultline_l2_queue_txs[10s]) > 0
+            expr: min_over_time(faultline_l2_queue_txs[3s]) > 1000 and deriv(faultline_l2_queue_txs[3s]) > 0
             labels:
               severity: warning
             annotations:
-              summary: "{{ $labels.node }}'s L2 queue has grown for 10 s ({{ $value }} transactions)"
+              summary: "{{ $labels.node }}'s L2 queue grows past 1,000 transactions ({{ $value | humanize }} waiting)"
               description: "The sequencer admits more than it includes: overload without admission control."
           - alert: FaultlineRPCUpstreamExcluded
             expr: faultline_gateway_upstream_in_use == 0
@@ -73,7 +73,7 @@ public enum AlertRules {
             labels:
               severity: warning
             annotations:
-              summary: "Gateway {{ $labels.node }} answers clients with errors ({{ $value }}/s)"
+              summary: "Gateway {{ $labels.node }} answers clients with errors ({{ $value | humanize }}/s)"
           - alert: FaultlineNodeDown
             expr: up{job="faultline"} == 0
             for: 2s

@@ -146,6 +146,8 @@ extension PrometheusSetup {
         let pid = try Supervisor.spawn("prometheus", executable: binary, arguments: [
             binary, "--config.file=\(dir)/prometheus.yml", "--storage.tsdb.path=\(dir)/data",
             "--web.listen-address=127.0.0.1:\(port)", "--log.level=warn",
+            // Discovered targets are taken at once, not after the default five seconds.
+            "--scrape.discovery-reload-interval=1s",
         ], logPath: dir + "/prometheus.log", pidPath: dir + "/pid")
         let url = "http://127.0.0.1:\(port)"
         try replace(dir + "/url", with: url + "\n")
@@ -154,13 +156,25 @@ extension PrometheusSetup {
             guard Supervisor.isAlive(pid) else {
                 throw RunError("prometheus exited while starting; its log (\(dir)/prometheus.log):\n" + logTail(dir))
             }
-            if let answer = try? await ControlClient.request(port: port, path: "/-/ready", token: nil), answer.status == 200 {
+            if let answer = try? await ControlClient.request(port: port, path: "/-/ready", token: nil), answer.status == 200,
+               try await everyTargetScraped(port: port, runDir: runDir) {
                 return url
             }
             try await Task.sleep(for: .milliseconds(100))
         }
         _ = Supervisor.signal(pid, SIGKILL)
         throw RunError("prometheus did not answer ready within \(Int(readySecondsMax)) s; its log:\n" + logTail(dir))
+    }
+
+    /// True once Prometheus has scraped each target of `targets.json` at least once (up or down): from
+    /// then on its data covers the whole cluster.
+    static func everyTargetScraped(port: Int, runDir: String) async throws -> Bool {
+        let listed = (try? Data(contentsOf: URL(fileURLWithPath: folder(runDir) + "/targets.json")))
+            .flatMap { try? JSONSerialization.jsonObject(with: $0) as? [[String: Any]] }?.count ?? 0
+        guard let answer = try? await ControlClient.request(port: port, path: "/api/v1/targets?state=active", token: nil),
+              let json = try? JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any],
+              let active = (json["data"] as? [String: Any])?["activeTargets"] as? [[String: Any]] else { return false }
+        return active.filter { ($0["health"] as? String ?? "unknown") != "unknown" }.count >= listed
     }
 
     /// SIGTERM, then SIGKILL after five seconds; true if one was running.

@@ -42,12 +42,21 @@ public enum ScenarioRunner {
         var total: Int { lock.withLock { value } }
     }
 
-    public static func run(_ scenario: Scenario, runsRoot: String, seed: UInt64?,
+    public static func run(_ scenario: Scenario, runsRoot: String, seed: UInt64?, prometheus: Bool = false,
                            progress: @escaping (Progress) -> Void) async throws -> Outcome {
         // Measured before any node runs, then the spam is signed ahead of its window.
         let load = await LoadSteps.prepare(scenario)
         let up = try await ClusterOps.up(topology: scenario.topology, runsRoot: runsRoot, seed: seed)
         let dir = up.dir
+        // Scraping from before the schedule's clock starts; `down` stops it, its data stays in the run folder.
+        if prometheus {
+            do {
+                _ = try await PrometheusSetup.start(runDir: dir)
+            } catch {
+                try? await ClusterOps.down(dir: dir)
+                throw error
+            }
+        }
         let hostSampler = HostSampler.task(dir: dir)
         defer { hostSampler.cancel() }
         let started = Date()

@@ -51,6 +51,10 @@ struct NodeMetrics: Sendable {
     let disputeGamesOpen: Gauge
     let registry: PrometheusCollectorRegistry
     private let dropsSeen = DropsSeen()
+    private let kernelDropsSeen = DropsSeen()
+    /// The node's UDP sockets by port, with what each carries: `all` on one port, or `votes` and
+    /// `transactions` with ingress lanes. Set once the sockets are bound.
+    private let sockets = BoundSockets()
 
     enum VoteDrop: String, CaseIterable, Sendable {
         case queueFull = "queue_full", shed
@@ -139,10 +143,26 @@ struct NodeMetrics: Sendable {
         peersConnected.set(to: Double(status.peers))
         ingressQueue.set(to: Double(depth))
         disputeGamesOpen.set(to: Double(status.disputeGamesOpen))
+        let bound = sockets.all
+        let kernelDrops = bound.map { ($0.carries, Int(ProcessStats.udpDrops(port: $0.port))) }
+        for (carries, delta) in kernelDropsSeen.deltas(kernelDrops) { kernelDropsCounter(carries).increment(by: Int64(delta)) }
         for (key, delta) in dropsSeen.deltas(drops) {
             registry.makeCounter(name: "faultline_ingress_dropped_total", labels: [("reason", key)],
                                  help: "Datagrams an edge dropped or shed, by lane and reason.").increment(by: Int64(delta))
         }
+    }
+
+    private func kernelDropsCounter(_ carries: String) -> Counter {
+        registry.makeCounter(name: "faultline_udp_receive_dropped_total", labels: [("carries", carries)],
+                             help: "Datagrams the kernel dropped because the node's UDP socket buffer was full, "
+                                 + "by what the socket carries (all, votes, transactions).")
+    }
+
+    /// The bound UDP ports: one for everything, or with ingress lanes a vote port beside it.
+    func sockets(gossipPort: Int, votePort: Int?) {
+        let bound = votePort.map { [(gossipPort, "transactions"), ($0, "votes")] } ?? [(gossipPort, "all")]
+        sockets.set(bound)
+        for (_, carries) in bound { _ = kernelDropsCounter(carries) }
     }
 
     /// A rollup node's once-a-second sample (`l2_sample`).
@@ -178,4 +198,12 @@ final class DropsSeen: Sendable {
             return out
         }
     }
+}
+
+/// The node's UDP ports and what each carries, set once they are bound and read at each scrape.
+final class BoundSockets: Sendable {
+    private let ports = Mutex<[(port: Int, carries: String)]>([])
+
+    func set(_ value: [(port: Int, carries: String)]) { ports.withLock { $0 = value } }
+    var all: [(port: Int, carries: String)] { ports.withLock { $0 } }
 }

@@ -101,10 +101,11 @@ public struct NodeService: Service {
             do {
                 // The UDP sockets last: from here nothing throws before `executeThenClose` owns them.
                 // One byte over the limit is enough for the edge to see an oversized datagram as such.
+                let votePort = config.limits.lanes && config.votePort > 0 ? config.votePort : nil
                 sockets = try await NodeSockets.bind(
-                    host: config.host, gossipPort: config.gossipPort,
-                    votePort: config.limits.lanes && config.votePort > 0 ? config.votePort : nil,
+                    host: config.host, gossipPort: config.gossipPort, votePort: votePort,
                     datagramBytesMax: config.limits.datagramPayloadBytesMax + 1)
+                metrics.sockets(gossipPort: config.gossipPort, votePort: votePort)
             } catch {
                 try? await control.close()
                 throw error

@@ -42,6 +42,10 @@ struct Run: AsyncParsableCommand {
             + "timing expectation missed in a window where the host was overloaded); the last run's verdict counts."))
     var retries: Int = 0
 
+    @Flag(help: ArgumentHelp("Scrape the run with a Prometheus (`faultline prometheus`); its data stays in the run "
+                             + "folder, and `faultline prometheus --run DIR` serves it again after the run."))
+    var prometheus = false
+
     func validate() throws {
         guard (0...20).contains(retries) else { throw ValidationError("--retries must be 0...20, got \(retries)") }
     }
@@ -77,7 +81,7 @@ struct Run: AsyncParsableCommand {
         let outcome: ScenarioRunner.Outcome
         let rate = RateMeter()
         do {
-            outcome = try await ScenarioRunner.run(scenario, runsRoot: runs, seed: seed) { progress in
+            outcome = try await ScenarioRunner.run(scenario, runsRoot: runs, seed: seed, prometheus: prometheus) { progress in
                 let heights = progress.states.map { "\($0.node.name) \($0.alive ? String($0.status?.height ?? 0) : "down")" }
                 let faults = progress.activeFaults.isEmpty ? "no faults" : progress.activeFaults.joined(separator: "; ")
                 let finalized = progress.states.compactMap { $0.status?.txsCommitted }.max() ?? 0

@@ -95,6 +95,38 @@ func promtool(_ arguments: [String]) throws -> (code: Int32, output: String)? {
         #expect(config.output.contains("SUCCESS: \(AlertRules.names.count) rules found"), "\(config.output)")
     }
 
+    static var tools: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/Tools/prometheus"
+    }
+
+    /// The repository's copy is what `faultline prometheus --rules FILE` writes (the recorded tests use it).
+    @Test func theRulesFileInToolsIsTheOneTheBinaryWrites() throws {
+        let file = try String(contentsOfFile: Self.tools + "/rules.yml", encoding: .utf8)
+        #expect(file == AlertRules.yaml, "Tools/prometheus/rules.yml is stale: `faultline prometheus --rules Tools/prometheus/rules.yml`")
+    }
+
+    /// `promtool test rules` on series Prometheus scraped from real runs of the library: each rule fires in
+    /// its outage, stays silent before it, in quickstart and where the fix is on.
+    @Test func eachRuleFiresInItsOutageOnRecordedRuns() throws {
+        let tests = try FileManager.default.contentsOfDirectory(atPath: Self.tools + "/tests").filter { $0.hasSuffix(".yml") }.sorted()
+        #expect(tests.count >= 11)
+        var fired = Set<String>()
+        for test in tests {
+            let text = try String(contentsOfFile: Self.tools + "/tests/" + test, encoding: .utf8)
+            let blocks = text.components(separatedBy: "      - eval_time: ").dropFirst()
+            for block in blocks where !block.contains("exp_alerts: []") {
+                if let line = block.split(separator: "\n").first(where: { $0.contains("alertname: ") }) {
+                    fired.insert(String(line.split(separator: " ").last ?? ""))
+                }
+            }
+            guard let result = try promtool(["test", "rules", Self.tools + "/tests/" + test]) else { continue }
+            #expect(result.code == 0, "\(test): \(result.output)")
+        }
+        let untested: Set<String> = ["FaultlineGatewayErrors"]
+        #expect(fired == Set(AlertRules.names).subtracting(untested), "rules expected to fire in a recorded outage")
+    }
+
     @Test func labelNamesArePrometheusLabelNames() {
         #expect(PrometheusSetup.labelName("region") == "region")
         #expect(PrometheusSetup.labelName("rack-id") == "rack_id")

@@ -146,17 +146,47 @@ extension ClusterEndToEndTests {
         try await ClusterOps.waitUntil(dir: up.dir, timeoutSeconds: 30) { states in
             states.allSatisfy { $0.status != nil }
         }
+        // Every metric the alert rules and the Grafana dashboard read is one some node serves (counters with
+        // labels appear at their first increment: waited for, bounded).
+        let dashboard = try String(contentsOfFile: Self.repositoryRoot + "/Tools/grafana/faultline-dashboard.json", encoding: .utf8)
+        let used = Self.metricNames(in: AlertRules.yaml).union(Self.metricNames(in: dashboard))
+        #expect(used.count >= 20, "\(used.sorted())")
+        func scrape(_ node: RunManifest.NodeEntry) async throws -> (Int, String) {
+            let response = try await ControlClient.request(port: node.controlPort, path: "/metrics", token: token)
+            return (response.status, String(decoding: response.body, as: UTF8.self))
+        }
+        var served = Set<String>()
+        let deadline = Date().addingTimeInterval(20)
+        while !served.isSuperset(of: used), Date() < deadline {
+            for node in up.manifest.nodes { served.formUnion(Self.metricNames(in: try await scrape(node).1)) }
+            if !served.isSuperset(of: used) { try await Task.sleep(for: .milliseconds(200)) }
+        }
         var checked: [String] = []
         for node in up.manifest.nodes {
-            let response = try await ControlClient.request(port: node.controlPort, path: "/metrics", token: token)
-            let text = String(decoding: response.body, as: UTF8.self)
-            #expect(response.status == 200 && text.contains("# HELP faultline_build_info"), "\(node.name): \(String(text.prefix(200)))")
+            let (status, text) = try await scrape(node)
+            #expect(status == 200 && text.contains("# HELP faultline_build_info"), "\(node.name): \(String(text.prefix(200)))")
             let complaints: String = try #require(try Promtool.checkMetrics(text))
             #expect(complaints.isEmpty, "\(node.name) (\(node.role)): \(complaints)")
             checked.append(node.role)
         }
         #expect(Set(checked) == ["validator", "sequencer", "replica", "rpc", "gateway"])
+        #expect(used.subtracting(served).isEmpty, "rules or dashboard read metrics no node serves: \(used.subtracting(served).sorted())")
         try await ClusterOps.down(dir: up.dir)
         downed = true
+    }
+}
+
+extension ClusterEndToEndTests {
+    /// `faultline_…` names in a text (a rule, a dashboard, `/metrics`).
+    static func metricNames(in text: String) -> Set<String> {
+        var names = Set<String>()
+        var rest = Substring(text)
+        while let start = rest.range(of: "faultline_") {
+            let tail = rest[start.lowerBound...]
+            let name = tail.prefix { $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }
+            names.insert(String(name))
+            rest = tail.dropFirst(name.count)
+        }
+        return names.filter { !$0.hasPrefix("faultline_version") && $0 != "faultline_" }
     }
 }
