@@ -65,6 +65,28 @@ extension ClusterEndToEndTests {
         #expect(Double((grown.first?["value"] as? [Any])?.last as? String ?? "") ?? 0 > 5, "\(grown)")
         #expect(try await Self.results(port, "max_over_time(\(stall)[5m])").isEmpty, "the stall alert fired before the partition")
 
+        // Every query of the Grafana dashboard parses and runs against this Prometheus (its variables as "all").
+        let dashboard = try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath:
+            Self.repositoryRoot + "/Tools/grafana/faultline-dashboard.json"))) as? [String: Any] ?? [:]
+        let queries = (dashboard["panels"] as? [[String: Any]] ?? []).flatMap { panel in
+            (panel["targets"] as? [[String: Any]] ?? []).compactMap { $0["expr"] as? String }
+        }
+        #expect(queries.count >= 15)
+        var heightsShown = false
+        for query in queries {
+            let expanded = query.replacingOccurrences(of: "$cluster", with: ".*").replacingOccurrences(of: "$node", with: ".*")
+            var allowed = CharacterSet.alphanumerics
+            allowed.insert(charactersIn: "-_.~")
+            let path = "/api/v1/query?query=" + (expanded.addingPercentEncoding(withAllowedCharacters: allowed) ?? "")
+            let answer = try await ControlClient.request(port: port, path: path, token: nil, timeout: .seconds(5))
+            let json = try JSONSerialization.jsonObject(with: Data(answer.body)) as? [String: Any]
+            #expect(answer.status == 200 && json?["status"] as? String == "success", "\(query): \(String(decoding: answer.body, as: UTF8.self))")
+            if query.hasPrefix("faultline_height") {
+                heightsShown = ((json?["data"] as? [String: Any])?["result"] as? [Any])?.count == 4
+            }
+        }
+        #expect(heightsShown, "the dashboard's height panel shows the four validators")
+
         // During it: firing.
         #expect(try Self.faultline(["fault", "partition", "v1,v2", "v3,v4", "--run", dir]).code == 0)
         var firing = false
