@@ -138,6 +138,9 @@ extension PrometheusSetup {
         guard let binary = binary() else {
             throw RunError("prometheus is not installed (Debian: `apt-get install prometheus`; or set FAULTLINE_PROMETHEUS)")
         }
+        guard FileManager.default.isExecutableFile(atPath: binary) else {
+            throw RunError("no prometheus binary at \(binary) (FAULTLINE_PROMETHEUS)")
+        }
         if !isConfigured(runDir) { try write(runDir: runDir) }
         let dir = URL(fileURLWithPath: folder(runDir)).standardizedFileURL.path
         var picker = PortAllocator.Picker(range: PortAllocator.pickedPortMin..<max(PortAllocator.ephemeralPortMin(),

@@ -159,6 +159,7 @@ struct Status: AsyncParsableCommand {
         }
         print("run folder: \(runOption.dir)")
         print(Terminal.statusTable(states))
+        if let url = PrometheusSetup.url(runDir: runOption.dir) { print("prometheus: \(url)") }
     }
 }
 

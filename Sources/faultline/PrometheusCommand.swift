@@ -59,9 +59,9 @@ struct PrometheusCommand: AsyncParsableCommand {
         do {
             url = try await PrometheusSetup.start(runDir: runDir)
         } catch {
-            throw Exit.failure("\(error)")
+            throw Exit.failure("\(error) (the cluster runs on; `faultline down` stops it)")
         }
-        print("prometheus: \(url) (targets: \(url)/targets, alerts: \(url)/alerts; "
-              + "curl \(url)/api/v1/alerts)")
+        // Debian's build has only the classic web UI (/classic/alerts); `/` leads to whichever there is.
+        print("prometheus: \(url) (web UI; as JSON: curl \(url)/api/v1/alerts, \(url)/api/v1/targets)")
     }
 }
