@@ -49,12 +49,10 @@ struct NodeMetrics: Sendable {
     let l2UnsafeHeight: Gauge
     let l2SafeHeight: Gauge
     let disputeGamesOpen: Gauge
+    let voteDelayP99: Gauge
     let registry: PrometheusCollectorRegistry
     private let dropsSeen = DropsSeen()
     private let kernelDropsSeen = DropsSeen()
-    /// The node's UDP sockets by port, with what each carries: `all` on one port, or `votes` and
-    /// `transactions` with ingress lanes. Set once the sockets are bound.
-    private let sockets = BoundSockets()
 
     enum VoteDrop: String, CaseIterable, Sendable {
         case queueFull = "queue_full", shed
@@ -121,6 +119,8 @@ struct NodeMetrics: Sendable {
         l2BacklogBytes = gauge("faultline_l2_backlog_bytes", "L2 block bytes not yet posted to L1 in batches.")
         l2UnsafeHeight = gauge("faultline_l2_unsafe_height", "Height of the newest L2 block (not yet on L1).")
         l2SafeHeight = gauge("faultline_l2_safe_height", "Height of the newest L2 block derived from finalized L1.")
+        voteDelayP99 = gauge("faultline_vote_delay_p99_seconds",
+                             "Votes of the last second: 99th percentile of their wait from the socket to consensus.")
         disputeGamesOpen = gauge("faultline_dispute_games_open", "Dispute games open on L1 as this node's ledger has them.")
     }
 
@@ -143,9 +143,6 @@ struct NodeMetrics: Sendable {
         peersConnected.set(to: Double(status.peers))
         ingressQueue.set(to: Double(depth))
         disputeGamesOpen.set(to: Double(status.disputeGamesOpen))
-        let bound = sockets.all
-        let kernelDrops = bound.map { ($0.carries, Int(ProcessStats.udpDrops(port: $0.port))) }
-        for (carries, delta) in kernelDropsSeen.deltas(kernelDrops) { kernelDropsCounter(carries).increment(by: Int64(delta)) }
         for (key, delta) in dropsSeen.deltas(drops) {
             registry.makeCounter(name: "faultline_ingress_dropped_total", labels: [("reason", key)],
                                  help: "Datagrams an edge dropped or shed, by lane and reason.").increment(by: Int64(delta))
@@ -158,11 +155,19 @@ struct NodeMetrics: Sendable {
                                  + "by what the socket carries (all, votes, transactions).")
     }
 
-    /// The bound UDP ports: one for everything, or with ingress lanes a vote port beside it.
-    func sockets(gossipPort: Int, votePort: Int?) {
-        let bound = votePort.map { [(gossipPort, "transactions"), ($0, "votes")] } ?? [(gossipPort, "all")]
-        sockets.set(bound)
-        for (_, carries) in bound { _ = kernelDropsCounter(carries) }
+    /// The node's once-a-second sample: how long votes waited between the socket and consensus, and the
+    /// kernel's drop counts of its sockets by lane ("": one socket for all, "vote", "user").
+    func sample(voteDelaysMs sorted: [UInt64], kernelDrops: [(lane: String, count: UInt64)]) {
+        voteDelayP99.set(to: Double(sorted.sampledPercentile(0.99)) / 1_000)
+        let byCarries = kernelDrops.map { (lane, count) in
+            (lane == "vote" ? "votes" : lane == "user" ? "transactions" : "all", Int(count))
+        }
+        for (carries, delta) in kernelDropsSeen.deltas(byCarries) { kernelDropsCounter(carries).increment(by: Int64(delta)) }
+    }
+
+    /// Created at start (zero) for each socket, so the series exists before the first drop.
+    func sockets(lanes: [String]) {
+        for lane in lanes { _ = kernelDropsCounter(lane == "vote" ? "votes" : lane == "user" ? "transactions" : "all") }
     }
 
     /// A rollup node's once-a-second sample (`l2_sample`).
@@ -200,10 +205,3 @@ final class DropsSeen: Sendable {
     }
 }
 
-/// The node's UDP ports and what each carries, set once they are bound and read at each scrape.
-final class BoundSockets: Sendable {
-    private let ports = Mutex<[(port: Int, carries: String)]>([])
-
-    func set(_ value: [(port: Int, carries: String)]) { ports.withLock { $0 = value } }
-    var all: [(port: Int, carries: String)] { ports.withLock { $0 } }
-}

@@ -101,11 +101,10 @@ public struct NodeService: Service {
             do {
                 // The UDP sockets last: from here nothing throws before `executeThenClose` owns them.
                 // One byte over the limit is enough for the edge to see an oversized datagram as such.
-                let votePort = config.limits.lanes && config.votePort > 0 ? config.votePort : nil
                 sockets = try await NodeSockets.bind(
-                    host: config.host, gossipPort: config.gossipPort, votePort: votePort,
+                    host: config.host, gossipPort: config.gossipPort,
+                    votePort: config.limits.lanes && config.votePort > 0 ? config.votePort : nil,
                     datagramBytesMax: config.limits.datagramPayloadBytesMax + 1)
-                metrics.sockets(gossipPort: config.gossipPort, votePort: votePort)
             } catch {
                 try? await control.close()
                 throw error
@@ -120,6 +119,7 @@ public struct NodeService: Service {
         logger.info("listening: gossip udp \(config.host):\(config.gossipPort)\(lanes), control http \(config.host):\(config.controlPort)")
         shell.localPorts = [(config.limits.lanes ? "user" : "", config.gossipPort)]
             + (voteSocket != nil ? [("vote", config.votePort)] : [])
+        metrics.sockets(lanes: shell.localPorts.map(\.lane))
         let (userEdge, voteEdge) = makeEdges(shell: shell, config: config, inbox: inbox, queueDepth: queueDepth,
                                              voteDepth: voteDepth, logger: logger)
         let interval = config.limits.statusIntervalMs

@@ -31,8 +31,9 @@ extension NodeShell {
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
         let late = (tickLateness.drain() + (eventLoopLateness?.drain() ?? [])).sorted()
-        write(.sample(voteDelaysMs: delays,
-                      kernelDrops: localPorts.map { ($0.lane, ProcessStats.udpDrops(port: $0.port)) },
+        let kernelDrops = localPorts.map { ($0.lane, ProcessStats.udpDrops(port: $0.port)) }
+        metrics.sample(voteDelaysMs: delays, kernelDrops: kernelDrops)
+        write(.sample(voteDelaysMs: delays, kernelDrops: kernelDrops,
                       extra: [
                         ("timerLateP99Ms", .uint(late.sampledPercentile(0.99))), ("timerLateMaxMs", .uint(late.last ?? 0)),
                         ("rssKiB", .uint(ProcessStats.residentKiB())), ("urgentQueue", .uint(UInt64(queueLengths.urgent))),
