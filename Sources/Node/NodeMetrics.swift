@@ -159,15 +159,22 @@ struct NodeMetrics: Sendable {
     /// kernel's drop counts of its sockets by lane ("": one socket for all, "vote", "user").
     func sample(voteDelaysMs sorted: [UInt64], kernelDrops: [(lane: String, count: UInt64)]) {
         voteDelayP99.set(to: Double(sorted.sampledPercentile(0.99)) / 1_000)
-        let byCarries = kernelDrops.map { (lane, count) in
-            (lane == "vote" ? "votes" : lane == "user" ? "transactions" : "all", Int(count))
-        }
+        let byCarries = kernelDrops.map { (NodeMetrics.carries(lane: $0.lane), Int($0.count)) }
         for (carries, delta) in kernelDropsSeen.deltas(byCarries) { kernelDropsCounter(carries).increment(by: Int64(delta)) }
     }
 
     /// Created at start (zero) for each socket, so the series exists before the first drop.
     func sockets(lanes: [String]) {
-        for lane in lanes { _ = kernelDropsCounter(lane == "vote" ? "votes" : lane == "user" ? "transactions" : "all") }
+        for lane in lanes { _ = kernelDropsCounter(NodeMetrics.carries(lane: lane)) }
+    }
+
+    /// What a socket of a lane carries: everything on one socket, or with lanes votes or transactions.
+    static func carries(lane: String) -> String {
+        switch lane {
+        case "vote": "votes"
+        case "user": "transactions"
+        default: "all"
+        }
     }
 
     /// A rollup node's once-a-second sample (`l2_sample`).
@@ -185,8 +192,8 @@ struct NodeMetrics: Sendable {
     }
 }
 
-/// Cumulative counts last turned into counters, so each scrape adds only what is new. The keys are the
-/// edges' own drop names, a fixed vocabulary; a bound keeps a bug from growing it without end.
+/// Cumulative counts last turned into counters, so each reading adds only what is new. The keys are the
+/// edges' own drop names or the sockets' lanes, fixed vocabularies; a bound keeps a bug from growing them.
 final class DropsSeen: Sendable {
     static let keysMax = 256
     private let last = Mutex<[String: Int]>([:])
