@@ -173,7 +173,7 @@ final class SharedEventLog: @unchecked Sendable {
 /// label values are the upstreams the gateway's file names, a fixed set).
 final class GatewayMetrics: Sendable {
     static let policyHelp = "The failover policy's counters (requests, attempts, retries, hedges, errors, ...)."
-    private let last = Mutex<[String: Int]>([:])
+    private let seen = DropsSeen()
     private let registry: PrometheusCollectorRegistry
     private let inUse: Gauge
     private let upstreamInUse: [String: Gauge]
@@ -196,15 +196,9 @@ final class GatewayMetrics: Sendable {
     func update(_ counts: [(String, Int)], inUse used: Set<String>) {
         inUse.set(to: Double(used.count))
         for (name, gauge) in upstreamInUse { gauge.set(to: used.contains(name) ? 1 : 0) }
-        last.withLock { last in
-            for (name, value) in counts {
-                let delta = value - last[name, default: 0]
-                if delta > 0 {
-                    registry.makeCounter(name: "faultline_gateway_policy_total", labels: [("counter", name)],
-                                         help: GatewayMetrics.policyHelp).increment(by: Int64(delta))
-                }
-                last[name] = value
-            }
+        for (name, delta) in seen.deltas(counts) {
+            registry.makeCounter(name: "faultline_gateway_policy_total", labels: [("counter", name)],
+                                 help: GatewayMetrics.policyHelp).increment(by: Int64(delta))
         }
     }
 }

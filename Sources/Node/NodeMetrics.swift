@@ -133,12 +133,14 @@ struct NodeMetrics: Sendable {
                            help: "Always 1: Faultline's version, the node's role and its rules version as labels.").set(to: 1)
     }
 
-    /// The values read from the node's status when Prometheus scrapes, and the edges' drop counts
-    /// (by lane and reason) turned into counters.
+    /// The gauges that mirror the node's status, set from it when Prometheus scrapes (the status is
+    /// published at every tick and commit), and the edges' drop counts (by lane and reason) as counters.
     func refresh(_ status: NodeStatus, ingressQueue depth: Int, drops: [(String, Int)]) {
         height.set(to: Double(status.height))
         consensusHeight.set(to: Double(status.consensusHeight))
         round.set(to: Double(status.round))
+        mempoolTxs.set(to: Double(status.mempoolTxs))
+        stopped.set(to: status.stopped == nil ? 0 : 1)
         lastCommitTimestamp.set(to: Double(status.lastCommitTimeMs) / 1_000)
         peersConnected.set(to: Double(status.peers))
         ingressQueue.set(to: Double(depth))
@@ -192,8 +194,9 @@ struct NodeMetrics: Sendable {
     }
 }
 
-/// Cumulative counts last turned into counters, so each reading adds only what is new. The keys are the
-/// edges' own drop names or the sockets' lanes, fixed vocabularies; a bound keeps a bug from growing them.
+/// Cumulative counts last turned into counters, so each reading adds only what is new. The keys are fixed
+/// vocabularies (the edges' drop names, the sockets' lanes, the gateway policy's counters); a bound keeps a
+/// bug from growing them.
 final class DropsSeen: Sendable {
     static let keysMax = 256
     private let last = Mutex<[String: Int]>([:])

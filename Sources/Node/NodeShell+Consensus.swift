@@ -45,7 +45,7 @@ extension NodeShell: ConsensusShell {
         switch counter {
         case .heldDropped: metrics.noHandshakeDropped.increment()
         case .syncedBlock: metrics.syncBlocks.increment()
-        case .mempool: metrics.mempoolTxs.set(to: Double(mempool.count))
+        case .mempool: break // the gauge is read from the status when Prometheus scrapes
         }
     }
 
@@ -57,7 +57,6 @@ extension NodeShell: ConsensusShell {
     }
 
     func roundStarted(height: UInt64, round: UInt32) {
-        metrics.round.set(to: Double(round))
         if round > 0 { metrics.roundsStarted.increment() }
     }
 
@@ -124,10 +123,8 @@ extension NodeShell: ReplicaHost {
         committedTxs.insert(Set(block.txs.map(\.id)))
         txsCommitted += UInt64(block.txs.count)
         lastCommitTimeMs = clock()
-        metrics.height.set(to: Double(block.header.height))
         metrics.blocksCommitted.increment()
         metrics.txsCommitted.increment(by: Int64(block.txs.count))
-        metrics.mempoolTxs.set(to: Double(mempool.count))
     }
 
     func record(_ event: @autoclosure () -> Replica.Event, flush: Bool) { write(event(), flush: flush) }

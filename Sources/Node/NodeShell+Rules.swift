@@ -23,7 +23,6 @@ extension NodeShell {
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.
     func stopped(_ stop: Replica.Stop) {
         if stop.event == "state_mismatch" { metrics.stateMismatches.increment() }
-        metrics.stopped.set(to: 1)
         logger.critical("stopped: \(stop.reason)")
     }
 
