@@ -61,6 +61,11 @@ extension ReplicaHost {
         }
         let outcome = ledger.admissionCheck(envelope)
         guard outcome == .applied else {
+            // A dispute move may be ahead of this node's ledger by one block: held, checked again after each commit.
+            if case .disputeRefused = outcome, mempool.hold(envelope, id: envelope.id, height: ledger.height) {
+                reception.checkTxRejected["dispute_held", default: 0] += 1
+                return
+            }
             reception.checkTxRejected[outcome.label, default: 0] += 1
             return
         }
@@ -148,6 +153,8 @@ extension ReplicaHost {
     @inlinable
     public var replicaRejects: [(String, Int)] {
         reception.checkTxRejected.sorted { $0.key < $1.key }.map { ("checktx_" + $0.key, $0.value) }
+            + [("checktx_dispute_held_expired", mempool.heldExpired), ("checktx_dispute_held_full", mempool.heldRejectedFull)]
+                .filter { $0.1 > 0 }
             + Replica.rejectCounts(core: coreMetrics ?? Tendermint.Metrics(), invalidProposals: reception.invalidProposals,
                                    conflictingProposals: proposals.conflicting, shell: reception.rejects)
             + replica.byzantine.sent.sorted { $0.key < $1.key }.map { ("byzantine_sent_" + $0.key, $0.value) }
