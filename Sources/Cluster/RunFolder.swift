@@ -142,6 +142,7 @@ public enum RunFolder {
             keyFile: "key", genesisFile: "../../genesis.json", tokenFile: "../../token", dataDir: "data",
             eventsFile: "events.jsonl", peers: peers, timing: topology.timing, limits: topology.limits)
         config.rollup = ["sequencer", "replica"].contains(node.role) ? topology.rollup?.settings : nil
+        config.consensusProtocol = topology.consensusProtocol == .tendermint ? nil : topology.consensusProtocol
         config.rollup?.dispute = node.dispute
         config.rpcPort = entries[index].rpcPort
         config.byzantine = node.byzantine.isEmpty ? nil : node.byzantine

@@ -1,6 +1,6 @@
 import Sodium
 
-extension Tendermint {
+extension BFT {
     /// Peers' signed votes of the current height, kept so that a stalled node can pass them on.
     ///
     /// Tendermint's liveness assumes gossip: a vote one correct node received eventually reaches every

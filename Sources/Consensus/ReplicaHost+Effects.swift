@@ -25,6 +25,18 @@ extension ReplicaHost {
             }
             let signature = castVote(type, vote)
             feedback.append(.vote(type, vote, from: me!, signature: signature))
+        case .sendVote(let type, let vote, let leader):
+            guard let state = pendingSignState.take(), persistSignState(state, kind: type.kind, payload: vote.encoded) else {
+                return
+            }
+            let signature = castVote(type, vote, to: leader)
+            feedback.append(.vote(type, vote, from: me!, signature: signature))
+        case .sendCertificate(let type, let vote, let signatures, let to):
+            sendCertificate(type, vote, signatures: signatures, to: to)
+        case .broadcastTimeout(let vote):
+            let message = envelope(.timeout, vote)
+            sendToAll(message)
+            feedback.append(.timeoutVote(vote, from: me!, signature: message.signature))
         case .scheduleTimeout(let kind, let height, let round, let durationMs):
             scheduleTimeout(kind, height: height, round: round, afterMs: durationMs)
         case .decide(let height, let round, let blockId, let signatures):
@@ -85,14 +97,35 @@ extension ReplicaHost {
     @inlinable
     public func forgetBelow(height: UInt64) {}
 
-    /// Signs, records and sends this node's vote; returns its signature.
+    /// Signs, records and sends this node's vote (to every peer, or to validator `to` only); returns its signature.
     @inlinable
-    public func castVote(_ type: Tendermint.VoteType, _ vote: Vote) -> Bytes64 {
+    public func castVote(_ type: Tendermint.VoteType, _ vote: Vote, to validator: Int? = nil) -> Bytes64 {
         let message = envelope(type.kind, vote)
         recordSigned(type.kind, height: vote.height, round: vote.round, value: vote.blockId)
         replica.signedVote(message, type, round: vote.round, nowMs: nowMs)
-        sendOwnVote(message, type, vote)
+        sendOwnVote(message, type, vote, to: validator)
         return message.signature
+    }
+
+    /// Sends a message to every peer (`validator` nil) or to the peer signing as that validator (none for this
+    /// node itself).
+    @inlinable
+    public func send(_ message: Envelope, toValidator validator: Int?) {
+        guard let validator else { return sendToAll(message) }
+        guard validator != me, let peer = peer(ofValidator: validator) else { return }
+        send(message, toPeer: peer)
+    }
+
+    /// Forwards votes' signatures as certificate messages of at most `VoteBundle.signaturesMax` each.
+    @inlinable
+    public func sendCertificate(_ type: BFT.VoteType, _ vote: Vote, signatures: [CommitCertificate.Signature], to: Int?) {
+        var start = 0
+        while start < signatures.count {
+            let end = min(signatures.count, start + VoteBundle.signaturesMax)
+            send(envelope(.certificate, VoteBundle(kind: type.kind, vote: vote, signatures: Array(signatures[start..<end]))),
+                 toValidator: to)
+            start = end
+        }
     }
 
     /// Sends the vote signed before a crash again to every peer and records it (never a new signature:
@@ -109,15 +142,20 @@ extension ReplicaHost {
     /// Sends our own vote as the replica core plans it: to everyone, to no one (withheld), or a different
     /// vote to half of the peers.
     @inlinable
-    public func sendOwnVote(_ message: Envelope, _ type: Tendermint.VoteType, _ vote: Vote) {
+    public func sendOwnVote(_ message: Envelope, _ type: Tendermint.VoteType, _ vote: Vote, to validator: Int? = nil) {
         switch replica.planOwnVote(vote) {
         case .honest:
-            sendToAll(message)
+            send(message, toValidator: validator)
         case .withhold:
             break
         case .equivocate(let otherId):
             let other = envelope(type.kind, Vote(height: vote.height, round: vote.round, blockId: otherId))
             recordSigned(type.kind, height: vote.height, round: vote.round, value: otherId)
+            if let validator { // one leader hears both (and proves the offence)
+                send(message, toValidator: validator)
+                send(other, toValidator: validator)
+                return
+            }
             let (first, second) = Replica.halves(peersByName)
             for peer in first { send(message, toLink: peer) }
             for peer in second { send(other, toLink: peer) }

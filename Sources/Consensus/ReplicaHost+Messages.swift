@@ -32,6 +32,13 @@ extension ReplicaHost {
             onBlockPart(part, envelope: envelope)
         case .prevote(let vote), .precommit(let vote):
             onVote(envelope.kind == .prevote ? .prevote : .precommit, vote, envelope: envelope)
+        case .certificate(let bundle):
+            onCertificate(bundle, from: envelope.sender)
+        case .timeout(let vote):
+            startConsensusNow()
+            guard let from = validators.index(of: envelope.sender) else { return }
+            notePeerHeight(envelope.sender, committed: max(vote.height, 1) - 1)
+            drive(.timeoutVote(vote, from: from, signature: envelope.signature))
         case .status(let status):
             if let peer = peerId(signing: envelope.sender),
                replica.heardStatus(peer, committed: status.committedHeight, nowMs: nowMs) {
@@ -88,6 +95,29 @@ extension ReplicaHost {
         if vote.height >= at.height { relay(envelope) }
         replica.heardVote(envelope, type, vote, validator: from, at: (at.height, at.round))
         drive(.vote(type, vote, from: from, signature: envelope.signature))
+    }
+
+    /// A certificate a leader forwarded: each vote in it not counted yet is checked with its signer's key and taken
+    /// as if its signer had sent it.
+    @inlinable
+    func onCertificate(_ bundle: VoteBundle, from sender: PublicKey) {
+        guard validators.index(of: sender) != nil, let type = BFT.VoteType(kind: bundle.kind) else { return }
+        for entry in bundle.signatures {
+            let index = Int(entry.validator)
+            guard index < validators.count else {
+                reception.rejects["certificate_unknown_validator", default: 0] += 1
+                continue
+            }
+            if coreHasVote(type, round: bundle.vote.round, validator: index, height: bundle.vote.height) { continue }
+            let vote = bundle.voteEnvelope(signedBy: validators.members[index].publicKey, signature: entry.signature,
+                                           domain: domain)
+            guard signatureHolds(vote) else {
+                reception.rejects["certificate_bad_signature", default: 0] += 1
+                warn("certificate from \(validatorName(sender)): bad \(bundle.kind) signature of \(validators.members[index].name)")
+                continue
+            }
+            onVote(type, bundle.vote, envelope: vote)
+        }
     }
 
     /// What a verified message says about its author: it has committed `height`.

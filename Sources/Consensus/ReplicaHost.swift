@@ -104,6 +104,8 @@ public protocol ReplicaHost: ConsensusShell {
     /// The core's height, round and step (nil: no core running), and its counters.
     var corePosition: (height: UInt64, round: UInt32, step: Tendermint.Step)? { get }
     var coreMetrics: Tendermint.Metrics? { get }
+    /// Whether the core counts this vote already (a certificate's copy of it needs no second check).
+    func coreHasVote(_ type: BFT.VoteType, round: UInt32, validator: Int, height: UInt64) -> Bool
     /// The core's settings (how far ahead it looks, its quorum rule).
     var coreSettings: Tendermint.Settings { get }
     /// The last sign state made durable, and the vote signed with it (as the sign-state file keeps them).

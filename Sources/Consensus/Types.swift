@@ -2,10 +2,13 @@ import Ledger
 import Sodium
 import Wire
 
-/// The Tendermint consensus algorithm (Buchman, Kwon, Milosevic, "The latest gossip on BFT
-/// consensus", 2018, Algorithm 1) as a pure state machine: inputs in, effects out. Line tags `// L22`
-/// refer to that algorithm. Signatures are checked by the shell before input arrives here.
-public enum Tendermint {
+/// The protocol interface: what every consensus protocol Faultline runs shares with the replica core and the
+/// shells that drive it (see `ConsensusCore`). A protocol is a pure state machine over these inputs and
+/// effects, deciding one block per height in numbered rounds (views), with two kinds of votes signed
+/// under a write-ahead sign state; a block is committed with a `CommitCertificate` of +2/3 of the stake's
+/// precommits (its second vote), which block sync, the store and the checkers read the same way for every
+/// protocol. Signatures are checked by the shell before input arrives.
+public enum BFT {
     public struct Settings: Sendable, Equatable {
         public var timeouts: ConsensusTimeouts
         /// Rounds ahead of the current one whose messages are kept (more are ignored).
@@ -39,6 +42,10 @@ public enum Tendermint {
             case .prevote: return timeouts.timeoutPrevoteMs + r * timeouts.timeoutPrevoteDeltaMs
             case .precommit: return timeouts.timeoutPrecommitMs + r * timeouts.timeoutPrecommitDeltaMs
             case .commit: return timeouts.timeoutCommitMs
+            // HotStuff-2: a view lasts as long as Tendermint's three round timeouts together; the leader waits Δ.
+            case .view: return duration(.propose, round: round) + duration(.prevote, round: round)
+                + duration(.precommit, round: round)
+            case .leaderWait: return duration(.prevote, round: round)
             }
         }
     }
@@ -100,11 +107,31 @@ public enum Tendermint {
         case prevote = 1, precommit = 2
 
         public var kind: MessageKind { self == .prevote ? .prevote : .precommit }
+
+        public init?(kind: MessageKind) {
+            switch kind {
+            case .prevote: self = .prevote
+            case .precommit: self = .precommit
+            default: return nil
+            }
+        }
         public var description: String { self == .prevote ? "prevote" : "precommit" }
     }
 
+    /// The protocols Faultline runs (`[cluster] protocol`, `--protocol`).
+    public enum ProtocolName: String, Sendable, Equatable, CaseIterable, Codable, CustomStringConvertible {
+        case tendermint
+        case hotstuff2
+
+        public var description: String { rawValue }
+        public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+    }
+
+    /// Tendermint's three round timeouts and the pause after a commit; HotStuff-2's view timer and its
+    /// leader's wait for the locks of a view that ended without a certificate (and the same pause).
     public enum TimeoutKind: String, Sendable, Equatable, CustomStringConvertible {
         case propose, prevote, precommit, commit
+        case view, leaderWait
 
         public var description: String { rawValue }
     }
@@ -134,6 +161,8 @@ public enum Tendermint {
         /// A complete proposal: signature checked, block reassembled, and `valid` per the ledger.
         case proposal(Proposal, from: Int, valid: Bool)
         case vote(VoteType, Vote, from: Int, signature: Bytes64)
+        /// A validator's view (round) ended without a decision (HotStuff-2's pacemaker; a `Vote` with no value).
+        case timeoutVote(Vote, from: Int, signature: Bytes64)
         case timeout(TimeoutKind, height: UInt64, round: UInt32)
         /// The shell committed `height` by other means (block sync): move on to `height + 1`.
         case committedElsewhere(height: UInt64)
@@ -145,6 +174,12 @@ public enum Tendermint {
         /// Sign and broadcast a proposal for `blockId` (nil: build a new block) with `polRound`.
         case propose(height: UInt64, round: UInt32, blockId: Bytes32?, polRound: Int32)
         case broadcastVote(VoteType, Vote)
+        /// Sign a vote like `broadcastVote`, but send it to validator `to` only (HotStuff-2: to the leader).
+        case sendVote(VoteType, Vote, to: Int)
+        /// Forward these votes' signatures (a quorum certificate) to every peer (`to` nil) or to one validator.
+        case sendCertificate(VoteType, Vote, signatures: [CommitCertificate.Signature], to: Int?)
+        /// Sign and send this validator's timeout for a view to every peer (no sign state: a timeout decides nothing).
+        case broadcastTimeout(Vote)
         case scheduleTimeout(TimeoutKind, height: UInt64, round: UInt32, durationMs: UInt64)
         /// `blockId` is decided at `height` with these precommit signatures (+2/3 of stake).
         case decide(height: UInt64, round: UInt32, blockId: Bytes32, signatures: [CommitCertificate.Signature])
@@ -168,6 +203,10 @@ public enum Tendermint {
         public var conflictingVote = 0
         public var unknownValidator = 0
         public var refusedToResign = 0
+        /// HotStuff-2: proposals this validator did not vote for (its lock is on another value from a later view).
+        public var lockRefused = 0
+        /// Input of a kind this protocol does not use (a HotStuff-2 timeout reaching a Tendermint node).
+        public var otherProtocol = 0
 
         public init() {}
     }

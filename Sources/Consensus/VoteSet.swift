@@ -1,7 +1,7 @@
 import Sodium
 import Wire
 
-extension Tendermint {
+extension BFT {
     /// The votes of one type in one round. Algorithm 1 counts, for each value, the distinct validators
     /// that signed a vote for it: an equivocating validator counts toward both of its values (as its
     /// signatures say), but toward "+2/3 of any" (L34, L44, L55) once, by its first vote. Dropping the
@@ -86,10 +86,14 @@ extension Tendermint {
         var prevoteTimeoutScheduled = false   // L34 "for the first time"
         var precommitTimeoutScheduled = false // L47 "for the first time"
         var lockedOrUpdatedValid = false      // L36 "for the first time"
+        /// HotStuff-2: validators whose view ended here without a decision, and the certificates a leader forwarded.
+        var timeouts = VoteSet()
+        var forwardedPrevotes = false
+        var forwardedPrecommits = false
     }
 }
 
-extension Tendermint {
+extension BFT {
     /// The rounds of the current height that have any state, in ascending order. Two parallel arrays, not
     /// a dictionary: an array's element is read in place (`states[at].prevotes.totalStake`), while a
     /// dictionary's getter copies the whole round state — six vote maps retained and released on every

@@ -125,6 +125,8 @@ public struct NodeConfig: Codable, Sendable, Equatable {
     /// port up instead of exiting, until `POST /upgrade` gives it the right one: for a supervisor that
     /// only starts the same binary again (a Kubernetes container, which would crash-loop out of reach).
     public var refusedWaitsForUpgrade: Bool?
+    /// The consensus protocol (`[cluster] protocol`; nil: Tendermint).
+    public var consensusProtocol: BFT.ProtocolName?
 
     public init(name: String, role: String, chainId: String, forkId: UInt32, protocolVersion: UInt16,
                 version: UInt16 = 1, versionMin: UInt16 = 1, handshakeChecksRules: Bool = false, host: String,

@@ -54,6 +54,8 @@ public struct Topology: Sendable, Equatable {
     public var upgrades: [UpgradePlan] = []
     /// `[cluster] handshake = "rules"`: peers whose binary applies other rules are refused too.
     public var handshakeChecksRules = false
+    /// `[cluster] protocol`: the consensus protocol every validator runs.
+    public var consensusProtocol: BFT.ProtocolName = .tendermint
     /// `[rollup]`, present when a node has role = "sequencer".
     public var rollup: RollupTopology?
     /// `[gateway]`: the failover policy of gateway nodes and of the `library` rpc client.
@@ -111,7 +113,11 @@ extension Topology {
                               "expect", "gateway", "rpc_load", "external"])
         let cluster = try reader.table("cluster", required: true)!
         try cluster.allowOnly(["name", "chain_id", "seed", "host", "base_port", "handshake", "validators", "network",
-                               "fault_layer"])
+                               "fault_layer", "protocol"])
+        let protocolText = try cluster.string("protocol") ?? BFT.ProtocolName.tendermint.rawValue
+        guard let consensusProtocol = BFT.ProtocolName(rawValue: protocolText) else {
+            throw cluster.fail("protocol", "expected one of \(BFT.ProtocolName.names), got '\(protocolText)'")
+        }
         let handshake = try cluster.string("handshake") ?? "fork"
         guard ["fork", "rules"].contains(handshake) else {
             throw cluster.fail("handshake", "expected \"fork\" (fork id and protocol version) or \"rules\" "
@@ -252,6 +258,7 @@ extension Topology {
                                 timing: timing, limits: limits, load: load, nodes: nodes)
         topology.upgrades = try parseUpgrades(reader)
         topology.handshakeChecksRules = handshake == "rules"
+        topology.consensusProtocol = consensusProtocol
         topology.rollup = try parseRollup(reader, nodes: nodes)
         topology.gateway = try parseGateway(reader, nodes: nodes)
         topology.rpcLoad = try parseRPCLoad(reader, nodes: nodes)

@@ -16,6 +16,9 @@ extension NodeShell: ConsensusShell {
 
     var coreSettings: Tendermint.Settings { consensus.settings }
     var coreMetrics: Tendermint.Metrics? { consensus.metrics }
+    func coreHasVote(_ type: BFT.VoteType, round: UInt32, validator: Int, height: UInt64) -> Bool {
+        height == consensus.height && consensus.hasVote(type, round: round, validator: validator)
+    }
 
     func envelope(_ kind: MessageKind, _ payload: [UInt8], domain: Domain) -> Envelope {
         Envelope(kind: kind, payload: payload, domain: domain, key: key)

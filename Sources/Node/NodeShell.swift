@@ -52,7 +52,7 @@ final class NodeShell {
     let myIndex: Int?
     let logger: Logger
     let metrics: NodeMetrics
-    var consensus: Tendermint.Instance
+    var consensus: BFT.Core
     var ledger: Ledger
     let store: BlockStore
     let signStore: SignStateStore
@@ -230,9 +230,9 @@ final class NodeShell {
         let height = store.height + 1
         let lastSigned = signStore.state
         let startRound = lastSigned.flatMap { $0.height == height ? $0.round : nil } ?? 0
-        self.consensus = Tendermint.Instance(
-            validators: validators, me: myIndex, settings: Tendermint.Settings(timeouts: config.timing), height: height,
-            round: startRound, lastSigned: lastSigned)
+        self.consensus = BFT.Core(
+            config.consensusProtocol ?? .tendermint, validators: validators, me: myIndex,
+            settings: BFT.Settings(timeouts: config.timing), height: height, round: startRound, lastSigned: lastSigned)
         self.txsCommitted = 0
         if store.discardedTailBytes > 0 {
             logger.warning("store: discarded a torn tail of \(store.discardedTailBytes) bytes; will fetch from peers")

@@ -60,7 +60,7 @@ final class SimNode: ConsensusShell {
     // Volatile: lost at a crash.
     var state: State = .down
     var incarnation = 0
-    var consensus: Tendermint.Instance?
+    var consensus: BFT.Core?
     var mempool: Mempool
     /// Proposals of this height and the next with their blocks (see `Replica.Proposals`), and the messages
     /// in flight around them (early parts, heights being synced, refusals).
@@ -147,8 +147,8 @@ final class SimNode: ConsensusShell {
         startedAtMs = nowMs
         handshakes = .init()
         reexecuteTip()
-        consensus = Tendermint.Instance(validators: validators, me: me, settings: world.consensusSettings,
-                                        height: storeHeight + 1, lastSigned: signState)
+        consensus = BFT.Core(world.topology.consensusProtocol, validators: validators, me: me,
+                             settings: world.consensusSettings, height: storeHeight + 1, lastSigned: signState)
         mempool = Mempool(txsMax: world.topology.limits.mempoolTxsMax)
         replica = SimNode.freshReplica(world: world, keyName: keyName)
         if !configuredByzantine.isEmpty { setByzantine(configuredByzantine) }
@@ -231,6 +231,9 @@ final class SimNode: ConsensusShell {
 
     var coreSettings: Tendermint.Settings { world.consensusSettings }
     var coreMetrics: Tendermint.Metrics? { consensus?.metrics }
+    func coreHasVote(_ type: BFT.VoteType, round: UInt32, validator: Int, height: UInt64) -> Bool {
+        height == consensus?.height && consensus?.hasVote(type, round: round, validator: validator) == true
+    }
 
     /// Unsigned (see `SimMessage`).
     func envelope(_ kind: MessageKind, _ payload: [UInt8], domain: Domain) -> Envelope {

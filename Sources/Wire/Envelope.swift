@@ -28,6 +28,12 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     case dispute = 17
     /// An L1 transaction carrying proof that a validator equivocated (`DuplicateVoteEvidence`).
     case evidence = 18
+    /// Part of a quorum certificate a leader forwards (HotStuff-2): votes of one kind for one value, each with
+    /// its signer's signature, checked one by one on arrival (`VoteBundle`).
+    case certificate = 19
+    /// A validator's word that its view (round) ended without a decision (HotStuff-2's pacemaker): a `Vote`
+    /// with no value; +2/3 of them move every validator to the next view.
+    case timeout = 20
 
     public var description: String {
         switch self {
@@ -49,6 +55,8 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         case .l2BlockPart: return "l2_block_part"
         case .dispute: return "dispute"
         case .evidence: return "evidence"
+        case .certificate: return "certificate"
+        case .timeout: return "timeout"
         }
     }
 
@@ -60,7 +68,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
     /// Consensus traffic (as opposed to user transactions and sync).
     public var isConsensus: Bool {
         switch self {
-        case .proposal, .blockPart, .prevote, .precommit: return true
+        case .proposal, .blockPart, .prevote, .precommit, .certificate, .timeout: return true
         case .transfer, .status, .blockRequest, .syncPart, .syncCommit, .hello, .batchChunk, .forcedTx, .l2Transfer,
              .l2Claim, .l2Reject, .l2BlockPart, .dispute, .evidence: return false
         }
@@ -71,7 +79,7 @@ public enum MessageKind: UInt8, Sendable, CaseIterable, CustomStringConvertible 
         switch self {
         case .transfer, .forcedTx, .l2Transfer, .l2Claim, .dispute, .evidence: return true
         case .proposal, .blockPart, .prevote, .precommit, .status, .blockRequest, .syncPart, .syncCommit, .hello,
-             .batchChunk, .l2Reject, .l2BlockPart: return false
+             .batchChunk, .l2Reject, .l2BlockPart, .certificate, .timeout: return false
         }
     }
 

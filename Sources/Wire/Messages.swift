@@ -293,6 +293,51 @@ public struct SyncCommit: WireCodable, Equatable {
     }
 }
 
+/// Part of a quorum certificate, as a HotStuff-2 leader forwards it: votes of one kind (prevote or precommit)
+/// for one height, round and value, with at most `signaturesMax` of their signatures (a certificate of more
+/// goes in several), each checked on its own on arrival as if its vote had come from its signer.
+public struct VoteBundle: WireCodable, Equatable {
+    public static let signaturesMax = 12
+
+    public var kind: MessageKind
+    public var vote: Vote
+    public var signatures: [CommitCertificate.Signature]
+
+    public init(kind: MessageKind, vote: Vote, signatures: [CommitCertificate.Signature]) {
+        precondition(kind == .prevote || kind == .precommit, "a bundle of \(kind) votes")
+        self.kind = kind
+        self.vote = vote
+        self.signatures = signatures
+    }
+
+    public func encode(to writer: inout WireWriter) {
+        writer.u8(kind.rawValue)
+        vote.encode(to: &writer)
+        writer.u16(UInt16(signatures.count))
+        for entry in signatures { entry.encode(to: &writer) }
+    }
+
+    public init(from reader: inout WireReader) throws(DecodeError) {
+        let raw = try reader.u8("bundle.kind")
+        guard raw == MessageKind.prevote.rawValue || raw == MessageKind.precommit.rawValue else {
+            throw .invalidValue(field: "bundle.kind", reason: "\(raw) is not a vote kind")
+        }
+        kind = MessageKind(rawValue: raw)!
+        vote = try Vote(from: &reader)
+        let count = try reader.count16("bundle.signatureCount", max: VoteBundle.signaturesMax)
+        guard count > 0 else { throw .invalidValue(field: "bundle.signatureCount", reason: "0") }
+        var signatures: [CommitCertificate.Signature] = []
+        signatures.reserveCapacity(count)
+        for _ in 0..<count { signatures.append(try CommitCertificate.Signature(from: &reader)) }
+        self.signatures = signatures
+    }
+
+    /// The envelope validator `key` signed for this vote, rebuilt for verification.
+    public func voteEnvelope(signedBy key: PublicKey, signature: Bytes64, domain: Domain) -> Envelope {
+        Envelope(kind: kind, payload: vote.encoded, domain: domain, sender: key, signature: signature)
+    }
+}
+
 /// A decoded, typed message.
 public enum Message: Sendable, Equatable {
     case transfer(Transfer)
@@ -314,6 +359,8 @@ public enum Message: Sendable, Equatable {
     /// A dispute-contract transaction; the ledger decodes the payload (its types live with the step machine).
     case dispute([UInt8])
     case evidence(DuplicateVoteEvidence)
+    case certificate(VoteBundle)
+    case timeout(Vote)
 
     /// Decodes the payload of an envelope according to its kind.
     public init(kind: MessageKind, payload: [UInt8]) throws(DecodeError) {
@@ -336,6 +383,8 @@ public enum Message: Sendable, Equatable {
         case .l2BlockPart: self = .l2BlockPart(try L2BlockPart(decoding: payload))
         case .dispute: self = .dispute(payload)
         case .evidence: self = .evidence(try DuplicateVoteEvidence(decoding: payload))
+        case .certificate: self = .certificate(try VoteBundle(decoding: payload))
+        case .timeout: self = .timeout(try Vote(decoding: payload))
         }
     }
 }

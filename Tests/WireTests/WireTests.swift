@@ -260,6 +260,36 @@ import Testing
     }
 }
 
+@Suite struct VoteBundleTests {
+    /// A leader's certificate message: round trip; at most 12 signatures, at least one; only vote kinds; a
+    /// signature in it verifies as the vote its signer sent.
+    @Test func roundTripsBoundsItsSignaturesAndRebuildsEachVote() throws {
+        let domain = Domain(chainId: "bundle-test")
+        let keys = (0..<3).map { SigningKey(label: "v\($0)") }
+        let vote = Vote(height: 4, round: 2, blockId: Blake2b.hash([4]))
+        let signed = keys.map { Envelope(kind: .precommit, payload: vote.encoded, domain: domain, key: $0) }
+        let signatures = signed.indices.map { CommitCertificate.Signature(validator: UInt16($0), signature: signed[$0].signature) }
+        let bundle = VoteBundle(kind: .precommit, vote: vote, signatures: signatures)
+        #expect(try VoteBundle(decoding: bundle.encoded) == bundle)
+        for (index, key) in keys.enumerated() {
+            let rebuilt = bundle.voteEnvelope(signedBy: key.publicKey, signature: signatures[index].signature, domain: domain)
+            #expect(rebuilt.verify(domain: domain) == .valid)
+            let asPrevote = VoteBundle(kind: .prevote, vote: vote, signatures: signatures)
+                .voteEnvelope(signedBy: key.publicKey, signature: signatures[index].signature, domain: domain)
+            #expect(asPrevote.verify(domain: domain) != .valid, "a precommit signature must not pass as a prevote")
+        }
+        let tooMany = VoteBundle(kind: .prevote, vote: vote, signatures: Array(repeating: signatures[0], count: 13))
+        #expect(throws: DecodeError.self) { try VoteBundle(decoding: tooMany.encoded) }
+        let none = VoteBundle(kind: .prevote, vote: vote, signatures: [])
+        #expect(throws: DecodeError.self) { try VoteBundle(decoding: none.encoded) }
+        var notAVote = bundle.encoded
+        notAVote[0] = MessageKind.proposal.rawValue
+        #expect(throws: DecodeError.invalidValue(field: "bundle.kind", reason: "2 is not a vote kind")) {
+            try VoteBundle(decoding: notAVote)
+        }
+    }
+}
+
 @Suite struct PeekTests {
     /// Load shedding reads kind and sender before verifying; they must match what decoding gives.
     @Test func peekAgreesWithDecodingAndRejectsShortOrForeignBytes() throws {
@@ -373,6 +403,8 @@ extension MessageKind {
         case .l2BlockPart: self = .l2BlockPart
         case .dispute: self = .dispute
         case .evidence: self = .evidence
+        case .certificate: self = .certificate
+        case .timeout: self = .timeout
         }
     }
 }
