@@ -18,8 +18,9 @@ extension Replica {
         /// A (re)start: the node's height, binary, stake and what it recovered from its store.
         public static func start(height: UInt64, round: UInt32, version: String, binary: Binary, stake: UInt64,
                                  stateRoot: Bytes32, discardedTailBytes: UInt64,
-                                 lastSigned: Tendermint.SignState?) -> Event {
+                                 lastSigned: Tendermint.SignState?, consensus: BFT.ProtocolName) -> Event {
             Event("start", [
+                ("consensus", .string(consensus.rawValue)),
                 ("height", .uint(height)), ("round", .uint(UInt64(round))), ("version", .string(version)),
                 ("protocolVersion", .uint(UInt64(binary.protocolVersion))),
                 ("rulesVersionMax", .uint(UInt64(binary.version))), ("rulesVersionMin", .uint(UInt64(binary.versionMin))),
@@ -135,6 +136,12 @@ extension Replica {
 
         /// Cumulative counts by reason (rejects `reject_…`, misbehaviour sent `byzantine_sent_…`, and
         /// whatever else the shell counts), written when they change.
+        /// Consensus messages received by kind and signatures checked, cumulative since the (re)start.
+        public static func traffic(received: [(String, Int)], signaturesChecked: Int) -> Event {
+            Event("traffic", [("received", .object(received.map { ($0.0, .uint(UInt64($0.1))) })),
+                              ("signaturesChecked", .uint(UInt64(signaturesChecked)))])
+        }
+
         public static func drops(_ counts: [(String, Int)]) -> Event {
             Event("drops", [("total", .object(counts.map { ($0.0, .uint(UInt64($0.1))) }))])
         }

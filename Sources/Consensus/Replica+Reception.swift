@@ -60,8 +60,23 @@ extension Replica {
         /// Transactions refused at mempool admission (CheckTx), by reason.
         public var checkTxRejected: [String: Int] = [:]
         public var invalidProposals = 0
+        /// Messages received (past the edge's checks) by kind, and consensus signatures checked: the edge's one per
+        /// signed consensus message, plus each vote of a forwarded certificate and each synced precommit checked here.
+        public var receivedByKind = [Int](repeating: 0, count: 32)
+        public var signaturesChecked = 0
+        /// When the `traffic` event was last written, and the messages it counted.
+        public var trafficLoggedMs: UInt64 = 0
+        public var trafficLoggedTotal = 0
 
         public init() {}
+
+        /// The `traffic` event's counts: consensus messages received by kind (those above zero).
+        public var consensusReceived: [(String, Int)] {
+            MessageKind.allCases.filter(\.isConsensus).compactMap { kind in
+                let count = receivedByKind[Int(kind.rawValue)]
+                return count > 0 ? (kind.description, count) : nil
+            }
+        }
 
         /// A new height: what was kept for older ones goes.
         public mutating func forgetBelow(height: UInt64) {

@@ -8,6 +8,9 @@ extension ReplicaHost {
     /// A verified message; `fromPeer` false: a client's transaction, which the node gossips on.
     @inlinable
     public func receive(_ envelope: Envelope, _ message: Message, fromPeer: Bool) {
+        let kind = Int(envelope.kind.rawValue)
+        if kind < reception.receivedByKind.count { reception.receivedByKind[kind] += 1 }
+        if envelope.kind.isConsensus, !envelope.kind.isProvedByRoot { reception.signaturesChecked += 1 }
         // Nothing but a hello (and user transactions) is taken from a peer before its handshake succeeded.
         if envelope.kind != .hello, !envelope.kind.isFromAnyone, let link = handshakeLink(signing: envelope.sender),
            !handshakes.isAccepted(link) {
@@ -111,6 +114,7 @@ extension ReplicaHost {
             if coreHasVote(type, round: bundle.vote.round, validator: index, height: bundle.vote.height) { continue }
             let vote = bundle.voteEnvelope(signedBy: validators.members[index].publicKey, signature: entry.signature,
                                            domain: domain)
+            reception.signaturesChecked += 1
             guard signatureHolds(vote) else {
                 reception.rejects["certificate_bad_signature", default: 0] += 1
                 warn("certificate from \(validatorName(sender)): bad \(bundle.kind) signature of \(validators.members[index].name)")
@@ -176,6 +180,17 @@ extension ReplicaHost {
         if replica.stopped == nil { rebroadcastIfStalled() }
         updateVotesOnly()
         misbehaveOnTick()
+    }
+
+    /// Once a second, when it changed: the cumulative `traffic` event (both shells call this from their tick).
+    @inlinable
+    public func logTrafficIfDue() {
+        guard nowMs >= reception.trafficLoggedMs + 1_000 else { return }
+        let total = reception.receivedByKind.reduce(0, +) + reception.signaturesChecked
+        guard total != reception.trafficLoggedTotal else { return }
+        reception.trafficLoggedMs = nowMs
+        reception.trafficLoggedTotal = total
+        record(.traffic(received: reception.consensusReceived, signaturesChecked: reception.signaturesChecked), flush: false)
     }
 
     /// Peers' input refused by the replica logic and the core, and what a byzantine node sent, by reason

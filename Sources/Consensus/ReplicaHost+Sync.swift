@@ -73,6 +73,7 @@ extension ReplicaHost {
             guard index < validators.count, signatures[index] == nil else { continue }
             let precommit = certificate.precommitEnvelope(signedBy: validators.members[index].publicKey,
                                                           signature: entry.signature, domain: domain)
+            reception.signaturesChecked += 1
             guard signatureHolds(precommit) else {
                 reception.rejects["sync_bad_commit", default: 0] += 1
                 warn("sync: bad precommit signature for \(validators.members[index].name) from \(sender)")

@@ -20,6 +20,14 @@ public struct Report: Codable, Sendable {
         public var voteInclusionHeightsP99: UInt64?
         public var transactionsSubmitted: Int
         public var transactionsFinalized: Int
+        /// Consensus messages every node received, and consensus signatures every node checked, per finalized
+        /// height (all nodes together; nil: the nodes wrote no `traffic` events).
+        public var messagesPerBlock: Double?
+        public var signaturesPerBlock: Double?
+        /// The messages by kind, per finalized height.
+        public var messagesPerBlockByKind: [String: Double]?
+        /// Rounds (views) begun after a height's first, counted once across nodes: round or view changes.
+        public var roundChanges: Int?
     }
 
     public struct HaltEntry: Codable, Sendable {
@@ -218,6 +226,8 @@ public struct Report: Codable, Sendable {
     public var durationSeconds: Double
     public var expectations: [ExpectationResult]
     public var liveness: Liveness
+    /// The consensus protocol the validators ran (`[cluster] protocol`, `--protocol`).
+    public var consensusProtocol: String?
     public var safety: Safety
     public var faults: [FaultEntry]
     public var nodes: [NodeEntry]
@@ -281,6 +291,17 @@ public struct Report: Codable, Sendable {
             voteInclusionHeightsP50: Evaluator.percentile(inclusion, 0.5),
             voteInclusionHeightsP99: Evaluator.percentile(inclusion, 0.99),
             transactionsSubmitted: analysis.submitted, transactionsFinalized: analysis.txsCommitted)
+        self.consensusProtocol = analysis.nodes.compactMap(\.consensusProtocol).first
+        liveness.roundChanges = Set(analysis.nodes.flatMap { $0.rounds.map { "\($0.height)/\($0.round)" } }).count
+        var traffic: [String: UInt64] = [:]
+        for node in analysis.nodes { traffic.merge(node.traffic.totals, uniquingKeysWith: +) }
+        if !traffic.isEmpty, analysis.finalizedHeight > 0 {
+            let blocks = Double(analysis.finalizedHeight)
+            let signatures = traffic.removeValue(forKey: Traffic.signaturesKey) ?? 0
+            liveness.messagesPerBlock = Double(traffic.values.reduce(0, +)) / blocks
+            liveness.signaturesPerBlock = Double(signatures) / blocks
+            liveness.messagesPerBlockByKind = traffic.mapValues { Double($0) / blocks }
+        }
         let totalStake = Double(max(analysis.totalStake, 1))
         func sideEntry(_ side: RunAnalysis.Divergence.Side) -> DivergenceEntry.SideEntry {
             .init(stateRoot: side.stateRoot, nodes: side.nodes, stake: side.stake,

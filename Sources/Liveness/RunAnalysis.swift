@@ -23,6 +23,11 @@ public struct RunAnalysis: Sendable {
         public var timerLateP99: [SeriesPoint] = []
         /// The kernel's receive-buffer drops by lane, last reading.
         public var kernelDrops: [String: UInt64] = [:]
+        /// Consensus messages received by kind and consensus signatures checked (`traffic` events, summed over
+        /// restarts: a count below the last one means the node started again from zero).
+        public var traffic = Traffic()
+        /// The consensus protocol the node ran (nil: its log predates the field).
+        public var consensusProtocol: String?
         /// From the last `start` event: stake, the binary's rules range and fork id.
         public var stake: UInt64 = 0
         public var rulesVersionMax: UInt64 = 1
@@ -255,6 +260,7 @@ public struct RunAnalysis: Sendable {
                     summary.rulesVersionMax = uint(object["rulesVersionMax"]) ?? 1
                     summary.rulesVersionMin = uint(object["rulesVersionMin"]) ?? 1
                     summary.forkId = uint(object["forkId"]) ?? 0
+                    summary.consensusProtocol = object["consensus"] as? String ?? summary.consensusProtocol
                     summary.startRecords.append(StartRecord(timeMs: uint(object["t"]) ?? 0,
                                                             discardedTailBytes: uint(object["discardedTailBytes"]) ?? 0))
                     let storedHeight = uint(object["height"]) ?? 0
@@ -294,6 +300,11 @@ public struct RunAnalysis: Sendable {
                     if let total = object["total"] as? [String: Any] {
                         for (reason, count) in total { summary.drops[reason] = uint(count) ?? 0 }
                     }
+                case "traffic":
+                    if let received = object["received"] as? [String: Any] {
+                        for (kind, count) in received { summary.traffic.note(kind, uint(count) ?? 0) }
+                    }
+                    summary.traffic.note(Traffic.signaturesKey, uint(object["signaturesChecked"]) ?? 0)
                 case "sample":
                     summary.rssMaxKiB = max(summary.rssMaxKiB, uint(object["rssKiB"]) ?? 0)
                     if let time = uint(object["t"]), let late = uint(object["timerLateP99Ms"]) {
@@ -477,4 +488,21 @@ public struct RunAnalysis: Sendable {
             body(object)
         }
     }
+}
+
+/// Cumulative counters a node writes (from zero at each start), summed over its starts.
+public struct Traffic: Sendable, Equatable {
+    public static let signaturesKey = "signaturesChecked"
+    private var before: [String: UInt64] = [:]
+    private var last: [String: UInt64] = [:]
+
+    public init() {}
+
+    mutating func note(_ key: String, _ value: UInt64) {
+        if let previous = last[key], value < previous { before[key, default: 0] += previous }
+        last[key] = value
+    }
+
+    /// Every counter's total over the node's starts.
+    public var totals: [String: UInt64] { last.merging(before, uniquingKeysWith: +) }
 }

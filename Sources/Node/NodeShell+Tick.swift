@@ -28,6 +28,7 @@ extension NodeShell {
         let now = clock()
         guard now - lastSampleMs >= 1_000 else { return }
         lastSampleMs = now
+        logTrafficIfDue()
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
         let late = (tickLateness.drain() + (eventLoopLateness?.drain() ?? [])).sorted()

@@ -239,7 +239,8 @@ final class NodeShell {
         }
         write(.start(height: store.height, round: startRound, version: FaultlineVersion.string, binary: binary,
                      stake: myIndex.map { validators.stake(of: $0) } ?? 0, stateRoot: rebuilt.stateRoot,
-                     discardedTailBytes: UInt64(store.discardedTailBytes), lastSigned: lastSigned), flush: true)
+                     discardedTailBytes: UInt64(store.discardedTailBytes), lastSigned: lastSigned,
+                     consensus: consensus.name), flush: true)
         if let alternative = tipAlternative {
             logger.notice("re-executed block \(store.height) under rules v\(alternative.currentRules) (it was executed under v\(alternative.recordedRules)); state root now \(rebuilt.stateRoot.short), or \(alternative.ledger.stateRoot.short) if the chain built on the old result")
             write(.reexecuted(height: store.height, from: alternative.recordedRules, to: alternative.currentRules,

@@ -66,6 +66,7 @@ extension SimNode {
         tickReplica()
         logDrops()
         logSample()
+        logTrafficIfDue()
     }
 
     /// The modelled ingress reads the switch.

@@ -154,7 +154,7 @@ final class SimNode: ConsensusShell {
         if !configuredByzantine.isEmpty { setByzantine(configuredByzantine) }
         log(.start(height: storeHeight, round: 0, version: "simulated", binary: binary,
                    stake: me.map { validators.stake(of: $0) } ?? 0, stateRoot: ledger.stateRoot,
-                   discardedTailBytes: discarded, lastSigned: signState))
+                   discardedTailBytes: discarded, lastSigned: signState, consensus: world.topology.consensusProtocol))
         if let alternative = tipAlternative {
             log(.reexecuted(height: storeHeight, from: alternative.recordedRules, to: alternative.currentRules,
                             stateRoot: ledger.stateRoot))

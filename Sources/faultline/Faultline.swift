@@ -1,4 +1,5 @@
 import ArgumentParser
+import Consensus
 import Cluster
 import Formats
 import Foundation
@@ -10,7 +11,7 @@ struct Faultline: AsyncParsableCommand {
         commandName: "faultline",
         abstract: "A testbed for BFT consensus: launch a local validator cluster, break it, measure it.",
         subcommands: [Demo.self, Up.self, Status.self, Load.self, Down.self, Fault.self, Run.self, ReportCommand.self, Export.self, Rehearse.self, StepCommand.self, Collect.self,
-                      Bench.self, Simulate.self, Mutants.self, Observe.self, PrometheusCommand.self])
+                      Bench.self, Simulate.self, Compare.self, Mutants.self, Observe.self, PrometheusCommand.self])
 
     /// Output line by line even into a pipe or file (a container's log, `kubectl logs`, a CI log): a
     /// collector or step killed at its deadline would otherwise lose what it printed.
@@ -53,16 +54,33 @@ func loadTopology(_ path: String) throws -> Topology {
 }
 
 /// Parses the topology (exit 2 if it is wrong) and starts the cluster (exit 1 if it never finalizes).
-func startCluster(topologyPath: String, runs: String, seed: UInt64? = nil, network: NetworkOptions = .init())
-    async throws -> (Topology, ClusterOps.UpResult) {
+func startCluster(topologyPath: String, runs: String, seed: UInt64? = nil, network: NetworkOptions = .init(),
+                  consensus: ProtocolOption = .init()) async throws -> (Topology, ClusterOps.UpResult) {
     var parsed = try loadTopology(topologyPath)
     try network.apply(to: &parsed)
+    consensus.apply(to: &parsed)
     do {
         return (parsed, try await ClusterOps.up(topology: parsed, runsRoot: runs, seed: seed))
     } catch {
         throw Exit.failure("\(error)")
     }
 }
+
+/// `--protocol`: the consensus protocol every validator runs, over the file's `[cluster] protocol`.
+struct ProtocolOption: ParsableArguments {
+    @Option(name: .customLong("protocol"),
+            help: ArgumentHelp("The consensus protocol, over the file's [cluster] protocol.",
+                               valueName: BFT.ProtocolName.allCases.map(\.rawValue).joined(separator: "|")))
+    var consensusProtocol: BFT.ProtocolName?
+
+    init() {}
+
+    func apply(to topology: inout Topology) {
+        if let consensusProtocol { topology.consensusProtocol = consensusProtocol }
+    }
+}
+
+extension BFT.ProtocolName: ExpressibleByArgument {}
 
 /// The topology, seed and runs folder, shared by the commands that start a cluster.
 struct StartOptions: ParsableArguments {
@@ -76,9 +94,10 @@ struct StartOptions: ParsableArguments {
     var runs: String = ".faultline/runs"
 
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var consensus: ProtocolOption
 
     func start() async throws -> (Topology, ClusterOps.UpResult) {
-        try await startCluster(topologyPath: topology, runs: runs, seed: seed, network: network)
+        try await startCluster(topologyPath: topology, runs: runs, seed: seed, network: network, consensus: consensus)
     }
 }
 

@@ -37,6 +37,7 @@ struct Run: AsyncParsableCommand {
     var runs: String = ".faultline/runs"
 
     @OptionGroup var network: NetworkOptions
+    @OptionGroup var consensus: ProtocolOption
 
     @Option(help: ArgumentHelp("Run the scenario again, up to N more times, while its verdict is inconclusive (a "
             + "timing expectation missed in a window where the host was overloaded); the last run's verdict counts."))
@@ -54,11 +55,13 @@ struct Run: AsyncParsableCommand {
         var scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
         try network.apply(to: &scenario.topology)
+        consensus.apply(to: &scenario.topology)
         if scenario.topology.network == .netns {
             print("network: each node in a network namespace of its own; link faults by the "
                   + "\((scenario.topology.faultLayer ?? .kernel).rawValue) layer by default")
         }
-        print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
+        print("scenario \(scenario.topology.name): \(scenario.topology.nodes.count) nodes (\(scenario.topology.consensusProtocol)), "
+              + "\(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s")
         for step in scenario.steps {
             print("  step \(step.id): \(step.spam.map { "\($0)" } ?? step.rollupLoad.map { "\($0)" } ?? step.action.name) \(step.trigger)"
@@ -67,7 +70,7 @@ struct Run: AsyncParsableCommand {
         var report: Report
         var attempt = 1
         while true {
-            report = try await runOnce(scenario)
+            report = try await Run.runOnce(scenario, runs: runs, seed: seed, prometheus: prometheus, out: out).report
             guard report.verdict == .inconclusive, attempt <= retries else { break }
             attempt += 1
             print("\ninconclusive: the host was overloaded where a timing expectation missed; running again "
@@ -76,8 +79,9 @@ struct Run: AsyncParsableCommand {
         throw Reports.exitCode(report)
     }
 
-    /// One run: up, schedule, down, reports written; its report.
-    func runOnce(_ scenario: Scenario) async throws -> Report {
+    /// One run: up, schedule, down, reports written (to `out`, else the run folder); its report and run folder.
+    static func runOnce(_ scenario: Scenario, runs: String, seed: UInt64?, prometheus: Bool, out: String?,
+                        summary: Bool = true) async throws -> (report: Report, dir: String) {
         let outcome: ScenarioRunner.Outcome
         let rate = RateMeter()
         do {
@@ -104,8 +108,8 @@ struct Run: AsyncParsableCommand {
         try encoder.encode(record).write(to: URL(fileURLWithPath: outcome.dir + "/scenario-run.json"))
         let report = try Reports.build(dir: outcome.dir)
         try Reports.write(report, to: out ?? outcome.dir)
-        Reports.printSummary(report, dir: out ?? outcome.dir)
-        return report
+        if summary { Reports.printSummary(report, dir: out ?? outcome.dir) }
+        return (report, outcome.dir)
     }
 }
 
@@ -268,6 +272,10 @@ enum Reports {
               + (live.commitLatencyMs.map { String(format: ", latency p50 %.0f ms p99 %.0f ms", $0.p50, $0.p99) } ?? ""))
         if let p50 = live.voteInclusionHeightsP50, let p99 = live.voteInclusionHeightsP99 {
             print("  vote inclusion: p50 \(p50), p99 \(p99) heights until a certificate carries a validator's precommit")
+        }
+        if let messages = live.messagesPerBlock, let signatures = live.signaturesPerBlock {
+            print(String(format: "  consensus traffic: %.1f messages and %.1f signature checks per block, all nodes together",
+                         messages, signatures))
         }
         if let load = report.load, !load.spam.isEmpty {
             print("  capacity\(report.host == nil && report.network == nil ? " (modelled)" : ""): \(load.boundFormula)")

@@ -38,6 +38,8 @@ struct Simulate: AsyncParsableCommand {
     @Option(help: .hidden)
     var swarmCase: UInt64?
 
+    @OptionGroup var consensus: ProtocolOption
+
     @Option(help: "Seed for keys, accounts and every simulated random choice (default: the file's).")
     var seed: UInt64?
 
@@ -100,8 +102,9 @@ struct Simulate: AsyncParsableCommand {
         if let shrink { return try runShrink(seed: shrink) }
         if let swarmCase { return try runCase(seed: swarmCase) }
         guard let file else { return }
-        let scenario: Scenario
+        var scenario: Scenario
         do { scenario = try Scenario.load(path: file) } catch { throw Exit.badInput("\(error)") }
+        consensus.apply(to: &scenario.topology)
         do { try Simulator.checkSupported(scenario) } catch { throw Exit.badInput("\(error)") }
         let real = try compare.map { try loadRealReport($0, scenario: scenario) }
         var settings = Simulator.Settings(seed: seed ?? scenario.topology.seed)
@@ -110,10 +113,11 @@ struct Simulate: AsyncParsableCommand {
         settings.ingressPerCorePerSecond = ingressPerCore
         settings.cores = cores
         settings.planted = planted
-        print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes, \(scenario.steps.count) steps, "
+        print("simulating \(scenario.topology.name): \(scenario.topology.nodes.count) nodes (\(scenario.topology.consensusProtocol)), "
+              + "\(scenario.steps.count) steps, "
               + "\(scenario.expectations.count) expectations, \(Int(scenario.durationSeconds)) s, seed \(settings.seed)"
               + (plant.map { ", planted bug: \($0)" } ?? ""))
-        let (report, outcome, wallSeconds) = try simulateOnce(scenario, settings: settings)
+        let (report, outcome, wallSeconds) = try Simulate.simulateOnce(scenario, settings: settings, runs: runs)
         let dir = report.runDir
         try Reports.write(report.report, to: out ?? dir)
         Reports.printSummary(report.report, dir: out ?? dir)
@@ -121,6 +125,7 @@ struct Simulate: AsyncParsableCommand {
                      outcome.virtualSeconds, wallSeconds, outcome.virtualSeconds / max(wallSeconds, 1e-6),
                      outcome.agendaItems))
         print("  replay: faultline simulate \(file) --seed \(settings.seed)"
+              + (consensus.consensusProtocol.map { " --protocol \($0)" } ?? "")
               + (latencyMs != 1.0 ? " --latency-ms \(latencyMs)" : "") + (plant.map { " --plant \($0)" } ?? "")
               + (ingressPerCore != Simulator.Settings.ingressPerCoreDefault ? " --ingress-per-core \(Int(ingressPerCore))" : "")
               + (cores != Simulator.Settings.coresDefault ? " --cores \(cores)" : ""))
@@ -129,7 +134,7 @@ struct Simulate: AsyncParsableCommand {
             for extra in 1..<UInt64(seeds) {
                 var other = settings
                 other.seed = settings.seed + extra
-                let (more, _, _) = try simulateOnce(scenario, settings: other)
+                let (more, _, _) = try Simulate.simulateOnce(scenario, settings: other, runs: runs)
                 reports.append(more.report)
                 try? FileManager.default.removeItem(atPath: more.runDir) // only its outcome is kept
             }
@@ -140,10 +145,12 @@ struct Simulate: AsyncParsableCommand {
     }
 
     /// One simulated run in its own run folder, with its reports built (not yet written).
-    func simulateOnce(_ scenario: Scenario, settings: Simulator.Settings) throws
+    static func simulateOnce(_ scenario: Scenario, settings: Simulator.Settings, runs: String) throws
         -> (report: (report: Report, runDir: String), outcome: Simulator.Outcome, wallSeconds: Double) {
         let (dir, _) = try RunFolder.createSimulated(topology: scenario.topology, runsRoot: runs, seed: settings.seed,
-                                                     timeMs: Simulator.epochMs, stamp: "seed\(settings.seed)")
+                                                     timeMs: Simulator.epochMs,
+                                                     stamp: (scenario.topology.consensusProtocol == .tendermint ? ""
+                                                             : "\(scenario.topology.consensusProtocol)-") + "seed\(settings.seed)")
         let wallStart = Date()
         let outcome: Simulator.Outcome
         do {
