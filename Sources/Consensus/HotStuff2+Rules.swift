@@ -21,12 +21,15 @@ extension HotStuff2.Instance {
         guard step != .commit else { return false }
         for index in rounds.states.indices {
             let view = rounds.numbers[index]
+            let oneRound = settings.planted == .hs2CommitOnFirstCertificate // the planted bug: decide on vote1
             guard let proposal = rounds.states[index].proposal, rounds.states[index].proposalValid,
-                  isQuorum(rounds.states[index].precommits.stake(for: proposal.blockId)) else { continue }
+                  isQuorum((oneRound ? rounds.states[index].prevotes : rounds.states[index].precommits)
+                    .stake(for: proposal.blockId)) else { continue }
             decided = true
             step = .commit
             effects.append(.decide(height: height, round: view, blockId: proposal.blockId,
-                                   signatures: rounds.states[index].precommits.signatures(for: proposal.blockId)))
+                                   signatures: (oneRound ? rounds.states[index].prevotes : rounds.states[index].precommits)
+                                    .signatures(for: proposal.blockId)))
             effects.append(.scheduleTimeout(.commit, height: height, round: view,
                                             durationMs: settings.duration(.commit, round: view)))
             return true
@@ -113,7 +116,9 @@ extension HotStuff2.Instance {
         }
         lastSigned = state
         effects.append(.persistSignState(state))
-        effects.append(.propose(height: height, round: round, blockId: highValue, polRound: highRound))
+        let fresh = settings.planted == .hs2ProposeNewOverCertificate
+        effects.append(.propose(height: height, round: round, blockId: fresh ? nil : highValue,
+                                polRound: fresh ? -1 : highRound))
         return true
     }
 
@@ -125,7 +130,9 @@ extension HotStuff2.Instance {
         }
         let value = proposal.blockId
         let accept: Bool
-        if proposal.polRound < 0 {
+        if settings.planted == .hs2VoteIgnoresLock {
+            accept = true // the planted bug
+        } else if proposal.polRound < 0 {
             accept = lockedRound == -1 || lockedValue == value
         } else {
             let view = UInt32(proposal.polRound)
@@ -144,8 +151,10 @@ extension HotStuff2.Instance {
         guard step <= .prevote, let at = rounds.index(of: round), let proposal = rounds.states[at].proposal,
               rounds.states[at].proposalValid, isQuorum(rounds.states[at].prevotes.stake(for: proposal.blockId))
         else { return false }
-        lockedValue = proposal.blockId
-        lockedRound = Int32(round)
+        if settings.planted != .hs2NoLock {
+            lockedValue = proposal.blockId
+            lockedRound = Int32(round)
+        }
         step = .precommit
         sign(.precommit, proposal.blockId, &effects)
         return true

@@ -115,6 +115,7 @@ public enum HotStuff2 {
             switch kind {
             case .view: // HS2 pacemaker: the view ended without a decision
                 guard timerRound == round, step != .commit else { return }
+                if settings.planted == .hs2TimeoutOnce, timedOut { return } // the planted bug: no second timeout
                 sendTimeout(&effects)
                 // Again after as long, until +2/3 time out (a timeout can be lost like any message).
                 effects.append(.scheduleTimeout(.view, height: height, round: round, durationMs: settings.duration(.view, round: round)))

@@ -14,6 +14,12 @@ public enum RuleChecks {
         public let rule: String
         let script: @Sendable (Tendermint.PlantedBug?) -> String?
 
+        init(name: String, rule: String, script: @escaping @Sendable (Tendermint.PlantedBug?) -> String?) {
+            self.name = name
+            self.rule = rule
+            self.script = script
+        }
+
         /// Why the check failed with `planted` (nil: it passed).
         public func failure(planted: Tendermint.PlantedBug? = nil) -> String? { script(planted) }
     }

@@ -80,16 +80,42 @@ public enum BFT {
         case signStateUnpersisted = "sign-state-unpersisted"
         /// A validator's second, conflicting vote is dropped: it counts toward no value and yields no evidence.
         case equivocationUncounted = "equivocation-uncounted"
+        /// HotStuff-2, Vote: vote1 for any valid proposal, whatever certificate it carries and this validator's lock.
+        case hs2VoteIgnoresLock = "hs2-vote-ignores-lock"
+        /// HotStuff-2, Commit: decide on the first certificate (+2/3 vote1) instead of the second (a one-phase commit).
+        case hs2CommitOnFirstCertificate = "hs2-commit-on-first-certificate"
+        /// HotStuff-2, Lock: send vote2 on a certificate without taking it as the lock.
+        case hs2NoLock = "hs2-no-lock"
+        /// HotStuff-2, Propose: the leader proposes a new block even when it holds a certificate (a lock it ignores).
+        case hs2ProposeNewOverCertificate = "hs2-propose-new-over-certificate"
+        /// HotStuff-2, pacemaker: a validator sends its timeout for a view once and never again (a lost one is lost).
+        case hs2TimeoutOnce = "hs2-timeout-once"
 
         /// What the bug breaks when a checker catches it: safety (two decisions, a double sign) or liveness.
         public var breaks: String {
             switch self {
-            case .quorumHalf, .lockL22, .lockL28, .precommitValueL44, .decideOneThirdL49, .signStateUnpersisted:
+            case .quorumHalf, .lockL22, .lockL28, .precommitValueL44, .decideOneThirdL49, .signStateUnpersisted,
+                 .hs2VoteIgnoresLock, .hs2CommitOnFirstCertificate, .hs2NoLock:
                 return "safety"
-            case .neverUnlockL28, .validValueL36, .proposeNewL14, .noRoundSkipL55, .fixedTimeouts, .equivocationUncounted:
+            case .neverUnlockL28, .validValueL36, .proposeNewL14, .noRoundSkipL55, .fixedTimeouts, .equivocationUncounted,
+                 .hs2ProposeNewOverCertificate, .hs2TimeoutOnce:
                 return "liveness"
             }
         }
+
+        /// The protocols whose rules the bug breaks (a bug in one protocol's rule does nothing to the other).
+        public var protocols: [ProtocolName] {
+            switch self {
+            case .quorumHalf, .fixedTimeouts, .signStateUnpersisted, .equivocationUncounted: return [.tendermint, .hotstuff2]
+            case .lockL22, .lockL28, .neverUnlockL28, .validValueL36, .proposeNewL14, .precommitValueL44,
+                 .decideOneThirdL49, .noRoundSkipL55: return [.tendermint]
+            case .hs2VoteIgnoresLock, .hs2CommitOnFirstCertificate, .hs2NoLock, .hs2ProposeNewOverCertificate,
+                 .hs2TimeoutOnce: return [.hotstuff2]
+            }
+        }
+
+        /// The catalog for one protocol.
+        public static func catalog(_ name: ProtocolName) -> [PlantedBug] { allCases.filter { $0.protocols.contains(name) } }
 
         /// The names, for help texts and errors.
         public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }

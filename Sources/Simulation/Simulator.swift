@@ -59,6 +59,8 @@ public final class Simulator {
         public var startSpreadMs: UInt64 = 200
         /// A bug planted in every node's consensus (only to prove the checkers catch it; nil: none).
         public var planted: Tendermint.PlantedBug?
+        /// The consensus protocol every validator runs, over the scenario's `[cluster] protocol` (nil: the file's).
+        public var consensus: BFT.ProtocolName?
         /// Write the nodes' event logs (a report needs them; the swarm checks safety in memory).
         public var eventLogs = true
         /// Give up when no node has committed a block this long after the start.
@@ -169,6 +171,8 @@ public final class Simulator {
 
     public init(scenario: Scenario, settings: Settings, logDir: String?) throws {
         try Simulator.checkSupported(scenario)
+        var scenario = scenario
+        if let consensus = settings.consensus { scenario.topology.consensusProtocol = consensus }
         self.scenario = scenario
         self.settings = settings
         self.rng = SplitMix64(seed: settings.seed ^ 0x5349_4D55_4C41_5445) // "SIMULATE"

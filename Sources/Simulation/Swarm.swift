@@ -119,11 +119,13 @@ public enum Swarm {
     }
 
     /// Runs one case; the verdict, and the simulator's outcome.
-    public static func check(_ drawn: Case, planted: Tendermint.PlantedBug? = nil) throws -> (Verdict, Simulator.Outcome) {
+    public static func check(_ drawn: Case, planted: Tendermint.PlantedBug? = nil, consensus: BFT.ProtocolName? = nil) throws
+        -> (Verdict, Simulator.Outcome) {
         let scenario = try Scenario.parse(drawn.toml, path: "swarm-\(drawn.seed).toml")
         var settings = Simulator.Settings(seed: drawn.seed)
         settings.eventLogs = false
         settings.planted = planted
+        settings.consensus = consensus
         let simulator = try Simulator(scenario: scenario, settings: settings, logDir: nil)
         simulator.monitor.ignore(nodes: drawn.byzantineNodes, validators: drawn.byzantineValidators)
         simulator.stopAtFirstViolation = true

@@ -225,18 +225,20 @@ public enum Twins {
     static func heightsDue(_ drawn: Case) -> UInt64 { drawn.heights + 2 }
 
     /// Runs one case in this process; the verdict and the simulator's outcome (nil when nothing was finalized).
-    public static func check(_ drawn: Case, planted: Tendermint.PlantedBug? = nil) throws -> (Swarm.Verdict, Simulator.Outcome?) {
-        let (verdict, outcome, _) = try run(drawn, planted: planted)
+    public static func check(_ drawn: Case, planted: Tendermint.PlantedBug? = nil, consensus: BFT.ProtocolName? = nil) throws
+        -> (Swarm.Verdict, Simulator.Outcome?) {
+        let (verdict, outcome, _) = try run(drawn, planted: planted, consensus: consensus)
         return (verdict, outcome)
     }
 
     /// `check`, with how near the run came to a disagreement (`nearness`) for the guided search.
-    public static func run(_ drawn: Case, planted: Tendermint.PlantedBug? = nil) throws
+    public static func run(_ drawn: Case, planted: Tendermint.PlantedBug? = nil, consensus: BFT.ProtocolName? = nil) throws
         -> (Swarm.Verdict, Simulator.Outcome?, nearness: Int) {
         let scenario = try Scenario.parse(drawn.toml, path: "twins-\(drawn.seed).toml")
         var settings = Simulator.Settings(seed: drawn.seed)
         settings.eventLogs = false
         settings.planted = planted
+        settings.consensus = consensus
         settings.firstBlockWithinSeconds = drawn.wholeAtSeconds + drawn.durationSeconds
         let simulator = try Simulator(scenario: scenario, settings: settings, logDir: nil)
         simulator.monitor.ignore(nodes: drawn.byzantineNodes, validators: drawn.byzantineValidators)
@@ -312,13 +314,13 @@ public enum Twins {
 
     /// Shrinks a failing case to one that fails the same way (safety or liveness), in at most `triesMax` runs.
     public static func shrink(_ drawn: Case, verdict: Swarm.Verdict, planted: Tendermint.PlantedBug?,
-                              triesMax: Int = 300) -> (Case, Swarm.Verdict, tries: Int) {
+                              consensus: BFT.ProtocolName? = nil, triesMax: Int = 300) -> (Case, Swarm.Verdict, tries: Int) {
         var current = drawn, currentVerdict = verdict, tries = 0, progress = true
         while progress, tries < triesMax {
             progress = false
             for candidate in simplifications(of: current) where tries < triesMax {
                 tries += 1
-                guard let (candidateVerdict, _) = try? check(candidate, planted: planted) else { continue }
+                guard let (candidateVerdict, _) = try? check(candidate, planted: planted, consensus: consensus) else { continue }
                 if candidateVerdict.kind == verdict.kind {
                     current = candidate
                     currentVerdict = candidateVerdict

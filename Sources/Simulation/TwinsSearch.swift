@@ -9,6 +9,7 @@ extension Twins {
     /// function of the first seed (the caller stops it: a budget, a count).
     public struct Search {
         public let planted: Tendermint.PlantedBug?
+        public let consensus: BFT.ProtocolName?
         public private(set) var cases = 0
         public private(set) var fresh = 0
         /// The nearest cases so far, at most `corpusMax`.
@@ -20,8 +21,9 @@ extension Twins {
         /// One precommitted and one prevoted block per height: an ordinary case.
         static let ordinary = 11
 
-        public init(planted: Tendermint.PlantedBug?, firstSeed: UInt64) {
+        public init(planted: Tendermint.PlantedBug?, firstSeed: UInt64, consensus: BFT.ProtocolName? = nil) {
             self.planted = planted
+            self.consensus = consensus
             nextSeed = firstSeed
             rng = SplitMix64(seed: firstSeed ^ 0x4755_4944_4544) // "GUIDED"
         }
@@ -40,7 +42,7 @@ extension Twins {
             }
             cases += 1
             try willRun(drawn)
-            let (verdict, _, nearness) = try Twins.run(drawn, planted: planted)
+            let (verdict, _, nearness) = try Twins.run(drawn, planted: planted, consensus: consensus)
             if nearness > Search.ordinary {
                 corpus.append((drawn, nearness))
                 corpus.sort { $0.nearness > $1.nearness }

@@ -30,8 +30,13 @@ struct Mutants: AsyncParsableCommand {
     @Option(help: .hidden)
     var one: String?
 
+    @OptionGroup var consensus: ProtocolOption
+
+    /// The protocol whose catalog runs (Tendermint unless `--protocol` says otherwise).
+    var protocolName: BFT.ProtocolName { consensus.consensusProtocol ?? .tendermint }
+
     var bugs: [Tendermint.PlantedBug] {
-        guard let only else { return Tendermint.PlantedBug.allCases }
+        guard let only else { return Tendermint.PlantedBug.catalog(protocolName) }
         return only.split(separator: ",").compactMap { Tendermint.PlantedBug(rawValue: String($0)) }
     }
 
@@ -42,6 +47,10 @@ struct Mutants: AsyncParsableCommand {
             throw ValidationError("--only: '\(name)' is not a planted bug; the catalog: \(Tendermint.PlantedBug.names)")
         }
         if let one, Tendermint.PlantedBug(rawValue: one) == nil { throw ValidationError("--one: unknown bug '\(one)'") }
+        for bug in bugs where !bug.protocols.contains(protocolName) {
+            throw ValidationError("\(bug.rawValue) breaks a rule of \(bug.protocols.map(\.rawValue).joined(separator: ", ")), "
+                                  + "not of \(protocolName): --protocol \(bug.protocols[0])")
+        }
     }
 
     func budgetSeconds(_ bug: Tendermint.PlantedBug) -> Double { budget ?? (bug.breaks == "safety" ? 60 : 120) }
@@ -50,7 +59,7 @@ struct Mutants: AsyncParsableCommand {
         if let one { return try checkOne(Tendermint.PlantedBug(rawValue: one)!) }
         let started = Date()
         let chosen = bugs
-        print("mutants: \(chosen.count) planted bugs; checkers: rule checks, twins\(swarm ? ", swarm" : ""); "
+        print("mutants: \(chosen.count) planted bugs in \(protocolName); checkers: rule checks, twins\(swarm ? ", swarm" : ""); "
               + (budget.map { String(format: "budget %.0f s per generator", $0) } ?? "budget 60 s (safety) / 120 s (liveness) per generator")
               + "; \(jobs) at once")
         fflush(nil)
@@ -83,6 +92,7 @@ struct Mutants: AsyncParsableCommand {
                 process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
                 process.arguments = ["mutants", "--one", chosen[next].rawValue, "--seed", String(seed)]
                     + (budget.map { ["--budget", String($0)] } ?? []) + (swarm ? ["--swarm"] : [])
+                    + ["--protocol", protocolName.rawValue]
                 process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
                 let out = Pipe(), err = Pipe()
                 process.standardOutput = out
@@ -115,13 +125,13 @@ struct Mutants: AsyncParsableCommand {
 
     /// In the child: the rule checks, then each generator until it catches the bug or its budget is spent.
     func checkOne(_ bug: Tendermint.PlantedBug) throws {
-        let failures = RuleChecks.failures(planted: bug)
+        let failures = protocolName == .tendermint ? RuleChecks.failures(planted: bug) : HotStuff2Checks.failures(planted: bug)
         print("unit\t\(failures.count)\t" + (failures.first.map { "\($0.check.rule): \($0.check.name): \($0.why)" } ?? ""))
         fflush(nil)
         let limit = budgetSeconds(bug)
         var started = Date()
         var caught: (seed: UInt64, verdict: Swarm.Verdict, drawn: Twins.Case)?
-        var search = Twins.Search(planted: bug, firstSeed: seed)
+        var search = Twins.Search(planted: bug, firstSeed: seed, consensus: protocolName)
         while caught == nil, Date().timeIntervalSince(started) < limit {
             let (drawn, verdict, _) = try search.next()
             if verdict != .passed { caught = (drawn.seed, verdict, drawn) }
@@ -131,9 +141,10 @@ struct Mutants: AsyncParsableCommand {
               + "\t\(caught.map { String($0.seed) } ?? "")\t\(caught.map { "\($0.verdict)" } ?? "")")
         fflush(nil)
         if let caught {
-            let (small, verdict, tries) = Twins.shrink(caught.drawn, verdict: caught.verdict, planted: bug, triesMax: 150)
+            let (small, verdict, tries) = Twins.shrink(caught.drawn, verdict: caught.verdict, planted: bug,
+                                                       consensus: protocolName, triesMax: 150)
             print("shrunk\t\(tries) runs: \(small) → \(verdict.kind); replay: faultline simulate --twins-case "
-                  + "\(try Simulate.writeTwinsCase(small)) --plant \(bug.rawValue)")
+                  + "\(try Simulate.writeTwinsCase(small)) --plant \(bug.rawValue) --protocol \(protocolName)")
             fflush(nil)
         }
         guard swarm else { return }
@@ -142,7 +153,7 @@ struct Mutants: AsyncParsableCommand {
         var swarmCaught: (seed: UInt64, verdict: Swarm.Verdict)?
         var swarmSeed = seed
         while swarmCaught == nil, Date().timeIntervalSince(started) < limit {
-            let (verdict, _) = try Swarm.check(Swarm.draw(seed: swarmSeed), planted: bug)
+            let (verdict, _) = try Swarm.check(Swarm.draw(seed: swarmSeed), planted: bug, consensus: protocolName)
             swarmCases += 1
             if verdict != .passed { swarmCaught = (swarmSeed, verdict) }
             swarmSeed += 1

@@ -11,7 +11,7 @@ extension Simulate {
         let first = seed ?? 1
         let started = Date()
         var failures: [(drawn: Twins.Case, verdict: Swarm.Verdict)] = []
-        var search = Twins.Search(planted: planted, firstSeed: first)
+        var search = Twins.Search(planted: planted, firstSeed: first, consensus: consensus.consensusProtocol)
         print("twins: \(count) cases from seed \(first), guided" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
               + (plant.map { ", planted bug: \($0)" } ?? "") + " (a case that crashes this process is left in "
               + Simulate.runningTwinsCase + ": replay it with --twins-case)")
@@ -64,7 +64,7 @@ extension Simulate {
         } catch {
             throw Exit.badInput("\(path): not a Twins case written by `faultline simulate --twins` (\(error))")
         }
-        let (verdict, _) = try Twins.check(drawn, planted: planted)
+        let (verdict, _) = try Twins.check(drawn, planted: planted, consensus: consensus.consensusProtocol)
         print("twins case \(path): \(verdict)")
         print("  case: \(drawn)")
         if verdict != .passed { try shrinkTwins(drawn, label: path, verdict: verdict) }
@@ -72,7 +72,7 @@ extension Simulate {
 
     /// Shrinks a failing case (`verdict`: its failure, already printed; nil: run it first).
     func shrinkTwins(_ drawn: Twins.Case, label: String, verdict known: Swarm.Verdict? = nil) throws {
-        let verdict = try known ?? Twins.check(drawn, planted: planted).0
+        let verdict = try known ?? Twins.check(drawn, planted: planted, consensus: consensus.consensusProtocol).0
         guard verdict != .passed else {
             throw Exit.badInput("\(label) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
         }
@@ -80,7 +80,7 @@ extension Simulate {
             print("\(label): \(verdict)")
             print("  drawn: \(drawn)")
         }
-        let (small, smallVerdict, tries) = Twins.shrink(drawn, verdict: verdict, planted: planted)
+        let (small, smallVerdict, tries) = Twins.shrink(drawn, verdict: verdict, planted: planted, consensus: consensus.consensusProtocol)
         print("  shrunk after \(tries) runs: \(small)")
         print("  still \(smallVerdict)")
         if verdict.kind == "safety" { throw ExitCode(Simulate.exitSafety) }

@@ -11,12 +11,14 @@ extension Simulate {
     static let exitCrash: Int32 = 5
 
     var planted: Tendermint.PlantedBug? { plant.flatMap(Tendermint.PlantedBug.init(rawValue:)) }
-    var plantFlag: String { plant.map { " --plant \($0)" } ?? "" }
+    var plantFlag: String {
+        (plant.map { " --plant \($0)" } ?? "") + (consensus.consensusProtocol.map { " --protocol \($0)" } ?? "")
+    }
 
     /// One case in this process: prints its verdict, exits with its code (a crash is a signal).
     func runCase(seed: UInt64) throws {
         let drawn = Swarm.draw(seed: seed)
-        let (verdict, outcome) = try Swarm.check(drawn, planted: planted)
+        let (verdict, outcome) = try Swarm.check(drawn, planted: planted, consensus: consensus.consensusProtocol)
         print("\(verdict.kind)\t\(outcome.agendaItems)\t\(outcome.virtualSeconds)\t\(verdict)")
         switch verdict {
         case .passed: return
@@ -36,6 +38,7 @@ extension Simulate {
         let process = Process()
         process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
         process.arguments = ["simulate", "--swarm-case", String(seed)] + (plant.map { ["--plant", $0] } ?? [])
+            + (consensus.consensusProtocol.map { ["--protocol", $0.rawValue] } ?? [])
         process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
         let out = Pipe(), err = Pipe()
         process.standardOutput = out
@@ -91,7 +94,7 @@ extension Simulate {
 
     func runShrink(seed: UInt64) throws {
         var current = Swarm.draw(seed: seed)
-        var (verdict, _) = try Swarm.check(current, planted: planted)
+        var (verdict, _) = try Swarm.check(current, planted: planted, consensus: consensus.consensusProtocol)
         guard verdict != .passed else {
             throw Exit.badInput("seed \(seed) passes\(plantFlag.isEmpty ? "" : " with" + plantFlag): nothing to shrink")
         }
@@ -103,7 +106,7 @@ extension Simulate {
             progress = false
             for candidate in Swarm.simplifications(of: current) {
                 tries += 1
-                let (candidateVerdict, _) = try Swarm.check(candidate, planted: planted)
+                let (candidateVerdict, _) = try Swarm.check(candidate, planted: planted, consensus: consensus.consensusProtocol)
                 if candidateVerdict.kind == verdict.kind {
                     current = candidate
                     verdict = candidateVerdict

@@ -219,4 +219,20 @@ func certificates(_ effects: [BFT.Effect]) -> [(BFT.VoteType, round: UInt32, sig
             #expect(scheduled == [name == .tendermint ? .propose : .view])
         }
     }
+
+    /// HotStuff-2's rule checks hold on the real rules, and every planted bug of its catalog fails one, except the
+    /// write-ahead bug (in the shared replica host: the Twins-style schedules catch it).
+    @Test(arguments: HotStuff2Checks.all.indices) func ruleCheckHolds(index: Int) {
+        let check = HotStuff2Checks.all[index]
+        #expect(check.failure() == nil, "\(check.rule) \(check.name)")
+    }
+
+    @Test(arguments: BFT.PlantedBug.catalog(.hotstuff2)) func plantedBugFailsARuleCheck(bug: BFT.PlantedBug) {
+        let failures = HotStuff2Checks.failures(planted: bug)
+        if bug == .signStateUnpersisted {
+            #expect(failures.isEmpty, "the core's write-ahead effects are unchanged by this bug")
+        } else {
+            #expect(!failures.isEmpty, "planted \(bug.rawValue) passes every HotStuff-2 rule check")
+        }
+    }
 }
