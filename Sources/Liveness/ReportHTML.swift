@@ -188,8 +188,9 @@ extension Report {
         let plot = { (x: Double, y: Double) -> (Double, Double) in
             (left + w * x / max(maxX, 0.001), top + h - h * y / max(maxY, 0.001))
         }
+        // The viewBox lets a page that shows two charts side by side (`compare.html`) scale them down.
         var svg = "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"\(Int(width))\" height=\"\(Int(height))\" "
-            + "font-family=\"system-ui,sans-serif\" font-size=\"11\">"
+            + "viewBox=\"0 0 \(Int(width)) \(Int(height))\" font-family=\"system-ui,sans-serif\" font-size=\"11\">"
         svg += "<rect x=\"\(left)\" y=\"\(top)\" width=\"\(w)\" height=\"\(h)\" fill=\"#fafafa\" stroke=\"#ccc\"/>"
         for tick in 0...5 {
             let y = maxY * Double(tick) / 5

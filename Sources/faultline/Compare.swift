@@ -106,7 +106,9 @@ struct Compare: AsyncParsableCommand {
             let names = (try? FileManager.default.contentsOfDirectory(atPath: path)) ?? []
             for name in names.sorted() where name.hasSuffix(".toml") {
                 let file = path + "/" + name
-                if let text = try? String(contentsOfFile: file, encoding: .utf8), text.contains("[scenario]") {
+                // As ci/liveness.sh: a file with a [scenario] table (a line of its own, not a comment's mention).
+                if let text = try? String(contentsOfFile: file, encoding: .utf8),
+                   text.split(separator: "\n").contains(where: { $0.hasPrefix("[scenario]") }) {
                     paths.append(file)
                 }
             }
