@@ -215,7 +215,10 @@ struct MutantResult {
         return unitFailed > 0 || generator.map { $0 <= goal } ?? (crash != nil)
     }
 
-    static let header = "bug                     breaks    rule checks   twins                           swarm"
+    /// The bug column fits the longest name of the catalog (HotStuff-2's run to 32 characters).
+    static let bugWidth = (Tendermint.PlantedBug.allCases.map(\.rawValue.count).max() ?? 24) + 2
+    static let header = "bug".padding(toLength: bugWidth, withPad: " ", startingAt: 0)
+        + "breaks    rule checks   twins                           swarm"
 
     func column(_ found: Catch?) -> String {
         guard let found else { return crash != nil ? "crash" : "—" }
@@ -224,7 +227,7 @@ struct MutantResult {
     }
 
     var row: String {
-        bug.rawValue.padding(toLength: 24, withPad: " ", startingAt: 0) + bug.breaks.padding(toLength: 10, withPad: " ", startingAt: 0)
+        bug.rawValue.padding(toLength: Self.bugWidth, withPad: " ", startingAt: 0) + bug.breaks.padding(toLength: 10, withPad: " ", startingAt: 0)
             + (unitFailed > 0 ? "\(unitFailed) failed" : "passed").padding(toLength: 14, withPad: " ", startingAt: 0)
             + column(twins).padding(toLength: 32, withPad: " ", startingAt: 0) + column(swarm)
     }

@@ -23,6 +23,8 @@ func reencoded(_ message: Message) -> [UInt8]? {
     case .l2Reject(let value): return value.encoded
     case .l2BlockPart(let value): return value.encoded
     case .evidence(let value): return value.encoded
+    case .certificate(let value): return value.encoded
+    case .timeout(let value): return value.encoded
     case .dispute: return nil
     }
 }
@@ -82,6 +84,12 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutabl
                                                         committedHeight: 2, replyWanted: true, timeMs: 5).encoded,
                            domain: domain, key: key).bytes),
         ("block", block.encoded),
+        ("certificate", Envelope(kind: .certificate, payload: VoteBundle(
+            kind: .prevote, vote: Vote(height: 3, round: 0, blockId: blockId),
+            signatures: [CommitCertificate.Signature(validator: 0, signature: tx.signature)]).encoded,
+                                 domain: domain, key: key).bytes),
+        ("timeout", Envelope(kind: .timeout, payload: Vote(height: 3, round: 2, blockId: nil).encoded,
+                             domain: domain, key: key).bytes),
     ]
     for (index, part) in parts.enumerated() {
         seeds.append(("block-part-\(index)", Envelope(proved: .blockPart, payload: BlockPart(height: 3, round: 0, part: part).encoded,
