@@ -57,12 +57,15 @@ public struct RunManifest: Codable, Sendable {
 
 /// Creates and reads run folders: keys, genesis, per-node configs, the run token.
 public enum RunFolder {
+    /// The time in folder names: `20261207T105031` (UTC).
+    public static func stamp(_ date: Date = Date()) -> String {
+        ISO8601DateFormatter.string(from: date, timeZone: .gmt, formatOptions: [.withYear, .withMonth, .withDay, .withTime])
+    }
+
     public static func create(topology: Topology, runsRoot: String, seed: UInt64? = nil,
                               network: NetworkPlan? = nil) throws -> (String, RunManifest) {
         let seed = seed ?? topology.seed
-        let stamp = ISO8601DateFormatter.string(from: Date(), timeZone: .gmt,
-                                                formatOptions: [.withYear, .withMonth, .withDay, .withTime])
-        let dir = (runsRoot as NSString).appendingPathComponent("\(topology.name)-\(stamp)-\(getpid())")
+        let dir = (runsRoot as NSString).appendingPathComponent("\(topology.name)-\(stamp())-\(getpid())")
         let fm = FileManager.default
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let token = Hex.encode(SecureRandom.bytes(32))

@@ -69,7 +69,7 @@ extension BFT {
         }
         public var snapshot: [String: String] { running.snapshot }
         public func stake(_ type: VoteType, round: UInt32, blockId: Bytes32?) -> UInt64 {
-            running.stake(type, round: round, blockId: blockId)
+            tendermint?.stake(type, round: round, blockId: blockId) ?? hotStuff2!.stake(type, round: round, blockId: blockId)
         }
         public func hasVote(_ type: VoteType, round: UInt32, validator: Int) -> Bool {
             tendermint?.hasVote(type, round: round, validator: validator)
@@ -168,18 +168,26 @@ extension RoundKeeping {
         }
     }
 
+    /// A proposal or a vote, taken the same way by every protocol (current height; next height buffered).
+    mutating func intake(_ input: BFT.Input, _ effects: inout [BFT.Effect]) {
+        switch input {
+        case .proposal(let proposal, let from, let valid):
+            if admit(height: proposal.height, input: input) { receiveProposal(proposal, from: from, valid: valid) }
+        case .vote(let type, let vote, let from, let signature):
+            if admit(height: vote.height, input: input) { receiveVote(type, vote, from: from, signature: signature, &effects) }
+        case .start, .timeoutVote, .timeout, .committedElsewhere:
+            preconditionFailure("intake takes proposals and votes, not \(input)")
+        }
+    }
+
     /// Replays the input buffered for the height just entered.
     mutating func replayFutureInputs(_ effects: inout [BFT.Effect], timeout: (inout Self, Vote, Int, Bytes64) -> Void) {
         let replay = futureInputs
         futureInputs.removeAll()
         for input in replay {
             switch input {
-            case .proposal(let proposal, let from, let valid):
-                if admit(height: proposal.height, input: input) { receiveProposal(proposal, from: from, valid: valid) }
-            case .vote(let type, let vote, let from, let signature):
-                if admit(height: vote.height, input: input) {
-                    receiveVote(type, vote, from: from, signature: signature, &effects)
-                }
+            case .proposal, .vote:
+                intake(input, &effects)
             case .timeoutVote(let vote, let from, let signature):
                 if admit(height: vote.height, input: input) { timeout(&self, vote, from, signature) }
             case .start, .timeout, .committedElsewhere:

@@ -59,12 +59,8 @@ public enum HotStuff2 {
             switch input {
             case .start:
                 enterView(round, &effects)
-            case .proposal(let proposal, let from, let valid):
-                guard admit(height: proposal.height, input: input) else { break }
-                receiveProposal(proposal, from: from, valid: valid)
-            case .vote(let type, let vote, let from, let signature):
-                guard admit(height: vote.height, input: input) else { break }
-                receiveVote(type, vote, from: from, signature: signature, &effects)
+            case .proposal, .vote:
+                intake(input, &effects)
             case .timeoutVote(let vote, let from, let signature):
                 guard admit(height: vote.height, input: input) else { break }
                 receiveTimeout(vote, from: from, signature: signature)

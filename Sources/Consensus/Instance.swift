@@ -59,12 +59,8 @@ extension Tendermint {
             switch input {
             case .start:
                 startRound(round, &effects)
-            case .proposal(let proposal, let from, let valid):
-                guard admit(height: proposal.height, input: input) else { break }
-                receiveProposal(proposal, from: from, valid: valid)
-            case .vote(let type, let vote, let from, let signature):
-                guard admit(height: vote.height, input: input) else { break }
-                receiveVote(type, vote, from: from, signature: signature, &effects)
+            case .proposal, .vote:
+                intake(input, &effects)
             case .timeoutVote:
                 metrics.otherProtocol += 1
             case .timeout(let kind, let timeoutHeight, let timeoutRound):

@@ -1,4 +1,5 @@
 import ArgumentParser
+import Cluster
 import Consensus
 import Formats
 import Foundation
@@ -46,7 +47,7 @@ struct Compare: AsyncParsableCommand {
                 do { try Simulator.checkSupported(scenarios.last!) } catch { throw Exit.badInput("\(error)") }
             }
         }
-        let dir = out ?? runs + "/compare-" + Self.stamp()
+        let dir = out ?? runs + "/compare-" + RunFolder.stamp()
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
         print("comparing \(names.map(\.rawValue).joined(separator: ", ")) on \(scenarios.count) scenario(s)"
               + (simulate ? ", simulated" : ""))
@@ -114,13 +115,6 @@ struct Compare: AsyncParsableCommand {
             }
         }
         return paths
-    }
-
-    static func stamp() -> String {
-        let formatter = DateFormatter()
-        formatter.dateFormat = "yyyyMMdd'T'HHmmss"
-        formatter.timeZone = TimeZone(identifier: "UTC")
-        return formatter.string(from: Date())
     }
 
     /// `path` as seen from folder `dir` (both under the working directory).
