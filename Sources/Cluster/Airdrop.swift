@@ -49,9 +49,10 @@ public final class AirdropPool: Sendable {
     }
 
     /// With `submissionsPath`, records each claim's send time and id (`{"t":ms,"tx":id}` lines) for the
-    /// latency join.
+    /// latency join. With `bundleBytesMax`, the claims due at one moment go out in bundles of up to that many
+    /// bytes (the sequencer takes each claim as if it came alone) instead of one datagram per claim.
     public func send(id: String, ratePerSecond: Int, target: SocketAddress, sequencer: PublicKey, drainSeconds: Double,
-                     submissionsPath: String? = nil,
+                     submissionsPath: String? = nil, bundleBytesMax: Int? = nil,
                      shouldStop: @escaping @Sendable () -> Bool) async throws -> AirdropRecord {
         let submissions = submissionsPath.flatMap { fopen($0, "a") }
         defer { if let submissions { fclose(submissions) } }
@@ -69,12 +70,15 @@ public final class AirdropPool: Sendable {
             let due = min(Int(Double(ratePerSecond) * Date().timeIntervalSince(started)) - sent, 4_096, datagrams.count - sent)
             if due > 0 {
                 let nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
-                for _ in 0..<due {
-                    channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: datagrams[sent])),
-                                  promise: nil)
-                    if let submissions { fputs("{\"t\":\(nowMs),\"tx\":\"\(ids[sent])\"}\n", submissions) }
-                    sent += 1
+                let claims = datagrams[sent..<(sent + due)]
+                let outgoing = bundleBytesMax.map { Bundle.pack(Array(claims), datagramBytesMax: $0) } ?? Array(claims)
+                for bytes in outgoing {
+                    channel.write(AddressedEnvelope(remoteAddress: target, data: ByteBuffer(bytes: bytes)), promise: nil)
                 }
+                if let submissions {
+                    for index in sent..<(sent + due) { fputs("{\"t\":\(nowMs),\"tx\":\"\(ids[index])\"}\n", submissions) }
+                }
+                sent += due
                 channel.flush()
             }
             // Not `try`: a burst stopped early (the schedule's end) still reports what it sent.

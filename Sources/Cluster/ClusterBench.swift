@@ -64,6 +64,9 @@ public enum ClusterBench {
         public var committedAtStart: Int
         public var committedAtEnd: Int
         public var signSeconds: Double
+        /// Signatures the validators checked at their receiving edges over the measured window (all
+        /// validators together); ideally the number of validators per finalized transaction.
+        public var edgeSignatureChecks: Int?
 
         public var finalizedPerSecond: Double {
             let seconds = Double(measureEndMs - measureStartMs) / 1000
@@ -96,11 +99,13 @@ public enum ClusterBench {
         var sent = 0
         var committedAtStart: Int?
         var measureStartMs: UInt64 = 0
+        var checksAtStart: Int?
         var last = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
         while Date().timeIntervalSince(begun) < seconds + warmupSeconds, sent < datagrams.count {
             if committedAtStart == nil, Date().timeIntervalSince(begun) >= warmupSeconds {
                 committedAtStart = Int(last.txsCommitted)
                 measureStartMs = nowMs()
+                checksAtStart = await edgeChecks(validators, token: token)
             }
             // Between two status polls at most a quarter of the window goes out: the mempool figure
             // lags what is still in socket buffers and ingress queues.
@@ -124,9 +129,24 @@ public enum ClusterBench {
             last = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
         }
         let end = try await ControlClient.status(host: watched.host, port: watched.controlPort, token: token)
-        return Saturation(sent: sent, windowTxs: windowTxs, measureStartMs: measureStartMs, measureEndMs: nowMs(),
+        let measureEndMs = nowMs()
+        let checksAtEnd = await edgeChecks(validators, token: token)
+        return Saturation(sent: sent, windowTxs: windowTxs, measureStartMs: measureStartMs, measureEndMs: measureEndMs,
                           committedAtStart: committedAtStart ?? 0, committedAtEnd: Int(end.txsCommitted),
-                          signSeconds: signSeconds)
+                          signSeconds: signSeconds,
+                          edgeSignatureChecks: checksAtEnd.flatMap { end in checksAtStart.map { end - $0 } })
+    }
+
+    /// Every validator's `faultline_edge_signature_checks_total`, summed (nil if one did not answer).
+    static func edgeChecks(_ validators: [RunManifest.NodeEntry], token: String) async -> Int? {
+        var total = 0
+        for node in validators {
+            guard let value = try? await ControlClient.metricSum("faultline_edge_signature_checks_total", host: node.host,
+                                                                 port: node.controlPort, token: token) ?? nil
+            else { return nil }
+            total += Int(value)
+        }
+        return total
     }
 
     /// `count` transfers from the run's accounts, nonces increasing per account from the clock (as the

@@ -66,6 +66,26 @@ public enum ControlClient {
         return try JSONDecoder().decode(NodeStatus.self, from: Data(response.body))
     }
 
+    /// GET /metrics: the sum of one metric's samples over its label sets (nil if the node does not export it).
+    public static func metricSum(_ name: String, host: String = "127.0.0.1", port: Int, token: String,
+                                 timeout: TimeAmount = .seconds(2)) async throws -> Double? {
+        let response = try await request(host: host, port: port, path: "/metrics", token: token, timeout: timeout)
+        guard response.status == 200 else { throw RunError("control port \(port): HTTP \(response.status)") }
+        return metricSum(name, in: String(decoding: response.body, as: UTF8.self))
+    }
+
+    /// The sum of `name`'s samples in Prometheus text (`name value` or `name{labels} value` lines).
+    public static func metricSum(_ name: String, in text: String) -> Double? {
+        var sum: Double?
+        for line in text.split(separator: "\n") where line.hasPrefix(name) {
+            let rest = line.dropFirst(name.count)
+            guard rest.first == " " || rest.first == "{", let value = rest.split(separator: " ").last.flatMap({ Double($0) })
+            else { continue }
+            sum = (sum ?? 0) + value
+        }
+        return sum
+    }
+
     final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
         typealias InboundIn = HTTPClientResponsePart
         static let bodyBytesMax = 8 << 20

@@ -18,15 +18,20 @@ public enum SequencerBench {
         public var topologyPath: String
         public var runsRoot: String
         public var seconds: Double
-        /// Claims per second to send (nil: 0.8 × the bound: above what a sequencer sharing the machine
-        /// takes in, without spending the client's CPU on datagrams the kernel would drop).
+        /// Claims per second to send (nil: the bound, above what a sequencer sharing the machine takes in).
         public var rate: Int?
+        /// Claims in bundles of up to the default datagram size (about nine each), as the 4-validator bench
+        /// sends transfers; false: one datagram per claim. On loopback the kernel delivers each datagram on
+        /// the sending core, so one datagram per claim at the bound took a third of a core from the
+        /// two the sequencer is measured on (the ingest figure 0.65–0.70 then, 0.74–0.81 with bundles).
+        public var bundled: Bool
 
-        public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?) {
+        public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?, bundled: Bool = true) {
             self.topologyPath = topologyPath
             self.runsRoot = runsRoot
             self.seconds = seconds
             self.rate = rate
+            self.bundled = bundled
         }
     }
 
@@ -52,17 +57,26 @@ public enum SequencerBench {
         public var verifyOneThreadPerSecond: Double
         public var verifyAllCoresPerSecond: Double
         public var sequencer: String
+        /// Whether the claims went out in bundles (see `Settings.bundled`).
+        public var bundled: Bool?
         public var phases: [Phase]
     }
 
-    /// Verifications per second with `threads` threads checking at once (summed).
-    public static func verifyRate(threads: Int, seconds: Double) -> Double {
-        let total = Mutex(0.0)
-        DispatchQueue.concurrentPerform(iterations: threads) { _ in
-            let rate = VerificationRate.measure(seconds: seconds)
-            total.withLock { $0 += rate }
+    /// Verifications per second with `threads` threads checking at once (summed): the best of `tries`
+    /// measurements of `seconds` each. A limit is what the machine can do; one short measurement that a
+    /// neighbour interrupted (a cluster of the previous phase still exiting) read 15% low here and made
+    /// every ratio against it look better than it was.
+    public static func verifyRate(threads: Int, seconds: Double, tries: Int = 3) -> Double {
+        var best = 0.0
+        for _ in 0..<max(tries, 1) {
+            let total = Mutex(0.0)
+            DispatchQueue.concurrentPerform(iterations: threads) { _ in
+                let rate = VerificationRate.measure(seconds: seconds)
+                total.withLock { $0 += rate }
+            }
+            best = max(best, total.withLock { $0 })
         }
-        return total.withLock { $0 }
+        return best
     }
 
     /// Runs both phases, each on its own cluster (started, fed, stopped). `progress` gets one line per step.
@@ -76,7 +90,7 @@ public enum SequencerBench {
         let all = verifyRate(threads: cores, seconds: 1)
         progress(String(format: "verification on this machine: %.0f/s on one thread, %.0f/s on %d at once (the bound)",
                         one, all, cores))
-        let rate = settings.rate ?? Int(all * 0.8)
+        let rate = settings.rate ?? Int(all)
         let count = Int(Double(rate) * settings.seconds)
         guard held.airdropClaims >= UInt64(count) else {
             throw RunError("\(settings.topologyPath): rollup.airdrop_claims is \(held.airdropClaims); the bench sends \(count) claims")
@@ -88,12 +102,15 @@ public enum SequencerBench {
         var ingestTopology = topology
         ingestTopology.rollup = held
         var phases: [Phase] = []
+        let bundleBytes = NodeConfig.Limits().datagramPayloadBytesMax
         for (name, phaseTopology) in [("ingest", ingestTopology), ("pipeline", topology)] {
             progress("phase \(name): starting the cluster…")
             let up = try await ClusterOps.up(topology: phaseTopology, runsRoot: settings.runsRoot)
             do {
-                progress("phase \(name): \(up.dir); sending \(pool.datagrams.count) claims to \(sequencerNode.name) at \(rate)/s…")
-                phases.append(try await measure(name, up: up, pool: pool, rate: rate, sequencerName: sequencerNode.name))
+                progress("phase \(name): \(up.dir); sending \(pool.datagrams.count) claims to \(sequencerNode.name) at \(rate)/s"
+                         + (settings.bundled ? " in bundles of ≤ \(bundleBytes) bytes…" : ", one datagram each…"))
+                phases.append(try await measure(name, up: up, pool: pool, rate: rate, sequencerName: sequencerNode.name,
+                                                bundleBytesMax: settings.bundled ? bundleBytes : nil))
                 try await ClusterOps.down(dir: up.dir)
             } catch {
                 try? await ClusterOps.down(dir: up.dir)
@@ -101,13 +118,13 @@ public enum SequencerBench {
             }
         }
         let record = Record(cores: cores, verifyOneThreadPerSecond: one, verifyAllCoresPerSecond: all,
-                            sequencer: sequencerNode.name, phases: phases)
+                            sequencer: sequencerNode.name, bundled: settings.bundled, phases: phases)
         for phase in phases { try RunFolder.writeJSON(phase.runDir + "/bench.json", record, mode: 0o644) }
         return record
     }
 
     private static func measure(_ name: String, up: ClusterOps.UpResult, pool: AirdropPool, rate: Int,
-                                sequencerName: String) async throws -> Phase {
+                                sequencerName: String, bundleBytesMax: Int?) async throws -> Phase {
         let node = try ClusterOps.node(named: sequencerName, in: up.manifest)
         let eventsPath = up.dir + "/" + node.dir + "/events.jsonl"
         try await waitForEvent("sequencer_ready", in: eventsPath, timeoutSeconds: 30)
@@ -117,7 +134,7 @@ public enum SequencerBench {
         let cpuBefore = cpuSeconds(pid: pid)
         let started = Date()
         let sent = try await pool.send(id: "bench", ratePerSecond: rate, target: target, sequencer: key, drainSeconds: 0,
-                                       shouldStop: { false })
+                                       bundleBytesMax: bundleBytesMax, shouldStop: { false })
         // Done: ingest, a sample a second after the last claim was sent (nothing left to take in);
         // pipeline, a sample after that with the queue empty.
         try await waitForEvent("l2_sample", in: eventsPath, timeoutSeconds: 60) { object in

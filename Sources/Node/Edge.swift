@@ -50,6 +50,7 @@ struct Edge: Sendable {
             let started = ContinuousClock.now
             let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
             state.admission.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
+            metrics.edgeSignatureChecks.increment(by: Int64(checks.count))
             var verified: [Bytes32] = []
             for (check, result) in zip(checks, results) {
                 if result == .valid, check.pending.envelope.kind.isL1Transaction { verified.append(check.pending.envelope.id) }

@@ -26,6 +26,9 @@ struct NodeMetrics: Sendable {
     /// Transactions whose signature was checked when a block carried them (they had not been verified
     /// into this node's mempool first): each one is a second verification of gossip that came late.
     let blockTxChecks: Counter
+    /// Signatures checked at the receiving edges (every message's, before it is queued): with the
+    /// block checks above, what this node spent on verification.
+    let edgeSignatureChecks: Counter
     /// Hellos from peers refused at the handshake, and peers currently refused.
     let handshakeRefused: Counter
     let peersRefused: Gauge
@@ -83,6 +86,8 @@ struct NodeMetrics: Sendable {
         invalidProposals = counter("faultline_invalid_proposals_total", "Proposals this node found invalid.")
         blockTxChecks = counter("faultline_block_tx_checks_total",
                                 "Transaction signatures checked when a block carried them (not verified on arrival).")
+        edgeSignatureChecks = counter("faultline_edge_signature_checks_total",
+                                      "Signatures checked at the receiving edge, before a message is queued.")
         handshakeRefused = counter("faultline_handshake_refused_total",
                                    "Hellos refused at the handshake (another version range or fork id).")
         peersRefused = gauge("faultline_peers_refused", "Peers currently refused at the handshake.")

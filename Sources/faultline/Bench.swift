@@ -24,8 +24,11 @@ struct SequencerIngest: AsyncParsableCommand {
     @Option(help: "Seconds of sending.")
     var seconds = 8.0
 
-    @Option(help: "Claims per second to send (default: 0.8 × the measured bound).")
+    @Option(help: "Claims per second to send (default: the measured bound).")
     var rate: Int?
+
+    @Flag(help: "One datagram per claim (default: bundles of up to 1,232 bytes, as the 4-validator bench sends).")
+    var onePerDatagram = false
 
     @Option(help: "Exit 1 when the ingest phase is below this share of the bound (0: never).")
     var minRatio = 0.0
@@ -47,7 +50,8 @@ struct SequencerIngest: AsyncParsableCommand {
         let record: SequencerBench.Record
         do {
             record = try await SequencerBench.run(
-                .init(topologyPath: topology, runsRoot: runs, seconds: seconds, rate: rate), topology: parsed,
+                .init(topologyPath: topology, runsRoot: runs, seconds: seconds, rate: rate, bundled: !onePerDatagram),
+                topology: parsed,
                 progress: { print($0) })
         } catch {
             throw Exit.failure("\(error)")

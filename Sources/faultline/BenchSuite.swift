@@ -200,6 +200,13 @@ struct BenchSuite: AsyncParsableCommand {
                   bound > 0 ? saturation.finalizedPerSecond / bound : 0, unit: "ratio",
                   target: .atLeast(datagram >= 8_192 ? 0.85 : 0.75))
         table.add("round_changes\(suffix)", "  round changes during it (all validators)", Double(roundChanges), unit: "")
+        // Each finalized transaction costs every validator one check; more means gossip verified twice
+        // (or transactions checked and never finalized), fewer cannot be.
+        let finalized = saturation.committedAtEnd - saturation.committedAtStart
+        if let checks = saturation.edgeSignatureChecks, finalized > 0 {
+            table.add("signature_checks_per_tx\(suffix)", "  signature checks per finalized tx (ideal \(validators))",
+                      Double(checks) / Double(finalized), unit: "")
+        }
     }
 
     private func measureIdle(_ base: Topology, _ table: inout BenchTable, say: (String) -> Void) async throws {

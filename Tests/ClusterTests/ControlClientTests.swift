@@ -59,4 +59,19 @@ import Testing
             #expect("\(error)".contains("timed out"))
         }
     }
+
+    /// `/metrics` text summed per metric: over label sets, not over a longer name sharing the prefix.
+    @Test func metricSumAddsLabelSetsOfOneName() {
+        let text = """
+        # HELP faultline_edge_signature_checks_total Signatures checked.
+        # TYPE faultline_edge_signature_checks_total counter
+        faultline_edge_signature_checks_total 120
+        faultline_edge_signature_checks_total_extra 5
+        faultline_messages_received_total{kind="prevote"} 7
+        faultline_messages_received_total{kind="precommit"} 8.5
+        """
+        #expect(ControlClient.metricSum("faultline_edge_signature_checks_total", in: text) == 120)
+        #expect(ControlClient.metricSum("faultline_messages_received_total", in: text) == 15.5)
+        #expect(ControlClient.metricSum("faultline_height", in: text) == nil)
+    }
 }
