@@ -5,18 +5,22 @@ import Wire
 
 extension Replica {
     /// What a node's binary is: the execution rules it implements (`versionMin...version`), the wire
-    /// protocol version, and the fork it is on. Both engines judge heights and peers by it.
+    /// protocol version, the fork it is on, and the consensus protocol it runs. Both engines judge
+    /// heights and peers by it.
     public struct Binary: Sendable, Equatable {
         public var version: UInt16
         public var versionMin: UInt16
         public var forkId: UInt32
         public var protocolVersion: UInt16
+        public var consensus: BFT.ProtocolName
 
-        public init(version: UInt16 = 1, versionMin: UInt16 = 1, forkId: UInt32 = 0, protocolVersion: UInt16 = 1) {
+        public init(version: UInt16 = 1, versionMin: UInt16 = 1, forkId: UInt32 = 0, protocolVersion: UInt16 = 1,
+                    consensus: BFT.ProtocolName = .tendermint) {
             self.version = version
             self.versionMin = versionMin
             self.forkId = forkId
             self.protocolVersion = protocolVersion
+            self.consensus = consensus
         }
 
         public var identity: HandshakePolicy.Identity {
@@ -29,11 +33,18 @@ extension Replica {
             RulesSchedule.decide(height: height, binaryVersion: version, versionMin: versionMin, plans: plans)
         }
 
-        /// Why a peer's hello is refused (nil: accepted). `signedForFork` is the fork its envelope was signed for.
-        public func refusal(of theirs: HandshakePolicy.Identity, signedForFork: UInt32, height: UInt64,
+        /// Why a peer's hello is refused (nil: accepted). `signedForFork` is the fork its envelope was signed
+        /// for; `consensus` the protocol number it names. A peer on the other protocol would read no vote of
+        /// ours as we mean it (HotStuff-2 sends votes to the leader, Tendermint to everyone): a cluster of
+        /// both is a misconfiguration, refused at the handshake like another fork.
+        public func refusal(of theirs: HandshakePolicy.Identity, consensus: UInt8, signedForFork: UInt32, height: UInt64,
                             plans: [UpgradePlan], checkRules: Bool) -> String? {
             guard theirs.forkId == signedForFork else {
                 return "hello names fork id \(theirs.forkId) but is signed for fork id \(signedForFork)"
+            }
+            if consensus != self.consensus.wireCode {
+                let name = BFT.ProtocolName(wireCode: consensus).map { "\($0)" } ?? "number \(consensus) (unknown)"
+                return "consensus protocol \(name), ours \(self.consensus)"
             }
             return HandshakePolicy.refusal(ours: identity, theirs: theirs, height: height, plans: plans,
                                            checkRules: checkRules)

@@ -333,7 +333,8 @@ extension ReplicaHost {
     public func sendHello(to peer: LinkPeer) {
         let hello = Hello(protocolVersion: binary.protocolVersion, forkId: binary.forkId, version: binary.version,
                           versionMin: binary.versionMin, committedHeight: storeHeight,
-                          replyWanted: handshakes.sendingHello(to: peer, nowMs: nowMs), timeMs: nowMs)
+                          replyWanted: handshakes.sendingHello(to: peer, nowMs: nowMs), timeMs: nowMs,
+                          consensus: binary.consensus.wireCode)
         send(envelope(.hello, hello), toLink: peer)
     }
 
@@ -346,9 +347,10 @@ extension ReplicaHost {
     /// A peer's hello, judged by this binary (fork, protocol, rules at the height): the link is accepted or
     /// refused, held messages are taken once accepted, and the hello is answered when it should be.
     @inlinable
-    public func heardHello(_ theirs: HandshakePolicy.Identity, signedForFork: UInt32, replyWanted: Bool,
+    public func heardHello(_ theirs: HandshakePolicy.Identity, consensus: UInt8, signedForFork: UInt32, replyWanted: Bool,
                            from peer: LinkPeer) {
-        let refusal = binary.refusal(of: theirs, signedForFork: signedForFork, height: corePosition?.height ?? storeHeight + 1,
+        let refusal = binary.refusal(of: theirs, consensus: consensus, signedForFork: signedForFork,
+                                     height: corePosition?.height ?? storeHeight + 1,
                                      plans: plans, checkRules: handshakeChecksRules)
         let outcome = handshakes.heardHello(from: peer, refusal: refusal, replyWanted: replyWanted, nowMs: nowMs)
         if case .refused(let reason) = outcome.link, outcome.previous != outcome.link {

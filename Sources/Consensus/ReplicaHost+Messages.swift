@@ -25,7 +25,8 @@ extension ReplicaHost {
             let theirs = HandshakePolicy.Identity(forkId: hello.forkId, protocolVersion: hello.protocolVersion,
                                                   version: hello.version, versionMin: hello.versionMin)
             for link in linkPeers(signing: envelope.sender) {
-                heardHello(theirs, signedForFork: envelope.forkId, replyWanted: hello.replyWanted, from: link)
+                heardHello(theirs, consensus: hello.consensus, signedForFork: envelope.forkId, replyWanted: hello.replyWanted,
+                           from: link)
             }
         case .transfer, .batchChunk, .forcedTx, .dispute, .evidence:
             admit(envelope, fromPeer: fromPeer)

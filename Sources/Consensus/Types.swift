@@ -151,6 +151,14 @@ public enum BFT {
 
         public var description: String { rawValue }
         public static var names: String { allCases.map(\.rawValue).joined(separator: ", ") }
+
+        /// The protocol's number in a hello (`Hello.consensus`).
+        public var wireCode: UInt8 { self == .tendermint ? 0 : 1 }
+
+        public init?(wireCode: UInt8) {
+            guard let name = Self.allCases.first(where: { $0.wireCode == wireCode }) else { return nil }
+            self = name
+        }
     }
 
     /// Tendermint's three round timeouts and the pause after a commit; HotStuff-2's view timer and its

@@ -62,11 +62,11 @@ struct NodeMetrics: Sendable {
     }
 
     init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), role: String = "validator",
-         version: String = FaultlineVersion.string, rulesVersion: UInt16 = 1) {
+         version: String = FaultlineVersion.string, rulesVersion: UInt16 = 1, consensus: String = "tendermint") {
         self.registry = registry
         func gauge(_ name: String, _ help: String) -> Gauge { registry.makeGauge(name: name, help: help) }
         func counter(_ name: String, _ help: String) -> Counter { registry.makeCounter(name: name, help: help) }
-        NodeMetrics.buildInfo(registry, role: role, version: version, rulesVersion: rulesVersion)
+        NodeMetrics.buildInfo(registry, role: role, version: version, rulesVersion: rulesVersion, consensus: consensus)
         height = gauge("faultline_height", "Height of the last block this node finalized (committed).")
         consensusHeight = gauge("faultline_consensus_height", "Height consensus is deciding now.")
         round = gauge("faultline_round", "Consensus round at the current height (0 while rounds succeed).")
@@ -130,12 +130,15 @@ struct NodeMetrics: Sendable {
     }
 
     /// `faultline_build_info`: a constant 1 whose labels say what runs (Prometheus's convention).
-    static func buildInfo(_ registry: PrometheusCollectorRegistry, role: String, version: String, rulesVersion: UInt16?) {
+    static func buildInfo(_ registry: PrometheusCollectorRegistry, role: String, version: String, rulesVersion: UInt16?,
+                          consensus: String? = nil) {
         // Not `role` and `version`: the scrape's target labels (`faultline prometheus`) have those names.
         var labels = [("faultline_version", version), ("node_role", role)]
         if let rulesVersion { labels.append(("rules_version", String(rulesVersion))) }
+        if let consensus { labels.append(("consensus_protocol", consensus)) }
         registry.makeGauge(name: "faultline_build_info", labels: labels,
-                           help: "Always 1: Faultline's version, the node's role and its rules version as labels.").set(to: 1)
+                           help: "Always 1: Faultline's version, the node's role, its rules version and the consensus "
+                               + "protocol of its chain as labels.").set(to: 1)
     }
 
     /// The gauges that mirror the node's status, set from it when Prometheus scrapes (the status is

@@ -17,7 +17,7 @@ extension NodeShell {
     /// This node's binary: its rules range, protocol version and fork.
     var binary: Replica.Binary {
         Replica.Binary(version: config.version, versionMin: config.versionMin, forkId: config.forkId,
-                       protocolVersion: config.protocolVersion)
+                       protocolVersion: config.protocolVersion, consensus: config.consensusProtocol ?? .tendermint)
     }
 
     /// Stops deciding for good (until restarted): no votes, no proposals; blocks and status are still served.

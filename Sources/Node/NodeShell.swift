@@ -142,7 +142,8 @@ final class NodeShell {
         self.myIndex = validators.index(of: key.publicKey)
         self.logger = logger
         self.metrics = NodeMetrics(registry: registry, role: config.role, version: FaultlineVersion.string,
-                                   rulesVersion: config.version)
+                                   rulesVersion: config.version,
+                                   consensus: (config.consensusProtocol ?? .tendermint).rawValue)
         self.timers = timers
         self.clock = clock
         self.startedAtMs = clock()
@@ -205,7 +206,8 @@ final class NodeShell {
         self.store = store
         var tipResult: Ledger.BlockResult?
         let binary = Replica.Binary(version: config.version, versionMin: config.versionMin, forkId: config.forkId,
-                                    protocolVersion: config.protocolVersion)
+                                    protocolVersion: config.protocolVersion,
+                                    consensus: config.consensusProtocol ?? .tendermint)
         self.tipAlternative = tip.flatMap { tip in
             Replica.TipAlternative.reexecute(tip, ledger: &rebuilt, binary: binary, plans: plans, result: &tipResult)
         }

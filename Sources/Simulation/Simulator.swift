@@ -191,7 +191,8 @@ public final class Simulator {
         hasRollup = topology.rollup != nil
         for (slot, node) in topology.nodes.enumerated() {
             let index = topology.validators.firstIndex { $0.name == node.keyName }
-            let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId)
+            let binary = Replica.Binary(version: node.version, versionMin: node.versionMin, forkId: node.forkId,
+                                        consensus: topology.consensusProtocol)
             nodes.append(try SimNode(slot: slot, name: node.name, me: index, keyName: node.keyName, role: node.role, binary: binary,
                                      genesis: genesis, world: self))
             shapers.append(LinkShaper(seed: settings.seed &+ UInt64(slot) &* 0x9E37_79B9))

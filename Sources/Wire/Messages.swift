@@ -164,8 +164,9 @@ public struct StatusMessage: WireCodable, Equatable {
 }
 
 /// The first message between two peers (and repeated while they have not agreed): who the sender
-/// is on the wire and in execution rules. A peer on another fork id or wire protocol version, or (when
-/// the node checks rules) on another rules version, is refused before any block or vote is exchanged.
+/// is on the wire, in consensus and in execution rules. A peer on another fork id, wire protocol
+/// version or consensus protocol, or (when the node checks rules) on another rules version, is refused
+/// before any block or vote is exchanged.
 /// Signed under the sender's own fork id, so a node can read and authenticate a hello from another
 /// fork and say why it refuses it.
 public struct Hello: WireCodable, Equatable {
@@ -179,9 +180,12 @@ public struct Hello: WireCodable, Equatable {
     public var replyWanted: Bool
     /// The sender's clock: keeps repeated hellos distinct for de-duplication.
     public var timeMs: UInt64
+    /// The consensus protocol the sender runs (0 Tendermint, 1 HotStuff-2; any other value is carried,
+    /// and refused by the receiver as a protocol it does not run).
+    public var consensus: UInt8
 
     public init(protocolVersion: UInt16, forkId: UInt32, version: UInt16, versionMin: UInt16,
-                committedHeight: UInt64, replyWanted: Bool, timeMs: UInt64) {
+                committedHeight: UInt64, replyWanted: Bool, timeMs: UInt64, consensus: UInt8 = 0) {
         self.protocolVersion = protocolVersion
         self.forkId = forkId
         self.version = version
@@ -189,6 +193,7 @@ public struct Hello: WireCodable, Equatable {
         self.committedHeight = committedHeight
         self.replyWanted = replyWanted
         self.timeMs = timeMs
+        self.consensus = consensus
     }
 
     public func encode(to writer: inout WireWriter) {
@@ -199,6 +204,7 @@ public struct Hello: WireCodable, Equatable {
         writer.u64(committedHeight)
         writer.u8(replyWanted ? 1 : 0)
         writer.u64(timeMs)
+        writer.u8(consensus)
     }
 
     public init(from reader: inout WireReader) throws(DecodeError) {
@@ -214,6 +220,7 @@ public struct Hello: WireCodable, Equatable {
         guard flag <= 1 else { throw .invalidValue(field: "hello.replyWanted", reason: "\(flag) is not 0 or 1") }
         replyWanted = flag == 1
         timeMs = try reader.u64("hello.timeMs")
+        consensus = try reader.u8("hello.consensus")
     }
 }
 

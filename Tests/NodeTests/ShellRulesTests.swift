@@ -50,9 +50,9 @@ import Wire
         return dir
     }
 
-    func hello(from index: Int, forkId: UInt32, timeMs: UInt64 = 5) -> (Envelope, Message) {
+    func hello(from index: Int, forkId: UInt32, timeMs: UInt64 = 5, consensus: UInt8 = 0) -> (Envelope, Message) {
         let hello = Hello(protocolVersion: 1, forkId: forkId, version: 1, versionMin: 1, committedHeight: 0,
-                          replyWanted: true, timeMs: timeMs)
+                          replyWanted: true, timeMs: timeMs, consensus: consensus)
         let envelope = Envelope(kind: .hello, payload: hello.encoded,
                                 domain: Domain(chainId: Self.chainId, forkId: forkId), key: keys[index])
         return (envelope, .hello(hello))
@@ -81,6 +81,29 @@ import Wire
         node.broadcastStatus()
         #expect(node.outbox.items.filter { $0.kind == .status }.map(\.peer) == ["v3"])
         #expect(!node.outbox.items.contains { $0.peer == "v2" && $0.kind != .hello })
+    }
+
+    /// A peer running the other consensus protocol (or one this binary does not know) is refused at the
+    /// handshake with a reason that names both; a later hello from it on our protocol is accepted.
+    @Test func aPeerOnAnotherConsensusProtocolIsRefused() throws {
+        let dir = try temporaryDirectory()
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let clock = Clock()
+        let node = try shell(dir: dir, clock: clock)
+        node.start()
+        #expect(node.outbox.items.allSatisfy { item in
+            (try? Envelope(decoding: item.bytes)).flatMap { try? Hello(decoding: $0.payload) }?.consensus == 0
+        })
+        let (hotstuff, hotstuffHello) = hello(from: 1, forkId: 0, timeMs: 5, consensus: 1)
+        node.receive(hotstuff, hotstuffHello, fromPeer: true)
+        #expect(node.handshakes.links["v2"] == .refused("consensus protocol hotstuff2, ours tendermint"))
+        let (unknown, unknownHello) = hello(from: 2, forkId: 0, timeMs: 5, consensus: 7)
+        node.receive(unknown, unknownHello, fromPeer: true)
+        #expect(node.handshakes.links["v3"] == .refused("consensus protocol number 7 (unknown), ours tendermint"))
+        clock.nowMs += 600
+        let (fixed, fixedHello) = hello(from: 1, forkId: 0, timeMs: 6, consensus: 0)
+        node.receive(fixed, fixedHello, fromPeer: true)
+        #expect(node.handshakes.links["v2"] == .accepted)
     }
 
     /// A peer that restarted (or started after our first hello was lost) asks again: it is answered

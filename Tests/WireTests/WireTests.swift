@@ -138,8 +138,11 @@ import Testing
 
     @Test func helloRoundTripsAndRejectsAnImpossibleVersionRange() throws {
         let hello = Hello(protocolVersion: 1, forkId: 3, version: 2, versionMin: 1, committedHeight: 42,
-                          replyWanted: true, timeMs: 99)
+                          replyWanted: true, timeMs: 99, consensus: 1)
         #expect(try Hello(decoding: hello.encoded) == hello)
+        // The consensus protocol is the last byte, and a hello without it is cut short.
+        #expect(hello.encoded.last == 1)
+        #expect(throws: DecodeError.self) { try Hello(decoding: Array(hello.encoded.dropLast())) }
         var bad = hello
         bad.versionMin = 3
         #expect(throws: DecodeError.self) { try Hello(decoding: bad.encoded) }

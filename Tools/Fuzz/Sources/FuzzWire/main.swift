@@ -81,7 +81,8 @@ public func initialize(_ argc: UnsafeMutablePointer<CInt>?, _ argv: UnsafeMutabl
         ("block-request", Envelope(kind: .blockRequest, payload: BlockRequest(height: 2, timeMs: 5).encoded,
                                    domain: domain, key: key).bytes),
         ("hello", Envelope(kind: .hello, payload: Hello(protocolVersion: 1, forkId: 0, version: 1, versionMin: 1,
-                                                        committedHeight: 2, replyWanted: true, timeMs: 5).encoded,
+                                                        committedHeight: 2, replyWanted: true, timeMs: 5,
+                                                        consensus: 1).encoded,
                            domain: domain, key: key).bytes),
         ("block", block.encoded),
         ("certificate", Envelope(kind: .certificate, payload: VoteBundle(
