@@ -58,10 +58,10 @@ struct Edge: Sendable {
                 queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
             }
             if !verified.isEmpty { verifiedTxs.insert(verified) }
-            // Copies of a datagram checked in this burst: duplicates now if it was valid.
+            // Copies of a datagram checked in this burst: duplicates now if it was valid (checked again if not).
             for (bytes, address) in copies {
-                let outcome = state.ingress.admit(bytes, nowMs: nowMs,
-                                                  localHeight: UInt64(max(consensusHeight.value, 0)))
+                let outcome = state.ingress.admit(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
+                                                  checking: { metrics.edgeSignatureChecks.increment() })
                 queue(outcome, from: address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
             }
             checks.removeAll(keepingCapacity: true)

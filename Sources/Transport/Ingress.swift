@@ -90,10 +90,13 @@ public struct Ingress: Sendable {
 
     /// The full path: precheck, de-duplicate, verify the signature, remember the id. `localHeight` is
     /// the height this node is deciding, for the vote budget.
-    public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0) -> Outcome {
+    public mutating func admit(_ bytes: [UInt8], nowMs: UInt64 = 0, localHeight: UInt64 = 0,
+                               checking: () -> Void = {}) -> Outcome {
         switch begin(bytes, nowMs: nowMs, localHeight: localHeight) {
         case .done(let outcome): return outcome
-        case .verify(let pending): return finish(pending, pending.check(), nowMs: nowMs)
+        case .verify(let pending):
+            checking()
+            return finish(pending, pending.check(), nowMs: nowMs)
         case .copyInFlight: preconditionFailure("no check is in flight outside a burst")
         }
     }

@@ -106,7 +106,8 @@ extension Tag {
         #expect(Self.rejected(metrics, "bad_signature") >= 100)
         #expect(Self.rejected(metrics, "wrong_chain") >= 50)
         #expect(Self.rejected(metrics, "unknown_sender") >= 50)
-        // Each envelope with a bad signature was checked at the edge (and counted there) before it was refused.
+        // Each envelope with a bad signature was checked at the edge (and counted there) before it was
+        // refused: a copy of an invalid one is not remembered, so it is checked again.
         let checked = try #require(ControlClient.metricSum("faultline_edge_signature_checks_total", in: metrics))
         #expect(checked >= Double(Self.rejected(metrics, "bad_signature")))
         let unauthorized = try await ControlClient.request(port: v1.controlPort, path: "/status", token: "wrong")
