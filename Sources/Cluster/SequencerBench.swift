@@ -25,13 +25,19 @@ public enum SequencerBench {
         /// the sending core, so one datagram per claim at the bound took a third of a core from the
         /// two the sequencer is measured on (the ingest figure 0.65–0.70 then, 0.74–0.81 with bundles).
         public var bundled: Bool
+        /// Verification rates measured earlier in the same run (one thread, all cores), e.g. by `bench all`
+        /// before its clusters: the bound is the higher of those and this phase's own measurement (taken
+        /// right after another phase's cluster, its processes may still be exiting).
+        public var measuredRates: (one: Double, all: Double)?
 
-        public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?, bundled: Bool = true) {
+        public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?, bundled: Bool = true,
+                    measuredRates: (one: Double, all: Double)? = nil) {
             self.topologyPath = topologyPath
             self.runsRoot = runsRoot
             self.seconds = seconds
             self.rate = rate
             self.bundled = bundled
+            self.measuredRates = measuredRates
         }
     }
 
@@ -86,8 +92,8 @@ public enum SequencerBench {
             throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
         }
         let cores = UsableCores.count
-        let one = verifyRate(threads: 1, seconds: 1)
-        let all = verifyRate(threads: cores, seconds: 1)
+        let one = max(verifyRate(threads: 1, seconds: 1), settings.measuredRates?.one ?? 0)
+        let all = max(verifyRate(threads: cores, seconds: 1), settings.measuredRates?.all ?? 0)
         progress(String(format: "verification on this machine: %.0f/s on one thread, %.0f/s on %d at once (the bound)",
                         one, all, cores))
         let rate = settings.rate ?? Int(all)

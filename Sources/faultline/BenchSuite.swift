@@ -275,7 +275,9 @@ struct BenchSuite: AsyncParsableCommand {
         }
         say("sequencer (\(sequencer)): ingest, then the whole pipeline…")
         let record = try await SequencerBench.run(
-            .init(topologyPath: sequencer, runsRoot: runs, seconds: quick ? 4 : 8, rate: nil), topology: topology,
+            .init(topologyPath: sequencer, runsRoot: runs, seconds: quick ? 4 : 8, rate: nil,
+                  measuredRates: table.limits.map { ($0.verifyOneCorePerSecond, $0.verifyAllCoresPerSecond) }),
+            topology: topology,
             progress: { say("  " + $0) })
         table.runs.append(contentsOf: record.phases.map(\.runDir))
         let ratios = SequencerIngest.report(record, say: { say("  " + $0) })
