@@ -40,6 +40,8 @@ public struct NodeStatus: Codable, Sendable {
     public var disputeGamesOpen = 0
     /// An rpc node's injected upstream fault (nil: none); a gateway's upstreams in use.
     public var rpcFault: String?
+    /// The consensus protocol of the chain this node runs or follows (nil: a gateway or an external node).
+    public var consensus: String?
 
     public init(
         name: String,
@@ -91,5 +93,16 @@ public struct NodeStatus: Codable, Sendable {
         self.linkFaults = linkFaults
         self.shapedDrops = shapedDrops
         self.clockSkewMs = clockSkewMs
+    }
+
+    /// One line for a cluster's status: the consensus protocol its nodes report, or, when they differ (a
+    /// misconfiguration the handshake refuses), which nodes run which. Nil when no node reports one.
+    public static func consensusLine(_ nodes: [(name: String, status: NodeStatus?)]) -> String? {
+        var byProtocol: [String: [String]] = [:]
+        for (name, status) in nodes { if let consensus = status?.consensus { byProtocol[consensus, default: []].append(name) } }
+        guard !byProtocol.isEmpty else { return nil }
+        if byProtocol.count == 1 { return "consensus: \(byProtocol.keys.first!)" }
+        let parts = byProtocol.sorted { $0.key < $1.key }.map { "\($0.key) (\($0.value.joined(separator: ", ")))" }
+        return "consensus protocols differ: " + parts.joined(separator: ", ")
     }
 }

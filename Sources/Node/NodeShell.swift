@@ -355,6 +355,7 @@ final class NodeShell {
         status.rulesVersionMin = config.versionMin
         status.rulesApplied = ledger.rulesVersion
         status.forkId = config.forkId
+        status.consensus = consensus.name.rawValue
         status.stopped = stopped
         status.disputeGamesOpen = ledger.disputes?.gamesOpen ?? 0
         if let fault = rpcBox?.fault, fault.mode != "ok" { status.rpcFault = fault.description }

@@ -1,4 +1,5 @@
 import Cluster
+import Formats
 import Foundation
 import Liveness
 
@@ -49,7 +50,8 @@ enum Terminal {
                 status.map { String($0.mempoolTxs) } ?? "-", age,
             ])
         }
-        return ([table(rows)] + notes).joined(separator: "\n")
+        let consensus = NodeStatus.consensusLine(states.map { ($0.node.name, $0.status) })
+        return ([table(rows)] + (consensus.map { [$0] } ?? []) + notes).joined(separator: "\n")
     }
 
     static func table(_ rows: [[String]]) -> String {
