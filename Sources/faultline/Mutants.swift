@@ -1,5 +1,6 @@
 import ArgumentParser
 import Consensus
+import Cluster
 import Foundation
 import Simulation
 
@@ -84,42 +85,24 @@ struct Mutants: AsyncParsableCommand {
     /// Each bug in a child process (a planted bug may trip an invariant: that child dies, the others go on).
     func runChildren(_ chosen: [Tendermint.PlantedBug]) throws -> [MutantResult] {
         var results: [MutantResult?] = Array(repeating: nil, count: chosen.count)
-        var running: [(index: Int, process: Process, out: Pipe, err: Pipe, started: Date)] = []
         var next = 0
-        while next < chosen.count || !running.isEmpty {
-            while running.count < jobs, next < chosen.count {
-                let process = Process()
-                process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-                process.arguments = ["mutants", "--one", chosen[next].rawValue, "--seed", String(seed)]
-                    + (budget.map { ["--budget", String($0)] } ?? []) + (swarm ? ["--swarm"] : [])
-                    + ["--protocol", protocolName.rawValue]
-                process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
-                let out = Pipe(), err = Pipe()
-                process.standardOutput = out
-                process.standardError = err
-                try process.run()
-                running.append((next, process, out, err, Date()))
-                next += 1
+        try ChildProcesses(jobs: jobs).run(next: {
+            guard next < chosen.count else { return nil }
+            defer { next += 1 }
+            return (next, ["mutants", "--one", chosen[next].rawValue, "--seed", String(seed)]
+                + (budget.map { ["--budget", String($0)] } ?? []) + (swarm ? ["--swarm"] : [])
+                + ["--protocol", protocolName.rawValue])
+        }, finished: { child in
+            var result = MutantResult(bug: chosen[child.tag], lines: child.output)
+            if child.signaled || child.status != 0 {
+                let last = child.errors.split(separator: "\n").filter { $0.contains("Fatal error") || $0.contains("precondition") }
+                    .suffix(1).joined()
+                result.crash = "exit \(child.status) after " + String(format: "%.1f s", child.seconds) + (last.isEmpty ? "" : ": " + last)
             }
-            // Pipes are read whole once a child ends; a child writes a few lines, far below a pipe's buffer.
-            if let done = running.firstIndex(where: { !$0.process.isRunning }) {
-                let child = running.remove(at: done)
-                let output = String(decoding: child.out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                let errors = String(decoding: child.err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-                var result = MutantResult(bug: chosen[child.index], lines: output)
-                if child.process.terminationReason == .uncaughtSignal || child.process.terminationStatus != 0 {
-                    let last = errors.split(separator: "\n").filter { $0.contains("Fatal error") || $0.contains("precondition") }
-                        .suffix(1).joined()
-                    result.crash = "exit \(child.process.terminationStatus) after "
-                        + String(format: "%.1f s", Date().timeIntervalSince(child.started)) + (last.isEmpty ? "" : ": " + last)
-                }
-                results[child.index] = result
-                print("  \(result.caught ? "✔" : "✘") \(result.bug.rawValue): \(result.summary)")
-                fflush(nil)
-            } else {
-                Thread.sleep(forTimeInterval: 0.05) // children run seconds; polling their exit costs nothing
-            }
-        }
+            results[child.tag] = result
+            print("  \(result.caught ? "✔" : "✘") \(result.bug.rawValue): \(result.summary)")
+            fflush(nil)
+        })
         return results.map { $0! }
     }
 

@@ -70,7 +70,15 @@ struct Simulate: AsyncParsableCommand {
                                + "among theirs (one real run is one sample of a random process)."))
     var seeds = 1
 
+    @Option(help: ArgumentHelp("Swarm cases, or --compare's seeds, run at once (default: the machine's cores; each "
+                               + "swarm case in a process of its own)."))
+    var jobs: Int?
+
+    /// `--jobs`, or one per core the machine gives this process.
+    var jobsAtOnce: Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+
     func validate() throws {
+        if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be in 1…64, got \(jobs)") }
         if compare != nil, file == nil { throw ValidationError("--compare goes with a scenario FILE") }
         guard (1...100).contains(seeds) else { throw ValidationError("--seeds must be in 1…100, got \(seeds)") }
         if seeds > 1, compare == nil { throw ValidationError("--seeds goes with --compare") }
@@ -130,18 +138,38 @@ struct Simulate: AsyncParsableCommand {
               + (ingressPerCore != Simulator.Settings.ingressPerCoreDefault ? " --ingress-per-core \(Int(ingressPerCore))" : "")
               + (cores != Simulator.Settings.coresDefault ? " --cores \(cores)" : ""))
         if let compare, let real {
-            var reports = [report.report]
-            for extra in 1..<UInt64(seeds) {
-                var other = settings
-                other.seed = settings.seed + extra
-                let (more, _, _) = try Simulate.simulateOnce(scenario, settings: other, runs: runs)
-                reports.append(more.report)
-                try? FileManager.default.removeItem(atPath: more.runDir) // only its outcome is kept
-            }
-            return try compareWithRealRun(compare, real: real, simulated: reports, scenario: scenario,
+            let more = try await Simulate.simulateSeeds(scenario, settings: settings,
+                                                        seeds: (1..<UInt64(seeds)).map { settings.seed + $0 },
+                                                        jobs: jobsAtOnce, runs: runs)
+            return try compareWithRealRun(compare, real: real, simulated: [report.report] + more, scenario: scenario,
                                           firstSeed: settings.seed)
         }
         if !report.report.passed { throw ExitCode(1) }
+    }
+
+    /// Further seeds of one scenario for `--compare`, `jobs` at a time (each simulation is independent and single
+    /// threaded), their reports in the order of `seeds`; only their outcomes are kept, not their run folders.
+    static func simulateSeeds(_ scenario: Scenario, settings: Simulator.Settings, seeds: [UInt64], jobs: Int,
+                              runs: String) async throws -> [Report] {
+        try await withThrowingTaskGroup(of: (Int, Report).self) { group in
+            var reports = [Report?](repeating: nil, count: seeds.count)
+            var next = 0
+            func start(_ index: Int) {
+                var other = settings
+                other.seed = seeds[index]
+                group.addTask {
+                    let (more, _, _) = try Simulate.simulateOnce(scenario, settings: other, runs: runs)
+                    try? FileManager.default.removeItem(atPath: more.runDir)
+                    return (index, more.report)
+                }
+            }
+            while next < min(jobs, seeds.count) { start(next); next += 1 }
+            while let (index, report) = try await group.next() {
+                reports[index] = report
+                if next < seeds.count { start(next); next += 1 }
+            }
+            return reports.map { $0! }
+        }
     }
 
     /// One simulated run in its own run folder, with its reports built (not yet written).

@@ -1,5 +1,6 @@
 import ArgumentParser
 import Consensus
+import Cluster
 import Foundation
 import Simulation
 
@@ -27,36 +28,8 @@ extension Simulate {
         }
     }
 
-    struct CaseResult {
-        var code: Int32
-        var line: String
-        var crash: String?
-    }
-
-    /// Each case runs in a child process, so a simulator that traps is a reported crash, not the end.
-    func runChild(seed: UInt64) throws -> CaseResult {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: CommandLine.arguments[0])
-        process.arguments = ["simulate", "--swarm-case", String(seed)] + (plant.map { ["--plant", $0] } ?? [])
-            + (consensus.consensusProtocol.map { ["--protocol", $0.rawValue] } ?? [])
-        process.environment = ProcessInfo.processInfo.environment.merging(["SWIFT_BACKTRACE": "enable=no"]) { $1 }
-        let out = Pipe(), err = Pipe()
-        process.standardOutput = out
-        process.standardError = err
-        try process.run()
-        let output = String(decoding: out.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        let errors = String(decoding: err.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        let line = output.split(separator: "\n").last.map(String.init) ?? ""
-        if process.terminationReason == .uncaughtSignal || ![0, Simulate.exitSafety, Simulate.exitLiveness]
-            .contains(process.terminationStatus) {
-            let last = errors.split(separator: "\n").suffix(3).joined(separator: " | ")
-            return CaseResult(code: Simulate.exitCrash, line: line,
-                              crash: "exit \(process.terminationStatus) (\(process.terminationReason == .uncaughtSignal ? "signal" : "code")): \(last)")
-        }
-        return CaseResult(code: process.terminationStatus, line: line, crash: nil)
-    }
-
+    /// Each case runs in a child process, `jobsAtOnce` at a time, so a simulator that traps is a reported crash, not
+    /// the end; no case starts once the budget is spent.
     func runSwarm(count: Int) throws {
         let first = seed ?? 1
         let started = Date()
@@ -64,20 +37,33 @@ extension Simulate {
         var ran = 0
         var agenda = 0.0, simulated = 0.0
         print("swarm: \(count) cases from seed \(first)" + (budget.map { String(format: ", budget %.0f s", $0) } ?? "")
-              + (plant.map { ", planted bug: \($0)" } ?? ""))
+              + (plant.map { ", planted bug: \($0)" } ?? "") + ", \(jobsAtOnce) at once")
         fflush(nil) // each line shows at once, also in a CI log
-        for seed in first..<(first + UInt64(count)) {
-            if let budget, Date().timeIntervalSince(started) >= budget { break }
-            let result = try runChild(seed: seed)
+        var drawn = 0
+        let arguments = (plant.map { ["--plant", $0] } ?? []) + (consensus.consensusProtocol.map { ["--protocol", $0.rawValue] } ?? [])
+        try ChildProcesses(jobs: jobsAtOnce).run(next: {
+            if drawn >= count { return nil }
+            if let budget, Date().timeIntervalSince(started) >= budget { return nil }
+            defer { drawn += 1 }
+            return (drawn, ["simulate", "--swarm-case", String(first + UInt64(drawn))] + arguments)
+        }, finished: { child in
             ran += 1
-            let fields = result.line.split(separator: "\t", maxSplits: 3).map(String.init)
+            let seed = first + UInt64(child.tag)
+            let line = child.output.split(separator: "\n").last.map(String.init) ?? ""
+            let fields = line.split(separator: "\t", maxSplits: 3).map(String.init)
             if fields.count == 4 {
                 agenda += Double(fields[1]) ?? 0
                 simulated += Double(fields[2]) ?? 0
             }
-            guard result.code != 0 else { continue }
-            let text = result.crash.map { "CRASH: \($0)" } ?? fields.last ?? result.line
-            failures.append((seed, result.code, text))
+            var code = child.status
+            var text = fields.last ?? line
+            if child.signaled || ![0, Simulate.exitSafety, Simulate.exitLiveness].contains(child.status) {
+                let last = child.errors.split(separator: "\n").suffix(3).joined(separator: " | ")
+                code = Simulate.exitCrash
+                text = "CRASH: exit \(child.status) (\(child.signaled ? "signal" : "code")): \(last)"
+            }
+            guard code != 0 else { return }
+            failures.append((seed, code, text))
             let drawn = Swarm.draw(seed: seed)
             print("✘ seed \(seed): \(text)")
             print("  case: \(drawn.nodes.count) nodes (\(drawn.byzantineNodes.sorted().joined(separator: ",")) lying), "
@@ -85,7 +71,7 @@ extension Simulate {
             print("  replay: faultline simulate --swarm 1 --seed \(seed)\(plantFlag)")
             print("  shrink: faultline simulate --shrink \(seed)\(plantFlag)")
             fflush(nil)
-        }
+        })
         let wall = Date().timeIntervalSince(started)
         print(String(format: "swarm: %d cases in %.1f s (%.0f simulated s, %.0f agenda items), %d failed",
                      ran, wall, simulated, agenda, failures.count))
