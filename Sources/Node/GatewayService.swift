@@ -182,12 +182,12 @@ final class GatewayMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry, upstreams: [String]) {
         self.registry = registry
         NodeMetrics.buildInfo(registry, role: "gateway", version: FaultlineVersion.string, rulesVersion: nil)
-        requests = registry.makeCounter(name: "faultline_gateway_requests_total", help: "JSON-RPC bodies the gateway received.")
-        inUse = registry.makeGauge(name: "faultline_gateway_upstreams_in_use",
+        requests = registry.counter("faultline_gateway_requests_total", help: "JSON-RPC bodies the gateway received.")
+        inUse = registry.gauge("faultline_gateway_upstreams_in_use",
                                    help: "Upstreams the policy uses now (breaker closed, not excluded).")
         var gauges: [String: Gauge] = [:]
         for name in upstreams {
-            gauges[name] = registry.makeGauge(name: "faultline_gateway_upstream_in_use", labels: [("upstream", name)],
+            gauges[name] = registry.gauge("faultline_gateway_upstream_in_use", labels: [("upstream", name)],
                                               help: "1 while the policy uses this upstream, 0 while it is excluded or its breaker is open.")
         }
         upstreamInUse = gauges
@@ -197,7 +197,7 @@ final class GatewayMetrics: Sendable {
         inUse.set(to: Double(used.count))
         for (name, gauge) in upstreamInUse { gauge.set(to: used.contains(name) ? 1 : 0) }
         for (name, delta) in seen.deltas(counts) {
-            registry.makeCounter(name: "faultline_gateway_policy_total", labels: [("counter", name)],
+            registry.counter("faultline_gateway_policy_total", labels: [("counter", name)],
                                  help: GatewayMetrics.policyHelp).increment(by: Int64(delta))
         }
     }

@@ -64,8 +64,8 @@ struct NodeMetrics: Sendable {
     init(registry: PrometheusCollectorRegistry = PrometheusCollectorRegistry(), role: String = "validator",
          version: String = FaultlineVersion.string, rulesVersion: UInt16 = 1, consensus: String = "tendermint") {
         self.registry = registry
-        func gauge(_ name: String, _ help: String) -> Gauge { registry.makeGauge(name: name, help: help) }
-        func counter(_ name: String, _ help: String) -> Counter { registry.makeCounter(name: name, help: help) }
+        func gauge(_ name: String, _ help: String) -> Gauge { registry.gauge(name, help: help) }
+        func counter(_ name: String, _ help: String) -> Counter { registry.counter(name, help: help) }
         NodeMetrics.buildInfo(registry, role: role, version: version, rulesVersion: rulesVersion, consensus: consensus)
         height = gauge("faultline_height", "Height of the last block this node finalized (committed).")
         consensusHeight = gauge("faultline_consensus_height", "Height consensus is deciding now.")
@@ -101,22 +101,22 @@ struct NodeMetrics: Sendable {
         rpcMalformed = counter("faultline_rpc_malformed_total", "JSON-RPC request bodies that could not be used.")
         var received: [MessageKind: Counter] = [:]
         for kind in MessageKind.allCases {
-            received[kind] = registry.makeCounter(name: "faultline_messages_received_total",
+            received[kind] = registry.counter("faultline_messages_received_total",
                                                   labels: [("kind", kind.description)],
                                                   help: "Verified messages received, by kind.")
         }
         self.received = received
         var rejected: [Ingress.Reject: Counter] = [:]
         for reason in Ingress.Reject.allCases {
-            rejected[reason] = registry.makeCounter(name: "faultline_ingress_rejected_total",
+            rejected[reason] = registry.counter("faultline_ingress_rejected_total",
                                                     labels: [("reason", reason.rawValue)],
                                                     help: "Datagrams rejected at the ingress, by reason.")
         }
         self.rejected = rejected
         var votesDropped: [VoteDrop: Counter] = [:]
         for reason in VoteDrop.allCases {
-            votesDropped[reason] = registry.makeCounter(
-                name: "faultline_votes_dropped_total", labels: [("reason", reason.rawValue)],
+            votesDropped[reason] = registry.counter(
+                "faultline_votes_dropped_total", labels: [("reason", reason.rawValue)],
                 help: "Prevotes and precommits dropped before consensus saw them, by reason.")
         }
         self.votesDropped = votesDropped
@@ -136,7 +136,7 @@ struct NodeMetrics: Sendable {
         var labels = [("faultline_version", version), ("node_role", role)]
         if let rulesVersion { labels.append(("rules_version", String(rulesVersion))) }
         if let consensus { labels.append(("consensus_protocol", consensus)) }
-        registry.makeGauge(name: "faultline_build_info", labels: labels,
+        registry.gauge("faultline_build_info", labels: labels,
                            help: "Always 1: Faultline's version, the node's role, its rules version and the consensus "
                                + "protocol of its chain as labels.").set(to: 1)
     }
@@ -154,13 +154,13 @@ struct NodeMetrics: Sendable {
         ingressQueue.set(to: Double(depth))
         disputeGamesOpen.set(to: Double(status.disputeGamesOpen))
         for (key, delta) in dropsSeen.deltas(drops) {
-            registry.makeCounter(name: "faultline_ingress_dropped_total", labels: [("reason", key)],
+            registry.counter("faultline_ingress_dropped_total", labels: [("reason", key)],
                                  help: "Datagrams an edge dropped or shed, by lane and reason.").increment(by: Int64(delta))
         }
     }
 
     private func kernelDropsCounter(_ carries: String) -> Counter {
-        registry.makeCounter(name: "faultline_udp_receive_dropped_total", labels: [("carries", carries)],
+        registry.counter("faultline_udp_receive_dropped_total", labels: [("carries", carries)],
                              help: "Datagrams the kernel dropped because the node's UDP socket buffer was full, "
                                  + "by what the socket carries (all, votes, transactions).")
     }
@@ -223,3 +223,17 @@ final class DropsSeen: Sendable {
     }
 }
 
+
+extension PrometheusCollectorRegistry {
+    /// A counter by its whole name: ours carry their unit already (`_total`), so the descriptor names none.
+    func counter(_ name: String, labels: [(String, String)] = [], help: String) -> Counter {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        return labels.isEmpty ? makeCounter(descriptor: descriptor) : makeCounter(descriptor: descriptor, labels: labels)
+    }
+
+    /// A gauge by its whole name (with its unit, as in `faultline_vote_delay_p99_seconds`).
+    func gauge(_ name: String, labels: [(String, String)] = [], help: String) -> Gauge {
+        let descriptor = MetricNameDescriptor(metricName: name, unitName: "", helpText: help)
+        return labels.isEmpty ? makeGauge(descriptor: descriptor) : makeGauge(descriptor: descriptor, labels: labels)
+    }
+}
