@@ -148,13 +148,16 @@ public struct HostHealth: Sendable, Equatable {
         Double(Self.overlapMs(overloadedIntervals(), Self.merge(ranges))) / 1000
     }
 
-    /// Evidence that the host was overloaded inside `ranges`, or nil if it was not (enough).
-    public func evidence(in ranges: [ClosedRange<UInt64>]) -> Evidence? {
+    /// Evidence that the host was overloaded inside `ranges`, or nil if it was not (enough): for half of the
+    /// window, or (`excessMs`, for a gap that missed its bound by that much) for at least the miss, so that the
+    /// gap less its overloaded time is within the bound.
+    public func evidence(in ranges: [ClosedRange<UInt64>], excessMs: UInt64? = nil) -> Evidence? {
         // Ranges may overlap (answers in flight together): the window is their union.
         let merged = Self.merge(ranges)
         let windowMs = merged.reduce(UInt64(0)) { $0 + ($1.upperBound - $1.lowerBound) }
         let overloadedMs = Self.overlapMs(overloadedIntervals(), merged)
-        guard overloadedMs > 0, Double(overloadedMs) >= Double(windowMs) / 2,
+        let halfOrExcess = Double(overloadedMs) >= Double(windowMs) / 2 || excessMs.map { overloadedMs >= $0 } == true
+        guard overloadedMs > 0, halfOrExcess,
               Double(overloadedMs) / 1000 >= min(thresholds.minimumSeconds, Double(windowMs) / 2000) else {
             return nil
         }
@@ -174,8 +177,10 @@ public struct HostHealth: Sendable, Equatable {
         if let worst {
             parts.append("node timers p99 \(worst.lateP99Ms) ms late (\(worst.node), threshold \(thresholds.timerLateMs) ms)")
         }
-        let summary = String(format: "host overloaded %.1f s of %.1f s: ", Double(overloadedMs) / 1000,
-                             Double(windowMs) / 1000) + parts.joined(separator: "; ")
+        let byExcess = Double(overloadedMs) < Double(windowMs) / 2
+        let summary = String(format: "host overloaded %.1f s of %.1f s", Double(overloadedMs) / 1000, Double(windowMs) / 1000)
+            + (byExcess ? String(format: " (more than the %.1f s over the bound)", Double(excessMs ?? 0) / 1000) : "")
+            + ": " + parts.joined(separator: "; ")
         return Evidence(overloadedSeconds: Double(overloadedMs) / 1000, windowSeconds: Double(windowMs) / 1000,
                         cpuPressurePeakPercent: pressure.max(), cpuPressureOverSeconds: Double(pressureOverMs) / 1000,
                         timerLateWorstMs: worst?.lateP99Ms, timerLateWorstNode: worst?.node, summary: summary)

@@ -137,8 +137,27 @@ import Wire
     }
 
     @Test func aBriefSpikeInALongStretchIsNoEvidence() {
-        // One saturated second in a 2.9 s gap is not half of it.
-        #expect(Self.verdict(Self.host(busy: [4]), "max_finality_gap_s", .whole, .max(2), faults: false).verdict == .failed)
+        // One saturated second in a 2.9 s gap is not half of it, nor as long as the 1.9 s it is over a 1 s bound.
+        #expect(Self.verdict(Self.host(busy: [4]), "max_finality_gap_s", .whole, .max(1), faults: false).verdict == .failed)
+    }
+
+    /// A gap over its bound by less than the time the host was overloaded in it would have been within the bound
+    /// without that time: the overload can explain the miss even when it covers under half of the gap.
+    @Test func anOverloadAsLongAsTheMissExplainsIt() throws {
+        // The 2.9 s gap is 0.9 s over a 2 s bound; the host was saturated for 1 s of it.
+        let result = Self.verdict(Self.host(busy: [4]), "max_finality_gap_s", .whole, .max(2), faults: false)
+        #expect(result.verdict == .inconclusive)
+        #expect(try #require(result.inconclusive).summary.contains("more than the 0.9 s over the bound"))
+        // A halt by a 2 s threshold, the same way; by a 1 s threshold (1.9 s over) that second is not enough.
+        let base = EvaluatorTests.evaluator()
+        for (threshold, verdict) in [(2.0, Verdict.inconclusive), (1.0, .failed)] {
+            let evaluator = Evaluator(analysis: base.analysis, windows: [], startMs: base.startMs, endMs: base.endMs,
+                                      haltThresholdSeconds: threshold, crashed: [], host: Self.host(busy: [4]))
+            let halt = evaluator.evaluate(ExpectationSpec(name: "no halt", metric: "halt", window: .whole,
+                                                          bound: .equals(false)))
+            #expect(!halt.passed)
+            #expect(halt.verdict == verdict, "threshold \(threshold) s")
+        }
     }
 
     @Test func lateNodeTimersAloneAreEvidence() throws {
