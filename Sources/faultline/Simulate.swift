@@ -5,6 +5,7 @@ import Formats
 import Foundation
 import Liveness
 import Simulation
+import Transport
 
 /// `faultline simulate FILE --seed N`: the scenario in simulated time, with the same reports as `run`.
 struct Simulate: AsyncParsableCommand {
@@ -74,8 +75,8 @@ struct Simulate: AsyncParsableCommand {
                                + "swarm case in a process of its own)."))
     var jobs: Int?
 
-    /// `--jobs`, or one per core the machine gives this process.
-    var jobsAtOnce: Int { jobs ?? max(1, ProcessInfo.processInfo.activeProcessorCount) }
+    /// `--jobs`, or one per core this process may run on (its affinity: `taskset -c 0` gives one).
+    var jobsAtOnce: Int { jobs ?? max(1, UsableCores.count) }
 
     func validate() throws {
         if let jobs, !(1...64).contains(jobs) { throw ValidationError("--jobs must be in 1…64, got \(jobs)") }
