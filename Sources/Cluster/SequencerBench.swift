@@ -26,18 +26,21 @@ public enum SequencerBench {
         /// two the sequencer is measured on (the ingest figure 0.65–0.70 then, 0.74–0.81 with bundles).
         public var bundled: Bool
         /// Verification rates measured earlier in the same run (one thread, all cores), e.g. by `bench all`
-        /// before its clusters: the bound is the higher of those and this phase's own measurement (taken
-        /// right after another phase's cluster, its processes may still be exiting).
+        /// before its clusters, used instead of measuring again: right after another phase's cluster, its
+        /// processes may still be exiting, and a measurement then reads low.
         public var measuredRates: (one: Double, all: Double)?
+        /// Seconds of each measurement of the bound around a phase (one before it, one after).
+        public var boundSeconds: Double
 
         public init(topologyPath: String, runsRoot: String, seconds: Double, rate: Int?, bundled: Bool = true,
-                    measuredRates: (one: Double, all: Double)? = nil) {
+                    measuredRates: (one: Double, all: Double)? = nil, boundSeconds: Double = 4) {
             self.topologyPath = topologyPath
             self.runsRoot = runsRoot
             self.seconds = seconds
             self.rate = rate
             self.bundled = bundled
             self.measuredRates = measuredRates
+            self.boundSeconds = boundSeconds
         }
     }
 
@@ -55,6 +58,12 @@ public enum SequencerBench {
         public var sequencerCpuSeconds: Double
         public var sequencerWallSeconds: Double
         public var runDir: String
+        /// All cores' verification rate just before and just after the phase (absent in older records: the
+        /// record's own rate is the bound then).
+        public var bound: Bound?
+
+        /// The bound this phase's ratio is taken against.
+        public func boundPerSecond(in record: Record) -> Double { bound?.perSecond ?? record.verifyAllCoresPerSecond }
     }
 
     public struct Record: Codable, Sendable {
@@ -68,21 +77,39 @@ public enum SequencerBench {
         public var phases: [Phase]
     }
 
-    /// Verifications per second with `threads` threads checking at once (summed): the best of `tries`
-    /// measurements of `seconds` each. A limit is what the machine can do; one short measurement that a
-    /// neighbour interrupted (a cluster of the previous phase still exiting) read 15% low here and made
-    /// every ratio against it look better than it was.
-    public static func verifyRate(threads: Int, seconds: Double, tries: Int = 3) -> Double {
-        var best = 0.0
-        for _ in 0..<max(tries, 1) {
-            let total = Mutex(0.0)
-            DispatchQueue.concurrentPerform(iterations: threads) { _ in
-                let rate = VerificationRate.measure(seconds: seconds)
-                total.withLock { $0 += rate }
-            }
-            best = max(best, total.withLock { $0 })
+    /// Verifications per second with `threads` threads checking at once (summed), each one's mean over
+    /// `seconds`: what the machine sustains for as long as a saturating load lasts. The best of three
+    /// one-second measurements, used before, read ~8% above that on this shared host (its seconds range ±10%
+    /// around their mean), and every ratio against it looked that much worse than the nodes were.
+    public static func verifyRate(threads: Int, seconds: Double) -> Double {
+        let total = Mutex(0.0)
+        DispatchQueue.concurrentPerform(iterations: threads) { _ in
+            let rate = VerificationRate.measure(seconds: seconds)
+            total.withLock { $0 += rate }
         }
-        return best
+        return total.withLock { $0 }
+    }
+
+    /// A phase's verification bound: all cores' rate measured just before its cluster starts and just after
+    /// it stops, with nothing else running. Over a minute this shared host's rate drifts by ±10% (33,000 to
+    /// 39,000/s on 2 cores, 20 s apart); a bound measured minutes earlier put that drift into the ratio.
+    public struct Bound: Codable, Sendable, Equatable {
+        public var before: Double
+        public var after: Double
+        public init(before: Double, after: Double) {
+            self.before = before
+            self.after = after
+        }
+        /// The mean of the two: the rate the machine gave around the phase.
+        public var perSecond: Double { (before + after) / 2 }
+    }
+
+    /// Runs `body` (a phase: a cluster up, measured, down) between two measurements of the bound.
+    public static func bracketing<T>(threads: Int, seconds: Double,
+                                     _ body: () async throws -> T) async throws -> (result: T, bound: Bound) {
+        let before = verifyRate(threads: threads, seconds: seconds)
+        let result = try await body()
+        return (result, Bound(before: before, after: verifyRate(threads: threads, seconds: seconds)))
     }
 
     /// Runs both phases, each on its own cluster (started, fed, stopped). `progress` gets one line per step.
@@ -92,8 +119,8 @@ public enum SequencerBench {
             throw RunError("\(settings.topologyPath): the bench needs a node with role = \"sequencer\"")
         }
         let cores = UsableCores.count
-        let one = max(verifyRate(threads: 1, seconds: 1), settings.measuredRates?.one ?? 0)
-        let all = max(verifyRate(threads: cores, seconds: 1), settings.measuredRates?.all ?? 0)
+        let one = settings.measuredRates?.one ?? verifyRate(threads: 1, seconds: 5)
+        let all = settings.measuredRates?.all ?? verifyRate(threads: cores, seconds: 5)
         progress(String(format: "verification on this machine: %.0f/s on one thread, %.0f/s on %d at once (the bound)",
                         one, all, cores))
         let rate = settings.rate ?? Int(all)
@@ -110,18 +137,23 @@ public enum SequencerBench {
         var phases: [Phase] = []
         let bundleBytes = NodeConfig.Limits().datagramPayloadBytesMax
         for (name, phaseTopology) in [("ingest", ingestTopology), ("pipeline", topology)] {
-            progress("phase \(name): starting the cluster…")
-            let up = try await ClusterOps.up(topology: phaseTopology, runsRoot: settings.runsRoot)
-            do {
-                progress("phase \(name): \(up.dir); sending \(pool.datagrams.count) claims to \(sequencerNode.name) at \(rate)/s"
-                         + (settings.bundled ? " in bundles of ≤ \(bundleBytes) bytes…" : ", one datagram each…"))
-                phases.append(try await measure(name, up: up, pool: pool, rate: rate, sequencerName: sequencerNode.name,
-                                                bundleBytesMax: settings.bundled ? bundleBytes : nil))
-                try await ClusterOps.down(dir: up.dir)
-            } catch {
-                try? await ClusterOps.down(dir: up.dir)
-                throw error
+            progress("phase \(name): measuring the bound, then starting the cluster…")
+            var (phase, bound) = try await bracketing(threads: cores, seconds: settings.boundSeconds) {
+                let up = try await ClusterOps.up(topology: phaseTopology, runsRoot: settings.runsRoot)
+                do {
+                    progress("phase \(name): \(up.dir); sending \(pool.datagrams.count) claims to \(sequencerNode.name) at \(rate)/s"
+                             + (settings.bundled ? " in bundles of ≤ \(bundleBytes) bytes…" : ", one datagram each…"))
+                    let phase = try await measure(name, up: up, pool: pool, rate: rate, sequencerName: sequencerNode.name,
+                                                  bundleBytesMax: settings.bundled ? bundleBytes : nil)
+                    try await ClusterOps.down(dir: up.dir)
+                    return phase
+                } catch {
+                    try? await ClusterOps.down(dir: up.dir)
+                    throw error
+                }
             }
+            phase.bound = bound
+            phases.append(phase)
         }
         let record = Record(cores: cores, verifyOneThreadPerSecond: one, verifyAllCoresPerSecond: all,
                             sequencer: sequencerNode.name, bundled: settings.bundled, phases: phases)
@@ -150,7 +182,7 @@ public enum SequencerBench {
         }
         return Phase(name: name, rate: rate, sent: sent.sent, sendSeconds: sent.seconds, startMs: sent.startMs,
                      endMs: sent.endMs, sequencerCpuSeconds: cpuSeconds(pid: pid) - cpuBefore,
-                     sequencerWallSeconds: Date().timeIntervalSince(started), runDir: up.dir)
+                     sequencerWallSeconds: Date().timeIntervalSince(started), runDir: up.dir, bound: nil)
     }
 
     /// User plus system CPU seconds of a process, from /proc.

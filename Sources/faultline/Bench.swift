@@ -66,9 +66,9 @@ struct SequencerIngest: AsyncParsableCommand {
 
     /// Prints each phase's figures; returns each phase's admitted rate (median second) ÷ the bound.
     static func report(_ record: SequencerBench.Record, say: (String) -> Void) -> [String: Double] {
-        let bound = record.verifyAllCoresPerSecond
         var ratios: [String: Double] = [:]
         for phase in record.phases {
+            let bound = phase.boundPerSecond(in: record)
             let events = phase.runDir + "/nodes/" + record.sequencer + "/events.jsonl"
             let figures = SequencerBenchFigures.read(eventsPath: events, startMs: phase.startMs, endMs: phase.endMs)
             let ratio = bound > 0 ? figures.admittedPerSecondMedian / bound : 0
@@ -77,8 +77,9 @@ struct SequencerIngest: AsyncParsableCommand {
             let drops = figures.ingressDrops.sorted { $0.key < $1.key }.map { ", \($0.key) \($0.value)" }.joined()
             say("— \(phase.name) (\(phase.name == "ingest" ? "receive, check, queue; no L2 blocks yet" : "blocks, batches to L1, following L1, derivation")):")
             say(String(format: "  sent %d claims in %.1f s; admitted %.0f/s (median second; best %.0f/s) = %.0f%% of the "
-                       + "%d-core verification bound %.0f/s", phase.sent, phase.sendSeconds,
-                       figures.admittedPerSecondMedian, figures.admittedPerSecondBest, ratio * 100, record.cores, bound))
+                       + "%d-core verification bound %.0f/s%@", phase.sent, phase.sendSeconds,
+                       figures.admittedPerSecondMedian, figures.admittedPerSecondBest, ratio * 100, record.cores, bound,
+                       phase.bound.map { String(format: " (%.0f before the phase, %.0f after)", $0.before, $0.after) } ?? ""))
             say(String(format: "  admitted %llu, included in L2 blocks %llu%@; lost before the queue %llu (kernel %llu%@)",
                        figures.admitted, figures.included,
                        figures.included > 0 ? String(format: " (%.0f/s)", figures.includedPerSecond) : "",
