@@ -79,9 +79,9 @@ public enum SequencerBench {
     }
 
     /// Verifications per second with `threads` threads checking at once (summed), each one's mean over
-    /// `seconds`: what the machine sustains for as long as a saturating load lasts. The best of three
-    /// one-second measurements, used before, read ~8% above that on this shared host (its seconds range ±10%
-    /// around their mean), and every ratio against it looked that much worse than the nodes were.
+    /// `seconds`: what the machine sustains, not its best moment. The best of three one-second
+    /// measurements, used before, read ~8% above that on this shared host (its seconds range ±10% around
+    /// their mean), and every ratio against it looked that much worse than the nodes were.
     public static func verifyRate(threads: Int, seconds: Double) -> Double {
         let total = Mutex(0.0)
         DispatchQueue.concurrentPerform(iterations: threads) { _ in

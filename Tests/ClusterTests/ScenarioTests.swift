@@ -146,6 +146,14 @@ import Wire
         #expect(stale.sensitivity == nil && !stale.failedTowardOverload(3))
         #expect(scenario.expectations[0].timing == true && scenario.expectations[0].sensitivity == .either)
         #expect(scenario.expectations[1].timing == nil && scenario.expectations[1].sensitivity == .higherIsWorse)
+        // On a metric with a class of its own, `timing = true` still means either way: a queue wait that
+        // should reach 3 s and stayed short (a starved sequencer queued too few claims) may be the host's.
+        var wait = ExpectationSpec(name: "w", metric: "l2_wait_p99_ms", window: .whole, bound: .min(3_000))
+        #expect(!wait.failedTowardOverload(1_285))
+        wait.timing = true
+        #expect(wait.sensitivity == .either && wait.failedTowardOverload(1_285))
+        wait.timing = false
+        #expect(wait.sensitivity == nil && !wait.failedTowardOverload(1_285))
         let defaults = try parse("")
         #expect(defaults.overloadCPUPressurePercent == nil && defaults.overloadTimerLateMs == nil)
     }
