@@ -169,8 +169,12 @@ public struct HostHealth: Sendable, Equatable {
         let worst = timers.filter { inside($0.timeMs, lookbackMs: 1_000 + $0.lateP99Ms) }.max { $0.lateP99Ms < $1.lateP99Ms }
         var parts: [String] = []
         if let peak = pressure.max() {
-            parts.append(String(format: "host CPU pressure ≥ %.0f%% for %.1f s of this window (peak %.0f%%)",
-                                thresholds.cpuPressurePercent, Double(pressureOverMs) / 1000, peak))
+            // A peak just under the threshold keeps its decimal: "≥ 100% for 0.0 s (peak 100%)" read as a
+            // contradiction when the peak was 99.6%.
+            let under = peak < thresholds.cpuPressurePercent && peak.rounded() >= thresholds.cpuPressurePercent
+            parts.append(String(format: "host CPU pressure ≥ %.0f%% for %.1f s of this window (peak %@%%)",
+                                thresholds.cpuPressurePercent, Double(pressureOverMs) / 1000,
+                                String(format: under ? "%.1f" : "%.0f", peak)))
         } else if let queue = host.filter({ inside($0.timeMs) }).map(\.runQueue).max() {
             parts.append("no CPU pressure figures on this kernel; run queue up to \(queue)")
         }

@@ -170,6 +170,20 @@ import Wire
                              faults: false).verdict == .failed)
     }
 
+    /// A pressure peak just under the threshold is not printed as the threshold itself.
+    @Test func aPeakJustUnderTheThresholdKeepsItsDecimal() throws {
+        let threshold = HostHealth.Thresholds.standard.cpuPressurePercent
+        let samples = (1...10).map { second in
+            HostHealth.HostSample(timeMs: Self.start + UInt64(second) * 1_000, cpuSomePercent: threshold - 0.4,
+                                  runQueue: 2, stealPercent: 0, cores: 2)
+        }
+        let host = HostHealth(host: samples, timers: [HostHealth.TimerSample(timeMs: Self.start + 5_000, node: "v3", lateP99Ms: 2_500)])
+        let result = Self.verdict(host, "max_finality_gap_s", .whole, .max(2), faults: false)
+        let summary = try #require(result.inconclusive).summary
+        #expect(summary.contains(String(format: "(peak %.1f%%)", threshold - 0.4)), "\(summary)")
+        #expect(summary.contains("for 0.0 s of this window"), "\(summary)")
+    }
+
     /// A starved node writes no sample until it runs again; the one it then writes says how long its
     /// ticks waited, and that whole stretch counts (here: nothing from 3 s, then "2,500 ms late" at 6 s).
     @Test func aLateSampleCoversTheStretchItWaited() throws {
