@@ -32,7 +32,7 @@ extension NodeShell {
         let delays = voteDelaysMs.sorted()
         voteDelaysMs.removeAll(keepingCapacity: true)
         let late = (tickLateness.drain() + (eventLoopLateness?.drain() ?? [])).sorted()
-        let kernelDrops = localPorts.map { ($0.lane, ProcessStats.udpDrops(port: $0.port)) }
+        let kernelDrops = zip(localPorts, ProcessStats.udpDrops(ports: localPorts.map(\.port))).map { (lane: $0.lane, count: $1) }
         metrics.sample(voteDelaysMs: delays, kernelDrops: kernelDrops)
         write(.sample(voteDelaysMs: delays, kernelDrops: kernelDrops,
                       extra: [

@@ -1,3 +1,8 @@
+#if canImport(Glibc)
+import Glibc
+#elseif canImport(Darwin)
+import Darwin
+#endif
 import FoundationEssentials
 import NIOCore
 import Synchronization
@@ -5,23 +10,50 @@ import Synchronization
 /// Readings from /proc about this process: memory, and the kernel's drop counter for a UDP socket
 /// (datagrams the kernel discarded because the socket's receive buffer was full).
 enum ProcessStats {
+    /// Resident memory, from /proc/self/statm (resident pages × the page size: what `VmRSS` in
+    /// /proc/self/status says, in a few bytes instead of ~1.5 KB of text to split).
     static func residentKiB() -> UInt64 {
-        guard let text = try? String(contentsOfFile: "/proc/self/status", encoding: .utf8),
-              let line = text.split(separator: "\n").first(where: { $0.hasPrefix("VmRSS:") }) else { return 0 }
-        return UInt64(line.split(separator: " ").dropFirst().first ?? "0") ?? 0
+        guard let text = try? String(contentsOfFile: "/proc/self/statm", encoding: .utf8) else { return 0 }
+        let fields = text.split(separator: " ", maxSplits: 2)
+        guard fields.count >= 2, let pages = UInt64(fields[1]) else { return 0 }
+        return pages * UInt64(sysconf(Int32(_SC_PAGESIZE))) / 1024
     }
 
-    /// The `drops` column of /proc/self/net/udp for the socket bound to `port`.
-    static func udpDrops(port: Int) -> UInt64 {
-        guard let text = try? String(contentsOfFile: "/proc/self/net/udp", encoding: .utf8) else { return 0 }
-        let hexPort = String(port, radix: 16, uppercase: true)
-        let suffix = ":" + String(repeating: "0", count: max(0, 4 - hexPort.count)) + hexPort
-        for line in text.split(separator: "\n").dropFirst() {
-            let columns = line.split(separator: " ", omittingEmptySubsequences: true)
-            guard columns.count >= 13, columns[1].hasSuffix(suffix) else { continue }
-            return UInt64(columns[12]) ?? 0
+    /// The `drops` column of /proc/self/net/udp for the sockets bound to `ports` (0 for a port not listed),
+    /// from one read of the file.
+    static func udpDrops(ports: [Int]) -> [UInt64] {
+        guard let text = try? String(contentsOfFile: "/proc/self/net/udp", encoding: .utf8) else {
+            return ports.map { _ in 0 }
         }
-        return 0
+        return udpDrops(ports: ports, table: Array(text.utf8))
+    }
+
+    /// The same over the file's bytes. The file lists every UDP socket of the network namespace: ~100
+    /// lines on a 100-validator cluster, read by each node once a second, so a line is only split into
+    /// columns when its local address ends in one of `ports` (splitting every line was 1.2% of the
+    /// machine's CPU there).
+    static func udpDrops(ports: [Int], table: [UInt8]) -> [UInt64] {
+        let suffixes = ports.map { port -> [UInt8] in
+            let hex = String(port, radix: 16, uppercase: true)
+            return Array((":" + String(repeating: "0", count: max(0, 4 - hex.count)) + hex).utf8)
+        }
+        var drops = [UInt64](repeating: 0, count: ports.count)
+        var found = [Bool](repeating: false, count: ports.count)
+        var lineStart = table.firstIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? table.count  // past the header
+        while lineStart < table.count {
+            let lineEnd = table[lineStart...].firstIndex(of: UInt8(ascii: "\n")) ?? table.count
+            defer { lineStart = lineEnd + 1 }
+            // Column 1 is the local address (column 0 is "sl", the socket's row number).
+            let line = table[lineStart..<lineEnd]
+            guard let local = line.split(separator: UInt8(ascii: " "), maxSplits: 2, omittingEmptySubsequences: true)
+                .dropFirst().first,
+                  let which = suffixes.indices.first(where: { !found[$0] && local.suffix(suffixes[$0].count).elementsEqual(suffixes[$0]) }) else { continue }
+            let columns = line.split(separator: UInt8(ascii: " "), omittingEmptySubsequences: true)
+            guard columns.count >= 13, let value = UInt64(String(decoding: columns[12], as: UTF8.self)) else { continue }
+            drops[which] = value
+            found[which] = true
+        }
+        return drops
     }
 }
 
