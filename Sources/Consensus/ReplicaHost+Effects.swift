@@ -387,7 +387,7 @@ extension ReplicaHost {
         ledger.rulesVersion = rules
         let result = ledger.execute(block)
         recordCommittedEvidence(block, failedIndexes: result.failedIndexes)
-        mempool.prune(committed: Set(block.txs.map(\.id)), senders: Set(block.txs.map(\.sender)), ledger: ledger)
+        mempool.prune(committed: block.txs.map(\.id), senders: Set(block.txs.map(\.sender)), ledger: ledger)
         replica.committed(nowMs: nowMs)
         updateVotesOnly()
         self.committed(committed, result: result)

@@ -71,7 +71,7 @@ public struct Mempool: Sendable {
     /// balances and raises the nonces of the accounts that sent in it: only transfers (and forced
     /// transactions) from `senders` are checked again; other kinds (disputes read shared state) always
     /// are. Checking the whole pool after every block was 3.6% of a validator's CPU under saturation.
-    public mutating func prune(committed ids: Set<Bytes32>, senders: Set<PublicKey>, ledger: Ledger) {
+    public mutating func prune(committed ids: [Bytes32], senders: Set<PublicKey>, ledger: Ledger) {
         for id in ids { txs[id] = nil }
         var kept: Deque<Bytes32> = []
         kept.reserveCapacity(txs.count)
@@ -96,8 +96,9 @@ public struct Mempool: Sendable {
     }
 
     /// Held transactions the ledger now takes join the pool; those too old are dropped.
-    private mutating func recheckHeld(committed ids: Set<Bytes32>, ledger: Ledger) {
+    private mutating func recheckHeld(committed: [Bytes32], ledger: Ledger) {
         guard !held.isEmpty else { return }
+        let ids = Set(committed)
         var still: Deque<Bytes32> = []
         for id in heldOrder {
             guard let (tx, since) = held[id] else { continue }

@@ -123,7 +123,7 @@ extension NodeShell: ReplicaHost {
             rpcView!.record(block, result, ledger: ledger)
             rpcBox?.publish(rpcView!)
         }
-        committedTxs.insert(Set(block.txs.map(\.id)))
+        committedTxs.insert(block.txs.lazy.map(\.id))
         txsCommitted += UInt64(block.txs.count)
         lastCommitTimeMs = clock()
         metrics.blocksCommitted.increment()

@@ -30,7 +30,7 @@ import Wire
         #expect(pool.candidates(limit: 10).isEmpty)
         let challengeBlock = try #require(h.log.last)
         #expect(validator.execute(challengeBlock).applied == 1)
-        pool.prune(committed: Set(challengeBlock.txs.map(\.id)), senders: [], ledger: validator)
+        pool.prune(committed: challengeBlock.txs.map(\.id), senders: [], ledger: validator)
         #expect(pool.candidates(limit: 10).map(\.id) == [answer.id])
         #expect(pool.heldCount == 0)
     }
