@@ -1,53 +1,35 @@
 import Formats
+import RPCClient
 import Foundation
 import NIOCore
 import NIOHTTP1
 import NIOPosix
 import Wire
 
-/// A small HTTP/1.1 client for the nodes' control ports (SwiftNIO's HTTP codec, one request per connection).
+/// Requests to the nodes' control ports (and etcd's HTTP API): `HTTP1Client`, one connection each.
 public enum ControlClient {
     public struct Response: Sendable {
         public var status: Int
         public var body: [UInt8]
     }
 
+    static let http = HTTP1Client(keepAlive: false, connectTimeout: .seconds(2))
+
     public static func request(host: String = "127.0.0.1", port: Int, method: HTTPMethod = .GET, path: String, token: String?,
                                body: [UInt8] = [], timeout: TimeAmount = .seconds(2)) async throws -> Response {
-        // The collector is in the pipeline before the channel is registered, so it sees every event of
-        // the connection (a node that hangs up at once included) and the promise is always completed:
-        // NIO traps on a promise that is dropped unfulfilled, and a collector added after the channel
-        // closed would leave the request waiting forever.
-        let loop = MultiThreadedEventLoopGroup.singleton.next()
-        let promise = loop.makePromise(of: Response.self)
-        let collector = ResponseCollector(promise: promise, port: port)
-        let channel: Channel
+        var headers: [(String, String)] = []
+        if !body.isEmpty { headers.append(("content-type", "application/json")) }
+        if let token { headers.append(("authorization", "Bearer \(token)")) }
         do {
-            channel = try await ClientBootstrap(group: loop)
-                .connectTimeout(timeout)
-                .channelInitializer { channel in
-                    channel.pipeline.addHTTPClientHandlers().flatMap { channel.pipeline.addHandler(collector) }
-                }
-                .connect(host: host, port: port)
-                .get()
+            // A silent node (e.g. paused with SIGSTOP) is cut off at `timeout`.
+            let response = try await http.request(host: host, port: port, method: method, path: path, headers: headers,
+                                                  body: body, timeout: timeout)
+            return Response(status: response.status, body: response.body)
+        } catch let failure as HTTP1Client.Failure where failure.notSent {
+            throw NotConnected(host: host, port: port, underlying: "\(failure)")
         } catch {
-            promise.fail(error)
-            throw NotConnected(host: host, port: port, underlying: "\(error)")
+            throw RunError("control port \(port): \(error)")
         }
-        var headers = HTTPHeaders()
-        headers.add(name: "host", value: host.contains(":") ? "[\(host)]:\(port)" : "\(host):\(port)")
-        headers.add(name: "connection", value: "close")
-        headers.add(name: "content-length", value: String(body.count))
-        if !body.isEmpty { headers.add(name: "content-type", value: "application/json") }
-        if let token { headers.add(name: "authorization", value: "Bearer \(token)") }
-        let head = HTTPRequestHead(version: .http1_1, method: method, uri: path, headers: headers)
-        channel.write(HTTPClientRequestPart.head(head), promise: nil)
-        if !body.isEmpty { channel.write(HTTPClientRequestPart.body(.byteBuffer(ByteBuffer(bytes: body))), promise: nil) }
-        channel.writeAndFlush(HTTPClientRequestPart.end(nil), promise: nil)
-        // A silent node (e.g. paused with SIGSTOP) is cut off; the collector then fails the promise.
-        let timeoutTask = channel.eventLoop.scheduleTask(in: timeout) { channel.close(promise: nil) }
-        defer { timeoutTask.cancel() }
-        return try await promise.futureResult.get()
     }
 
     /// The connection was never made (refused, unreachable, timed out connecting): the request was not sent.
@@ -84,53 +66,5 @@ public enum ControlClient {
             sum = (sum ?? 0) + value
         }
         return sum
-    }
-
-    final class ResponseCollector: ChannelInboundHandler, @unchecked Sendable {
-        typealias InboundIn = HTTPClientResponsePart
-        static let bodyBytesMax = 8 << 20
-        let promise: EventLoopPromise<Response>
-        let port: Int
-        var status = 0
-        var body: [UInt8] = []
-        var done = false
-
-        init(promise: EventLoopPromise<Response>, port: Int) {
-            self.promise = promise
-            self.port = port
-        }
-
-        private func complete(_ result: Result<Response, Error>) {
-            guard !done else { return }
-            done = true
-            promise.completeWith(result)
-        }
-
-        func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-            switch unwrapInboundIn(data) {
-            case .head(let head):
-                status = Int(head.status.code)
-            case .body(var buffer):
-                if body.count + buffer.readableBytes <= ResponseCollector.bodyBytesMax {
-                    body += buffer.readBytes(length: buffer.readableBytes) ?? []
-                }
-            case .end:
-                complete(.success(Response(status: status, body: body)))
-                context.close(promise: nil)
-            }
-        }
-
-        func errorCaught(context: ChannelHandlerContext, error: Error) {
-            complete(.failure(error))
-            context.close(promise: nil)
-        }
-
-        func channelInactive(context: ChannelHandlerContext) {
-            complete(.failure(RunError("control port \(port): no complete answer (closed or timed out)")))
-        }
-
-        func handlerRemoved(context: ChannelHandlerContext) {
-            complete(.failure(RunError("control port \(port): connection torn down before an answer")))
-        }
     }
 }

@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import FoundationEssentials
 import NIOCore
 import NIOHTTP1
@@ -21,7 +20,7 @@ public struct Endpoint: Codable, Sendable, Equatable {
     }
 }
 
-/// A JSON-RPC client that runs the `Failover` policy over HTTP upstreams (AsyncHTTPClient): the
+/// A JSON-RPC client that runs the `Failover` policy over HTTP upstreams (`HTTP1Client`, kept-alive): the
 /// Swift client library, and the engine inside the `gateway` node. Every request is answered: with
 /// an upstream's response, a clamped head, or a JSON-RPC error saying why no upstream could answer.
 public actor FailoverClient {
@@ -37,7 +36,7 @@ public actor FailoverClient {
     public static let responseBytesMax = 8 << 20
 
     let endpoints: [Endpoint]
-    let http: HTTPClient
+    let http: HTTP1Client
     var policy: Failover.Instance
     var nextId: UInt64 = 1
     var waiting: [UInt64: CheckedContinuation<Reply, Never>] = [:]
@@ -53,15 +52,9 @@ public actor FailoverClient {
         self.policy = Failover.Instance(settings: settings,
                                         upstreams: endpoints.map { Failover.Upstream(name: $0.name, tier: $0.tier) },
                                         seed: seed)
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .milliseconds(Int64(min(settings.attemptTimeoutMs, 1_000))))
-        configuration.connectionPool = .init(idleTimeout: .seconds(30), concurrentHTTP1ConnectionsPerHostSoftLimit: 64)
-        // A refused connection must come back as a failed attempt at once (the policy decides what to
-        // do next), not be retried inside the pool until the attempt's deadline.
-        configuration.connectionPool.retryConnectionEstablishment = false
-        configuration.decompression = .disabled
-        self.http = HTTPClient(eventLoopGroupProvider: .shared(MultiThreadedEventLoopGroup.singleton),
-                               configuration: configuration)
+        // A refused connection comes back as a failed attempt at once (the policy decides what to do next).
+        self.http = HTTP1Client(keepAlive: true, connectTimeout: .milliseconds(Int64(min(settings.attemptTimeoutMs, 1_000))),
+                                bodyBytesMax: Self.responseBytesMax)
         self.onEvent = onEvent
     }
 
@@ -85,7 +78,7 @@ public actor FailoverClient {
                 JSONRPC.Failure(.resourceUnavailable, "client shut down")), attempts: attemptCounts[id] ?? 0, upstream: nil))
         }
         waiting = [:]
-        try? await http.shutdown()
+        http.closeIdle()
     }
 
     public var counters: Failover.Counters { policy.counters }
@@ -171,38 +164,28 @@ public actor FailoverClient {
     /// One HTTP exchange with an upstream, classified for the policy.
     nonisolated func exchange(_ endpoint: Endpoint, _ request: JSONRPC.Request,
                   timeoutMs: UInt64) async -> (Failover.Outcome, [UInt8]?) {
-        var http = HTTPClientRequest(url: "http://\(endpoint.host):\(endpoint.port)/")
-        http.method = .POST
-        http.headers.add(name: "content-type", value: "application/json")
-        http.body = .bytes(ByteBuffer(bytes: request.body.rendered))
         do {
-            let response = try await self.http.execute(http, timeout: .milliseconds(Int64(timeoutMs)))
-            let buffer = try await response.body.collect(upTo: Self.responseBytesMax)
-            let bytes = Array(buffer.readableBytesView)
-            let outcome = Failover.classify(httpStatus: Int(response.status.code), body: bytes, method: request.method)
-            return (outcome, bytes)
+            let response = try await http.request(host: endpoint.host, port: endpoint.port, method: .POST, path: "/",
+                                                  headers: [("content-type", "application/json")],
+                                                  body: request.body.rendered,
+                                                  timeout: .milliseconds(Int64(timeoutMs)))
+            let outcome = Failover.classify(httpStatus: response.status, body: response.body, method: request.method)
+            return (outcome, response.body)
         } catch {
             return (Self.outcome(of: error), nil)
         }
     }
 
-    /// Refused connections are safe to retry (nothing was sent); a deadline is a timeout. A request that
-    /// waited out the connect timeout for a pooled connection never left either: on a busy host the pool
-    /// opens connections slowly, and counting that as a failed answer made the gateway return 9–36% errors
-    /// in rpc-frozen-head and rpc-correlated-outage when four clusters shared two cores.
+    /// Refused connections are safe to retry (nothing was sent); a deadline is a timeout, a connect that
+    /// timed out too (an upstream whose backlog is full is as good as one that does not answer).
     static func outcome(of error: any Error) -> Failover.Outcome {
-        if let client = error as? HTTPClientError {
-            if client == .getConnectionFromPoolTimeout { return .connectFailed }
-            if client == .deadlineExceeded || client == .readTimeout || client == .connectTimeout { return .timedOut }
-            if client == .remoteConnectionClosed { return .failed("connection closed") }
+        switch error as? HTTP1Client.Failure {
+        case .notConnected: return .connectFailed
+        case .connectTimeout, .timedOut: return .timedOut
+        case .closed: return .failed("connection closed")
+        case .tooLarge(let max): return .failed("answer over \(max) bytes")
+        case nil: return .failed(String(String(describing: error).prefix(120)))
         }
-        let text = String(describing: error)
-        if text.contains("connectTimeout") { return .timedOut }
-        if text.contains("refused") || text.contains("ECONNREFUSED") || text.contains("connectFailed")
-            || error is NIOConnectionError {
-            return .connectFailed
-        }
-        return .failed(String(text.prefix(120)))
     }
 }
 

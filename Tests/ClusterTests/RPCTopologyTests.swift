@@ -1,4 +1,3 @@
-import AsyncHTTPClient
 import Formats
 import Foundation
 import RPC
@@ -120,16 +119,5 @@ import Wire
         #expect(gateway.upstreams.map(\.port) == [30013, 30014])
         let v1 = try JSONDecoder().decode(NodeConfig.self, from: Data(contentsOf: URL(fileURLWithPath: dir + "/nodes/v1/node.json")))
         #expect(!v1.peers.contains { $0.name == "gw" }, "the gateway is no one's gossip peer")
-    }
-}
-
-/// How the gateway's HTTP client tells the policy what became of an attempt.
-@Suite struct AttemptOutcomeTests {
-    /// Waiting out the connect timeout for a pooled connection means nothing was sent: safe to retry on
-    /// another upstream, not an upstream's failed answer (a busy host turned these into client errors).
-    @Test func aPoolWaitThatTimedOutSentNothing() {
-        #expect(FailoverClient.outcome(of: HTTPClientError.getConnectionFromPoolTimeout) == .connectFailed)
-        #expect(FailoverClient.outcome(of: HTTPClientError.readTimeout) == .timedOut)
-        #expect(FailoverClient.outcome(of: HTTPClientError.remoteConnectionClosed) == .failed("connection closed"))
     }
 }
