@@ -78,7 +78,7 @@ public actor FailoverClient {
                 JSONRPC.Failure(.resourceUnavailable, "client shut down")), attempts: attemptCounts[id] ?? 0, upstream: nil))
         }
         waiting = [:]
-        http.closeIdle()
+        http.shutdown()
     }
 
     public var counters: Failover.Counters { policy.counters }

@@ -48,7 +48,7 @@ public final class HTTP1Client: Sendable {
     public let bodyBytesMax: Int
     public let idlePerHostMax: Int
     private let group: any EventLoopGroup
-    private let idle = Mutex<[HostPort: [Connection]]>([:])
+    private let idle = Mutex<(byHost: [HostPort: [Connection]], shutDown: Bool)>(([:], false))
 
     public init(keepAlive: Bool, connectTimeout: TimeAmount = .seconds(1), bodyBytesMax: Int = 8 << 20,
                 idlePerHostMax: Int = 64, group: any EventLoopGroup = MultiThreadedEventLoopGroup.singleton) {
@@ -79,11 +79,12 @@ public final class HTTP1Client: Sendable {
                                   deadline: deadline)
     }
 
-    /// Closes the idle connections (in-flight requests finish or time out on their own).
-    public func closeIdle() {
-        let all = idle.withLock { table in
-            defer { table = [:] }
-            return table.values.flatMap { $0 }
+    /// Closes the idle connections, and from now on each connection once its request is done (requests in
+    /// flight finish or time out on their own).
+    public func shutdown() {
+        let all = idle.withLock { state in
+            defer { state = ([:], true) }
+            return state.byHost.values.flatMap { $0 }
         }
         for connection in all { connection.channel.close(promise: nil) }
     }
@@ -99,8 +100,8 @@ public final class HTTP1Client: Sendable {
     }
 
     private func takeIdle(_ key: HostPort) -> Connection? {
-        idle.withLock { table in
-            while let connection = table[key]?.popLast() {
+        idle.withLock { state in
+            while let connection = state.byHost[key]?.popLast() {
                 if connection.channel.isActive { return connection }
             }
             return nil
@@ -108,9 +109,9 @@ public final class HTTP1Client: Sendable {
     }
 
     private func putIdle(_ connection: Connection, _ key: HostPort) {
-        let kept = idle.withLock { table in
-            guard table[key, default: []].count < idlePerHostMax else { return false }
-            table[key, default: []].append(connection)
+        let kept = idle.withLock { state in
+            guard !state.shutDown, state.byHost[key, default: []].count < idlePerHostMax else { return false }
+            state.byHost[key, default: []].append(connection)
             return true
         }
         if !kept { connection.channel.close(promise: nil) }

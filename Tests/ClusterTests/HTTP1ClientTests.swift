@@ -83,7 +83,7 @@ import Testing
     }
 
     /// Kept alive: three requests in turn take one connection; one request at a time on a connection, so two
-    /// at once take two. Without keep-alive each request has its own.
+    /// at once take two. Without keep-alive, or once shut down, each request has its own.
     @Test func keptAliveConnectionsAreReused() async throws {
         let server = try await Server()
         let client = HTTP1Client(keepAlive: true)
@@ -102,7 +102,10 @@ import Testing
         let oneShot = HTTP1Client(keepAlive: false)
         for _ in 0..<2 { _ = try await oneShot.request(host: "127.0.0.1", port: server.port, method: .GET, path: "/z", timeout: Self.patience) }
         #expect(server.accepted == 4)
-        client.closeIdle()
+        // Shut down: still answers, but keeps no connection.
+        client.shutdown()
+        for _ in 0..<2 { _ = try await client.request(host: "127.0.0.1", port: server.port, method: .GET, path: "/w", timeout: Self.patience) }
+        #expect(server.accepted == 6)
         try await server.close()
     }
 
@@ -116,7 +119,7 @@ import Testing
         let response = try await client.request(host: "127.0.0.1", port: server.port, method: .GET, path: "/two", timeout: Self.patience)
         #expect(response.body == Array("/two".utf8))
         #expect(server.accepted == 2)
-        client.closeIdle()
+        client.shutdown()
         try await server.close()
     }
 
