@@ -8,10 +8,7 @@ import Wire
 
 /// Requests to the nodes' control ports (and etcd's HTTP API): `HTTP1Client`, one connection each.
 public enum ControlClient {
-    public struct Response: Sendable {
-        public var status: Int
-        public var body: [UInt8]
-    }
+    public typealias Response = HTTP1Client.Response
 
     static let http = HTTP1Client(keepAlive: false, connectTimeout: .seconds(2))
 
@@ -22,9 +19,8 @@ public enum ControlClient {
         if let token { headers.append(("authorization", "Bearer \(token)")) }
         do {
             // A silent node (e.g. paused with SIGSTOP) is cut off at `timeout`.
-            let response = try await http.request(host: host, port: port, method: method, path: path, headers: headers,
-                                                  body: body, timeout: timeout)
-            return Response(status: response.status, body: response.body)
+            return try await http.request(host: host, port: port, method: method, path: path, headers: headers,
+                                          body: body, timeout: timeout)
         } catch let failure as HTTP1Client.Failure where failure.notSent {
             throw NotConnected(host: host, port: port, underlying: "\(failure)")
         } catch {
