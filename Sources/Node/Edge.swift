@@ -27,6 +27,9 @@ struct Edge: Sendable {
     let verifiedTxs: TransactionIds
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
+    /// Each validator's stake, for settling a round's prevotes at the edge (`PrevoteQuorum`); nil: not done
+    /// (with vote coalescing a queued vote can be replaced before consensus counts it).
+    let prevoteStakes: [PublicKey: UInt64]?
     /// Whether a source address is a peer's (forwarded, staked) rather than a client's.
     let peerAddresses: PeerDirectory
     /// Threads a read burst's signature checks are spread over.
@@ -39,36 +42,72 @@ struct Edge: Sendable {
     let logger: Logger
 
     func read(_ inbound: NIOAsyncChannelInboundStream<[Datagram]>) async throws {
-        var state = ReaderState(ingress: ingress, admission: admission)
+        var state = ReaderState(ingress: ingress, admission: admission,
+                                prevotes: prevoteStakes.map { PrevoteQuorum(stakes: $0) })
         var accepted: [NodeInput] = []
         var acceptedUrgent: [NodeInput] = []
         var checks: [(pending: Ingress.Pending, address: SocketAddress)] = []
+        // Prevotes the checks begun may settle (`PrevoteQuorum`): checked after them only if they do not.
+        var waiting: [(pending: Ingress.Pending, address: SocketAddress)] = []
         var copies: [(bytes: [UInt8], address: SocketAddress)] = []
         var nowMs: UInt64 = 0
-        // The signature checks begun so far (on `verifyWorkers` threads), then what each outcome means.
-        func finishChecks() {
-            let started = ContinuousClock.now
-            let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
-            state.admission.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
-            metrics.edgeSignatureChecks.increment(by: Int64(checks.count))
-            var verified: [Bytes32] = []
-            for (check, result) in zip(checks, results) {
-                if result == .valid, check.pending.envelope.kind.isL1Transaction { verified.append(check.pending.envelope.id) }
-                let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
-                queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
-            }
-            if !verified.isEmpty { verifiedTxs.insert(verified) }
-            // Copies of a datagram checked in this burst: duplicates now if it was valid (checked again if not).
-            for (bytes, address) in copies {
-                let outcome = state.ingress.admit(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
-                                                  checking: { metrics.edgeSignatureChecks.increment() })
+        // Everything before the signature check: the outcome is queued, or the check begun (or put off).
+        func consider(_ bytes: [UInt8], from address: SocketAddress, wait: Bool) {
+            switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
+                                       settled: voteQuorums, committed: committedTxs) {
+            case .done(let outcome):
                 queue(outcome, from: address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+            case .verify(let pending):
+                plan(pending, from: address, wait: wait)
+            case .copyInFlight:
+                copies.append((bytes, address))
             }
-            checks.removeAll(keepingCapacity: true)
-            copies.removeAll(keepingCapacity: true)
+        }
+        func plan(_ pending: Ingress.Pending, from address: SocketAddress, wait: Bool) {
+            if case .prevote(let vote) = pending.message, state.prevotes != nil {
+                switch state.prevotes!.decide(sender: pending.envelope.sender, vote: vote) {
+                case .settled:
+                    queue(state.ingress.abandon(pending), from: address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+                    return
+                case .wait where wait:
+                    waiting.append((pending, address))
+                    return
+                case .wait, .check:
+                    state.prevotes!.begun(sender: pending.envelope.sender, vote: vote)
+                }
+            }
+            checks.append((pending, address))
+        }
+        // The signature checks begun so far (on `verifyWorkers` threads), then what each outcome means; then
+        // the prevotes put off and the copies of datagrams that were being checked, until none is left.
+        func finishChecks() {
+            while !checks.isEmpty || !waiting.isEmpty || !copies.isEmpty {
+                let started = ContinuousClock.now
+                let results = SignatureChecks.run(checks.map(\.pending), workers: verifyWorkers)
+                state.admission.measured(checks: checks.count, elapsedMs: (ContinuousClock.now - started).seconds * 1000)
+                metrics.edgeSignatureChecks.increment(by: Int64(checks.count))
+                var verified: [Bytes32] = []
+                for (check, result) in zip(checks, results) {
+                    if result == .valid, check.pending.envelope.kind.isL1Transaction { verified.append(check.pending.envelope.id) }
+                    let outcome = state.ingress.finish(check.pending, result, nowMs: nowMs)
+                    queue(outcome, from: check.address, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
+                }
+                if !verified.isEmpty { verifiedTxs.insert(verified) }
+                checks.removeAll(keepingCapacity: true)
+                state.prevotes?.checksFinished()
+                // A prevote put off once is settled now or checked in the next pass (it never waits twice).
+                let putOff = waiting
+                waiting.removeAll(keepingCapacity: true)
+                for (pending, address) in putOff { plan(pending, from: address, wait: false) }
+                // Copies of a datagram checked in this pass: duplicates now if it was valid (checked again if not).
+                let copied = copies
+                copies.removeAll(keepingCapacity: true)
+                for (bytes, address) in copied { consider(bytes, from: address, wait: false) }
+            }
         }
         for try await batch in inbound {
             nowMs = UInt64(Date().timeIntervalSince1970 * 1000)
+            state.prevotes?.follow(height: UInt64(max(consensusHeight.value, 0)))
             // Everything but the signature checks in arrival order; then the burst's checks (on
             // `verifyWorkers` threads); then each checked message is classified and queued.
             for datagram in batch {
@@ -89,18 +128,10 @@ struct Edge: Sendable {
                 }
                 for bytes in envelopes {
                     guard shed(bytes, from: datagram.remoteAddress, nowMs: nowMs, &state) else { continue }
-                    switch state.ingress.begin(bytes, nowMs: nowMs, localHeight: UInt64(max(consensusHeight.value, 0)),
-                                               settled: voteQuorums, committed: committedTxs) {
-                    case .done(let outcome):
-                        queue(outcome, from: datagram.remoteAddress, nowMs: nowMs, &state, &accepted, &acceptedUrgent)
-                    case .verify(let pending):
-                        checks.append((pending, datagram.remoteAddress))
-                    case .copyInFlight:
-                        copies.append((bytes, datagram.remoteAddress))
-                    }
+                    consider(bytes, from: datagram.remoteAddress, wait: true)
                 }
                 // Bundles multiply a burst's messages: the checks in flight stay bounded.
-                if checks.count >= Edge.checksPerRoundMax { finishChecks() }
+                if checks.count + waiting.count >= Edge.checksPerRoundMax { finishChecks() }
             }
             finishChecks()
             for (address, ids) in state.shed { accepted.append(.l2Shed(ids, from: address)) }
@@ -119,6 +150,9 @@ struct Edge: Sendable {
     private func queue(_ outcome: Ingress.Outcome, from address: SocketAddress, nowMs: UInt64, _ state: inout ReaderState,
                        _ accepted: inout [NodeInput], _ acceptedUrgent: inout [NodeInput]) {
         guard let (input, kind) = classify(outcome, from: address, nowMs: nowMs, &state) else { return }
+        if case .accepted(let envelope, .prevote(let vote)) = outcome {
+            state.prevotes?.handedOn(sender: envelope.sender, vote: vote)
+        }
         if urgent && kind.isConsensusLane { acceptedUrgent.append(input) } else { accepted.append(input) }
     }
 
@@ -129,6 +163,8 @@ struct Edge: Sendable {
         var rejectLogBudget = 20
         /// Client transactions shed in this read burst, by the address to answer (ids: BLAKE2b of the bytes).
         var shed: [SocketAddress: [Bytes32]] = [:]
+        /// The prevotes this reader handed on for the height being decided (nil: not settled here).
+        var prevotes: PrevoteQuorum?
     }
 
     /// Load shedding before any decoding (`Admission`): false when the datagram is dropped.

@@ -217,12 +217,17 @@ public struct NodeService: Service {
                 ("voteSenderPerSecond", .uint(UInt64(limits.voteSenderPerSecond))),
             ])
         }
+        let stakes = Dictionary(uniqueKeysWithValues: shell.validators.members.map { ($0.publicKey, $0.stake) })
+        // A round's prevotes are settled at the edge that carries them: the only edge without lanes; with
+        // lanes, the vote lane unless it coalesces (there a queued vote can be replaced by a later one
+        // before consensus counts it).
         let user = Edge(ingress: ingress, lane: limits.lanes ? "user" : "", urgent: false,
                         admission: Admission(staked: staked, unstaked: unstaked, senderBudget: nil,
                                              clientBudget: clientBudget, members: ingress.members),
                         votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight, voteQuorums: shell.voteQuorums,
                         committedTxs: shell.committedTxs, verifiedTxs: shell.verifiedTxs, voteStakes: nil,
+                        prevoteStakes: limits.lanes ? nil : stakes,
                         peerAddresses: peerAddresses, verifyWorkers: verifyWorkers, queueMax: limits.ingressQueueMax,
                         queueDepth: queueDepth, drops: shell.drops, metrics: shell.metrics, inbox: inbox, logger: logger)
         let vote = Edge(ingress: ingress, lane: "vote", urgent: true,
@@ -231,9 +236,7 @@ public struct NodeService: Service {
                         votesOnly: shell.votesOnly,
                         consensusHeight: shell.consensusHeight,
                         voteQuorums: shell.voteQuorums, committedTxs: shell.committedTxs, verifiedTxs: shell.verifiedTxs,
-                        voteStakes: limits.coalesceVotes ? Dictionary(uniqueKeysWithValues: shell.validators.members.map {
-                            ($0.publicKey, $0.stake)
-                        }) : nil,
+                        voteStakes: limits.coalesceVotes ? stakes : nil, prevoteStakes: limits.coalesceVotes ? nil : stakes,
                         peerAddresses: peerAddresses, verifyWorkers: 1,
                         queueMax: limits.ingressQueueMax, queueDepth: voteDepth, drops: shell.drops,
                         metrics: shell.metrics, inbox: inbox, logger: logger)

@@ -192,6 +192,17 @@ public struct Ingress: Sendable {
         return .accepted(envelope, pending.message)
     }
 
+    /// Completes `begin` without the check: a vote whose round is settled by the votes checked alongside it
+    /// (`PrevoteQuorum`). Not remembered as seen: a copy that comes later goes through `begin` again.
+    public mutating func abandon(_ pending: Pending) -> Outcome {
+        checking.remove(pending.id)
+        let envelope = pending.envelope
+        if case .prevote(let vote) = pending.message {
+            return .rejected(.settled, detail: "\(envelope.kind) for \(vote.height)/\(vote.round), settled at the edge")
+        }
+        return .rejected(.settled, detail: "\(envelope.kind)")
+    }
+
     /// Records `id` as seen at `nowMs`; the oldest entries go first when over `seenMax` or expired.
     public mutating func remember(_ id: Bytes32, nowMs: UInt64) {
         seen[id] = nowMs
