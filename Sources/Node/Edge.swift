@@ -28,7 +28,8 @@ struct Edge: Sendable {
     /// With vote coalescing: each validator's stake (votes are queued latest-per-validator, by stake).
     let voteStakes: [PublicKey: UInt64]?
     /// Each validator's stake, for settling a round's prevotes at the edge (`PrevoteQuorum`); nil: not done
-    /// (with vote coalescing a queued vote can be replaced before consensus counts it).
+    /// (an edge that carries no votes, or one that coalesces them: there a queued vote can be replaced by a
+    /// later one before consensus counts it).
     let prevoteStakes: [PublicKey: UInt64]?
     /// Whether a source address is a peer's (forwarded, staked) rather than a client's.
     let peerAddresses: PeerDirectory
