@@ -46,7 +46,7 @@ let package = Package(
         .target(name: "Wire", dependencies: ["Sodium"], swiftSettings: crossModule),
         .target(
             name: "Ledger",
-            dependencies: ["Wire", "Sodium", "FraudProof", .product(name: "DequeModule", package: "swift-collections")],
+            dependencies: ["Basics", "Wire", "Sodium", "FraudProof", .product(name: "DequeModule", package: "swift-collections")],
             swiftSettings: crossModule
         ),
         .target(

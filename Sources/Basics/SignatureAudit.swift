@@ -182,7 +182,7 @@ public struct SignatureAudit<Kind: Hashable & Sendable, Value: Hashable & Sendab
         }
         guard add(&precommitters[height / Self.bucketHeights, default: [:]][key, default: ([], 0)]) else { return nil }
         // Once, when the signers first reach +2/3 (later signatures add nothing).
-        guard stake * 3 > totalStake * 2, (stake - added) * 3 <= totalStake * 2 else { return nil }
+        guard Quorum.holds(stake, of: totalStake), !Quorum.holds(stake - added, of: totalStake) else { return nil }
         let certificate = Certificate(round: round, value: value, signers: signers.sorted())
         let earlier = certificates[height, default: []]
         guard !earlier.contains(where: { $0.value == value }) else { return nil }

@@ -1,3 +1,4 @@
+import Basics
 import Formats
 import Foundation
 import Wire
@@ -78,7 +79,7 @@ public enum ClusterOps {
             guard let status = state.status else { return false }
             return status.stopped != nil || !status.refusedPeers.isEmpty
         }
-        return joinedStake * 3 > total * 2 && othersCannotJoin
+        return Quorum.holds(joinedStake, of: total) && othersCannotJoin
     }
 
     /// Each node's process and status (`only`: just the nodes named, in the manifest's order).

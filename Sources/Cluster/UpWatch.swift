@@ -1,3 +1,4 @@
+import Basics
 import Foundation
 
 extension ClusterOps {
@@ -40,7 +41,7 @@ extension ClusterOps {
         guard !validators.isEmpty else { return true }
         let total = validators.reduce(UInt64(0)) { $0 + $1.stake }
         let committedStake = validators.filter { committed.contains($0.name) }.reduce(UInt64(0)) { $0 + $1.stake }
-        return committedStake * 3 > total * 2
+        return Quorum.holds(committedStake, of: total)
     }
 }
 

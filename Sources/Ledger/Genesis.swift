@@ -1,3 +1,4 @@
+import Basics
 import Sodium
 import Wire
 
@@ -157,7 +158,7 @@ public struct ValidatorSet: Sendable, Equatable {
     public func stake(of index: Int) -> UInt64 { members[index].stake }
 
     /// More than two thirds of the total stake.
-    public func isQuorum(_ stake: UInt64) -> Bool { stake * 3 > totalStake * 2 }
+    public func isQuorum(_ stake: UInt64) -> Bool { Quorum.holds(stake, of: totalStake) }
 
     /// More than one third: at least one honest validator is among them.
     public func isOneThirdPlus(_ stake: UInt64) -> Bool { stake * 3 > totalStake }

@@ -1,3 +1,4 @@
+import Basics
 import Sodium
 import Wire
 
@@ -46,9 +47,6 @@ public struct PrevoteQuorum: Sendable {
         totalStake = stakes.values.reduce(0, +)
     }
 
-    /// More than 2/3 of the stake, as consensus counts a quorum (`ValidatorSet.isQuorum`).
-    static func isQuorum(_ stake: UInt64, of totalStake: UInt64) -> Bool { stake * 3 > totalStake * 2 }
-
     /// Follows the height the main loop is deciding; what was counted for another height is forgotten.
     public mutating func follow(height: UInt64) {
         guard height != self.height else { return }
@@ -61,7 +59,7 @@ public struct PrevoteQuorum: Sendable {
         if round.settled { return .settled }
         if round.contested { return .check }
         let value = vote.blockId
-        return Self.isQuorum(round.stake[value, default: 0] + round.begun[value, default: 0], of: totalStake) ? .wait : .check
+        return Quorum.holds(round.stake[value, default: 0] + round.begun[value, default: 0], of: totalStake) ? .wait : .check
     }
 
     /// A check of this prevote begun (its stake counts towards `.wait` until `checksFinished`).
@@ -86,7 +84,7 @@ public struct PrevoteQuorum: Sendable {
             }
             round.votedFor[sender] = vote.blockId
             round.stake[vote.blockId, default: 0] += stake
-            if !round.contested, Self.isQuorum(round.stake[vote.blockId]!, of: totalStake) { round.settled = true }
+            if !round.contested, Quorum.holds(round.stake[vote.blockId]!, of: totalStake) { round.settled = true }
         }
     }
 
